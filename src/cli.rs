@@ -1,0 +1,56 @@
+//! The command line: one subcommand per job an operator or a developer
+//! has. Parsing only; each subcommand is carried out by a function of
+//! [`crate::commands`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::settings::CONFIG_ENV;
+
+/// relais: relays social-care alerts from emergency doctors to the
+/// référents of the territory, by email.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// The settings file (TOML). Environment variables RELAIS__SECTION__KEY
+    /// override it, e.g. RELAIS__SMTP__PORT=2525.
+    #[arg(long, short, global = true, env = CONFIG_ENV, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: consume alerts and email the référents.
+    Run,
+    /// Check the settings and the registry, and summarise them.
+    Check,
+    /// Show who would receive an alert of a kind about a territory.
+    Resolve(ResolveArgs),
+    /// Publish an alert the way the dispatch software does (smoke tests).
+    Publish(PublishArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("territory").required(true))]
+pub struct ResolveArgs {
+    /// The alert's kind, e.g. orientation_sociale.
+    #[arg(long)]
+    pub kind: String,
+    /// An INSEE commune code, e.g. 75113.
+    #[arg(long, group = "territory")]
+    pub commune: Option<String>,
+    /// A département code, e.g. 2A or 974.
+    #[arg(long, group = "territory")]
+    pub departement: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The alert (JSON); standard input when absent.
+    #[arg(long, short, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}

@@ -1,0 +1,209 @@
+//! What each subcommand does. Output is for people (and, where said, for
+//! scripts); it never shows a secret or a patient detail.
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use lapin::options::ConfirmSelectOptions;
+use lapin::types::ShortString;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use secrecy::ExposeSecret;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::alert::Alert;
+use crate::cli::{Cli, Command, PublishArgs, ResolveArgs};
+use crate::outcome::{PublishError, Publisher};
+use crate::registry::Registry;
+use crate::settings::{Settings, TransportKind};
+use crate::territory::{Commune, Departement, Territory};
+
+/// Runs the subcommand; errors are printed, and become exit code 1.
+pub async fn dispatch(cli: Cli) -> ExitCode {
+    let config = cli.config.as_deref();
+    let result = match cli.command {
+        Command::Run => run(config).await,
+        Command::Check => check(config),
+        Command::Resolve(args) => resolve(config, &args),
+        Command::Publish(args) => publish(config, &args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("relais: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `relais run`: the daemon, until SIGTERM or SIGINT.
+async fn run(config: Option<&Path>) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    crate::telemetry::init(&settings.log)?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    };
+    crate::run(settings, shutdown).await
+}
+
+/// `relais check`: validates settings and registry, prints a summary.
+fn check(config: Option<&Path>) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let registry_path = settings.registry.path.as_deref().context("registry.path is required")?;
+    let registry = Registry::load(registry_path)?;
+    print!("{}", check_report(&settings, registry_path, &registry));
+    Ok(())
+}
+
+fn check_report(settings: &Settings, registry_path: &Path, registry: &Registry) -> String {
+    let mut out = String::new();
+    let amqp = &settings.amqp;
+    let smtp = &settings.smtp;
+    let _ = writeln!(out, "settings: valid");
+    let _ = writeln!(
+        out,
+        "broker:   {} (exchange {}, queue {}, prefetch {})",
+        amqp.redacted_url(),
+        amqp.exchange,
+        amqp.queue,
+        amqp.prefetch
+    );
+    let from = smtp.from.as_deref().unwrap_or_default();
+    match smtp.transport {
+        TransportKind::Smtp => {
+            let _ = writeln!(
+                out,
+                "mail:     SMTP {}:{} (tls {:?}), from {from}",
+                smtp.host.as_deref().unwrap_or_default(),
+                smtp.port(),
+                smtp.tls
+            );
+        }
+        TransportKind::File => {
+            let dir = smtp.file_dir.as_deref().unwrap_or(Path::new(""));
+            let _ = writeln!(out, "mail:     .eml files in {} (no SMTP), from {from}", dir.display());
+        }
+    }
+    let summary = registry.summary();
+    let _ = writeln!(
+        out,
+        "registry: {} — {} référent(s) in {} network(s)",
+        registry_path.display(),
+        summary.referents,
+        summary.networks.len()
+    );
+    for (name, network) in &summary.networks {
+        let _ = writeln!(
+            out,
+            "  network {name:<14} {:>5} référent(s), {:>5} commune(s), {:>3} département(s), {} fallback(s)",
+            network.referents, network.communes, network.departements, network.fallbacks
+        );
+    }
+    let _ = writeln!(out, "routes:");
+    for (kind, networks) in &summary.routes {
+        let _ = writeln!(out, "  {kind:<24} → {}", networks.join(", "));
+    }
+    out
+}
+
+/// `relais resolve`: who would receive an alert, one `<id> <email>` line each.
+fn resolve(config: Option<&Path>, args: &ResolveArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let registry_path = settings.registry.path.as_deref().context("registry.path is required")?;
+    let registry = Registry::load(registry_path)?;
+    let kind = crate::alert::Kind::parse(&args.kind).map_err(|problem| anyhow::anyhow!("--kind {problem}"))?;
+    let commune = args
+        .commune
+        .as_deref()
+        .map(Commune::parse)
+        .transpose()
+        .map_err(|error| anyhow::anyhow!("--commune {error}"))?;
+    let departement = args
+        .departement
+        .as_deref()
+        .map(Departement::parse)
+        .transpose()
+        .map_err(|error| anyhow::anyhow!("--departement {error}"))?;
+    let territory = Territory::new(commune, departement)?;
+
+    let resolution = registry.resolve(&kind, territory)?;
+    for matched in &resolution.matched {
+        for referent in &matched.referents {
+            println!("{} {}", referent.id(), referent.email());
+        }
+        eprintln!(
+            "# network {}: {} référent(s) at the {} level",
+            matched.network,
+            matched.referents.len(),
+            matched.level.as_str()
+        );
+    }
+    if let Some(unmatched) = resolution.unmatched_error(territory) {
+        eprintln!("# {unmatched}: such an alert would also be dead-lettered as unroutable");
+    }
+    Ok(())
+}
+
+/// `relais publish`: validate, publish mandatory and persistent, report
+/// success only once the broker confirmed.
+async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let body = match &args.file {
+        Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        None => {
+            let mut body = Vec::new();
+            std::io::stdin().read_to_end(&mut body).context("cannot read standard input")?;
+            body
+        }
+    };
+    let alert = Alert::parse(&body, settings.amqp.max_message_bytes)
+        .context("not published: the alert is invalid")?;
+
+    let amqp = &settings.amqp;
+    let connection = Connection::connect(amqp.url.expose_secret(), ConnectionProperties::default())
+        .await
+        .with_context(|| format!("cannot connect to the broker {}", amqp.redacted_url()))?;
+    let channel = connection.create_channel().await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    let publisher = Publisher::new(channel, amqp.confirm_timeout);
+    let properties = BasicProperties::default()
+        .with_content_type(ShortString::from("application/json"))
+        .with_delivery_mode(2)
+        .with_message_id(ShortString::from(alert.id().as_str()))
+        .with_app_id(ShortString::from("relais-publish"));
+    let published = publisher
+        .publish_confirmed(&amqp.exchange, alert.kind().as_str(), &body, properties)
+        .await;
+    let _ = connection.close(200, "published".into()).await;
+    match published {
+        Ok(()) => {
+            println!(
+                "published alert {} (kind {}, {}) to exchange {}: confirmed by the broker",
+                alert.id(),
+                alert.kind(),
+                alert.territory(),
+                amqp.exchange
+            );
+            Ok(())
+        }
+        Err(PublishError::Unroutable) => bail!(
+            "not published: no queue is bound to exchange {} for routing key {}; start `relais run` \
+             once, it declares its queue",
+            amqp.exchange,
+            alert.kind()
+        ),
+        Err(PublishError::Broker(error)) if error.to_string().contains("NOT_FOUND") => bail!(
+            "not published: exchange {} does not exist on the broker; start `relais run` once, it \
+             declares it",
+            amqp.exchange
+        ),
+        Err(error) => Err(error).context("not published"),
+    }
+}

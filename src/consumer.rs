@@ -1,0 +1,171 @@
+//! The broker side: connect, declare the topology, consume, and hand each
+//! delivery to [`Relay::handle`] then [`Settler::settle`].
+//!
+//! Up to `amqp.prefetch` alerts are in flight at once (the broker sends no
+//! more than that unacked). The connection is supervised here: if it fails
+//! or the consumer ends, the whole session is rebuilt after a capped,
+//! jittered backoff; deliveries whose channel died were never acked, so the
+//! broker gives them again. A stop request ends consuming, lets the alerts
+//! in flight finish (bounded by `shutdown_timeout`) and closes cleanly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::handle::Relay;
+use crate::outcome::{Publisher, Settler};
+use crate::settings::AmqpSettings;
+use crate::topology::Topology;
+
+/// First and longest wait between two connection attempts.
+const RECONNECT_MIN: Duration = Duration::from_secs(1);
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// Consumes alerts until `shutdown` is cancelled. Never returns early
+/// because the broker is down: it waits and reconnects.
+pub async fn consume(
+    amqp: &AmqpSettings,
+    relay: Arc<Relay>,
+    shutdown: CancellationToken,
+    shutdown_timeout: Duration,
+) {
+    let topology = Topology::new(amqp);
+    let mut backoff = reconnect_backoff();
+    loop {
+        let session = Session {
+            amqp,
+            topology: &topology,
+            relay: relay.clone(),
+            shutdown_timeout,
+        };
+        match session.run(&shutdown).await {
+            Ok(SessionEnd::Stopped) => return,
+            Ok(SessionEnd::Lost(why)) => {
+                warn!(reason = %why, "lost the broker; reconnecting");
+                backoff = reconnect_backoff();
+            }
+            Err(error) => {
+                error!(broker = %amqp.redacted_url(), error = %error, "cannot consume from the broker");
+            }
+        }
+        let wait = backoff.next().unwrap_or(RECONNECT_MAX);
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+fn reconnect_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(RECONNECT_MIN)
+        .with_max_delay(RECONNECT_MAX)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// How a session ended without failing to start.
+enum SessionEnd {
+    /// Asked to stop; everything in flight was settled or left to the broker.
+    Stopped,
+    /// The connection or the consumer went away.
+    Lost(String),
+}
+
+/// One connection's worth of consuming.
+struct Session<'a> {
+    amqp: &'a AmqpSettings,
+    topology: &'a Topology,
+    relay: Arc<Relay>,
+    shutdown_timeout: Duration,
+}
+
+impl Session<'_> {
+    async fn run(self, shutdown: &CancellationToken) -> anyhow::Result<SessionEnd> {
+        let properties = ConnectionProperties::default()
+            .with_connection_name(format!("relais {}", env!("CARGO_PKG_VERSION")).into());
+        let connection = Connection::connect(self.amqp.url.expose_secret(), properties).await?;
+
+        // Publishing (dead letters) and consuming use separate channels, so a
+        // slow confirm never holds up deliveries and acks.
+        let publishing = connection.create_channel().await?;
+        publishing.confirm_select(ConfirmSelectOptions::default()).await?;
+        self.topology.declare(&publishing).await?;
+        let settler = Settler::new(
+            Publisher::new(publishing, self.amqp.confirm_timeout),
+            self.topology.clone(),
+        );
+
+        let consuming = connection.create_channel().await?;
+        consuming.basic_qos(self.amqp.prefetch, BasicQosOptions::default()).await?;
+        let mut consumer = consuming
+            .basic_consume(
+                self.topology.queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        info!(
+            broker = %self.amqp.redacted_url(),
+            queue = %self.topology.queue,
+            prefetch = self.amqp.prefetch,
+            "consuming alerts"
+        );
+
+        let in_flight = TaskTracker::new();
+        let end = loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break SessionEnd::Stopped,
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let relay = self.relay.clone();
+                        let settler = settler.clone();
+                        in_flight.spawn(async move { process(&relay, &settler, delivery).await });
+                    }
+                    Some(Err(error)) => break SessionEnd::Lost(error.to_string()),
+                    None => break SessionEnd::Lost("the broker ended the consumer".into()),
+                },
+            }
+        };
+
+        if matches!(end, SessionEnd::Stopped) {
+            // Take no new alert; those already received but not started stay
+            // unacked and return to the queue when the channel closes.
+            let tag = consumer.tag();
+            if let Err(error) = consuming.basic_cancel(tag, BasicCancelOptions::default()).await {
+                warn!(%error, "could not cancel the consumer");
+            }
+        }
+        in_flight.close();
+        let finished = tokio::time::timeout(self.shutdown_timeout, in_flight.wait()).await;
+        if finished.is_err() {
+            warn!(
+                left = in_flight.len(),
+                "alerts still in flight after shutdown_timeout; the broker will deliver them again"
+            );
+        }
+        if connection.status().connected() {
+            if let Err(error) = connection.close(200, "relais stopping".into()).await {
+                warn!(%error, "could not close the broker connection cleanly");
+            }
+        }
+        Ok(end)
+    }
+}
+
+async fn process(relay: &Relay, settler: &Settler, delivery: Delivery) {
+    let outcome = relay.handle(&delivery.data).await;
+    settler.settle(&delivery, &outcome).await;
+}

@@ -1,0 +1,377 @@
+//! The email a référent receives: a French message, text and HTML, laying
+//! out everything they need to act on the alert.
+//!
+//! This module owns the rendering, and the guarantee that nothing an alert
+//! carries can change the message's structure: every value is HTML-escaped
+//! in the HTML part (the templates are auto-escaped), and only values whose
+//! alphabet excludes CR and LF (ids, codes, the kind) reach a header. It
+//! never sends anything (that is the mailer's job).
+
+use lettre::Message;
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+use thiserror::Error;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+
+use crate::alert::{Alert, AlertId, Priority};
+use crate::registry::{Referent, ReferentId};
+
+/// How `emitted_at` is shown: `22/11/2026 à 08:15 (UTC+01:00)`, in the
+/// alert's own offset, which is the association's local time.
+const EMITTED_AT: &[BorrowedFormatItem<'static>] = format_description!(
+    "[day]/[month]/[year] à [hour]:[minute] (UTC[offset_hour sign:mandatory]:[offset_minute])"
+);
+
+#[derive(Debug, Error)]
+pub enum RenderError {
+    #[error("the email template failed: {0}")]
+    Template(#[from] minijinja::Error),
+    #[error("the email could not be built: {0}")]
+    Build(#[from] lettre::error::Error),
+}
+
+/// `X-Relais-Alert-Id`: which alert an email is about, for the référent's
+/// mail filters and for support.
+#[derive(Debug, Clone)]
+pub struct AlertIdHeader(pub String);
+
+/// `X-Relais-Referent`: which registry entry an email was sent to.
+#[derive(Debug, Clone)]
+pub struct ReferentHeader(pub String);
+
+impl Header for AlertIdHeader {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-Relais-Alert-Id")
+    }
+
+    fn parse(value: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(value.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+impl Header for ReferentHeader {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-Relais-Referent")
+    }
+
+    fn parse(value: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(value.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// Renders the emails; built once, shared by every delivery.
+pub struct Renderer {
+    templates: Environment<'static>,
+    from: Mailbox,
+}
+
+/// What the templates see. Only this struct decides what of an alert
+/// reaches the référent.
+#[derive(Serialize)]
+struct View<'a> {
+    subject: &'a str,
+    alert_id: &'a str,
+    kind_label: &'a str,
+    urgent: bool,
+    association: &'a str,
+    territory: String,
+    departement: &'a str,
+    emitted_at: String,
+    summary: &'a str,
+    patient: PatientView<'a>,
+    contact: ContactView<'a>,
+    referent_name: Option<&'a str>,
+    referent_id: &'a str,
+    organisation: Option<&'a str>,
+    network: &'a str,
+}
+
+#[derive(Serialize)]
+struct PatientView<'a> {
+    any: bool,
+    reference: Option<&'a str>,
+    name: Option<&'a str>,
+    address: Option<&'a str>,
+    phone: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ContactView<'a> {
+    name: Option<&'a str>,
+    phone: Option<&'a str>,
+}
+
+impl Renderer {
+    /// # Errors
+    /// A template that does not compile (they are part of the binary, so
+    /// this is caught by the tests).
+    pub fn new(from: Mailbox) -> Result<Self, RenderError> {
+        let mut templates = Environment::new();
+        templates.set_undefined_behavior(UndefinedBehavior::Strict);
+        // `.html` templates are HTML-escaped by minijinja's default policy.
+        templates.add_template("alert.txt", include_str!("../templates/alert.txt"))?;
+        templates.add_template("alert.html", include_str!("../templates/alert.html"))?;
+        Ok(Self { templates, from })
+    }
+
+    /// The email about `alert` for `referent`.
+    ///
+    /// # Errors
+    /// [`RenderError`] if a template fails to render.
+    pub fn render(
+        &self,
+        alert: &Alert,
+        referent: &Referent,
+        kind_label: &str,
+    ) -> Result<Message, RenderError> {
+        let urgent = alert.priority() == Priority::Urgent;
+        let territory = alert.territory();
+        let departement = territory.departement();
+        let subject = format!(
+            "{}Alerte {} – {} – réf. {}",
+            if urgent { "URGENT – " } else { "" },
+            kind_label,
+            territory,
+            alert.id()
+        );
+        let patient = alert.patient();
+        let contact = alert.contact();
+        let view = View {
+            subject: &subject,
+            alert_id: alert.id().as_str(),
+            kind_label,
+            urgent,
+            association: alert.association(),
+            territory: territory.to_string(),
+            departement: departement.as_str(),
+            emitted_at: alert
+                .emitted_at()
+                .format(EMITTED_AT)
+                .unwrap_or_else(|_| alert.emitted_at().to_string()),
+            summary: alert.summary(),
+            patient: PatientView {
+                any: patient.reference.is_some()
+                    || patient.name.is_some()
+                    || patient.address.is_some()
+                    || patient.phone.is_some(),
+                reference: patient.reference.as_deref(),
+                name: patient.name.as_deref(),
+                address: patient.address.as_deref(),
+                phone: patient.phone.as_deref(),
+            },
+            contact: ContactView {
+                name: contact.name.as_deref(),
+                phone: contact.phone.as_deref(),
+            },
+            referent_name: referent.name(),
+            referent_id: referent.id().as_str(),
+            organisation: referent.organisation(),
+            network: referent.network(),
+        };
+        let view = minijinja::Value::from(minijinja::value::Serde(&view));
+        let text = self.templates.get_template("alert.txt")?.render(&view)?;
+        let html = self.templates.get_template("alert.html")?.render(&view)?;
+
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(referent.mailbox().clone())
+            .subject(subject)
+            .message_id(Some(message_id(alert.id(), referent.id(), &self.from)))
+            .header(AlertIdHeader(alert.id().to_string()))
+            .header(ReferentHeader(referent.id().to_string()))
+            .multipart(MultiPart::alternative_plain_html(text, html))?;
+        Ok(message)
+    }
+}
+
+/// The Message-ID of the email about `alert` for `referent`: the same for
+/// every send of that pair, so a re-send is recognisably the same message
+/// (and mail servers can drop it as a duplicate).
+///
+/// Alert ids may hold `.` and `:`, which cannot stand anywhere in a
+/// Message-ID; they are written `=2E` and `=3A` (`=` is in neither id
+/// alphabet, so the encoding stays one-to-one).
+pub fn message_id(alert: &AlertId, referent: &ReferentId, from: &Mailbox) -> String {
+    fn encode(id: &str) -> String {
+        id.replace('.', "=2E").replace(':', "=3A")
+    }
+    format!(
+        "<relais.{}.{}@{}>",
+        encode(alert.as_str()),
+        encode(referent.as_str()),
+        from.email.domain()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    fn alert(patch: serde_json::Value) -> Alert {
+        let mut value = serde_json::json!({
+            "id": "SOS75-2026-000123",
+            "kind": "orientation_sociale",
+            "priority": "urgent",
+            "emitted_at": "2026-11-22T08:15:00+01:00",
+            "association": "SOS Médecins Paris",
+            "territory": { "commune": "75113" },
+            "summary": "Personne âgée isolée,\nsans aide à domicile.",
+            "patient": { "reference": "D-2026-4411", "name": "Mme Jeanne Durand",
+                         "address": "12 rue de la Santé", "phone": "01 45 00 00 00" },
+            "contact": { "name": "Dr Martin", "phone": "01 47 07 77 77" }
+        });
+        for (key, patch) in patch.as_object().unwrap() {
+            value[key] = patch.clone();
+        }
+        Alert::parse(value.to_string().as_bytes(), 65536).unwrap()
+    }
+
+    fn registry() -> Registry {
+        Registry::from_toml(
+            r#"
+            [[route]]
+            kind = "orientation_sociale"
+            networks = ["ccas"]
+            label = "Orientation sociale"
+            [[referent]]
+            id = "ccas-paris-13"
+            network = "ccas"
+            name = "Camille Martin"
+            organisation = "CCAS de Paris 13e"
+            email = "camille.martin@ccas-paris13.example.org"
+            communes = ["75113"]
+            "#,
+        )
+        .unwrap()
+    }
+
+    fn render(alert: &Alert) -> String {
+        let registry = registry();
+        let renderer = Renderer::new("relais <relais@sos75.example.org>".parse().unwrap()).unwrap();
+        let message = renderer.render(alert, &registry.referents()[0], "Orientation sociale").unwrap();
+        String::from_utf8(message.formatted()).unwrap()
+    }
+
+    /// The decoded text and HTML parts, for assertions on the content.
+    fn parts(raw: &str) -> (String, String) {
+        let parsed = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+        let text = parsed.body_text(0).unwrap().replace("\r\n", "\n");
+        let html = parsed.body_html(0).unwrap().into_owned();
+        (text, html)
+    }
+
+    #[test]
+    fn the_headers_identify_the_alert_and_the_referent() {
+        let raw = render(&alert(serde_json::json!({})));
+        assert!(raw.contains("From: relais <relais@sos75.example.org>\r\n"), "{raw}");
+        assert!(raw.contains("To: \"Camille Martin\" <camille.martin@ccas-paris13.example.org>\r\n"), "{raw}");
+        assert!(raw.contains("X-Relais-Alert-Id: SOS75-2026-000123\r\n"));
+        assert!(raw.contains("X-Relais-Referent: ccas-paris-13\r\n"));
+        assert!(raw.contains("Message-ID: <relais.SOS75-2026-000123.ccas-paris-13@sos75.example.org>\r\n"));
+        assert!(raw.contains("Content-Type: multipart/alternative;"));
+    }
+
+    #[test]
+    fn the_subject_says_urgent_the_kind_and_the_territory() {
+        let urgent = render(&alert(serde_json::json!({})));
+        let parsed = mail_parser::MessageParser::default().parse(urgent.as_bytes()).unwrap();
+        assert_eq!(
+            parsed.subject(),
+            Some("URGENT – Alerte Orientation sociale – commune 75113 – réf. SOS75-2026-000123")
+        );
+        let normal = alert(serde_json::json!({"priority": "normal", "id": "A1"}));
+        let registry = registry();
+        let renderer = Renderer::new("relais@sos75.example.org".parse().unwrap()).unwrap();
+        let message = renderer.render(&normal, &registry.referents()[0], "Orientation sociale").unwrap();
+        let subject = message.headers().get_raw("Subject").unwrap();
+        assert_eq!(subject, "Alerte Orientation sociale – commune 75113 – réf. A1");
+    }
+
+    #[test]
+    fn the_body_lays_out_every_field_in_french() {
+        let (text, html) = parts(&render(&alert(serde_json::json!({}))));
+        for expected in [
+            "Bonjour Camille Martin,",
+            "SOS Médecins Paris vous transmet une alerte « Orientation sociale », signalée URGENTE",
+            "Référence de l'alerte : SOS75-2026-000123",
+            "Émise le : 22/11/2026 à 08:15 (UTC+01:00)",
+            "Territoire : commune 75113, département 75",
+            "Personne âgée isolée,\nsans aide à domicile.",
+            "Référence du dossier : D-2026-4411",
+            "Nom : Mme Jeanne Durand",
+            "Adresse : 12 rue de la Santé",
+            "Téléphone : 01 45 00 00 00",
+            "Dr Martin : 01 47 07 77 77",
+            "de CCAS de Paris 13e (réseau ccas, identifiant ccas-paris-13)",
+        ] {
+            assert!(text.contains(expected), "text part lacks {expected:?}:\n{text}");
+        }
+        assert!(html.contains("<strong>« Orientation sociale »</strong>"), "{html}");
+        assert!(html.contains("<li>Nom : Mme Jeanne Durand</li>"), "{html}");
+    }
+
+    #[test]
+    fn alert_values_are_escaped_in_the_html_part() {
+        let hostile = alert(serde_json::json!({
+            "association": "<script>alert(1)</script> & Cie",
+            "summary": "<img src=x onerror=alert(1)> \"quoted\"",
+            "patient": { "name": "<b>Jeanne</b>" }
+        }));
+        let (text, html) = parts(&render(&hostile));
+        assert!(!html.contains("<script>") && !html.contains("<img") && !html.contains("<b>Jeanne"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt; &amp; Cie"), "{html}");
+        assert!(html.contains("&lt;b&gt;Jeanne&lt;&#x2f;b&gt;"), "{html}");
+        // The text part is not HTML: it keeps the values as they are.
+        assert!(text.contains("<script>alert(1)</script> & Cie"), "{text}");
+    }
+
+    #[test]
+    fn no_alert_value_can_add_a_header() {
+        // One-line fields refuse CR/LF at parsing; the summary may hold line
+        // breaks, which must stay inside the encoded body.
+        let injected = alert(serde_json::json!({
+            "summary": "fin\r\nBcc: victim@example.org\r\n\r\nX-Injected: yes"
+        }));
+        let raw = render(&injected);
+        let parsed = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+        for part in &parsed.parts {
+            for header in part.headers() {
+                let name = header.name().to_ascii_lowercase();
+                assert!(name != "bcc" && name != "x-injected", "injected header {name}");
+            }
+        }
+        let text = parsed.body_text(0).unwrap();
+        assert!(text.contains("Bcc: victim@example.org"), "the text stays in the body: {text}");
+    }
+
+    #[test]
+    fn an_alert_without_patient_or_contact_says_whom_to_call() {
+        let bare = alert(serde_json::json!({ "patient": null, "contact": null }));
+        let (text, _) = parts(&render(&bare));
+        assert!(text.contains("Aucune coordonnée transmise : rappelez le contact ci-dessous."), "{text}");
+        assert!(text.contains("SOS Médecins Paris, en citant la référence SOS75-2026-000123."), "{text}");
+    }
+
+    #[test]
+    fn message_ids_encode_the_characters_a_message_id_cannot_hold() {
+        let from: Mailbox = "relais@sos75.example.org".parse().unwrap();
+        let alert = AlertId::parse("SOS75:2026.000123").unwrap();
+        let referent = ReferentId::parse("ccas.paris-13").unwrap();
+        assert_eq!(
+            message_id(&alert, &referent, &from),
+            "<relais.SOS75=3A2026=2E000123.ccas=2Eparis-13@sos75.example.org>"
+        );
+    }
+}

@@ -1,0 +1,811 @@
+//! The registry: who the référents are, and which of them an alert goes to.
+//!
+//! It is loaded from a TOML file, validated whole (every error is reported at
+//! once, and a registry with any error is refused), then never changed: a
+//! reload builds a new one and swaps it in whole. Resolution is a few hash
+//! look-ups, so it costs the same for one commune or for all of France.
+//!
+//! The rule: for each network the alert's kind routes to, every référent at
+//! the most specific level that matches receives it: the commune, else the
+//! département, else the network's fallback référents.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use lettre::Address;
+use lettre::message::Mailbox;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::alert::Kind;
+use crate::territory::{Commune, Departement, Territory};
+
+/// A route's kind that matches every kind.
+const ANY_KIND: &str = "*";
+
+/// Why a registry was refused.
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    #[error("cannot read the registry {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the registry {path} is not valid TOML for a registry: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error(
+        "the registry {path} has {} error(s):\n  - {}",
+        errors.len(),
+        errors.join("\n  - ")
+    )]
+    Invalid { path: PathBuf, errors: Vec<String> },
+}
+
+/// A référent's identity in the registry, e.g. `ccas-paris-13`: 1 to 64
+/// characters of `A-Za-z0-9._-`. It travels in the `X-Relais-Referent`
+/// header and the Message-ID, and names the référent in logs and the audit.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReferentId(String);
+
+impl ReferentId {
+    /// # Errors
+    /// A description of the rule broken.
+    pub fn parse(id: &str) -> Result<Self, String> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if id.is_empty() || id.len() > 64 || !id.chars().all(allowed) {
+            return Err(format!(
+                "id {id:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -"
+            ));
+        }
+        Ok(Self(id.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ReferentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ReferentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+/// A person named by an office to receive alerts.
+#[derive(Debug, Clone)]
+pub struct Referent {
+    id: ReferentId,
+    network: String,
+    organisation: Option<String>,
+    mailbox: Mailbox,
+}
+
+impl Referent {
+    pub fn id(&self) -> &ReferentId {
+        &self.id
+    }
+
+    /// The network of offices the référent belongs to (`ccas`, `cpam`, …).
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// The person's name, if the registry gives one.
+    pub fn name(&self) -> Option<&str> {
+        self.mailbox.name.as_deref()
+    }
+
+    /// The office, e.g. `CCAS de Paris 13e`.
+    pub fn organisation(&self) -> Option<&str> {
+        self.organisation.as_deref()
+    }
+
+    /// Name and address, as the email's `To`.
+    pub fn mailbox(&self) -> &Mailbox {
+        &self.mailbox
+    }
+
+    pub fn email(&self) -> &Address {
+        &self.mailbox.email
+    }
+}
+
+/// Which level of the rule a network's référents were found at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Commune,
+    Departement,
+    Fallback,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Commune => "commune",
+            Self::Departement => "departement",
+            Self::Fallback => "fallback",
+        }
+    }
+}
+
+/// The référents of one network that an alert resolves to.
+#[derive(Debug)]
+pub struct NetworkMatch<'r> {
+    pub network: &'r str,
+    pub level: Level,
+    pub referents: Vec<&'r Referent>,
+}
+
+/// Who an alert goes to. `matched` is never empty; `unmatched` lists the
+/// networks the alert routes to where no référent covers its territory (the
+/// alert is then delivered to the others and dead-lettered as unroutable for
+/// these, so that nothing is silently dropped).
+#[derive(Debug)]
+pub struct Resolution<'r> {
+    pub matched: Vec<NetworkMatch<'r>>,
+    pub unmatched: Vec<&'r str>,
+}
+
+impl<'r> Resolution<'r> {
+    /// Every référent, in registry order within each network.
+    pub fn referents(&self) -> impl Iterator<Item = &'r Referent> + '_ {
+        self.matched.iter().flat_map(|m| m.referents.iter().copied())
+    }
+
+    /// Why the `unmatched` networks have nobody, or `None` if all matched.
+    pub fn unmatched_error(&self, territory: Territory) -> Option<Unroutable> {
+        (!self.unmatched.is_empty()).then(|| Unroutable::NoReferent {
+            networks: self.unmatched.iter().map(|n| (*n).to_owned()).collect(),
+            territory,
+        })
+    }
+}
+
+/// Why an alert has nobody to go to.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Unroutable {
+    #[error("no route for kind `{0}` in the registry")]
+    NoRoute(String),
+    #[error(
+        "no référent of network(s) {} for {territory} (département {}), and no fallback",
+        networks.join(", "),
+        territory.departement()
+    )]
+    NoReferent {
+        networks: Vec<String>,
+        territory: Territory,
+    },
+}
+
+/// Index of a network in `Registry::networks`.
+type NetworkIndex = u16;
+/// Index of a référent in `Registry::referents`.
+type ReferentIndex = u32;
+
+/// A validated, immutable registry.
+#[derive(Debug)]
+pub struct Registry {
+    referents: Vec<Referent>,
+    networks: Vec<String>,
+    /// Kind → networks, in the order the route lists them.
+    routes: HashMap<String, Vec<NetworkIndex>>,
+    /// French label of each routed kind, for the email subject.
+    labels: HashMap<String, String>,
+    /// Networks of the `*` route, added to every kind's.
+    any_kind: Vec<NetworkIndex>,
+    by_commune: HashMap<(NetworkIndex, Commune), Vec<ReferentIndex>>,
+    by_departement: HashMap<(NetworkIndex, Departement), Vec<ReferentIndex>>,
+    /// Per network (by index), its fallback référents.
+    fallback: Vec<Vec<ReferentIndex>>,
+}
+
+/// The registry file as written, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    #[serde(default)]
+    route: Vec<RawRoute>,
+    #[serde(default)]
+    referent: Vec<RawReferent>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    kind: String,
+    networks: Vec<String>,
+    /// How the kind is named to people, e.g. `Orientation sociale`.
+    #[serde(default)]
+    label: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReferent {
+    id: String,
+    network: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    organisation: Option<String>,
+    email: String,
+    #[serde(default)]
+    communes: Vec<String>,
+    #[serde(default)]
+    departements: Vec<String>,
+    #[serde(default)]
+    fallback: bool,
+}
+
+impl Registry {
+    /// Reads and validates a registry file.
+    ///
+    /// # Errors
+    /// [`RegistryError`]: unreadable file, TOML syntax or shape error, or the
+    /// complete list of validation errors.
+    pub fn load(path: &Path) -> Result<Self, RegistryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|error| match error {
+            RegistryError::Syntax { message, .. } => RegistryError::Syntax {
+                path: path.to_owned(),
+                message,
+            },
+            RegistryError::Invalid { errors, .. } => RegistryError::Invalid {
+                path: path.to_owned(),
+                errors,
+            },
+            read @ RegistryError::Read { .. } => read,
+        })
+    }
+
+    /// Validates a registry given as TOML text.
+    ///
+    /// # Errors
+    /// As [`Registry::load`], with an empty path.
+    pub fn from_toml(text: &str) -> Result<Self, RegistryError> {
+        let raw: RawRegistry = toml::from_str(text).map_err(|error| RegistryError::Syntax {
+            path: PathBuf::new(),
+            message: error.to_string(),
+        })?;
+        Builder::default().build(raw).map_err(|errors| RegistryError::Invalid {
+            path: PathBuf::new(),
+            errors,
+        })
+    }
+
+    /// Who receives an alert of `kind` about `territory`.
+    ///
+    /// # Errors
+    /// [`Unroutable`] when the kind has no route, or when no network it
+    /// routes to has a référent for the territory.
+    pub fn resolve(&self, kind: &Kind, territory: Territory) -> Result<Resolution<'_>, Unroutable> {
+        let routed = self.routes.get(kind.as_str());
+        if routed.is_none() && self.any_kind.is_empty() {
+            return Err(Unroutable::NoRoute(kind.as_str().to_owned()));
+        }
+        let networks = routed.into_iter().flatten().chain(&self.any_kind);
+        let mut seen: Vec<NetworkIndex> = Vec::with_capacity(4);
+        let mut resolution = Resolution {
+            matched: Vec::with_capacity(4),
+            unmatched: Vec::new(),
+        };
+        for &network in networks {
+            if seen.contains(&network) {
+                continue;
+            }
+            seen.push(network);
+            let name = self.networks[usize::from(network)].as_str();
+            match self.match_network(network, territory) {
+                Some((level, indexes)) => resolution.matched.push(NetworkMatch {
+                    network: name,
+                    level,
+                    referents: indexes.iter().map(|&i| &self.referents[i as usize]).collect(),
+                }),
+                None => resolution.unmatched.push(name),
+            }
+        }
+        if resolution.matched.is_empty() {
+            return Err(Unroutable::NoReferent {
+                networks: resolution.unmatched.iter().map(|n| (*n).to_owned()).collect(),
+                territory,
+            });
+        }
+        Ok(resolution)
+    }
+
+    fn match_network(
+        &self,
+        network: NetworkIndex,
+        territory: Territory,
+    ) -> Option<(Level, &[ReferentIndex])> {
+        let commune = territory
+            .commune()
+            .and_then(|commune| self.by_commune.get(&(network, commune)))
+            .map(|found| (Level::Commune, found.as_slice()));
+        commune
+            .or_else(|| {
+                self.by_departement
+                    .get(&(network, territory.departement()))
+                    .map(|found| (Level::Departement, found.as_slice()))
+            })
+            .or_else(|| {
+                let fallback = &self.fallback[usize::from(network)];
+                (!fallback.is_empty()).then_some((Level::Fallback, fallback.as_slice()))
+            })
+    }
+
+    /// How people call a kind: the route's `label`, else the kind with spaces.
+    pub fn kind_label(&self, kind: &Kind) -> String {
+        self.labels
+            .get(kind.as_str())
+            .cloned()
+            .unwrap_or_else(|| kind.as_str().replace('_', " "))
+    }
+
+    pub fn referents(&self) -> &[Referent] {
+        &self.referents
+    }
+
+    /// What the registry covers, for `relais check` and the metrics.
+    pub fn summary(&self) -> Summary {
+        let mut networks: BTreeMap<String, NetworkSummary> = BTreeMap::new();
+        for (index, name) in self.networks.iter().enumerate() {
+            let index = index as NetworkIndex;
+            let summary = networks.entry(name.clone()).or_default();
+            summary.referents = self.referents.iter().filter(|r| &r.network == name).count();
+            summary.communes = self.by_commune.keys().filter(|(n, _)| *n == index).count();
+            summary.departements = self.by_departement.keys().filter(|(n, _)| *n == index).count();
+            summary.fallbacks = self.fallback[usize::from(index)].len();
+        }
+        let mut routes: Vec<(String, Vec<String>)> = self
+            .routes
+            .iter()
+            .map(|(kind, networks)| (kind.clone(), self.network_names(networks)))
+            .collect();
+        if !self.any_kind.is_empty() {
+            routes.push((ANY_KIND.to_owned(), self.network_names(&self.any_kind)));
+        }
+        routes.sort();
+        Summary {
+            referents: self.referents.len(),
+            networks,
+            routes,
+        }
+    }
+
+    fn network_names(&self, networks: &[NetworkIndex]) -> Vec<String> {
+        networks.iter().map(|&n| self.networks[usize::from(n)].clone()).collect()
+    }
+}
+
+/// What a registry covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub referents: usize,
+    pub networks: BTreeMap<String, NetworkSummary>,
+    /// Kind → networks, sorted by kind.
+    pub routes: Vec<(String, Vec<String>)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkSummary {
+    pub referents: usize,
+    pub communes: usize,
+    pub departements: usize,
+    pub fallbacks: usize,
+}
+
+/// Validation state: every check pushes its error and goes on, so that the
+/// operator sees every problem of the file at once.
+#[derive(Default)]
+struct Builder {
+    errors: Vec<String>,
+}
+
+impl Builder {
+    fn build(mut self, raw: RawRegistry) -> Result<Registry, Vec<String>> {
+        let mut networks: Vec<String> = Vec::new();
+
+        let mut referents = Vec::with_capacity(raw.referent.len());
+        let mut ids = HashSet::with_capacity(raw.referent.len());
+        let mut by_commune: HashMap<(NetworkIndex, Commune), Vec<ReferentIndex>> = HashMap::new();
+        let mut by_departement: HashMap<(NetworkIndex, Departement), Vec<ReferentIndex>> =
+            HashMap::new();
+        let mut fallback: HashMap<NetworkIndex, Vec<ReferentIndex>> = HashMap::new();
+
+        for (position, raw) in raw.referent.into_iter().enumerate() {
+            let at = format!("referent #{} ({:?})", position + 1, raw.id);
+            let Some(referent) = self.referent(&at, &raw) else {
+                continue;
+            };
+            if !ids.insert(referent.id.clone()) {
+                self.errors.push(format!("{at}: the id is already used by another référent"));
+                continue;
+            }
+            let network = match networks.iter().position(|n| *n == referent.network) {
+                Some(index) => index as NetworkIndex,
+                None => {
+                    networks.push(referent.network.clone());
+                    (networks.len() - 1) as NetworkIndex
+                }
+            };
+            let index = referents.len() as ReferentIndex;
+            for code in &raw.communes {
+                match Commune::parse(code) {
+                    Ok(commune) => by_commune.entry((network, commune)).or_default().push(index),
+                    Err(error) => self.errors.push(format!("{at}: commune {code:?} {error}")),
+                }
+            }
+            for code in &raw.departements {
+                match Departement::parse(code) {
+                    Ok(departement) => {
+                        by_departement.entry((network, departement)).or_default().push(index);
+                    }
+                    Err(error) => self.errors.push(format!("{at}: département {code:?} {error}")),
+                }
+            }
+            if raw.fallback {
+                fallback.entry(network).or_default().push(index);
+            }
+            if raw.communes.is_empty() && raw.departements.is_empty() && !raw.fallback {
+                self.errors.push(format!(
+                    "{at}: covers no territory: give `communes`, `departements`, or `fallback = true`"
+                ));
+            }
+            referents.push(referent);
+        }
+
+        let mut routes: HashMap<String, Vec<NetworkIndex>> = HashMap::new();
+        let mut labels = HashMap::new();
+        let mut any_kind = Vec::new();
+        for (position, route) in raw.route.into_iter().enumerate() {
+            let at = format!("route #{} (kind {:?})", position + 1, route.kind);
+            if route.kind != ANY_KIND {
+                if let Err(problem) = Kind::parse(&route.kind) {
+                    self.errors.push(format!("{at}: the kind {problem}, or be \"*\""));
+                    continue;
+                }
+            }
+            if routes.contains_key(&route.kind) || (route.kind == ANY_KIND && !any_kind.is_empty()) {
+                self.errors.push(format!("{at}: this kind already has a route; list all its networks in one"));
+                continue;
+            }
+            if route.networks.is_empty() {
+                self.errors.push(format!("{at}: `networks` is empty"));
+            }
+            let mut indexes = Vec::with_capacity(route.networks.len());
+            for network in &route.networks {
+                match networks.iter().position(|n| n == network) {
+                    Some(index) if !indexes.contains(&(index as NetworkIndex)) => {
+                        indexes.push(index as NetworkIndex);
+                    }
+                    Some(_) => {}
+                    None => self.errors.push(format!("{at}: network {network:?} has no référent")),
+                }
+            }
+            if let Some(label) = route.label {
+                self.check_line(&at, "label", &label);
+                labels.insert(route.kind.clone(), label);
+            }
+            if route.kind == ANY_KIND {
+                any_kind = indexes;
+            } else {
+                routes.insert(route.kind, indexes);
+            }
+        }
+        if routes.is_empty() && any_kind.is_empty() {
+            self.errors.push("the registry has no [[route]]: no alert could be delivered".into());
+        }
+
+        if !self.errors.is_empty() {
+            return Err(self.errors);
+        }
+        let fallback = (0..networks.len())
+            .map(|n| fallback.remove(&(n as NetworkIndex)).unwrap_or_default())
+            .collect();
+        Ok(Registry {
+            referents,
+            networks,
+            routes,
+            labels,
+            any_kind,
+            by_commune,
+            by_departement,
+            fallback,
+        })
+    }
+
+    fn referent(&mut self, at: &str, raw: &RawReferent) -> Option<Referent> {
+        let errors_before = self.errors.len();
+        let id = ReferentId::parse(&raw.id).map_err(|e| self.errors.push(format!("{at}: {e}")));
+        if Kind::parse(&raw.network).is_err() {
+            self.errors.push(format!(
+                "{at}: network {:?} must be a lowercase identifier (e.g. `ccas`, `cpam`)",
+                raw.network
+            ));
+        }
+        let email = raw.email.parse::<Address>().map_err(|error| {
+            self.errors.push(format!("{at}: email {:?} is not a valid address: {error}", raw.email));
+        });
+        for (field, value) in [("name", &raw.name), ("organisation", &raw.organisation)] {
+            if let Some(value) = value {
+                self.check_line(at, field, value);
+            }
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(Referent {
+            id: id.ok()?,
+            network: raw.network.clone(),
+            organisation: raw.organisation.clone(),
+            mailbox: Mailbox::new(raw.name.clone(), email.ok()?),
+        })
+    }
+
+    fn check_line(&mut self, at: &str, field: &str, value: &str) {
+        if value.trim().is_empty() || value.chars().any(char::is_control) {
+            self.errors.push(format!("{at}: `{field}` must be one non-empty line of text"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGISTRY: &str = r#"
+        [[route]]
+        kind = "orientation_sociale"
+        networks = ["ccas"]
+        label = "Orientation sociale"
+
+        [[route]]
+        kind = "acces_aux_droits"
+        networks = ["cpam", "caf"]
+
+        [[referent]]
+        id = "ccas-paris-13"
+        network = "ccas"
+        name = "Camille Martin"
+        organisation = "CCAS de Paris 13e"
+        email = "camille.martin@ccas-paris13.example.org"
+        communes = ["75113"]
+
+        [[referent]]
+        id = "ccas-paris-13-bis"
+        network = "ccas"
+        email = "accueil@ccas-paris13.example.org"
+        communes = ["75113"]
+
+        [[referent]]
+        id = "ccas-paris"
+        network = "ccas"
+        email = "social@paris.example.org"
+        departements = ["75"]
+
+        [[referent]]
+        id = "ccas-fallback"
+        network = "ccas"
+        email = "permanence@ccas.example.org"
+        fallback = true
+
+        [[referent]]
+        id = "ccas-ajaccio"
+        network = "ccas"
+        email = "ccas@ajaccio.example.org"
+        communes = ["2A004"]
+
+        [[referent]]
+        id = "cpam-974"
+        network = "cpam"
+        email = "referent@cpam-reunion.example.org"
+        departements = ["974"]
+
+        [[referent]]
+        id = "caf-974"
+        network = "caf"
+        email = "referent@caf-reunion.example.org"
+        communes = ["97411"]
+    "#;
+
+    fn registry() -> Registry {
+        Registry::from_toml(REGISTRY).unwrap()
+    }
+
+    fn kind(kind: &str) -> Kind {
+        Kind::parse(kind).unwrap()
+    }
+
+    fn commune(code: &str) -> Territory {
+        Territory::new(Some(Commune::parse(code).unwrap()), None).unwrap()
+    }
+
+    fn departement(code: &str) -> Territory {
+        Territory::new(None, Some(Departement::parse(code).unwrap())).unwrap()
+    }
+
+    fn ids<'r>(resolution: &Resolution<'r>) -> Vec<&'r str> {
+        resolution.referents().map(|r| r.id().as_str()).collect()
+    }
+
+    #[test]
+    fn the_commune_level_wins_and_every_referent_there_receives() {
+        let registry = registry();
+        let resolution = registry.resolve(&kind("orientation_sociale"), commune("75113")).unwrap();
+        assert_eq!(ids(&resolution), ["ccas-paris-13", "ccas-paris-13-bis"]);
+        assert_eq!(resolution.matched[0].level, Level::Commune);
+        assert!(resolution.unmatched.is_empty());
+    }
+
+    #[test]
+    fn the_departement_level_serves_other_communes_of_the_departement() {
+        let registry = registry();
+        let resolution = registry.resolve(&kind("orientation_sociale"), commune("75115")).unwrap();
+        assert_eq!(ids(&resolution), ["ccas-paris"]);
+        assert_eq!(resolution.matched[0].level, Level::Departement);
+        let resolution = registry.resolve(&kind("orientation_sociale"), departement("75")).unwrap();
+        assert_eq!(ids(&resolution), ["ccas-paris"]);
+    }
+
+    #[test]
+    fn the_fallback_serves_territories_nobody_covers() {
+        let registry = registry();
+        let resolution = registry.resolve(&kind("orientation_sociale"), commune("69123")).unwrap();
+        assert_eq!(ids(&resolution), ["ccas-fallback"]);
+        assert_eq!(resolution.matched[0].level, Level::Fallback);
+    }
+
+    #[test]
+    fn corsican_and_overseas_codes_resolve_at_their_own_level() {
+        let registry = registry();
+        let ajaccio = registry.resolve(&kind("orientation_sociale"), commune("2A004")).unwrap();
+        assert_eq!(ids(&ajaccio), ["ccas-ajaccio"]);
+        let saint_denis = registry.resolve(&kind("acces_aux_droits"), commune("97411")).unwrap();
+        assert_eq!(ids(&saint_denis), ["cpam-974", "caf-974"]);
+        assert_eq!(saint_denis.matched[0].level, Level::Departement);
+        assert_eq!(saint_denis.matched[1].level, Level::Commune);
+    }
+
+    #[test]
+    fn a_network_without_match_is_reported_beside_the_others() {
+        let registry = registry();
+        let resolution = registry.resolve(&kind("acces_aux_droits"), commune("97415")).unwrap();
+        assert_eq!(ids(&resolution), ["cpam-974"]);
+        assert_eq!(resolution.unmatched, ["caf"]);
+        assert_eq!(
+            resolution.unmatched_error(commune("97415")).unwrap().to_string(),
+            "no référent of network(s) caf for commune 97415 (département 974), and no fallback"
+        );
+    }
+
+    #[test]
+    fn an_unknown_kind_or_an_uncovered_territory_is_unroutable() {
+        let registry = registry();
+        assert_eq!(
+            registry.resolve(&kind("demande_visite"), commune("75113")).unwrap_err(),
+            Unroutable::NoRoute("demande_visite".into())
+        );
+        assert_eq!(
+            registry.resolve(&kind("acces_aux_droits"), commune("75113")).unwrap_err().to_string(),
+            "no référent of network(s) cpam, caf for commune 75113 (département 75), and no fallback"
+        );
+    }
+
+    #[test]
+    fn the_wildcard_route_adds_its_networks_to_every_kind() {
+        let registry = Registry::from_toml(&format!(
+            "{REGISTRY}\n[[route]]\nkind = \"*\"\nnetworks = [\"ccas\"]\n"
+        ))
+        .unwrap();
+        let resolution = registry.resolve(&kind("demande_visite"), commune("2A004")).unwrap();
+        assert_eq!(ids(&resolution), ["ccas-ajaccio"]);
+        let both = registry.resolve(&kind("acces_aux_droits"), commune("97411")).unwrap();
+        assert_eq!(ids(&both), ["cpam-974", "caf-974", "ccas-fallback"]);
+    }
+
+    #[test]
+    fn labels_name_the_kind_for_people() {
+        let registry = registry();
+        assert_eq!(registry.kind_label(&kind("orientation_sociale")), "Orientation sociale");
+        assert_eq!(registry.kind_label(&kind("acces_aux_droits")), "acces aux droits");
+    }
+
+    #[test]
+    fn every_error_of_a_broken_registry_is_listed() {
+        let broken = r#"
+            [[route]]
+            kind = "orientation_sociale"
+            networks = ["ccas", "msa"]
+
+            [[route]]
+            kind = "orientation_sociale"
+            networks = ["ccas"]
+
+            [[route]]
+            kind = "Bad Kind"
+            networks = ["ccas"]
+
+            [[referent]]
+            id = "a"
+            network = "ccas"
+            email = "not-an-address"
+            communes = ["75113"]
+
+            [[referent]]
+            id = "b"
+            network = "ccas"
+            email = "b@example.org"
+            communes = ["7511", "75113"]
+            departements = ["20"]
+
+            [[referent]]
+            id = "b"
+            network = "ccas"
+            email = "b2@example.org"
+            fallback = true
+
+            [[referent]]
+            id = "c"
+            network = "ccas"
+            email = "c@example.org"
+
+            [[referent]]
+            id = "d d"
+            network = "CCAS"
+            name = "Line\nbreak"
+            email = "d@example.org"
+            fallback = true
+        "#;
+        let RegistryError::Invalid { errors, .. } = Registry::from_toml(broken).unwrap_err() else {
+            panic!("expected validation errors");
+        };
+        let expected = [
+            r#"referent #1 ("a"): email "not-an-address" is not a valid address: "#,
+            r#"referent #2 ("b"): commune "7511" is not an INSEE commune code"#,
+            r#"referent #2 ("b"): département "20" is not a département code"#,
+            r#"referent #3 ("b"): the id is already used by another référent"#,
+            r#"referent #4 ("c"): covers no territory"#,
+            r#"referent #5 ("d d"): id "d d" must be 1 to 64 characters"#,
+            r#"referent #5 ("d d"): network "CCAS" must be a lowercase identifier"#,
+            r#"referent #5 ("d d"): `name` must be one non-empty line of text"#,
+            r#"route #1 (kind "orientation_sociale"): network "msa" has no référent"#,
+            r#"route #2 (kind "orientation_sociale"): this kind already has a route"#,
+            r#"route #3 (kind "Bad Kind"): the kind must be a lowercase identifier"#,
+        ];
+        assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+        for (error, start) in errors.iter().zip(expected) {
+            assert!(error.starts_with(start), "{error:?} should start with {start:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_an_empty_registry_are_refused() {
+        let typo = "[[referent]]\nid = \"a\"\nnetwork = \"ccas\"\nemail = \"a@b.org\"\ncomunes = []\n";
+        let error = Registry::from_toml(typo).unwrap_err().to_string();
+        assert!(error.contains("unknown field `comunes`"), "{error}");
+        let error = Registry::from_toml("").unwrap_err().to_string();
+        assert!(error.contains("has no [[route]]"), "{error}");
+    }
+
+    #[test]
+    fn the_summary_counts_coverage_per_network() {
+        let summary = registry().summary();
+        assert_eq!(summary.referents, 7);
+        assert_eq!(
+            summary.networks["ccas"],
+            NetworkSummary { referents: 5, communes: 2, departements: 1, fallbacks: 1 }
+        );
+        assert_eq!(summary.routes[0], ("acces_aux_droits".into(), vec!["cpam".into(), "caf".into()]));
+    }
+}

@@ -1,0 +1,474 @@
+//! Settings: built-in defaults, then the settings file, then environment
+//! variables `RELAIS__SECTION__KEY`.
+//!
+//! This module owns reading and checking them, and turns them into the
+//! values the rest of relais works with (the sender's mailbox, the SMTP
+//! security mode, the broker address). It refuses, with every problem
+//! listed, settings that would send health data in clear over a network by
+//! accident. It never logs a secret: the broker URL is shown redacted and the
+//! SMTP password is only read where the transport is built.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use lettre::message::Mailbox;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The environment variable naming the settings file, when `--config` is not given.
+pub const CONFIG_ENV: &str = "RELAIS_CONFIG";
+
+/// Why the settings were refused.
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    #[error("cannot read the settings: {0}")]
+    Read(String),
+    #[error("the settings have {} error(s):\n  - {}", .0.len(), .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+/// Everything relais is configured with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub amqp: AmqpSettings,
+    #[serde(default)]
+    pub smtp: SmtpSettings,
+    #[serde(default)]
+    pub registry: RegistrySettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    /// How long in-flight alerts may take to finish once a stop is asked
+    /// (SIGTERM/SIGINT); what is left after that is not acked, so the broker
+    /// delivers it again.
+    #[serde(default = "defaults::shutdown_timeout", with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+/// The broker, and the names relais declares there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmqpSettings {
+    /// `amqp://user:password@host:port/vhost`; it holds a secret, so it is
+    /// only ever shown through [`AmqpSettings::redacted_url`].
+    pub url: SecretString,
+    /// The topic exchange the dispatch software publishes to.
+    pub exchange: String,
+    /// The quorum queue relais consumes; `<queue>.dead` holds dead letters.
+    pub queue: String,
+    /// How many alerts are processed at once (the broker's prefetch).
+    pub prefetch: u16,
+    /// Larger messages are dead-lettered as invalid without being parsed.
+    pub max_message_bytes: usize,
+    /// After this many deliveries of the same message (crashes, channel
+    /// losses), the broker itself dead-letters it: a poison message cannot
+    /// loop forever.
+    pub delivery_limit: u32,
+    /// How long to wait for the broker to confirm a publish (a broker under
+    /// a memory or disk alarm stops confirming).
+    #[serde(with = "humantime_serde")]
+    pub confirm_timeout: Duration,
+}
+
+/// How mail leaves relais.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSettings {
+    /// `smtp` sends to `host`; `file` writes each email as a `.eml` file in
+    /// `file_dir`, for a local trial without a mail server.
+    pub transport: TransportKind,
+    pub host: Option<String>,
+    /// Defaults to 587 (`required`, `opportunistic`), 465 (`wrapper`) or 25 (`none`).
+    pub port: Option<u16>,
+    pub tls: SmtpTls,
+    /// Sending health data in clear to another machine needs this, explicitly.
+    pub allow_plaintext: bool,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    /// A file holding the password (e.g. in `$CREDENTIALS_DIRECTORY`).
+    pub password_file: Option<PathBuf>,
+    /// The sender, e.g. `relais SOS Médecins <relais@sos-medecins.example.org>`.
+    pub from: Option<String>,
+    /// Bound on each SMTP command, connection included.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Connections kept open to the server and reused.
+    pub pool_size: u32,
+    pub file_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    Smtp,
+    File,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// STARTTLS, and refuse to send if the server does not offer it.
+    Required,
+    /// STARTTLS if offered, else in clear.
+    Opportunistic,
+    /// TLS from the first byte (SMTPS, port 465).
+    Wrapper,
+    /// In clear: loopback only, unless `allow_plaintext`.
+    None,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrySettings {
+    /// The référents and routes (see `config/referents.toml`).
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing filter: `info`, or `relais=debug,lapin=warn`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+mod defaults {
+    use std::time::Duration;
+
+    pub fn shutdown_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+}
+
+impl Default for AmqpSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            exchange: "relais.alerts".into(),
+            queue: "relais.alerts".into(),
+            prefetch: 32,
+            max_message_bytes: 65536,
+            delivery_limit: 10,
+            confirm_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            transport: TransportKind::Smtp,
+            host: None,
+            port: None,
+            tls: SmtpTls::Required,
+            allow_plaintext: false,
+            username: None,
+            password: None,
+            password_file: None,
+            from: None,
+            timeout: Duration::from_secs(10),
+            pool_size: 8,
+            file_dir: None,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the settings: defaults, then `file` (if any), then the process
+    /// environment. Relative paths in the file are taken from its folder.
+    ///
+    /// # Errors
+    /// [`SettingsError`] listing every problem found.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_with_env(file, None)
+    }
+
+    /// As [`Settings::load`], with the environment given as a map instead of
+    /// read from the process (for tests).
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: Option<HashMap<String, String>>,
+    ) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder();
+        if let Some(file) = file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|error| SettingsError::Read(format!("{}: {error}", file.display())))?;
+            builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+        }
+        let environment = Environment::with_prefix("RELAIS")
+            .prefix_separator("__")
+            .separator("__")
+            .source(env);
+        let mut settings: Settings = builder
+            .add_source(environment)
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|error| SettingsError::Read(error.to_string()))?;
+        let base = file.and_then(Path::parent).unwrap_or(Path::new(""));
+        settings.resolve_paths(base);
+        settings.check().map_err(SettingsError::Invalid)?;
+        Ok(settings)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for path in [
+            &mut self.registry.path,
+            &mut self.smtp.password_file,
+            &mut self.smtp.file_dir,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+    }
+
+    fn check(&self) -> Result<(), Vec<String>> {
+        let mut errors = Vec::new();
+        if self.registry.path.is_none() {
+            errors.push("registry.path is required: the file of référents and routes".into());
+        }
+        if let Err(error) = self.smtp.sender() {
+            errors.push(error);
+        }
+        match self.smtp.transport {
+            TransportKind::Smtp => self.smtp.check_smtp(&mut errors),
+            TransportKind::File if self.smtp.file_dir.is_none() => {
+                errors.push("smtp.file_dir is required with smtp.transport = \"file\"".into());
+            }
+            TransportKind::File => {}
+        }
+        if let Err(error) = url::Url::parse(self.amqp.url.expose_secret()) {
+            errors.push(format!("amqp.url is not a URL: {error}"));
+        }
+        for (key, value) in [("amqp.exchange", &self.amqp.exchange), ("amqp.queue", &self.amqp.queue)] {
+            if value.is_empty() || value.len() > 200 || value.starts_with("amq.") {
+                errors.push(format!(
+                    "{key} must be 1 to 200 characters and not start with `amq.` (reserved by the broker)"
+                ));
+            }
+        }
+        if self.amqp.prefetch == 0 {
+            errors.push("amqp.prefetch must be at least 1".into());
+        }
+        if self.amqp.delivery_limit == 0 {
+            errors.push("amqp.delivery_limit must be at least 1".into());
+        }
+        if self.log.format == LogFormat::Text && self.log.level.trim().is_empty() {
+            errors.push("log.level must not be empty".into());
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+}
+
+impl AmqpSettings {
+    /// The broker URL with its password replaced by `***`, for logs and CLI output.
+    pub fn redacted_url(&self) -> String {
+        match url::Url::parse(self.url.expose_secret()) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    // Setting a password fails only on URLs that cannot have one.
+                    let _ = url.set_password(Some("***"));
+                }
+                url.to_string()
+            }
+            Err(_) => "(an invalid URL)".into(),
+        }
+    }
+}
+
+impl SmtpSettings {
+    /// The `From` of every email.
+    ///
+    /// # Errors
+    /// A message when `smtp.from` is missing or not a mailbox.
+    pub fn sender(&self) -> Result<Mailbox, String> {
+        let from = self
+            .from
+            .as_deref()
+            .ok_or("smtp.from is required: the sender of the emails, e.g. \"relais <relais@example.org>\"")?;
+        from.parse()
+            .map_err(|error| format!("smtp.from {from:?} is not a mailbox: {error}"))
+    }
+
+    /// The port to connect to, by default the one of the TLS mode.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            SmtpTls::Required | SmtpTls::Opportunistic => 587,
+            SmtpTls::Wrapper => 465,
+            SmtpTls::None => 25,
+        })
+    }
+
+    fn check_smtp(&self, errors: &mut Vec<String>) {
+        let Some(host) = self.host.as_deref().filter(|host| !host.is_empty()) else {
+            errors.push("smtp.host is required with smtp.transport = \"smtp\"".into());
+            return;
+        };
+        let in_clear = matches!(self.tls, SmtpTls::None | SmtpTls::Opportunistic);
+        if in_clear && !is_loopback(host) && !self.allow_plaintext {
+            errors.push(format!(
+                "smtp.tls = \"{}\" towards {host}, which is not this machine, could send health \
+                 data in clear: use \"required\" or \"wrapper\", or set smtp.allow_plaintext = true \
+                 if the network to it is trusted",
+                if self.tls == SmtpTls::None { "none" } else { "opportunistic" }
+            ));
+        }
+        if self.password.is_some() && self.password_file.is_some() {
+            errors.push("give smtp.password or smtp.password_file, not both".into());
+        }
+        let has_password = self.password.is_some() || self.password_file.is_some();
+        if has_password != self.username.is_some() {
+            errors.push("smtp.username and a password (smtp.password or smtp.password_file) go together".into());
+        }
+        if self.pool_size == 0 {
+            errors.push("smtp.pool_size must be at least 1".into());
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("relais.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    const MINIMAL: &str = r#"
+        [smtp]
+        host = "127.0.0.1"
+        tls = "none"
+        from = "relais <relais@example.org>"
+        [registry]
+        path = "referents.toml"
+    "#;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn defaults_fill_what_the_file_does_not_say() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::load_with_env(Some(&write(dir.path(), MINIMAL)), env(&[])).unwrap();
+        assert_eq!(settings.amqp.exchange, "relais.alerts");
+        assert_eq!(settings.amqp.queue, "relais.alerts");
+        assert_eq!(settings.amqp.prefetch, 32);
+        assert_eq!(settings.amqp.max_message_bytes, 65536);
+        assert_eq!(settings.amqp.delivery_limit, 10);
+        assert_eq!(settings.smtp.timeout, Duration::from_secs(10));
+        assert_eq!(settings.smtp.port(), 25);
+        assert_eq!(settings.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(settings.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn relative_paths_are_taken_from_the_settings_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::load_with_env(Some(&write(dir.path(), MINIMAL)), env(&[])).unwrap();
+        assert_eq!(settings.registry.path.unwrap(), dir.path().join("referents.toml"));
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let overrides = env(&[
+            ("RELAIS__SMTP__PORT", "2525"),
+            ("RELAIS__AMQP__PREFETCH", "8"),
+            ("RELAIS__SMTP__TIMEOUT", "2s"),
+            ("RELAIS__LOG__FORMAT", "json"),
+        ]);
+        let settings = Settings::load_with_env(Some(&write(dir.path(), MINIMAL)), overrides).unwrap();
+        assert_eq!(settings.smtp.port(), 2525);
+        assert_eq!(settings.amqp.prefetch, 8);
+        assert_eq!(settings.smtp.timeout, Duration::from_secs(2));
+        assert_eq!(settings.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn plaintext_smtp_to_another_machine_is_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), &MINIMAL.replace("127.0.0.1", "mail.example.org"));
+        let error = Settings::load_with_env(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(error.contains("could send health data in clear"), "{error}");
+        let allowed = env(&[("RELAIS__SMTP__ALLOW_PLAINTEXT", "true")]);
+        assert!(Settings::load_with_env(Some(&file), allowed).is_ok());
+        let opportunistic = env(&[("RELAIS__SMTP__TLS", "opportunistic")]);
+        assert!(Settings::load_with_env(Some(&file), opportunistic).is_err());
+        let required = env(&[("RELAIS__SMTP__TLS", "required")]);
+        assert!(Settings::load_with_env(Some(&file), required).is_ok());
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "[smtp]\nfrom = \"not a mailbox\"\nusername = \"u\"\n[amqp]\nprefetch = 0\n");
+        let SettingsError::Invalid(errors) = Settings::load_with_env(Some(&file), env(&[])).unwrap_err() else {
+            panic!("expected validation errors");
+        };
+        let starts = [
+            "registry.path is required",
+            "smtp.from \"not a mailbox\" is not a mailbox",
+            "smtp.host is required",
+            "amqp.prefetch must be at least 1",
+        ];
+        assert_eq!(errors.len(), starts.len(), "{errors:#?}");
+        for (error, start) in errors.iter().zip(starts) {
+            assert!(error.starts_with(start), "{error:?} should start with {start:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), &format!("{MINIMAL}\n[amqp]\nprefech = 3\n"));
+        let error = Settings::load_with_env(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(error.contains("unknown field `prefech`"), "{error}");
+    }
+
+    #[test]
+    fn the_broker_password_is_redacted() {
+        let amqp = AmqpSettings {
+            url: SecretString::from("amqp://relais:s3cr3t@broker.example.org:5672/%2f"),
+            ..AmqpSettings::default()
+        };
+        assert_eq!(amqp.redacted_url(), "amqp://relais:***@broker.example.org:5672/%2f");
+        assert!(!format!("{amqp:?}").contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,185 @@
+//! The exchanges and queues relais works with, and their declaration.
+//!
+//! Declared idempotently at every (re)connection, with their final arguments
+//! from the first deployment on, so that no operator ever declares or
+//! migrates anything by hand:
+//!
+//! - `<exchange>` (topic): where the dispatch software publishes alerts,
+//!   routing key = the alert's kind;
+//! - `<queue>` (quorum, bound with `#`): what relais consumes; the broker
+//!   dead-letters into `<queue>.dead`, at least once, a message delivered
+//!   more than `delivery_limit` times (a poison message);
+//! - `<queue>.dead` (fanout exchange and quorum queue of the same name): the
+//!   dead letters, with their original routing key and the reason.
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{Channel, ErrorKind, ExchangeKind};
+use thiserror::Error;
+
+use crate::settings::AmqpSettings;
+
+#[derive(Debug, Error)]
+pub enum TopologyError {
+    #[error(
+        "the broker refused to declare `{name}` because it exists with other arguments ({message}). \
+         relais needs: {wanted}. To migrate: stop relais, move the queue's messages elsewhere \
+         (e.g. with a shovel), delete the queue (`rabbitmqctl delete_queue {name}`), then start \
+         relais, which declares it anew"
+    )]
+    Mismatch {
+        name: String,
+        message: String,
+        wanted: String,
+    },
+    #[error("cannot declare `{name}` on the broker: {source}")]
+    Broker { name: String, source: lapin::Error },
+}
+
+/// The names and arguments of everything relais declares.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub exchange: String,
+    pub queue: String,
+    /// Name of both the dead-letter exchange and the dead-letter queue.
+    pub dead: String,
+    delivery_limit: u32,
+}
+
+impl Topology {
+    pub fn new(amqp: &AmqpSettings) -> Self {
+        Self {
+            exchange: amqp.exchange.clone(),
+            queue: amqp.queue.clone(),
+            dead: format!("{}.dead", amqp.queue),
+            delivery_limit: amqp.delivery_limit,
+        }
+    }
+
+    /// Declares everything; a no-op when it all exists as it should.
+    ///
+    /// # Errors
+    /// [`TopologyError::Mismatch`] when a queue exists with other arguments
+    /// (the message says how to migrate), [`TopologyError::Broker`] otherwise.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), TopologyError> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(self.exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
+            .await
+            .map_err(|source| self.error(&self.exchange, source, "a durable topic exchange"))?;
+        channel
+            .exchange_declare(self.dead.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+            .await
+            .map_err(|source| self.error(&self.dead, source, "a durable fanout exchange"))?;
+
+        self.declare_queue(channel, &self.dead, self.dead_queue_arguments()).await?;
+        channel
+            .queue_bind(
+                self.dead.as_str().into(),
+                self.dead.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|source| self.error(&self.dead, source, "a binding"))?;
+
+        self.declare_queue(channel, &self.queue, self.main_queue_arguments()).await?;
+        channel
+            .queue_bind(
+                self.queue.as_str().into(),
+                self.exchange.as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|source| self.error(&self.queue, source, "a binding"))?;
+        Ok(())
+    }
+
+    async fn declare_queue(
+        &self,
+        channel: &Channel,
+        name: &str,
+        arguments: FieldTable,
+    ) -> Result<(), TopologyError> {
+        let wanted = describe(&arguments);
+        let options = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(name.into(), options, arguments)
+            .await
+            .map(drop)
+            .map_err(|source| self.error(name, source, &wanted))
+    }
+
+    /// The consumed queue: quorum (replicated, durable), dead-lettering at
+    /// least once into `.dead` after `delivery_limit` deliveries.
+    pub fn main_queue_arguments(&self) -> FieldTable {
+        let mut arguments = quorum();
+        arguments.insert("x-dead-letter-exchange".into(), long_string(&self.dead));
+        arguments.insert("x-dead-letter-strategy".into(), long_string("at-least-once"));
+        // At-least-once dead-lettering requires reject-publish overflow.
+        arguments.insert("x-overflow".into(), long_string("reject-publish"));
+        arguments.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongInt(i32::try_from(self.delivery_limit).unwrap_or(i32::MAX)),
+        );
+        arguments
+    }
+
+    fn dead_queue_arguments(&self) -> FieldTable {
+        quorum()
+    }
+
+    fn error(&self, name: &str, source: lapin::Error, wanted: &str) -> TopologyError {
+        if let ErrorKind::ProtocolError(error) = source.kind() {
+            if matches!(error.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)) {
+                return TopologyError::Mismatch {
+                    name: name.to_owned(),
+                    message: error.get_message().to_string(),
+                    wanted: wanted.to_owned(),
+                };
+            }
+        }
+        TopologyError::Broker {
+            name: name.to_owned(),
+            source,
+        }
+    }
+}
+
+fn quorum() -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), long_string("quorum"));
+    arguments
+}
+
+fn long_string(value: &str) -> AMQPValue {
+    AMQPValue::LongString(value.into())
+}
+
+/// `x-queue-type=quorum, x-delivery-limit=10, …` for error messages.
+fn describe(arguments: &FieldTable) -> String {
+    let mut parts: Vec<String> = arguments
+        .inner()
+        .iter()
+        .map(|(key, value): (&ShortString, &AMQPValue)| {
+            let value = match value {
+                AMQPValue::LongString(text) => text.to_string(),
+                AMQPValue::LongInt(number) => number.to_string(),
+                other => format!("{other:?}"),
+            };
+            format!("{key}={value}")
+        })
+        .collect();
+    parts.sort();
+    parts.join(", ")
+}
