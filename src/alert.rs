@@ -31,7 +31,10 @@ pub enum InvalidAlert {
     #[error("the message is not a JSON alert: {0}")]
     NotJson(String),
     #[error("field `{field}` {problem}")]
-    Field { field: &'static str, problem: String },
+    Field {
+        field: &'static str,
+        problem: String,
+    },
 }
 
 impl InvalidAlert {
@@ -213,7 +216,12 @@ impl Alert {
         let priority = match fields.optional_string("priority")?.as_deref() {
             None | Some("normal") => Priority::Normal,
             Some("urgent") => Priority::Urgent,
-            Some(_) => return Err(InvalidAlert::field("priority", "must be `urgent` or `normal`")),
+            Some(_) => {
+                return Err(InvalidAlert::field(
+                    "priority",
+                    "must be `urgent` or `normal`",
+                ));
+            }
         };
         let emitted_at = OffsetDateTime::parse(&fields.required_string("emitted_at")?, &Rfc3339)
             .map_err(|_| {
@@ -326,7 +334,10 @@ fn parse_summary(summary: String) -> Result<String, InvalidAlert> {
             format!("must be at most {SUMMARY_MAX_CHARS} characters"),
         ));
     }
-    if summary.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if summary
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(InvalidAlert::field(
             "summary",
             "contains a control character other than a line break or a tab",
@@ -393,7 +404,9 @@ impl Fields {
     }
 
     fn optional_object(&mut self, path: &'static str) -> Result<Option<Fields>, InvalidAlert> {
-        self.take(path).map(|value| Fields::new(path, value)).transpose()
+        self.take(path)
+            .map(|value| Fields::new(path, value))
+            .transpose()
     }
 
     fn required_object(&mut self, path: &'static str) -> Result<Fields, InvalidAlert> {
@@ -468,7 +481,10 @@ mod tests {
 
     #[test]
     fn optional_parts_default_and_unknown_fields_are_ignored() {
-        let mut value = without(without(without(example(), "priority"), "patient"), "contact");
+        let mut value = without(
+            without(without(example(), "priority"), "patient"),
+            "contact",
+        );
         value["future_field"] = serde_json::json!({"anything": [1, 2]});
         let alert = parse(&value).unwrap();
         assert_eq!(alert.priority(), Priority::Normal);
@@ -478,7 +494,14 @@ mod tests {
 
     #[test]
     fn every_required_field_is_required() {
-        for field in ["id", "kind", "emitted_at", "association", "territory", "summary"] {
+        for field in [
+            "id",
+            "kind",
+            "emitted_at",
+            "association",
+            "territory",
+            "summary",
+        ] {
             assert_eq!(
                 parse(&without(example(), field)).unwrap_err().to_string(),
                 format!("field `{field}` is required")
@@ -500,15 +523,28 @@ mod tests {
 
     #[test]
     fn the_kind_must_be_an_identifier() {
-        for kind in ["", "Orientation", "9x", "orientation-sociale", "a b", &"a".repeat(65)] {
-            assert_eq!(field_error(&with(example(), "/kind", kind.into())).0, "kind");
+        for kind in [
+            "",
+            "Orientation",
+            "9x",
+            "orientation-sociale",
+            "a b",
+            &"a".repeat(65),
+        ] {
+            assert_eq!(
+                field_error(&with(example(), "/kind", kind.into())).0,
+                "kind"
+            );
         }
     }
 
     #[test]
     fn the_priority_is_urgent_or_normal() {
         let (field, problem) = field_error(&with(example(), "/priority", "URGENT".into()));
-        assert_eq!((field, problem.as_str()), ("priority", "must be `urgent` or `normal`"));
+        assert_eq!(
+            (field, problem.as_str()),
+            ("priority", "must be `urgent` or `normal`")
+        );
         let normal = parse(&with(example(), "/priority", "normal".into())).unwrap();
         assert_eq!(normal.priority(), Priority::Normal);
     }
@@ -516,32 +552,70 @@ mod tests {
     #[test]
     fn emitted_at_must_be_rfc3339() {
         for date in ["2026-11-22", "22/11/2026 08:15", "2026-11-22T08:15:00"] {
-            assert_eq!(field_error(&with(example(), "/emitted_at", date.into())).0, "emitted_at");
+            assert_eq!(
+                field_error(&with(example(), "/emitted_at", date.into())).0,
+                "emitted_at"
+            );
         }
-        assert!(parse(&with(example(), "/emitted_at", "2026-11-22T07:15:00Z".into())).is_ok());
+        assert!(
+            parse(&with(
+                example(),
+                "/emitted_at",
+                "2026-11-22T07:15:00Z".into()
+            ))
+            .is_ok()
+        );
     }
 
     #[test]
     fn the_territory_needs_a_valid_commune_or_departement() {
         let value = with(example(), "/territory", serde_json::json!({}));
         assert_eq!(field_error(&value).0, "territory");
-        let value = with(example(), "/territory", serde_json::json!({"commune": "7511"}));
+        let value = with(
+            example(),
+            "/territory",
+            serde_json::json!({"commune": "7511"}),
+        );
         assert_eq!(field_error(&value).0, "territory.commune");
-        let value = with(example(), "/territory", serde_json::json!({"departement": "20"}));
+        let value = with(
+            example(),
+            "/territory",
+            serde_json::json!({"departement": "20"}),
+        );
         assert_eq!(field_error(&value).0, "territory.departement");
-        let value = with(example(), "/territory", serde_json::json!({"departement": "2A"}));
-        assert_eq!(parse(&value).unwrap().territory().departement().as_str(), "2A");
+        let value = with(
+            example(),
+            "/territory",
+            serde_json::json!({"departement": "2A"}),
+        );
+        assert_eq!(
+            parse(&value).unwrap().territory().departement().as_str(),
+            "2A"
+        );
     }
 
     #[test]
     fn the_summary_is_bounded_and_keeps_its_lines() {
         let long = "é".repeat(SUMMARY_MAX_CHARS + 1);
-        assert_eq!(field_error(&with(example(), "/summary", long.into())).0, "summary");
+        assert_eq!(
+            field_error(&with(example(), "/summary", long.into())).0,
+            "summary"
+        );
         let exact = "é".repeat(SUMMARY_MAX_CHARS);
         assert!(parse(&with(example(), "/summary", exact.into())).is_ok());
-        assert_eq!(field_error(&with(example(), "/summary", "  \n ".into())).0, "summary");
-        assert_eq!(field_error(&with(example(), "/summary", "a\u{7}b".into())).0, "summary");
-        let lines = parse(&with(example(), "/summary", "ligne 1\r\nligne 2\n\tfin".into()));
+        assert_eq!(
+            field_error(&with(example(), "/summary", "  \n ".into())).0,
+            "summary"
+        );
+        assert_eq!(
+            field_error(&with(example(), "/summary", "a\u{7}b".into())).0,
+            "summary"
+        );
+        let lines = parse(&with(
+            example(),
+            "/summary",
+            "ligne 1\r\nligne 2\n\tfin".into(),
+        ));
         assert_eq!(lines.unwrap().summary(), "ligne 1\nligne 2\n\tfin");
     }
 
@@ -560,12 +634,20 @@ mod tests {
         let cases = [
             with(example(), "/patient", sentinel.into()),
             with(example(), "/patient/name", serde_json::json!([sentinel])),
-            with(example(), "/patient/address", format!("{sentinel}\n").into()),
+            with(
+                example(),
+                "/patient/address",
+                format!("{sentinel}\n").into(),
+            ),
             with(example(), "/contact", serde_json::json!([sentinel])),
             with(example(), "/summary", format!("{sentinel}\u{0}").into()),
             with(example(), "/territory", sentinel.into()),
             with(example(), "/territory/commune", sentinel.into()),
-            with(example(), "/association", serde_json::json!({ "x": sentinel })),
+            with(
+                example(),
+                "/association",
+                serde_json::json!({ "x": sentinel }),
+            ),
             with(example(), "/id", format!("{sentinel} ").into()),
         ];
         for value in cases {
@@ -579,10 +661,19 @@ mod tests {
         let body = example().to_string();
         assert_eq!(
             Alert::parse(body.as_bytes(), 100),
-            Err(InvalidAlert::TooLarge { size: body.len(), max: 100 })
+            Err(InvalidAlert::TooLarge {
+                size: body.len(),
+                max: 100
+            })
         );
-        assert_eq!(Alert::parse(b"{\"id\": \"\xff\"}", MAX), Err(InvalidAlert::NotUtf8));
-        assert!(matches!(Alert::parse(b"not json", MAX), Err(InvalidAlert::NotJson(_))));
+        assert_eq!(
+            Alert::parse(b"{\"id\": \"\xff\"}", MAX),
+            Err(InvalidAlert::NotUtf8)
+        );
+        assert!(matches!(
+            Alert::parse(b"not json", MAX),
+            Err(InvalidAlert::NotJson(_))
+        ));
         assert_eq!(
             Alert::parse(b"[1, 2]", MAX).unwrap_err().to_string(),
             "field `the alert` must be a JSON object"

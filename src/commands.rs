@@ -19,6 +19,8 @@ use crate::outcome::{PublishError, Publisher};
 use crate::registry::Registry;
 use crate::settings::{Settings, TransportKind};
 use crate::territory::{Commune, Departement, Territory};
+use crate::topology::soft_error;
+use lapin::protocol::AMQPSoftError;
 
 /// Runs the subcommand; errors are printed, and become exit code 1.
 pub async fn dispatch(cli: Cli) -> ExitCode {
@@ -56,7 +58,11 @@ async fn run(config: Option<&Path>) -> anyhow::Result<()> {
 /// `relais check`: validates settings and registry, prints a summary.
 fn check(config: Option<&Path>) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    let registry_path = settings.registry.path.as_deref().context("registry.path is required")?;
+    let registry_path = settings
+        .registry
+        .path
+        .as_deref()
+        .context("registry.path is required")?;
     let registry = Registry::load(registry_path)?;
     print!("{}", check_report(&settings, registry_path, &registry));
     Ok(())
@@ -88,7 +94,11 @@ fn check_report(settings: &Settings, registry_path: &Path, registry: &Registry) 
         }
         TransportKind::File => {
             let dir = smtp.file_dir.as_deref().unwrap_or(Path::new(""));
-            let _ = writeln!(out, "mail:     .eml files in {} (no SMTP), from {from}", dir.display());
+            let _ = writeln!(
+                out,
+                "mail:     .eml files in {} (no SMTP), from {from}",
+                dir.display()
+            );
         }
     }
     let summary = registry.summary();
@@ -116,9 +126,14 @@ fn check_report(settings: &Settings, registry_path: &Path, registry: &Registry) 
 /// `relais resolve`: who would receive an alert, one `<id> <email>` line each.
 fn resolve(config: Option<&Path>, args: &ResolveArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    let registry_path = settings.registry.path.as_deref().context("registry.path is required")?;
+    let registry_path = settings
+        .registry
+        .path
+        .as_deref()
+        .context("registry.path is required")?;
     let registry = Registry::load(registry_path)?;
-    let kind = crate::alert::Kind::parse(&args.kind).map_err(|problem| anyhow::anyhow!("--kind {problem}"))?;
+    let kind = crate::alert::Kind::parse(&args.kind)
+        .map_err(|problem| anyhow::anyhow!("--kind {problem}"))?;
     let commune = args
         .commune
         .as_deref()
@@ -156,10 +171,14 @@ fn resolve(config: Option<&Path>, args: &ResolveArgs) -> anyhow::Result<()> {
 async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     let body = match &args.file {
-        Some(path) => std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
         None => {
             let mut body = Vec::new();
-            std::io::stdin().read_to_end(&mut body).context("cannot read standard input")?;
+            std::io::stdin()
+                .read_to_end(&mut body)
+                .context("cannot read standard input")?;
             body
         }
     };
@@ -171,7 +190,9 @@ async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow::Result<()
         .await
         .with_context(|| format!("cannot connect to the broker {}", amqp.redacted_url()))?;
     let channel = connection.create_channel().await?;
-    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     let publisher = Publisher::new(channel, amqp.confirm_timeout);
     let properties = BasicProperties::default()
         .with_content_type(ShortString::from("application/json"))
@@ -199,11 +220,15 @@ async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow::Result<()
             amqp.exchange,
             alert.kind()
         ),
-        Err(PublishError::Broker(error)) if error.to_string().contains("NOT_FOUND") => bail!(
-            "not published: exchange {} does not exist on the broker; start `relais run` once, it \
+        Err(PublishError::Broker(error))
+            if soft_error(&error, AMQPSoftError::NOTFOUND).is_some() =>
+        {
+            bail!(
+                "not published: exchange {} does not exist on the broker; start `relais run` once, it \
              declares it",
-            amqp.exchange
-        ),
+                amqp.exchange
+            )
+        }
         Err(error) => Err(error).context("not published"),
     }
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use secrecy::ExposeSecret;
@@ -100,7 +102,9 @@ impl Session<'_> {
         // Publishing (dead letters) and consuming use separate channels, so a
         // slow confirm never holds up deliveries and acks.
         let publishing = connection.create_channel().await?;
-        publishing.confirm_select(ConfirmSelectOptions::default()).await?;
+        publishing
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         self.topology.declare(&publishing).await?;
         let settler = Settler::new(
             Publisher::new(publishing, self.amqp.confirm_timeout),
@@ -108,7 +112,9 @@ impl Session<'_> {
         );
 
         let consuming = connection.create_channel().await?;
-        consuming.basic_qos(self.amqp.prefetch, BasicQosOptions::default()).await?;
+        consuming
+            .basic_qos(self.amqp.prefetch, BasicQosOptions::default())
+            .await?;
         let mut consumer = consuming
             .basic_consume(
                 self.topology.queue.as_str().into(),
@@ -144,7 +150,10 @@ impl Session<'_> {
             // Take no new alert; those already received but not started stay
             // unacked and return to the queue when the channel closes.
             let tag = consumer.tag();
-            if let Err(error) = consuming.basic_cancel(tag, BasicCancelOptions::default()).await {
+            if let Err(error) = consuming
+                .basic_cancel(tag, BasicCancelOptions::default())
+                .await
+            {
                 warn!(%error, "could not cancel the consumer");
             }
         }
@@ -156,10 +165,10 @@ impl Session<'_> {
                 "alerts still in flight after shutdown_timeout; the broker will deliver them again"
             );
         }
-        if connection.status().connected() {
-            if let Err(error) = connection.close(200, "relais stopping".into()).await {
-                warn!(%error, "could not close the broker connection cleanly");
-            }
+        if connection.status().connected()
+            && let Err(error) = connection.close(200, "relais stopping".into()).await
+        {
+            warn!(%error, "could not close the broker connection cleanly");
         }
         Ok(end)
     }

@@ -260,13 +260,17 @@ mod tests {
     fn render(alert: &Alert) -> String {
         let registry = registry();
         let renderer = Renderer::new("relais <relais@sos75.example.org>".parse().unwrap()).unwrap();
-        let message = renderer.render(alert, &registry.referents()[0], "Orientation sociale").unwrap();
+        let message = renderer
+            .render(alert, &registry.referents()[0], "Orientation sociale")
+            .unwrap();
         String::from_utf8(message.formatted()).unwrap()
     }
 
     /// The decoded text and HTML parts, for assertions on the content.
     fn parts(raw: &str) -> (String, String) {
-        let parsed = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+        let parsed = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .unwrap();
         let text = parsed.body_text(0).unwrap().replace("\r\n", "\n");
         let html = parsed.body_html(0).unwrap().into_owned();
         (text, html)
@@ -275,18 +279,28 @@ mod tests {
     #[test]
     fn the_headers_identify_the_alert_and_the_referent() {
         let raw = render(&alert(serde_json::json!({})));
-        assert!(raw.contains("From: relais <relais@sos75.example.org>\r\n"), "{raw}");
-        assert!(raw.contains("To: \"Camille Martin\" <camille.martin@ccas-paris13.example.org>\r\n"), "{raw}");
+        assert!(
+            raw.contains("From: relais <relais@sos75.example.org>\r\n"),
+            "{raw}"
+        );
+        assert!(
+            raw.contains("To: \"Camille Martin\" <camille.martin@ccas-paris13.example.org>\r\n"),
+            "{raw}"
+        );
         assert!(raw.contains("X-Relais-Alert-Id: SOS75-2026-000123\r\n"));
         assert!(raw.contains("X-Relais-Referent: ccas-paris-13\r\n"));
-        assert!(raw.contains("Message-ID: <relais.SOS75-2026-000123.ccas-paris-13@sos75.example.org>\r\n"));
+        assert!(raw.contains(
+            "Message-ID: <relais.SOS75-2026-000123.ccas-paris-13@sos75.example.org>\r\n"
+        ));
         assert!(raw.contains("Content-Type: multipart/alternative;"));
     }
 
     #[test]
     fn the_subject_says_urgent_the_kind_and_the_territory() {
         let urgent = render(&alert(serde_json::json!({})));
-        let parsed = mail_parser::MessageParser::default().parse(urgent.as_bytes()).unwrap();
+        let parsed = mail_parser::MessageParser::default()
+            .parse(urgent.as_bytes())
+            .unwrap();
         assert_eq!(
             parsed.subject(),
             Some("URGENT – Alerte Orientation sociale – commune 75113 – réf. SOS75-2026-000123")
@@ -294,9 +308,14 @@ mod tests {
         let normal = alert(serde_json::json!({"priority": "normal", "id": "A1"}));
         let registry = registry();
         let renderer = Renderer::new("relais@sos75.example.org".parse().unwrap()).unwrap();
-        let message = renderer.render(&normal, &registry.referents()[0], "Orientation sociale").unwrap();
+        let message = renderer
+            .render(&normal, &registry.referents()[0], "Orientation sociale")
+            .unwrap();
         let subject = message.headers().get_raw("Subject").unwrap();
-        assert_eq!(subject, "Alerte Orientation sociale – commune 75113 – réf. A1");
+        assert_eq!(
+            subject,
+            "Alerte Orientation sociale – commune 75113 – réf. A1"
+        );
     }
 
     #[test]
@@ -316,9 +335,15 @@ mod tests {
             "Dr Martin : 01 47 07 77 77",
             "de CCAS de Paris 13e (réseau ccas, identifiant ccas-paris-13)",
         ] {
-            assert!(text.contains(expected), "text part lacks {expected:?}:\n{text}");
+            assert!(
+                text.contains(expected),
+                "text part lacks {expected:?}:\n{text}"
+            );
         }
-        assert!(html.contains("<strong>« Orientation sociale »</strong>"), "{html}");
+        assert!(
+            html.contains("<strong>« Orientation sociale »</strong>"),
+            "{html}"
+        );
         assert!(html.contains("<li>Nom : Mme Jeanne Durand</li>"), "{html}");
     }
 
@@ -330,8 +355,14 @@ mod tests {
             "patient": { "name": "<b>Jeanne</b>" }
         }));
         let (text, html) = parts(&render(&hostile));
-        assert!(!html.contains("<script>") && !html.contains("<img") && !html.contains("<b>Jeanne"), "{html}");
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt; &amp; Cie"), "{html}");
+        assert!(
+            !html.contains("<script>") && !html.contains("<img") && !html.contains("<b>Jeanne"),
+            "{html}"
+        );
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt; &amp; Cie"),
+            "{html}"
+        );
         assert!(html.contains("&lt;b&gt;Jeanne&lt;&#x2f;b&gt;"), "{html}");
         // The text part is not HTML: it keeps the values as they are.
         assert!(text.contains("<script>alert(1)</script> & Cie"), "{text}");
@@ -345,23 +376,37 @@ mod tests {
             "summary": "fin\r\nBcc: victim@example.org\r\n\r\nX-Injected: yes"
         }));
         let raw = render(&injected);
-        let parsed = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+        let parsed = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .unwrap();
         for part in &parsed.parts {
             for header in part.headers() {
                 let name = header.name().to_ascii_lowercase();
-                assert!(name != "bcc" && name != "x-injected", "injected header {name}");
+                assert!(
+                    name != "bcc" && name != "x-injected",
+                    "injected header {name}"
+                );
             }
         }
         let text = parsed.body_text(0).unwrap();
-        assert!(text.contains("Bcc: victim@example.org"), "the text stays in the body: {text}");
+        assert!(
+            text.contains("Bcc: victim@example.org"),
+            "the text stays in the body: {text}"
+        );
     }
 
     #[test]
     fn an_alert_without_patient_or_contact_says_whom_to_call() {
         let bare = alert(serde_json::json!({ "patient": null, "contact": null }));
         let (text, _) = parts(&render(&bare));
-        assert!(text.contains("Aucune coordonnée transmise : rappelez le contact ci-dessous."), "{text}");
-        assert!(text.contains("SOS Médecins Paris, en citant la référence SOS75-2026-000123."), "{text}");
+        assert!(
+            text.contains("Aucune coordonnée transmise : rappelez le contact ci-dessous."),
+            "{text}"
+        );
+        assert!(
+            text.contains("SOS Médecins Paris, en citant la référence SOS75-2026-000123."),
+            "{text}"
+        );
     }
 
     #[test]

@@ -112,7 +112,9 @@ impl Relay {
         };
         let label = registry.kind_label(alert.kind());
 
-        let sends = resolution.referents().map(|referent| self.send(alert, referent, &label));
+        let sends = resolution
+            .referents()
+            .map(|referent| self.send(alert, referent, &label));
         let failures: Vec<SendError> = join_all(sends).await.into_iter().flatten().collect();
 
         if let Some(transient) = failures.iter().find(|f| f.is_transient()) {

@@ -70,7 +70,12 @@ pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> anyh
     ));
 
     let stop = CancellationToken::new();
-    let consumer = consumer::consume(&settings.amqp, relay, stop.clone(), settings.shutdown_timeout);
+    let consumer = consumer::consume(
+        &settings.amqp,
+        relay,
+        stop.clone(),
+        settings.shutdown_timeout,
+    );
     tokio::pin!(consumer);
     tokio::select! {
         () = &mut consumer => {}

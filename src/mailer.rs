@@ -7,9 +7,9 @@
 //! to the alert; `handle` does.
 
 use lettre::address::Envelope;
+use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
@@ -126,7 +126,9 @@ impl Mailer {
                 .map(|id| Accepted {
                     reply: format!("written as {id}.eml"),
                 })
-                .map_err(|error| SendError::Transient(format!("cannot write the email file: {error}"))),
+                .map_err(|error| {
+                    SendError::Transient(format!("cannot write the email file: {error}"))
+                }),
         }
     }
 
@@ -136,7 +138,9 @@ impl Mailer {
     }
 }
 
-fn smtp_transport(settings: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailerError> {
+fn smtp_transport(
+    settings: &SmtpSettings,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailerError> {
     let host = settings.host.clone().ok_or(MailerError::NoHost)?;
     let tls = match settings.tls {
         SmtpTls::None => Tls::None,
@@ -173,7 +177,9 @@ fn read_secret(path: &std::path::Path) -> Result<SecretString, MailerError> {
         path: path.to_owned(),
         source,
     })?;
-    Ok(SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned()))
+    Ok(SecretString::from(
+        text.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
 }
 
 /// The one place where a send failure is classified: a 5xx reply is

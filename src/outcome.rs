@@ -77,7 +77,13 @@ impl Publisher {
         };
         let confirm = self
             .channel
-            .basic_publish(exchange.into(), routing_key.into(), options, body, properties)
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                options,
+                body,
+                properties,
+            )
             .await?;
         let confirmation = tokio::time::timeout(self.confirm_timeout, confirm)
             .await
@@ -136,13 +142,23 @@ impl Settler {
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
         let attempts = attempts(&headers) + 1;
         headers.insert(REASON_HEADER.into(), long_string(reason.as_str()));
-        headers.insert(ERROR_HEADER.into(), long_string(truncate(error, ERROR_MAX_BYTES)));
+        headers.insert(
+            ERROR_HEADER.into(),
+            long_string(truncate(error, ERROR_MAX_BYTES)),
+        );
         headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongInt(attempts));
-        let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+        let now = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default();
         headers.insert(FAILED_AT_HEADER.into(), long_string(&now));
         let properties = delivery.properties.clone().with_headers(headers);
         self.publisher
-            .publish_confirmed(&self.topology.dead, delivery.routing_key.as_str(), &delivery.data, properties)
+            .publish_confirmed(
+                &self.topology.dead,
+                delivery.routing_key.as_str(),
+                &delivery.data,
+                properties,
+            )
             .await
     }
 

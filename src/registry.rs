@@ -156,7 +156,9 @@ pub struct Resolution<'r> {
 impl<'r> Resolution<'r> {
     /// Every référent, in registry order within each network.
     pub fn referents(&self) -> impl Iterator<Item = &'r Referent> + '_ {
-        self.matched.iter().flat_map(|m| m.referents.iter().copied())
+        self.matched
+            .iter()
+            .flat_map(|m| m.referents.iter().copied())
     }
 
     /// Why the `unmatched` networks have nobody, or `None` if all matched.
@@ -277,10 +279,12 @@ impl Registry {
             path: PathBuf::new(),
             message: error.to_string(),
         })?;
-        Builder::default().build(raw).map_err(|errors| RegistryError::Invalid {
-            path: PathBuf::new(),
-            errors,
-        })
+        Builder::default()
+            .build(raw)
+            .map_err(|errors| RegistryError::Invalid {
+                path: PathBuf::new(),
+                errors,
+            })
     }
 
     /// Who receives an alert of `kind` about `territory`.
@@ -309,14 +313,21 @@ impl Registry {
                 Some((level, indexes)) => resolution.matched.push(NetworkMatch {
                     network: name,
                     level,
-                    referents: indexes.iter().map(|&i| &self.referents[i as usize]).collect(),
+                    referents: indexes
+                        .iter()
+                        .map(|&i| &self.referents[i as usize])
+                        .collect(),
                 }),
                 None => resolution.unmatched.push(name),
             }
         }
         if resolution.matched.is_empty() {
             return Err(Unroutable::NoReferent {
-                networks: resolution.unmatched.iter().map(|n| (*n).to_owned()).collect(),
+                networks: resolution
+                    .unmatched
+                    .iter()
+                    .map(|n| (*n).to_owned())
+                    .collect(),
                 territory,
             });
         }
@@ -364,7 +375,11 @@ impl Registry {
             let summary = networks.entry(name.clone()).or_default();
             summary.referents = self.referents.iter().filter(|r| &r.network == name).count();
             summary.communes = self.by_commune.keys().filter(|(n, _)| *n == index).count();
-            summary.departements = self.by_departement.keys().filter(|(n, _)| *n == index).count();
+            summary.departements = self
+                .by_departement
+                .keys()
+                .filter(|(n, _)| *n == index)
+                .count();
             summary.fallbacks = self.fallback[usize::from(index)].len();
         }
         let mut routes: Vec<(String, Vec<String>)> = self
@@ -384,7 +399,10 @@ impl Registry {
     }
 
     fn network_names(&self, networks: &[NetworkIndex]) -> Vec<String> {
-        networks.iter().map(|&n| self.networks[usize::from(n)].clone()).collect()
+        networks
+            .iter()
+            .map(|&n| self.networks[usize::from(n)].clone())
+            .collect()
     }
 }
 
@@ -429,7 +447,8 @@ impl Builder {
                 continue;
             };
             if !ids.insert(referent.id.clone()) {
-                self.errors.push(format!("{at}: the id is already used by another référent"));
+                self.errors
+                    .push(format!("{at}: the id is already used by another référent"));
                 continue;
             }
             let network = match networks.iter().position(|n| *n == referent.network) {
@@ -442,16 +461,24 @@ impl Builder {
             let index = referents.len() as ReferentIndex;
             for code in &raw.communes {
                 match Commune::parse(code) {
-                    Ok(commune) => by_commune.entry((network, commune)).or_default().push(index),
+                    Ok(commune) => by_commune
+                        .entry((network, commune))
+                        .or_default()
+                        .push(index),
                     Err(error) => self.errors.push(format!("{at}: commune {code:?} {error}")),
                 }
             }
             for code in &raw.departements {
                 match Departement::parse(code) {
                     Ok(departement) => {
-                        by_departement.entry((network, departement)).or_default().push(index);
+                        by_departement
+                            .entry((network, departement))
+                            .or_default()
+                            .push(index);
                     }
-                    Err(error) => self.errors.push(format!("{at}: département {code:?} {error}")),
+                    Err(error) => self
+                        .errors
+                        .push(format!("{at}: département {code:?} {error}")),
                 }
             }
             if raw.fallback {
@@ -470,14 +497,18 @@ impl Builder {
         let mut any_kind = Vec::new();
         for (position, route) in raw.route.into_iter().enumerate() {
             let at = format!("route #{} (kind {:?})", position + 1, route.kind);
-            if route.kind != ANY_KIND {
-                if let Err(problem) = Kind::parse(&route.kind) {
-                    self.errors.push(format!("{at}: the kind {problem}, or be \"*\""));
-                    continue;
-                }
+            if route.kind != ANY_KIND
+                && let Err(problem) = Kind::parse(&route.kind)
+            {
+                self.errors
+                    .push(format!("{at}: the kind {problem}, or be \"*\""));
+                continue;
             }
-            if routes.contains_key(&route.kind) || (route.kind == ANY_KIND && !any_kind.is_empty()) {
-                self.errors.push(format!("{at}: this kind already has a route; list all its networks in one"));
+            if routes.contains_key(&route.kind) || (route.kind == ANY_KIND && !any_kind.is_empty())
+            {
+                self.errors.push(format!(
+                    "{at}: this kind already has a route; list all its networks in one"
+                ));
                 continue;
             }
             if route.networks.is_empty() {
@@ -490,7 +521,9 @@ impl Builder {
                         indexes.push(index as NetworkIndex);
                     }
                     Some(_) => {}
-                    None => self.errors.push(format!("{at}: network {network:?} has no référent")),
+                    None => self
+                        .errors
+                        .push(format!("{at}: network {network:?} has no référent")),
                 }
             }
             if let Some(label) = route.label {
@@ -504,7 +537,8 @@ impl Builder {
             }
         }
         if routes.is_empty() && any_kind.is_empty() {
-            self.errors.push("the registry has no [[route]]: no alert could be delivered".into());
+            self.errors
+                .push("the registry has no [[route]]: no alert could be delivered".into());
         }
 
         if !self.errors.is_empty() {
@@ -535,7 +569,10 @@ impl Builder {
             ));
         }
         let email = raw.email.parse::<Address>().map_err(|error| {
-            self.errors.push(format!("{at}: email {:?} is not a valid address: {error}", raw.email));
+            self.errors.push(format!(
+                "{at}: email {:?} is not a valid address: {error}",
+                raw.email
+            ));
         });
         for (field, value) in [("name", &raw.name), ("organisation", &raw.organisation)] {
             if let Some(value) = value {
@@ -555,7 +592,9 @@ impl Builder {
 
     fn check_line(&mut self, at: &str, field: &str, value: &str) {
         if value.trim().is_empty() || value.chars().any(char::is_control) {
-            self.errors.push(format!("{at}: `{field}` must be one non-empty line of text"));
+            self.errors.push(format!(
+                "{at}: `{field}` must be one non-empty line of text"
+            ));
         }
     }
 }
@@ -642,7 +681,9 @@ mod tests {
     #[test]
     fn the_commune_level_wins_and_every_referent_there_receives() {
         let registry = registry();
-        let resolution = registry.resolve(&kind("orientation_sociale"), commune("75113")).unwrap();
+        let resolution = registry
+            .resolve(&kind("orientation_sociale"), commune("75113"))
+            .unwrap();
         assert_eq!(ids(&resolution), ["ccas-paris-13", "ccas-paris-13-bis"]);
         assert_eq!(resolution.matched[0].level, Level::Commune);
         assert!(resolution.unmatched.is_empty());
@@ -651,17 +692,23 @@ mod tests {
     #[test]
     fn the_departement_level_serves_other_communes_of_the_departement() {
         let registry = registry();
-        let resolution = registry.resolve(&kind("orientation_sociale"), commune("75115")).unwrap();
+        let resolution = registry
+            .resolve(&kind("orientation_sociale"), commune("75115"))
+            .unwrap();
         assert_eq!(ids(&resolution), ["ccas-paris"]);
         assert_eq!(resolution.matched[0].level, Level::Departement);
-        let resolution = registry.resolve(&kind("orientation_sociale"), departement("75")).unwrap();
+        let resolution = registry
+            .resolve(&kind("orientation_sociale"), departement("75"))
+            .unwrap();
         assert_eq!(ids(&resolution), ["ccas-paris"]);
     }
 
     #[test]
     fn the_fallback_serves_territories_nobody_covers() {
         let registry = registry();
-        let resolution = registry.resolve(&kind("orientation_sociale"), commune("69123")).unwrap();
+        let resolution = registry
+            .resolve(&kind("orientation_sociale"), commune("69123"))
+            .unwrap();
         assert_eq!(ids(&resolution), ["ccas-fallback"]);
         assert_eq!(resolution.matched[0].level, Level::Fallback);
     }
@@ -669,9 +716,13 @@ mod tests {
     #[test]
     fn corsican_and_overseas_codes_resolve_at_their_own_level() {
         let registry = registry();
-        let ajaccio = registry.resolve(&kind("orientation_sociale"), commune("2A004")).unwrap();
+        let ajaccio = registry
+            .resolve(&kind("orientation_sociale"), commune("2A004"))
+            .unwrap();
         assert_eq!(ids(&ajaccio), ["ccas-ajaccio"]);
-        let saint_denis = registry.resolve(&kind("acces_aux_droits"), commune("97411")).unwrap();
+        let saint_denis = registry
+            .resolve(&kind("acces_aux_droits"), commune("97411"))
+            .unwrap();
         assert_eq!(ids(&saint_denis), ["cpam-974", "caf-974"]);
         assert_eq!(saint_denis.matched[0].level, Level::Departement);
         assert_eq!(saint_denis.matched[1].level, Level::Commune);
@@ -680,11 +731,16 @@ mod tests {
     #[test]
     fn a_network_without_match_is_reported_beside_the_others() {
         let registry = registry();
-        let resolution = registry.resolve(&kind("acces_aux_droits"), commune("97415")).unwrap();
+        let resolution = registry
+            .resolve(&kind("acces_aux_droits"), commune("97415"))
+            .unwrap();
         assert_eq!(ids(&resolution), ["cpam-974"]);
         assert_eq!(resolution.unmatched, ["caf"]);
         assert_eq!(
-            resolution.unmatched_error(commune("97415")).unwrap().to_string(),
+            resolution
+                .unmatched_error(commune("97415"))
+                .unwrap()
+                .to_string(),
             "no référent of network(s) caf for commune 97415 (département 974), and no fallback"
         );
     }
@@ -693,11 +749,16 @@ mod tests {
     fn an_unknown_kind_or_an_uncovered_territory_is_unroutable() {
         let registry = registry();
         assert_eq!(
-            registry.resolve(&kind("demande_visite"), commune("75113")).unwrap_err(),
+            registry
+                .resolve(&kind("demande_visite"), commune("75113"))
+                .unwrap_err(),
             Unroutable::NoRoute("demande_visite".into())
         );
         assert_eq!(
-            registry.resolve(&kind("acces_aux_droits"), commune("75113")).unwrap_err().to_string(),
+            registry
+                .resolve(&kind("acces_aux_droits"), commune("75113"))
+                .unwrap_err()
+                .to_string(),
             "no référent of network(s) cpam, caf for commune 75113 (département 75), and no fallback"
         );
     }
@@ -708,17 +769,27 @@ mod tests {
             "{REGISTRY}\n[[route]]\nkind = \"*\"\nnetworks = [\"ccas\"]\n"
         ))
         .unwrap();
-        let resolution = registry.resolve(&kind("demande_visite"), commune("2A004")).unwrap();
+        let resolution = registry
+            .resolve(&kind("demande_visite"), commune("2A004"))
+            .unwrap();
         assert_eq!(ids(&resolution), ["ccas-ajaccio"]);
-        let both = registry.resolve(&kind("acces_aux_droits"), commune("97411")).unwrap();
+        let both = registry
+            .resolve(&kind("acces_aux_droits"), commune("97411"))
+            .unwrap();
         assert_eq!(ids(&both), ["cpam-974", "caf-974", "ccas-fallback"]);
     }
 
     #[test]
     fn labels_name_the_kind_for_people() {
         let registry = registry();
-        assert_eq!(registry.kind_label(&kind("orientation_sociale")), "Orientation sociale");
-        assert_eq!(registry.kind_label(&kind("acces_aux_droits")), "acces aux droits");
+        assert_eq!(
+            registry.kind_label(&kind("orientation_sociale")),
+            "Orientation sociale"
+        );
+        assert_eq!(
+            registry.kind_label(&kind("acces_aux_droits")),
+            "acces aux droits"
+        );
     }
 
     #[test]
@@ -785,13 +856,17 @@ mod tests {
         ];
         assert_eq!(errors.len(), expected.len(), "{errors:#?}");
         for (error, start) in errors.iter().zip(expected) {
-            assert!(error.starts_with(start), "{error:?} should start with {start:?}");
+            assert!(
+                error.starts_with(start),
+                "{error:?} should start with {start:?}"
+            );
         }
     }
 
     #[test]
     fn unknown_keys_and_an_empty_registry_are_refused() {
-        let typo = "[[referent]]\nid = \"a\"\nnetwork = \"ccas\"\nemail = \"a@b.org\"\ncomunes = []\n";
+        let typo =
+            "[[referent]]\nid = \"a\"\nnetwork = \"ccas\"\nemail = \"a@b.org\"\ncomunes = []\n";
         let error = Registry::from_toml(typo).unwrap_err().to_string();
         assert!(error.contains("unknown field `comunes`"), "{error}");
         let error = Registry::from_toml("").unwrap_err().to_string();
@@ -804,8 +879,16 @@ mod tests {
         assert_eq!(summary.referents, 7);
         assert_eq!(
             summary.networks["ccas"],
-            NetworkSummary { referents: 5, communes: 2, departements: 1, fallbacks: 1 }
+            NetworkSummary {
+                referents: 5,
+                communes: 2,
+                departements: 1,
+                fallbacks: 1
+            }
         );
-        assert_eq!(summary.routes[0], ("acces_aux_droits".into(), vec!["cpam".into(), "caf".into()]));
+        assert_eq!(
+            summary.routes[0],
+            ("acces_aux_droits".into(), vec!["cpam".into(), "caf".into()])
+        );
     }
 }

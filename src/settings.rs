@@ -268,7 +268,10 @@ impl Settings {
         if let Err(error) = url::Url::parse(self.amqp.url.expose_secret()) {
             errors.push(format!("amqp.url is not a URL: {error}"));
         }
-        for (key, value) in [("amqp.exchange", &self.amqp.exchange), ("amqp.queue", &self.amqp.queue)] {
+        for (key, value) in [
+            ("amqp.exchange", &self.amqp.exchange),
+            ("amqp.queue", &self.amqp.queue),
+        ] {
             if value.is_empty() || value.len() > 200 || value.starts_with("amq.") {
                 errors.push(format!(
                     "{key} must be 1 to 200 characters and not start with `amq.` (reserved by the broker)"
@@ -284,7 +287,11 @@ impl Settings {
         if self.log.format == LogFormat::Text && self.log.level.trim().is_empty() {
             errors.push("log.level must not be empty".into());
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -310,10 +317,9 @@ impl SmtpSettings {
     /// # Errors
     /// A message when `smtp.from` is missing or not a mailbox.
     pub fn sender(&self) -> Result<Mailbox, String> {
-        let from = self
-            .from
-            .as_deref()
-            .ok_or("smtp.from is required: the sender of the emails, e.g. \"relais <relais@example.org>\"")?;
+        let from = self.from.as_deref().ok_or(
+            "smtp.from is required: the sender of the emails, e.g. \"relais <relais@example.org>\"",
+        )?;
         from.parse()
             .map_err(|error| format!("smtp.from {from:?} is not a mailbox: {error}"))
     }
@@ -346,7 +352,10 @@ impl SmtpSettings {
         }
         let has_password = self.password.is_some() || self.password_file.is_some();
         if has_password != self.username.is_some() {
-            errors.push("smtp.username and a password (smtp.password or smtp.password_file) go together".into());
+            errors.push(
+                "smtp.username and a password (smtp.password or smtp.password_file) go together"
+                    .into(),
+            );
         }
         if self.pool_size == 0 {
             errors.push("smtp.pool_size must be at least 1".into());
@@ -380,13 +389,19 @@ mod tests {
     "#;
 
     fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
-        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
     fn defaults_fill_what_the_file_does_not_say() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = Settings::load_with_env(Some(&write(dir.path(), MINIMAL)), env(&[])).unwrap();
+        let settings =
+            Settings::load_with_env(Some(&write(dir.path(), MINIMAL)), env(&[])).unwrap();
         assert_eq!(settings.amqp.exchange, "relais.alerts");
         assert_eq!(settings.amqp.queue, "relais.alerts");
         assert_eq!(settings.amqp.prefetch, 32);
@@ -401,8 +416,12 @@ mod tests {
     #[test]
     fn relative_paths_are_taken_from_the_settings_folder() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = Settings::load_with_env(Some(&write(dir.path(), MINIMAL)), env(&[])).unwrap();
-        assert_eq!(settings.registry.path.unwrap(), dir.path().join("referents.toml"));
+        let settings =
+            Settings::load_with_env(Some(&write(dir.path(), MINIMAL)), env(&[])).unwrap();
+        assert_eq!(
+            settings.registry.path.unwrap(),
+            dir.path().join("referents.toml")
+        );
     }
 
     #[test]
@@ -414,7 +433,8 @@ mod tests {
             ("RELAIS__SMTP__TIMEOUT", "2s"),
             ("RELAIS__LOG__FORMAT", "json"),
         ]);
-        let settings = Settings::load_with_env(Some(&write(dir.path(), MINIMAL)), overrides).unwrap();
+        let settings =
+            Settings::load_with_env(Some(&write(dir.path(), MINIMAL)), overrides).unwrap();
         assert_eq!(settings.smtp.port(), 2525);
         assert_eq!(settings.amqp.prefetch, 8);
         assert_eq!(settings.smtp.timeout, Duration::from_secs(2));
@@ -424,8 +444,13 @@ mod tests {
     #[test]
     fn plaintext_smtp_to_another_machine_is_refused_unless_allowed() {
         let dir = tempfile::tempdir().unwrap();
-        let file = write(dir.path(), &MINIMAL.replace("127.0.0.1", "mail.example.org"));
-        let error = Settings::load_with_env(Some(&file), env(&[])).unwrap_err().to_string();
+        let file = write(
+            dir.path(),
+            &MINIMAL.replace("127.0.0.1", "mail.example.org"),
+        );
+        let error = Settings::load_with_env(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("could send health data in clear"), "{error}");
         let allowed = env(&[("RELAIS__SMTP__ALLOW_PLAINTEXT", "true")]);
         assert!(Settings::load_with_env(Some(&file), allowed).is_ok());
@@ -438,8 +463,13 @@ mod tests {
     #[test]
     fn every_problem_is_listed_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let file = write(dir.path(), "[smtp]\nfrom = \"not a mailbox\"\nusername = \"u\"\n[amqp]\nprefetch = 0\n");
-        let SettingsError::Invalid(errors) = Settings::load_with_env(Some(&file), env(&[])).unwrap_err() else {
+        let file = write(
+            dir.path(),
+            "[smtp]\nfrom = \"not a mailbox\"\nusername = \"u\"\n[amqp]\nprefetch = 0\n",
+        );
+        let SettingsError::Invalid(errors) =
+            Settings::load_with_env(Some(&file), env(&[])).unwrap_err()
+        else {
             panic!("expected validation errors");
         };
         let starts = [
@@ -450,7 +480,10 @@ mod tests {
         ];
         assert_eq!(errors.len(), starts.len(), "{errors:#?}");
         for (error, start) in errors.iter().zip(starts) {
-            assert!(error.starts_with(start), "{error:?} should start with {start:?}");
+            assert!(
+                error.starts_with(start),
+                "{error:?} should start with {start:?}"
+            );
         }
     }
 
@@ -458,7 +491,9 @@ mod tests {
     fn unknown_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = write(dir.path(), &format!("{MINIMAL}\n[amqp]\nprefech = 3\n"));
-        let error = Settings::load_with_env(Some(&file), env(&[])).unwrap_err().to_string();
+        let error = Settings::load_with_env(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("unknown field `prefech`"), "{error}");
     }
 
@@ -468,7 +503,10 @@ mod tests {
             url: SecretString::from("amqp://relais:s3cr3t@broker.example.org:5672/%2f"),
             ..AmqpSettings::default()
         };
-        assert_eq!(amqp.redacted_url(), "amqp://relais:***@broker.example.org:5672/%2f");
+        assert_eq!(
+            amqp.redacted_url(),
+            "amqp://relais:***@broker.example.org:5672/%2f"
+        );
         assert!(!format!("{amqp:?}").contains("s3cr3t"));
     }
 }

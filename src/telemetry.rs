@@ -16,9 +16,15 @@ use crate::settings::{LogFormat, LogSettings};
 /// # Errors
 /// When `log.level` is not a valid filter.
 pub fn init(settings: &LogSettings) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&settings.level)
-        .map_err(|error| anyhow::anyhow!("log.level {:?} is not a valid filter: {error}", settings.level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_new(&settings.level).map_err(|error| {
+        anyhow::anyhow!(
+            "log.level {:?} is not a valid filter: {error}",
+            settings.level
+        )
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let installed = match settings.format {
         LogFormat::Json => builder
             .json()
@@ -26,7 +32,8 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<()> {
             .with_current_span(false)
             .try_init(),
         LogFormat::Text => {
-            let colours = std::io::stderr().is_terminal() && std::env::var_os("JOURNAL_STREAM").is_none();
+            let colours =
+                std::io::stderr().is_terminal() && std::env::var_os("JOURNAL_STREAM").is_none();
             builder.with_ansi(colours).try_init()
         }
     };
@@ -76,13 +83,13 @@ pub mod events {
         let territory = territory.as_deref().unwrap_or("-");
         match outcome {
             Outcome::Delivered { emails } => {
-                info!(alert_id, kind, territory, emails, "alert delivered");
+                info!(%alert_id, %kind, %territory, emails, "alert delivered");
             }
             Outcome::Retry { error } => {
-                warn!(alert_id, kind, territory, %error, "alert to retry");
+                warn!(%alert_id, %kind, %territory, %error, "alert to retry");
             }
             Outcome::DeadLetter { reason, error } => {
-                warn!(alert_id, kind, territory, reason = reason.as_str(), %error, "alert to dead-letter");
+                warn!(%alert_id, %kind, %territory, reason = reason.as_str(), %error, "alert to dead-letter");
             }
         }
     }

@@ -161,9 +161,11 @@ impl Territory {
             (Some(commune), given) => {
                 let derived = commune.departement();
                 match given {
-                    Some(given) if given != derived => {
-                        Err(TerritoryError::Mismatch { commune, given, derived })
-                    }
+                    Some(given) if given != derived => Err(TerritoryError::Mismatch {
+                        commune,
+                        given,
+                        derived,
+                    }),
                     _ => Ok(Self {
                         commune: Some(commune),
                         departement: derived,
@@ -247,28 +249,61 @@ mod tests {
         let commune = Commune::parse("75113").unwrap();
         assert_eq!(commune.as_str(), "75113");
         assert_eq!(commune.departement().as_str(), "75");
-        assert_eq!(Commune::parse("01001").unwrap().departement().as_str(), "01");
+        assert_eq!(
+            Commune::parse("01001").unwrap().departement().as_str(),
+            "01"
+        );
     }
 
     #[test]
     fn corsican_commune_codes_derive_2a_and_2b() {
-        assert_eq!(Commune::parse("2A004").unwrap().departement().as_str(), "2A");
-        assert_eq!(Commune::parse("2B033").unwrap().departement().as_str(), "2B");
+        assert_eq!(
+            Commune::parse("2A004").unwrap().departement().as_str(),
+            "2A"
+        );
+        assert_eq!(
+            Commune::parse("2B033").unwrap().departement().as_str(),
+            "2B"
+        );
     }
 
     #[test]
     fn overseas_commune_codes_derive_a_three_character_departement() {
-        assert_eq!(Commune::parse("97411").unwrap().departement().as_str(), "974");
-        assert_eq!(Commune::parse("97611").unwrap().departement().as_str(), "976");
-        assert_eq!(Commune::parse("98818").unwrap().departement().as_str(), "988");
-        assert_eq!(Commune::parse("97801").unwrap().departement().as_str(), "978");
+        assert_eq!(
+            Commune::parse("97411").unwrap().departement().as_str(),
+            "974"
+        );
+        assert_eq!(
+            Commune::parse("97611").unwrap().departement().as_str(),
+            "976"
+        );
+        assert_eq!(
+            Commune::parse("98818").unwrap().departement().as_str(),
+            "988"
+        );
+        assert_eq!(
+            Commune::parse("97801").unwrap().departement().as_str(),
+            "978"
+        );
     }
 
     #[test]
     fn malformed_commune_codes_are_refused() {
         for code in [
-            "", "7511", "751130", "75 13", "2C004", "2a004", "20004", "00123", "96001", "97901",
-            "98501", "9741A", "7511x", "７５１１３",
+            "",
+            "7511",
+            "751130",
+            "75 13",
+            "2C004",
+            "2a004",
+            "20004",
+            "00123",
+            "96001",
+            "97901",
+            "98501",
+            "9741A",
+            "7511x",
+            "７５１１３",
         ] {
             assert_eq!(
                 Commune::parse(code),
@@ -280,11 +315,18 @@ mod tests {
 
     #[test]
     fn departement_codes_follow_the_insee_list() {
-        for code in ["01", "19", "21", "2A", "2B", "75", "95", "971", "976", "975", "988"] {
+        for code in [
+            "01", "19", "21", "2A", "2B", "75", "95", "971", "976", "975", "988",
+        ] {
             assert_eq!(Departement::parse(code).unwrap().as_str(), code);
         }
-        for code in ["", "0", "00", "20", "96", "99", "2C", "2a", "970", "979", "985", "9750", "7"] {
-            assert!(Departement::parse(code).is_err(), "{code:?} should be refused");
+        for code in [
+            "", "0", "00", "20", "96", "99", "2C", "2a", "970", "979", "985", "9750", "7",
+        ] {
+            assert!(
+                Departement::parse(code).is_err(),
+                "{code:?} should be refused"
+            );
         }
     }
 
@@ -315,6 +357,9 @@ mod tests {
         let commune: Commune = serde_json::from_str("\"2A004\"").unwrap();
         assert_eq!(commune.as_str(), "2A004");
         let error = serde_json::from_str::<Departement>("\"20\"").unwrap_err();
-        assert!(error.to_string().contains("is not a département code"), "{error}");
+        assert!(
+            error.to_string().contains("is not a département code"),
+            "{error}"
+        );
     }
 }

@@ -68,15 +68,26 @@ impl Topology {
             ..ExchangeDeclareOptions::default()
         };
         channel
-            .exchange_declare(self.exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
+            .exchange_declare(
+                self.exchange.as_str().into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
             .await
             .map_err(|source| self.error(&self.exchange, source, "a durable topic exchange"))?;
         channel
-            .exchange_declare(self.dead.as_str().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+            .exchange_declare(
+                self.dead.as_str().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
             .await
             .map_err(|source| self.error(&self.dead, source, "a durable fanout exchange"))?;
 
-        self.declare_queue(channel, &self.dead, self.dead_queue_arguments()).await?;
+        self.declare_queue(channel, &self.dead, self.dead_queue_arguments())
+            .await?;
         channel
             .queue_bind(
                 self.dead.as_str().into(),
@@ -88,7 +99,8 @@ impl Topology {
             .await
             .map_err(|source| self.error(&self.dead, source, "a binding"))?;
 
-        self.declare_queue(channel, &self.queue, self.main_queue_arguments()).await?;
+        self.declare_queue(channel, &self.queue, self.main_queue_arguments())
+            .await?;
         channel
             .queue_bind(
                 self.queue.as_str().into(),
@@ -125,7 +137,10 @@ impl Topology {
     pub fn main_queue_arguments(&self) -> FieldTable {
         let mut arguments = quorum();
         arguments.insert("x-dead-letter-exchange".into(), long_string(&self.dead));
-        arguments.insert("x-dead-letter-strategy".into(), long_string("at-least-once"));
+        arguments.insert(
+            "x-dead-letter-strategy".into(),
+            long_string("at-least-once"),
+        );
         // At-least-once dead-lettering requires reject-publish overflow.
         arguments.insert("x-overflow".into(), long_string("reject-publish"));
         arguments.insert(
@@ -140,19 +155,28 @@ impl Topology {
     }
 
     fn error(&self, name: &str, source: lapin::Error, wanted: &str) -> TopologyError {
-        if let ErrorKind::ProtocolError(error) = source.kind() {
-            if matches!(error.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)) {
-                return TopologyError::Mismatch {
-                    name: name.to_owned(),
-                    message: error.get_message().to_string(),
-                    wanted: wanted.to_owned(),
-                };
-            }
+        if let Some(message) = soft_error(&source, AMQPSoftError::PRECONDITIONFAILED) {
+            return TopologyError::Mismatch {
+                name: name.to_owned(),
+                message,
+                wanted: wanted.to_owned(),
+            };
         }
         TopologyError::Broker {
             name: name.to_owned(),
             source,
         }
+    }
+}
+
+/// The broker's message, when `error` is the channel-level error `kind`
+/// (e.g. PRECONDITION_FAILED, NOT_FOUND).
+pub fn soft_error(error: &lapin::Error, kind: AMQPSoftError) -> Option<String> {
+    match error.kind() {
+        ErrorKind::ProtocolError(error) if *error.kind() == AMQPErrorKind::Soft(kind) => {
+            Some(error.get_message().to_string())
+        }
+        _ => None,
     }
 }
 

@@ -1,0 +1,359 @@
+//! What every integration test builds on: an isolated world (its own
+//! exchange and queue names on the real broker, its own SMTP server, its own
+//! settings and registry files), a way to run relais in it (in process, or
+//! as the real binary), and a broker client to publish and inspect queues.
+
+#![allow(dead_code)] // each test binary uses its own part of the support
+
+pub mod smtp;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use relais::outcome::Publisher;
+use relais::settings::Settings;
+use relais::topology::Topology;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use self::smtp::SmtpServer;
+
+pub const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// A registry with the three levels, two networks for one kind, and Corsica.
+pub const REGISTRY: &str = r#"
+[[route]]
+kind = "orientation_sociale"
+networks = ["ccas"]
+label = "Orientation sociale"
+
+[[route]]
+kind = "acces_aux_droits"
+networks = ["cpam", "caf"]
+label = "Accès aux droits"
+
+[[referent]]
+id = "ccas-paris-13"
+network = "ccas"
+name = "Camille Martin"
+organisation = "CCAS de Paris 13e"
+email = "camille.martin@ccas-paris13.test"
+communes = ["75113"]
+
+[[referent]]
+id = "ccas-paris-13-accueil"
+network = "ccas"
+email = "accueil@ccas-paris13.test"
+communes = ["75113"]
+
+[[referent]]
+id = "ccas-paris"
+network = "ccas"
+email = "social@paris.test"
+departements = ["75"]
+
+[[referent]]
+id = "ccas-ajaccio"
+network = "ccas"
+email = "ccas@ajaccio.test"
+communes = ["2A004"]
+
+[[referent]]
+id = "cpam-75"
+network = "cpam"
+email = "referent@cpam-paris.test"
+departements = ["75"]
+
+[[referent]]
+id = "caf-75"
+network = "caf"
+email = "referent@caf-paris.test"
+departements = ["75"]
+"#;
+
+/// A name no other test (or run) uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("test.{prefix}.{}.{n}.{nanos}", std::process::id())
+}
+
+/// An alert body of the contract, with a given id, kind and commune.
+pub fn alert(id: &str, kind: &str, commune: &str) -> Vec<u8> {
+    serde_json::json!({
+        "id": id,
+        "kind": kind,
+        "priority": "urgent",
+        "emitted_at": "2026-11-22T08:15:00+01:00",
+        "association": "SOS Médecins Paris",
+        "territory": { "commune": commune },
+        "summary": "Personne âgée isolée, sans aide à domicile, chute récente.",
+        "patient": { "reference": "D-2026-4411", "name": "Mme Jeanne Durand" },
+        "contact": { "name": "Dr Martin", "phone": "01 47 07 77 77" }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Everything a relais instance needs, isolated from every other test.
+pub struct World {
+    pub dir: TempDir,
+    pub config: PathBuf,
+    pub smtp: SmtpServer,
+    pub broker: Broker,
+    pub exchange: String,
+    pub queue: String,
+}
+
+impl World {
+    /// Writes the settings and `registry`, starts the SMTP server, and
+    /// declares the topology (as relais would) so alerts can be published
+    /// before relais runs.
+    pub async fn new(registry: &str) -> Self {
+        Self::with_settings(registry, "").await
+    }
+
+    /// As [`World::new`], with more TOML appended to the settings file.
+    pub async fn with_settings(registry: &str, extra_settings: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let smtp = SmtpServer::start().await;
+        let exchange = unique("alerts");
+        let queue = unique("alerts");
+        std::fs::write(dir.path().join("referents.toml"), registry).unwrap();
+        let config = dir.path().join("relais.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+shutdown_timeout = "10s"
+{extra_settings}
+
+[amqp]
+url = "{BROKER}"
+exchange = "{exchange}"
+queue = "{queue}"
+prefetch = 16
+
+[smtp]
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+from = "relais SOS Médecins <relais@sos-medecins.test>"
+timeout = "2s"
+
+[registry]
+path = "referents.toml"
+"#,
+                port = smtp.port()
+            ),
+        )
+        .unwrap();
+        let world = Self {
+            dir,
+            config,
+            smtp,
+            broker: Broker::connect().await,
+            exchange,
+            queue,
+        };
+        Topology::new(&world.settings().amqp)
+            .declare(&world.broker.channel)
+            .await
+            .expect("declare the test topology");
+        world
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings::load_with_env(Some(&self.config), None).expect("valid test settings")
+    }
+
+    pub fn dead(&self) -> String {
+        format!("{}.dead", self.queue)
+    }
+
+    /// Runs relais in this process.
+    pub fn spawn(&self) -> RunningApp {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let settings = self.settings();
+        let task = tokio::spawn(relais::run(settings, async move {
+            let _ = stopped.await;
+        }));
+        RunningApp { stop, task }
+    }
+
+    /// Runs the real `relais run` binary on this world's settings.
+    pub fn spawn_binary(&self) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_relais"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("RELAIS__LOG__LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the relais binary")
+    }
+
+    pub async fn publish(&self, routing_key: &str, body: &[u8]) {
+        self.broker.publish(&self.exchange, routing_key, body).await;
+    }
+
+    /// Waits until `queue` holds `count` ready messages (unacked ones are
+    /// not counted by the broker), or `within` passed; returns the count.
+    pub async fn wait_for_depth(&self, queue: &str, count: u32, within: Duration) -> u32 {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let depth = self.broker.depth(queue).await;
+            if depth == count || tokio::time::Instant::now() >= deadline {
+                return depth;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Deletes this world's queues and exchanges.
+    pub async fn cleanup(self) {
+        for queue in [&self.queue, &self.dead()] {
+            let _ = self
+                .broker
+                .channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        for exchange in [&self.exchange, &self.dead()] {
+            let _ = self
+                .broker
+                .channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
+    }
+}
+
+/// relais running inside the test process.
+pub struct RunningApp {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningApp {
+    /// Asks relais to stop, as SIGTERM does, and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("relais stops within 30 s")
+            .expect("the relais task does not panic")
+            .expect("relais stops without error");
+    }
+
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+}
+
+/// A dead letter as found in `<queue>.dead`.
+#[derive(Debug)]
+pub struct DeadLetter {
+    pub routing_key: String,
+    pub body: Vec<u8>,
+    pub properties: BasicProperties,
+}
+
+impl DeadLetter {
+    pub fn header(&self, name: &str) -> Option<String> {
+        let headers = self.properties.headers().as_ref()?;
+        match headers.inner().get(name)? {
+            AMQPValue::LongString(text) => Some(text.to_string()),
+            AMQPValue::ShortString(text) => Some(text.to_string()),
+            AMQPValue::LongInt(n) => Some(n.to_string()),
+            AMQPValue::LongLongInt(n) => Some(n.to_string()),
+            other => Some(format!("{other:?}")),
+        }
+    }
+}
+
+/// The test's own connection to the broker.
+pub struct Broker {
+    pub connection: Connection,
+    pub channel: Channel,
+    publisher: Publisher,
+}
+
+impl Broker {
+    pub async fn connect() -> Self {
+        let connection = Connection::connect(BROKER, ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ on 127.0.0.1:5672 (see README: Tests)");
+        let channel = connection.create_channel().await.unwrap();
+        let publishing = connection.create_channel().await.unwrap();
+        publishing
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        Self {
+            connection,
+            channel,
+            publisher: Publisher::new(publishing, Duration::from_secs(10)),
+        }
+    }
+
+    /// Publishes as the dispatch software does: persistent JSON, confirmed.
+    pub async fn publish(&self, exchange: &str, routing_key: &str, body: &[u8]) {
+        let properties = BasicProperties::default()
+            .with_content_type(ShortString::from("application/json"))
+            .with_delivery_mode(2);
+        self.publisher
+            .publish_confirmed(exchange, routing_key, body, properties)
+            .await
+            .expect("the broker confirms the test publish");
+    }
+
+    /// Messages in a queue (ready and unacked).
+    pub async fn depth(&self, queue: &str) -> u32 {
+        self.declare_passive(queue).await.message_count()
+    }
+
+    async fn declare_passive(&self, queue: &str) -> lapin::Queue {
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        self.channel
+            .queue_declare(queue.into(), options, FieldTable::default())
+            .await
+            .expect("the queue exists")
+    }
+
+    /// Takes every message of a queue (acking them).
+    pub async fn take_all(&self, queue: &str) -> Vec<DeadLetter> {
+        let mut taken = Vec::new();
+        while let Some(message) = self
+            .channel
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .expect("basic.get")
+        {
+            let delivery = message.delivery;
+            delivery.ack(BasicAckOptions::default()).await.expect("ack");
+            taken.push(DeadLetter {
+                routing_key: delivery.routing_key.to_string(),
+                body: delivery.data,
+                properties: delivery.properties,
+            });
+        }
+        taken
+    }
+}

@@ -1,0 +1,309 @@
+//! A real SMTP server for the tests, on a loopback port chosen by the OS.
+//!
+//! It speaks enough of RFC 5321 for lettre (EHLO, MAIL, RCPT, DATA, RSET,
+//! NOOP, QUIT), records every message it accepts, and can be scripted to
+//! misbehave: refuse chosen recipients, fail the next N transactions with a
+//! given reply, answer slowly, stall past the client's timeout, or drop the
+//! connection in the middle of a transaction.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// What the server does instead of accepting a transaction.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer the end of DATA with this reply, e.g. `(451, "4.3.0 try later")`.
+    Reply(u16, &'static str),
+    /// Say nothing for this long after the end of DATA, then accept.
+    Stall(Duration),
+    /// Close the connection at the end of DATA, without a reply.
+    Drop,
+}
+
+/// One accepted message.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: Vec<u8>,
+}
+
+impl Mail {
+    pub fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default()
+            .parse(&self.data)
+            .expect("a parsable email")
+    }
+
+    /// The raw value of a header, e.g. `X-Relais-Alert-Id`.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let parsed = self.parsed();
+        parsed.header_raw(name).map(|value| value.trim().to_owned())
+    }
+
+    pub fn alert_id(&self) -> String {
+        self.header("X-Relais-Alert-Id")
+            .expect("an X-Relais-Alert-Id header")
+    }
+
+    pub fn referent(&self) -> String {
+        self.header("X-Relais-Referent")
+            .expect("an X-Relais-Referent header")
+    }
+
+    pub fn text(&self) -> String {
+        self.parsed()
+            .body_text(0)
+            .map(|text| text.into_owned())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Default)]
+struct Script {
+    /// Recipient → the reply to its RCPT TO, every time.
+    refused: HashMap<String, (u16, &'static str)>,
+    /// Faults for the next transactions, in order.
+    next: Vec<Fault>,
+    /// Delay before every end-of-DATA reply.
+    latency: Duration,
+}
+
+#[derive(Default)]
+struct State {
+    mails: Vec<Mail>,
+    script: Script,
+    /// Transactions that reached the end of DATA, accepted or not.
+    attempts: usize,
+}
+
+#[derive(Clone)]
+pub struct SmtpServer {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    received: Arc<Notify>,
+}
+
+impl SmtpServer {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let server = Self {
+            addr: listener.local_addr().expect("a local address"),
+            state: Arc::default(),
+            received: Arc::default(),
+        };
+        let accepting = server.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let session = accepting.clone();
+                tokio::spawn(async move { session.serve(stream).await });
+            }
+        });
+        server
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Every RCPT TO for `address` is answered with `code text`.
+    pub fn refuse_recipient(&self, address: &str, code: u16, text: &'static str) {
+        let mut state = self.state.lock().unwrap();
+        state
+            .script
+            .refused
+            .insert(address.to_owned(), (code, text));
+    }
+
+    /// The next `count` transactions meet `fault` at the end of DATA.
+    pub fn fail_next(&self, count: usize, fault: Fault) {
+        let mut state = self.state.lock().unwrap();
+        state.script.next.extend(std::iter::repeat_n(fault, count));
+    }
+
+    /// Every transaction is answered after `latency`.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.lock().unwrap().script.latency = latency;
+    }
+
+    /// Back to accepting everything at once.
+    pub fn heal(&self) {
+        self.state.lock().unwrap().script = Script::default();
+    }
+
+    pub fn mails(&self) -> Vec<Mail> {
+        self.state.lock().unwrap().mails.clone()
+    }
+
+    /// How many transactions reached the end of DATA, accepted or not.
+    pub fn attempts(&self) -> usize {
+        self.state.lock().unwrap().attempts
+    }
+
+    /// Waits until at least `count` mails were accepted, or `within` passed;
+    /// returns the mails accepted by then.
+    pub async fn wait_for(&self, count: usize, within: Duration) -> Vec<Mail> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.received.notified();
+            let mails = self.mails();
+            if mails.len() >= count || tokio::time::Instant::now() >= deadline {
+                return mails;
+            }
+            let _ = tokio::time::timeout_at(deadline, notified).await;
+        }
+    }
+
+    async fn serve(self, stream: TcpStream) {
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read);
+        let mut line = String::new();
+        let mut from = String::new();
+        let mut to: Vec<String> = Vec::new();
+        if write.write_all(b"220 relais-test ESMTP\r\n").await.is_err() {
+            return;
+        }
+        loop {
+            line.clear();
+            match lines.read_line(&mut line).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let command = line.trim_end().to_owned();
+            let verb = command
+                .split([' ', ':'])
+                .next()
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            let reply: String = match verb.as_str() {
+                "EHLO" => "250-relais-test\r\n250-8BITMIME\r\n250 SMTPUTF8".into(),
+                "HELO" => "250 relais-test".into(),
+                "MAIL" => {
+                    from = address(&command);
+                    to.clear();
+                    "250 2.1.0 Ok".into()
+                }
+                "RCPT" => {
+                    let recipient = address(&command);
+                    let refused = self
+                        .state
+                        .lock()
+                        .unwrap()
+                        .script
+                        .refused
+                        .get(&recipient)
+                        .copied();
+                    match refused {
+                        Some((code, text)) => format!("{code} {text}"),
+                        None => {
+                            to.push(recipient);
+                            "250 2.1.5 Ok".into()
+                        }
+                    }
+                }
+                "DATA" if to.is_empty() => "554 5.5.1 no valid recipients".into(),
+                "DATA" => {
+                    if write
+                        .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    let Some(data) = read_data(&mut lines).await else {
+                        return;
+                    };
+                    let (fault, latency) = {
+                        let mut state = self.state.lock().unwrap();
+                        state.attempts += 1;
+                        let fault =
+                            (!state.script.next.is_empty()).then(|| state.script.next.remove(0));
+                        (fault, state.script.latency)
+                    };
+                    if !latency.is_zero() {
+                        tokio::time::sleep(latency).await;
+                    }
+                    match fault {
+                        Some(Fault::Reply(code, text)) => format!("{code} {text}"),
+                        Some(Fault::Drop) => return,
+                        Some(Fault::Stall(pause)) => {
+                            tokio::time::sleep(pause).await;
+                            self.accept(&from, &to, data)
+                        }
+                        None => self.accept(&from, &to, data),
+                    }
+                }
+                "RSET" => {
+                    from.clear();
+                    to.clear();
+                    "250 2.0.0 Ok".into()
+                }
+                "NOOP" => "250 2.0.0 Ok".into(),
+                "QUIT" => {
+                    let _ = write.write_all(b"221 2.0.0 Bye\r\n").await;
+                    return;
+                }
+                _ => "502 5.5.2 command not recognised".into(),
+            };
+            if write
+                .write_all(format!("{reply}\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    fn accept(&self, from: &str, to: &[String], data: Vec<u8>) -> String {
+        let mut state = self.state.lock().unwrap();
+        state.mails.push(Mail {
+            from: from.to_owned(),
+            to: to.to_vec(),
+            data,
+        });
+        let id = state.mails.len();
+        drop(state);
+        self.received.notify_waiters();
+        format!("250 2.0.0 Ok: queued as TEST{id}")
+    }
+}
+
+/// The address inside `MAIL FROM:<a@b> SIZE=…` or `RCPT TO:<a@b>`.
+fn address(command: &str) -> String {
+    let start = command.find('<').map_or(0, |i| i + 1);
+    let end = command[start..]
+        .find('>')
+        .map_or(command.len(), |i| start + i);
+    command[start..end].to_owned()
+}
+
+/// The message after DATA, up to the lone `.`, with dot-stuffing undone.
+async fn read_data(lines: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        if line == b".\r\n" || line == b".\n" {
+            return Some(data);
+        }
+        let unstuffed = if line.starts_with(b"..") {
+            &line[1..]
+        } else {
+            &line[..]
+        };
+        data.extend_from_slice(unstuffed);
+    }
+}
