@@ -32,6 +32,8 @@ pub enum Command {
     Resolve(ResolveArgs),
     /// Publish an alert the way the dispatch software does (smoke tests).
     Publish(PublishArgs),
+    /// Show who was emailed about an alert, or every delivery since a time.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,4 +55,15 @@ pub struct PublishArgs {
     /// The alert (JSON); standard input when absent.
     #[arg(long, short, value_name = "FILE")]
     pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true))]
+pub struct AuditArgs {
+    /// An alert id: who was emailed about it, and when.
+    #[arg(long, group = "which", value_name = "ID")]
+    pub alert: Option<String>,
+    /// Every delivery in this last span of time, e.g. 24h or 7d.
+    #[arg(long, group = "which", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub since: Option<std::time::Duration>,
 }

@@ -13,14 +13,17 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use secrecy::ExposeSecret;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::alert::Alert;
-use crate::cli::{Cli, Command, PublishArgs, ResolveArgs};
+use crate::alert::{Alert, AlertId};
+use crate::cli::{AuditArgs, Cli, Command, PublishArgs, ResolveArgs};
 use crate::outcome::{PublishError, Publisher};
 use crate::registry::Registry;
 use crate::settings::{Settings, TransportKind};
+use crate::store::AuditReader;
 use crate::territory::{Commune, Departement, Territory};
 use crate::topology::soft_error;
 use lapin::protocol::AMQPSoftError;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// Runs the subcommand; errors are printed, and become exit code 1.
 pub async fn dispatch(cli: Cli) -> ExitCode {
@@ -30,6 +33,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Check => check(config),
         Command::Resolve(args) => resolve(config, &args),
         Command::Publish(args) => publish(config, &args).await,
+        Command::Audit(args) => audit(config, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,13 +50,21 @@ async fn run(config: Option<&Path>) -> anyhow::Result<()> {
     crate::telemetry::init(&settings.log)?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let shutdown = async move {
         tokio::select! {
             _ = terminate.recv() => {}
             _ = interrupt.recv() => {}
         }
     };
-    crate::run(settings, shutdown).await
+    let (reload, reloads) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            // A reload already pending covers this one too.
+            let _ = reload.try_send(());
+        }
+    });
+    crate::run(settings, shutdown, reloads).await
 }
 
 /// `relais check`: validates settings and registry, prints a summary.
@@ -231,4 +243,42 @@ async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow::Result<()
         }
         Err(error) => Err(error).context("not published"),
     }
+}
+
+/// `relais audit`: deliveries from the store, one line each, oldest first:
+/// time, alert id, référent id, address, Message-ID, the server's reply.
+fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let path = settings
+        .store
+        .path
+        .as_deref()
+        .context("store.path is required")?;
+    let reader = AuditReader::open(path)?;
+    let deliveries = match (&args.alert, args.since) {
+        (Some(id), _) => {
+            let id = AlertId::parse(id).map_err(|problem| anyhow::anyhow!("--alert {problem}"))?;
+            reader.alert(&id)?
+        }
+        (None, Some(since)) => {
+            let since = time::Duration::try_from(since).context("--since is too long")?;
+            reader.since(OffsetDateTime::now_utc() - since)?
+        }
+        (None, None) => bail!("give --alert ID or --since DURATION"),
+    };
+    for delivery in &deliveries {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            delivery.delivered_at.format(&Rfc3339).unwrap_or_default(),
+            delivery.alert_id,
+            delivery.referent_id,
+            delivery.email,
+            delivery.message_id,
+            delivery.smtp_reply
+        );
+    }
+    if deliveries.is_empty() {
+        eprintln!("no delivery recorded");
+    }
+    Ok(())
 }

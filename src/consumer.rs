@@ -26,7 +26,7 @@ use tracing::{error, info, warn};
 
 use crate::handle::Relay;
 use crate::outcome::{Publisher, Settler};
-use crate::settings::AmqpSettings;
+use crate::settings::{AmqpSettings, Settings};
 use crate::topology::Topology;
 
 /// First and longest wait between two connection attempts.
@@ -35,13 +35,10 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
 /// Consumes alerts until `shutdown` is cancelled. Never returns early
 /// because the broker is down: it waits and reconnects.
-pub async fn consume(
-    amqp: &AmqpSettings,
-    relay: Arc<Relay>,
-    shutdown: CancellationToken,
-    shutdown_timeout: Duration,
-) {
-    let topology = Topology::new(amqp);
+pub async fn consume(settings: &Settings, relay: Arc<Relay>, shutdown: CancellationToken) {
+    let amqp = &settings.amqp;
+    let shutdown_timeout = settings.shutdown_timeout;
+    let topology = Topology::new(settings);
     let mut backoff = reconnect_backoff();
     loop {
         let session = Session {

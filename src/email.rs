@@ -125,6 +125,11 @@ impl Renderer {
         Ok(Self { templates, from })
     }
 
+    /// The Message-ID of the email about `alert` for `referent`.
+    pub fn message_id(&self, alert: &Alert, referent: &Referent) -> String {
+        message_id(alert.id(), referent.id(), &self.from)
+    }
+
     /// The email about `alert` for `referent`.
     ///
     /// # Errors
@@ -187,7 +192,7 @@ impl Renderer {
             .from(self.from.clone())
             .to(referent.mailbox().clone())
             .subject(subject)
-            .message_id(Some(message_id(alert.id(), referent.id(), &self.from)))
+            .message_id(Some(self.message_id(alert, referent)))
             .header(AlertIdHeader(alert.id().to_string()))
             .header(ReferentHeader(referent.id().to_string()))
             .multipart(MultiPart::alternative_plain_html(text, html))?;

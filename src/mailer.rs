@@ -5,14 +5,26 @@
 //! the TLS mode the settings demand) and the one classification of send
 //! failures that the retry decisions rest on. It never decides what happens
 //! to the alert; `handle` does.
+//!
+//! The pool is relais's own, around lettre's `AsyncSmtpConnection` (which
+//! does the protocol, TLS and AUTH): lettre's async transport bounds only the
+//! TCP connect, so a send must be cancelled on timeout, and its pool would
+//! take a cancelled connection back mid-transaction (the next user would read
+//! the previous transaction's reply). Here a connection returns to the pool
+//! only after a complete, successful exchange; any other way out drops it.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
+use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
+use tokio::sync::Semaphore;
 
 use crate::settings::{SmtpSettings, SmtpTls, TransportKind};
 
@@ -73,14 +85,102 @@ pub struct Accepted {
 
 #[derive(Clone)]
 enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Arc<SmtpPool>),
     File(AsyncFileTransport<Tokio1Executor>),
+}
+
+/// An idle connection older than this is checked (NOOP) before reuse: the
+/// server may have closed it meanwhile.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
+/// An idle connection older than this is not reused at all.
+const MAX_IDLE: Duration = Duration::from_secs(60);
+
+/// Connections to one SMTP server: at most `slots` at once, the idle ones
+/// kept for reuse.
+struct SmtpPool {
+    host: String,
+    port: u16,
+    tls: Tls,
+    hello: ClientId,
+    credentials: Option<Credentials>,
+    connect_timeout: Duration,
+    slots: Semaphore,
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+}
+
+impl SmtpPool {
+    async fn send(
+        &self,
+        envelope: &Envelope,
+        email: &[u8],
+    ) -> Result<Response, lettre::transport::smtp::Error> {
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _slot = self.slots.acquire().await;
+        let mut connection = match self.reusable().await {
+            Some(connection) => connection,
+            None => self.connect().await?,
+        };
+        // If this future is dropped (timeout, shutdown), `connection` is
+        // dropped with it, closing the socket: it never returns to the pool.
+        let response = connection.send(envelope, email).await?;
+        self.lock().push((connection, Instant::now()));
+        Ok(response)
+    }
+
+    async fn reusable(&self) -> Option<AsyncSmtpConnection> {
+        loop {
+            let (mut connection, since) = self.lock().pop()?;
+            let idle = since.elapsed();
+            if idle > MAX_IDLE {
+                continue;
+            }
+            if idle < CHECK_AFTER_IDLE || connection.test_connected().await {
+                return Some(connection);
+            }
+        }
+    }
+
+    /// A new connection, secured and authenticated as the settings say
+    /// (the same steps as lettre's own transport).
+    async fn connect(&self) -> Result<AsyncSmtpConnection, lettre::transport::smtp::Error> {
+        let wrapper = match &self.tls {
+            Tls::Wrapper(parameters) => Some(parameters.clone()),
+            _ => None,
+        };
+        let mut connection = AsyncSmtpConnection::connect_tokio1(
+            (self.host.as_str(), self.port),
+            Some(self.connect_timeout),
+            &self.hello,
+            wrapper,
+            None,
+        )
+        .await?;
+        match &self.tls {
+            Tls::Required(parameters) => {
+                connection.starttls(parameters.clone(), &self.hello).await?
+            }
+            Tls::Opportunistic(parameters) if connection.can_starttls() => {
+                connection.starttls(parameters.clone(), &self.hello).await?;
+            }
+            _ => {}
+        }
+        if let Some(credentials) = &self.credentials {
+            connection.auth(DEFAULT_MECHANISMS, credentials).await?;
+        }
+        Ok(connection)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(AsyncSmtpConnection, Instant)>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Sends emails; cheap to clone, every clone shares the connection pool.
 #[derive(Clone)]
 pub struct Mailer {
     transport: Transport,
+    /// Bound on one email's whole exchange with the server.
+    timeout: std::time::Duration,
 }
 
 impl Mailer {
@@ -100,9 +200,12 @@ impl Mailer {
                 })?;
                 Transport::File(AsyncFileTransport::new(dir))
             }
-            TransportKind::Smtp => Transport::Smtp(smtp_transport(settings)?),
+            TransportKind::Smtp => Transport::Smtp(Arc::new(smtp_pool(settings)?)),
         };
-        Ok(Self { transport })
+        Ok(Self {
+            transport,
+            timeout: settings.timeout,
+        })
     }
 
     /// Hands one email to the server. Returns once the server accepted it
@@ -112,9 +215,27 @@ impl Mailer {
     /// # Errors
     /// [`SendError`], classified by [`classify`].
     pub async fn send(&self, envelope: &Envelope, email: &[u8]) -> Result<Accepted, SendError> {
+        // lettre bounds only the TCP connect; a server that stops answering
+        // mid-transaction must not hold an alert (and a pooled connection)
+        // forever. Dropping the exchange drops its connection.
+        tokio::time::timeout(self.timeout, self.send_unbounded(envelope, email))
+            .await
+            .unwrap_or_else(|_| {
+                Err(SendError::Transient(format!(
+                    "SMTP timeout: no complete answer within {}",
+                    humantime::format_duration(self.timeout)
+                )))
+            })
+    }
+
+    async fn send_unbounded(
+        &self,
+        envelope: &Envelope,
+        email: &[u8],
+    ) -> Result<Accepted, SendError> {
         match &self.transport {
             Transport::Smtp(smtp) => smtp
-                .send_raw(envelope, email)
+                .send(envelope, email)
                 .await
                 .map(|response| Accepted {
                     reply: response.message().collect::<Vec<_>>().join(" "),
@@ -138,9 +259,7 @@ impl Mailer {
     }
 }
 
-fn smtp_transport(
-    settings: &SmtpSettings,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailerError> {
+fn smtp_pool(settings: &SmtpSettings) -> Result<SmtpPool, MailerError> {
     let host = settings.host.clone().ok_or(MailerError::NoHost)?;
     let tls = match settings.tls {
         SmtpTls::None => Tls::None,
@@ -148,23 +267,30 @@ fn smtp_transport(
         SmtpTls::Required => Tls::Required(tls_parameters(&host)?),
         SmtpTls::Wrapper => Tls::Wrapper(tls_parameters(&host)?),
     };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-        .port(settings.port())
-        .tls(tls)
-        .timeout(Some(settings.timeout))
-        .pool_config(PoolConfig::new().max_size(settings.pool_size));
-    if let Some(username) = &settings.username {
-        let password = match (&settings.password, &settings.password_file) {
-            (Some(password), _) => password.clone(),
-            (None, Some(path)) => read_secret(path)?,
-            (None, None) => SecretString::from(""),
-        };
-        builder = builder.credentials(Credentials::new(
-            username.clone(),
-            password.expose_secret().to_owned(),
-        ));
-    }
-    Ok(builder.build())
+    let credentials = match &settings.username {
+        Some(username) => {
+            let password = match (&settings.password, &settings.password_file) {
+                (Some(password), _) => password.clone(),
+                (None, Some(path)) => read_secret(path)?,
+                (None, None) => SecretString::from(""),
+            };
+            Some(Credentials::new(
+                username.clone(),
+                password.expose_secret().to_owned(),
+            ))
+        }
+        None => None,
+    };
+    Ok(SmtpPool {
+        port: settings.port(),
+        host,
+        tls,
+        hello: ClientId::default(),
+        credentials,
+        connect_timeout: settings.timeout,
+        slots: Semaphore::new(settings.pool_size as usize),
+        idle: Mutex::new(Vec::new()),
+    })
 }
 
 fn tls_parameters(host: &str) -> Result<TlsParameters, MailerError> {

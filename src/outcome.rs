@@ -1,8 +1,12 @@
 //! Turns an [`Outcome`] into broker actions, in the one order that loses
-//! nothing: anything to publish (a dead letter) is published first, with a
-//! publisher confirm, and the original delivery is acked only once the
+//! nothing: anything to publish (a retry, a dead letter) is published first,
+//! with a publisher confirm, and the original delivery is acked only once the
 //! broker confirmed. If the broker does not confirm, the delivery is
 //! requeued, never dropped.
+//!
+//! The retry ladder: an alert that failed transiently for the n-th time goes
+//! to the n-th retry queue; after the last one it is dead-lettered as
+//! `exhausted`. The count travels with the message in `x-relais-attempts`.
 
 use std::time::Duration;
 
@@ -26,6 +30,9 @@ pub const ERROR_HEADER: &str = "x-relais-error";
 pub const ATTEMPTS_HEADER: &str = "x-relais-attempts";
 /// Header: when relais gave up on it (RFC 3339, UTC).
 pub const FAILED_AT_HEADER: &str = "x-relais-failed-at";
+/// Header: the routing key the alert was published with, kept while it
+/// goes through the retry queues (which route it back by queue name).
+pub const ROUTING_KEY_HEADER: &str = "x-relais-routing-key";
 
 /// Longest `x-relais-error` kept; an SMTP reply can be long.
 const ERROR_MAX_BYTES: usize = 2000;
@@ -120,17 +127,64 @@ impl Settler {
         let alert_id = alert_id(delivery);
         match outcome {
             Outcome::Delivered { .. } => self.ack(delivery, &alert_id).await,
-            Outcome::Retry { .. } => self.requeue(delivery, &alert_id).await,
+            Outcome::Retry { error } => {
+                let (action, published) = self.retry(delivery, error).await;
+                self.ack_once_published(delivery, &alert_id, action, published)
+                    .await;
+            }
             Outcome::DeadLetter { reason, error } => {
-                match self.dead_letter(delivery, *reason, error).await {
-                    Ok(()) => self.ack(delivery, &alert_id).await,
-                    Err(failure) => {
-                        events::settle_failed(&alert_id, "dead-letter", &failure);
-                        self.requeue(delivery, &alert_id).await;
-                    }
-                }
+                let published = self.dead_letter(delivery, *reason, error).await;
+                self.ack_once_published(delivery, &alert_id, "dead-letter", published)
+                    .await;
             }
         }
+    }
+
+    async fn ack_once_published(
+        &self,
+        delivery: &Delivery,
+        alert_id: &str,
+        action: &str,
+        published: Result<(), PublishError>,
+    ) {
+        match published {
+            Ok(()) => self.ack(delivery, alert_id).await,
+            Err(failure) => {
+                events::settle_failed(alert_id, action, &failure);
+                self.requeue(delivery, alert_id).await;
+            }
+        }
+    }
+
+    /// Sends the alert one step down the ladder, or dead-letters it as
+    /// `exhausted` past the last step.
+    async fn retry(
+        &self,
+        delivery: &Delivery,
+        error: &str,
+    ) -> (&'static str, Result<(), PublishError>) {
+        let headers = delivery.properties.headers().clone().unwrap_or_default();
+        let attempts = attempts(&headers) + 1;
+        let step = usize::try_from(attempts - 1).unwrap_or(usize::MAX);
+        let Some(queue) = self.topology.retries.get(step) else {
+            let exhausted = self.dead_letter(delivery, Reason::Exhausted, error).await;
+            return ("dead-letter", exhausted);
+        };
+        let mut headers = headers;
+        headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongInt(attempts));
+        headers.insert(
+            ERROR_HEADER.into(),
+            long_string(truncate(error, ERROR_MAX_BYTES)),
+        );
+        let routing_key = original_routing_key(delivery);
+        headers.insert(ROUTING_KEY_HEADER.into(), long_string(&routing_key));
+        let properties = delivery.properties.clone().with_headers(headers);
+        events::retry_scheduled(&alert_id(delivery), attempts, queue.delay);
+        let published = self
+            .publisher
+            .publish_confirmed("", &queue.name, &delivery.data, properties)
+            .await;
+        ("retry", published)
     }
 
     async fn dead_letter(
@@ -155,7 +209,7 @@ impl Settler {
         self.publisher
             .publish_confirmed(
                 &self.topology.dead,
-                delivery.routing_key.as_str(),
+                &original_routing_key(delivery),
                 &delivery.data,
                 properties,
             )
@@ -193,6 +247,16 @@ fn alert_id(delivery: &Delivery) -> String {
         .map(ToString::to_string)
         .filter(|id| crate::alert::AlertId::parse(id).is_ok())
         .unwrap_or_else(|| "-".into())
+}
+
+/// The routing key the alert was first published with.
+fn original_routing_key(delivery: &Delivery) -> String {
+    let headers = delivery.properties.headers().as_ref();
+    match headers.and_then(|headers| headers.inner().get(ROUTING_KEY_HEADER)) {
+        Some(AMQPValue::LongString(key)) => key.to_string(),
+        Some(AMQPValue::ShortString(key)) => key.to_string(),
+        _ => delivery.routing_key.to_string(),
+    }
 }
 
 /// The `x-relais-attempts` a message carries (0 when it has none).

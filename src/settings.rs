@@ -42,6 +42,10 @@ pub struct Settings {
     #[serde(default)]
     pub registry: RegistrySettings,
     #[serde(default)]
+    pub retry: RetrySettings,
+    #[serde(default)]
+    pub store: StoreSettings,
+    #[serde(default)]
     pub log: LogSettings,
     /// How long in-flight alerts may take to finish once a stop is asked
     /// (SIGTERM/SIGINT); what is left after that is not acked, so the broker
@@ -94,7 +98,7 @@ pub struct SmtpSettings {
     pub password_file: Option<PathBuf>,
     /// The sender, e.g. `relais SOS Médecins <relais@sos-medecins.example.org>`.
     pub from: Option<String>,
-    /// Bound on each SMTP command, connection included.
+    /// Bound on one email's whole SMTP exchange, connection included.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// Connections kept open to the server and reused.
@@ -123,6 +127,33 @@ pub enum SmtpTls {
     None,
 }
 
+/// What relais does when a mail server fails transiently.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// Attempts in process for each email, before the alert goes to the
+    /// broker's retry queues.
+    pub immediate: u32,
+    /// The first wait between immediate attempts; it doubles, with jitter.
+    #[serde(with = "humantime_serde")]
+    pub immediate_base: Duration,
+    /// The broker-side retry ladder: one queue `<queue>.retry.<delay>` per
+    /// delay. After the last one the alert is dead-lettered as `exhausted`.
+    #[serde(deserialize_with = "durations")]
+    pub delays: Vec<Duration>,
+}
+
+/// The dedup record and audit trail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// The SQLite file (created if missing), e.g. `/var/lib/relais/relais.db`.
+    pub path: Option<PathBuf>,
+    /// How long deliveries are remembered (dedup and audit).
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrySettings {
@@ -143,6 +174,14 @@ pub struct LogSettings {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+fn durations<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Duration>, D::Error> {
+    let durations = Vec::<humantime_serde::Serde<Duration>>::deserialize(deserializer)?;
+    Ok(durations
+        .into_iter()
+        .map(humantime_serde::Serde::into_inner)
+        .collect())
 }
 
 mod defaults {
@@ -186,11 +225,37 @@ impl Default for SmtpSettings {
     }
 }
 
+impl Default for RetrySettings {
+    fn default() -> Self {
+        let minutes = |m: u64| Duration::from_secs(60 * m);
+        Self {
+            immediate: 3,
+            immediate_base: Duration::from_millis(500),
+            delays: vec![
+                Duration::from_secs(30),
+                minutes(2),
+                minutes(10),
+                minutes(60),
+                minutes(360),
+            ],
+        }
+    }
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            path: None,
+            retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
             format: LogFormat::Text,
-            level: "info".into(),
+            level: "info,lapin=off".into(),
         }
     }
 }
@@ -238,6 +303,7 @@ impl Settings {
     fn resolve_paths(&mut self, base: &Path) {
         for path in [
             &mut self.registry.path,
+            &mut self.store.path,
             &mut self.smtp.password_file,
             &mut self.smtp.file_dir,
         ]
@@ -284,7 +350,21 @@ impl Settings {
         if self.amqp.delivery_limit == 0 {
             errors.push("amqp.delivery_limit must be at least 1".into());
         }
-        if self.log.format == LogFormat::Text && self.log.level.trim().is_empty() {
+        if self.store.path.is_none() {
+            errors.push(
+                "store.path is required: the file of the dedup record and audit trail".into(),
+            );
+        }
+        if self.retry.immediate == 0 {
+            errors.push("retry.immediate must be at least 1 (the first attempt)".into());
+        }
+        let mut delays = self.retry.delays.clone();
+        delays.sort();
+        delays.dedup();
+        if delays.len() != self.retry.delays.len() || delays.iter().any(|d| d.as_millis() == 0) {
+            errors.push("retry.delays must be distinct and each at least 1ms".into());
+        }
+        if self.log.level.trim().is_empty() {
             errors.push("log.level must not be empty".into());
         }
         if errors.is_empty() {
@@ -386,6 +466,8 @@ mod tests {
         from = "relais <relais@example.org>"
         [registry]
         path = "referents.toml"
+        [store]
+        path = "state/relais.db"
     "#;
 
     fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
@@ -411,6 +493,16 @@ mod tests {
         assert_eq!(settings.smtp.port(), 25);
         assert_eq!(settings.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(settings.log.format, LogFormat::Text);
+        assert_eq!(settings.retry.immediate, 3);
+        assert_eq!(settings.retry.immediate_base, Duration::from_millis(500));
+        let delays: Vec<String> = settings
+            .retry
+            .delays
+            .iter()
+            .map(|d| humantime::format_duration(*d).to_string())
+            .collect();
+        assert_eq!(delays, ["30s", "2m", "10m", "1h", "6h"]);
+        assert_eq!(settings.store.retention, Duration::from_secs(30 * 86400));
     }
 
     #[test]
@@ -477,6 +569,7 @@ mod tests {
             "smtp.from \"not a mailbox\" is not a mailbox",
             "smtp.host is required",
             "amqp.prefetch must be at least 1",
+            "store.path is required",
         ];
         assert_eq!(errors.len(), starts.len(), "{errors:#?}");
         for (error, start) in errors.iter().zip(starts) {

@@ -49,6 +49,7 @@ pub mod events {
     use crate::handle::Outcome;
     use crate::mailer::{Accepted, SendError};
     use crate::registry::Referent;
+    use crate::store::StoreError;
 
     pub fn email_sent(alert: &Alert, referent: &Referent, accepted: &Accepted) {
         info!(
@@ -59,6 +60,39 @@ pub mod events {
             network = referent.network(),
             smtp_reply = %accepted.reply,
             "email accepted by the mail server"
+        );
+    }
+
+    pub fn email_retrying(
+        alert: &Alert,
+        referent: &Referent,
+        failure: &SendError,
+        wait: std::time::Duration,
+    ) {
+        warn!(
+            alert_id = %alert.id(),
+            referent = %referent.id(),
+            error = %failure,
+            retry_in = ?wait,
+            "email not accepted, retrying"
+        );
+    }
+
+    pub fn duplicate_skipped(alert: &Alert, referent: &Referent) {
+        info!(
+            alert_id = %alert.id(),
+            kind = %alert.kind(),
+            referent = %referent.id(),
+            "référent already emailed about this alert; not sent again"
+        );
+    }
+
+    pub fn record_failed(alert: &Alert, referent: &Referent, failure: &StoreError) {
+        error!(
+            alert_id = %alert.id(),
+            referent = %referent.id(),
+            error = %failure,
+            "email sent but not recorded in the store: a redelivery could email this référent again"
         );
     }
 
@@ -82,8 +116,8 @@ pub mod events {
         let territory = alert.map(|alert| alert.territory().to_string());
         let territory = territory.as_deref().unwrap_or("-");
         match outcome {
-            Outcome::Delivered { emails } => {
-                info!(%alert_id, %kind, %territory, emails, "alert delivered");
+            Outcome::Delivered { emails, duplicates } => {
+                info!(%alert_id, %kind, %territory, emails, duplicates, "alert delivered");
             }
             Outcome::Retry { error } => {
                 warn!(%alert_id, %kind, %territory, %error, "alert to retry");
@@ -100,6 +134,15 @@ pub mod events {
             action,
             %error,
             "the broker did not take the outcome; the alert stays unacked and will be delivered again"
+        );
+    }
+
+    pub fn retry_scheduled(alert_id: &str, attempts: i32, delay: std::time::Duration) {
+        warn!(
+            alert_id,
+            attempts,
+            retry_in = %humantime::format_duration(delay),
+            "alert sent to the retry queue"
         );
     }
 

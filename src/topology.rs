@@ -9,16 +9,25 @@
 //! - `<queue>` (quorum, bound with `#`): what relais consumes; the broker
 //!   dead-letters into `<queue>.dead`, at least once, a message delivered
 //!   more than `delivery_limit` times (a poison message);
+//! - `<queue>.retry.<delay>` (quorum, one per `retry.delays`): an alert that
+//!   failed transiently waits there for the queue's TTL, then the broker
+//!   dead-letters it back into `<queue>` (at least once). A queue per delay
+//!   means no message waits behind a longer one;
 //! - `<queue>.dead` (fanout exchange and quorum queue of the same name): the
 //!   dead letters, with their original routing key and the reason.
+//!
+//! The main queue has a single active consumer: a second relais on the same
+//! queue is a hot standby, never a second sender of the same alert.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
+use std::time::Duration;
+
 use lapin::{Channel, ErrorKind, ExchangeKind};
 use thiserror::Error;
 
-use crate::settings::AmqpSettings;
+use crate::settings::Settings;
 
 #[derive(Debug, Error)]
 pub enum TopologyError {
@@ -44,17 +53,45 @@ pub struct Topology {
     pub queue: String,
     /// Name of both the dead-letter exchange and the dead-letter queue.
     pub dead: String,
+    /// The retry ladder: each queue's name and delay, shortest first as
+    /// configured.
+    pub retries: Vec<RetryQueue>,
     delivery_limit: u32,
 }
 
+/// One step of the retry ladder.
+#[derive(Debug, Clone)]
+pub struct RetryQueue {
+    pub name: String,
+    pub delay: Duration,
+}
+
 impl Topology {
-    pub fn new(amqp: &AmqpSettings) -> Self {
+    pub fn new(settings: &Settings) -> Self {
+        let amqp = &settings.amqp;
+        let retries = settings
+            .retry
+            .delays
+            .iter()
+            .map(|&delay| RetryQueue {
+                name: format!("{}.retry.{}", amqp.queue, humantime::format_duration(delay)),
+                delay,
+            })
+            .collect();
         Self {
             exchange: amqp.exchange.clone(),
             queue: amqp.queue.clone(),
             dead: format!("{}.dead", amqp.queue),
+            retries,
             delivery_limit: amqp.delivery_limit,
         }
+    }
+
+    /// Every queue relais declares: main, retries, dead.
+    pub fn queues(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.queue.as_str())
+            .chain(self.retries.iter().map(|retry| retry.name.as_str()))
+            .chain(std::iter::once(self.dead.as_str()))
     }
 
     /// Declares everything; a no-op when it all exists as it should.
@@ -111,6 +148,11 @@ impl Topology {
             )
             .await
             .map_err(|source| self.error(&self.queue, source, "a binding"))?;
+
+        for retry in &self.retries {
+            self.declare_queue(channel, &retry.name, self.retry_queue_arguments(retry))
+                .await?;
+        }
         Ok(())
     }
 
@@ -147,6 +189,23 @@ impl Topology {
             "x-delivery-limit".into(),
             AMQPValue::LongInt(i32::try_from(self.delivery_limit).unwrap_or(i32::MAX)),
         );
+        arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+        arguments
+    }
+
+    /// A step of the ladder: messages expire after the delay and go back,
+    /// at least once, to the main queue through the default exchange.
+    fn retry_queue_arguments(&self, retry: &RetryQueue) -> FieldTable {
+        let mut arguments = quorum();
+        let ttl = i64::try_from(retry.delay.as_millis()).unwrap_or(i64::MAX);
+        arguments.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+        arguments.insert("x-dead-letter-exchange".into(), long_string(""));
+        arguments.insert("x-dead-letter-routing-key".into(), long_string(&self.queue));
+        arguments.insert(
+            "x-dead-letter-strategy".into(),
+            long_string("at-least-once"),
+        );
+        arguments.insert("x-overflow".into(), long_string("reject-publish"));
         arguments
     }
 
@@ -199,6 +258,8 @@ fn describe(arguments: &FieldTable) -> String {
             let value = match value {
                 AMQPValue::LongString(text) => text.to_string(),
                 AMQPValue::LongInt(number) => number.to_string(),
+                AMQPValue::LongLongInt(number) => number.to_string(),
+                AMQPValue::Boolean(flag) => flag.to_string(),
                 other => format!("{other:?}"),
             };
             format!("{key}={value}")

@@ -22,7 +22,7 @@ use relais::outcome::Publisher;
 use relais::settings::Settings;
 use relais::topology::Topology;
 use tempfile::TempDir;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use self::smtp::SmtpServer;
@@ -116,6 +116,8 @@ pub struct World {
     pub broker: Broker,
     pub exchange: String,
     pub queue: String,
+    /// Settings overrides, as `RELAIS__…` environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl World {
@@ -123,11 +125,12 @@ impl World {
     /// declares the topology (as relais would) so alerts can be published
     /// before relais runs.
     pub async fn new(registry: &str) -> Self {
-        Self::with_settings(registry, "").await
+        Self::with_env(registry, &[]).await
     }
 
-    /// As [`World::new`], with more TOML appended to the settings file.
-    pub async fn with_settings(registry: &str, extra_settings: &str) -> Self {
+    /// As [`World::new`], with settings overridden the way an operator
+    /// would, e.g. `("RELAIS__AMQP__DELIVERY_LIMIT", "2")`.
+    pub async fn with_env(registry: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let smtp = SmtpServer::start().await;
         let exchange = unique("alerts");
@@ -139,7 +142,6 @@ impl World {
             format!(
                 r#"
 shutdown_timeout = "10s"
-{extra_settings}
 
 [amqp]
 url = "{BROKER}"
@@ -156,6 +158,14 @@ timeout = "2s"
 
 [registry]
 path = "referents.toml"
+
+[store]
+path = "state/relais.db"
+
+[retry]
+immediate = 2
+immediate_base = "10ms"
+delays = ["200ms", "400ms"]
 "#,
                 port = smtp.port()
             ),
@@ -168,8 +178,12 @@ path = "referents.toml"
             broker: Broker::connect().await,
             exchange,
             queue,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
-        Topology::new(&world.settings().amqp)
+        Topology::new(&world.settings())
             .declare(&world.broker.channel)
             .await
             .expect("declare the test topology");
@@ -177,7 +191,8 @@ path = "referents.toml"
     }
 
     pub fn settings(&self) -> Settings {
-        Settings::load_with_env(Some(&self.config), None).expect("valid test settings")
+        let env = self.env.iter().cloned().collect();
+        Settings::load_with_env(Some(&self.config), Some(env)).expect("valid test settings")
     }
 
     pub fn dead(&self) -> String {
@@ -187,11 +202,19 @@ path = "referents.toml"
     /// Runs relais in this process.
     pub fn spawn(&self) -> RunningApp {
         let (stop, stopped) = oneshot::channel::<()>();
+        let (reload, reloads) = mpsc::channel(1);
         let settings = self.settings();
-        let task = tokio::spawn(relais::run(settings, async move {
+        let shutdown = async move {
             let _ = stopped.await;
-        }));
-        RunningApp { stop, task }
+        };
+        let task = tokio::spawn(relais::run(settings, shutdown, reloads));
+        RunningApp { stop, reload, task }
+    }
+
+    /// The store relais writes in this world, read as `relais audit` does.
+    pub fn audit(&self) -> relais::store::AuditReader {
+        relais::store::AuditReader::open(&self.dir.path().join("state/relais.db"))
+            .expect("the store")
     }
 
     /// Runs the real `relais run` binary on this world's settings.
@@ -200,6 +223,7 @@ path = "referents.toml"
             .args(["run", "--config"])
             .arg(&self.config)
             .env("RELAIS__LOG__LEVEL", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -225,11 +249,13 @@ path = "referents.toml"
 
     /// Deletes this world's queues and exchanges.
     pub async fn cleanup(self) {
-        for queue in [&self.queue, &self.dead()] {
+        let settings = self.settings();
+        let topology = Topology::new(&settings);
+        for queue in topology.queues() {
             let _ = self
                 .broker
                 .channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .queue_delete(queue.into(), QueueDeleteOptions::default())
                 .await;
         }
         for exchange in [&self.exchange, &self.dead()] {
@@ -245,10 +271,16 @@ path = "referents.toml"
 /// relais running inside the test process.
 pub struct RunningApp {
     stop: oneshot::Sender<()>,
+    reload: mpsc::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl RunningApp {
+    /// Asks relais to reload its registry, as SIGHUP does.
+    pub async fn reload(&self) {
+        self.reload.send(()).await.expect("relais is running");
+    }
+
     /// Asks relais to stop, as SIGTERM does, and waits for it.
     pub async fn stop(self) {
         let _ = self.stop.send(());

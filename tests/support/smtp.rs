@@ -20,8 +20,12 @@ use tokio::sync::Notify;
 pub enum Fault {
     /// Answer the end of DATA with this reply, e.g. `(451, "4.3.0 try later")`.
     Reply(u16, &'static str),
-    /// Say nothing for this long after the end of DATA, then accept.
+    /// Say nothing for this long after the end of DATA, then accept if the
+    /// client is still there (a server that commits only once it replied).
     Stall(Duration),
+    /// Say nothing for this long, then accept even if the client gave up
+    /// (a server that commits on receipt: RFC 1047's duplicate problem).
+    LateAccept(Duration),
     /// Close the connection at the end of DATA, without a reply.
     Drop,
 }
@@ -69,6 +73,10 @@ impl Mail {
 struct Script {
     /// Recipient → the reply to its RCPT TO, every time.
     refused: HashMap<String, (u16, &'static str)>,
+    /// Recipient → the reply to its next RCPT TOs, and how many more.
+    refused_next: HashMap<String, (u16, &'static str, usize)>,
+    /// While set, every transaction waits at the end of DATA, unanswered.
+    held: bool,
     /// Faults for the next transactions, in order.
     next: Vec<Fault>,
     /// Delay before every end-of-DATA reply.
@@ -81,6 +89,8 @@ struct State {
     script: Script,
     /// Transactions that reached the end of DATA, accepted or not.
     attempts: usize,
+    /// Transactions waiting because of a hold.
+    held: usize,
 }
 
 #[derive(Clone)]
@@ -88,17 +98,29 @@ pub struct SmtpServer {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
     received: Arc<Notify>,
+    released: Arc<Notify>,
 }
 
 impl SmtpServer {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        Self::start_on(0).await
+    }
+
+    /// A free loopback port with nothing listening on it yet.
+    pub async fn free_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    pub async fn start_on(port: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind a loopback port");
         let server = Self {
             addr: listener.local_addr().expect("a local address"),
             state: Arc::default(),
             received: Arc::default(),
+            released: Arc::default(),
         };
         let accepting = server.clone();
         tokio::spawn(async move {
@@ -121,6 +143,38 @@ impl SmtpServer {
             .script
             .refused
             .insert(address.to_owned(), (code, text));
+    }
+
+    /// The next `count` RCPT TOs for `address` are answered `code text`.
+    pub fn refuse_recipient_next(
+        &self,
+        address: &str,
+        count: usize,
+        code: u16,
+        text: &'static str,
+    ) {
+        let mut state = self.state.lock().unwrap();
+        state
+            .script
+            .refused_next
+            .insert(address.to_owned(), (code, text, count));
+    }
+
+    /// From now on, transactions wait at the end of DATA without an answer.
+    pub fn hold(&self) {
+        self.state.lock().unwrap().script.held = true;
+    }
+
+    /// Ends a hold: the transactions that waited are dropped unanswered (as
+    /// a server does when its client went away); new ones are accepted.
+    pub fn drop_held(&self) {
+        self.state.lock().unwrap().script.held = false;
+        self.released.notify_waiters();
+    }
+
+    /// Transactions waiting at the end of DATA because of a hold.
+    pub fn held(&self) -> usize {
+        self.state.lock().unwrap().held
     }
 
     /// The next `count` transactions meet `fault` at the end of DATA.
@@ -236,6 +290,13 @@ impl SmtpServer {
                         Some(Fault::Drop) => return,
                         Some(Fault::Stall(pause)) => {
                             tokio::time::sleep(pause).await;
+                            if client_left(&mut lines).await {
+                                return;
+                            }
+                            self.accept(&from, &to, data)
+                        }
+                        Some(Fault::LateAccept(pause)) => {
+                            tokio::time::sleep(pause).await;
                             self.accept(&from, &to, data)
                         }
                         None => self.accept(&from, &to, data),
@@ -275,6 +336,14 @@ impl SmtpServer {
         self.received.notify_waiters();
         format!("250 2.0.0 Ok: queued as TEST{id}")
     }
+}
+
+/// Whether the client closed the connection (nothing more will come).
+async fn client_left(lines: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_millis(50), lines.fill_buf()).await,
+        Ok(Ok([])) | Ok(Err(_))
+    )
 }
 
 /// The address inside `MAIL FROM:<a@b> SIZE=…` or `RCPT TO:<a@b>`.

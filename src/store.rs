@@ -1,0 +1,418 @@
+//! The store: which référent was emailed about which alert, and when.
+//!
+//! It is both the dedup record (a référent receives a given alert at most
+//! once, across redeliveries, restarts and duplicate publishes) and the audit
+//! trail operators query with `relais audit`. It holds ids, the référent's
+//! address, the Message-ID and the server's reply: never the alert's content.
+//!
+//! SQLite (WAL, `synchronous = FULL`), on one dedicated thread: every write
+//! is on disk before the alert is acked. Writes arriving together share one
+//! transaction (group commit), so durability does not cost one disk flush
+//! per email under load.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use thiserror::Error;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::alert::AlertId;
+use crate::registry::ReferentId;
+
+/// Requests waiting for the store thread; bounded so that a stuck disk
+/// slows the consumers instead of growing memory.
+const QUEUE: usize = 1024;
+/// Most requests served in one transaction.
+const BATCH: usize = 256;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open the store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the store's folder {path}: {source}")]
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the store failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the store could not write: {0}")]
+    Write(String),
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// One email accepted by a mail server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub alert_id: String,
+    pub referent_id: String,
+    pub email: String,
+    pub message_id: String,
+    pub smtp_reply: String,
+    pub delivered_at: OffsetDateTime,
+}
+
+enum Request {
+    Served {
+        alert: String,
+        reply: oneshot::Sender<Result<Vec<String>, StoreError>>,
+    },
+    Record {
+        delivery: Delivery,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Prune {
+        before: OffsetDateTime,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
+    },
+}
+
+/// A handle on the store thread; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    requests: mpsc::Sender<Request>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and starts its thread.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file cannot be opened or initialised.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
+                path: folder.to_owned(),
+                source,
+            })?;
+        }
+        let connection = open_connection(path, OpenFlags::default())?;
+        let (requests, receiver) = mpsc::channel(QUEUE);
+        std::thread::Builder::new()
+            .name("relais-store".into())
+            .spawn(move || serve(connection, receiver))
+            .map_err(|source| StoreError::Folder {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Self { requests })
+    }
+
+    /// The référents already emailed about `alert`.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store cannot be read.
+    pub async fn served(&self, alert: &AlertId) -> Result<Vec<String>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Served {
+            alert: alert.as_str().to_owned(),
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Records an email the server accepted; on disk when this returns.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the write failed.
+    pub async fn record(&self, delivery: Delivery) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Record { delivery, reply }).await?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Forgets deliveries older than `before`; returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the delete failed.
+    pub async fn prune(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Prune { before, reply }).await?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn send(&self, request: Request) -> Result<(), StoreError> {
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+}
+
+fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let open = || -> Result<Connection, rusqlite::Error> {
+        let connection = Connection::open_with_flags(path, flags)?;
+        connection.busy_timeout(Duration::from_secs(5))?;
+        if !flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
+            connection.pragma_update(None, "journal_mode", "WAL")?;
+            connection.pragma_update(None, "synchronous", "FULL")?;
+            connection.execute_batch(
+                "CREATE TABLE IF NOT EXISTS deliveries (
+                     alert_id     TEXT NOT NULL,
+                     referent_id  TEXT NOT NULL,
+                     email        TEXT NOT NULL,
+                     message_id   TEXT NOT NULL,
+                     smtp_reply   TEXT NOT NULL,
+                     delivered_at INTEGER NOT NULL,
+                     PRIMARY KEY (alert_id, referent_id)
+                 ) WITHOUT ROWID;
+                 CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (delivered_at);",
+            )?;
+        }
+        Ok(connection)
+    };
+    open().map_err(|source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The store thread: takes what has arrived (up to [`BATCH`]), answers
+/// reads at once, and commits all writes of the batch in one transaction
+/// before answering them.
+fn serve(mut connection: Connection, mut requests: mpsc::Receiver<Request>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(first) = requests.blocking_recv() {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let mut writes = Vec::new();
+        for request in batch.drain(..) {
+            match request {
+                Request::Served { alert, reply } => {
+                    let _ = reply.send(served(&connection, &alert).map_err(StoreError::from));
+                }
+                Request::Prune { before, reply } => {
+                    let deleted = connection
+                        .execute(
+                            "DELETE FROM deliveries WHERE delivered_at < ?1",
+                            params![before.unix_timestamp()],
+                        )
+                        .map_err(StoreError::from);
+                    let _ = reply.send(deleted);
+                }
+                Request::Record { delivery, reply } => writes.push((delivery, reply)),
+            }
+        }
+        if writes.is_empty() {
+            continue;
+        }
+        let committed = record_all(&mut connection, writes.iter().map(|(delivery, _)| delivery));
+        for (_, reply) in writes {
+            let _ = reply.send(match &committed {
+                Ok(()) => Ok(()),
+                // Every writer of a failed batch gets the same failure.
+                Err(error) => Err(StoreError::Write(error.to_string())),
+            });
+        }
+    }
+}
+
+fn served(connection: &Connection, alert: &str) -> Result<Vec<String>, rusqlite::Error> {
+    let mut statement =
+        connection.prepare_cached("SELECT referent_id FROM deliveries WHERE alert_id = ?1")?;
+    let rows = statement.query_map(params![alert], |row| row.get(0))?;
+    rows.collect()
+}
+
+fn record_all<'a>(
+    connection: &mut Connection,
+    deliveries: impl Iterator<Item = &'a Delivery>,
+) -> Result<(), rusqlite::Error> {
+    let transaction = connection.transaction()?;
+    {
+        let mut insert = transaction.prepare_cached(
+            "INSERT INTO deliveries
+                 (alert_id, referent_id, email, message_id, smtp_reply, delivered_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (alert_id, referent_id) DO NOTHING",
+        )?;
+        for delivery in deliveries {
+            insert.execute(params![
+                delivery.alert_id,
+                delivery.referent_id,
+                delivery.email,
+                delivery.message_id,
+                delivery.smtp_reply,
+                delivery.delivered_at.unix_timestamp(),
+            ])?;
+        }
+    }
+    transaction.commit()
+}
+
+/// Read-only access for `relais audit`, safe while the daemon writes.
+pub struct AuditReader {
+    connection: Connection,
+}
+
+impl AuditReader {
+    /// # Errors
+    /// [`StoreError`] when the store does not exist or cannot be read.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Ok(Self {
+            connection: open_connection(path, flags)?,
+        })
+    }
+
+    /// Who was emailed about `alert`, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub fn alert(&self, alert: &AlertId) -> Result<Vec<Delivery>, StoreError> {
+        self.query("WHERE alert_id = ?1", params![alert.as_str()])
+    }
+
+    /// Every delivery since `since`, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub fn since(&self, since: OffsetDateTime) -> Result<Vec<Delivery>, StoreError> {
+        self.query("WHERE delivered_at >= ?1", params![since.unix_timestamp()])
+    }
+
+    /// Whether `referent` was emailed about `alert`.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub fn contains(&self, alert: &AlertId, referent: &ReferentId) -> Result<bool, StoreError> {
+        let found = self
+            .connection
+            .query_row(
+                "SELECT 1 FROM deliveries WHERE alert_id = ?1 AND referent_id = ?2",
+                params![alert.as_str(), referent.as_str()],
+                |_| Ok(()),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    fn query(
+        &self,
+        filter: &str,
+        values: impl rusqlite::Params,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let sql = format!(
+            "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at
+             FROM deliveries {filter} ORDER BY delivered_at, alert_id, referent_id"
+        );
+        let mut statement = self.connection.prepare(&sql)?;
+        let rows = statement.query_map(values, |row| {
+            Ok(Delivery {
+                alert_id: row.get(0)?,
+                referent_id: row.get(1)?,
+                email: row.get(2)?,
+                message_id: row.get(3)?,
+                smtp_reply: row.get(4)?,
+                delivered_at: OffsetDateTime::from_unix_timestamp(row.get(5)?)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> Delivery {
+        Delivery {
+            alert_id: alert.into(),
+            referent_id: referent.into(),
+            email: format!("{referent}@example.org"),
+            message_id: format!("<relais.{alert}.{referent}@example.org>"),
+            smtp_reply: "2.0.0 Ok: queued as X".into(),
+            delivered_at: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_recorded_delivery_is_served_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/relais.db");
+        let store = Store::open(&path).unwrap();
+        let alert = AlertId::parse("A-1").unwrap();
+        assert!(store.served(&alert).await.unwrap().is_empty());
+
+        let now = OffsetDateTime::now_utc();
+        store.record(delivery("A-1", "ccas-13", now)).await.unwrap();
+        store.record(delivery("A-1", "ccas-13", now)).await.unwrap(); // a duplicate is a no-op
+        store.record(delivery("A-1", "caf-75", now)).await.unwrap();
+        drop(store);
+
+        let reopened = Store::open(&path).unwrap();
+        let mut served = reopened.served(&alert).await.unwrap();
+        served.sort();
+        assert_eq!(served, ["caf-75", "ccas-13"]);
+        let audit = AuditReader::open(&path).unwrap();
+        let rows = audit.alert(&alert).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].message_id, "<relais.A-1.caf-75@example.org>");
+        assert!(
+            audit
+                .contains(&alert, &ReferentId::parse("ccas-13").unwrap())
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("relais.db")).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let writes = (0..500).map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.record(delivery(&format!("A-{n}"), "r", now)).await })
+        });
+        for write in writes {
+            write.await.unwrap().unwrap();
+        }
+        let since = AuditReader::open(&dir.path().join("relais.db"))
+            .unwrap()
+            .since(now - time::Duration::seconds(1))
+            .unwrap();
+        assert_eq!(since.len(), 500);
+    }
+
+    #[tokio::test]
+    async fn pruning_forgets_only_what_is_older_than_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("relais.db")).unwrap();
+        let now = OffsetDateTime::now_utc();
+        store
+            .record(delivery("OLD", "r", now - time::Duration::days(31)))
+            .await
+            .unwrap();
+        store
+            .record(delivery("NEW", "r", now - time::Duration::days(29)))
+            .await
+            .unwrap();
+
+        let pruned = store.prune(now - time::Duration::days(30)).await.unwrap();
+
+        assert_eq!(pruned, 1);
+        assert!(
+            store
+                .served(&AlertId::parse("OLD").unwrap())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store.served(&AlertId::parse("NEW").unwrap()).await.unwrap(),
+            ["r"]
+        );
+    }
+}
