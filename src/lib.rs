@@ -122,6 +122,7 @@ fn reload(registry: &SharedRegistry, path: &Path) {
             tracing::info!(registry = %path.display(), referents, "registry reloaded");
         }
         Err(error) => {
+            let error = telemetry::one_line(&error);
             tracing::error!(%error, "registry reload refused; the registry in force stays");
         }
     }

@@ -11,6 +11,18 @@ use tracing_subscriber::EnvFilter;
 
 use crate::settings::{LogFormat, LogSettings};
 
+/// An error that lists several problems on several lines, as one log line:
+/// a log event must stay one line for journald and log collectors.
+pub fn one_line(error: &dyn std::fmt::Display) -> String {
+    error
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Installs the global subscriber. Call once, at start-up.
 ///
 /// # Errors

@@ -224,6 +224,11 @@ async fn a_retry_emails_only_the_referents_not_yet_served() {
     referents.sort();
     assert_eq!(referents, ["ccas-paris-13", "ccas-paris-13-accueil"]);
     assert_eq!(
+        world.smtp.refusals(),
+        2,
+        "accueil was refused for a whole round"
+    );
+    assert_eq!(
         world.smtp.mails().len(),
         2,
         "the référent served in round one is not emailed again"

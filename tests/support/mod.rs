@@ -222,7 +222,6 @@ delays = ["200ms", "400ms"]
         Command::new(env!("CARGO_BIN_EXE_relais"))
             .args(["run", "--config"])
             .arg(&self.config)
-            .env("RELAIS__LOG__LEVEL", "info")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -265,6 +264,80 @@ delays = ["200ms", "400ms"]
                 .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                 .await;
         }
+    }
+}
+
+/// The lines relais writes on stderr, collected as they come.
+#[derive(Clone, Default)]
+pub struct Logs {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Logs {
+    /// Starts collecting the child's stderr.
+    pub fn collect(child: &mut Child) -> Self {
+        use std::io::BufRead;
+        let logs = Self::default();
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let lines = logs.lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        logs
+    }
+
+    /// Waits until `count` lines contain `text`; false if `within` passed.
+    pub async fn wait_for(&self, text: &str, count: usize, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if self.count(text) >= count {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    pub fn count(&self, text: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.contains(text))
+            .count()
+    }
+
+    pub fn all(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+}
+
+/// Sends a signal (`TERM`, `KILL`, `HUP`) to a process.
+pub fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name}");
+}
+
+/// Waits for a process to exit, at most `within`.
+pub async fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "relais did not exit within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -91,6 +91,8 @@ struct State {
     attempts: usize,
     /// Transactions waiting because of a hold.
     held: usize,
+    /// RCPT TOs refused by the script.
+    refusals: usize,
 }
 
 #[derive(Clone)]
@@ -172,6 +174,11 @@ impl SmtpServer {
         self.released.notify_waiters();
     }
 
+    /// How many RCPT TOs the script refused.
+    pub fn refusals(&self) -> usize {
+        self.state.lock().unwrap().refusals
+    }
+
     /// Transactions waiting at the end of DATA because of a hold.
     pub fn held(&self) -> usize {
         self.state.lock().unwrap().held
@@ -247,14 +254,25 @@ impl SmtpServer {
                 }
                 "RCPT" => {
                     let recipient = address(&command);
-                    let refused = self
-                        .state
-                        .lock()
-                        .unwrap()
-                        .script
-                        .refused
-                        .get(&recipient)
-                        .copied();
+                    let refused = {
+                        let mut state = self.state.lock().unwrap();
+                        let once = state
+                            .script
+                            .refused_next
+                            .get_mut(&recipient)
+                            .and_then(|next| {
+                                (next.2 > 0).then(|| {
+                                    next.2 -= 1;
+                                    (next.0, next.1)
+                                })
+                            });
+                        let refused =
+                            once.or_else(|| state.script.refused.get(&recipient).copied());
+                        if refused.is_some() {
+                            state.refusals += 1;
+                        }
+                        refused
+                    };
                     match refused {
                         Some((code, text)) => format!("{code} {text}"),
                         None => {
@@ -275,13 +293,22 @@ impl SmtpServer {
                     let Some(data) = read_data(&mut lines).await else {
                         return;
                     };
-                    let (fault, latency) = {
+                    let released = self.released.notified();
+                    let (fault, latency, held) = {
                         let mut state = self.state.lock().unwrap();
                         state.attempts += 1;
                         let fault =
                             (!state.script.next.is_empty()).then(|| state.script.next.remove(0));
-                        (fault, state.script.latency)
+                        if state.script.held {
+                            state.held += 1;
+                        }
+                        (fault, state.script.latency, state.script.held)
                     };
+                    if held {
+                        released.await;
+                        self.state.lock().unwrap().held -= 1;
+                        return;
+                    }
                     if !latency.is_zero() {
                         tokio::time::sleep(latency).await;
                     }

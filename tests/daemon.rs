@@ -1,0 +1,262 @@
+//! The real `relais run` binary under signals: SIGTERM, SIGKILL, SIGHUP,
+//! and a broker that refuses its queue declaration.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use support::{Logs, REGISTRY, World, alert, signal, unique, wait_exit};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn sigterm_with_alerts_in_flight_loses_nothing_and_exits_cleanly() {
+    // Arrange: a slow mail server, so that alerts are in flight when the stop comes.
+    let world = World::new(REGISTRY).await;
+    world.smtp.set_latency(Duration::from_millis(150));
+    let total = 60;
+    for n in 0..total {
+        let id = format!("SOS75-STOP-{n:04}");
+        world
+            .publish(
+                "orientation_sociale",
+                &alert(&id, "orientation_sociale", "75115"),
+            )
+            .await;
+    }
+    let mut relais = world.spawn_binary();
+    let logs = Logs::collect(&mut relais);
+    world.smtp.wait_for(5, WAIT).await;
+
+    // Act
+    signal(&relais, "TERM");
+    let exit = wait_exit(&mut relais, WAIT).await;
+
+    // Assert: a clean exit, in-flight alerts finished, the rest still queued.
+    assert!(logs.wait_for("stopped", 1, WAIT).await);
+    let logs = logs.all();
+    assert!(exit.success(), "exit status {exit:?}; logs:\n{logs}");
+    assert!(
+        logs.contains("stopping: finishing the alerts in flight"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("Jeanne Durand"),
+        "patient data must never be logged"
+    );
+    let delivered = world.smtp.mails();
+    let ids: BTreeSet<String> = delivered.iter().map(|m| m.alert_id()).collect();
+    assert_eq!(ids.len(), delivered.len(), "no alert emailed twice");
+    assert!(
+        delivered.len() < total,
+        "the stop came before the end ({} delivered)",
+        delivered.len()
+    );
+    let queued = world.broker.depth(&world.queue).await as usize;
+    assert_eq!(
+        delivered.len() + queued,
+        total,
+        "every alert is either delivered or still queued"
+    );
+
+    // And a new relais delivers the rest, each exactly once.
+    let app = world.spawn();
+    let all = world.smtp.wait_for(total, WAIT).await;
+    assert_eq!(world.wait_for_depth(&world.queue, 0, WAIT).await, 0);
+    app.stop().await;
+    let ids: BTreeSet<String> = all.iter().map(|m| m.alert_id()).collect();
+    assert_eq!((all.len(), ids.len()), (total, total));
+    assert_eq!(world.broker.depth(&world.queue).await, 0);
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn sigkill_in_the_middle_of_a_stream_then_a_restart_loses_nothing_and_emails_nobody_twice() {
+    // Arrange
+    let world = World::new(REGISTRY).await;
+    world.smtp.set_latency(Duration::from_millis(50));
+    let total = 300;
+    for n in 0..total {
+        let id = format!("SOS75-KILL-{n:04}");
+        world
+            .publish(
+                "orientation_sociale",
+                &alert(&id, "orientation_sociale", "75115"),
+            )
+            .await;
+    }
+    let mut relais = world.spawn_binary();
+    world.smtp.wait_for(10, WAIT).await;
+    // The mail server stops answering, so the kill lands while every email
+    // in flight is unanswered (not accepted); emails accepted just before
+    // are given time to be recorded.
+    world.smtp.hold();
+    let mut held = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = world.smtp.held();
+        eprintln!(
+            "held {now} mails {} attempts {}",
+            world.smtp.mails().len(),
+            world.smtp.attempts()
+        );
+        if now > 0 && now == held {
+            break;
+        }
+        held = now;
+    }
+    assert!(held > 0, "emails are in flight at the kill");
+
+    // Act: a crash, then the server drops what it never answered.
+    signal(&relais, "KILL");
+    wait_exit(&mut relais, WAIT).await;
+    world.smtp.drop_held();
+    let before_restart = world.smtp.mails().len();
+    assert!(before_restart < total);
+    let app = world.spawn();
+
+    // Assert: every alert emailed, exactly once.
+    let all = world.smtp.wait_for(total, WAIT).await;
+    assert_eq!(world.wait_for_depth(&world.queue, 0, WAIT).await, 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.stop().await;
+    let all_now = world.smtp.mails();
+    let ids: BTreeSet<String> = all_now.iter().map(|m| m.alert_id()).collect();
+    assert_eq!(all.len(), total);
+    assert_eq!(
+        (all_now.len(), ids.len()),
+        (total, total),
+        "nothing lost, nothing twice"
+    );
+    assert_eq!(world.broker.depth(&world.dead()).await, 0);
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn sighup_reloads_a_valid_registry_and_refuses_a_broken_one_without_stopping() {
+    let world = World::new(REGISTRY).await;
+    let mut relais = world.spawn_binary();
+    let logs = Logs::collect(&mut relais);
+    assert!(
+        logs.wait_for("consuming alerts", 1, WAIT).await,
+        "{}",
+        logs.all()
+    );
+    let registry_file = world.dir.path().join("referents.toml");
+
+    // A new référent for Paris 15e.
+    let with_new = format!(
+        "{REGISTRY}\n[[referent]]\nid = \"ccas-paris-15\"\nnetwork = \"ccas\"\nemail = \"ccas15@paris.test\"\ncommunes = [\"75115\"]\n"
+    );
+    std::fs::write(&registry_file, with_new).unwrap();
+    signal(&relais, "HUP");
+    assert!(
+        logs.wait_for("registry reloaded", 1, WAIT).await,
+        "{}",
+        logs.all()
+    );
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-HUP1", "orientation_sociale", "75115"),
+        )
+        .await;
+    let mails = world.smtp.wait_for(1, WAIT).await;
+    assert_eq!(mails[0].referent(), "ccas-paris-15");
+
+    // A broken one: every error logged, the registry in force kept.
+    std::fs::write(
+        &registry_file,
+        "[[route]]\nkind = \"x\"\nnetworks = [\"nobody\"]\n",
+    )
+    .unwrap();
+    signal(&relais, "HUP");
+    assert!(
+        logs.wait_for("registry reload refused", 1, WAIT).await,
+        "{}",
+        logs.all()
+    );
+    let refused = logs.all();
+    let refused = refused
+        .lines()
+        .find(|l| l.contains("registry reload refused"))
+        .unwrap();
+    assert!(
+        refused.contains(r#"route #1 (kind "x"): network "nobody" has no référent"#),
+        "{refused}"
+    );
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-HUP2", "orientation_sociale", "75115"),
+        )
+        .await;
+    let mails = world.smtp.wait_for(2, WAIT).await;
+    assert_eq!(mails[1].referent(), "ccas-paris-15");
+    assert!(relais.try_wait().unwrap().is_none(), "relais keeps running");
+
+    signal(&relais, "TERM");
+    assert!(wait_exit(&mut relais, WAIT).await.success());
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_queue_declared_with_other_arguments_is_reported_clearly_and_relais_keeps_trying() {
+    // Arrange: a deployment whose queue was created by hand as a classic queue.
+    let queue = unique("classic");
+    let mut world = World::new(REGISTRY).await;
+    world
+        .env
+        .push(("RELAIS__AMQP__QUEUE".into(), queue.clone()));
+    world
+        .broker
+        .channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    // Act
+    let mut relais = world.spawn_binary();
+    let logs = Logs::collect(&mut relais);
+
+    // Assert: the message names the queue, the argument, the fix; relais
+    // does not exit, it tries again.
+    assert!(
+        logs.wait_for("exists with other arguments", 2, WAIT).await,
+        "{}",
+        logs.all()
+    );
+    let all = logs.all();
+    let expected = [
+        format!("refused to declare `{queue}`"),
+        "inequivalent arg 'x-dead-letter-exchange'".to_owned(),
+        "relais needs: x-dead-letter-exchange=".to_owned(),
+        "x-queue-type=quorum".to_owned(),
+        format!("rabbitmqctl delete_queue {queue}"),
+    ];
+    for expected in &expected {
+        assert!(all.contains(expected), "logs lack {expected:?}:\n{all}");
+    }
+    assert!(relais.try_wait().unwrap().is_none(), "relais keeps running");
+    signal(&relais, "TERM");
+    assert!(wait_exit(&mut relais, WAIT).await.success());
+    let _ = world
+        .broker
+        .channel
+        .queue_delete(
+            queue.as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await;
+    world.cleanup().await;
+}
