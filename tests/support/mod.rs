@@ -442,6 +442,30 @@ impl Broker {
             .expect("the queue exists")
     }
 
+    /// Takes one message by consuming (acking it); for queues with a single
+    /// active consumer, which refuse basic.get.
+    pub async fn consume_one(&self, queue: &str) -> lapin::message::Delivery {
+        use futures_util::StreamExt;
+        let channel = self.connection.create_channel().await.unwrap();
+        let mut consumer = channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                lapin::options::BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the consumer is open")
+            .expect("a delivery");
+        delivery.ack(BasicAckOptions::default()).await.unwrap();
+        channel.close(200, "done".into()).await.unwrap();
+        delivery
+    }
+
     /// Takes every message of a queue (acking them).
     pub async fn take_all(&self, queue: &str) -> Vec<DeadLetter> {
         let mut taken = Vec::new();

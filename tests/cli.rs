@@ -1,0 +1,326 @@
+//! The operators' commands, run as the real binary: check, resolve,
+//! publish, audit.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use lapin::options::ExchangeDeclareOptions;
+use lapin::types::FieldTable;
+use support::{REGISTRY, World, alert, unique};
+
+fn relais(world: &World, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relais"))
+        .arg("--config")
+        .arg(&world.config)
+        .args(args)
+        .envs(world.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(stdin) = stdin {
+        input.write_all(stdin).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn check_summarises_a_valid_setup_and_lists_every_error_of_a_broken_registry() {
+    let world = World::new(REGISTRY).await;
+
+    let ok = relais(&world, &["check"], None);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let out = text(&ok.stdout);
+    assert!(out.starts_with("settings: valid\n"), "{out}");
+    assert!(
+        out.contains("amqp://guest:***@127.0.0.1:5672/%2f"),
+        "the password is redacted: {out}"
+    );
+    assert!(out.contains("6 référent(s) in 3 network(s)"), "{out}");
+    assert!(
+        out.contains("  acces_aux_droits         → cpam, caf\n"),
+        "{out}"
+    );
+
+    std::fs::write(
+        world.dir.path().join("referents.toml"),
+        "[[route]]\nkind = \"orientation_sociale\"\nnetworks = [\"ccas\"]\n[[referent]]\nid = \"a\"\nnetwork = \"ccas\"\nemail = \"nope\"\ncommunes = [\"7511\"]\n[[referent]]\nid = \"b\"\nnetwork = \"ccas\"\nemail = \"b@x.test\"\ncommunes = [\"2C004\"]\n",
+    )
+    .unwrap();
+    let broken = relais(&world, &["check"], None);
+    assert_eq!(broken.status.code(), Some(1));
+    let err = text(&broken.stderr);
+    assert!(err.contains("has 2 error(s)"), "{err}");
+    assert!(
+        err.contains(r#"referent #1 ("a"): email "nope" is not a valid address"#),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#"referent #2 ("b"): commune "2C004" is not an INSEE commune code"#),
+        "{err}"
+    );
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn resolve_prints_one_line_per_referent_or_why_nobody() {
+    let world = World::new(REGISTRY).await;
+
+    let found = relais(
+        &world,
+        &[
+            "resolve",
+            "--kind",
+            "orientation_sociale",
+            "--commune",
+            "75113",
+        ],
+        None,
+    );
+    assert!(found.status.success(), "{}", text(&found.stderr));
+    assert_eq!(
+        text(&found.stdout),
+        "ccas-paris-13 camille.martin@ccas-paris13.test\nccas-paris-13-accueil accueil@ccas-paris13.test\n"
+    );
+    assert!(text(&found.stderr).contains("network ccas: 2 référent(s) at the commune level"));
+
+    let departement = relais(
+        &world,
+        &[
+            "resolve",
+            "--kind",
+            "acces_aux_droits",
+            "--departement",
+            "75",
+        ],
+        None,
+    );
+    assert_eq!(
+        text(&departement.stdout),
+        "cpam-75 referent@cpam-paris.test\ncaf-75 referent@caf-paris.test\n"
+    );
+
+    let nobody = relais(
+        &world,
+        &[
+            "resolve",
+            "--kind",
+            "orientation_sociale",
+            "--commune",
+            "69123",
+        ],
+        None,
+    );
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(nobody.stdout.is_empty());
+    assert!(
+        text(&nobody.stderr).contains(
+            "no référent of network(s) ccas for commune 69123 (département 69), and no fallback"
+        ),
+        "{}",
+        text(&nobody.stderr)
+    );
+
+    let bad = relais(
+        &world,
+        &[
+            "resolve",
+            "--kind",
+            "orientation_sociale",
+            "--commune",
+            "20004",
+        ],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("--commune is not an INSEE commune code"),
+        "{}",
+        text(&bad.stderr)
+    );
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn publish_sends_a_valid_alert_persistently_and_refuses_an_invalid_one() {
+    let world = World::new(REGISTRY).await;
+    let body = alert("SOS75-PUB", "orientation_sociale", "75113");
+
+    let refused = relais(
+        &world,
+        &["publish"],
+        Some(br#"{"id": "x", "kind": "orientation_sociale"}"#),
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr)
+            .contains("not published: the alert is invalid: field `emitted_at` is required")
+    );
+    assert_eq!(
+        world.broker.depth(&world.queue).await,
+        0,
+        "nothing published"
+    );
+
+    let file = world.dir.path().join("alert.json");
+    std::fs::write(&file, &body).unwrap();
+    let sent = relais(&world, &["publish", "--file", file.to_str().unwrap()], None);
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    assert!(
+        text(&sent.stdout)
+            .contains("published alert SOS75-PUB (kind orientation_sociale, commune 75113)")
+    );
+    assert!(text(&sent.stdout).contains("confirmed by the broker"));
+
+    // The main queue has a single active consumer, which excludes basic.get.
+    let delivery = world.broker.consume_one(&world.queue).await;
+    assert_eq!(delivery.data, body);
+    assert_eq!(delivery.routing_key.as_str(), "orientation_sociale");
+    let properties = &delivery.properties;
+    assert_eq!(properties.delivery_mode(), &Some(2));
+    assert_eq!(
+        properties.content_type().as_ref().map(|c| c.as_str()),
+        Some("application/json")
+    );
+    assert_eq!(
+        properties.message_id().as_ref().map(|m| m.as_str()),
+        Some("SOS75-PUB")
+    );
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn publish_reports_an_exchange_where_nothing_would_receive_the_alert() {
+    let mut world = World::new(REGISTRY).await;
+    let body = alert("SOS75-LOST", "orientation_sociale", "75113");
+
+    // An exchange that does not exist.
+    world
+        .env
+        .push(("RELAIS__AMQP__EXCHANGE".into(), unique("missing")));
+    let missing = relais(&world, &["publish"], Some(&body));
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("does not exist on the broker"),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    // An exchange with no queue bound: the broker would drop the alert.
+    let unbound = unique("unbound");
+    world
+        .broker
+        .channel
+        .exchange_declare(
+            unbound.as_str().into(),
+            lapin::ExchangeKind::Topic,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    world
+        .env
+        .push(("RELAIS__AMQP__EXCHANGE".into(), unbound.clone()));
+    let dropped = relais(&world, &["publish"], Some(&body));
+    assert_eq!(dropped.status.code(), Some(1));
+    assert!(
+        text(&dropped.stderr).contains("no queue is bound to exchange"),
+        "{}",
+        text(&dropped.stderr)
+    );
+    let _ = world
+        .broker
+        .channel
+        .exchange_delete(
+            unbound.as_str().into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        )
+        .await;
+    world.env.clear();
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn audit_lists_who_was_emailed_about_an_alert_and_the_days_deliveries() {
+    let world = World::new(REGISTRY).await;
+    let app = world.spawn();
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-AUD", "orientation_sociale", "75113"),
+        )
+        .await;
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-AUD2", "orientation_sociale", "75115"),
+        )
+        .await;
+    world.smtp.wait_for(3, Duration::from_secs(20)).await;
+    assert_eq!(
+        world
+            .wait_for_depth(&world.queue, 0, Duration::from_secs(20))
+            .await,
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.stop().await;
+
+    let one = relais(&world, &["audit", "--alert", "SOS75-AUD"], None);
+    assert!(one.status.success(), "{}", text(&one.stderr));
+    let lines: Vec<Vec<String>> = text(&one.stdout)
+        .lines()
+        .map(|line| line.split('\t').map(str::to_owned).collect())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let mut who: Vec<(&str, &str, &str)> = lines
+        .iter()
+        .map(|l| (l[1].as_str(), l[2].as_str(), l[3].as_str()))
+        .collect();
+    who.sort();
+    assert_eq!(
+        who,
+        [
+            (
+                "SOS75-AUD",
+                "ccas-paris-13",
+                "camille.martin@ccas-paris13.test"
+            ),
+            (
+                "SOS75-AUD",
+                "ccas-paris-13-accueil",
+                "accueil@ccas-paris13.test"
+            ),
+        ]
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l[0].starts_with("20") && l[4].starts_with("<relais.SOS75-AUD."))
+    );
+
+    let day = relais(&world, &["audit", "--since", "24h"], None);
+    assert_eq!(text(&day.stdout).lines().count(), 3);
+    let output = format!("{}{}", text(&one.stdout), text(&day.stdout));
+    assert!(
+        !output.contains("Jeanne Durand"),
+        "no patient data in the audit"
+    );
+
+    let none = relais(&world, &["audit", "--alert", "NEVER-SEEN"], None);
+    assert!(none.status.success());
+    assert!(none.stdout.is_empty());
+    assert!(text(&none.stderr).contains("no delivery recorded"));
+    world.cleanup().await;
+}
