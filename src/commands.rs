@@ -70,11 +70,7 @@ async fn run(config: Option<&Path>) -> anyhow::Result<()> {
 /// `relais check`: validates settings and registry, prints a summary.
 fn check(config: Option<&Path>) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    let registry_path = settings
-        .registry
-        .path
-        .as_deref()
-        .context("registry.path is required")?;
+    let registry_path = &settings.registry.path;
     let registry = Registry::load(registry_path)?;
     print!("{}", check_report(&settings, registry_path, &registry));
     Ok(())
@@ -138,11 +134,7 @@ fn check_report(settings: &Settings, registry_path: &Path, registry: &Registry) 
 /// `relais resolve`: who would receive an alert, one `<id> <email>` line each.
 fn resolve(config: Option<&Path>, args: &ResolveArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    let registry_path = settings
-        .registry
-        .path
-        .as_deref()
-        .context("registry.path is required")?;
+    let registry_path = &settings.registry.path;
     let registry = Registry::load(registry_path)?;
     let kind = crate::alert::Kind::parse(&args.kind)
         .map_err(|problem| anyhow::anyhow!("--kind {problem}"))?;
@@ -249,12 +241,7 @@ async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow::Result<()
 /// time, alert id, référent id, address, Message-ID, the server's reply.
 fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    let path = settings
-        .store
-        .path
-        .as_deref()
-        .context("store.path is required")?;
-    let reader = AuditReader::open(path)?;
+    let reader = AuditReader::open(&settings.store.path)?;
     let deliveries = match (&args.alert, args.since) {
         (Some(id), _) => {
             let id = AlertId::parse(id).map_err(|problem| anyhow::anyhow!("--alert {problem}"))?;

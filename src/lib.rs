@@ -35,7 +35,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use arc_swap::ArcSwap;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -64,23 +63,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     mut reloads: mpsc::Receiver<()>,
 ) -> anyhow::Result<()> {
-    let registry_path = settings
-        .registry
-        .path
-        .clone()
-        .context("registry.path is required")?;
+    let registry_path = settings.registry.path.clone();
     let registry = Registry::load(&registry_path)?;
     tracing::info!(
         registry = %registry_path.display(),
         referents = registry.referents().len(),
         "registry loaded"
     );
-    let store_path = settings
-        .store
-        .path
-        .as_deref()
-        .context("store.path is required")?;
-    let store = Store::open(store_path)?;
+    let store = Store::open(&settings.store.path)?;
     let sender = settings.smtp.sender().map_err(anyhow::Error::msg)?;
     let relay = Arc::new(Relay::new(
         Arc::new(ArcSwap::from_pointee(registry)),

@@ -147,8 +147,9 @@ pub struct RetrySettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
-    /// The SQLite file (created if missing), e.g. `/var/lib/relais/relais.db`.
-    pub path: Option<PathBuf>,
+    /// The SQLite file (created if missing), e.g. `/var/lib/relais/relais.db`;
+    /// required.
+    pub path: PathBuf,
     /// How long deliveries are remembered (dedup and audit).
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
@@ -157,8 +158,8 @@ pub struct StoreSettings {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrySettings {
-    /// The référents and routes (see `config/referents.toml`).
-    pub path: Option<PathBuf>,
+    /// The référents and routes (see `config/referents.toml`); required.
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -245,7 +246,7 @@ impl Default for RetrySettings {
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
-            path: None,
+            path: PathBuf::new(),
             retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
@@ -301,16 +302,10 @@ impl Settings {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
-        for path in [
-            &mut self.registry.path,
-            &mut self.store.path,
-            &mut self.smtp.password_file,
-            &mut self.smtp.file_dir,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if path.is_relative() {
+        let required = [&mut self.registry.path, &mut self.store.path];
+        let optional = [&mut self.smtp.password_file, &mut self.smtp.file_dir];
+        for path in required.into_iter().chain(optional.into_iter().flatten()) {
+            if path.is_relative() && !path.as_os_str().is_empty() {
                 *path = base.join(&*path);
             }
         }
@@ -318,7 +313,7 @@ impl Settings {
 
     fn check(&self) -> Result<(), Vec<String>> {
         let mut errors = Vec::new();
-        if self.registry.path.is_none() {
+        if self.registry.path.as_os_str().is_empty() {
             errors.push("registry.path is required: the file of référents and routes".into());
         }
         if let Err(error) = self.smtp.sender() {
@@ -350,7 +345,7 @@ impl Settings {
         if self.amqp.delivery_limit == 0 {
             errors.push("amqp.delivery_limit must be at least 1".into());
         }
-        if self.store.path.is_none() {
+        if self.store.path.as_os_str().is_empty() {
             errors.push(
                 "store.path is required: the file of the dedup record and audit trail".into(),
             );
@@ -510,10 +505,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let settings =
             Settings::load_with_env(Some(&write(dir.path(), MINIMAL)), env(&[])).unwrap();
-        assert_eq!(
-            settings.registry.path.unwrap(),
-            dir.path().join("referents.toml")
-        );
+        assert_eq!(settings.registry.path, dir.path().join("referents.toml"));
     }
 
     #[test]

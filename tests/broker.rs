@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{Broker, REGISTRY, World, alert};
+use support::{Broker, REGISTRY, World};
 
 static BROKER_FAULTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -31,15 +31,7 @@ fn rabbitmqctl(args: &[&str]) {
 async fn stream_survives(fault: impl FnOnce() + Send + 'static) {
     let mut world = World::new(REGISTRY).await;
     world.smtp.set_latency(Duration::from_millis(5));
-    for n in 0..TOTAL {
-        let id = format!("SOS75-BRK-{n:04}");
-        world
-            .publish(
-                "orientation_sociale",
-                &alert(&id, "orientation_sociale", "75115"),
-            )
-            .await;
-    }
+    world.publish_stream("SOS75-BRK", TOTAL).await;
     let app = world.spawn();
     let before = world
         .smtp

@@ -18,15 +18,7 @@ async fn sigterm_with_alerts_in_flight_loses_nothing_and_exits_cleanly() {
     let world = World::new(REGISTRY).await;
     world.smtp.set_latency(Duration::from_millis(150));
     let total = 60;
-    for n in 0..total {
-        let id = format!("SOS75-STOP-{n:04}");
-        world
-            .publish(
-                "orientation_sociale",
-                &alert(&id, "orientation_sociale", "75115"),
-            )
-            .await;
-    }
+    world.publish_stream("SOS75-STOP", total).await;
     let mut relais = world.spawn_binary();
     let logs = Logs::collect(&mut relais);
     world.smtp.wait_for(5, WAIT).await;
@@ -79,15 +71,7 @@ async fn sigkill_in_the_middle_of_a_stream_then_a_restart_loses_nothing_and_emai
     let world = World::new(REGISTRY).await;
     world.smtp.set_latency(Duration::from_millis(50));
     let total = 300;
-    for n in 0..total {
-        let id = format!("SOS75-KILL-{n:04}");
-        world
-            .publish(
-                "orientation_sociale",
-                &alert(&id, "orientation_sociale", "75115"),
-            )
-            .await;
-    }
+    world.publish_stream("SOS75-KILL", total).await;
     let mut relais = world.spawn_binary();
     world.smtp.wait_for(10, WAIT).await;
     // The mail server stops answering, so the kill lands while every email

@@ -233,6 +233,19 @@ delays = ["200ms", "400ms"]
         self.broker.publish(&self.exchange, routing_key, body).await;
     }
 
+    /// Publishes `count` alerts `<prefix>-0000`, `<prefix>-0001`, … of kind
+    /// orientation_sociale for commune 75115 (one référent each).
+    pub async fn publish_stream(&self, prefix: &str, count: usize) {
+        for n in 0..count {
+            let id = format!("{prefix}-{n:04}");
+            self.publish(
+                "orientation_sociale",
+                &alert(&id, "orientation_sociale", "75115"),
+            )
+            .await;
+        }
+    }
+
     /// Waits until `queue` holds `count` ready messages (unacked ones are
     /// not counted by the broker), or `within` passed; returns the count.
     pub async fn wait_for_depth(&self, queue: &str, count: u32, within: Duration) -> u32 {
