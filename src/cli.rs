@@ -34,6 +34,56 @@ pub enum Command {
     Publish(PublishArgs),
     /// Show who was emailed about an alert, or every delivery since a time.
     Audit(AuditArgs),
+    /// One screen on the queues: exit 2 when dead letters wait.
+    Status(StatusArgs),
+    /// Look at, replay or purge the dead letters.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// List dead letters (they stay in the queue).
+    List {
+        /// At most this many, oldest first.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send dead letters back to relais, attempt count reset.
+    Replay(ReplayArgs),
+    /// Delete the dead letters of an alert for good.
+    Purge {
+        /// The alert id.
+        #[arg(long, value_name = "ID")]
+        id: String,
+        /// Confirm the deletion (without it, only show what would go).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true))]
+pub struct ReplayArgs {
+    /// Every dead letter.
+    #[arg(long, group = "which")]
+    pub all: bool,
+    /// The dead letters of this alert id.
+    #[arg(long, group = "which", value_name = "ID")]
+    pub id: Option<String>,
+    /// The dead letters of this reason (invalid, unroutable, rejected, exhausted, delivery_limit).
+    #[arg(long, group = "which", value_name = "REASON")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -14,12 +14,14 @@ use secrecy::ExposeSecret;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::alert::{Alert, AlertId};
-use crate::cli::{AuditArgs, Cli, Command, PublishArgs, ResolveArgs};
+use crate::cli::{AuditArgs, Cli, Command, DeadLettersCommand, PublishArgs, ResolveArgs};
+use crate::dead_letters::{self, DeadLetter, Selection};
 use crate::outcome::{PublishError, Publisher};
 use crate::registry::Registry;
 use crate::settings::{Settings, TransportKind};
 use crate::store::AuditReader;
 use crate::territory::{Commune, Departement, Territory};
+use crate::topology::Topology;
 use crate::topology::soft_error;
 use lapin::protocol::AMQPSoftError;
 use time::OffsetDateTime;
@@ -34,6 +36,8 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Resolve(args) => resolve(config, &args),
         Command::Publish(args) => publish(config, &args).await,
         Command::Audit(args) => audit(config, &args),
+        Command::Status(args) => return status(config, args.json).await,
+        Command::DeadLetters(command) => dead_letters(config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -268,4 +272,152 @@ fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
         eprintln!("no delivery recorded");
     }
     Ok(())
+}
+
+/// Connects to the broker for an operator's command.
+async fn connect(settings: &Settings) -> anyhow::Result<Connection> {
+    let amqp = &settings.amqp;
+    Connection::connect(amqp.url.expose_secret(), ConnectionProperties::default())
+        .await
+        .with_context(|| format!("cannot reach the broker {}", amqp.redacted_url()))
+}
+
+/// `relais status`: the queues on one screen. Exit 2 when dead letters
+/// wait (for cron and Nagios-style checks), 1 when the broker is unreachable.
+async fn status(config: Option<&Path>, json: bool) -> ExitCode {
+    let report = async {
+        let settings = Settings::load(config)?;
+        let topology = Topology::new(&settings);
+        let connection = connect(&settings).await?;
+        let queues = topology.inspect(&connection).await?;
+        let oldest = dead_letters::list(&connection, &topology, 1)
+            .await?
+            .into_iter()
+            .next();
+        let _ = connection.close(200, "status".into()).await;
+        anyhow::Ok((settings, topology, queues, oldest))
+    };
+    let (settings, topology, queues, oldest) = match report.await {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("relais: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let dead = queues
+        .iter()
+        .find(|queue| queue.name == topology.dead)
+        .and_then(|queue| queue.messages)
+        .unwrap_or(0);
+    let oldest_age = oldest
+        .as_ref()
+        .and_then(DeadLetter::age)
+        .map(|age| age.whole_seconds().max(0));
+    if json {
+        let value = serde_json::json!({
+            "broker": { "url": settings.amqp.redacted_url(), "reachable": true },
+            "queues": queues,
+            "dead_letters": dead,
+            "oldest_dead_letter_age_seconds": oldest_age,
+        });
+        println!("{value}");
+    } else {
+        println!("broker: {} (reachable)", settings.amqp.redacted_url());
+        println!("{:<48} {:>9} {:>10}", "queue", "messages", "consumers");
+        for queue in &queues {
+            let count = |n: Option<u32>| n.map_or_else(|| "missing".to_owned(), |n| n.to_string());
+            println!(
+                "{:<48} {:>9} {:>10}",
+                queue.name,
+                count(queue.messages),
+                count(queue.consumers)
+            );
+        }
+        match oldest_age {
+            Some(age) => println!(
+                "oldest dead letter: {} ago",
+                humantime::format_duration(std::time::Duration::from_secs(age.unsigned_abs()))
+            ),
+            None if dead > 0 => println!("oldest dead letter: age unknown"),
+            None => println!("no dead letter"),
+        }
+    }
+    if dead > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `relais dead-letters list|replay|purge`.
+async fn dead_letters(config: Option<&Path>, command: DeadLettersCommand) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let topology = Topology::new(&settings);
+    let connection = connect(&settings).await?;
+    let result = match command {
+        DeadLettersCommand::List { limit, json } => {
+            let letters = dead_letters::list(&connection, &topology, limit).await?;
+            if json {
+                println!("{}", serde_json::to_string(&letters)?);
+            } else {
+                print_letters(&letters);
+            }
+            Ok(())
+        }
+        DeadLettersCommand::Replay(args) => {
+            let selection = match (args.all, args.id, args.reason) {
+                (true, _, _) => Selection::All,
+                (_, Some(id), _) => Selection::Id(id),
+                (_, _, Some(reason)) => Selection::Reason(reason),
+                _ => bail!("give --all, --id ID or --reason REASON"),
+            };
+            let moved = dead_letters::replay(&connection, &topology, &selection).await?;
+            print_letters(&moved.taken);
+            println!(
+                "replayed {} dead letter(s) to {}; {} left in {}",
+                moved.taken.len(),
+                topology.queue,
+                moved.left,
+                topology.dead
+            );
+            Ok(())
+        }
+        DeadLettersCommand::Purge { id, yes } => {
+            let selection = Selection::Id(id.clone());
+            if yes {
+                let moved = dead_letters::purge(&connection, &topology, &selection).await?;
+                print_letters(&moved.taken);
+                println!("purged {} dead letter(s) of alert {id}", moved.taken.len());
+                Ok(())
+            } else {
+                let letters = dead_letters::list(&connection, &topology, usize::MAX).await?;
+                let chosen: Vec<DeadLetter> =
+                    letters.into_iter().filter(|l| l.alert_id == id).collect();
+                print_letters(&chosen);
+                Err(anyhow::anyhow!(
+                    "{} dead letter(s) of alert {id} would be deleted for good; run again with --yes to do it",
+                    chosen.len()
+                ))
+            }
+        }
+    };
+    let _ = connection.close(200, "done".into()).await;
+    result
+}
+
+fn print_letters(letters: &[DeadLetter]) {
+    for letter in letters {
+        println!(
+            "{}\t{}\t{}\t{}\tattempts={}\t{}\t{}",
+            letter.alert_id,
+            letter.kind,
+            letter.territory,
+            letter.reason,
+            letter
+                .attempts
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            letter.failed_at.as_deref().unwrap_or("-"),
+            letter.error
+        );
+    }
 }

@@ -25,8 +25,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::handle::Relay;
+use crate::health::Health;
 use crate::outcome::{Publisher, Settler};
 use crate::settings::{AmqpSettings, Settings};
+use crate::telemetry::events::Events;
 use crate::topology::Topology;
 
 /// First and longest wait between two connection attempts.
@@ -35,7 +37,13 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
 /// Consumes alerts until `shutdown` is cancelled. Never returns early
 /// because the broker is down: it waits and reconnects.
-pub async fn consume(settings: &Settings, relay: Arc<Relay>, shutdown: CancellationToken) {
+pub async fn consume(
+    settings: &Settings,
+    relay: Arc<Relay>,
+    events: Events,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) {
     let amqp = &settings.amqp;
     let shutdown_timeout = settings.shutdown_timeout;
     let topology = Topology::new(settings);
@@ -45,16 +53,26 @@ pub async fn consume(settings: &Settings, relay: Arc<Relay>, shutdown: Cancellat
             amqp,
             topology: &topology,
             relay: relay.clone(),
+            events: events.clone(),
+            health: &health,
             shutdown_timeout,
         };
-        match session.run(&shutdown).await {
-            Ok(SessionEnd::Stopped) => return,
+        let ended = session.run(&shutdown).await;
+        events.metrics().amqp_connected.set(0);
+        match ended {
+            Ok(SessionEnd::Stopped) => {
+                health.consumer_down("stopping");
+                return;
+            }
             Ok(SessionEnd::Lost(why)) => {
                 warn!(reason = %why, "lost the broker; reconnecting");
+                health.consumer_down(format!("lost the broker ({why}); reconnecting"));
                 backoff = reconnect_backoff();
             }
             Err(error) => {
-                error!(broker = %amqp.redacted_url(), error = %error, "cannot consume from the broker");
+                let error = crate::telemetry::one_line(&error);
+                error!(broker = %amqp.redacted_url(), %error, "cannot consume from the broker");
+                health.consumer_down(format!("cannot consume from the broker: {error}"));
             }
         }
         let wait = backoff.next().unwrap_or(RECONNECT_MAX);
@@ -87,6 +105,8 @@ struct Session<'a> {
     amqp: &'a AmqpSettings,
     topology: &'a Topology,
     relay: Arc<Relay>,
+    events: Events,
+    health: &'a Health,
     shutdown_timeout: Duration,
 }
 
@@ -106,6 +126,7 @@ impl Session<'_> {
         let settler = Settler::new(
             Publisher::new(publishing, self.amqp.confirm_timeout),
             self.topology.clone(),
+            self.events.clone(),
         );
 
         let consuming = connection.create_channel().await?;
@@ -120,6 +141,8 @@ impl Session<'_> {
                 FieldTable::default(),
             )
             .await?;
+        self.health.consuming();
+        self.events.metrics().amqp_connected.set(1);
         info!(
             broker = %self.amqp.redacted_url(),
             queue = %self.topology.queue,

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use backon::{ExponentialBuilder, Retryable};
@@ -26,7 +26,7 @@ use crate::mailer::{Mailer, SendError};
 use crate::registry::{Referent, Registry};
 use crate::settings::RetrySettings;
 use crate::store::{Delivery, Store};
-use crate::telemetry::events;
+use crate::telemetry::events::Events;
 
 /// Why an alert was dead-lettered; the value of its `x-relais-reason` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,9 +95,11 @@ pub struct Relay {
     retry: ImmediateRetry,
     max_message_bytes: usize,
     in_flight: AlertLocks,
+    events: Events,
 }
 
 impl Relay {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         registry: SharedRegistry,
         renderer: Renderer,
@@ -105,6 +107,7 @@ impl Relay {
         store: Store,
         retry: ImmediateRetry,
         max_message_bytes: usize,
+        events: Events,
     ) -> Self {
         Self {
             registry,
@@ -114,6 +117,7 @@ impl Relay {
             retry,
             max_message_bytes,
             in_flight: AlertLocks::default(),
+            events,
         }
     }
 
@@ -125,10 +129,12 @@ impl Relay {
     /// Relays one message body. Never panics and never fails: every way it
     /// can end is an [`Outcome`].
     pub async fn handle(&self, body: &[u8]) -> Outcome {
+        let started = Instant::now();
+        self.events.alert_received();
         match Alert::parse(body, self.max_message_bytes) {
             Ok(alert) => {
-                let outcome = self.relay(&alert).await;
-                events::alert_handled(Some(&alert), &outcome);
+                let outcome = self.relay(&alert, started).await;
+                self.events.alert_handled(Some(&alert), &outcome);
                 outcome
             }
             Err(error) => {
@@ -136,13 +142,13 @@ impl Relay {
                     reason: Reason::Invalid,
                     error: error.to_string(),
                 };
-                events::alert_handled(None, &outcome);
+                self.events.alert_handled(None, &outcome);
                 outcome
             }
         }
     }
 
-    async fn relay(&self, alert: &Alert) -> Outcome {
+    async fn relay(&self, alert: &Alert, started: Instant) -> Outcome {
         let registry = self.registry.load_full();
         let resolution = match registry.resolve(alert.kind(), alert.territory()) {
             Ok(resolution) => resolution,
@@ -168,7 +174,7 @@ impl Relay {
             .referents()
             .partition(|referent| served.iter().any(|id| id == referent.id().as_str()));
         for referent in &done {
-            events::duplicate_skipped(alert, referent);
+            self.events.duplicate_skipped(alert, referent);
         }
 
         let sends = to_send
@@ -194,6 +200,14 @@ impl Relay {
                 error: unroutable.to_string(),
             };
         }
+        // A copy whose référents all had it already is a duplicate (counted
+        // as such), not another delivery.
+        if !to_send.is_empty() {
+            let mut networks: Vec<&str> = to_send.iter().map(|r| r.network()).collect();
+            networks.sort_unstable();
+            networks.dedup();
+            self.events.alert_delivered(alert, &networks, started);
+        }
         Outcome::Delivered {
             emails: to_send.len(),
             duplicates: done.len(),
@@ -215,11 +229,12 @@ impl Relay {
         let sent = (|| self.mailer.send(&envelope, &email))
             .retry(backoff)
             .when(SendError::is_transient)
-            .notify(|error, wait| events::email_retrying(alert, referent, error, wait))
+            .notify(|error, wait| self.events.email_retrying(alert, referent, error, wait))
             .await;
         match sent {
             Ok(accepted) => {
-                events::email_sent(alert, referent, &accepted);
+                self.events
+                    .email_sent(alert, referent, &accepted, accepted.took);
                 let delivery = Delivery {
                     alert_id: alert.id().to_string(),
                     referent_id: referent.id().to_string(),
@@ -231,12 +246,12 @@ impl Relay {
                 // The email is delivered whatever happens to the record; a
                 // failed record only costs the dedup of a later redelivery.
                 if let Err(error) = self.store.record(delivery).await {
-                    events::record_failed(alert, referent, &error);
+                    self.events.record_failed(alert, referent, &error);
                 }
                 None
             }
             Err(error) => {
-                events::email_failed(alert, referent, &error);
+                self.events.email_failed(alert, referent, &error);
                 Some(error)
             }
         }

@@ -81,6 +81,8 @@ pub enum MailerError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     pub reply: String,
+    /// How long the server took to accept it.
+    pub took: Duration,
 }
 
 #[derive(Clone)]
@@ -233,12 +235,14 @@ impl Mailer {
         envelope: &Envelope,
         email: &[u8],
     ) -> Result<Accepted, SendError> {
+        let started = Instant::now();
         match &self.transport {
             Transport::Smtp(smtp) => smtp
                 .send(envelope, email)
                 .await
                 .map(|response| Accepted {
                     reply: response.message().collect::<Vec<_>>().join(" "),
+                    took: started.elapsed(),
                 })
                 .map_err(classify),
             Transport::File(file) => file
@@ -246,6 +250,7 @@ impl Mailer {
                 .await
                 .map(|id| Accepted {
                     reply: format!("written as {id}.eml"),
+                    took: started.elapsed(),
                 })
                 .map_err(|error| {
                     SendError::Transient(format!("cannot write the email file: {error}"))

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::handle::{Outcome, Reason};
-use crate::telemetry::events;
+use crate::telemetry::events::Events;
 use crate::topology::Topology;
 
 /// Header: why the alert was dead-lettered (`invalid`, `unroutable`, …).
@@ -110,34 +110,76 @@ impl Publisher {
 pub struct Settler {
     publisher: Publisher,
     topology: Topology,
+    events: Events,
 }
 
 impl Settler {
-    pub fn new(publisher: Publisher, topology: Topology) -> Self {
+    pub fn new(publisher: Publisher, topology: Topology, events: Events) -> Self {
         Self {
             publisher,
             topology,
+            events,
         }
     }
 
-    /// Acks, requeues or dead-letters `delivery` as `outcome` says. Failures
-    /// are logged, not returned: in every failure case the delivery stays
-    /// with the broker, which delivers it again.
+    /// Acks, requeues, retries or dead-letters `delivery` as `outcome` says.
+    /// Failures are logged, not returned: in every failure case the delivery
+    /// stays with the broker, which delivers it again.
     pub async fn settle(&self, delivery: &Delivery, outcome: &Outcome) {
         let alert_id = alert_id(delivery);
         match outcome {
             Outcome::Delivered { .. } => self.ack(delivery, &alert_id).await,
-            Outcome::Retry { error } => {
-                let (action, published) = self.retry(delivery, error).await;
-                self.ack_once_published(delivery, &alert_id, action, published)
-                    .await;
-            }
+            Outcome::Retry { error } => self.retry(delivery, &alert_id, error).await,
             Outcome::DeadLetter { reason, error } => {
-                let published = self.dead_letter(delivery, *reason, error).await;
-                self.ack_once_published(delivery, &alert_id, "dead-letter", published)
+                self.dead_letter_then_ack(delivery, &alert_id, *reason, error)
                     .await;
             }
         }
+    }
+
+    /// Sends the alert one step down the ladder, or dead-letters it as
+    /// `exhausted` past the last step.
+    async fn retry(&self, delivery: &Delivery, alert_id: &str, error: &str) {
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        let attempts = attempts(&headers) + 1;
+        let step = usize::try_from(attempts - 1).unwrap_or(usize::MAX);
+        let Some(queue) = self.topology.retries.get(step) else {
+            return self
+                .dead_letter_then_ack(delivery, alert_id, Reason::Exhausted, error)
+                .await;
+        };
+        headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongInt(attempts));
+        headers.insert(
+            ERROR_HEADER.into(),
+            long_string(truncate(error, ERROR_MAX_BYTES)),
+        );
+        let routing_key = original_routing_key(delivery);
+        headers.insert(ROUTING_KEY_HEADER.into(), long_string(&routing_key));
+        let properties = delivery.properties.clone().with_headers(headers);
+        let published = self
+            .publisher
+            .publish_confirmed("", &queue.name, &delivery.data, properties)
+            .await;
+        if published.is_ok() {
+            self.events.retry_scheduled(alert_id, attempts, queue.delay);
+        }
+        self.ack_once_published(delivery, alert_id, "retry", published)
+            .await;
+    }
+
+    async fn dead_letter_then_ack(
+        &self,
+        delivery: &Delivery,
+        alert_id: &str,
+        reason: Reason,
+        error: &str,
+    ) {
+        let published = self.dead_letter(delivery, reason, error).await;
+        if published.is_ok() {
+            self.events.dead_lettered(alert_id, reason);
+        }
+        self.ack_once_published(delivery, alert_id, "dead-letter", published)
+            .await;
     }
 
     async fn ack_once_published(
@@ -150,41 +192,10 @@ impl Settler {
         match published {
             Ok(()) => self.ack(delivery, alert_id).await,
             Err(failure) => {
-                events::settle_failed(alert_id, action, &failure);
+                self.events.settle_failed(alert_id, action, &failure);
                 self.requeue(delivery, alert_id).await;
             }
         }
-    }
-
-    /// Sends the alert one step down the ladder, or dead-letters it as
-    /// `exhausted` past the last step.
-    async fn retry(
-        &self,
-        delivery: &Delivery,
-        error: &str,
-    ) -> (&'static str, Result<(), PublishError>) {
-        let headers = delivery.properties.headers().clone().unwrap_or_default();
-        let attempts = attempts(&headers) + 1;
-        let step = usize::try_from(attempts - 1).unwrap_or(usize::MAX);
-        let Some(queue) = self.topology.retries.get(step) else {
-            let exhausted = self.dead_letter(delivery, Reason::Exhausted, error).await;
-            return ("dead-letter", exhausted);
-        };
-        let mut headers = headers;
-        headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongInt(attempts));
-        headers.insert(
-            ERROR_HEADER.into(),
-            long_string(truncate(error, ERROR_MAX_BYTES)),
-        );
-        let routing_key = original_routing_key(delivery);
-        headers.insert(ROUTING_KEY_HEADER.into(), long_string(&routing_key));
-        let properties = delivery.properties.clone().with_headers(headers);
-        events::retry_scheduled(&alert_id(delivery), attempts, queue.delay);
-        let published = self
-            .publisher
-            .publish_confirmed("", &queue.name, &delivery.data, properties)
-            .await;
-        ("retry", published)
     }
 
     async fn dead_letter(
@@ -219,8 +230,8 @@ impl Settler {
     async fn ack(&self, delivery: &Delivery, alert_id: &str) {
         match delivery.ack(BasicAckOptions::default()).await {
             Ok(true) => {}
-            Ok(false) => events::ack_lost(alert_id),
-            Err(error) => events::settle_failed(alert_id, "ack", &error),
+            Ok(false) => self.events.ack_lost(alert_id),
+            Err(error) => self.events.settle_failed(alert_id, "ack", &error),
         }
     }
 
@@ -231,8 +242,8 @@ impl Settler {
         };
         match delivery.nack(options).await {
             Ok(true) => {}
-            Ok(false) => events::ack_lost(alert_id),
-            Err(error) => events::settle_failed(alert_id, "requeue", &error),
+            Ok(false) => self.events.ack_lost(alert_id),
+            Err(error) => self.events.settle_failed(alert_id, "requeue", &error),
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct Settings {
     #[serde(default)]
     pub store: StoreSettings,
     #[serde(default)]
+    pub http: HttpSettings,
+    #[serde(default)]
     pub log: LogSettings,
     /// How long in-flight alerts may take to finish once a stop is asked
     /// (SIGTERM/SIGINT); what is left after that is not acked, so the broker
@@ -125,6 +127,26 @@ pub enum SmtpTls {
     Wrapper,
     /// In clear: loopback only, unless `allow_plaintext`.
     None,
+}
+
+/// The operators' HTTP endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// `host:port` for `/metrics`, `/healthz`, `/readyz`; empty disables it.
+    pub listen: String,
+    /// How often the queues' depths are read from the broker for `/metrics`.
+    #[serde(with = "humantime_serde")]
+    pub queue_poll: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".into(),
+            queue_poll: Duration::from_secs(15),
+        }
+    }
 }
 
 /// What relais does when a mail server fails transiently.
@@ -358,6 +380,13 @@ impl Settings {
         delays.dedup();
         if delays.len() != self.retry.delays.len() || delays.iter().any(|d| d.as_millis() == 0) {
             errors.push("retry.delays must be distinct and each at least 1ms".into());
+        }
+        if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            errors.push(format!(
+                "http.listen {:?} must be host:port with an IP address (e.g. 127.0.0.1:9464), or empty to disable",
+                self.http.listen
+            ));
         }
         if self.log.level.trim().is_empty() {
             errors.push("log.level must not be empty".into());

@@ -52,116 +52,197 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<()> {
     installed.map_err(|error| anyhow::anyhow!("cannot install the logger: {error}"))
 }
 
-/// The events of an alert's life. Each takes the domain values and chooses
-/// itself what of them may be logged.
+/// The events of an alert's life. Each logs (with the alert's id, kind and
+/// territory, the référent's id, never patient data) and counts.
 pub mod events {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use time::OffsetDateTime;
     use tracing::{error, info, warn};
 
     use crate::alert::Alert;
-    use crate::handle::Outcome;
+    use crate::handle::{Outcome, Reason};
     use crate::mailer::{Accepted, SendError};
+    use crate::metrics::{ActionLabel, ClassLabel, DelayLabel, Metrics, NetworkLabel, ReasonLabel};
     use crate::registry::Referent;
     use crate::store::StoreError;
 
-    pub fn email_sent(alert: &Alert, referent: &Referent, accepted: &Accepted) {
-        info!(
-            alert_id = %alert.id(),
-            kind = %alert.kind(),
-            territory = %alert.territory(),
-            referent = %referent.id(),
-            network = referent.network(),
-            smtp_reply = %accepted.reply,
-            "email accepted by the mail server"
-        );
+    /// Logs and counts; cheap to clone, every clone shares the metrics.
+    #[derive(Clone)]
+    pub struct Events {
+        metrics: Arc<Metrics>,
     }
 
-    pub fn email_retrying(
-        alert: &Alert,
-        referent: &Referent,
-        failure: &SendError,
-        wait: std::time::Duration,
-    ) {
-        warn!(
-            alert_id = %alert.id(),
-            referent = %referent.id(),
-            error = %failure,
-            retry_in = ?wait,
-            "email not accepted, retrying"
-        );
-    }
+    impl Events {
+        pub fn new(metrics: Arc<Metrics>) -> Self {
+            Self { metrics }
+        }
 
-    pub fn duplicate_skipped(alert: &Alert, referent: &Referent) {
-        info!(
-            alert_id = %alert.id(),
-            kind = %alert.kind(),
-            referent = %referent.id(),
-            "référent already emailed about this alert; not sent again"
-        );
-    }
+        pub fn metrics(&self) -> &Metrics {
+            &self.metrics
+        }
 
-    pub fn record_failed(alert: &Alert, referent: &Referent, failure: &StoreError) {
-        error!(
-            alert_id = %alert.id(),
-            referent = %referent.id(),
-            error = %failure,
-            "email sent but not recorded in the store: a redelivery could email this référent again"
-        );
-    }
+        pub fn alert_received(&self) {
+            self.metrics.alerts_received.inc();
+        }
 
-    pub fn email_failed(alert: &Alert, referent: &Referent, failure: &SendError) {
-        warn!(
-            alert_id = %alert.id(),
-            kind = %alert.kind(),
-            territory = %alert.territory(),
-            referent = %referent.id(),
-            class = failure.class(),
-            error = %failure,
-            "email not accepted"
-        );
-    }
+        pub fn email_sent(
+            &self,
+            alert: &Alert,
+            referent: &Referent,
+            accepted: &Accepted,
+            took: Duration,
+        ) {
+            self.metrics.emails_sent.inc();
+            self.metrics.smtp_send_duration.observe(took.as_secs_f64());
+            info!(
+                alert_id = %alert.id(),
+                kind = %alert.kind(),
+                territory = %alert.territory(),
+                referent = %referent.id(),
+                network = referent.network(),
+                smtp_reply = %accepted.reply,
+                "email accepted by the mail server"
+            );
+        }
 
-    /// How the handling of an alert ended (`alert` is `None` for a message
-    /// that is not a valid alert).
-    pub fn alert_handled(alert: Option<&Alert>, outcome: &Outcome) {
-        let alert_id = alert.map(|alert| alert.id().as_str()).unwrap_or("-");
-        let kind = alert.map(|alert| alert.kind().as_str()).unwrap_or("-");
-        let territory = alert.map(|alert| alert.territory().to_string());
-        let territory = territory.as_deref().unwrap_or("-");
-        match outcome {
-            Outcome::Delivered { emails, duplicates } => {
-                info!(%alert_id, %kind, %territory, emails, duplicates, "alert delivered");
+        pub fn email_retrying(
+            &self,
+            alert: &Alert,
+            referent: &Referent,
+            failure: &SendError,
+            wait: Duration,
+        ) {
+            self.count_failure(failure);
+            warn!(
+                alert_id = %alert.id(),
+                referent = %referent.id(),
+                class = failure.class(),
+                error = %failure,
+                retry_in = ?wait,
+                "email not accepted, retrying"
+            );
+        }
+
+        pub fn email_failed(&self, alert: &Alert, referent: &Referent, failure: &SendError) {
+            self.count_failure(failure);
+            warn!(
+                alert_id = %alert.id(),
+                kind = %alert.kind(),
+                territory = %alert.territory(),
+                referent = %referent.id(),
+                class = failure.class(),
+                error = %failure,
+                "email not accepted"
+            );
+        }
+
+        fn count_failure(&self, failure: &SendError) {
+            let class = ClassLabel {
+                class: failure.class().to_owned(),
+            };
+            self.metrics.emails_failed.get_or_create(&class).inc();
+        }
+
+        pub fn duplicate_skipped(&self, alert: &Alert, referent: &Referent) {
+            self.metrics.duplicates_skipped.inc();
+            info!(
+                alert_id = %alert.id(),
+                kind = %alert.kind(),
+                referent = %referent.id(),
+                "référent already emailed about this alert; not sent again"
+            );
+        }
+
+        pub fn record_failed(&self, alert: &Alert, referent: &Referent, failure: &StoreError) {
+            error!(
+                alert_id = %alert.id(),
+                referent = %referent.id(),
+                error = %failure,
+                "email sent but not recorded in the store: a redelivery could email this référent again"
+            );
+        }
+
+        /// An alert all of whose référents have it; `networks` are those of
+        /// its référents.
+        pub fn alert_delivered(&self, alert: &Alert, networks: &[&str], started: Instant) {
+            for network in networks {
+                let label = NetworkLabel {
+                    network: (*network).to_owned(),
+                };
+                self.metrics.alerts_delivered.get_or_create(&label).inc();
             }
-            Outcome::Retry { error } => {
-                warn!(%alert_id, %kind, %territory, %error, "alert to retry");
-            }
-            Outcome::DeadLetter { reason, error } => {
-                warn!(%alert_id, %kind, %territory, reason = reason.as_str(), %error, "alert to dead-letter");
+            let age = OffsetDateTime::now_utc() - alert.emitted_at();
+            self.metrics
+                .alert_latency
+                .observe(age.as_seconds_f64().max(0.0));
+            self.metrics
+                .relay_latency
+                .observe(started.elapsed().as_secs_f64());
+        }
+
+        /// How the handling of an alert ended (`alert` is `None` for a
+        /// message that is not a valid alert).
+        pub fn alert_handled(&self, alert: Option<&Alert>, outcome: &Outcome) {
+            let alert_id = alert.map(|alert| alert.id().as_str()).unwrap_or("-");
+            let kind = alert.map(|alert| alert.kind().as_str()).unwrap_or("-");
+            let territory = alert.map(|alert| alert.territory().to_string());
+            let territory = territory.as_deref().unwrap_or("-");
+            match outcome {
+                Outcome::Delivered { emails, duplicates } => {
+                    info!(%alert_id, %kind, %territory, emails, duplicates, "alert delivered");
+                }
+                Outcome::Retry { error } => {
+                    warn!(%alert_id, %kind, %territory, %error, "alert to retry");
+                }
+                Outcome::DeadLetter { reason, error } => {
+                    warn!(%alert_id, %kind, %territory, reason = reason.as_str(), %error, "alert to dead-letter");
+                }
             }
         }
-    }
 
-    pub fn settle_failed(alert_id: &str, action: &str, error: &dyn std::fmt::Display) {
-        error!(
-            alert_id,
-            action,
-            %error,
-            "the broker did not take the outcome; the alert stays unacked and will be delivered again"
-        );
-    }
+        pub fn retry_scheduled(&self, alert_id: &str, attempts: i32, delay: Duration) {
+            let delay = humantime::format_duration(delay).to_string();
+            self.metrics
+                .alerts_retried
+                .get_or_create(&DelayLabel {
+                    delay: delay.clone(),
+                })
+                .inc();
+            warn!(alert_id, attempts, retry_in = %delay, "alert sent to the retry queue");
+        }
 
-    pub fn retry_scheduled(alert_id: &str, attempts: i32, delay: std::time::Duration) {
-        warn!(
-            alert_id,
-            attempts,
-            retry_in = %humantime::format_duration(delay),
-            "alert sent to the retry queue"
-        );
-    }
+        pub fn dead_lettered(&self, alert_id: &str, reason: Reason) {
+            let label = ReasonLabel {
+                reason: reason.as_str().to_owned(),
+            };
+            self.metrics
+                .alerts_dead_lettered
+                .get_or_create(&label)
+                .inc();
+            warn!(alert_id, reason = reason.as_str(), "alert dead-lettered");
+        }
 
-    pub fn ack_lost(alert_id: &str) {
-        warn!(
-            alert_id,
-            "the delivery could no longer be acked (channel lost); the broker will deliver it again"
-        );
+        pub fn settle_failed(&self, alert_id: &str, action: &str, error: &dyn std::fmt::Display) {
+            let label = ActionLabel {
+                action: action.to_owned(),
+            };
+            self.metrics.settle_failures.get_or_create(&label).inc();
+            error!(
+                alert_id,
+                action,
+                %error,
+                "the broker did not take the outcome; the alert stays with the broker and will be delivered again"
+            );
+        }
+
+        pub fn ack_lost(&self, alert_id: &str) {
+            self.metrics.acks_lost.inc();
+            warn!(
+                alert_id,
+                "the delivery could no longer be acked (channel lost); the broker will deliver it again"
+            );
+        }
     }
 }

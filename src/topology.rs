@@ -228,6 +228,53 @@ impl Topology {
     }
 }
 
+/// A queue as the broker sees it now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QueueState {
+    pub name: String,
+    /// Ready messages; `None` when the queue does not exist.
+    pub messages: Option<u32>,
+    pub consumers: Option<u32>,
+}
+
+impl Topology {
+    /// Reads every queue's depth and consumers with a passive declare (one
+    /// channel per queue, since a missing queue closes its channel).
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    pub async fn inspect(
+        &self,
+        connection: &lapin::Connection,
+    ) -> Result<Vec<QueueState>, lapin::Error> {
+        let mut states = Vec::new();
+        for name in self.queues() {
+            let channel = connection.create_channel().await?;
+            let options = QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            };
+            let declared = channel
+                .queue_declare(name.into(), options, FieldTable::default())
+                .await;
+            let (messages, consumers) = match declared {
+                Ok(queue) => (Some(queue.message_count()), Some(queue.consumer_count())),
+                Err(error) if soft_error(&error, AMQPSoftError::NOTFOUND).is_some() => (None, None),
+                Err(error) => return Err(error),
+            };
+            if channel.status().connected() {
+                let _ = channel.close(200, "inspected".into()).await;
+            }
+            states.push(QueueState {
+                name: name.to_owned(),
+                messages,
+                consumers,
+            });
+        }
+        Ok(states)
+    }
+}
+
 /// The broker's message, when `error` is the channel-level error `kind`
 /// (e.g. PRECONDITION_FAILED, NOT_FOUND).
 pub fn soft_error(error: &lapin::Error, kind: AMQPSoftError) -> Option<String> {

@@ -88,3 +88,69 @@ async fn the_broker_restarted_in_the_middle_of_500_alerts_loses_none_and_doubles
     })
     .await;
 }
+
+/// Polls `/readyz` until it answers `status`, at most `within`.
+async fn readyz_becomes(port: u16, status: u16, within: Duration) -> String {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let (now, body) = support::http_get(port, "/readyz").await;
+        if now == status {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz stayed {now}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn readiness_turns_503_while_the_broker_is_down_and_200_when_it_is_back() {
+    let _alone = BROKER_FAULTS.lock().await;
+    let port = support::smtp::SmtpServer::free_port().await;
+    let listen = format!("127.0.0.1:{port}");
+    let mut world = World::with_env(REGISTRY, &[("RELAIS__HTTP__LISTEN", listen.as_str())]).await;
+    let app = world.spawn();
+    readyz_becomes(port, 200, Duration::from_secs(20)).await;
+
+    tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"]))
+        .await
+        .unwrap();
+    let down = readyz_becomes(port, 503, Duration::from_secs(20)).await;
+    let down: serde_json::Value = serde_json::from_str(&down).unwrap();
+    assert_eq!(down["ready"], false);
+    assert_eq!(down["registry"], "loaded");
+    let consumer = down["consumer"].as_str().unwrap();
+    assert!(consumer.contains("broker"), "{consumer}");
+    assert!(
+        !consumer.contains("guest:guest"),
+        "no secret in /readyz: {consumer}"
+    );
+    let (_, metrics) = support::http_get(port, "/metrics").await;
+    assert_eq!(
+        support::sample(&metrics, "relais_amqp_connected"),
+        Some(0.0)
+    );
+    assert_eq!(
+        support::http_get(port, "/healthz").await.0,
+        200,
+        "alive all the same"
+    );
+
+    tokio::task::spawn_blocking(|| {
+        rabbitmqctl(&["start_app"]);
+        rabbitmqctl(&["await_startup"]);
+    })
+    .await
+    .unwrap();
+    readyz_becomes(port, 200, Duration::from_secs(60)).await;
+    let (_, metrics) = support::http_get(port, "/metrics").await;
+    assert_eq!(
+        support::sample(&metrics, "relais_amqp_connected"),
+        Some(1.0)
+    );
+    app.stop().await;
+    world.broker = Broker::connect().await;
+    world.cleanup().await;
+}

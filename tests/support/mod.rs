@@ -80,6 +80,41 @@ email = "referent@caf-paris.test"
 departements = ["75"]
 "#;
 
+/// `GET path` on a loopback HTTP server: the status code and the body;
+/// status 0 when nothing listens (yet).
+pub async fn http_get(port: u16, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return (0, "nothing listens".into());
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of one sample in a metrics exposition, e.g.
+/// `relais_emails_sent_total` or `relais_alerts_dead_lettered_total{reason="invalid"}`.
+pub fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// A name no other test (or run) uses.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -161,6 +196,10 @@ path = "referents.toml"
 
 [store]
 path = "state/relais.db"
+
+[http]
+listen = ""
+queue_poll = "100ms"
 
 [retry]
 immediate = 2

@@ -1,0 +1,259 @@
+//! What operators see: `/metrics`, `/readyz`, `/healthz`, `relais status`
+//! and the dead-letter tools, after known scenarios on the real broker.
+
+mod support;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use support::smtp::SmtpServer;
+use support::{REGISTRY, World, alert, http_get, sample};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn world_with_http() -> (World, u16) {
+    let port = SmtpServer::free_port().await;
+    let listen = format!("127.0.0.1:{port}");
+    let world = World::with_env(REGISTRY, &[("RELAIS__HTTP__LISTEN", listen.as_str())]).await;
+    (world, port)
+}
+
+fn relais(world: &World, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_relais"))
+        .arg("--config")
+        .arg(&world.config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn metrics_count_a_known_scenario_exactly_and_carry_no_patient_data() {
+    // Arrange
+    let (world, port) = world_with_http().await;
+    // Ajaccio's référent is busy for a whole round: one trip through the ladder.
+    world
+        .smtp
+        .refuse_recipient_next("ccas@ajaccio.test", 2, 451, "4.2.1 mailbox busy");
+    let app = world.spawn();
+
+    // Act: two copies of one alert, a two-network alert, a retried one, an
+    // invalid message and an unroutable alert.
+    let first = alert("SOS75-M1", "orientation_sociale", "75115");
+    world.publish("orientation_sociale", &first).await;
+    world.publish("orientation_sociale", &first).await;
+    world
+        .publish(
+            "acces_aux_droits",
+            &alert("SOS75-M2", "acces_aux_droits", "75120"),
+        )
+        .await;
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS2A-M3", "orientation_sociale", "2A004"),
+        )
+        .await;
+    world.publish("orientation_sociale", b"not json").await;
+    world
+        .publish(
+            "demande_visite",
+            &alert("SOS75-M4", "demande_visite", "75113"),
+        )
+        .await;
+    world.smtp.wait_for(4, WAIT).await;
+    assert_eq!(world.wait_for_depth(&world.dead(), 2, WAIT).await, 2);
+    assert_eq!(world.wait_for_depth(&world.queue, 0, WAIT).await, 0);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    // Assert
+    let (status, metrics) = http_get(port, "/metrics").await;
+    assert_eq!(status, 200);
+    let expected = [
+        // 6 published, and the retried one came back once.
+        ("relais_alerts_received_total", 7.0),
+        ("relais_alerts_delivered_total{network=\"ccas\"}", 2.0),
+        ("relais_alerts_delivered_total{network=\"cpam\"}", 1.0),
+        ("relais_alerts_delivered_total{network=\"caf\"}", 1.0),
+        ("relais_duplicates_skipped_total", 1.0),
+        ("relais_emails_sent_total", 4.0),
+        ("relais_emails_failed_total{class=\"transient\"}", 2.0),
+        ("relais_alerts_retried_total{delay=\"200ms\"}", 1.0),
+        ("relais_alerts_dead_lettered_total{reason=\"invalid\"}", 1.0),
+        (
+            "relais_alerts_dead_lettered_total{reason=\"unroutable\"}",
+            1.0,
+        ),
+        ("relais_smtp_send_duration_seconds_count", 4.0),
+        ("relais_relay_latency_seconds_count", 3.0),
+        ("relais_alert_latency_seconds_count", 3.0),
+        ("relais_amqp_connected", 1.0),
+        ("relais_registry_referents", 6.0),
+        (
+            &format!("relais_queue_messages{{queue=\"{}\"}}", world.dead()),
+            2.0,
+        ),
+        (
+            &format!("relais_queue_messages{{queue=\"{}\"}}", world.queue),
+            0.0,
+        ),
+        (
+            &format!("relais_queue_consumers{{queue=\"{}\"}}", world.queue),
+            1.0,
+        ),
+    ];
+    for (name, value) in expected {
+        assert_eq!(sample(&metrics, name), Some(value), "{name} in:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("relais_build_info{version=\""),
+        "{metrics}"
+    );
+    assert!(
+        sample(
+            &metrics,
+            "relais_registry_last_reload_success_timestamp_seconds"
+        )
+        .unwrap()
+            > 1.7e9
+    );
+    for private in ["Jeanne", "Durand", "SOS75-M1", "75115", "camille"] {
+        assert!(
+            !metrics.contains(private),
+            "{private} must not appear in /metrics"
+        );
+    }
+    let (status, body) = http_get(port, "/readyz").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            r#"{"ready":true,"consumer":"consuming","registry":"loaded"}"#
+        )
+    );
+    assert_eq!(http_get(port, "/healthz").await.0, 200);
+    app.stop().await;
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn status_and_the_dead_letter_tools_round_trip_real_dead_letters() {
+    // Arrange: Paris 15e's mailbox refuses everything, for good.
+    let world = World::new(REGISTRY).await;
+    world
+        .smtp
+        .refuse_recipient("social@paris.test", 550, "5.1.1 mailbox unknown");
+    let app = world.spawn();
+    for n in 1..=3 {
+        let id = format!("SOS75-DL{n}");
+        world
+            .publish(
+                "orientation_sociale",
+                &alert(&id, "orientation_sociale", "75115"),
+            )
+            .await;
+    }
+    world
+        .publish("orientation_sociale", b"{\"broken\": true}")
+        .await;
+    assert_eq!(world.wait_for_depth(&world.dead(), 4, WAIT).await, 4);
+
+    // status: exit 2 while dead letters wait.
+    let status = relais(&world, &["status", "--json"]);
+    assert_eq!(status.status.code(), Some(2), "{}", text(&status.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(report["dead_letters"], 4);
+    assert_eq!(report["broker"]["reachable"], true);
+    assert_eq!(
+        report["broker"]["url"],
+        "amqp://guest:***@127.0.0.1:5672/%2f"
+    );
+    let main = report["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == world.queue.as_str())
+        .unwrap();
+    assert_eq!(
+        (main["messages"].clone(), main["consumers"].clone()),
+        (0.into(), 1.into())
+    );
+    assert!(report["oldest_dead_letter_age_seconds"].as_i64().unwrap() >= 0);
+    let screen = relais(&world, &["status"]);
+    assert!(
+        text(&screen.stdout).contains(&world.dead()),
+        "{}",
+        text(&screen.stdout)
+    );
+
+    // list: what and why, without consuming, without patient data.
+    let list = relais(&world, &["dead-letters", "list", "--json"]);
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let letters: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let letters = letters.as_array().unwrap();
+    assert_eq!(letters.len(), 4);
+    let rejected: Vec<_> = letters
+        .iter()
+        .filter(|l| l["reason"] == "rejected")
+        .collect();
+    assert_eq!(rejected.len(), 3);
+    for letter in &rejected {
+        assert_eq!(letter["kind"], "orientation_sociale");
+        assert_eq!(letter["territory"], "commune 75115");
+        assert_eq!(letter["attempts"], 1);
+        assert!(
+            letter["error"].as_str().unwrap().contains("550"),
+            "{letter}"
+        );
+    }
+    let invalid = letters.iter().find(|l| l["reason"] == "invalid").unwrap();
+    assert_eq!(
+        (invalid["alert_id"].clone(), invalid["kind"].clone()),
+        ("-".into(), "orientation_sociale".into())
+    );
+    let plain = relais(&world, &["dead-letters", "list"]);
+    assert!(!text(&plain.stdout).contains("Jeanne") && !text(&list.stdout).contains("Jeanne"));
+    assert_eq!(
+        world.broker.depth(&world.dead()).await,
+        4,
+        "listing consumes nothing"
+    );
+
+    // purge needs its confirmation.
+    let unconfirmed = relais(&world, &["dead-letters", "purge", "--id", "-"]);
+    assert_eq!(unconfirmed.status.code(), Some(1));
+    assert!(text(&unconfirmed.stderr).contains("run again with --yes"));
+    assert_eq!(world.broker.depth(&world.dead()).await, 4);
+    let purged = relais(&world, &["dead-letters", "purge", "--id", "-", "--yes"]);
+    assert!(
+        text(&purged.stdout).contains("purged 1 dead letter(s)"),
+        "{}",
+        text(&purged.stdout)
+    );
+
+    // replay after the mailbox is fixed: delivered, once each.
+    world.smtp.heal();
+    let replay = relais(&world, &["dead-letters", "replay", "--reason", "rejected"]);
+    assert!(replay.status.success(), "{}", text(&replay.stderr));
+    assert!(
+        text(&replay.stdout).contains("replayed 3 dead letter(s)"),
+        "{}",
+        text(&replay.stdout)
+    );
+    let mails = world.smtp.wait_for(3, WAIT).await;
+    assert_eq!(world.wait_for_depth(&world.queue, 0, WAIT).await, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.stop().await;
+    let mut ids: Vec<String> = mails.iter().map(|m| m.alert_id()).collect();
+    ids.sort();
+    assert_eq!(ids, ["SOS75-DL1", "SOS75-DL2", "SOS75-DL3"]);
+    assert_eq!(world.smtp.mails().len(), 3);
+    assert!(mails.iter().all(|m| m.to == ["social@paris.test"]));
+    assert_eq!(world.broker.depth(&world.dead()).await, 0);
+    assert_eq!(relais(&world, &["status"]).status.code(), Some(0));
+    world.cleanup().await;
+}
