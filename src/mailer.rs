@@ -276,7 +276,12 @@ fn smtp_pool(settings: &SmtpSettings) -> Result<SmtpPool, MailerError> {
         Some(username) => {
             let password = match (&settings.password, &settings.password_file) {
                 (Some(password), _) => password.clone(),
-                (None, Some(path)) => read_secret(path)?,
+                (None, Some(path)) => crate::settings::read_secret(path).map_err(|source| {
+                    MailerError::PasswordFile {
+                        path: path.clone(),
+                        source,
+                    }
+                })?,
                 (None, None) => SecretString::from(""),
             };
             Some(Credentials::new(
@@ -300,17 +305,6 @@ fn smtp_pool(settings: &SmtpSettings) -> Result<SmtpPool, MailerError> {
 
 fn tls_parameters(host: &str) -> Result<TlsParameters, MailerError> {
     TlsParameters::new(host.to_owned()).map_err(MailerError::Tls)
-}
-
-/// Reads a secret from a file, without its trailing line break.
-fn read_secret(path: &std::path::Path) -> Result<SecretString, MailerError> {
-    let text = std::fs::read_to_string(path).map_err(|source| MailerError::PasswordFile {
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok(SecretString::from(
-        text.trim_end_matches(['\r', '\n']).to_owned(),
-    ))
 }
 
 /// The one place where a send failure is classified: a 5xx reply is

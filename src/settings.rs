@@ -63,6 +63,9 @@ pub struct AmqpSettings {
     /// `amqp://user:password@host:port/vhost`; it holds a secret, so it is
     /// only ever shown through [`AmqpSettings::redacted_url`].
     pub url: SecretString,
+    /// A file holding the URL (e.g. in `$CREDENTIALS_DIRECTORY`); when
+    /// given, it replaces `url`.
+    pub url_file: Option<PathBuf>,
     /// The topic exchange the dispatch software publishes to.
     pub exchange: String,
     /// The quorum queue relais consumes; `<queue>.dead` holds dead letters.
@@ -219,6 +222,7 @@ impl Default for AmqpSettings {
     fn default() -> Self {
         Self {
             url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            url_file: None,
             exchange: "relais.alerts".into(),
             queue: "relais.alerts".into(),
             prefetch: 32,
@@ -319,13 +323,22 @@ impl Settings {
             .map_err(|error| SettingsError::Read(error.to_string()))?;
         let base = file.and_then(Path::parent).unwrap_or(Path::new(""));
         settings.resolve_paths(base);
+        if let Some(path) = &settings.amqp.url_file {
+            settings.amqp.url = read_secret(path).map_err(|error| {
+                SettingsError::Read(format!("amqp.url_file {}: {error}", path.display()))
+            })?;
+        }
         settings.check().map_err(SettingsError::Invalid)?;
         Ok(settings)
     }
 
     fn resolve_paths(&mut self, base: &Path) {
         let required = [&mut self.registry.path, &mut self.store.path];
-        let optional = [&mut self.smtp.password_file, &mut self.smtp.file_dir];
+        let optional = [
+            &mut self.smtp.password_file,
+            &mut self.smtp.file_dir,
+            &mut self.amqp.url_file,
+        ];
         for path in required.into_iter().chain(optional.into_iter().flatten()) {
             if path.is_relative() && !path.as_os_str().is_empty() {
                 *path = base.join(&*path);
@@ -454,17 +467,30 @@ impl SmtpSettings {
         if self.password.is_some() && self.password_file.is_some() {
             errors.push("give smtp.password or smtp.password_file, not both".into());
         }
+        // A password file without a username is allowed (and not read), so
+        // that a systemd unit can always hand relais the credential.
         let has_password = self.password.is_some() || self.password_file.is_some();
-        if has_password != self.username.is_some() {
-            errors.push(
-                "smtp.username and a password (smtp.password or smtp.password_file) go together"
-                    .into(),
-            );
+        if self.username.is_some() && !has_password {
+            errors.push("smtp.username needs smtp.password or smtp.password_file".into());
+        }
+        if self.username.is_none() && self.password.is_some() {
+            errors.push("smtp.password is given without smtp.username".into());
         }
         if self.pool_size == 0 {
             errors.push("smtp.pool_size must be at least 1".into());
         }
     }
+}
+
+/// Reads a secret from a file, without its trailing line break.
+///
+/// # Errors
+/// When the file cannot be read.
+pub fn read_secret(path: &Path) -> std::io::Result<SecretString> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(SecretString::from(
+        text.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -609,6 +635,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("unknown field `prefech`"), "{error}");
+    }
+
+    #[test]
+    fn the_broker_url_can_come_from_a_credential_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("amqp-url"),
+            "amqp://relais:s3cr3t@broker.example.org:5672/%2f\n",
+        )
+        .unwrap();
+        let file = write(
+            dir.path(),
+            &format!("{MINIMAL}\n[amqp]\nurl_file = \"amqp-url\"\n"),
+        );
+        let settings = Settings::load_with_env(Some(&file), env(&[])).unwrap();
+        assert_eq!(
+            settings.amqp.url.expose_secret(),
+            "amqp://relais:s3cr3t@broker.example.org:5672/%2f"
+        );
+        assert_eq!(
+            settings.amqp.redacted_url(),
+            "amqp://relais:***@broker.example.org:5672/%2f"
+        );
+
+        let missing = write(
+            dir.path(),
+            &format!("{MINIMAL}\n[amqp]\nurl_file = \"nope\"\n"),
+        );
+        let error = Settings::load_with_env(Some(&missing), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("amqp.url_file") && error.contains("nope"),
+            "{error}"
+        );
     }
 
     #[test]
