@@ -244,3 +244,59 @@ async fn a_queue_declared_with_other_arguments_is_reported_clearly_and_relais_ke
         .await;
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_and_text_logs_carry_no_colour_codes() {
+    let mut world = World::new(REGISTRY).await;
+
+    world
+        .env
+        .push(("RELAIS__LOG__FORMAT".into(), "json".into()));
+    let mut relais = world.spawn_binary();
+    let logs = Logs::collect(&mut relais);
+    assert!(
+        logs.wait_for("consuming alerts", 1, WAIT).await,
+        "{}",
+        logs.all()
+    );
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-JSON", "orientation_sociale", "75115"),
+        )
+        .await;
+    assert!(
+        logs.wait_for("alert delivered", 1, WAIT).await,
+        "{}",
+        logs.all()
+    );
+    signal(&relais, "TERM");
+    assert!(wait_exit(&mut relais, WAIT).await.success());
+    let all = logs.all();
+    let events: Vec<serde_json::Value> = all
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let delivered = events
+        .iter()
+        .find(|e| e["message"] == "alert delivered")
+        .unwrap();
+    assert_eq!(delivered["alert_id"], "SOS75-JSON");
+    assert_eq!(delivered["territory"], "commune 75115");
+    assert_eq!(delivered["level"], "INFO");
+    assert!(!all.contains("Jeanne"), "no patient data in the logs");
+
+    // Text, to a pipe (as under journald): no ANSI escape sequences.
+    world.env.pop();
+    let mut relais = world.spawn_binary();
+    let logs = Logs::collect(&mut relais);
+    assert!(
+        logs.wait_for("consuming alerts", 1, WAIT).await,
+        "{}",
+        logs.all()
+    );
+    signal(&relais, "TERM");
+    assert!(wait_exit(&mut relais, WAIT).await.success());
+    assert!(!logs.all().contains('\u{1b}'), "{}", logs.all());
+    world.cleanup().await;
+}
