@@ -124,11 +124,7 @@ async fn sighup_reloads_a_valid_registry_and_refuses_a_broken_one_without_stoppi
     let world = World::new(REGISTRY).await;
     let mut relais = world.spawn_binary();
     let logs = Logs::collect(&mut relais);
-    assert!(
-        logs.wait_for("consuming alerts", 1, WAIT).await,
-        "{}",
-        logs.all()
-    );
+    logs.expect("consuming alerts").await;
     let registry_file = world.dir.path().join("referents.toml");
 
     // A new référent for Paris 15e.
@@ -137,11 +133,7 @@ async fn sighup_reloads_a_valid_registry_and_refuses_a_broken_one_without_stoppi
     );
     std::fs::write(&registry_file, with_new).unwrap();
     signal(&relais, "HUP");
-    assert!(
-        logs.wait_for("registry reloaded", 1, WAIT).await,
-        "{}",
-        logs.all()
-    );
+    logs.expect("registry reloaded").await;
     world
         .publish(
             "orientation_sociale",
@@ -158,11 +150,7 @@ async fn sighup_reloads_a_valid_registry_and_refuses_a_broken_one_without_stoppi
     )
     .unwrap();
     signal(&relais, "HUP");
-    assert!(
-        logs.wait_for("registry reload refused", 1, WAIT).await,
-        "{}",
-        logs.all()
-    );
+    logs.expect("registry reload refused").await;
     let refused = logs.all();
     let refused = refused
         .lines()
@@ -254,22 +242,14 @@ async fn json_logs_are_one_object_per_line_and_text_logs_carry_no_colour_codes()
         .push(("RELAIS__LOG__FORMAT".into(), "json".into()));
     let mut relais = world.spawn_binary();
     let logs = Logs::collect(&mut relais);
-    assert!(
-        logs.wait_for("consuming alerts", 1, WAIT).await,
-        "{}",
-        logs.all()
-    );
+    logs.expect("consuming alerts").await;
     world
         .publish(
             "orientation_sociale",
             &alert("SOS75-JSON", "orientation_sociale", "75115"),
         )
         .await;
-    assert!(
-        logs.wait_for("alert delivered", 1, WAIT).await,
-        "{}",
-        logs.all()
-    );
+    logs.expect("alert delivered").await;
     signal(&relais, "TERM");
     assert!(wait_exit(&mut relais, WAIT).await.success());
     let all = logs.all();
@@ -290,11 +270,7 @@ async fn json_logs_are_one_object_per_line_and_text_logs_carry_no_colour_codes()
     world.env.pop();
     let mut relais = world.spawn_binary();
     let logs = Logs::collect(&mut relais);
-    assert!(
-        logs.wait_for("consuming alerts", 1, WAIT).await,
-        "{}",
-        logs.all()
-    );
+    logs.expect("consuming alerts").await;
     signal(&relais, "TERM");
     assert!(wait_exit(&mut relais, WAIT).await.success());
     assert!(!logs.all().contains('\u{1b}'), "{}", logs.all());

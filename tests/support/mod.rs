@@ -355,6 +355,13 @@ impl Logs {
         false
     }
 
+    /// Waits (30 s at most) for a line containing `text`; fails showing
+    /// every line otherwise.
+    pub async fn expect(&self, text: &str) {
+        let seen = self.wait_for(text, 1, Duration::from_secs(30)).await;
+        assert!(seen, "no log line contains {text:?}:\n{}", self.all());
+    }
+
     pub fn count(&self, text: &str) -> usize {
         self.lines
             .lock()
