@@ -24,6 +24,7 @@ use lettre::transport::smtp::response::Response;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use crate::settings::{SmtpSettings, SmtpTls, TransportKind};
@@ -111,11 +112,7 @@ struct SmtpPool {
 }
 
 impl SmtpPool {
-    async fn send(
-        &self,
-        envelope: &Envelope,
-        email: &[u8],
-    ) -> Result<Response, lettre::transport::smtp::Error> {
+    async fn send(&self, envelope: &Envelope, email: &[u8]) -> Result<Response, SendError> {
         // The semaphore is never closed, so acquiring cannot fail.
         let _slot = self.slots.acquire().await;
         let mut connection = match self.reusable().await {
@@ -124,7 +121,7 @@ impl SmtpPool {
         };
         // If this future is dropped (timeout, shutdown), `connection` is
         // dropped with it, closing the socket: it never returns to the pool.
-        let response = connection.send(envelope, email).await?;
+        let response = connection.send(envelope, email).await.map_err(classify)?;
         self.lock().push((connection, Instant::now()));
         Ok(response)
     }
@@ -144,32 +141,70 @@ impl SmtpPool {
 
     /// A new connection, secured and authenticated as the settings say
     /// (the same steps as lettre's own transport).
-    async fn connect(&self) -> Result<AsyncSmtpConnection, lettre::transport::smtp::Error> {
-        let wrapper = match &self.tls {
-            Tls::Wrapper(parameters) => Some(parameters.clone()),
-            _ => None,
-        };
-        let mut connection = AsyncSmtpConnection::connect_tokio1(
-            (self.host.as_str(), self.port),
-            Some(self.connect_timeout),
-            &self.hello,
-            wrapper,
-            None,
-        )
-        .await?;
-        match &self.tls {
-            Tls::Required(parameters) => {
-                connection.starttls(parameters.clone(), &self.hello).await?
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let mut connection = match &self.tls {
+            Tls::Wrapper(parameters) => AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.connect_timeout),
+                &self.hello,
+                Some(parameters.clone()),
+                None,
+            )
+            .await
+            .map_err(classify)?,
+            // relais opens the socket itself to disable Nagle's algorithm:
+            // lettre writes the end of DATA as a second small write, which
+            // Nagle would hold until the server's delayed ACK (up to 40 ms
+            // per email). STARTTLS then upgrades this same socket.
+            _ => {
+                let address = (self.host.as_str(), self.port);
+                let stream =
+                    tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
+                        .await
+                        .map_err(|_| {
+                            std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "connection timed out",
+                            )
+                        })
+                        .and_then(|connected| connected)
+                        .map_err(|error| self.unreachable(&error))?;
+                stream
+                    .set_nodelay(true)
+                    .map_err(|error| self.unreachable(&error))?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
+                    .await
+                    .map_err(classify)?
             }
+        };
+        match &self.tls {
+            Tls::Required(parameters) => connection
+                .starttls(parameters.clone(), &self.hello)
+                .await
+                .map_err(classify)?,
             Tls::Opportunistic(parameters) if connection.can_starttls() => {
-                connection.starttls(parameters.clone(), &self.hello).await?;
+                connection
+                    .starttls(parameters.clone(), &self.hello)
+                    .await
+                    .map_err(classify)?;
             }
             _ => {}
         }
         if let Some(credentials) = &self.credentials {
-            connection.auth(DEFAULT_MECHANISMS, credentials).await?;
+            connection
+                .auth(DEFAULT_MECHANISMS, credentials)
+                .await
+                .map_err(classify)?;
         }
         Ok(connection)
+    }
+
+    /// A failure to reach the server: transient.
+    fn unreachable(&self, error: &std::io::Error) -> SendError {
+        SendError::Transient(format!(
+            "SMTP connection to {}:{} failed: {error}",
+            self.host, self.port
+        ))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(AsyncSmtpConnection, Instant)>> {
@@ -237,14 +272,10 @@ impl Mailer {
     ) -> Result<Accepted, SendError> {
         let started = Instant::now();
         match &self.transport {
-            Transport::Smtp(smtp) => smtp
-                .send(envelope, email)
-                .await
-                .map(|response| Accepted {
-                    reply: response.message().collect::<Vec<_>>().join(" "),
-                    took: started.elapsed(),
-                })
-                .map_err(classify),
+            Transport::Smtp(smtp) => smtp.send(envelope, email).await.map(|response| Accepted {
+                reply: response.message().collect::<Vec<_>>().join(" "),
+                took: started.elapsed(),
+            }),
             Transport::File(file) => file
                 .send_raw(envelope, email)
                 .await

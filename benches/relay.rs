@@ -1,0 +1,799 @@
+//! The relais benchmark: `cargo bench --bench relay`.
+//!
+//! Against the local RabbitMQ and a fast SMTP sink in this process, with a
+//! national registry (35,000 communes, three networks), it measures in one
+//! run:
+//!
+//! 1. the registry: load and validation time, resolution time per alert;
+//! 2. the broker's ceiling: a bare consumer (a subprocess that only acks) on
+//!    a queue declared exactly like relais's, prefetch 32, draining N
+//!    persistent messages: messages/s and CPU per message;
+//! 3. relais (the release binary, a process of its own) draining N alerts:
+//!    start-up to consuming, alerts/s, emails/s, CPU per alert, peak RSS;
+//! 4. relais at a steady 200 alerts/s: latency from publish to SMTP accept.
+//!
+//! It checks while it measures: every alert must produce exactly its
+//! référents' emails, none missing, none twice; otherwise it fails. It
+//! prints a table, the targets met or missed, and writes
+//! `target/bench/relay.json`. Options: `--alerts N` (default 50000),
+//! `--steady-seconds S` (default 15). Run by `cargo test --all-targets`
+//! (as the test suite does), it makes a short run (500 alerts, 2 s) that
+//! checks correctness only.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use relais::alert::Kind;
+use relais::registry::Registry;
+use relais::settings::Settings;
+use relais::territory::{Commune, Territory};
+use relais::topology::Topology;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const PREFETCH: u16 = 32;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(position) = args.iter().position(|a| a == "--bare-consumer") {
+        let queue = args[position + 1].clone();
+        let count: usize = args[position + 2].parse().expect("a count");
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(bare_consumer(&queue, count));
+        return;
+    }
+    let option = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    // `cargo bench` passes --bench; `cargo test --all-targets` does not, and
+    // then a short run checks that the benchmark itself works.
+    let full = args.iter().any(|a| a == "--bench");
+    let alerts = option("--alerts", if full { 50_000 } else { 500 });
+    let steady_seconds = option("--steady-seconds", if full { 15 } else { 2 });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let report = runtime.block_on(run(alerts, steady_seconds, full));
+    match report {
+        Ok(()) => {}
+        Err(error) => {
+            eprintln!("benchmark failed: {error:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn run(alerts: usize, steady_seconds: usize, full: bool) -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let mut results = Vec::<(String, String)>::new();
+    let mut json = serde_json::Map::new();
+    let machine = format!(
+        "{} cores, {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        rabbitmq_version()
+    );
+    println!("relais benchmark: {alerts} alerts, on {machine}");
+    json.insert("machine".into(), machine.into());
+    json.insert("alerts".into(), alerts.into());
+
+    // 1. The registry.
+    let registry_path = work.path().join("referents.toml");
+    let communes = national_registry(&registry_path)?;
+    let mut loads = Vec::new();
+    let mut registry = None;
+    for _ in 0..3 {
+        let started = Instant::now();
+        registry = Some(Registry::load(&registry_path)?);
+        loads.push(started.elapsed());
+    }
+    let registry = registry.expect("loaded");
+    let load = *loads.iter().min().expect("three loads");
+    let kind = Kind::parse("orientation_sociale").map_err(anyhow::Error::msg)?;
+    let territories: Vec<Territory> = communes
+        .iter()
+        .map(|code| Territory::new(Commune::parse(code).ok(), None).expect("a territory"))
+        .collect();
+    let rounds = 1_000_000;
+    let started = Instant::now();
+    let mut found = 0usize;
+    for n in 0..rounds {
+        let resolution = registry.resolve(&kind, territories[n % territories.len()]);
+        found += resolution.map(|r| r.matched.len()).unwrap_or(0);
+    }
+    let resolve_ns = started.elapsed().as_nanos() as f64 / rounds as f64;
+    assert_eq!(found, rounds, "every commune resolves");
+    let referents = registry.referents().len();
+    results.push((
+        "registry".into(),
+        format!(
+            "{referents} référents, {} communes: load {:.0} ms, resolve {:.0} ns",
+            communes.len(),
+            ms(load),
+            resolve_ns
+        ),
+    ));
+    json.insert("registry_referents".into(), referents.into());
+    json.insert("registry_load_ms".into(), ms(load).into());
+    json.insert("resolve_ns".into(), resolve_ns.into());
+
+    // The alerts: communes in turn; half of them have two CCAS référents.
+    let expected: Vec<(String, Vec<String>)> = (0..alerts)
+        .map(|n| {
+            let territory = territories[(n * 7919) % territories.len()];
+            let resolution = registry.resolve(&kind, territory).expect("resolves");
+            let referents = resolution.referents().map(|r| r.id().to_string()).collect();
+            (format!("BENCH-{n:06}"), referents)
+        })
+        .collect();
+    let bodies: Vec<Vec<u8>> = (0..alerts)
+        .map(|n| alert_body(&expected[n].0, &communes[(n * 7919) % territories.len()]))
+        .collect();
+    let emails: usize = expected.iter().map(|(_, r)| r.len()).sum();
+    println!(
+        "  {emails} emails expected ({:.2} per alert)",
+        emails as f64 / alerts as f64
+    );
+
+    let connection = Connection::connect(BROKER, ConnectionProperties::default()).await?;
+
+    // 2. The ceiling: the same queue, a consumer that only acks.
+    let settings_dir = work.path();
+    let sink = Sink::start().await?;
+    let config = write_settings(settings_dir, sink.port, "bench.relais")?;
+    let settings = Settings::load(Some(&config))?;
+    let topology = Topology::new(&settings);
+    let ceiling_queue = format!("bench.ceiling.{}", std::process::id());
+    let channel = connection.create_channel().await?;
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(
+            ceiling_queue.as_str().into(),
+            options,
+            topology.main_queue_arguments(),
+        )
+        .await?;
+    publish_all(&connection, "", &ceiling_queue, &bodies).await?;
+    let exe = std::env::current_exe()?;
+    let started = Instant::now();
+    let bare = Command::new(exe)
+        .args(["--bare-consumer", &ceiling_queue, &alerts.to_string()])
+        .stdout(Stdio::piped())
+        .output()?;
+    let ceiling_wall = started.elapsed();
+    let bare_report: serde_json::Value = serde_json::from_slice(&bare.stdout)?;
+    let ceiling_rate = bare_report["per_second"].as_f64().unwrap_or(0.0);
+    let ceiling_cpu_ms = bare_report["cpu_ms_per_message"].as_f64().unwrap_or(0.0);
+    channel
+        .queue_delete(ceiling_queue.as_str().into(), QueueDeleteOptions::default())
+        .await?;
+    results.push((
+        "broker ceiling (bare consumer)".into(),
+        format!("{ceiling_rate:.0} msg/s, {ceiling_cpu_ms:.3} ms CPU/msg, peak RSS {:.1} MB (process {:.1} s)", bare_report["peak_rss_mb"].as_f64().unwrap_or(0.0), ceiling_wall.as_secs_f64()),
+    ));
+    json.insert("ceiling".into(), bare_report.clone());
+
+    // 3. relais draining the backlog.
+    topology.declare(&channel).await?;
+    publish_all(
+        &connection,
+        &settings.amqp.exchange,
+        "orientation_sociale",
+        &bodies,
+    )
+    .await?;
+    let mut relais = Relais::start(&config)?;
+    let consuming_after = relais.wait_consuming(Duration::from_secs(30))?;
+    let cpu_at_start = relais.cpu()?;
+    let drain_started = Instant::now();
+    sink.wait_for(emails, Duration::from_secs(600)).await;
+    let drain = drain_started.elapsed();
+    let cpu = relais.cpu()? - cpu_at_start;
+    let peak_rss = relais.peak_rss_mb()?;
+    let check = sink.check(&expected);
+    let drain_rate = alerts as f64 / drain.as_secs_f64();
+    let cpu_ms_per_alert = cpu.as_secs_f64() * 1000.0 / alerts as f64;
+    results.push((
+        "relais start-up to consuming".into(),
+        format!("{:.0} ms (national registry)", ms(consuming_after)),
+    ));
+    results.push((
+        "relais drain".into(),
+        format!(
+            "{drain_rate:.0} alerts/s, {:.0} emails/s, {:.0}% of the ceiling, {cpu_ms_per_alert:.3} ms CPU/alert ({:.1}x the bare consumer), peak RSS {peak_rss:.1} MB",
+            emails as f64 / drain.as_secs_f64(),
+            100.0 * drain_rate / ceiling_rate,
+            cpu_ms_per_alert / ceiling_cpu_ms
+        ),
+    ));
+    json.insert("startup_ms".into(), ms(consuming_after).into());
+    json.insert("drain_alerts_per_second".into(), drain_rate.into());
+    json.insert(
+        "drain_emails_per_second".into(),
+        (emails as f64 / drain.as_secs_f64()).into(),
+    );
+    json.insert(
+        "drain_ratio_to_ceiling".into(),
+        (drain_rate / ceiling_rate).into(),
+    );
+    json.insert("cpu_ms_per_alert".into(), cpu_ms_per_alert.into());
+    json.insert(
+        "cpu_ratio_to_ceiling".into(),
+        (cpu_ms_per_alert / ceiling_cpu_ms).into(),
+    );
+    json.insert("peak_rss_mb".into(), peak_rss.into());
+    if let Err(error) = check {
+        relais.stop();
+        anyhow::bail!("relais drain: {error}");
+    }
+
+    // 4. A steady 200 alerts/s, publish to SMTP accept.
+    sink.reset();
+    let rate = 200usize;
+    let total = rate * steady_seconds;
+    let steady: Vec<(String, Vec<String>)> = (0..total)
+        .map(|n| {
+            let territory = territories[(n * 104_729) % territories.len()];
+            let referents = registry
+                .resolve(&kind, territory)
+                .expect("resolves")
+                .referents()
+                .map(|r| r.id().to_string())
+                .collect();
+            (format!("STEADY-{n:06}"), referents)
+        })
+        .collect();
+    let steady_emails: usize = steady.iter().map(|(_, r)| r.len()).sum();
+    let publisher = connection.create_channel().await?;
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let mut published: HashMap<String, Instant> = HashMap::with_capacity(total);
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate as u64));
+    for (n, (id, _)) in steady.iter().enumerate() {
+        tick.tick().await;
+        let body = alert_body(id, &communes[(n * 104_729) % territories.len()]);
+        published.insert(id.clone(), Instant::now());
+        let _confirm = publisher
+            .basic_publish(
+                settings.amqp.exchange.as_str().into(),
+                "orientation_sociale".into(),
+                BasicPublishOptions::default(),
+                &body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await?;
+    }
+    publisher.wait_for_confirms().await?;
+    sink.wait_for(steady_emails, Duration::from_secs(120)).await;
+    let check = sink.check(&steady);
+    let mut latencies: Vec<Duration> = sink
+        .last_accept_per_alert()
+        .into_iter()
+        .filter_map(|(id, accepted)| Some(accepted.duration_since(*published.get(&id)?)))
+        .collect();
+    latencies.sort();
+    let quantile = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    let (p50, p99, max) = (
+        quantile(0.5),
+        quantile(0.99),
+        *latencies.last().unwrap_or(&Duration::ZERO),
+    );
+    let steady_rss = relais.peak_rss_mb()?;
+    relais.stop();
+    results.push((
+        format!("relais at a steady {rate} alerts/s ({steady_seconds} s)"),
+        format!("publish to SMTP accept: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; peak RSS {steady_rss:.1} MB", ms(p50), ms(p99), ms(max)),
+    ));
+    json.insert("steady_p50_ms".into(), ms(p50).into());
+    json.insert("steady_p99_ms".into(), ms(p99).into());
+    json.insert("steady_max_ms".into(), ms(max).into());
+    if let Err(error) = check {
+        anyhow::bail!("relais at a steady rate: {error}");
+    }
+    cleanup(&channel, &topology).await;
+
+    // The report.
+    println!();
+    for (what, figure) in &results {
+        println!("  {what:<42} {figure}");
+    }
+    println!();
+    if !full {
+        println!(
+            "  smoke run (not a measurement: run `cargo bench --bench relay`): every alert emailed exactly as expected"
+        );
+        return Ok(());
+    }
+    let targets = [
+        (
+            "CPU per alert ≤ 3x the bare consumer",
+            cpu_ms_per_alert <= 3.0 * ceiling_cpu_ms,
+            format!("{:.1}x", cpu_ms_per_alert / ceiling_cpu_ms),
+        ),
+        (
+            "drain ≥ 50% of the ceiling",
+            drain_rate >= 0.5 * ceiling_rate,
+            format!("{:.0}%", 100.0 * drain_rate / ceiling_rate),
+        ),
+        (
+            "steady p99 ≤ 20 ms",
+            ms(p99) <= 20.0,
+            format!("{:.1} ms", ms(p99)),
+        ),
+        (
+            "steady p50 ≤ 5 ms",
+            ms(p50) <= 5.0,
+            format!("{:.1} ms", ms(p50)),
+        ),
+        (
+            "peak RSS ≤ 30 MB",
+            peak_rss.max(steady_rss) <= 30.0,
+            format!("{:.1} MB", peak_rss.max(steady_rss)),
+        ),
+        (
+            "registry load ≤ 300 ms",
+            ms(load) <= 300.0,
+            format!("{:.0} ms", ms(load)),
+        ),
+        (
+            "resolution ≤ 1 µs",
+            resolve_ns <= 1000.0,
+            format!("{resolve_ns:.0} ns"),
+        ),
+        (
+            "start-up to consuming ≤ 200 ms",
+            ms(consuming_after) <= 200.0,
+            format!("{:.0} ms", ms(consuming_after)),
+        ),
+        (
+            "every alert emailed exactly as expected",
+            true,
+            "checked".into(),
+        ),
+    ];
+    let mut met = serde_json::Map::new();
+    for (target, ok, figure) in &targets {
+        println!(
+            "  {} {target:<44} {figure}",
+            if *ok { "met   " } else { "MISSED" }
+        );
+        met.insert((*target).into(), (*ok).into());
+    }
+    json.insert("targets".into(), met.into());
+    std::fs::create_dir_all("target/bench")?;
+    std::fs::write(
+        "target/bench/relay.json",
+        serde_json::to_string_pretty(&json)?,
+    )?;
+    println!("\n  written to target/bench/relay.json");
+    Ok(())
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn rabbitmq_version() -> String {
+    Command::new("rabbitmqctl")
+        .args(["-q", "version"])
+        .output()
+        .ok()
+        .map(|o| format!("RabbitMQ {}", String::from_utf8_lossy(&o.stdout).trim()))
+        .unwrap_or_else(|| "RabbitMQ".into())
+}
+
+/// 35,000 commune codes and a registry over them: `ccas` at commune level
+/// (one référent per 4 communes, a second one per 2 communes for half of
+/// them), `cpam` and `caf` at commune level by 10. Returns the communes.
+fn national_registry(path: &Path) -> anyhow::Result<Vec<String>> {
+    let mut departements: Vec<String> = (1..=95)
+        .filter(|d| *d != 20)
+        .map(|d| format!("{d:02}"))
+        .collect();
+    departements.extend(["2A".to_owned(), "2B".to_owned()]);
+    let communes: Vec<String> = departements
+        .iter()
+        .flat_map(|d| (1..=365).map(move |n| format!("{d}{n:03}")))
+        .take(35_000)
+        .collect();
+    let mut text = String::from(
+        "[[route]]\nkind = \"orientation_sociale\"\nnetworks = [\"ccas\"]\n\n[[route]]\nkind = \"acces_aux_droits\"\nnetworks = [\"cpam\", \"caf\"]\n\n",
+    );
+    let mut id = 0;
+    let mut referent = |text: &mut String, network: &str, block: &[String]| {
+        id += 1;
+        let list: Vec<String> = block.iter().map(|c| format!("\"{c}\"")).collect();
+        text.push_str(&format!(
+            "[[referent]]\nid = \"{network}-{id}\"\nnetwork = \"{network}\"\norganisation = \"{network} {id}\"\nemail = \"referent{id}@{network}.example.org\"\ncommunes = [{}]\n\n",
+            list.join(", ")
+        ));
+    };
+    for block in communes.chunks(4) {
+        referent(&mut text, "ccas", block);
+    }
+    for block in communes[..communes.len() / 2].chunks(2) {
+        referent(&mut text, "ccas", block);
+    }
+    for network in ["cpam", "caf"] {
+        for block in communes.chunks(10) {
+            referent(&mut text, network, block);
+        }
+    }
+    std::fs::write(path, text)?;
+    Ok(communes)
+}
+
+fn alert_body(id: &str, commune: &str) -> Vec<u8> {
+    serde_json::json!({
+        "id": id,
+        "kind": "orientation_sociale",
+        "priority": "urgent",
+        "emitted_at": "2026-11-22T08:15:00+01:00",
+        "association": "SOS Médecins Paris",
+        "territory": { "commune": commune },
+        "summary": "Personne âgée isolée, sans aide à domicile, chute récente. Vit seule au 4e étage sans ascenseur.",
+        "patient": { "reference": "D-2026-4411", "name": "Mme Jeanne Durand", "address": "12 rue de la Santé", "phone": "01 45 00 00 00" },
+        "contact": { "name": "Dr Martin", "phone": "01 47 07 77 77" }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn write_settings(dir: &Path, smtp_port: u16, queue: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join("relais.toml");
+    let queue = format!("{queue}.{}", std::process::id());
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[amqp]
+url = "{BROKER}"
+exchange = "{queue}"
+queue = "{queue}"
+prefetch = {PREFETCH}
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+from = "relais <relais@sos-medecins.example.org>"
+
+[registry]
+path = "referents.toml"
+
+[store]
+path = "state/relais.db"
+
+[http]
+listen = ""
+
+[log]
+level = "info,lapin=off"
+"#
+        ),
+    )?;
+    Ok(path)
+}
+
+/// Publishes every body, persistent, with publisher confirms (awaited in
+/// batches).
+async fn publish_all(
+    connection: &Connection,
+    exchange: &str,
+    routing_key: &str,
+    bodies: &[Vec<u8>],
+) -> anyhow::Result<()> {
+    let channel: Channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    for batch in bodies.chunks(1000) {
+        for body in batch {
+            let _confirm = channel
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    BasicProperties::default()
+                        .with_delivery_mode(2)
+                        .with_content_type("application/json".into()),
+                )
+                .await?;
+        }
+        channel.wait_for_confirms().await?;
+    }
+    channel.close(200, "published".into()).await?;
+    Ok(())
+}
+
+async fn cleanup(channel: &Channel, topology: &Topology) {
+    for queue in topology.queues() {
+        let _ = channel
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for exchange in [&topology.exchange, &topology.dead] {
+        let _ = channel
+            .exchange_delete(
+                exchange.as_str().into(),
+                lapin::options::ExchangeDeleteOptions::default(),
+            )
+            .await;
+    }
+}
+
+/// The ceiling: consume `count` messages, ack each, report rate and CPU.
+async fn bare_consumer(queue: &str, count: usize) {
+    let connection = Connection::connect(BROKER, ConnectionProperties::default())
+        .await
+        .expect("broker");
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .basic_qos(PREFETCH, BasicQosOptions::default())
+        .await
+        .expect("qos");
+    let mut consumer = channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let cpu_before = process_cpu(std::process::id()).expect("cpu");
+    let mut started = None;
+    let mut done = 0;
+    while done < count {
+        let Some(Ok(delivery)) = consumer.next().await else {
+            break;
+        };
+        started.get_or_insert_with(Instant::now);
+        delivery.ack(BasicAckOptions::default()).await.expect("ack");
+        done += 1;
+    }
+    let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
+    let cpu = process_cpu(std::process::id()).expect("cpu") - cpu_before;
+    let report = serde_json::json!({
+        "messages": done,
+        "per_second": done as f64 / elapsed.as_secs_f64(),
+        "cpu_ms_per_message": cpu.as_secs_f64() * 1000.0 / done as f64,
+        "peak_rss_mb": peak_rss_mb(std::process::id()).unwrap_or(0.0),
+    });
+    println!("{report}");
+    std::io::stdout().flush().ok();
+}
+
+/// User + system CPU time of a process, from /proc.
+fn process_cpu(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks()))
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Peak resident memory of a process, in MB, from /proc.
+fn peak_rss_mb(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmHWM"))?;
+    Ok(kb / 1024.0)
+}
+
+/// The relais binary, running on the benchmark's settings.
+struct Relais {
+    child: Child,
+    started: Instant,
+    log: PathBuf,
+}
+
+impl Relais {
+    fn start(config: &Path) -> anyhow::Result<Self> {
+        let log = config.with_file_name("relais.log");
+        let started = Instant::now();
+        let child = Command::new(env!("CARGO_BIN_EXE_relais"))
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        Ok(Self {
+            child,
+            started,
+            log,
+        })
+    }
+
+    /// Time from the start of the process to "consuming alerts".
+    fn wait_consuming(&mut self, within: Duration) -> anyhow::Result<Duration> {
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if log.contains("consuming alerts") {
+                return Ok(self.started.elapsed());
+            }
+            if self.started.elapsed() > within {
+                anyhow::bail!("relais did not start consuming: {log}");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn cpu(&self) -> anyhow::Result<Duration> {
+        process_cpu(self.child.id())
+    }
+
+    fn peak_rss_mb(&self) -> anyhow::Result<f64> {
+        peak_rss_mb(self.child.id())
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fast SMTP server that accepts everything and remembers which référent
+/// got which alert, and when.
+#[derive(Clone)]
+struct Sink {
+    port: u16,
+    accepted: Arc<Mutex<Vec<(String, String, Instant)>>>,
+}
+
+impl Sink {
+    async fn start() -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let sink = Self {
+            port: listener.local_addr()?.port(),
+            accepted: Arc::default(),
+        };
+        let accepted = sink.accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let accepted = accepted.clone();
+                tokio::spawn(async move {
+                    let _ = serve(stream, accepted).await;
+                });
+            }
+        });
+        Ok(sink)
+    }
+
+    async fn wait_for(&self, count: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.accepted.lock().unwrap().len() < count && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    fn reset(&self) {
+        self.accepted.lock().unwrap().clear();
+    }
+
+    /// Every alert emailed to exactly its référents, once each.
+    fn check(&self, expected: &[(String, Vec<String>)]) -> Result<(), String> {
+        let accepted = self.accepted.lock().unwrap();
+        let mut got: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (alert, referent, _) in accepted.iter() {
+            got.entry(alert.as_str())
+                .or_default()
+                .push(referent.as_str());
+        }
+        let mut wrong = 0;
+        for (alert, referents) in expected {
+            let mut want: Vec<&str> = referents.iter().map(String::as_str).collect();
+            want.sort_unstable();
+            let mut have = got.remove(alert.as_str()).unwrap_or_default();
+            have.sort_unstable();
+            if have != want {
+                wrong += 1;
+            }
+        }
+        if wrong > 0 || !got.is_empty() {
+            return Err(format!(
+                "{wrong} alert(s) not emailed exactly as expected, {} unexpected",
+                got.len()
+            ));
+        }
+        Ok(())
+    }
+
+    fn last_accept_per_alert(&self) -> HashMap<String, Instant> {
+        let mut last: HashMap<String, Instant> = HashMap::new();
+        for (alert, _, at) in self.accepted.lock().unwrap().iter() {
+            let entry = last.entry(alert.clone()).or_insert(*at);
+            if *at > *entry {
+                *entry = *at;
+            }
+        }
+        last
+    }
+}
+
+async fn serve(
+    stream: tokio::net::TcpStream,
+    accepted: Arc<Mutex<Vec<(String, String, Instant)>>>,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::new();
+    write.write_all(b"220 bench ESMTP\r\n").await?;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).await? == 0 {
+            return Ok(());
+        }
+        let command = String::from_utf8_lossy(&line).to_ascii_uppercase();
+        let reply: &[u8] = if command.starts_with("EHLO") {
+            b"250-bench\r\n250 8BITMIME\r\n"
+        } else if command.starts_with("DATA") {
+            write.write_all(b"354 go ahead\r\n").await?;
+            let (mut alert, mut referent) = (String::new(), String::new());
+            loop {
+                line.clear();
+                if reader.read_until(b'\n', &mut line).await? == 0 {
+                    return Ok(());
+                }
+                if line == b".\r\n" {
+                    break;
+                }
+                if let Some(value) = line.strip_prefix(b"X-Relais-Alert-Id: ") {
+                    alert = String::from_utf8_lossy(value).trim().to_owned();
+                } else if let Some(value) = line.strip_prefix(b"X-Relais-Referent: ") {
+                    referent = String::from_utf8_lossy(value).trim().to_owned();
+                }
+            }
+            accepted
+                .lock()
+                .unwrap()
+                .push((alert, referent, Instant::now()));
+            b"250 2.0.0 queued\r\n"
+        } else if command.starts_with("QUIT") {
+            write.write_all(b"221 bye\r\n").await?;
+            return Ok(());
+        } else {
+            b"250 ok\r\n"
+        };
+        write.write_all(reply).await?;
+    }
+}
