@@ -247,26 +247,36 @@ struct RawReferent {
 }
 
 impl Registry {
-    /// Reads and validates a registry file.
+    /// Reads and validates a registry file: TOML, or JSON with the same
+    /// keys when its name ends in `.json` (for large registries generated
+    /// by a tool: JSON is read straight into the registry, where TOML is
+    /// first parsed whole).
     ///
     /// # Errors
-    /// [`RegistryError`]: unreadable file, TOML syntax or shape error, or the
+    /// [`RegistryError`]: unreadable file, syntax or shape error, or the
     /// complete list of validation errors.
     pub fn load(path: &Path) -> Result<Self, RegistryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
+        let read = |source| RegistryError::Read {
             path: path.to_owned(),
             source,
-        })?;
-        Self::from_toml(&text).map_err(|error| match error {
-            RegistryError::Syntax { message, .. } => RegistryError::Syntax {
-                path: path.to_owned(),
-                message,
-            },
-            RegistryError::Invalid { errors, .. } => RegistryError::Invalid {
-                path: path.to_owned(),
-                errors,
-            },
-            read @ RegistryError::Read { .. } => read,
+        };
+        let syntax = |message: String| RegistryError::Syntax {
+            path: path.to_owned(),
+            message,
+        };
+        let raw: RawRegistry = if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            let file = std::io::BufReader::new(std::fs::File::open(path).map_err(read)?);
+            serde_json::from_reader(file).map_err(|error| syntax(error.to_string()))?
+        } else {
+            let text = std::fs::read_to_string(path).map_err(read)?;
+            toml::from_str(&text).map_err(|error| syntax(error.to_string()))?
+        };
+        Self::validate(raw).map_err(|errors| RegistryError::Invalid {
+            path: path.to_owned(),
+            errors,
         })
     }
 
@@ -279,12 +289,14 @@ impl Registry {
             path: PathBuf::new(),
             message: error.to_string(),
         })?;
-        Builder::default()
-            .build(raw)
-            .map_err(|errors| RegistryError::Invalid {
-                path: PathBuf::new(),
-                errors,
-            })
+        Self::validate(raw).map_err(|errors| RegistryError::Invalid {
+            path: PathBuf::new(),
+            errors,
+        })
+    }
+
+    fn validate(raw: RawRegistry) -> Result<Self, Vec<String>> {
+        Builder::default().build(raw)
     }
 
     /// Who receives an alert of `kind` about `territory`.
@@ -871,6 +883,33 @@ mod tests {
         assert!(error.contains("unknown field `comunes`"), "{error}");
         let error = Registry::from_toml("").unwrap_err().to_string();
         assert!(error.contains("has no [[route]]"), "{error}");
+    }
+
+    #[test]
+    fn a_json_registry_with_the_same_keys_is_the_same_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let value: toml::Value = toml::from_str(REGISTRY).unwrap();
+        let path = dir.path().join("referents.json");
+        std::fs::write(&path, serde_json::to_string(&value).unwrap()).unwrap();
+        let json = Registry::load(&path).unwrap();
+        assert_eq!(json.summary(), registry().summary());
+        let resolution = json
+            .resolve(&kind("orientation_sociale"), commune("75113"))
+            .unwrap();
+        assert_eq!(ids(&resolution), ["ccas-paris-13", "ccas-paris-13-bis"]);
+
+        std::fs::write(
+            &path,
+            r#"{"route": [], "referent": [{"id": "a", "network": "ccas", "email": "x"}]}"#,
+        )
+        .unwrap();
+        let RegistryError::Invalid { errors, .. } = Registry::load(&path).unwrap_err() else {
+            panic!("expected validation errors");
+        };
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        std::fs::write(&path, r#"{"route": [], "referen": []}"#).unwrap();
+        let error = Registry::load(&path).unwrap_err().to_string();
+        assert!(error.contains("unknown field `referen`"), "{error}");
     }
 
     #[test]
