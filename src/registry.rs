@@ -202,8 +202,8 @@ pub struct Registry {
     labels: HashMap<String, String>,
     /// Networks of the `*` route, added to every kind's.
     any_kind: Vec<NetworkIndex>,
-    by_commune: HashMap<(NetworkIndex, Commune), Vec<ReferentIndex>>,
-    by_departement: HashMap<(NetworkIndex, Departement), Vec<ReferentIndex>>,
+    by_commune: Index<(NetworkIndex, Commune)>,
+    by_departement: Index<(NetworkIndex, Departement)>,
     /// Per network (by index), its fallback référents.
     fallback: Vec<Vec<ReferentIndex>>,
 }
@@ -354,12 +354,12 @@ impl Registry {
         let commune = territory
             .commune()
             .and_then(|commune| self.by_commune.get(&(network, commune)))
-            .map(|found| (Level::Commune, found.as_slice()));
+            .map(|found| (Level::Commune, found));
         commune
             .or_else(|| {
                 self.by_departement
                     .get(&(network, territory.departement()))
-                    .map(|found| (Level::Departement, found.as_slice()))
+                    .map(|found| (Level::Departement, found))
             })
             .or_else(|| {
                 let fallback = &self.fallback[usize::from(network)];
@@ -418,6 +418,40 @@ impl Registry {
     }
 }
 
+/// Référents by territory code: each key points at a run of one flat list
+/// of référent indexes (in registry order), so a national registry costs
+/// two allocations, not one per commune.
+#[derive(Debug)]
+struct Index<K> {
+    runs: HashMap<K, (u32, u32)>,
+    referents: Vec<ReferentIndex>,
+}
+
+impl<K: std::hash::Hash + Eq + Ord + Copy> Index<K> {
+    fn new(mut entries: Vec<(K, ReferentIndex)>) -> Self {
+        // Stable: référents of one key keep their registry order.
+        entries.sort_by_key(|(key, _)| *key);
+        let mut runs = HashMap::with_capacity(entries.len());
+        let mut referents = Vec::with_capacity(entries.len());
+        for chunk in entries.chunk_by(|a, b| a.0 == b.0) {
+            let start = referents.len() as u32;
+            referents.extend(chunk.iter().map(|(_, referent)| *referent));
+            runs.insert(chunk[0].0, (start, chunk.len() as u32));
+        }
+        runs.shrink_to_fit();
+        Self { runs, referents }
+    }
+
+    fn get(&self, key: &K) -> Option<&[ReferentIndex]> {
+        let &(start, len) = self.runs.get(key)?;
+        self.referents.get(start as usize..(start + len) as usize)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &K> {
+        self.runs.keys()
+    }
+}
+
 /// What a registry covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -448,9 +482,8 @@ impl Builder {
 
         let mut referents = Vec::with_capacity(raw.referent.len());
         let mut ids = HashSet::with_capacity(raw.referent.len());
-        let mut by_commune: HashMap<(NetworkIndex, Commune), Vec<ReferentIndex>> = HashMap::new();
-        let mut by_departement: HashMap<(NetworkIndex, Departement), Vec<ReferentIndex>> =
-            HashMap::new();
+        let mut by_commune: Vec<((NetworkIndex, Commune), ReferentIndex)> = Vec::new();
+        let mut by_departement: Vec<((NetworkIndex, Departement), ReferentIndex)> = Vec::new();
         let mut fallback: HashMap<NetworkIndex, Vec<ReferentIndex>> = HashMap::new();
 
         for (position, raw) in raw.referent.into_iter().enumerate() {
@@ -473,20 +506,14 @@ impl Builder {
             let index = referents.len() as ReferentIndex;
             for code in &raw.communes {
                 match Commune::parse(code) {
-                    Ok(commune) => by_commune
-                        .entry((network, commune))
-                        .or_default()
-                        .push(index),
+                    Ok(commune) => by_commune.push(((network, commune), index)),
                     Err(error) => self.errors.push(format!("{at}: commune {code:?} {error}")),
                 }
             }
             for code in &raw.departements {
                 match Departement::parse(code) {
                     Ok(departement) => {
-                        by_departement
-                            .entry((network, departement))
-                            .or_default()
-                            .push(index);
+                        by_departement.push(((network, departement), index));
                     }
                     Err(error) => self
                         .errors
@@ -565,8 +592,8 @@ impl Builder {
             routes,
             labels,
             any_kind,
-            by_commune,
-            by_departement,
+            by_commune: Index::new(by_commune),
+            by_departement: Index::new(by_departement),
             fallback,
         })
     }
