@@ -712,7 +712,8 @@ impl Relais {
     }
 }
 
-/// A fast SMTP server that accepts everything and remembers which référent
+/// A fast SMTP server (offering PIPELINING, as Postfix does) that accepts
+/// everything and remembers which référent
 /// got which alert, and when.
 #[derive(Clone)]
 struct Sink {
@@ -790,14 +791,19 @@ impl Sink {
     }
 }
 
+/// One SMTP session. Replies are buffered and sent when no command is
+/// waiting (as Postfix does, RFC 2920): the replies to a pipelined batch
+/// leave in one write.
 async fn serve(
     stream: tokio::net::TcpStream,
     accepted: Arc<Mutex<Vec<(String, String, Instant)>>>,
 ) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
+    let (read, write) = stream.into_split();
     let mut reader = BufReader::new(read);
+    let mut write = tokio::io::BufWriter::new(write);
     let mut line = Vec::new();
     write.write_all(b"220 bench ESMTP\r\n").await?;
+    write.flush().await?;
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line).await? == 0 {
@@ -805,9 +811,10 @@ async fn serve(
         }
         let command = String::from_utf8_lossy(&line).to_ascii_uppercase();
         let reply: &[u8] = if command.starts_with("EHLO") {
-            b"250-bench\r\n250 8BITMIME\r\n"
+            b"250-bench\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
         } else if command.starts_with("DATA") {
             write.write_all(b"354 go ahead\r\n").await?;
+            write.flush().await?;
             let (mut alert, mut referent) = (String::new(), String::new());
             loop {
                 line.clear();
@@ -830,10 +837,14 @@ async fn serve(
             b"250 2.0.0 queued\r\n"
         } else if command.starts_with("QUIT") {
             write.write_all(b"221 bye\r\n").await?;
+            write.flush().await?;
             return Ok(());
         } else {
             b"250 ok\r\n"
         };
         write.write_all(reply).await?;
+        if reader.buffer().is_empty() {
+            write.flush().await?;
+        }
     }
 }

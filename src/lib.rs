@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod registry;
 pub mod settings;
+pub mod smtp;
 pub mod store;
 pub mod telemetry;
 pub mod territory;

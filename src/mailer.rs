@@ -6,28 +6,27 @@
 //! failures that the retry decisions rest on. It never decides what happens
 //! to the alert; `handle` does.
 //!
-//! The pool is relais's own, around lettre's `AsyncSmtpConnection` (which
-//! does the protocol, TLS and AUTH): lettre's async transport bounds only the
-//! TCP connect, so a send must be cancelled on timeout, and its pool would
-//! take a cancelled connection back mid-transaction (the next user would read
-//! the previous transaction's reply). Here a connection returns to the pool
-//! only after a complete, successful exchange; any other way out drops it.
+//! The pool keeps connections of relais's own SMTP client (`smtp`), which
+//! pipelines each transaction. lettre builds the messages and writes the
+//! `.eml` files of a local trial. A connection returns to the pool only
+//! after a complete, successful exchange; any other way out (a failure, a
+//! timeout that cancelled the send) drops it, so a connection is never
+//! reused in the middle of a transaction.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::response::Response;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
-use secrecy::{ExposeSecret, SecretString};
+use rustls::pki_types::ServerName;
+use rustls_platform_verifier::ConfigVerifierExt;
+use secrecy::SecretString;
 use thiserror::Error;
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use crate::settings::{SmtpSettings, SmtpTls, TransportKind};
+use crate::smtp::{self, Connection, Security, Server, Step};
 
 /// Why an email was not accepted, split by what should happen next.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -73,8 +72,10 @@ pub enum MailerError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("the SMTP TLS settings are not usable: {0}")]
-    Tls(lettre::transport::smtp::Error),
+    #[error("the TLS trust settings are not usable: {0}")]
+    Tls(rustls::Error),
+    #[error("smtp.host {0:?} is not a valid name for TLS")]
+    TlsName(String),
 }
 
 /// What the SMTP server said when it accepted an email (typically the queue
@@ -95,119 +96,53 @@ enum Transport {
 /// An idle connection older than this is checked (NOOP) before reuse: the
 /// server may have closed it meanwhile.
 const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
+/// How long that check may take before the connection is given up for a
+/// new one.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// An idle connection older than this is not reused at all.
 const MAX_IDLE: Duration = Duration::from_secs(60);
 
 /// Connections to one SMTP server: at most `slots` at once, the idle ones
 /// kept for reuse.
 struct SmtpPool {
-    host: String,
-    port: u16,
-    tls: Tls,
-    hello: ClientId,
-    credentials: Option<Credentials>,
-    connect_timeout: Duration,
+    server: Server,
     slots: Semaphore,
-    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    idle: Mutex<Vec<(Connection, Instant)>>,
 }
 
 impl SmtpPool {
-    async fn send(&self, envelope: &Envelope, email: &[u8]) -> Result<Response, SendError> {
+    async fn send(&self, envelope: &Envelope, email: &[u8]) -> Result<smtp::Reply, SendError> {
         // The semaphore is never closed, so acquiring cannot fail.
         let _slot = self.slots.acquire().await;
         let mut connection = match self.reusable().await {
             Some(connection) => connection,
-            None => self.connect().await?,
+            None => Connection::open(&self.server).await.map_err(classify)?,
         };
         // If this future is dropped (timeout, shutdown), `connection` is
         // dropped with it, closing the socket: it never returns to the pool.
-        let response = connection.send(envelope, email).await.map_err(classify)?;
+        let reply = connection.send(envelope, email).await.map_err(classify)?;
         self.lock().push((connection, Instant::now()));
-        Ok(response)
+        Ok(reply)
     }
 
-    async fn reusable(&self) -> Option<AsyncSmtpConnection> {
+    async fn reusable(&self) -> Option<Connection> {
         loop {
             let (mut connection, since) = self.lock().pop()?;
             let idle = since.elapsed();
             if idle > MAX_IDLE {
                 continue;
             }
-            if idle < CHECK_AFTER_IDLE || connection.test_connected().await {
+            if idle < CHECK_AFTER_IDLE
+                || tokio::time::timeout(CHECK_TIMEOUT, connection.is_alive())
+                    .await
+                    .unwrap_or(false)
+            {
                 return Some(connection);
             }
         }
     }
 
-    /// A new connection, secured and authenticated as the settings say
-    /// (the same steps as lettre's own transport).
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
-        let mut connection = match &self.tls {
-            Tls::Wrapper(parameters) => AsyncSmtpConnection::connect_tokio1(
-                (self.host.as_str(), self.port),
-                Some(self.connect_timeout),
-                &self.hello,
-                Some(parameters.clone()),
-                None,
-            )
-            .await
-            .map_err(classify)?,
-            // relais opens the socket itself to disable Nagle's algorithm:
-            // lettre writes the end of DATA as a second small write, which
-            // Nagle would hold until the server's delayed ACK (up to 40 ms
-            // per email). STARTTLS then upgrades this same socket.
-            _ => {
-                let address = (self.host.as_str(), self.port);
-                let stream =
-                    tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
-                        .await
-                        .map_err(|_| {
-                            std::io::Error::new(
-                                std::io::ErrorKind::TimedOut,
-                                "connection timed out",
-                            )
-                        })
-                        .and_then(|connected| connected)
-                        .map_err(|error| self.unreachable(&error))?;
-                stream
-                    .set_nodelay(true)
-                    .map_err(|error| self.unreachable(&error))?;
-                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
-                    .await
-                    .map_err(classify)?
-            }
-        };
-        match &self.tls {
-            Tls::Required(parameters) => connection
-                .starttls(parameters.clone(), &self.hello)
-                .await
-                .map_err(classify)?,
-            Tls::Opportunistic(parameters) if connection.can_starttls() => {
-                connection
-                    .starttls(parameters.clone(), &self.hello)
-                    .await
-                    .map_err(classify)?;
-            }
-            _ => {}
-        }
-        if let Some(credentials) = &self.credentials {
-            connection
-                .auth(DEFAULT_MECHANISMS, credentials)
-                .await
-                .map_err(classify)?;
-        }
-        Ok(connection)
-    }
-
-    /// A failure to reach the server: transient.
-    fn unreachable(&self, error: &std::io::Error) -> SendError {
-        SendError::Transient(format!(
-            "SMTP connection to {}:{} failed: {error}",
-            self.host, self.port
-        ))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(AsyncSmtpConnection, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Connection, Instant)>> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -272,8 +207,8 @@ impl Mailer {
     ) -> Result<Accepted, SendError> {
         let started = Instant::now();
         match &self.transport {
-            Transport::Smtp(smtp) => smtp.send(envelope, email).await.map(|response| Accepted {
-                reply: response.message().collect::<Vec<_>>().join(" "),
+            Transport::Smtp(smtp) => smtp.send(envelope, email).await.map(|reply| Accepted {
+                reply: reply.to_string(),
                 took: started.elapsed(),
             }),
             Transport::File(file) => file
@@ -297,11 +232,20 @@ impl Mailer {
 
 fn smtp_pool(settings: &SmtpSettings) -> Result<SmtpPool, MailerError> {
     let host = settings.host.clone().ok_or(MailerError::NoHost)?;
-    let tls = match settings.tls {
-        SmtpTls::None => Tls::None,
-        SmtpTls::Opportunistic => Tls::Opportunistic(tls_parameters(&host)?),
-        SmtpTls::Required => Tls::Required(tls_parameters(&host)?),
-        SmtpTls::Wrapper => Tls::Wrapper(tls_parameters(&host)?),
+    let tls = || -> Result<smtp::Tls, MailerError> {
+        let config = rustls::ClientConfig::with_platform_verifier().map_err(MailerError::Tls)?;
+        let server_name =
+            ServerName::try_from(host.clone()).map_err(|_| MailerError::TlsName(host.clone()))?;
+        Ok(smtp::Tls {
+            config: Arc::new(config),
+            server_name,
+        })
+    };
+    let security = match settings.tls {
+        SmtpTls::None => Security::None,
+        SmtpTls::Opportunistic => Security::Opportunistic(tls()?),
+        SmtpTls::Required => Security::Required(tls()?),
+        SmtpTls::Wrapper => Security::Wrapper(tls()?),
     };
     let credentials = match &settings.username {
         Some(username) => {
@@ -315,42 +259,39 @@ fn smtp_pool(settings: &SmtpSettings) -> Result<SmtpPool, MailerError> {
                 })?,
                 (None, None) => SecretString::from(""),
             };
-            Some(Credentials::new(
-                username.clone(),
-                password.expose_secret().to_owned(),
-            ))
+            Some((username.clone(), password))
         }
         None => None,
     };
     Ok(SmtpPool {
-        port: settings.port(),
-        host,
-        tls,
-        hello: ClientId::default(),
-        credentials,
-        connect_timeout: settings.timeout,
+        server: Server {
+            port: settings.port(),
+            host,
+            security,
+            hello: ClientId::default().to_string(),
+            credentials,
+        },
         slots: Semaphore::new(settings.pool_size as usize),
         idle: Mutex::new(Vec::new()),
     })
 }
 
-fn tls_parameters(host: &str) -> Result<TlsParameters, MailerError> {
-    TlsParameters::new(host.to_owned()).map_err(MailerError::Tls)
-}
-
-/// The one place where a send failure is classified: a 5xx reply is
-/// permanent; everything else (4xx, connection refused or reset, timeout,
-/// TLS) is transient, so the alert waits and is tried again rather than
-/// being given up on.
-pub fn classify(error: lettre::transport::smtp::Error) -> SendError {
-    let text = if error.is_timeout() {
-        format!("SMTP timeout: {error}")
-    } else {
-        format!("SMTP {error}")
-    };
-    if error.is_permanent() {
-        SendError::Permanent(text)
-    } else {
-        SendError::Transient(text)
+/// The one place where a send failure is classified. Only a 5xx reply to
+/// the transaction itself (sender, recipient, message) is permanent: trying
+/// again would fail the same way. Everything else waits and is tried again
+/// rather than the alert being given up on: a 4xx reply, a connection
+/// refused, reset or timed out, TLS, and a refusal before the transaction
+/// (greeting, EHLO, STARTTLS, AUTH), which says something about the server
+/// or relais's settings, not about this email.
+pub fn classify(error: smtp::Error) -> SendError {
+    let text = format!("SMTP: {error}");
+    match &error {
+        smtp::Error::Refused { step, reply }
+            if reply.code >= 500
+                && matches!(step, Step::Mail | Step::Rcpt | Step::Data | Step::Message) =>
+        {
+            SendError::Permanent(text)
+        }
+        _ => SendError::Transient(text),
     }
 }

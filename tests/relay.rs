@@ -259,13 +259,73 @@ async fn a_recipient_refused_for_good_dead_letters_the_alert_with_the_smtp_reply
         Some("rejected")
     );
     let error = dead[0].header("x-relais-error").unwrap();
+    // The refusal reported is the recipient's, not the DATA refusal that
+    // follows it in the same pipelined batch.
     assert!(
-        error.contains("550") && error.contains("5.1.1 mailbox unknown"),
+        error.contains("RCPT TO") && error.contains("550 5.1.1 mailbox unknown"),
         "{error}"
     );
+    assert!(!error.contains("554"), "{error}");
     // The other référent of the commune still got the alert, once.
     let mails = world.smtp.mails();
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].referent(), "ccas-paris-13");
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn each_email_is_one_pipelined_batch_of_commands_then_the_message() {
+    // Arrange: a server offering PIPELINING (the test server's default).
+    let world = World::new(REGISTRY).await;
+    let app = world.spawn();
+
+    // Act: three alerts, one référent each.
+    for n in 0..3 {
+        let id = format!("SOS75-P{n}");
+        world
+            .publish(
+                "orientation_sociale",
+                &alert(&id, "orientation_sociale", "75115"),
+            )
+            .await;
+    }
+    let mails = world.smtp.wait_for(3, WAIT).await;
+    app.stop().await;
+
+    // Assert: in each transaction, RCPT TO and DATA arrived together with
+    // MAIL FROM (two pipelined commands per email), and every email is whole.
+    assert_eq!(mails.len(), 3);
+    assert_eq!(world.smtp.pipelined(), 6);
+    for mail in &mails {
+        assert_eq!(mail.to, vec!["social@paris.test".to_owned()]);
+        assert_eq!(mail.referent(), "ccas-paris");
+        assert!(mail.text().contains("Référence de l'alerte : SOS75-P"));
+    }
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_server_without_pipelining_gets_one_command_at_a_time() {
+    let world = World::new(REGISTRY).await;
+    world.smtp.without_pipelining();
+    let app = world.spawn();
+
+    for n in 0..2 {
+        let id = format!("SOS75-NP{n}");
+        world
+            .publish(
+                "orientation_sociale",
+                &alert(&id, "orientation_sociale", "75115"),
+            )
+            .await;
+    }
+    let mails = world.smtp.wait_for(2, WAIT).await;
+    app.stop().await;
+
+    assert_eq!(mails.len(), 2);
+    assert_eq!(world.smtp.pipelined(), 0);
+    let mut ids: Vec<String> = mails.iter().map(|m| m.alert_id()).collect();
+    ids.sort();
+    assert_eq!(ids, ["SOS75-NP0", "SOS75-NP1"]);
     world.cleanup().await;
 }

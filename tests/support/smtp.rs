@@ -1,7 +1,8 @@
 //! A real SMTP server for the tests, on a loopback port chosen by the OS.
 //!
-//! It speaks enough of RFC 5321 for lettre (EHLO, MAIL, RCPT, DATA, RSET,
-//! NOOP, QUIT), records every message it accepts, and can be scripted to
+//! It speaks enough of RFC 5321 for relais (EHLO, MAIL, RCPT, DATA, RSET,
+//! NOOP, QUIT), with PIPELINING (RFC 2920) offered unless told otherwise,
+//! records every message it accepts, and can be scripted to
 //! misbehave: refuse chosen recipients, fail the next N transactions with a
 //! given reply, answer slowly, stall past the client's timeout, or drop the
 //! connection in the middle of a transaction.
@@ -81,6 +82,8 @@ struct Script {
     next: Vec<Fault>,
     /// Delay before every end-of-DATA reply.
     latency: Duration,
+    /// Do not offer PIPELINING (a server that wants one command at a time).
+    no_pipelining: bool,
 }
 
 #[derive(Default)]
@@ -93,6 +96,8 @@ struct State {
     held: usize,
     /// RCPT TOs refused by the script.
     refusals: usize,
+    /// Commands that were already waiting when the previous one was read.
+    pipelined: usize,
 }
 
 #[derive(Clone)]
@@ -195,6 +200,17 @@ impl SmtpServer {
         self.state.lock().unwrap().script.latency = latency;
     }
 
+    /// Stop offering PIPELINING to new connections.
+    pub fn without_pipelining(&self) {
+        self.state.lock().unwrap().script.no_pipelining = true;
+    }
+
+    /// How many commands arrived in the same read as the one before them
+    /// (pipelined by the client), since the start.
+    pub fn pipelined(&self) -> usize {
+        self.state.lock().unwrap().pipelined
+    }
+
     /// Back to accepting everything at once.
     pub fn heal(&self) {
         self.state.lock().unwrap().script = Script::default();
@@ -224,6 +240,9 @@ impl SmtpServer {
     }
 
     async fn serve(self, stream: TcpStream) {
+        // Each reply is its own write; without this, the replies to a
+        // pipelined batch would wait for the client's delayed ACK.
+        let _ = stream.set_nodelay(true);
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read);
         let mut line = String::new();
@@ -234,9 +253,13 @@ impl SmtpServer {
         }
         loop {
             line.clear();
+            let waiting = !lines.buffer().is_empty();
             match lines.read_line(&mut line).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
+            }
+            if waiting {
+                self.state.lock().unwrap().pipelined += 1;
             }
             let command = line.trim_end().to_owned();
             let verb = command
@@ -245,7 +268,12 @@ impl SmtpServer {
                 .unwrap_or_default()
                 .to_ascii_uppercase();
             let reply: String = match verb.as_str() {
-                "EHLO" => "250-relais-test\r\n250-8BITMIME\r\n250 SMTPUTF8".into(),
+                "EHLO" if self.state.lock().unwrap().script.no_pipelining => {
+                    "250-relais-test\r\n250-8BITMIME\r\n250 SMTPUTF8".into()
+                }
+                "EHLO" => {
+                    "250-relais-test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8".into()
+                }
                 "HELO" => "250 relais-test".into(),
                 "MAIL" => {
                     from = address(&command);
