@@ -9,6 +9,7 @@
 //! the most specific level that matches receives it: the commune, else the
 //! département, else the network's fallback référents.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -208,14 +209,17 @@ pub struct Registry {
     fallback: Vec<Vec<ReferentIndex>>,
 }
 
-/// The registry file as written, before validation.
+/// The registry file as written, before validation. Its strings borrow
+/// from the file's text where they can: a national registry has some
+/// 100,000 commune codes, which need not be copied one by one (and then
+/// freed, scattered among the registry's own allocations) to be checked.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRegistry {
+struct RawRegistry<'a> {
     #[serde(default)]
     route: Vec<RawRoute>,
-    #[serde(default)]
-    referent: Vec<RawReferent>,
+    #[serde(default, borrow)]
+    referent: Vec<RawReferent<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -230,27 +234,92 @@ struct RawRoute {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawReferent {
-    id: String,
-    network: String,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    organisation: Option<String>,
-    email: String,
-    #[serde(default)]
-    communes: Vec<String>,
-    #[serde(default)]
-    departements: Vec<String>,
+struct RawReferent<'a> {
+    #[serde(borrow)]
+    id: Text<'a>,
+    #[serde(borrow)]
+    network: Text<'a>,
+    #[serde(default, borrow)]
+    name: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    organisation: Option<Text<'a>>,
+    #[serde(borrow)]
+    email: Text<'a>,
+    #[serde(default, borrow)]
+    communes: Vec<Text<'a>>,
+    #[serde(default, borrow)]
+    departements: Vec<Text<'a>>,
     #[serde(default)]
     fallback: bool,
+}
+
+/// A string of the registry file: borrowed from the file's text, or owned
+/// when the file wrote it with escapes. (serde borrows a bare `Cow<str>`
+/// field, but not one inside a `Vec` or an `Option`.)
+struct Text<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Text<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+
+            fn visit_str<E>(self, text: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+
+            fn visit_string<E>(self, text: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text)))
+            }
+        }
+
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+/// Where an error is, e.g. `referent #12 ("ccas-paris")`; formatted only
+/// when there is an error to report.
+struct At<'r>(usize, &'r str);
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "referent #{} ({:?})", self.0, self.1)
+    }
 }
 
 impl Registry {
     /// Reads and validates a registry file: TOML, or JSON with the same
     /// keys when its name ends in `.json` (for large registries generated
-    /// by a tool: JSON is read straight into the registry, where TOML is
-    /// first parsed whole).
+    /// by a tool: JSON parses faster).
     ///
     /// # Errors
     /// [`RegistryError`]: unreadable file, syntax or shape error, or the
@@ -264,14 +333,13 @@ impl Registry {
             path: path.to_owned(),
             message,
         };
+        let text = std::fs::read_to_string(path).map_err(read)?;
         let raw: RawRegistry = if path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"))
         {
-            let file = std::io::BufReader::new(std::fs::File::open(path).map_err(read)?);
-            serde_json::from_reader(file).map_err(|error| syntax(error.to_string()))?
+            serde_json::from_str(&text).map_err(|error| syntax(error.to_string()))?
         } else {
-            let text = std::fs::read_to_string(path).map_err(read)?;
             toml::from_str(&text).map_err(|error| syntax(error.to_string()))?
         };
         Self::validate(raw).map_err(|errors| RegistryError::Invalid {
@@ -480,18 +548,22 @@ impl Builder {
     fn build(mut self, raw: RawRegistry) -> Result<Registry, Vec<String>> {
         let mut networks: Vec<String> = Vec::new();
 
-        let mut referents = Vec::with_capacity(raw.referent.len());
-        let mut ids = HashSet::with_capacity(raw.referent.len());
+        let RawRegistry {
+            route: raw_routes,
+            referent: raw_referents,
+        } = raw;
+        let mut referents = Vec::with_capacity(raw_referents.len());
+        let mut ids: HashSet<&str> = HashSet::with_capacity(raw_referents.len());
         let mut by_commune: Vec<((NetworkIndex, Commune), ReferentIndex)> = Vec::new();
         let mut by_departement: Vec<((NetworkIndex, Departement), ReferentIndex)> = Vec::new();
         let mut fallback: HashMap<NetworkIndex, Vec<ReferentIndex>> = HashMap::new();
 
-        for (position, raw) in raw.referent.into_iter().enumerate() {
-            let at = format!("referent #{} ({:?})", position + 1, raw.id);
-            let Some(referent) = self.referent(&at, &raw) else {
+        for (position, raw) in raw_referents.iter().enumerate() {
+            let at = At(position + 1, &raw.id);
+            let Some(referent) = self.referent(&at, raw) else {
                 continue;
             };
-            if !ids.insert(referent.id.clone()) {
+            if !ids.insert(&raw.id) {
                 self.errors
                     .push(format!("{at}: the id is already used by another référent"));
                 continue;
@@ -534,7 +606,7 @@ impl Builder {
         let mut routes: HashMap<String, Vec<NetworkIndex>> = HashMap::new();
         let mut labels = HashMap::new();
         let mut any_kind = Vec::new();
-        for (position, route) in raw.route.into_iter().enumerate() {
+        for (position, route) in raw_routes.into_iter().enumerate() {
             let at = format!("route #{} (kind {:?})", position + 1, route.kind);
             if route.kind != ANY_KIND
                 && let Err(problem) = Kind::parse(&route.kind)
@@ -598,7 +670,7 @@ impl Builder {
         })
     }
 
-    fn referent(&mut self, at: &str, raw: &RawReferent) -> Option<Referent> {
+    fn referent(&mut self, at: &At<'_>, raw: &RawReferent<'_>) -> Option<Referent> {
         let errors_before = self.errors.len();
         let id = ReferentId::parse(&raw.id).map_err(|e| self.errors.push(format!("{at}: {e}")));
         if Kind::parse(&raw.network).is_err() {
@@ -614,7 +686,7 @@ impl Builder {
             ));
         });
         for (field, value) in [("name", &raw.name), ("organisation", &raw.organisation)] {
-            if let Some(value) = value {
+            if let Some(value) = value.as_deref() {
                 self.check_line(at, field, value);
             }
         }
@@ -623,13 +695,13 @@ impl Builder {
         }
         Some(Referent {
             id: id.ok()?,
-            network: raw.network.clone(),
-            organisation: raw.organisation.clone(),
-            mailbox: Mailbox::new(raw.name.clone(), email.ok()?),
+            network: raw.network.to_string(),
+            organisation: raw.organisation.as_deref().map(str::to_owned),
+            mailbox: Mailbox::new(raw.name.as_deref().map(str::to_owned), email.ok()?),
         })
     }
 
-    fn check_line(&mut self, at: &str, field: &str, value: &str) {
+    fn check_line(&mut self, at: &dyn fmt::Display, field: &str, value: &str) {
         if value.trim().is_empty() || value.chars().any(char::is_control) {
             self.errors.push(format!(
                 "{at}: `{field}` must be one non-empty line of text"
