@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use lettre::Address;
 use lettre::message::Mailbox;
@@ -83,7 +84,8 @@ impl fmt::Debug for ReferentId {
 #[derive(Debug, Clone)]
 pub struct Referent {
     id: ReferentId,
-    network: String,
+    /// Shared by every référent of the network.
+    network: Arc<str>,
     organisation: Option<String>,
     mailbox: Mailbox,
 }
@@ -453,7 +455,11 @@ impl Registry {
         for (index, name) in self.networks.iter().enumerate() {
             let index = index as NetworkIndex;
             let summary = networks.entry(name.clone()).or_default();
-            summary.referents = self.referents.iter().filter(|r| &r.network == name).count();
+            summary.referents = self
+                .referents
+                .iter()
+                .filter(|r| *r.network == **name)
+                .count();
             summary.communes = self.by_commune.keys().filter(|(n, _)| *n == index).count();
             summary.departements = self
                 .by_departement
@@ -542,12 +548,13 @@ pub struct NetworkSummary {
 #[derive(Default)]
 struct Builder {
     errors: Vec<String>,
+    /// Networks in order of first appearance; a network's index is its
+    /// place here.
+    networks: Vec<Arc<str>>,
 }
 
 impl Builder {
     fn build(mut self, raw: RawRegistry) -> Result<Registry, Vec<String>> {
-        let mut networks: Vec<String> = Vec::new();
-
         let RawRegistry {
             route: raw_routes,
             referent: raw_referents,
@@ -560,7 +567,7 @@ impl Builder {
 
         for (position, raw) in raw_referents.iter().enumerate() {
             let at = At(position + 1, &raw.id);
-            let Some(referent) = self.referent(&at, raw) else {
+            let Some((network, referent)) = self.referent(&at, raw) else {
                 continue;
             };
             if !ids.insert(&raw.id) {
@@ -568,13 +575,6 @@ impl Builder {
                     .push(format!("{at}: the id is already used by another référent"));
                 continue;
             }
-            let network = match networks.iter().position(|n| *n == referent.network) {
-                Some(index) => index as NetworkIndex,
-                None => {
-                    networks.push(referent.network.clone());
-                    (networks.len() - 1) as NetworkIndex
-                }
-            };
             let index = referents.len() as ReferentIndex;
             for code in &raw.communes {
                 match Commune::parse(code) {
@@ -627,7 +627,7 @@ impl Builder {
             }
             let mut indexes = Vec::with_capacity(route.networks.len());
             for network in &route.networks {
-                match networks.iter().position(|n| n == network) {
+                match self.networks.iter().position(|n| **n == **network) {
                     Some(index) if !indexes.contains(&(index as NetworkIndex)) => {
                         indexes.push(index as NetworkIndex);
                     }
@@ -655,12 +655,12 @@ impl Builder {
         if !self.errors.is_empty() {
             return Err(self.errors);
         }
-        let fallback = (0..networks.len())
+        let fallback = (0..self.networks.len())
             .map(|n| fallback.remove(&(n as NetworkIndex)).unwrap_or_default())
             .collect();
         Ok(Registry {
             referents,
-            networks,
+            networks: self.networks.iter().map(|n| n.to_string()).collect(),
             routes,
             labels,
             any_kind,
@@ -670,7 +670,8 @@ impl Builder {
         })
     }
 
-    fn referent(&mut self, at: &At<'_>, raw: &RawReferent<'_>) -> Option<Referent> {
+    /// The référent, and the index of its network; `None` if it has errors.
+    fn referent(&mut self, at: &At<'_>, raw: &RawReferent<'_>) -> Option<(NetworkIndex, Referent)> {
         let errors_before = self.errors.len();
         let id = ReferentId::parse(&raw.id).map_err(|e| self.errors.push(format!("{at}: {e}")));
         if Kind::parse(&raw.network).is_err() {
@@ -693,12 +694,28 @@ impl Builder {
         if self.errors.len() > errors_before {
             return None;
         }
-        Some(Referent {
-            id: id.ok()?,
-            network: raw.network.to_string(),
-            organisation: raw.organisation.as_deref().map(str::to_owned),
-            mailbox: Mailbox::new(raw.name.as_deref().map(str::to_owned), email.ok()?),
-        })
+        let (index, network) = self.network(&raw.network);
+        Some((
+            index,
+            Referent {
+                id: id.ok()?,
+                network,
+                organisation: raw.organisation.as_deref().map(str::to_owned),
+                mailbox: Mailbox::new(raw.name.as_deref().map(str::to_owned), email.ok()?),
+            },
+        ))
+    }
+
+    /// The index and shared name of a network, added on first sight.
+    fn network(&mut self, name: &str) -> (NetworkIndex, Arc<str>) {
+        let index = match self.networks.iter().position(|n| **n == *name) {
+            Some(index) => index,
+            None => {
+                self.networks.push(Arc::from(name));
+                self.networks.len() - 1
+            }
+        };
+        (index as NetworkIndex, self.networks[index].clone())
     }
 
     fn check_line(&mut self, at: &dyn fmt::Display, field: &str, value: &str) {
