@@ -162,7 +162,7 @@ impl Relay {
         let label = registry.kind_label(alert.kind());
 
         let _one_at_a_time = self.in_flight.lock(alert.id()).await;
-        let served = match self.store.served(alert.id()).await {
+        let served = match self.store.served(alert.id()) {
             Ok(served) => served,
             Err(error) => {
                 return Outcome::Retry {

@@ -5,12 +5,16 @@
 //! trail operators query with `relais audit`. It holds ids, the référent's
 //! address, the Message-ID and the server's reply: never the alert's content.
 //!
-//! SQLite (WAL, `synchronous = FULL`), on one dedicated thread: every write
-//! is on disk before the alert is acked. Writes arriving together share one
-//! transaction (group commit), so durability does not cost one disk flush
-//! per email under load.
+//! SQLite (WAL, `synchronous = FULL`). Writes go to one dedicated thread:
+//! every write is on disk before the alert is acked, and writes arriving
+//! together share one transaction (group commit), so durability does not
+//! cost one disk flush per email under load. The dedup check, a read of a
+//! few microseconds, runs on the caller's thread on a connection of its own
+//! (WAL lets readers in beside the writer, and a reader sees every write
+//! committed before it starts).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -59,10 +63,6 @@ pub struct Delivery {
 }
 
 enum Request {
-    Served {
-        alert: String,
-        reply: oneshot::Sender<Result<Vec<String>, StoreError>>,
-    },
     Record {
         delivery: Delivery,
         reply: oneshot::Sender<Result<(), StoreError>>,
@@ -73,10 +73,13 @@ enum Request {
     },
 }
 
-/// A handle on the store thread; cheap to clone.
+/// A handle on the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    /// To the writer thread.
     requests: mpsc::Sender<Request>,
+    /// For the dedup check.
+    reader: Arc<Mutex<Connection>>,
 }
 
 impl Store {
@@ -92,6 +95,8 @@ impl Store {
             })?;
         }
         let connection = open_connection(path, OpenFlags::default())?;
+        // Opened after the writer, which created the file and its WAL.
+        let reader = open_connection(path, read_only())?;
         let (requests, receiver) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("relais-store".into())
@@ -100,21 +105,20 @@ impl Store {
                 path: path.to_owned(),
                 source,
             })?;
-        Ok(Self { requests })
+        Ok(Self {
+            requests,
+            reader: Arc::new(Mutex::new(reader)),
+        })
     }
 
-    /// The référents already emailed about `alert`.
+    /// The référents already emailed about `alert`. A point query on the
+    /// primary key, on the caller's thread.
     ///
     /// # Errors
     /// [`StoreError`] if the store cannot be read.
-    pub async fn served(&self, alert: &AlertId) -> Result<Vec<String>, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Request::Served {
-            alert: alert.as_str().to_owned(),
-            reply,
-        })
-        .await?;
-        answer.await.map_err(|_| StoreError::Closed)?
+    pub fn served(&self, alert: &AlertId) -> Result<Vec<String>, StoreError> {
+        let reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(served(&reader, alert.as_str())?)
     }
 
     /// Records an email the server accepted; on disk when this returns.
@@ -145,16 +149,20 @@ impl Store {
     }
 }
 
+fn read_only() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
 fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
     let open = || -> Result<Connection, rusqlite::Error> {
         let connection = Connection::open_with_flags(path, flags)?;
         connection.busy_timeout(Duration::from_secs(5))?;
+        // Each alert touches a few pages of the primary key; the system's
+        // page cache is behind this one. (Default: 2 MiB.)
+        connection.pragma_update(None, "cache_size", -512)?;
         if !flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
             connection.pragma_update(None, "journal_mode", "WAL")?;
             connection.pragma_update(None, "synchronous", "FULL")?;
-            // Each alert touches a few pages of the primary key; the
-            // system's page cache is behind this one. (Default: 2 MiB.)
-            connection.pragma_update(None, "cache_size", -512)?;
             connection.execute_batch(
                 "CREATE TABLE IF NOT EXISTS deliveries (
                      alert_id     TEXT NOT NULL,
@@ -192,9 +200,6 @@ fn serve(mut connection: Connection, mut requests: mpsc::Receiver<Request>) {
         let mut writes = Vec::new();
         for request in batch.drain(..) {
             match request {
-                Request::Served { alert, reply } => {
-                    let _ = reply.send(served(&connection, &alert).map_err(StoreError::from));
-                }
                 Request::Prune { before, reply } => {
                     let deleted = connection
                         .execute(
@@ -263,9 +268,8 @@ impl AuditReader {
     /// # Errors
     /// [`StoreError`] when the store does not exist or cannot be read.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         Ok(Self {
-            connection: open_connection(path, flags)?,
+            connection: open_connection(path, read_only())?,
         })
     }
 
@@ -347,7 +351,7 @@ mod tests {
         let path = dir.path().join("state/relais.db");
         let store = Store::open(&path).unwrap();
         let alert = AlertId::parse("A-1").unwrap();
-        assert!(store.served(&alert).await.unwrap().is_empty());
+        assert!(store.served(&alert).unwrap().is_empty());
 
         let now = OffsetDateTime::now_utc();
         store.record(delivery("A-1", "ccas-13", now)).await.unwrap();
@@ -356,7 +360,7 @@ mod tests {
         drop(store);
 
         let reopened = Store::open(&path).unwrap();
-        let mut served = reopened.served(&alert).await.unwrap();
+        let mut served = reopened.served(&alert).unwrap();
         served.sort();
         assert_eq!(served, ["caf-75", "ccas-13"]);
         let audit = AuditReader::open(&path).unwrap();
@@ -409,12 +413,11 @@ mod tests {
         assert!(
             store
                 .served(&AlertId::parse("OLD").unwrap())
-                .await
                 .unwrap()
                 .is_empty()
         );
         assert_eq!(
-            store.served(&AlertId::parse("NEW").unwrap()).await.unwrap(),
+            store.served(&AlertId::parse("NEW").unwrap()).unwrap(),
             ["r"]
         );
     }

@@ -59,7 +59,7 @@ pub mod events {
     use std::time::{Duration, Instant};
 
     use time::OffsetDateTime;
-    use tracing::{error, info, warn};
+    use tracing::{debug, error, info, warn};
 
     use crate::alert::Alert;
     use crate::handle::{Outcome, Reason};
@@ -96,7 +96,9 @@ pub mod events {
         ) {
             self.metrics.emails_sent.inc();
             self.metrics.smtp_send_duration.observe(took.as_secs_f64());
-            info!(
+            // One info line per alert ("alert delivered"); each email's
+            // reply is also in the audit store (`relais audit`).
+            debug!(
                 alert_id = %alert.id(),
                 kind = %alert.kind(),
                 territory = %alert.territory(),
