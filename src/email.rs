@@ -7,9 +7,12 @@
 //! alphabet excludes CR and LF (ids, codes, the kind) reach a header. It
 //! never sends anything (that is the mailer's job).
 
+use std::io::Write as _;
+
 use lettre::Message;
+use lettre::message::header::ContentTransferEncoding;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Body, Mailbox, MultiPart};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 use thiserror::Error;
@@ -68,6 +71,42 @@ impl Header for ReferentHeader {
     fn display(&self) -> HeaderValue {
         HeaderValue::new(Self::name(), self.0.clone())
     }
+}
+
+/// The HTML part, sent as 7bit when it can be: in ASCII (every other
+/// character as a numeric character reference, `é` → `&#233;`, which HTML
+/// reads the same; the template has no `<script>` or `<style>`, where it
+/// would not), CRLF line endings, no line over RFC 5322's 998 octets and no
+/// NUL. That skips the quoted-printable pass over the larger part, which
+/// was the largest cost of an email. lettre would not choose 7bit itself
+/// for lines of 76 characters or more (a SHOULD of the RFC, for text read
+/// raw), and the summary's lines cannot be re-wrapped (`pre-wrap`). An HTML
+/// that breaks a rule is left to lettre's own choice of encoding.
+fn html_body(html: String) -> Body {
+    const MAX_LINE: usize = 998;
+    let mut out = Vec::with_capacity(html.len() + html.len() / 8);
+    let mut line_start = 0;
+    let mut chars = html.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\0' => return Body::new(html),
+            '\r' | '\n' => {
+                if c == '\r' && chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.extend_from_slice(b"\r\n");
+                line_start = out.len();
+            }
+            c if c.is_ascii() => out.push(c as u8),
+            c => {
+                let _ = write!(out, "&#{};", u32::from(c));
+            }
+        }
+        if out.len() - line_start > MAX_LINE {
+            return Body::new(html);
+        }
+    }
+    Body::dangerous_pre_encoded(out, ContentTransferEncoding::SevenBit)
 }
 
 /// Renders the emails; built once, shared by every delivery.
@@ -186,7 +225,7 @@ impl Renderer {
         };
         let view = minijinja::Value::from(minijinja::value::Serde(&view));
         let text = self.templates.get_template("alert.txt")?.render(&view)?;
-        let html = self.templates.get_template("alert.html")?.render(&view)?;
+        let html = html_body(self.templates.get_template("alert.html")?.render(&view)?);
 
         let message = Message::builder()
             .from(self.from.clone())
@@ -282,6 +321,59 @@ mod tests {
     }
 
     #[test]
+    fn the_html_part_is_ascii_and_travels_unencoded() {
+        let raw = render(&alert(serde_json::json!({})));
+        let (_, html) = parts(&raw);
+
+        assert!(html.is_ascii(), "{html}");
+        assert!(html.contains("R&#233;f&#233;rence de l'alerte"), "{html}");
+        assert!(html.contains("Mme Jeanne Durand"), "{html}");
+        let html_part = raw.split("Content-Type: text/html").nth(1).unwrap();
+        assert!(
+            html_part.starts_with("; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n"),
+            "{html_part}"
+        );
+    }
+
+    #[test]
+    fn every_line_of_the_html_part_ends_in_crlf() {
+        // The contract lets only LF (and tabs) into a summary.
+        let raw = render(&alert(
+            serde_json::json!({ "summary": "un\ndeux\n\ntrois\nquatre" }),
+        ));
+
+        let html_part = raw.split("Content-Type: text/html").nth(1).unwrap();
+        let bare = html_part
+            .match_indices(['\r', '\n'])
+            .filter(|(at, found)| match *found {
+                "\r" => !html_part[at + 1..].starts_with('\n'),
+                _ => !html_part[..*at].ends_with('\r'),
+            })
+            .count();
+        assert_eq!(bare, 0, "{html_part}");
+        assert!(
+            html_part.contains("un\r\ndeux\r\n\r\ntrois\r\nquatre"),
+            "{html_part}"
+        );
+    }
+
+    #[test]
+    fn a_summary_too_long_for_one_line_is_still_encoded_safely() {
+        let long = "é".repeat(600) + &"a".repeat(600);
+        let raw = render(&alert(serde_json::json!({ "summary": long })));
+        let (text, html) = parts(&raw);
+
+        // No line of the message exceeds RFC 5322's 998 octets, and both
+        // parts decode back to the whole summary (the HTML as rendered,
+        // encoded by lettre, since 600 references make a line of 3,600
+        // octets).
+        assert!(raw.split("\r\n").all(|line| line.len() <= 998));
+        assert!(!raw.contains("Content-Transfer-Encoding: 7bit"));
+        assert!(text.contains(&long));
+        assert!(html.contains(&long), "{html}");
+    }
+
+    #[test]
     fn the_headers_identify_the_alert_and_the_referent() {
         let raw = render(&alert(serde_json::json!({})));
         assert!(
@@ -346,7 +438,7 @@ mod tests {
             );
         }
         assert!(
-            html.contains("<strong>« Orientation sociale »</strong>"),
+            html.contains("<strong>&#171; Orientation sociale &#187;</strong>"),
             "{html}"
         );
         assert!(html.contains("<li>Nom : Mme Jeanne Durand</li>"), "{html}");
