@@ -40,7 +40,7 @@ use relais::registry::Registry;
 use relais::settings::Settings;
 use relais::territory::{Commune, Territory};
 use relais::topology::Topology;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -712,9 +712,9 @@ impl Relais {
     }
 }
 
-/// A fast SMTP server (offering PIPELINING, as Postfix does) that accepts
-/// everything and remembers which référent
-/// got which alert, and when.
+/// A fast SMTP server (offering PIPELINING and CHUNKING, as Postfix does)
+/// that accepts everything and remembers which référent got which alert,
+/// and when.
 #[derive(Clone)]
 struct Sink {
     port: u16,
@@ -791,6 +791,19 @@ impl Sink {
     }
 }
 
+/// The alert and référent an email is about, from its `X-Relais-*` headers.
+fn tagged<'a>(lines: impl Iterator<Item = &'a [u8]>) -> (String, String) {
+    let (mut alert, mut referent) = (String::new(), String::new());
+    for line in lines {
+        if let Some(value) = line.strip_prefix(b"X-Relais-Alert-Id: ") {
+            alert = String::from_utf8_lossy(value).trim().to_owned();
+        } else if let Some(value) = line.strip_prefix(b"X-Relais-Referent: ") {
+            referent = String::from_utf8_lossy(value).trim().to_owned();
+        }
+    }
+    (alert, referent)
+}
+
 /// One SMTP session. Replies are buffered and sent when no command is
 /// waiting (as Postfix does, RFC 2920): the replies to a pipelined batch
 /// leave in one write.
@@ -811,7 +824,22 @@ async fn serve(
         }
         let command = String::from_utf8_lossy(&line).to_ascii_uppercase();
         let reply: &[u8] = if command.starts_with("EHLO") {
-            b"250-bench\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+            b"250-bench\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n"
+        } else if command.starts_with("BDAT") {
+            // `BDAT <size> LAST`: relais sends each message as one chunk.
+            let size: usize = command
+                .split_ascii_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let mut chunk = vec![0; size];
+            reader.read_exact(&mut chunk).await?;
+            let (alert, referent) = tagged(chunk.split(|b| *b == b'\n'));
+            accepted
+                .lock()
+                .unwrap()
+                .push((alert, referent, Instant::now()));
+            b"250 2.0.0 queued\r\n"
         } else if command.starts_with("DATA") {
             write.write_all(b"354 go ahead\r\n").await?;
             write.flush().await?;

@@ -274,8 +274,9 @@ async fn a_recipient_refused_for_good_dead_letters_the_alert_with_the_smtp_reply
 }
 
 #[tokio::test]
-async fn each_email_is_one_pipelined_batch_of_commands_then_the_message() {
-    // Arrange: a server offering PIPELINING (the test server's default).
+async fn each_email_is_one_write_to_a_server_offering_pipelining_and_chunking() {
+    // Arrange: a server offering PIPELINING and CHUNKING (the test
+    // server's default, as Postfix).
     let world = World::new(REGISTRY).await;
     let app = world.spawn();
 
@@ -292,10 +293,12 @@ async fn each_email_is_one_pipelined_batch_of_commands_then_the_message() {
     let mails = world.smtp.wait_for(3, WAIT).await;
     app.stop().await;
 
-    // Assert: in each transaction, RCPT TO and DATA arrived together with
-    // MAIL FROM (two pipelined commands per email), and every email is whole.
+    // Assert: in each transaction, RCPT TO and BDAT arrived together with
+    // MAIL FROM (two pipelined commands per email), the message by BDAT,
+    // and every email is whole.
     assert_eq!(mails.len(), 3);
     assert_eq!(world.smtp.pipelined(), 6);
+    assert_eq!(world.smtp.chunked(), 3);
     for mail in &mails {
         assert_eq!(mail.to, vec!["social@paris.test".to_owned()]);
         assert_eq!(mail.referent(), "ccas-paris");
@@ -324,8 +327,35 @@ async fn a_server_without_pipelining_gets_one_command_at_a_time() {
 
     assert_eq!(mails.len(), 2);
     assert_eq!(world.smtp.pipelined(), 0);
+    assert_eq!(world.smtp.chunked(), 0);
     let mut ids: Vec<String> = mails.iter().map(|m| m.alert_id()).collect();
     ids.sort();
     assert_eq!(ids, ["SOS75-NP0", "SOS75-NP1"]);
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_server_without_chunking_gets_the_envelope_pipelined_then_the_message_by_data() {
+    let world = World::new(REGISTRY).await;
+    world.smtp.without_chunking();
+    let app = world.spawn();
+
+    for n in 0..2 {
+        let id = format!("SOS75-NC{n}");
+        world
+            .publish(
+                "orientation_sociale",
+                &alert(&id, "orientation_sociale", "75115"),
+            )
+            .await;
+    }
+    let mails = world.smtp.wait_for(2, WAIT).await;
+    app.stop().await;
+
+    // RCPT TO and DATA pipelined with MAIL FROM, the message after 354.
+    assert_eq!(mails.len(), 2);
+    assert_eq!(world.smtp.pipelined(), 4);
+    assert_eq!(world.smtp.chunked(), 0);
+    assert!(mails.iter().all(|m| m.text().contains("SITUATION")));
     world.cleanup().await;
 }

@@ -1,7 +1,8 @@
 //! A real SMTP server for the tests, on a loopback port chosen by the OS.
 //!
 //! It speaks enough of RFC 5321 for relais (EHLO, MAIL, RCPT, DATA, RSET,
-//! NOOP, QUIT), with PIPELINING (RFC 2920) offered unless told otherwise,
+//! NOOP, QUIT), with PIPELINING (RFC 2920) and CHUNKING (RFC 3030, BDAT)
+//! offered unless told otherwise,
 //! records every message it accepts, and can be scripted to
 //! misbehave: refuse chosen recipients, fail the next N transactions with a
 //! given reply, answer slowly, stall past the client's timeout, or drop the
@@ -12,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
@@ -84,6 +85,8 @@ struct Script {
     latency: Duration,
     /// Do not offer PIPELINING (a server that wants one command at a time).
     no_pipelining: bool,
+    /// Do not offer CHUNKING (a server that takes messages by DATA only).
+    no_chunking: bool,
 }
 
 #[derive(Default)]
@@ -98,6 +101,8 @@ struct State {
     refusals: usize,
     /// Commands that were already waiting when the previous one was read.
     pipelined: usize,
+    /// Messages received by BDAT rather than DATA.
+    chunked: usize,
 }
 
 #[derive(Clone)]
@@ -205,6 +210,16 @@ impl SmtpServer {
         self.state.lock().unwrap().script.no_pipelining = true;
     }
 
+    /// Stop offering CHUNKING (BDAT) to new connections.
+    pub fn without_chunking(&self) {
+        self.state.lock().unwrap().script.no_chunking = true;
+    }
+
+    /// How many messages arrived by BDAT, since the start.
+    pub fn chunked(&self) -> usize {
+        self.state.lock().unwrap().chunked
+    }
+
     /// How many commands arrived in the same read as the one before them
     /// (pipelined by the client), since the start.
     pub fn pipelined(&self) -> usize {
@@ -248,6 +263,8 @@ impl SmtpServer {
         let mut line = String::new();
         let mut from = String::new();
         let mut to: Vec<String> = Vec::new();
+        // BDAT chunks of the message being received.
+        let mut chunks: Vec<u8> = Vec::new();
         if write.write_all(b"220 relais-test ESMTP\r\n").await.is_err() {
             return;
         }
@@ -268,16 +285,23 @@ impl SmtpServer {
                 .unwrap_or_default()
                 .to_ascii_uppercase();
             let reply: String = match verb.as_str() {
-                "EHLO" if self.state.lock().unwrap().script.no_pipelining => {
-                    "250-relais-test\r\n250-8BITMIME\r\n250 SMTPUTF8".into()
-                }
                 "EHLO" => {
-                    "250-relais-test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8".into()
+                    let script = &self.state.lock().unwrap().script;
+                    let mut reply = String::from("250-relais-test\r\n");
+                    if !script.no_pipelining {
+                        reply.push_str("250-PIPELINING\r\n");
+                    }
+                    if !script.no_chunking {
+                        reply.push_str("250-CHUNKING\r\n");
+                    }
+                    reply.push_str("250-8BITMIME\r\n250 SMTPUTF8");
+                    reply
                 }
                 "HELO" => "250 relais-test".into(),
                 "MAIL" => {
                     from = address(&command);
                     to.clear();
+                    chunks.clear();
                     "250 2.1.0 Ok".into()
                 }
                 "RCPT" => {
@@ -321,40 +345,34 @@ impl SmtpServer {
                     let Some(data) = read_data(&mut lines).await else {
                         return;
                     };
-                    let released = self.released.notified();
-                    let (fault, latency, held) = {
-                        let mut state = self.state.lock().unwrap();
-                        state.attempts += 1;
-                        let fault =
-                            (!state.script.next.is_empty()).then(|| state.script.next.remove(0));
-                        if state.script.held {
-                            state.held += 1;
-                        }
-                        (fault, state.script.latency, state.script.held)
-                    };
-                    if held {
-                        released.await;
-                        self.state.lock().unwrap().held -= 1;
+                    match self.end_of_message(&from, &to, data, &mut lines).await {
+                        Some(reply) => reply,
+                        None => return,
+                    }
+                }
+                "BDAT" => {
+                    // `BDAT <size> [LAST]`: the chunk is read whatever the
+                    // envelope, so the session stays in step.
+                    let mut words = command.split_ascii_whitespace().skip(1);
+                    let size: usize = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                    let last = words.next().is_some_and(|w| w.eq_ignore_ascii_case("LAST"));
+                    let mut chunk = vec![0; size];
+                    if lines.read_exact(&mut chunk).await.is_err() {
                         return;
                     }
-                    if !latency.is_zero() {
-                        tokio::time::sleep(latency).await;
-                    }
-                    match fault {
-                        Some(Fault::Reply(code, text)) => format!("{code} {text}"),
-                        Some(Fault::Drop) => return,
-                        Some(Fault::Stall(pause)) => {
-                            tokio::time::sleep(pause).await;
-                            if client_left(&mut lines).await {
-                                return;
-                            }
-                            self.accept(&from, &to, data)
+                    chunks.extend_from_slice(&chunk);
+                    if !last {
+                        "250 2.0.0 chunk received".into()
+                    } else if to.is_empty() {
+                        chunks.clear();
+                        "554 5.5.1 no valid recipients".into()
+                    } else {
+                        self.state.lock().unwrap().chunked += 1;
+                        let data = std::mem::take(&mut chunks);
+                        match self.end_of_message(&from, &to, data, &mut lines).await {
+                            Some(reply) => reply,
+                            None => return,
                         }
-                        Some(Fault::LateAccept(pause)) => {
-                            tokio::time::sleep(pause).await;
-                            self.accept(&from, &to, data)
-                        }
-                        None => self.accept(&from, &to, data),
                     }
                 }
                 "RSET" => {
@@ -376,6 +394,52 @@ impl SmtpServer {
             {
                 return;
             }
+        }
+    }
+
+    /// What the server does with a whole message (after DATA's end or the
+    /// last BDAT chunk): the scripted fault, or acceptance. `None`: the
+    /// connection is to be dropped without a reply.
+    async fn end_of_message(
+        &self,
+        from: &str,
+        to: &[String],
+        data: Vec<u8>,
+        lines: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    ) -> Option<String> {
+        let released = self.released.notified();
+        let (fault, latency, held) = {
+            let mut state = self.state.lock().unwrap();
+            state.attempts += 1;
+            let fault = (!state.script.next.is_empty()).then(|| state.script.next.remove(0));
+            if state.script.held {
+                state.held += 1;
+            }
+            (fault, state.script.latency, state.script.held)
+        };
+        if held {
+            released.await;
+            self.state.lock().unwrap().held -= 1;
+            return None;
+        }
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        match fault {
+            Some(Fault::Reply(code, text)) => Some(format!("{code} {text}")),
+            Some(Fault::Drop) => None,
+            Some(Fault::Stall(pause)) => {
+                tokio::time::sleep(pause).await;
+                if client_left(lines).await {
+                    return None;
+                }
+                Some(self.accept(from, to, data))
+            }
+            Some(Fault::LateAccept(pause)) => {
+                tokio::time::sleep(pause).await;
+                Some(self.accept(from, to, data))
+            }
+            None => Some(self.accept(from, to, data)),
         }
     }
 
