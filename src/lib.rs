@@ -25,6 +25,7 @@ pub mod handle;
 pub mod health;
 pub mod http;
 pub mod mailer;
+pub mod memory;
 pub mod metrics;
 pub mod outcome;
 pub mod registry;
@@ -92,7 +93,7 @@ pub async fn run(
         "registry loaded"
     );
     registry_loaded(&metrics, &registry);
-    return_freed_memory();
+    memory::return_freed();
     health.registry_loaded();
     let store = Store::open(&settings.store.path)?;
     let sender = settings.smtp.sender().map_err(anyhow::Error::msg)?;
@@ -180,7 +181,7 @@ fn reload(registry: &SharedRegistry, path: &Path, metrics: &Metrics) {
             // is given back once the last of them is done, at a later reload
             // at the latest.
             drop(replaced);
-            return_freed_memory();
+            memory::return_freed();
             tracing::info!(registry = %path.display(), referents, "registry reloaded");
         }
         Err(error) => {
@@ -189,18 +190,6 @@ fn reload(registry: &SharedRegistry, path: &Path, metrics: &Metrics) {
             let error = telemetry::one_line(&error);
             tracing::error!(%error, "registry reload refused; the registry in force stays");
         }
-    }
-}
-
-/// Gives the memory freed by a registry load back to the system: parsing a
-/// national registry's file takes several times what the registry keeps,
-/// and glibc's allocator would otherwise hold on to it.
-fn return_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the allocator; it
-    // touches nothing in use and has no precondition.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

@@ -4,6 +4,7 @@ use clap::Parser;
 use relais::cli::Cli;
 
 fn main() -> ExitCode {
+    relais::memory::one_arena();
     let cli = Cli::parse();
     // One TLS crypto backend for the whole process (AMQP and SMTP).
     let _ = rustls::crypto::ring::default_provider().install_default();
