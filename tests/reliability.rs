@@ -355,3 +355,76 @@ async fn a_message_redelivered_beyond_the_delivery_limit_ends_in_the_dead_letter
     );
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn relais_authenticates_to_a_server_that_requires_it() {
+    let world = World::with_env(
+        REGISTRY,
+        &[
+            ("RELAIS__SMTP__USERNAME", "relais-sos75"),
+            ("RELAIS__SMTP__PASSWORD", "correct horse"),
+        ],
+    )
+    .await;
+    world.smtp.require_auth("relais-sos75", "correct horse");
+    let app = world.spawn();
+
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-AUTH", "orientation_sociale", "75115"),
+        )
+        .await;
+    let mails = world.smtp.wait_for(1, WAIT).await;
+    app.stop().await;
+
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].alert_id(), "SOS75-AUTH");
+    assert_eq!(world.smtp.authenticated(), ["relais-sos75"]);
+    assert_eq!(world.smtp.auth_refusals(), 0);
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_wrong_smtp_password_keeps_the_alert_and_never_shows_the_password() {
+    // Arrange: the server wants another password than relais has.
+    let secret = "PASSWORD-SENTINEL-7f3a";
+    let world = World::with_env(
+        REGISTRY,
+        &[
+            ("RELAIS__SMTP__USERNAME", "relais-sos75"),
+            ("RELAIS__SMTP__PASSWORD", secret),
+        ],
+    )
+    .await;
+    world.smtp.require_auth("relais-sos75", "the right one");
+    let app = world.spawn();
+
+    // Act
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-PW", "orientation_sociale", "75115"),
+        )
+        .await;
+
+    // Assert: a settings problem, not the alert's: it walks the retry
+    // ladder (never `rejected`), then waits in the dead-letter queue with
+    // an error that names the step and the server's reply, not the secret.
+    assert_eq!(world.wait_for_depth(&world.dead(), 1, WAIT).await, 1);
+    app.stop().await;
+    assert!(world.smtp.mails().is_empty());
+    assert_eq!(world.smtp.auth_refusals(), 6, "3 rounds of 2 attempts");
+    let dead = world.broker.take_all(&world.dead()).await;
+    assert_eq!(
+        dead[0].header("x-relais-reason").as_deref(),
+        Some("exhausted")
+    );
+    let error = dead[0].header("x-relais-error").unwrap();
+    assert!(
+        error.contains("AUTH") && error.contains("535 5.7.8"),
+        "{error}"
+    );
+    assert!(!error.contains(secret), "{error}");
+    world.cleanup().await;
+}

@@ -87,6 +87,8 @@ struct Script {
     no_pipelining: bool,
     /// Do not offer CHUNKING (a server that takes messages by DATA only).
     no_chunking: bool,
+    /// Require AUTH PLAIN with this user and password before MAIL.
+    auth: Option<(String, String)>,
 }
 
 #[derive(Default)]
@@ -103,6 +105,10 @@ struct State {
     pipelined: usize,
     /// Messages received by BDAT rather than DATA.
     chunked: usize,
+    /// Users who authenticated, one entry per successful AUTH.
+    authenticated: Vec<String>,
+    /// AUTH attempts refused.
+    auth_refusals: usize,
 }
 
 #[derive(Clone)]
@@ -215,6 +221,22 @@ impl SmtpServer {
         self.state.lock().unwrap().script.no_chunking = true;
     }
 
+    /// From now on, MAIL is refused until the client authenticates (AUTH
+    /// PLAIN) as `user` with `password`.
+    pub fn require_auth(&self, user: &str, password: &str) {
+        self.state.lock().unwrap().script.auth = Some((user.to_owned(), password.to_owned()));
+    }
+
+    /// The users who authenticated, one entry per successful AUTH.
+    pub fn authenticated(&self) -> Vec<String> {
+        self.state.lock().unwrap().authenticated.clone()
+    }
+
+    /// How many AUTH attempts were refused.
+    pub fn auth_refusals(&self) -> usize {
+        self.state.lock().unwrap().auth_refusals
+    }
+
     /// How many messages arrived by BDAT, since the start.
     pub fn chunked(&self) -> usize {
         self.state.lock().unwrap().chunked
@@ -265,6 +287,7 @@ impl SmtpServer {
         let mut to: Vec<String> = Vec::new();
         // BDAT chunks of the message being received.
         let mut chunks: Vec<u8> = Vec::new();
+        let mut authenticated = false;
         if write.write_all(b"220 relais-test ESMTP\r\n").await.is_err() {
             return;
         }
@@ -294,8 +317,28 @@ impl SmtpServer {
                     if !script.no_chunking {
                         reply.push_str("250-CHUNKING\r\n");
                     }
+                    if script.auth.is_some() {
+                        reply.push_str("250-AUTH PLAIN\r\n");
+                    }
                     reply.push_str("250-8BITMIME\r\n250 SMTPUTF8");
                     reply
+                }
+                "AUTH" => {
+                    let mut state = self.state.lock().unwrap();
+                    let given = plain_credentials(&command);
+                    let expected = state.script.auth.clone();
+                    if given.is_some() && given == expected {
+                        authenticated = true;
+                        let user = given.map(|(user, _)| user).unwrap_or_default();
+                        state.authenticated.push(user);
+                        "235 2.7.0 Authentication successful".into()
+                    } else {
+                        state.auth_refusals += 1;
+                        "535 5.7.8 Authentication credentials invalid".into()
+                    }
+                }
+                "MAIL" if !authenticated && self.state.lock().unwrap().script.auth.is_some() => {
+                    "530 5.7.0 Authentication required".into()
                 }
                 "HELO" => "250 relais-test".into(),
                 "MAIL" => {
@@ -463,6 +506,21 @@ async fn client_left(lines: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> b
         tokio::time::timeout(Duration::from_millis(50), lines.fill_buf()).await,
         Ok(Ok([])) | Ok(Err(_))
     )
+}
+
+/// The user and password of `AUTH PLAIN <base64 of "\0user\0password">`.
+fn plain_credentials(command: &str) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let mut words = command.split_ascii_whitespace().skip(1);
+    if !words.next()?.eq_ignore_ascii_case("PLAIN") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(words.next()?)
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let mut parts = decoded.split('\0').skip(1);
+    Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
 }
 
 /// The address inside `MAIL FROM:<a@b> SIZE=…` or `RCPT TO:<a@b>`.
