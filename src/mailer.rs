@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use lettre::address::Envelope;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls_platform_verifier::ConfigVerifierExt;
 use secrecy::SecretString;
 use thiserror::Error;
@@ -74,6 +75,11 @@ pub enum MailerError {
     },
     #[error("the TLS trust settings are not usable: {0}")]
     Tls(rustls::Error),
+    #[error("cannot read the certificate authorities of smtp.ca_file {path}: {problem}")]
+    CaFile {
+        path: std::path::PathBuf,
+        problem: String,
+    },
     #[error("smtp.host {0:?} is not a valid name for TLS")]
     TlsName(String),
 }
@@ -233,7 +239,10 @@ impl Mailer {
 fn smtp_pool(settings: &SmtpSettings) -> Result<SmtpPool, MailerError> {
     let host = settings.host.clone().ok_or(MailerError::NoHost)?;
     let tls = || -> Result<smtp::Tls, MailerError> {
-        let config = rustls::ClientConfig::with_platform_verifier().map_err(MailerError::Tls)?;
+        let config = match &settings.ca_file {
+            Some(path) => trusting(path)?,
+            None => rustls::ClientConfig::with_platform_verifier().map_err(MailerError::Tls)?,
+        };
         let server_name =
             ServerName::try_from(host.clone()).map_err(|_| MailerError::TlsName(host.clone()))?;
         Ok(smtp::Tls {
@@ -274,6 +283,31 @@ fn smtp_pool(settings: &SmtpSettings) -> Result<SmtpPool, MailerError> {
         slots: Semaphore::new(settings.pool_size as usize),
         idle: Mutex::new(Vec::new()),
     })
+}
+
+/// A TLS configuration that trusts the certificate authorities of `path`
+/// (PEM), and only them.
+fn trusting(path: &std::path::Path) -> Result<rustls::ClientConfig, MailerError> {
+    let problem = |problem: String| MailerError::CaFile {
+        path: path.to_owned(),
+        problem,
+    };
+    let certificates = CertificateDer::pem_file_iter(path)
+        .map_err(|error| problem(error.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| problem(error.to_string()))?;
+    if certificates.is_empty() {
+        return Err(problem("no certificate in the file".into()));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in certificates {
+        roots
+            .add(certificate)
+            .map_err(|error| problem(error.to_string()))?;
+    }
+    Ok(rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// The one place where a send failure is classified. Only a 5xx reply to

@@ -97,6 +97,9 @@ pub struct SmtpSettings {
     pub tls: SmtpTls,
     /// Sending health data in clear to another machine needs this, explicitly.
     pub allow_plaintext: bool,
+    /// PEM file of the certificate authorities to trust for the server's
+    /// certificate, instead of the system's (a private CA).
+    pub ca_file: Option<PathBuf>,
     pub username: Option<String>,
     pub password: Option<SecretString>,
     /// A file holding the password (e.g. in `$CREDENTIALS_DIRECTORY`).
@@ -244,6 +247,7 @@ impl Default for SmtpSettings {
             username: None,
             password: None,
             password_file: None,
+            ca_file: None,
             from: None,
             timeout: Duration::from_secs(10),
             pool_size: 8,
@@ -336,6 +340,7 @@ impl Settings {
         let required = [&mut self.registry.path, &mut self.store.path];
         let optional = [
             &mut self.smtp.password_file,
+            &mut self.smtp.ca_file,
             &mut self.smtp.file_dir,
             &mut self.amqp.url_file,
         ];

@@ -166,8 +166,13 @@ impl World {
     /// As [`World::new`], with settings overridden the way an operator
     /// would, e.g. `("RELAIS__AMQP__DELIVERY_LIMIT", "2")`.
     pub async fn with_env(registry: &str, env: &[(&str, &str)]) -> Self {
+        Self::with_server(registry, SmtpServer::start().await, env).await
+    }
+
+    /// As [`World::with_env`], with a given SMTP server (e.g. one that
+    /// speaks TLS).
+    pub async fn with_server(registry: &str, smtp: SmtpServer, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let smtp = SmtpServer::start().await;
         let exchange = unique("alerts");
         let queue = unique("alerts");
         std::fs::write(dir.path().join("referents.toml"), registry).unwrap();

@@ -13,9 +13,68 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf,
+};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio_rustls::TlsAcceptor;
+
+/// A connection, in clear or under TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+type Reader = BufReader<ReadHalf<Box<dyn Io>>>;
+
+/// How the server speaks TLS.
+#[derive(Clone)]
+pub enum TlsMode {
+    /// Offers STARTTLS.
+    StartTls(TlsAcceptor),
+    /// TLS from the first byte (port 465 style).
+    Wrapper(TlsAcceptor),
+}
+
+/// A certificate authority made at test time, and a server certificate it
+/// signed for some names.
+pub struct TestCa {
+    /// The authority's certificate, PEM, for `smtp.ca_file`.
+    pub ca_pem: String,
+    /// For a server presenting the signed certificate.
+    pub acceptor: TlsAcceptor,
+}
+
+impl TestCa {
+    /// A new authority and a server certificate for `names`.
+    pub fn new(names: &[&str]) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "relais test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        Self {
+            ca_pem: ca_cert.pem(),
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        }
+    }
+}
 
 /// What the server does instead of accepting a transaction.
 #[derive(Debug, Clone)]
@@ -35,6 +94,8 @@ pub enum Fault {
 /// One accepted message.
 #[derive(Debug, Clone)]
 pub struct Mail {
+    /// Whether the message came over TLS.
+    pub tls: bool,
     pub from: String,
     pub to: Vec<String>,
     pub data: Vec<u8>,
@@ -130,7 +191,16 @@ impl SmtpServer {
         listener.local_addr().unwrap().port()
     }
 
+    /// A server that speaks TLS as `mode` says.
+    pub async fn start_tls(mode: TlsMode) -> Self {
+        Self::start_with(0, Some(mode)).await
+    }
+
     pub async fn start_on(port: u16) -> Self {
+        Self::start_with(port, None).await
+    }
+
+    async fn start_with(port: u16, tls: Option<TlsMode>) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind a loopback port");
@@ -144,7 +214,24 @@ impl SmtpServer {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let session = accepting.clone();
-                tokio::spawn(async move { session.serve(stream).await });
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    // Each reply is its own write; without this, the replies
+                    // to a pipelined batch would wait for the client's
+                    // delayed ACK.
+                    let _ = stream.set_nodelay(true);
+                    match tls {
+                        Some(TlsMode::Wrapper(acceptor)) => {
+                            if let Ok(secured) = acceptor.accept(stream).await {
+                                session.serve(Box::new(secured), None, true).await;
+                            }
+                        }
+                        Some(TlsMode::StartTls(acceptor)) => {
+                            session.serve(Box::new(stream), Some(acceptor), false).await;
+                        }
+                        None => session.serve(Box::new(stream), None, false).await,
+                    }
+                });
             }
         });
         server
@@ -276,19 +363,39 @@ impl SmtpServer {
         }
     }
 
-    async fn serve(self, stream: TcpStream) {
-        // Each reply is its own write; without this, the replies to a
-        // pipelined batch would wait for the client's delayed ACK.
-        let _ = stream.set_nodelay(true);
-        let (read, mut write) = stream.into_split();
-        let mut lines = BufReader::new(read);
+    /// One session. `starttls`: offer STARTTLS with this; `secured`: the
+    /// connection is already under TLS (the greeting is then sent only if
+    /// it is a new connection, not after an upgrade).
+    async fn serve(self, stream: Box<dyn Io>, starttls: Option<TlsAcceptor>, secured: bool) {
+        self.session(stream, starttls, secured, true).await;
+    }
+
+    fn session(
+        self,
+        stream: Box<dyn Io>,
+        starttls: Option<TlsAcceptor>,
+        secured: bool,
+        greet: bool,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move { self.converse(stream, starttls, secured, greet).await })
+    }
+
+    async fn converse(
+        self,
+        stream: Box<dyn Io>,
+        starttls: Option<TlsAcceptor>,
+        secured: bool,
+        greet: bool,
+    ) {
+        let (read, mut write) = tokio::io::split(stream);
+        let mut lines: Reader = BufReader::new(read);
         let mut line = String::new();
         let mut from = String::new();
         let mut to: Vec<String> = Vec::new();
         // BDAT chunks of the message being received.
         let mut chunks: Vec<u8> = Vec::new();
         let mut authenticated = false;
-        if write.write_all(b"220 relais-test ESMTP\r\n").await.is_err() {
+        if greet && write.write_all(b"220 relais-test ESMTP\r\n").await.is_err() {
             return;
         }
         loop {
@@ -317,6 +424,9 @@ impl SmtpServer {
                     if !script.no_chunking {
                         reply.push_str("250-CHUNKING\r\n");
                     }
+                    if starttls.is_some() && !secured {
+                        reply.push_str("250-STARTTLS\r\n");
+                    }
                     if script.auth.is_some() {
                         reply.push_str("250-AUTH PLAIN\r\n");
                     }
@@ -341,6 +451,25 @@ impl SmtpServer {
                     "530 5.7.0 Authentication required".into()
                 }
                 "HELO" => "250 relais-test".into(),
+                "STARTTLS" if !secured && lines.buffer().is_empty() => {
+                    let Some(acceptor) = starttls.clone() else {
+                        let _ = write.write_all(b"502 5.5.1 not offered\r\n").await;
+                        continue;
+                    };
+                    if write
+                        .write_all(b"220 2.0.0 ready to start TLS\r\n")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    let plain = lines.into_inner().unsplit(write);
+                    let Ok(secured) = acceptor.accept(plain).await else {
+                        return;
+                    };
+                    // RFC 3207: the session starts again, with EHLO.
+                    return self.session(Box::new(secured), None, true, false).await;
+                }
                 "MAIL" => {
                     from = address(&command);
                     to.clear();
@@ -388,7 +517,10 @@ impl SmtpServer {
                     let Some(data) = read_data(&mut lines).await else {
                         return;
                     };
-                    match self.end_of_message(&from, &to, data, &mut lines).await {
+                    match self
+                        .end_of_message(secured, &from, &to, data, &mut lines)
+                        .await
+                    {
                         Some(reply) => reply,
                         None => return,
                     }
@@ -412,7 +544,10 @@ impl SmtpServer {
                     } else {
                         self.state.lock().unwrap().chunked += 1;
                         let data = std::mem::take(&mut chunks);
-                        match self.end_of_message(&from, &to, data, &mut lines).await {
+                        match self
+                            .end_of_message(secured, &from, &to, data, &mut lines)
+                            .await
+                        {
                             Some(reply) => reply,
                             None => return,
                         }
@@ -445,10 +580,11 @@ impl SmtpServer {
     /// connection is to be dropped without a reply.
     async fn end_of_message(
         &self,
+        tls: bool,
         from: &str,
         to: &[String],
         data: Vec<u8>,
-        lines: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+        lines: &mut Reader,
     ) -> Option<String> {
         let released = self.released.notified();
         let (fault, latency, held) = {
@@ -476,19 +612,20 @@ impl SmtpServer {
                 if client_left(lines).await {
                     return None;
                 }
-                Some(self.accept(from, to, data))
+                Some(self.accept(tls, from, to, data))
             }
             Some(Fault::LateAccept(pause)) => {
                 tokio::time::sleep(pause).await;
-                Some(self.accept(from, to, data))
+                Some(self.accept(tls, from, to, data))
             }
-            None => Some(self.accept(from, to, data)),
+            None => Some(self.accept(tls, from, to, data)),
         }
     }
 
-    fn accept(&self, from: &str, to: &[String], data: Vec<u8>) -> String {
+    fn accept(&self, tls: bool, from: &str, to: &[String], data: Vec<u8>) -> String {
         let mut state = self.state.lock().unwrap();
         state.mails.push(Mail {
+            tls,
             from: from.to_owned(),
             to: to.to_vec(),
             data,
@@ -501,7 +638,7 @@ impl SmtpServer {
 }
 
 /// Whether the client closed the connection (nothing more will come).
-async fn client_left(lines: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> bool {
+async fn client_left(lines: &mut Reader) -> bool {
     matches!(
         tokio::time::timeout(Duration::from_millis(50), lines.fill_buf()).await,
         Ok(Ok([])) | Ok(Err(_))
@@ -533,7 +670,7 @@ fn address(command: &str) -> String {
 }
 
 /// The message after DATA, up to the lone `.`, with dot-stuffing undone.
-async fn read_data(lines: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<Vec<u8>> {
+async fn read_data(lines: &mut Reader) -> Option<Vec<u8>> {
     let mut data = Vec::new();
     let mut line = Vec::new();
     loop {

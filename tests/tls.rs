@@ -1,0 +1,138 @@
+//! SMTP under TLS, for real: a test server speaking STARTTLS or implicit
+//! TLS with certificates made at test time, relais trusting their
+//! authority through `smtp.ca_file`. An alert must never leave in clear
+//! when TLS is required, nor to a server whose certificate does not prove
+//! its name; and it is never lost for it: it waits, retried, then in the
+//! dead-letter queue. (Retry delays are short here: 200 ms, 400 ms.)
+
+mod support;
+
+use std::time::Duration;
+
+use support::smtp::{SmtpServer, TestCa, TlsMode};
+use support::{REGISTRY, World, alert};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A world whose relais sends to `smtp` on `localhost` with `tls`,
+/// trusting `ca` if given.
+async fn world(smtp: SmtpServer, tls: &str, ca: Option<&TestCa>) -> (World, tempfile::TempDir) {
+    let files = tempfile::tempdir().unwrap();
+    let ca_file = files.path().join("ca.pem");
+    let mut env = vec![
+        ("RELAIS__SMTP__HOST", "localhost"),
+        ("RELAIS__SMTP__TLS", tls),
+    ];
+    if let Some(ca) = ca {
+        std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+        env.push(("RELAIS__SMTP__CA_FILE", ca_file.to_str().unwrap()));
+    }
+    (World::with_server(REGISTRY, smtp, &env).await, files)
+}
+
+async fn publish_one(world: &World, id: &str) {
+    world
+        .publish(
+            "orientation_sociale",
+            &alert(id, "orientation_sociale", "75115"),
+        )
+        .await;
+}
+
+/// The alert ended in the dead-letter queue as `exhausted`; its error.
+async fn exhausted_error(world: &World) -> String {
+    assert_eq!(world.wait_for_depth(&world.dead(), 1, WAIT).await, 1);
+    let dead = world.broker.take_all(&world.dead()).await;
+    assert_eq!(
+        dead[0].header("x-relais-reason").as_deref(),
+        Some("exhausted")
+    );
+    dead[0].header("x-relais-error").unwrap()
+}
+
+#[tokio::test]
+async fn starttls_required_delivers_over_tls_to_a_server_the_ca_file_vouches_for() {
+    let ca = TestCa::new(&["localhost"]);
+    let smtp = SmtpServer::start_tls(TlsMode::StartTls(ca.acceptor.clone())).await;
+    let (world, _files) = world(smtp, "required", Some(&ca)).await;
+    let app = world.spawn();
+
+    publish_one(&world, "SOS75-TLS1").await;
+    let mails = world.smtp.wait_for(1, WAIT).await;
+    app.stop().await;
+
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].tls, "the message came over TLS");
+    assert_eq!(mails[0].alert_id(), "SOS75-TLS1");
+    assert_eq!(mails[0].to, ["social@paris.test"]);
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn implicit_tls_delivers_over_tls() {
+    let ca = TestCa::new(&["localhost"]);
+    let smtp = SmtpServer::start_tls(TlsMode::Wrapper(ca.acceptor.clone())).await;
+    let (world, _files) = world(smtp, "wrapper", Some(&ca)).await;
+    let app = world.spawn();
+
+    publish_one(&world, "SOS75-TLS2").await;
+    let mails = world.smtp.wait_for(1, WAIT).await;
+    app.stop().await;
+
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].tls);
+    assert_eq!(mails[0].alert_id(), "SOS75-TLS2");
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_is_refused_and_nothing_is_sent() {
+    // The authority is trusted, but the certificate names another host.
+    let ca = TestCa::new(&["mail.other.example"]);
+    let smtp = SmtpServer::start_tls(TlsMode::StartTls(ca.acceptor.clone())).await;
+    let (world, _files) = world(smtp, "required", Some(&ca)).await;
+    let app = world.spawn();
+
+    publish_one(&world, "SOS75-TLS3").await;
+    let error = exhausted_error(&world).await;
+    app.stop().await;
+
+    assert!(
+        error.contains("TLS handshake with localhost failed"),
+        "{error}"
+    );
+    assert!(world.smtp.mails().is_empty());
+    assert_eq!(world.smtp.attempts(), 0, "no message reached the server");
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_private_authority_is_not_trusted_without_ca_file() {
+    let ca = TestCa::new(&["localhost"]);
+    let smtp = SmtpServer::start_tls(TlsMode::StartTls(ca.acceptor.clone())).await;
+    let (world, _files) = world(smtp, "required", None).await;
+    let app = world.spawn();
+
+    publish_one(&world, "SOS75-TLS4").await;
+    let error = exhausted_error(&world).await;
+    app.stop().await;
+
+    assert!(error.contains("TLS handshake"), "{error}");
+    assert_eq!(world.smtp.attempts(), 0);
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn tls_required_against_a_server_without_starttls_sends_nothing_in_clear() {
+    let smtp = SmtpServer::start().await;
+    let (world, _files) = world(smtp, "required", None).await;
+    let app = world.spawn();
+
+    publish_one(&world, "SOS75-TLS5").await;
+    let error = exhausted_error(&world).await;
+    app.stop().await;
+
+    assert!(error.contains("does not offer STARTTLS"), "{error}");
+    assert_eq!(world.smtp.attempts(), 0);
+    world.cleanup().await;
+}
