@@ -1,8 +1,12 @@
 //! Whether relais is alive and ready, for `/healthz`, `/readyz` and systemd.
 //!
 //! Alive: the main loop beats (it also pings systemd's watchdog). Ready: the
-//! consumer is active on the broker and a registry is loaded; when not, the
-//! reason (never a secret, never patient data) is kept for `/readyz`.
+//! consumer is active on the broker, a registry is loaded, and the mail
+//! server has not been found unusable as configured (TLS required but not
+//! offered, a certificate refused, authentication refused); when not, the
+//! reason (never a secret, never patient data) is kept for `/readyz`. A
+//! mail server that is merely down does not make relais unready: that is a
+//! transient failure, retried.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -16,6 +20,7 @@ pub struct Readiness {
     pub ready: bool,
     pub consumer: String,
     pub registry: String,
+    pub smtp: String,
 }
 
 pub struct Health {
@@ -26,6 +31,9 @@ pub struct Health {
     consuming: AtomicBool,
     /// Why the consumer is not active, when it is not.
     consumer_down: Mutex<String>,
+    /// Why the mail server cannot be used as configured, since the last
+    /// connection that failed for such a reason (cleared by one that opens).
+    smtp_unusable: Mutex<Option<String>>,
 }
 
 impl Default for Health {
@@ -36,6 +44,7 @@ impl Default for Health {
             registry_loaded: AtomicBool::new(false),
             consuming: AtomicBool::new(false),
             consumer_down: Mutex::new("not connected to the broker yet".into()),
+            smtp_unusable: Mutex::new(None),
         }
     }
 }
@@ -68,6 +77,23 @@ impl Health {
         self.consuming.store(false, Ordering::Relaxed);
     }
 
+    /// The mail server cannot be used as the settings say; `why` names
+    /// the problem (no secret).
+    pub fn smtp_unusable(&self, why: impl Into<String>) {
+        *self.smtp_problem() = Some(why.into());
+    }
+
+    /// A connection to the mail server opened as configured.
+    pub fn smtp_usable(&self) {
+        self.smtp_problem().take();
+    }
+
+    fn smtp_problem(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.smtp_unusable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub fn is_consuming(&self) -> bool {
         self.consuming.load(Ordering::Relaxed)
     }
@@ -75,8 +101,9 @@ impl Health {
     pub fn readiness(&self) -> Readiness {
         let consuming = self.is_consuming();
         let loaded = self.registry_loaded.load(Ordering::Relaxed);
+        let smtp = self.smtp_problem().clone();
         Readiness {
-            ready: consuming && loaded,
+            ready: consuming && loaded && smtp.is_none(),
             consumer: if consuming {
                 "consuming".into()
             } else {
@@ -86,6 +113,7 @@ impl Health {
                     .clone()
             },
             registry: if loaded { "loaded" } else { "not loaded" }.into(),
+            smtp: smtp.unwrap_or_else(|| "ok".into()),
         }
     }
 }
@@ -102,7 +130,8 @@ mod tests {
             Readiness {
                 ready: false,
                 consumer: "not connected to the broker yet".into(),
-                registry: "not loaded".into()
+                registry: "not loaded".into(),
+                smtp: "ok".into(),
             }
         );
         health.registry_loaded();
@@ -112,6 +141,20 @@ mod tests {
         let readiness = health.readiness();
         assert!(!readiness.ready);
         assert_eq!(readiness.consumer, "lost the broker: connection reset");
+    }
+
+    #[test]
+    fn an_unusable_mail_server_makes_relais_unready_until_a_connection_opens() {
+        let health = Health::default();
+        health.registry_loaded();
+        health.consuming();
+        health.smtp_unusable("the server does not offer STARTTLS");
+        let readiness = health.readiness();
+        assert!(!readiness.ready);
+        assert_eq!(readiness.smtp, "the server does not offer STARTTLS");
+        health.smtp_usable();
+        assert!(health.readiness().ready);
+        assert_eq!(health.readiness().smtp, "ok");
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub async fn run(
     let relay = Arc::new(Relay::new(
         Arc::new(ArcSwap::from_pointee(registry)),
         Renderer::new(sender)?,
-        Mailer::new(&settings.smtp)?,
+        Mailer::new(&settings.smtp, health.clone())?,
         store.clone(),
         (&settings.retry).into(),
         settings.amqp.max_message_bytes,

@@ -26,6 +26,7 @@ use secrecy::SecretString;
 use thiserror::Error;
 use tokio::sync::Semaphore;
 
+use crate::health::Health;
 use crate::settings::{SmtpSettings, SmtpTls, TransportKind};
 use crate::smtp::{self, Connection, Security, Server, Step};
 
@@ -112,6 +113,9 @@ const MAX_IDLE: Duration = Duration::from_secs(60);
 /// kept for reuse.
 struct SmtpPool {
     server: Server,
+    /// Told when the server turns out unusable as configured, and when a
+    /// connection opens again.
+    health: Arc<Health>,
     slots: Semaphore,
     idle: Mutex<Vec<(Connection, Instant)>>,
 }
@@ -122,13 +126,31 @@ impl SmtpPool {
         let _slot = self.slots.acquire().await;
         let mut connection = match self.reusable().await {
             Some(connection) => connection,
-            None => Connection::open(&self.server).await.map_err(classify)?,
+            None => self.open().await?,
         };
         // If this future is dropped (timeout, shutdown), `connection` is
         // dropped with it, closing the socket: it never returns to the pool.
         let reply = connection.send(envelope, email).await.map_err(classify)?;
         self.lock().push((connection, Instant::now()));
         Ok(reply)
+    }
+
+    async fn open(&self) -> Result<Connection, SendError> {
+        match Connection::open(&self.server).await {
+            Ok(connection) => {
+                self.health.smtp_usable();
+                Ok(connection)
+            }
+            Err(error) => {
+                if error.is_setup() {
+                    self.health.smtp_unusable(format!(
+                        "the mail server {}:{} cannot be used as configured: {error}",
+                        self.server.host, self.server.port
+                    ));
+                }
+                Err(classify(error))
+            }
+        }
     }
 
     async fn reusable(&self) -> Option<Connection> {
@@ -168,7 +190,7 @@ impl Mailer {
     /// # Errors
     /// [`MailerError`] when a password file cannot be read or the TLS
     /// parameters are unusable.
-    pub fn new(settings: &SmtpSettings) -> Result<Self, MailerError> {
+    pub fn new(settings: &SmtpSettings, health: Arc<Health>) -> Result<Self, MailerError> {
         let transport = match settings.transport {
             TransportKind::File => {
                 let dir = settings.file_dir.clone().ok_or(MailerError::NoFileDir)?;
@@ -178,7 +200,7 @@ impl Mailer {
                 })?;
                 Transport::File(AsyncFileTransport::new(dir))
             }
-            TransportKind::Smtp => Transport::Smtp(Arc::new(smtp_pool(settings)?)),
+            TransportKind::Smtp => Transport::Smtp(Arc::new(smtp_pool(settings, health)?)),
         };
         Ok(Self {
             transport,
@@ -236,7 +258,7 @@ impl Mailer {
     }
 }
 
-fn smtp_pool(settings: &SmtpSettings) -> Result<SmtpPool, MailerError> {
+fn smtp_pool(settings: &SmtpSettings, health: Arc<Health>) -> Result<SmtpPool, MailerError> {
     let host = settings.host.clone().ok_or(MailerError::NoHost)?;
     let tls = || -> Result<smtp::Tls, MailerError> {
         let config = match &settings.ca_file {
@@ -280,6 +302,7 @@ fn smtp_pool(settings: &SmtpSettings) -> Result<SmtpPool, MailerError> {
             hello: ClientId::default().to_string(),
             credentials,
         },
+        health,
         slots: Semaphore::new(settings.pool_size as usize),
         idle: Mutex::new(Vec::new()),
     })

@@ -141,6 +141,21 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the server cannot be used as relais is configured, whatever
+    /// the email: TLS required but not offered or refused, a certificate
+    /// that does not prove the server's name, authentication refused or
+    /// impossible. Not a network failure or a server that is down.
+    pub fn is_setup(&self) -> bool {
+        match self {
+            Self::NoStartTls | Self::NoAuthMechanism => true,
+            Self::Refused { step, .. } => matches!(step, Step::StartTls | Step::Auth),
+            // rustls reports a refused certificate or handshake as invalid
+            // data; a connection cut during the handshake is another kind.
+            Self::Tls { source, .. } => source.kind() == io::ErrorKind::InvalidData,
+            _ => false,
+        }
+    }
+
     /// The reply code, for a refusal.
     pub fn code(&self) -> Option<u16> {
         match self {

@@ -132,7 +132,7 @@ async fn metrics_count_a_known_scenario_exactly_and_carry_no_patient_data() {
         (status, body.as_str()),
         (
             200,
-            r#"{"ready":true,"consumer":"consuming","registry":"loaded"}"#
+            r#"{"ready":true,"consumer":"consuming","registry":"loaded","smtp":"ok"}"#
         )
     );
     assert_eq!(http_get(port, "/healthz").await.0, 200);

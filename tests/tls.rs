@@ -3,31 +3,43 @@
 //! authority through `smtp.ca_file`. An alert must never leave in clear
 //! when TLS is required, nor to a server whose certificate does not prove
 //! its name; and it is never lost for it: it waits, retried, then in the
-//! dead-letter queue. (Retry delays are short here: 200 ms, 400 ms.)
+//! dead-letter queue; meanwhile `/readyz` says why relais is not ready.
+//! (Retry delays are short here: 200 ms, 400 ms.)
 
 mod support;
 
 use std::time::Duration;
 
 use support::smtp::{SmtpServer, TestCa, TlsMode};
-use support::{REGISTRY, World, alert};
+use support::{REGISTRY, World, alert, http_get};
+use tempfile::TempDir;
 
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A world whose relais sends to `smtp` on `localhost` with `tls`,
-/// trusting `ca` if given.
-async fn world(smtp: SmtpServer, tls: &str, ca: Option<&TestCa>) -> (World, tempfile::TempDir) {
+/// trusting `ca` if given; it serves `/readyz` on the port returned.
+async fn world(smtp: SmtpServer, tls: &str, ca: Option<&TestCa>) -> (World, TempDir, u16) {
     let files = tempfile::tempdir().unwrap();
     let ca_file = files.path().join("ca.pem");
+    let port = SmtpServer::free_port().await;
+    let listen = format!("127.0.0.1:{port}");
     let mut env = vec![
         ("RELAIS__SMTP__HOST", "localhost"),
         ("RELAIS__SMTP__TLS", tls),
+        ("RELAIS__HTTP__LISTEN", listen.as_str()),
     ];
     if let Some(ca) = ca {
         std::fs::write(&ca_file, &ca.ca_pem).unwrap();
         env.push(("RELAIS__SMTP__CA_FILE", ca_file.to_str().unwrap()));
     }
-    (World::with_server(REGISTRY, smtp, &env).await, files)
+    (World::with_server(REGISTRY, smtp, &env).await, files, port)
+}
+
+/// `/readyz`'s status and its `smtp` line.
+async fn smtp_readiness(port: u16) -> (u16, String) {
+    let (status, body) = http_get(port, "/readyz").await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    (status, body["smtp"].as_str().unwrap().to_owned())
 }
 
 async fn publish_one(world: &World, id: &str) {
@@ -54,11 +66,12 @@ async fn exhausted_error(world: &World) -> String {
 async fn starttls_required_delivers_over_tls_to_a_server_the_ca_file_vouches_for() {
     let ca = TestCa::new(&["localhost"]);
     let smtp = SmtpServer::start_tls(TlsMode::StartTls(ca.acceptor.clone())).await;
-    let (world, _files) = world(smtp, "required", Some(&ca)).await;
+    let (world, _files, port) = world(smtp, "required", Some(&ca)).await;
     let app = world.spawn();
 
     publish_one(&world, "SOS75-TLS1").await;
     let mails = world.smtp.wait_for(1, WAIT).await;
+    assert_eq!(smtp_readiness(port).await, (200, "ok".to_owned()));
     app.stop().await;
 
     assert_eq!(mails.len(), 1);
@@ -72,11 +85,12 @@ async fn starttls_required_delivers_over_tls_to_a_server_the_ca_file_vouches_for
 async fn implicit_tls_delivers_over_tls() {
     let ca = TestCa::new(&["localhost"]);
     let smtp = SmtpServer::start_tls(TlsMode::Wrapper(ca.acceptor.clone())).await;
-    let (world, _files) = world(smtp, "wrapper", Some(&ca)).await;
+    let (world, _files, port) = world(smtp, "wrapper", Some(&ca)).await;
     let app = world.spawn();
 
     publish_one(&world, "SOS75-TLS2").await;
     let mails = world.smtp.wait_for(1, WAIT).await;
+    assert_eq!(smtp_readiness(port).await, (200, "ok".to_owned()));
     app.stop().await;
 
     assert_eq!(mails.len(), 1);
@@ -90,12 +104,15 @@ async fn a_certificate_for_another_name_is_refused_and_nothing_is_sent() {
     // The authority is trusted, but the certificate names another host.
     let ca = TestCa::new(&["mail.other.example"]);
     let smtp = SmtpServer::start_tls(TlsMode::StartTls(ca.acceptor.clone())).await;
-    let (world, _files) = world(smtp, "required", Some(&ca)).await;
+    let (world, _files, port) = world(smtp, "required", Some(&ca)).await;
     let app = world.spawn();
 
     publish_one(&world, "SOS75-TLS3").await;
     let error = exhausted_error(&world).await;
+    let (status, smtp) = smtp_readiness(port).await;
     app.stop().await;
+    assert_eq!(status, 503, "{smtp}");
+    assert!(smtp.contains("cannot be used as configured"), "{smtp}");
 
     assert!(
         error.contains("TLS handshake with localhost failed"),
@@ -110,12 +127,15 @@ async fn a_certificate_for_another_name_is_refused_and_nothing_is_sent() {
 async fn a_private_authority_is_not_trusted_without_ca_file() {
     let ca = TestCa::new(&["localhost"]);
     let smtp = SmtpServer::start_tls(TlsMode::StartTls(ca.acceptor.clone())).await;
-    let (world, _files) = world(smtp, "required", None).await;
+    let (world, _files, port) = world(smtp, "required", None).await;
     let app = world.spawn();
 
     publish_one(&world, "SOS75-TLS4").await;
     let error = exhausted_error(&world).await;
+    let (status, smtp) = smtp_readiness(port).await;
     app.stop().await;
+    assert_eq!(status, 503, "{smtp}");
+    assert!(smtp.contains("cannot be used as configured"), "{smtp}");
 
     assert!(error.contains("TLS handshake"), "{error}");
     assert_eq!(world.smtp.attempts(), 0);
@@ -125,14 +145,18 @@ async fn a_private_authority_is_not_trusted_without_ca_file() {
 #[tokio::test]
 async fn tls_required_against_a_server_without_starttls_sends_nothing_in_clear() {
     let smtp = SmtpServer::start().await;
-    let (world, _files) = world(smtp, "required", None).await;
+    let (world, _files, port) = world(smtp, "required", None).await;
     let app = world.spawn();
 
     publish_one(&world, "SOS75-TLS5").await;
     let error = exhausted_error(&world).await;
+    let (status, smtp) = smtp_readiness(port).await;
     app.stop().await;
+    assert_eq!(status, 503, "{smtp}");
+    assert!(smtp.contains("cannot be used as configured"), "{smtp}");
 
     assert!(error.contains("does not offer STARTTLS"), "{error}");
+    assert!(smtp.contains("does not offer STARTTLS"), "{smtp}");
     assert_eq!(world.smtp.attempts(), 0);
     world.cleanup().await;
 }
