@@ -109,10 +109,18 @@ fn html_body(html: String) -> Body {
     Body::dangerous_pre_encoded(out, ContentTransferEncoding::SevenBit)
 }
 
+/// A patient detail, if details go in the email.
+fn detail(value: &Option<String>, details: bool) -> Option<&str> {
+    value.as_deref().filter(|_| details)
+}
+
 /// Renders the emails; built once, shared by every delivery.
 pub struct Renderer {
     templates: Environment<'static>,
     from: Mailbox,
+    /// Whether the summary and the patient's name, address and phone go
+    /// in the email (`email.include_patient`).
+    include_patient: bool,
 }
 
 /// What the templates see. Only this struct decides what of an alert
@@ -123,6 +131,8 @@ struct View<'a> {
     alert_id: &'a str,
     kind_label: &'a str,
     urgent: bool,
+    /// The summary and the patient's details are in the email.
+    details: bool,
     association: &'a str,
     territory: String,
     departement: &'a str,
@@ -155,13 +165,17 @@ impl Renderer {
     /// # Errors
     /// A template that does not compile (they are part of the binary, so
     /// this is caught by the tests).
-    pub fn new(from: Mailbox) -> Result<Self, RenderError> {
+    pub fn new(from: Mailbox, include_patient: bool) -> Result<Self, RenderError> {
         let mut templates = Environment::new();
         templates.set_undefined_behavior(UndefinedBehavior::Strict);
         // `.html` templates are HTML-escaped by minijinja's default policy.
         templates.add_template("alert.txt", include_str!("../templates/alert.txt"))?;
         templates.add_template("alert.html", include_str!("../templates/alert.html"))?;
-        Ok(Self { templates, from })
+        Ok(Self {
+            templates,
+            from,
+            include_patient,
+        })
     }
 
     /// The Message-ID of the email about `alert` for `referent`.
@@ -191,11 +205,14 @@ impl Renderer {
         );
         let patient = alert.patient();
         let contact = alert.contact();
+        // Without details, the templates are not even given them.
+        let details = self.include_patient;
         let view = View {
             subject: &subject,
             alert_id: alert.id().as_str(),
             kind_label,
             urgent,
+            details,
             association: alert.association(),
             territory: territory.to_string(),
             departement: departement.as_str(),
@@ -203,16 +220,16 @@ impl Renderer {
                 .emitted_at()
                 .format(EMITTED_AT)
                 .unwrap_or_else(|_| alert.emitted_at().to_string()),
-            summary: alert.summary(),
+            summary: if details { alert.summary() } else { "" },
             patient: PatientView {
                 any: patient.reference.is_some()
-                    || patient.name.is_some()
-                    || patient.address.is_some()
-                    || patient.phone.is_some(),
+                    || detail(&patient.name, details).is_some()
+                    || detail(&patient.address, details).is_some()
+                    || detail(&patient.phone, details).is_some(),
                 reference: patient.reference.as_deref(),
-                name: patient.name.as_deref(),
-                address: patient.address.as_deref(),
-                phone: patient.phone.as_deref(),
+                name: detail(&patient.name, details),
+                address: detail(&patient.address, details),
+                phone: detail(&patient.phone, details),
             },
             contact: ContactView {
                 name: contact.name.as_deref(),
@@ -303,7 +320,8 @@ mod tests {
 
     fn render(alert: &Alert) -> String {
         let registry = registry();
-        let renderer = Renderer::new("relais <relais@sos75.example.org>".parse().unwrap()).unwrap();
+        let renderer =
+            Renderer::new("relais <relais@sos75.example.org>".parse().unwrap(), true).unwrap();
         let message = renderer
             .render(alert, &registry.referents()[0], "Orientation sociale")
             .unwrap();
@@ -318,6 +336,47 @@ mod tests {
         let text = parsed.body_text(0).unwrap().replace("\r\n", "\n");
         let html = parsed.body_html(0).unwrap().into_owned();
         (text, html)
+    }
+
+    #[test]
+    fn without_patient_details_the_email_gives_whom_to_call_and_the_dossier_only() {
+        let registry = registry();
+        let renderer = Renderer::new("relais@sos75.example.org".parse().unwrap(), false).unwrap();
+        let message = renderer
+            .render(
+                &alert(serde_json::json!({})),
+                &registry.referents()[0],
+                "Orientation sociale",
+            )
+            .unwrap();
+        let raw = String::from_utf8(message.formatted()).unwrap();
+        let (text, html) = parts(&raw);
+
+        for part in [&text, &html] {
+            assert!(
+                part.contains("D-2026-4411"),
+                "the dossier reference: {part}"
+            );
+            assert!(
+                part.contains("Dr Martin") && part.contains("01 47 07 77 77"),
+                "{part}"
+            );
+            assert!(part.contains("SOS75-2026-000123"), "{part}");
+        }
+        assert!(text.contains(
+            "ne sont pas transmises par courriel : rappelez le contact ci-dessous en citant la r\u{e9}f\u{e9}rence du dossier."
+        ), "{text}");
+        for detail in [
+            "Jeanne",
+            "Durand",
+            "Sant",
+            "01 45 00 00 00",
+            "Personne",
+            "domicile",
+        ] {
+            assert!(!raw.contains(detail), "{detail} left by email");
+            assert!(!text.contains(detail) && !html.contains(detail), "{detail}");
+        }
     }
 
     #[test]
@@ -404,7 +463,7 @@ mod tests {
         );
         let normal = alert(serde_json::json!({"priority": "normal", "id": "A1"}));
         let registry = registry();
-        let renderer = Renderer::new("relais@sos75.example.org".parse().unwrap()).unwrap();
+        let renderer = Renderer::new("relais@sos75.example.org".parse().unwrap(), true).unwrap();
         let message = renderer
             .render(&normal, &registry.referents()[0], "Orientation sociale")
             .unwrap();

@@ -99,7 +99,7 @@ pub async fn run(
     let sender = settings.smtp.sender().map_err(anyhow::Error::msg)?;
     let relay = Arc::new(Relay::new(
         Arc::new(ArcSwap::from_pointee(registry)),
-        Renderer::new(sender)?,
+        Renderer::new(sender, settings.email.include_patient)?,
         Mailer::new(&settings.smtp, health.clone())?,
         store.clone(),
         (&settings.retry).into(),

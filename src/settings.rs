@@ -49,6 +49,8 @@ pub struct Settings {
     pub http: HttpSettings,
     #[serde(default)]
     pub log: LogSettings,
+    #[serde(default)]
+    pub email: EmailSettings,
     /// How long in-flight alerts may take to finish once a stop is asked
     /// (SIGTERM/SIGINT); what is left after that is not acked, so the broker
     /// delivers it again.
@@ -133,6 +135,24 @@ pub enum SmtpTls {
     Wrapper,
     /// In clear: loopback only, unless `allow_plaintext`.
     None,
+}
+
+/// What the emails say.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailSettings {
+    /// `false`: no patient detail leaves by email (no summary, name,
+    /// address or phone); the email says whom to call back and gives the
+    /// dossier reference, and the référent gets the rest by phone.
+    pub include_patient: bool,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        Self {
+            include_patient: true,
+        }
+    }
 }
 
 /// The operators' HTTP endpoint.

@@ -359,3 +359,28 @@ async fn a_server_without_chunking_gets_the_envelope_pipelined_then_the_message_
     assert!(mails.iter().all(|m| m.text().contains("SITUATION")));
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn with_include_patient_false_no_patient_detail_leaves_by_email() {
+    let world = World::with_env(REGISTRY, &[("RELAIS__EMAIL__INCLUDE_PATIENT", "false")]).await;
+    let app = world.spawn();
+
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-NOPAT", "orientation_sociale", "75115"),
+        )
+        .await;
+    let mails = world.smtp.wait_for(1, WAIT).await;
+    app.stop().await;
+
+    assert_eq!(mails.len(), 1);
+    let raw = String::from_utf8_lossy(&mails[0].data).into_owned();
+    let text = mails[0].text();
+    assert!(text.contains("SOS75-NOPAT"), "{text}");
+    assert!(text.contains("rappelez le contact ci-dessous"), "{text}");
+    for detail in ["Jeanne", "Durand", "Personne"] {
+        assert!(!raw.contains(detail), "{detail} left by email: {raw}");
+    }
+    world.cleanup().await;
+}
