@@ -10,6 +10,20 @@ use support::{REGISTRY, World, alert};
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Publishes `count` alerts for Paris 15e (one référent, `ccas-paris`),
+/// with ids `<prefix>0`, `<prefix>1`, …
+async fn publish_paris_15(world: &World, prefix: &str, count: usize) {
+    for n in 0..count {
+        let id = format!("{prefix}{n}");
+        world
+            .publish(
+                "orientation_sociale",
+                &alert(&id, "orientation_sociale", "75115"),
+            )
+            .await;
+    }
+}
+
 #[tokio::test]
 async fn many_alerts_reach_exactly_their_referents_once_and_the_queue_is_emptied() {
     // Arrange: 30 alerts over three territories and two kinds.
@@ -281,15 +295,7 @@ async fn each_email_is_one_write_to_a_server_offering_pipelining_and_chunking() 
     let app = world.spawn();
 
     // Act: three alerts, one référent each.
-    for n in 0..3 {
-        let id = format!("SOS75-P{n}");
-        world
-            .publish(
-                "orientation_sociale",
-                &alert(&id, "orientation_sociale", "75115"),
-            )
-            .await;
-    }
+    publish_paris_15(&world, "SOS75-P", 3).await;
     let mails = world.smtp.wait_for(3, WAIT).await;
     app.stop().await;
 
@@ -313,15 +319,7 @@ async fn a_server_without_pipelining_gets_one_command_at_a_time() {
     world.smtp.without_pipelining();
     let app = world.spawn();
 
-    for n in 0..2 {
-        let id = format!("SOS75-NP{n}");
-        world
-            .publish(
-                "orientation_sociale",
-                &alert(&id, "orientation_sociale", "75115"),
-            )
-            .await;
-    }
+    publish_paris_15(&world, "SOS75-NP", 2).await;
     let mails = world.smtp.wait_for(2, WAIT).await;
     app.stop().await;
 
@@ -340,15 +338,7 @@ async fn a_server_without_chunking_gets_the_envelope_pipelined_then_the_message_
     world.smtp.without_chunking();
     let app = world.spawn();
 
-    for n in 0..2 {
-        let id = format!("SOS75-NC{n}");
-        world
-            .publish(
-                "orientation_sociale",
-                &alert(&id, "orientation_sociale", "75115"),
-            )
-            .await;
-    }
+    publish_paris_15(&world, "SOS75-NC", 2).await;
     let mails = world.smtp.wait_for(2, WAIT).await;
     app.stop().await;
 
