@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use support::smtp::SmtpServer;
@@ -19,12 +19,7 @@ async fn world_with_http() -> (World, u16) {
 }
 
 fn relais(world: &World, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_relais"))
-        .arg("--config")
-        .arg(&world.config)
-        .args(args)
-        .output()
-        .unwrap()
+    world.cli(args)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -262,6 +262,17 @@ delays = ["200ms", "400ms"]
     }
 
     /// Runs the real `relais run` binary on this world's settings.
+    /// Runs a `relais` subcommand on this world's settings.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_relais"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run the relais binary")
+    }
+
     pub fn spawn_binary(&self) -> Child {
         Command::new(env!("CARGO_BIN_EXE_relais"))
             .args(["run", "--config"])
