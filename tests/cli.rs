@@ -324,3 +324,42 @@ async fn audit_lists_who_was_emailed_about_an_alert_and_the_days_deliveries() {
     assert!(text(&none.stderr).contains("no delivery recorded"));
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn check_never_prints_a_secret_whether_the_settings_are_valid_or_not() {
+    let amqp_secret = "AMQP-SECRET-5d1";
+    let smtp_secret = "SMTP-SECRET-9c2";
+    let url = format!("amqp://guest:{amqp_secret}@127.0.0.1:5672/%2f");
+    let mut world = World::with_env(
+        REGISTRY,
+        &[
+            ("RELAIS__AMQP__URL", url.as_str()),
+            ("RELAIS__SMTP__USERNAME", "relais-sos75"),
+            ("RELAIS__SMTP__PASSWORD", smtp_secret),
+        ],
+    )
+    .await;
+
+    let valid = relais(&world, &["check"], None);
+    // Then a setting that is wrong, next to the secrets.
+    world
+        .env
+        .push(("RELAIS__SMTP__TLS".into(), "sometimes".into()));
+    let invalid = relais(&world, &["check"], None);
+    world.env.pop();
+
+    assert!(valid.status.success(), "{}", text(&valid.stderr));
+    assert!(text(&valid.stdout).contains("amqp://guest:***@127.0.0.1:5672/%2f"));
+    assert_eq!(invalid.status.code(), Some(1));
+    assert!(
+        text(&invalid.stderr).contains("smtp.tls"),
+        "{}",
+        text(&invalid.stderr)
+    );
+    for output in [&valid, &invalid] {
+        let shown = text(&output.stdout) + &text(&output.stderr);
+        assert!(!shown.contains(amqp_secret), "{shown}");
+        assert!(!shown.contains(smtp_secret), "{shown}");
+    }
+    world.cleanup().await;
+}
