@@ -176,11 +176,9 @@ fn reload(registry: &SharedRegistry, path: &Path, metrics: &Metrics) {
         Ok(new) => {
             let referents = new.referents().len();
             registry_loaded(metrics, &new);
-            let replaced = registry.swap(Arc::new(new));
-            // Alerts in flight may still hold the old registry; the memory
-            // is given back once the last of them is done, at a later reload
-            // at the latest.
-            drop(replaced);
+            registry.store(Arc::new(new));
+            // What alerts in flight still hold of the old registry is given
+            // back at a later reload.
             memory::return_freed();
             tracing::info!(registry = %path.display(), referents, "registry reloaded");
         }

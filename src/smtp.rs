@@ -432,7 +432,8 @@ impl Connection {
     async fn hello(&mut self, name: &str) -> Result<(), Error> {
         self.write(format!("EHLO {name}\r\n").as_bytes(), Step::Hello)
             .await?;
-        let (reply, lines) = self.reply_lines(Step::Hello).await?;
+        let mut lines = Vec::new();
+        let reply = self.read_reply(Step::Hello, Some(&mut lines)).await?;
         if !reply.is_positive() {
             return Err(Error::Refused {
                 step: Step::Hello,
@@ -508,14 +509,20 @@ impl Connection {
     }
 
     async fn reply(&mut self, step: Step) -> Result<Reply, Error> {
-        self.reply_lines(step).await.map(|(reply, _)| reply)
+        self.read_reply(step, None).await
     }
 
     /// Reads one reply, possibly of several lines (`250-…` then `250 …`);
-    /// also returns each line's text.
-    async fn reply_lines(&mut self, step: Step) -> Result<(Reply, Vec<String>), Error> {
-        let mut lines = Vec::new();
+    /// its text is the lines' joined by a space. Each line's text also goes
+    /// to `lines` when given (EHLO's keywords).
+    async fn read_reply(
+        &mut self,
+        step: Step,
+        mut lines: Option<&mut Vec<String>>,
+    ) -> Result<Reply, Error> {
+        let mut text = String::new();
         let mut line = Vec::with_capacity(128);
+        let mut count = 0;
         loop {
             line.clear();
             let read = (&mut self.stream)
@@ -532,21 +539,22 @@ impl Connection {
                     ),
                 });
             }
-            let (code, last, text) = parse_line(&line).ok_or(Error::Protocol {
+            let (code, last, part) = parse_line(&line).ok_or(Error::Protocol {
                 step,
                 what: "a malformed or overlong reply line",
             })?;
-            lines.push(text.to_owned());
-            if last {
-                return Ok((
-                    Reply {
-                        code,
-                        text: lines.join(" "),
-                    },
-                    lines,
-                ));
+            count += 1;
+            if count > 1 {
+                text.push(' ');
             }
-            if lines.len() >= MAX_LINES {
+            text.push_str(part);
+            if let Some(lines) = lines.as_deref_mut() {
+                lines.push(part.to_owned());
+            }
+            if last {
+                return Ok(Reply { code, text });
+            }
+            if count >= MAX_LINES {
                 return Err(Error::Protocol {
                     step,
                     what: "a reply of too many lines",

@@ -13,6 +13,7 @@ use std::time::Duration;
 use support::smtp::{SmtpServer, TestCa, TlsMode};
 use support::{REGISTRY, World, alert, http_get};
 use tempfile::TempDir;
+use tokio_rustls::TlsAcceptor;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -62,41 +63,35 @@ async fn exhausted_error(world: &World) -> String {
     dead[0].header("x-relais-error").unwrap()
 }
 
-#[tokio::test]
-async fn starttls_required_delivers_over_tls_to_a_server_the_ca_file_vouches_for() {
+/// One alert, sent with `smtp.tls = tls` to a server speaking TLS as
+/// `mode` says with a certificate for `localhost` that `smtp.ca_file`
+/// vouches for: it arrives once, over TLS, and relais stays ready.
+async fn delivered_over_tls(mode: fn(TlsAcceptor) -> TlsMode, tls: &str, id: &str) {
     let ca = TestCa::new(&["localhost"]);
-    let smtp = SmtpServer::start_tls(TlsMode::StartTls(ca.acceptor.clone())).await;
-    let (world, _files, port) = world(smtp, "required", Some(&ca)).await;
+    let smtp = SmtpServer::start_tls(mode(ca.acceptor.clone())).await;
+    let (world, _files, port) = world(smtp, tls, Some(&ca)).await;
     let app = world.spawn();
 
-    publish_one(&world, "SOS75-TLS1").await;
+    publish_one(&world, id).await;
     let mails = world.smtp.wait_for(1, WAIT).await;
     assert_eq!(smtp_readiness(port).await, (200, "ok".to_owned()));
     app.stop().await;
 
     assert_eq!(mails.len(), 1);
     assert!(mails[0].tls, "the message came over TLS");
-    assert_eq!(mails[0].alert_id(), "SOS75-TLS1");
+    assert_eq!(mails[0].alert_id(), id);
     assert_eq!(mails[0].to, ["social@paris.test"]);
     world.cleanup().await;
 }
 
 #[tokio::test]
+async fn starttls_required_delivers_over_tls_to_a_server_the_ca_file_vouches_for() {
+    delivered_over_tls(TlsMode::StartTls, "required", "SOS75-TLS1").await;
+}
+
+#[tokio::test]
 async fn implicit_tls_delivers_over_tls() {
-    let ca = TestCa::new(&["localhost"]);
-    let smtp = SmtpServer::start_tls(TlsMode::Wrapper(ca.acceptor.clone())).await;
-    let (world, _files, port) = world(smtp, "wrapper", Some(&ca)).await;
-    let app = world.spawn();
-
-    publish_one(&world, "SOS75-TLS2").await;
-    let mails = world.smtp.wait_for(1, WAIT).await;
-    assert_eq!(smtp_readiness(port).await, (200, "ok".to_owned()));
-    app.stop().await;
-
-    assert_eq!(mails.len(), 1);
-    assert!(mails[0].tls);
-    assert_eq!(mails[0].alert_id(), "SOS75-TLS2");
-    world.cleanup().await;
+    delivered_over_tls(TlsMode::Wrapper, "wrapper", "SOS75-TLS2").await;
 }
 
 #[tokio::test]
