@@ -9,8 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use lapin::options::ConfirmSelectOptions;
 use lapin::types::ShortString;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
-use secrecy::ExposeSecret;
+use lapin::{BasicProperties, Connection};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::alert::{Alert, AlertId};
@@ -194,9 +193,7 @@ async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow::Result<()
         .context("not published: the alert is invalid")?;
 
     let amqp = &settings.amqp;
-    let connection = Connection::connect(amqp.url.expose_secret(), ConnectionProperties::default())
-        .await
-        .with_context(|| format!("cannot connect to the broker {}", amqp.redacted_url()))?;
+    let connection = crate::broker::connect(amqp, "relais publish").await?;
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
@@ -276,10 +273,7 @@ fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
 
 /// Connects to the broker for an operator's command.
 async fn connect(settings: &Settings) -> anyhow::Result<Connection> {
-    let amqp = &settings.amqp;
-    Connection::connect(amqp.url.expose_secret(), ConnectionProperties::default())
-        .await
-        .with_context(|| format!("cannot reach the broker {}", amqp.redacted_url()))
+    crate::broker::connect(&settings.amqp, "relais (operator)").await
 }
 
 /// `relais status`: the queues on one screen. Exit 2 when dead letters

@@ -18,8 +18,6 @@ use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
-use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
@@ -70,7 +68,7 @@ pub async fn consume(
                 backoff = reconnect_backoff();
             }
             Err(error) => {
-                let error = crate::telemetry::one_line(&error);
+                let error = crate::telemetry::one_line(&format_args!("{error:#}"));
                 error!(broker = %amqp.redacted_url(), %error, "cannot consume from the broker");
                 health.consumer_down(format!("cannot consume from the broker: {error}"));
             }
@@ -112,9 +110,8 @@ struct Session<'a> {
 
 impl Session<'_> {
     async fn run(self, shutdown: &CancellationToken) -> anyhow::Result<SessionEnd> {
-        let properties = ConnectionProperties::default()
-            .with_connection_name(format!("relais {}", env!("CARGO_PKG_VERSION")).into());
-        let connection = Connection::connect(self.amqp.url.expose_secret(), properties).await?;
+        let name = format!("relais {}", env!("CARGO_PKG_VERSION"));
+        let connection = crate::broker::connect(self.amqp, &name).await?;
 
         // Publishing (dead letters) and consuming use separate channels, so a
         // slow confirm never holds up deliveries and acks.

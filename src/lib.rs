@@ -16,6 +16,7 @@
 //! guards against them.
 
 pub mod alert;
+pub mod broker;
 pub mod cli;
 pub mod commands;
 pub mod consumer;
@@ -44,7 +45,6 @@ use std::time::Duration;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use sd_notify::NotifyState;
-use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -198,13 +198,9 @@ async fn poll_queues(settings: Settings, metrics: Arc<Metrics>, stop: Cancellati
     let mut connection: Option<lapin::Connection> = None;
     loop {
         if connection.as_ref().is_none_or(|c| !c.status().connected()) {
-            connection = lapin::Connection::connect(
-                settings.amqp.url.expose_secret(),
-                lapin::ConnectionProperties::default()
-                    .with_connection_name("relais (queue poll)".into()),
-            )
-            .await
-            .ok();
+            connection = broker::connect(&settings.amqp, "relais (queue poll)")
+                .await
+                .ok();
         }
         if let Some(open) = &connection {
             match topology.inspect(open).await {

@@ -62,12 +62,25 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AmqpSettings {
-    /// `amqp://user:password@host:port/vhost`; it holds a secret, so it is
-    /// only ever shown through [`AmqpSettings::redacted_url`].
+    /// `amqp://user:password@host:port/vhost`, or `amqps://…` for TLS; it
+    /// holds a secret, so it is only ever shown through
+    /// [`AmqpSettings::redacted_url`].
     pub url: SecretString,
     /// A file holding the URL (e.g. in `$CREDENTIALS_DIRECTORY`); when
     /// given, it replaces `url`.
     pub url_file: Option<PathBuf>,
+    /// `amqp://` to a broker that is not this machine carries health data
+    /// in clear: refused unless this is `true`.
+    pub allow_plaintext: bool,
+    /// PEM file of certificate authorities to trust for the broker's
+    /// certificate, in addition to the system's (a private CA); `amqps://` only.
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate (chain) relais presents to the broker, with `key_file`:
+    /// for brokers that require client certificates, or log in by them
+    /// (`?auth_mechanism=external` in the URL).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`; a secret, like the URL's password.
+    pub key_file: Option<PathBuf>,
     /// The topic exchange the dispatch software publishes to.
     pub exchange: String,
     /// The quorum queue relais consumes; `<queue>.dead` holds dead letters.
@@ -246,6 +259,10 @@ impl Default for AmqpSettings {
         Self {
             url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
             url_file: None,
+            allow_plaintext: false,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
             exchange: "relais.alerts".into(),
             queue: "relais.alerts".into(),
             prefetch: 32,
@@ -363,6 +380,9 @@ impl Settings {
             &mut self.smtp.ca_file,
             &mut self.smtp.file_dir,
             &mut self.amqp.url_file,
+            &mut self.amqp.ca_file,
+            &mut self.amqp.cert_file,
+            &mut self.amqp.key_file,
         ];
         for path in required.into_iter().chain(optional.into_iter().flatten()) {
             if path.is_relative() && !path.as_os_str().is_empty() {
@@ -386,9 +406,7 @@ impl Settings {
             }
             TransportKind::File => {}
         }
-        if let Err(error) = url::Url::parse(self.amqp.url.expose_secret()) {
-            errors.push(format!("amqp.url is not a URL: {error}"));
-        }
+        self.amqp.check(&mut errors);
         for (key, value) in [
             ("amqp.exchange", &self.amqp.exchange),
             ("amqp.queue", &self.amqp.queue),
@@ -438,6 +456,51 @@ impl Settings {
 }
 
 impl AmqpSettings {
+    /// Whether the URL asks for TLS (`amqps://`).
+    pub fn uses_tls(&self) -> bool {
+        self.url.expose_secret().starts_with("amqps://")
+    }
+
+    fn check(&self, errors: &mut Vec<String>) {
+        let url = match url::Url::parse(self.url.expose_secret()) {
+            Ok(url) => url,
+            Err(error) => {
+                errors.push(format!("amqp.url is not a URL: {error}"));
+                return;
+            }
+        };
+        let host = url.host_str().unwrap_or_default();
+        match url.scheme() {
+            "amqps" => {}
+            "amqp" => {
+                if !is_loopback(host) && !self.allow_plaintext {
+                    errors.push(format!(
+                        "amqp.url is amqp:// towards {host}, which is not this machine: alerts \
+                         would cross the network in clear; use amqps://, or set \
+                         amqp.allow_plaintext = true if the network to it is trusted"
+                    ));
+                }
+                if self.ca_file.is_some() || self.cert_file.is_some() {
+                    errors.push(
+                        "amqp.ca_file and amqp.cert_file need an amqps:// URL: with amqp:// \
+                         the connection is in clear and they would be ignored"
+                            .into(),
+                    );
+                }
+            }
+            other => errors.push(format!(
+                "amqp.url has the scheme {other}://; relais speaks amqp:// and amqps://"
+            )),
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            errors
+                .push("amqp.cert_file and amqp.key_file go together: give both or neither".into());
+        }
+        if let Err(error) = crate::broker::tls_config(self) {
+            errors.push(error.to_string());
+        }
+    }
+
     /// The broker URL with its password replaced by `***`, for logs and CLI output.
     pub fn redacted_url(&self) -> String {
         match url::Url::parse(self.url.expose_secret()) {
@@ -625,6 +688,62 @@ mod tests {
     }
 
     #[test]
+    fn plaintext_amqp_to_another_machine_is_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), MINIMAL);
+        let remote = (
+            "RELAIS__AMQP__URL",
+            "amqp://relais:s3cr3t@broker.example.org/%2f",
+        );
+        let error = Settings::load_with_env(Some(&file), env(&[remote]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("amqp.url is amqp:// towards broker.example.org"),
+            "{error}"
+        );
+        assert!(!error.contains("s3cr3t"), "{error}");
+        let allowed = env(&[remote, ("RELAIS__AMQP__ALLOW_PLAINTEXT", "true")]);
+        assert!(Settings::load_with_env(Some(&file), allowed).is_ok());
+        let tls = (
+            "RELAIS__AMQP__URL",
+            "amqps://relais:s3cr3t@broker.example.org/%2f",
+        );
+        assert!(Settings::load_with_env(Some(&file), env(&[tls])).is_ok());
+    }
+
+    #[test]
+    fn broker_certificates_need_amqps_and_come_in_pairs() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), MINIMAL);
+        std::fs::write(dir.path().join("ca.pem"), "no certificate here\n").unwrap();
+        let SettingsError::Invalid(errors) = Settings::load_with_env(
+            Some(&file),
+            env(&[
+                ("RELAIS__AMQP__CA_FILE", "ca.pem"),
+                ("RELAIS__AMQP__CERT_FILE", "relais.pem"),
+            ]),
+        )
+        .unwrap_err() else {
+            panic!("settings errors expected");
+        };
+        let ca = dir.path().join("ca.pem");
+        assert_eq!(
+            errors,
+            [
+                "amqp.ca_file and amqp.cert_file need an amqps:// URL: with amqp:// the \
+                 connection is in clear and they would be ignored"
+                    .to_owned(),
+                "amqp.cert_file and amqp.key_file go together: give both or neither".to_owned(),
+                format!(
+                    "amqp.ca_file {}: no PEM certificate in the file",
+                    ca.display()
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn every_problem_is_listed_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let file = write(
@@ -667,7 +786,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("amqp-url"),
-            "amqp://relais:s3cr3t@broker.example.org:5672/%2f\n",
+            "amqps://relais:s3cr3t@broker.example.org:5671/%2f\n",
         )
         .unwrap();
         let file = write(
@@ -677,11 +796,11 @@ mod tests {
         let settings = Settings::load_with_env(Some(&file), env(&[])).unwrap();
         assert_eq!(
             settings.amqp.url.expose_secret(),
-            "amqp://relais:s3cr3t@broker.example.org:5672/%2f"
+            "amqps://relais:s3cr3t@broker.example.org:5671/%2f"
         );
         assert_eq!(
             settings.amqp.redacted_url(),
-            "amqp://relais:***@broker.example.org:5672/%2f"
+            "amqps://relais:***@broker.example.org:5671/%2f"
         );
 
         let missing = write(
@@ -700,12 +819,12 @@ mod tests {
     #[test]
     fn the_broker_password_is_redacted() {
         let amqp = AmqpSettings {
-            url: SecretString::from("amqp://relais:s3cr3t@broker.example.org:5672/%2f"),
+            url: SecretString::from("amqps://relais:s3cr3t@broker.example.org:5671/%2f"),
             ..AmqpSettings::default()
         };
         assert_eq!(
             amqp.redacted_url(),
-            "amqp://relais:***@broker.example.org:5672/%2f"
+            "amqps://relais:***@broker.example.org:5671/%2f"
         );
         assert!(!format!("{amqp:?}").contains("s3cr3t"));
     }

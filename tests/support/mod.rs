@@ -172,6 +172,17 @@ impl World {
     /// As [`World::with_env`], with a given SMTP server (e.g. one that
     /// speaks TLS).
     pub async fn with_server(registry: &str, smtp: SmtpServer, env: &[(&str, &str)]) -> Self {
+        Self::with_broker(registry, smtp, Broker::connect().await, env).await
+    }
+
+    /// As [`World::with_server`], on another broker than the local one
+    /// (`env` then gives relais its URL).
+    pub async fn with_broker(
+        registry: &str,
+        smtp: SmtpServer,
+        broker: Broker,
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let exchange = unique("alerts");
         let queue = unique("alerts");
@@ -219,7 +230,7 @@ delays = ["200ms", "400ms"]
             dir,
             config,
             smtp,
-            broker: Broker::connect().await,
+            broker,
             exchange,
             queue,
             env: env
@@ -477,6 +488,20 @@ impl Broker {
         let connection = Connection::connect(BROKER, ConnectionProperties::default())
             .await
             .expect("RabbitMQ on 127.0.0.1:5672 (see README: Tests)");
+        Self::on(connection).await
+    }
+
+    /// The test's connection to a broker speaking TLS.
+    pub async fn connect_tls(url: &str, tls: lapin::tcp::OwnedTLSConfig) -> Self {
+        let runtime = lapin::runtime::default_runtime().unwrap();
+        let connection =
+            Connection::connect_with_config(url, ConnectionProperties::default(), tls, runtime)
+                .await
+                .expect("the test broker speaking TLS");
+        Self::on(connection).await
+    }
+
+    async fn on(connection: Connection) -> Self {
         let channel = connection.create_channel().await.unwrap();
         let publishing = connection.create_channel().await.unwrap();
         publishing

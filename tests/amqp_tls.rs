@@ -1,0 +1,317 @@
+//! The broker over TLS, for real: a RabbitMQ node of this test binary's
+//! own, listening only for TLS on a loopback port, with an authority and
+//! certificates made at test time (RabbitMQ's `listeners.ssl`). The
+//! machine's broker on 5672 is not touched.
+//!
+//! relais consumes over `amqps://` trusting a private authority
+//! (`amqp.ca_file`), and logs in by client certificate (`amqp.cert_file`,
+//! `amqp.key_file`, `auth_mechanism=external`). A broker it cannot trust,
+//! or cannot log in to, leaves the alert waiting in its queue (never lost)
+//! and `/readyz` says why.
+
+mod support;
+
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use lapin::tcp::OwnedTLSConfig;
+use support::smtp::SmtpServer;
+use support::{Broker, REGISTRY, World, alert, http_get};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The test's RabbitMQ node: where it listens and the files it was given.
+struct TlsNode {
+    /// The shell that stops the node when this process ends.
+    _keeper: std::process::Child,
+    port: u16,
+    dir: PathBuf,
+    ca_pem: String,
+}
+
+impl TlsNode {
+    fn file(&self, name: &str) -> String {
+        self.dir.join(name).to_str().unwrap().to_owned()
+    }
+
+    /// `amqps://<login>localhost:<port>/%2f<query>`.
+    fn url(&self, host: &str, login: &str, query: &str) -> String {
+        format!("amqps://{login}{host}:{port}/%2f{query}", port = self.port)
+    }
+}
+
+/// Starts the node once for the whole binary. A shell beside it stops it
+/// and removes its files when this test process ends, however it ends.
+fn node() -> &'static TlsNode {
+    static NODE: OnceLock<TlsNode> = OnceLock::new();
+    NODE.get_or_init(|| {
+        let server = Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
+        assert!(
+            server.exists(),
+            "RabbitMQ's server script (scripts/rabbitmq)"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("relais-amqps-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let port = free_port();
+        let ca_pem = write_certificates(&dir);
+        std::fs::write(dir.join("rabbitmq.conf"), node_settings(&dir, port)).unwrap();
+        std::fs::write(
+            dir.join("enabled_plugins"),
+            "[rabbitmq_auth_mechanism_ssl].\n",
+        )
+        .unwrap();
+        let node = format!("relais-amqps-{}@localhost", std::process::id());
+        let script = r#"
+            "$0" >"$1/node.log" 2>&1 &
+            trap '' TERM
+            while kill -0 "$PPID" 2>/dev/null; do sleep 1; done
+            kill -TERM -$$; wait; rm -rf "$1""#;
+        let keeper = Command::new("sh")
+            .args(["-c", script])
+            .arg(server)
+            .arg(&dir)
+            .process_group(0)
+            .env("RABBITMQ_NODENAME", node)
+            .env("RABBITMQ_DIST_PORT", free_port().to_string())
+            .env("RABBITMQ_CONF_ENV_FILE", "/dev/null")
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_PID_FILE", dir.join("node.pid"))
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .env(
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+                "-kernel inet_dist_use_interface {127,0,0,1}",
+            )
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start a RabbitMQ node");
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the TLS node did not listen within 90 s: {}",
+                std::fs::read_to_string(dir.join("node.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        TlsNode {
+            _keeper: keeper,
+            port,
+            dir,
+            ca_pem,
+        }
+    })
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn node_settings(dir: &Path, port: u16) -> String {
+    let dir = dir.display();
+    format!(
+        "listeners.tcp = none
+listeners.ssl.default = 127.0.0.1:{port}
+ssl_options.cacertfile = {dir}/ca.pem
+ssl_options.certfile = {dir}/server.pem
+ssl_options.keyfile = {dir}/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = false
+auth_mechanisms.1 = PLAIN
+auth_mechanisms.2 = EXTERNAL
+ssl_cert_login_from = common_name
+"
+    )
+}
+
+/// An authority; the broker's certificate for `localhost` only; relais's
+/// client certificate for the user `guest`. Returns the authority's PEM.
+fn write_certificates(dir: &Path) -> String {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "relais test broker CA");
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let signed = |names: Vec<String>, common_name: &str, stem: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
+    };
+    signed(vec!["localhost".into()], "localhost", "server");
+    signed(Vec::new(), "guest", "client");
+    std::fs::write(dir.join("ca.pem"), &ca_pem).unwrap();
+    ca_pem
+}
+
+/// A world on the TLS node, relais configured by `env`, `/readyz` on the
+/// port returned.
+async fn world(env: &[(&str, &str)]) -> (World, u16) {
+    let node = node();
+    let tls = OwnedTLSConfig {
+        identity: None,
+        cert_chain: Some(node.ca_pem.clone()),
+    };
+    let broker = Broker::connect_tls(&node.url("localhost", "guest:guest@", ""), tls).await;
+    let http = SmtpServer::free_port().await;
+    let listen = format!("127.0.0.1:{http}");
+    let mut env = env.to_vec();
+    env.push(("RELAIS__HTTP__LISTEN", &listen));
+    let world = World::with_broker(REGISTRY, SmtpServer::start().await, broker, &env).await;
+    (world, http)
+}
+
+async fn publish_one(world: &World, id: &str) {
+    world
+        .publish(
+            "orientation_sociale",
+            &alert(id, "orientation_sociale", "75115"),
+        )
+        .await;
+}
+
+/// `/readyz`'s status and its `consumer` line, once relais has tried the
+/// broker at least once.
+async fn consumer_readiness(port: u16) -> (u16, String) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = http_get(port, "/readyz").await;
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let consumer = body["consumer"].as_str().unwrap().to_owned();
+        if consumer != "not connected to the broker yet" || tokio::time::Instant::now() > deadline {
+            return (status, consumer);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// relais, configured by `env`, consumes one alert from the TLS node and
+/// emails it; it is ready meanwhile.
+async fn delivered(env: &[(&str, &str)], id: &str) {
+    let (world, http) = world(env).await;
+    let app = world.spawn();
+
+    publish_one(&world, id).await;
+    let mails = world.smtp.wait_for(1, WAIT).await;
+    let readiness = consumer_readiness(http).await;
+    app.stop().await;
+
+    assert_eq!(readiness, (200, "consuming".to_owned()));
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].alert_id(), id);
+    assert_eq!(mails[0].to, ["social@paris.test"]);
+    assert_eq!(world.broker.depth(&world.queue).await, 0);
+    assert_eq!(world.broker.depth(&world.dead()).await, 0);
+}
+
+/// relais, configured by `env`, cannot consume from the TLS node: the
+/// alert waits in its queue, nothing is sent, relais keeps running and is
+/// not ready. Returns why, as `/readyz` says it.
+async fn refused(env: &[(&str, &str)], id: &str) -> String {
+    let (world, http) = world(env).await;
+    let app = world.spawn();
+
+    publish_one(&world, id).await;
+    let (status, why) = consumer_readiness(http).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let running = app.is_running();
+    app.stop().await;
+
+    assert_eq!(status, 503, "{why}");
+    assert!(running, "relais keeps running and retrying");
+    assert!(world.smtp.mails().is_empty());
+    assert_eq!(world.broker.depth(&world.queue).await, 1, "the alert waits");
+    let host = env[0].1.split('@').next_back().unwrap();
+    assert!(
+        why.contains("cannot connect to the broker amqps://"),
+        "{why}"
+    );
+    assert!(why.contains(host), "{why}");
+    assert!(!why.contains(":guest@"), "no password in: {why}");
+    why
+}
+
+#[tokio::test]
+async fn alerts_come_over_tls_from_a_broker_with_a_private_authority() {
+    let node = node();
+    let url = node.url("localhost", "guest:guest@", "");
+    let ca = node.file("ca.pem");
+    delivered(
+        &[("RELAIS__AMQP__URL", &url), ("RELAIS__AMQP__CA_FILE", &ca)],
+        "SOS75-AMQPS1",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_certificate_logs_relais_in_without_a_password() {
+    let node = node();
+    let url = node.url("localhost", "", "?auth_mechanism=external");
+    let (ca, cert, key) = (
+        node.file("ca.pem"),
+        node.file("client.pem"),
+        node.file("client.key"),
+    );
+    delivered(
+        &[
+            ("RELAIS__AMQP__URL", &url),
+            ("RELAIS__AMQP__CA_FILE", &ca),
+            ("RELAIS__AMQP__CERT_FILE", &cert),
+            ("RELAIS__AMQP__KEY_FILE", &key),
+        ],
+        "SOS75-AMQPS2",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn without_its_client_certificate_relais_cannot_log_in_and_the_alert_waits() {
+    let node = node();
+    let url = node.url("localhost", "", "?auth_mechanism=external");
+    let ca = node.file("ca.pem");
+    let why = refused(
+        &[("RELAIS__AMQP__URL", &url), ("RELAIS__AMQP__CA_FILE", &ca)],
+        "SOS75-AMQPS3",
+    )
+    .await;
+    assert!(why.contains("EXTERNAL"), "{why}");
+}
+
+#[tokio::test]
+async fn a_private_authority_is_not_trusted_without_ca_file() {
+    let node = node();
+    let url = node.url("localhost", "guest:guest@", "");
+    let why = refused(&[("RELAIS__AMQP__URL", &url)], "SOS75-AMQPS4").await;
+    assert!(why.contains("UnknownIssuer"), "{why}");
+}
+
+#[tokio::test]
+async fn a_broker_certificate_for_another_name_is_refused() {
+    // The broker's certificate is for `localhost`, not 127.0.0.1.
+    let node = node();
+    let url = node.url("127.0.0.1", "guest:guest@", "");
+    let ca = node.file("ca.pem");
+    let why = refused(
+        &[("RELAIS__AMQP__URL", &url), ("RELAIS__AMQP__CA_FILE", &ca)],
+        "SOS75-AMQPS5",
+    )
+    .await;
+    assert!(why.contains("certificate not valid for name"), "{why}");
+}
