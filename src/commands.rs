@@ -51,6 +51,9 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
 async fn run(config: Option<&Path>) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     crate::telemetry::init(&settings.log)?;
+    for warning in &settings.warnings {
+        tracing::warn!(%warning, "the settings need attention");
+    }
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
@@ -84,6 +87,9 @@ fn check_report(settings: &Settings, registry_path: &Path, registry: &Registry) 
     let amqp = &settings.amqp;
     let smtp = &settings.smtp;
     let _ = writeln!(out, "settings: valid");
+    for warning in &settings.warnings {
+        let _ = writeln!(out, "warning:  {warning}");
+    }
     let _ = writeln!(
         out,
         "broker:   {} (exchange {}, queue {}, prefetch {})",

@@ -22,6 +22,14 @@ use thiserror::Error;
 /// The environment variable naming the settings file, when `--config` is not given.
 pub const CONFIG_ENV: &str = "RELAIS_CONFIG";
 
+/// Where systemd puts the service's credentials (`LoadCredential=`).
+pub const CREDENTIALS_ENV: &str = "CREDENTIALS_DIRECTORY";
+
+/// The credentials relais takes from `$CREDENTIALS_DIRECTORY` when they are
+/// there, in place of the setting's file: the service's private copies win
+/// over the paths the settings file gives for `relais check` run as root.
+pub const CREDENTIALS: [&str; 3] = ["amqp-url", "amqp-client-key", "smtp-password"];
+
 /// Why the settings were refused.
 #[derive(Debug, Error)]
 pub enum SettingsError {
@@ -56,6 +64,10 @@ pub struct Settings {
     /// delivers it again.
     #[serde(default = "defaults::shutdown_timeout", with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// What works but should be fixed (a secret file other users can read):
+    /// logged at start, printed by `relais check`.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// The broker, and the names relais declares there.
@@ -347,6 +359,10 @@ impl Settings {
         file: Option<&Path>,
         env: Option<HashMap<String, String>>,
     ) -> Result<Self, SettingsError> {
+        let credentials = match &env {
+            Some(env) => env.get(CREDENTIALS_ENV).map(PathBuf::from),
+            None => std::env::var_os(CREDENTIALS_ENV).map(PathBuf::from),
+        };
         let mut builder = Config::builder();
         if let Some(file) = file {
             let text = std::fs::read_to_string(file)
@@ -364,6 +380,10 @@ impl Settings {
             .map_err(|error| SettingsError::Read(error.to_string()))?;
         let base = file.and_then(Path::parent).unwrap_or(Path::new(""));
         settings.resolve_paths(base);
+        if let Some(directory) = credentials {
+            settings.take_credentials(&directory);
+        }
+        settings.warnings = settings.exposed_secrets();
         if let Some(path) = &settings.amqp.url_file {
             settings.amqp.url = read_secret(path).map_err(|error| {
                 SettingsError::Read(format!("amqp.url_file {}: {error}", path.display()))
@@ -371,6 +391,47 @@ impl Settings {
         }
         settings.check().map_err(SettingsError::Invalid)?;
         Ok(settings)
+    }
+
+    /// Points each secret file setting at its credential in `directory`,
+    /// when systemd put one there.
+    fn take_credentials(&mut self, directory: &Path) {
+        let slots = [
+            &mut self.amqp.url_file,
+            &mut self.amqp.key_file,
+            &mut self.smtp.password_file,
+        ];
+        for (name, slot) in CREDENTIALS.into_iter().zip(slots) {
+            let path = directory.join(name);
+            if path.is_file() {
+                *slot = Some(path);
+            }
+        }
+    }
+
+    /// A warning for each secret file that users other than its owner can
+    /// read.
+    fn exposed_secrets(&self) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let secrets = [
+            ("amqp.url_file", &self.amqp.url_file),
+            ("amqp.key_file", &self.amqp.key_file),
+            ("smtp.password_file", &self.smtp.password_file),
+        ];
+        secrets
+            .into_iter()
+            .filter_map(|(key, path)| {
+                let path = path.as_ref()?;
+                let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+                (mode & 0o044 != 0).then(|| {
+                    format!(
+                        "{key} {} can be read by other users (mode {mode:04o}): \
+                         `chmod 600` it, owned by the user relais runs as",
+                        path.display()
+                    )
+                })
+            })
+            .collect()
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -685,6 +746,49 @@ mod tests {
         assert!(Settings::load_with_env(Some(&file), opportunistic).is_err());
         let required = env(&[("RELAIS__SMTP__TLS", "required")]);
         assert!(Settings::load_with_env(Some(&file), required).is_ok());
+    }
+
+    #[test]
+    fn systemd_credentials_replace_the_secret_files_of_the_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let credentials = dir.path().join("credentials");
+        std::fs::create_dir(&credentials).unwrap();
+        std::fs::write(credentials.join("smtp-password"), "s3cr3t\n").unwrap();
+        let file = write(
+            dir.path(),
+            &format!("{MINIMAL}\n[amqp]\nurl_file = \"/etc/relais/credentials/amqp-url\"\n"),
+        );
+        // No amqp-url credential: the settings' file stays (and cannot be read).
+        let error = Settings::load_with_env(
+            Some(&file),
+            env(&[("CREDENTIALS_DIRECTORY", credentials.to_str().unwrap())]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("/etc/relais/credentials/amqp-url"),
+            "{error}"
+        );
+
+        std::fs::write(
+            credentials.join("amqp-url"),
+            "amqp://relais:pw@localhost/%2f\n",
+        )
+        .unwrap();
+        let settings = Settings::load_with_env(
+            Some(&file),
+            env(&[("CREDENTIALS_DIRECTORY", credentials.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.amqp.url.expose_secret(),
+            "amqp://relais:pw@localhost/%2f"
+        );
+        assert_eq!(
+            settings.smtp.password_file,
+            Some(credentials.join("smtp-password"))
+        );
+        assert_eq!(settings.amqp.key_file, None);
     }
 
     #[test]

@@ -363,3 +363,57 @@ async fn check_never_prints_a_secret_whether_the_settings_are_valid_or_not() {
     }
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn check_takes_the_secrets_from_systemd_credentials_and_warns_when_others_can_read_them() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let amqp_secret = "CRED-AMQP-7e4";
+    let smtp_secret = "CRED-SMTP-0b8";
+    let credentials = tempfile::tempdir().unwrap();
+    let dir = credentials.path();
+    let write = |name: &str, text: &str, mode: u32| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    };
+    let url = format!("amqps://relais:{amqp_secret}@broker.example.org:5671/%2f\n");
+    write("amqp-url", &url, 0o600);
+    let password = write("smtp-password", smtp_secret, 0o644);
+    let world = World::with_env(
+        REGISTRY,
+        &[
+            ("CREDENTIALS_DIRECTORY", dir.to_str().unwrap()),
+            ("RELAIS__SMTP__USERNAME", "relais-sos75"),
+        ],
+    )
+    .await;
+
+    let exposed = relais(&world, &["check"], None);
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let private = relais(&world, &["check"], None);
+
+    assert!(exposed.status.success(), "{}", text(&exposed.stderr));
+    let out = text(&exposed.stdout);
+    assert!(
+        out.contains("broker:   amqps://relais:***@broker.example.org:5671/%2f"),
+        "the URL comes from the credential: {out}"
+    );
+    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(
+        warnings,
+        [format!(
+            "warning:  smtp.password_file {} can be read by other users (mode 0644): \
+             `chmod 600` it, owned by the user relais runs as",
+            password.display()
+        )]
+    );
+    assert!(private.status.success(), "{}", text(&private.stderr));
+    assert!(!text(&private.stdout).contains("warning:"));
+    for output in [&exposed, &private] {
+        let shown = text(&output.stdout) + &text(&output.stderr);
+        assert!(!shown.contains(amqp_secret), "{shown}");
+        assert!(!shown.contains(smtp_secret), "{shown}");
+    }
+    world.cleanup().await;
+}

@@ -39,9 +39,18 @@ fn the_unit_verifies_with_the_built_binary_in_place() {
         "StateDirectory=relais",
         "LoadCredential=amqp-url:",
         "LoadCredential=smtp-password:",
-        "Environment=RELAIS__AMQP__URL_FILE=%d/amqp-url",
     ] {
         assert!(unit.contains(required), "the unit lacks {required}");
+    }
+    // relais finds each credential the unit loads, by name.
+    for line in unit.lines() {
+        if let Some(rest) = line.trim_start_matches("# ").strip_prefix("LoadCredential=") {
+            let name = rest.split(':').next().unwrap();
+            assert!(
+                relais::settings::CREDENTIALS.contains(&name),
+                "relais does not read the credential {name}"
+            );
+        }
     }
     let here = unit.replace("/usr/bin/relais", env!("CARGO_BIN_EXE_relais"));
     let path = dir.path().join("relais.service");
