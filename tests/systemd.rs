@@ -44,7 +44,10 @@ fn the_unit_verifies_with_the_built_binary_in_place() {
     }
     // relais finds each credential the unit loads, by name.
     for line in unit.lines() {
-        if let Some(rest) = line.trim_start_matches("# ").strip_prefix("LoadCredential=") {
+        if let Some(rest) = line
+            .trim_start_matches("# ")
+            .strip_prefix("LoadCredential=")
+        {
             let name = rest.split(':').next().unwrap();
             assert!(
                 relais::settings::CREDENTIALS.contains(&name),
