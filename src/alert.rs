@@ -300,6 +300,32 @@ impl Alert {
     pub fn contact(&self) -> &Contact {
         &self.contact
     }
+
+    /// The alert in the contract's form: what [`Alert::parse`] accepts back
+    /// as the same alert (the département is given only with a commune-less
+    /// territory, the one form that needs it).
+    pub fn to_json(&self) -> Value {
+        let territory = match self.territory.commune() {
+            Some(commune) => serde_json::json!({ "commune": commune.as_str() }),
+            None => serde_json::json!({ "departement": self.territory.departement().as_str() }),
+        };
+        serde_json::json!({
+            "id": self.id.as_str(),
+            "kind": self.kind.as_str(),
+            "priority": self.priority.as_str(),
+            "emitted_at": self.emitted_at.format(&Rfc3339).unwrap_or_default(),
+            "association": self.association,
+            "territory": territory,
+            "summary": self.summary,
+            "patient": {
+                "reference": self.patient.reference,
+                "name": self.patient.name,
+                "address": self.patient.address,
+                "phone": self.patient.phone,
+            },
+            "contact": { "name": self.contact.name, "phone": self.contact.phone },
+        })
+    }
 }
 
 fn parse_territory(mut fields: Fields) -> Result<Territory, InvalidAlert> {

@@ -1,0 +1,262 @@
+//! The message contract's invariants, over generated alerts (proptest):
+//! well-formed ones, and ones with every field mangled (control
+//! characters, wrong shapes, any Unicode).
+//!
+//! - an accepted alert, written back in the contract's form, parses to the
+//!   same alert;
+//! - no accepted one-line value holds a control character, and the summary
+//!   none but line breaks and tabs: nothing can reach an email header;
+//! - every email rendered from an accepted alert has the same headers, so
+//!   no value can add one;
+//! - a refused alert's error never quotes a patient value;
+//! - any bytes at all are refused or accepted, never a panic.
+
+use std::collections::BTreeSet;
+
+use proptest::prelude::*;
+use relais::alert::Alert;
+use relais::email::Renderer;
+use relais::registry::Registry;
+use serde_json::{Map, Value, json};
+
+const MAX_BYTES: usize = 65_536;
+/// Every patient value starts with it; no error may contain it.
+const SENTINEL: &str = "PATIENT-SENTINEL";
+
+/// Text that is sometimes clean and sometimes hostile.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        40 => "[A-Za-zÀ-ÿ0-9 ,.'()-]{1,40}",
+        1 => "[a-z \\r\\n\\t\\x00-\\x1f\\x7f\\u{85}\\u{2028}]{0,12}",
+        1 => any::<String>(),
+    ]
+}
+
+fn maybe<T: std::fmt::Debug + Clone>(
+    value: impl Strategy<Value = T>,
+) -> impl Strategy<Value = Option<T>> {
+    prop_oneof![1 => Just(None), 4 => value.prop_map(Some)]
+}
+
+fn rarely<T: std::fmt::Debug + Clone>(
+    value: impl Strategy<Value = T>,
+) -> impl Strategy<Value = Option<T>> {
+    prop_oneof![4 => Just(None), 1 => value.prop_map(Some)]
+}
+
+/// A value in the shape the contract wants, or sometimes another shape.
+fn shaped(value: impl Strategy<Value = String>) -> impl Strategy<Value = Value> {
+    prop_oneof![
+        40 => value.prop_map(Value::String),
+        1 => any::<i64>().prop_map(Value::from),
+        1 => Just(Value::Null),
+    ]
+}
+
+fn alert_json() -> impl Strategy<Value = Vec<u8>> {
+    let id = prop_oneof![20 => "[A-Za-z0-9._:-]{1,30}", 1 => any::<String>()];
+    let kind = prop_oneof![20 => "[a-z][a-z0-9_]{0,20}", 1 => any::<String>()];
+    let priority = prop_oneof![
+        10 => Just("urgent".to_owned()),
+        10 => Just("normal".to_owned()),
+        1 => any::<String>()
+    ];
+    let emitted_at = prop_oneof![
+        20 => "20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])",
+        1 => any::<String>(),
+    ];
+    let commune = prop_oneof![
+        20 => "[0-9]{5}",
+        1 => "2[AB][0-9]{3}",
+        1 => "9[78][0-9]{3}",
+        1 => any::<String>(),
+    ];
+    let departement = prop_oneof![
+        4 => "[0-9]{2}",
+        1 => "2[AB]",
+        1 => "9[78][0-9]",
+        1 => any::<String>()
+    ];
+    let summary = prop_oneof![
+        20 => "[A-Za-zÀ-ÿ0-9 ,.'\\n\\t-]{1,200}",
+        1 => "[a-z\\r\\n\\t\\x00-\\x1f]{0,20}",
+        1 => any::<String>(),
+    ];
+    let patient = (maybe(text()), maybe(text()), maybe(text()), maybe(text()));
+    let contact = (maybe(text()), maybe(text()));
+    (
+        (
+            shaped(id),
+            shaped(kind),
+            maybe(priority),
+            shaped(emitted_at),
+            shaped(text()),
+        ),
+        (maybe(commune), rarely(departement)),
+        shaped(summary),
+        patient,
+        contact,
+    )
+        .prop_map(
+            |(
+                (id, kind, priority, emitted_at, association),
+                (commune, departement),
+                summary,
+                patient,
+                contact,
+            )| {
+                let mut territory = Map::new();
+                if let Some(commune) = commune {
+                    territory.insert("commune".into(), commune.into());
+                }
+                if let Some(departement) = departement {
+                    territory.insert("departement".into(), departement.into());
+                }
+                let sentinel = |value: Option<String>| value.map(|v| format!("{SENTINEL}{v}"));
+                let alert = json!({
+                    "id": id,
+                    "kind": kind,
+                    "priority": priority,
+                    "emitted_at": emitted_at,
+                    "association": association,
+                    "territory": territory,
+                    "summary": summary,
+                    "patient": {
+                        "reference": sentinel(patient.0),
+                        "name": sentinel(patient.1),
+                        "address": sentinel(patient.2),
+                        "phone": sentinel(patient.3),
+                    },
+                    "contact": { "name": contact.0, "phone": contact.1 },
+                });
+                alert.to_string().into_bytes()
+            },
+        )
+}
+
+/// The one-line values of an accepted alert.
+fn one_line_values(alert: &Alert) -> Vec<String> {
+    let patient = alert.patient();
+    let contact = alert.contact();
+    let optional = [
+        &patient.reference,
+        &patient.name,
+        &patient.address,
+        &patient.phone,
+        &contact.name,
+        &contact.phone,
+    ];
+    [
+        alert.id().as_str().to_owned(),
+        alert.kind().as_str().to_owned(),
+        alert.association().to_owned(),
+    ]
+    .into_iter()
+    .chain(optional.into_iter().flatten().cloned())
+    .collect()
+}
+
+fn registry() -> Registry {
+    Registry::from_toml(
+        r#"
+        [[route]]
+        kind = "orientation_sociale"
+        networks = ["ccas"]
+        [[referent]]
+        id = "ccas-paris-13"
+        network = "ccas"
+        name = "Camille Martin"
+        email = "camille.martin@ccas-paris13.example.org"
+        communes = ["75113"]
+        "#,
+    )
+    .unwrap()
+}
+
+/// The names of the headers of a rendered email.
+fn header_names(alert: &Alert) -> BTreeSet<String> {
+    let renderer =
+        Renderer::new("relais <relais@sos75.example.org>".parse().unwrap(), true).unwrap();
+    let registry = registry();
+    let message = renderer
+        .render(alert, &registry.referents()[0], "Orientation sociale")
+        .unwrap();
+    let raw = String::from_utf8(message.formatted()).unwrap();
+    let head = raw.split("\r\n\r\n").next().unwrap();
+    head.split("\r\n")
+        .filter(|line| !line.starts_with([' ', '\t']))
+        .map(|line| line.split(':').next().unwrap().to_ascii_lowercase())
+        .collect()
+}
+
+fn reference_headers() -> BTreeSet<String> {
+    let body = r#"{"id":"SOS75-1","kind":"orientation_sociale","emitted_at":"2026-11-22T08:15:00+01:00",
+        "association":"SOS Médecins Paris","territory":{"commune":"75113"},"summary":"Isolée."}"#;
+    header_names(&Alert::parse(body.as_bytes(), MAX_BYTES).unwrap())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn an_accepted_alert_written_back_parses_to_the_same_alert(body in alert_json()) {
+        if let Ok(alert) = Alert::parse(&body, MAX_BYTES) {
+            let again = Alert::parse(alert.to_json().to_string().as_bytes(), MAX_BYTES);
+            prop_assert_eq!(again, Ok(alert));
+        }
+    }
+
+    #[test]
+    fn no_accepted_value_carries_a_control_character(body in alert_json()) {
+        if let Ok(alert) = Alert::parse(&body, MAX_BYTES) {
+            for value in one_line_values(&alert) {
+                prop_assert!(!value.chars().any(char::is_control), "{:?}", value);
+                prop_assert!(!value.trim().is_empty());
+            }
+            let summary = alert.summary();
+            prop_assert!(
+                !summary.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
+                "{:?}", summary
+            );
+        }
+    }
+
+    #[test]
+    fn every_email_has_the_same_headers_whatever_the_alert_says(body in alert_json()) {
+        if let Ok(alert) = Alert::parse(&body, MAX_BYTES) {
+            prop_assert_eq!(header_names(&alert), reference_headers());
+        }
+    }
+
+    #[test]
+    fn a_refusal_never_quotes_a_patient_value(body in alert_json()) {
+        if let Err(error) = Alert::parse(&body, MAX_BYTES) {
+            prop_assert!(!error.to_string().contains(SENTINEL), "{}", error);
+        }
+    }
+
+    #[test]
+    fn any_bytes_are_refused_or_accepted_without_a_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Alert::parse(&body, MAX_BYTES);
+    }
+}
+
+/// The generator reaches both sides: without this, a generator that never
+/// produced a valid alert would make the properties above vacuous.
+#[test]
+fn the_generator_makes_valid_and_invalid_alerts() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = alert_json();
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..2_000 {
+        let body = strategy.new_tree(&mut runner).unwrap().current();
+        match Alert::parse(&body, MAX_BYTES) {
+            Ok(_) => accepted += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(accepted >= 100, "{accepted} accepted of 2,000");
+    assert!(refused >= 100, "{refused} refused of 2,000");
+}
