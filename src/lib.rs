@@ -15,7 +15,6 @@
 //! wrong person or in clear. Every module's documentation says how it
 //! guards against them.
 
-pub mod alert;
 pub mod broker;
 pub mod cli;
 pub mod commands;
@@ -29,13 +28,13 @@ pub mod mailer;
 pub mod memory;
 pub mod metrics;
 pub mod outcome;
-pub mod registry;
 pub mod settings;
 pub mod smtp;
 pub mod store;
 pub mod telemetry;
-pub mod territory;
 pub mod topology;
+
+pub use relais_core::{alert, registry, territory};
 
 use std::future::Future;
 use std::path::Path;

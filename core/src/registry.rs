@@ -331,23 +331,11 @@ impl Registry {
             path: path.to_owned(),
             source,
         };
-        let syntax = |message: String| RegistryError::Syntax {
-            path: path.to_owned(),
-            message,
-        };
         let text = std::fs::read_to_string(path).map_err(read)?;
-        let raw: RawRegistry = if path
+        let json = path
             .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        {
-            serde_json::from_str(&text).map_err(|error| syntax(error.to_string()))?
-        } else {
-            toml::from_str(&text).map_err(|error| syntax(error.to_string()))?
-        };
-        Self::validate(raw).map_err(|errors| RegistryError::Invalid {
-            path: path.to_owned(),
-            errors,
-        })
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        Self::from_text(&text, json, path)
     }
 
     /// Validates a registry given as TOML text.
@@ -355,12 +343,29 @@ impl Registry {
     /// # Errors
     /// As [`Registry::load`], with an empty path.
     pub fn from_toml(text: &str) -> Result<Self, RegistryError> {
-        let raw: RawRegistry = toml::from_str(text).map_err(|error| RegistryError::Syntax {
-            path: PathBuf::new(),
-            message: error.to_string(),
-        })?;
+        Self::from_text(text, false, Path::new(""))
+    }
+
+    /// Validates a registry given as JSON text.
+    ///
+    /// # Errors
+    /// As [`Registry::load`], with an empty path.
+    pub fn from_json(text: &str) -> Result<Self, RegistryError> {
+        Self::from_text(text, true, Path::new(""))
+    }
+
+    fn from_text(text: &str, json: bool, path: &Path) -> Result<Self, RegistryError> {
+        let syntax = |message: String| RegistryError::Syntax {
+            path: path.to_owned(),
+            message,
+        };
+        let raw: RawRegistry = if json {
+            serde_json::from_str(text).map_err(|error| syntax(error.to_string()))?
+        } else {
+            toml::from_str(text).map_err(|error| syntax(error.to_string()))?
+        };
         Self::validate(raw).map_err(|errors| RegistryError::Invalid {
-            path: PathBuf::new(),
+            path: path.to_owned(),
             errors,
         })
     }
