@@ -1,0 +1,7 @@
+//! Registry files, TOML or JSON: see `checks::registry`.
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::registry(data));
