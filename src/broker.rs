@@ -27,6 +27,16 @@ pub struct TlsFileError {
     problem: String,
 }
 
+impl TlsFileError {
+    fn new(key: &'static str, path: &Path, problem: impl Into<String>) -> Self {
+        Self {
+            key,
+            path: path.display().to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
 /// Opens a connection named `name` (shown in the broker's connection list).
 ///
 /// # Errors
@@ -68,11 +78,7 @@ pub fn tls_config(amqp: &AmqpSettings) -> Result<OwnedTLSConfig, TlsFileError> {
 
 /// The PEM text of `path`, which must hold at least one certificate.
 fn certificates(key: &'static str, path: &Path) -> Result<String, TlsFileError> {
-    let problem = |problem: String| TlsFileError {
-        key,
-        path: path.display().to_string(),
-        problem,
-    };
+    let problem = |problem: String| TlsFileError::new(key, path, problem);
     let text = std::fs::read_to_string(path).map_err(|error| problem(error.to_string()))?;
     let mut found = 0;
     for certificate in CertificateDer::pem_slice_iter(text.as_bytes()) {
@@ -88,18 +94,10 @@ fn certificates(key: &'static str, path: &Path) -> Result<String, TlsFileError> 
 /// The PEM bytes of `path`, which must hold a private key. The key itself
 /// never appears in an error.
 fn private_key(path: &Path) -> Result<Vec<u8>, TlsFileError> {
-    let problem = |problem: &str| TlsFileError {
-        key: "key_file",
-        path: path.display().to_string(),
-        problem: problem.into(),
-    };
-    let bytes = std::fs::read(path).map_err(|error| TlsFileError {
-        key: "key_file",
-        path: path.display().to_string(),
-        problem: error.to_string(),
-    })?;
+    let problem = |problem: String| TlsFileError::new("key_file", path, problem);
+    let bytes = std::fs::read(path).map_err(|error| problem(error.to_string()))?;
     PrivateKeyDer::from_pem_slice(&bytes)
-        .map_err(|_| problem("no PEM private key (PKCS#8, PKCS#1 or SEC1) in the file"))?;
+        .map_err(|_| problem("no PEM private key (PKCS#8, PKCS#1 or SEC1) in the file".into()))?;
     Ok(bytes)
 }
 
