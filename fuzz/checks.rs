@@ -1,14 +1,16 @@
 //! What the fuzz targets check on each input. `core/tests/fuzz_seeds.rs`
 //! runs the same checks on every committed seed, so that an input a fuzzer
-//! once crashed on, saved in `fuzz/seeds/<target>/`, stays a test on stable.
+//! once crashed on, saved in `fuzz/seeds/<target>/`, stays a test on stable;
+//! `tests/properties.rs` runs them on generated alerts.
 
 use relais_core::alert::{Alert, Kind};
 use relais_core::registry::Registry;
 use relais_core::territory::{Commune, Departement, Territory};
 
 /// Any bytes as an alert body: refused or accepted, never a panic; an
-/// accepted alert holds no control character in a one-line value and
-/// parses back from its contract form to the same alert.
+/// accepted alert holds no control character in a one-line value (nor in
+/// its summary, but line breaks and tabs) and parses back from its
+/// contract form to the same alert.
 pub fn alert(body: &[u8]) {
     let Ok(alert) = Alert::parse(body, 65_536) else {
         return;
@@ -31,8 +33,16 @@ pub fn alert(body: &[u8]) {
     .into_iter()
     .chain(optional.into_iter().flatten().map(String::as_str));
     for value in one_line {
-        assert!(!value.chars().any(char::is_control));
+        assert!(!value.chars().any(char::is_control), "{value:?}");
+        assert!(!value.trim().is_empty());
     }
+    let summary = alert.summary();
+    assert!(
+        !summary
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "{summary:?}"
+    );
     let again = Alert::parse(alert.to_json().to_string().as_bytes(), 65_536);
     assert_eq!(again, Ok(alert));
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use lapin::tcp::OwnedTLSConfig;
 use support::smtp::SmtpServer;
-use support::{Broker, REGISTRY, World, alert, http_get};
+use support::{Broker, REGISTRY, World, http_get};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -178,15 +178,6 @@ async fn world(env: &[(&str, &str)]) -> (World, u16) {
     (world, http)
 }
 
-async fn publish_one(world: &World, id: &str) {
-    world
-        .publish(
-            "orientation_sociale",
-            &alert(id, "orientation_sociale", "75115"),
-        )
-        .await;
-}
-
 /// `/readyz`'s status and its `consumer` line, once relais has tried the
 /// broker at least once.
 async fn consumer_readiness(port: u16) -> (u16, String) {
@@ -208,7 +199,7 @@ async fn delivered(env: &[(&str, &str)], id: &str) {
     let (world, http) = world(env).await;
     let app = world.spawn();
 
-    publish_one(&world, id).await;
+    world.publish_one(id).await;
     let mails = world.smtp.wait_for(1, WAIT).await;
     let readiness = consumer_readiness(http).await;
     app.stop().await;
@@ -228,7 +219,7 @@ async fn refused(env: &[(&str, &str)], id: &str) -> String {
     let (world, http) = world(env).await;
     let app = world.spawn();
 
-    publish_one(&world, id).await;
+    world.publish_one(id).await;
     let (status, why) = consumer_readiness(http).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let running = app.is_running();

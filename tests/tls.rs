@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use support::smtp::{SmtpServer, TestCa, TlsMode};
-use support::{REGISTRY, World, alert, http_get};
+use support::{REGISTRY, World, http_get};
 use tempfile::TempDir;
 use tokio_rustls::TlsAcceptor;
 
@@ -43,15 +43,6 @@ async fn smtp_readiness(port: u16) -> (u16, String) {
     (status, body["smtp"].as_str().unwrap().to_owned())
 }
 
-async fn publish_one(world: &World, id: &str) {
-    world
-        .publish(
-            "orientation_sociale",
-            &alert(id, "orientation_sociale", "75115"),
-        )
-        .await;
-}
-
 /// The alert ended in the dead-letter queue as `exhausted`; its error.
 async fn exhausted_error(world: &World) -> String {
     assert_eq!(world.wait_for_depth(&world.dead(), 1, WAIT).await, 1);
@@ -72,7 +63,7 @@ async fn delivered_over_tls(mode: fn(TlsAcceptor) -> TlsMode, tls: &str, id: &st
     let (world, _files, port) = world(smtp, tls, Some(&ca)).await;
     let app = world.spawn();
 
-    publish_one(&world, id).await;
+    world.publish_one(id).await;
     let mails = world.smtp.wait_for(1, WAIT).await;
     assert_eq!(smtp_readiness(port).await, (200, "ok".to_owned()));
     app.stop().await;
@@ -102,7 +93,7 @@ async fn a_certificate_for_another_name_is_refused_and_nothing_is_sent() {
     let (world, _files, port) = world(smtp, "required", Some(&ca)).await;
     let app = world.spawn();
 
-    publish_one(&world, "SOS75-TLS3").await;
+    world.publish_one("SOS75-TLS3").await;
     let error = exhausted_error(&world).await;
     let (status, smtp) = smtp_readiness(port).await;
     app.stop().await;
@@ -125,7 +116,7 @@ async fn a_private_authority_is_not_trusted_without_ca_file() {
     let (world, _files, port) = world(smtp, "required", None).await;
     let app = world.spawn();
 
-    publish_one(&world, "SOS75-TLS4").await;
+    world.publish_one("SOS75-TLS4").await;
     let error = exhausted_error(&world).await;
     let (status, smtp) = smtp_readiness(port).await;
     app.stop().await;
@@ -143,7 +134,7 @@ async fn tls_required_against_a_server_without_starttls_sends_nothing_in_clear()
     let (world, _files, port) = world(smtp, "required", None).await;
     let app = world.spawn();
 
-    publish_one(&world, "SOS75-TLS5").await;
+    world.publish_one("SOS75-TLS5").await;
     let error = exhausted_error(&world).await;
     let (status, smtp) = smtp_readiness(port).await;
     app.stop().await;

@@ -299,16 +299,21 @@ delays = ["200ms", "400ms"]
         self.broker.publish(&self.exchange, routing_key, body).await;
     }
 
-    /// Publishes `count` alerts `<prefix>-0000`, `<prefix>-0001`, … of kind
-    /// orientation_sociale for commune 75115 (one référent each).
+    /// Publishes the alert `id` of kind orientation_sociale for commune
+    /// 75115, whose one référent is social@paris.test.
+    pub async fn publish_one(&self, id: &str) {
+        self.publish(
+            "orientation_sociale",
+            &alert(id, "orientation_sociale", "75115"),
+        )
+        .await;
+    }
+
+    /// Publishes `count` alerts `<prefix>-0000`, `<prefix>-0001`, … as
+    /// [`World::publish_one`] does.
     pub async fn publish_stream(&self, prefix: &str, count: usize) {
         for n in 0..count {
-            let id = format!("{prefix}-{n:04}");
-            self.publish(
-                "orientation_sociale",
-                &alert(&id, "orientation_sociale", "75115"),
-            )
-            .await;
+            self.publish_one(&format!("{prefix}-{n:04}")).await;
         }
     }
 
