@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use lapin::tcp::OwnedTLSConfig;
-use support::smtp::SmtpServer;
+use support::smtp::{SmtpServer, TestCa};
 use support::{Broker, REGISTRY, World, http_get};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -136,29 +136,17 @@ ssl_cert_login_from = common_name
 /// An authority; the broker's certificate for `localhost` only; relais's
 /// client certificate for the user `guest`. Returns the authority's PEM.
 fn write_certificates(dir: &Path) -> String {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "relais test broker CA");
-    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let signed = |names: Vec<String>, common_name: &str, stem: &str| {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(names).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
-    };
-    signed(vec!["localhost".into()], "localhost", "server");
-    signed(Vec::new(), "guest", "client");
-    std::fs::write(dir.join("ca.pem"), &ca_pem).unwrap();
-    ca_pem
+    let ca = TestCa::new(&[]);
+    for (stem, names, common_name) in [
+        ("server", &["localhost"][..], "localhost"),
+        ("client", &[][..], "guest"),
+    ] {
+        let (cert, key) = ca.issue(names, common_name);
+        std::fs::write(dir.join(format!("{stem}.pem")), cert).unwrap();
+        std::fs::write(dir.join(format!("{stem}.key")), key).unwrap();
+    }
+    std::fs::write(dir.join("ca.pem"), &ca.ca_pem).unwrap();
+    ca.ca_pem
 }
 
 /// A world on the TLS node, relais configured by `env`, `/readyz` on the

@@ -42,6 +42,7 @@ pub struct TestCa {
     pub ca_pem: String,
     /// For a server presenting the signed certificate.
     pub acceptor: TlsAcceptor,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
 }
 
 impl TestCa {
@@ -56,12 +57,7 @@ impl TestCa {
             .push(DnType::CommonName, "relais test CA");
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca_params, ca_key);
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
+        let (cert, key) = signed(&issuer, names, names.first().copied().unwrap_or("server"));
         let config = rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(
@@ -72,8 +68,30 @@ impl TestCa {
         Self {
             ca_pem: ca_cert.pem(),
             acceptor: TlsAcceptor::from(Arc::new(config)),
+            issuer,
         }
     }
+
+    /// Another certificate of this authority, for `names` (none for a
+    /// client's) with `common_name`: its PEM and its key's.
+    pub fn issue(&self, names: &[&str], common_name: &str) -> (String, String) {
+        let (cert, key) = signed(&self.issuer, names, common_name);
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+fn signed(
+    issuer: &rcgen::Issuer<'static, rcgen::KeyPair>,
+    names: &[&str],
+    common_name: &str,
+) -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    (params.signed_by(&key, issuer).unwrap(), key)
 }
 
 /// What the server does instead of accepting a transaction.
