@@ -41,7 +41,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("relais: {error:#}");
+            eprintln!("relais: {}", crate::telemetry::causes(&error));
             ExitCode::FAILURE
         }
     }
@@ -300,7 +300,7 @@ async fn status(config: Option<&Path>, json: bool) -> ExitCode {
     let (settings, topology, queues, oldest) = match report.await {
         Ok(report) => report,
         Err(error) => {
-            eprintln!("relais: {error:#}");
+            eprintln!("relais: {}", crate::telemetry::causes(&error));
             return ExitCode::FAILURE;
         }
     };

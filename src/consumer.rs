@@ -68,7 +68,7 @@ pub async fn consume(
                 backoff = reconnect_backoff();
             }
             Err(error) => {
-                let error = crate::telemetry::one_line(&format_args!("{error:#}"));
+                let error = crate::telemetry::one_line(&crate::telemetry::causes(&error));
                 error!(broker = %amqp.redacted_url(), %error, "cannot consume from the broker");
                 health.consumer_down(format!("cannot consume from the broker: {error}"));
             }

@@ -23,6 +23,27 @@ pub fn one_line(error: &dyn std::fmt::Display) -> String {
         .join(" ")
 }
 
+/// An error and its causes, `: `-separated (for a log line, pass it through
+/// [`one_line`]). A cause is left out when the message before it already
+/// ends with it: the AMQP library, for one, repeats its source in its own
+/// message.
+pub fn causes(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    let mut last = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !last.is_empty() && last.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+        last = text;
+    }
+    line
+}
+
 /// Installs the global subscriber. Call once, at start-up.
 ///
 /// # Errors
@@ -246,5 +267,33 @@ pub mod events {
                 "the delivery could no longer be acked (channel lost); the broker will deliver it again"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("protocol error: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("ACCESS_REFUSED - Login was refused")]
+    struct Inner;
+
+    #[test]
+    fn causes_follow_each_other_without_repeating_themselves() {
+        let error = anyhow::Error::new(Outer(Inner)).context("cannot connect to the broker");
+        assert_eq!(
+            causes(&error),
+            "cannot connect to the broker: protocol error: ACCESS_REFUSED - Login was refused"
+        );
+        let listed = anyhow::anyhow!("the registry has 2 error(s):\n  - a\n  - b")
+            .context("cannot load the registry");
+        assert_eq!(
+            causes(&listed),
+            "cannot load the registry: the registry has 2 error(s):\n  - a\n  - b"
+        );
     }
 }

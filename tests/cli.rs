@@ -417,3 +417,22 @@ async fn check_takes_the_secrets_from_systemd_credentials_and_warns_when_others_
     }
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_wrong_broker_password_is_named_as_a_refused_login_without_the_password() {
+    let secret = "WRONG-SECRET-4f1";
+    let url = format!("amqp://guest:{secret}@127.0.0.1:5672/%2f");
+    let world = World::with_env(REGISTRY, &[("RELAIS__AMQP__URL", url.as_str())]).await;
+
+    let status = relais(&world, &["status"], None);
+
+    assert_eq!(status.status.code(), Some(1));
+    let shown = text(&status.stdout) + &text(&status.stderr);
+    assert!(
+        shown.contains("cannot connect to the broker amqp://guest:***@127.0.0.1:5672/%2f"),
+        "{shown}"
+    );
+    assert!(shown.contains("ACCESS_REFUSED"), "{shown}");
+    assert!(!shown.contains(secret), "{shown}");
+    world.cleanup().await;
+}
