@@ -2,6 +2,7 @@
 //! runs the same checks on every committed seed, so that an input a fuzzer
 //! once crashed on, saved in `fuzz/seeds/<target>/`, stays a test on stable;
 //! `tests/properties.rs` runs them on generated alerts.
+#![allow(dead_code, reason = "each fuzz target calls one of the checks")]
 
 use relais_core::alert::{Alert, Kind};
 use relais_core::registry::Registry;

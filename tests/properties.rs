@@ -11,8 +11,6 @@
 //! - a refused alert's error never quotes a patient value;
 //! - any bytes at all are refused or accepted, never a panic.
 
-// Its registry check is the fuzzer's alone.
-#[allow(dead_code)]
 #[path = "../fuzz/checks.rs"]
 mod checks;
 
