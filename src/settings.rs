@@ -756,19 +756,16 @@ mod tests {
         std::fs::write(credentials.join("smtp-password"), "s3cr3t\n").unwrap();
         let file = write(
             dir.path(),
-            &format!("{MINIMAL}\n[amqp]\nurl_file = \"/etc/relais/credentials/amqp-url\"\n"),
+            &format!("{MINIMAL}\n[amqp]\nurl_file = \"root-only/amqp-url\"\n"),
         );
-        // No amqp-url credential: the settings' file stays (and cannot be read).
+        // No amqp-url credential: the settings' file stays (and is missing).
         let error = Settings::load_with_env(
             Some(&file),
             env(&[("CREDENTIALS_DIRECTORY", credentials.to_str().unwrap())]),
         )
         .unwrap_err()
         .to_string();
-        assert!(
-            error.contains("/etc/relais/credentials/amqp-url"),
-            "{error}"
-        );
+        assert!(error.contains("root-only/amqp-url"), "{error}");
 
         std::fs::write(
             credentials.join("amqp-url"),
