@@ -276,3 +276,45 @@ async fn json_logs_are_one_object_per_line_and_text_logs_carry_no_colour_codes()
     assert!(!logs.all().contains('\u{1b}'), "{}", logs.all());
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_secret_file_other_users_can_read_is_reported_when_relais_starts() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let secrets = tempfile::tempdir().unwrap();
+    let password = secrets.path().join("smtp-password");
+    std::fs::write(&password, "PASSWORD-9d3").unwrap();
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let world = World::with_env(
+        REGISTRY,
+        &[
+            ("RELAIS__SMTP__USERNAME", "relais-sos75"),
+            ("RELAIS__SMTP__PASSWORD_FILE", password.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let mut relais = world.spawn_binary();
+    let logs = Logs::collect(&mut relais);
+
+    logs.expect("consuming alerts").await;
+    signal(&relais, "TERM");
+    wait_exit(&mut relais, WAIT).await;
+
+    let warnings: Vec<String> = logs
+        .all()
+        .lines()
+        .filter(|line| line.contains("the settings need attention"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", logs.all());
+    assert!(warnings[0].contains(" WARN "), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains(&format!(
+            "smtp.password_file {} can be read by other users (mode 0640)",
+            password.display()
+        )),
+        "{}",
+        warnings[0]
+    );
+    assert!(!logs.all().contains("PASSWORD-9d3"));
+    world.cleanup().await;
+}
