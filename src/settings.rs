@@ -380,10 +380,7 @@ impl Settings {
             .map_err(|error| SettingsError::Read(error.to_string()))?;
         let base = file.and_then(Path::parent).unwrap_or(Path::new(""));
         settings.resolve_paths(base);
-        if let Some(directory) = credentials {
-            settings.take_credentials(&directory);
-        }
-        settings.warnings = settings.exposed_secrets();
+        settings.warnings = settings.take_secret_files(credentials.as_deref());
         if let Some(path) = &settings.amqp.url_file {
             settings.amqp.url = read_secret(path).map_err(|error| {
                 SettingsError::Read(format!("amqp.url_file {}: {error}", path.display()))
@@ -393,45 +390,40 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Points each secret file setting at its credential in `directory`,
-    /// when systemd put one there.
-    fn take_credentials(&mut self, directory: &Path) {
-        let slots = [
-            &mut self.amqp.url_file,
-            &mut self.amqp.key_file,
-            &mut self.smtp.password_file,
-        ];
-        for (name, slot) in CREDENTIALS.into_iter().zip(slots) {
-            let path = directory.join(name);
-            if path.is_file() {
-                *slot = Some(path);
-            }
-        }
+    /// The settings that name a secret file, in the order of
+    /// [`CREDENTIALS`], the credentials that replace them under systemd.
+    fn secret_files(&mut self) -> [(&'static str, &mut Option<PathBuf>); 3] {
+        [
+            ("amqp.url_file", &mut self.amqp.url_file),
+            ("amqp.key_file", &mut self.amqp.key_file),
+            ("smtp.password_file", &mut self.smtp.password_file),
+        ]
     }
 
-    /// A warning for each secret file that users other than its owner can
-    /// read.
-    fn exposed_secrets(&self) -> Vec<String> {
+    /// Points each secret file setting at its credential in `directory`
+    /// (systemd's, if any) when one is there; returns a warning for each
+    /// secret file that users other than its owner can read.
+    fn take_secret_files(&mut self, directory: Option<&Path>) -> Vec<String> {
         use std::os::unix::fs::PermissionsExt as _;
-        let secrets = [
-            ("amqp.url_file", &self.amqp.url_file),
-            ("amqp.key_file", &self.amqp.key_file),
-            ("smtp.password_file", &self.smtp.password_file),
-        ];
-        secrets
-            .into_iter()
-            .filter_map(|(key, path)| {
-                let path = path.as_ref()?;
-                let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
-                (mode & 0o044 != 0).then(|| {
-                    format!(
-                        "{key} {} can be read by other users (mode {mode:04o}): \
-                         `chmod 600` it, owned by the user relais runs as",
-                        path.display()
-                    )
-                })
-            })
-            .collect()
+        let mut warnings = Vec::new();
+        for (name, (key, slot)) in CREDENTIALS.into_iter().zip(self.secret_files()) {
+            if let Some(credential) = directory.map(|dir| dir.join(name)).filter(|p| p.is_file()) {
+                *slot = Some(credential);
+            }
+            let Some(path) = slot.as_ref() else { continue };
+            let Ok(metadata) = std::fs::metadata(path) else {
+                continue;
+            };
+            let mode = metadata.permissions().mode() & 0o777;
+            if mode & 0o044 != 0 {
+                warnings.push(format!(
+                    "{key} {} can be read by other users (mode {mode:04o}): \
+                     `chmod 600` it, owned by the user relais runs as",
+                    path.display()
+                ));
+            }
+        }
+        warnings
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -517,11 +509,6 @@ impl Settings {
 }
 
 impl AmqpSettings {
-    /// Whether the URL asks for TLS (`amqps://`).
-    pub fn uses_tls(&self) -> bool {
-        self.url.expose_secret().starts_with("amqps://")
-    }
-
     fn check(&self, errors: &mut Vec<String>) {
         let url = match url::Url::parse(self.url.expose_secret()) {
             Ok(url) => url,
