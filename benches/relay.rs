@@ -37,10 +37,10 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use relais::alert::Kind;
+use relais::amqp::Topology;
 use relais::registry::Registry;
 use relais::settings::Settings;
 use relais::territory::{Commune, Territory};
-use relais::topology::Topology;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 

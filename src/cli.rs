@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::outcome::Reason;
 use crate::settings::CONFIG_ENV;
 
 /// relais: relays social-care alerts from emergency doctors to the
@@ -83,7 +84,7 @@ pub struct ReplayArgs {
     pub id: Option<String>,
     /// The dead letters of this reason (invalid, unroutable, rejected, exhausted, delivery_limit).
     #[arg(long, group = "which", value_name = "REASON")]
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
 }
 
 #[derive(Debug, Args)]

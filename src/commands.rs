@@ -7,24 +7,22 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use lapin::options::ConfirmSelectOptions;
+use lapin::protocol::AMQPSoftError;
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Connection};
-use tokio::signal::unix::{SignalKind, signal};
-
-use crate::alert::{Alert, AlertId};
-use crate::cli::{AuditArgs, Cli, Command, DeadLettersCommand, PublishArgs, ResolveArgs};
-use crate::dead_letters::{self, DeadLetter, Selection};
-use crate::outcome::{PublishError, Publisher};
-use crate::registry::Registry;
-use crate::settings::{Settings, TransportKind};
-use crate::store::AuditReader;
-use crate::territory::{Commune, Departement, Territory};
-use crate::topology::Topology;
-use crate::topology::soft_error;
-use lapin::protocol::AMQPSoftError;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::alert::{Alert, AlertId, Kind};
+use crate::amqp::dead_letters::{self, DeadLetter, Selection};
+use crate::amqp::topology::soft_error;
+use crate::amqp::{PublishError, Publisher, Topology};
+use crate::cli::{AuditArgs, Cli, Command, DeadLettersCommand, PublishArgs, ResolveArgs};
+use crate::registry::Registry;
+use crate::settings::{Outbound, Settings};
+use crate::store::AuditReader;
+use crate::territory::{Commune, Departement, Territory};
 
 /// Runs the subcommand; errors are printed, and become exit code 1.
 pub async fn dispatch(cli: Cli) -> ExitCode {
@@ -70,7 +68,7 @@ async fn run(config: Option<&Path>) -> anyhow::Result<()> {
             let _ = reload.try_send(());
         }
     });
-    crate::run(settings, shutdown, reloads).await
+    crate::daemon::run(settings, shutdown, reloads).await
 }
 
 /// `relais check`: validates settings and registry, prints a summary.
@@ -99,24 +97,23 @@ fn check_report(settings: &Settings, registry_path: &Path, registry: &Registry) 
         amqp.prefetch
     );
     let from = smtp.from.as_deref().unwrap_or_default();
-    match smtp.transport {
-        TransportKind::Smtp => {
+    match smtp.outbound() {
+        Ok(Outbound::Smtp(server)) => {
             let _ = writeln!(
                 out,
                 "mail:     SMTP {}:{} (tls {:?}), from {from}",
-                smtp.host.as_deref().unwrap_or_default(),
-                smtp.port(),
-                smtp.tls
+                server.host, server.port, server.tls
             );
         }
-        TransportKind::File => {
-            let dir = smtp.file_dir.as_deref().unwrap_or(Path::new(""));
+        Ok(Outbound::Files(dir)) => {
             let _ = writeln!(
                 out,
                 "mail:     .eml files in {} (no SMTP), from {from}",
                 dir.display()
             );
         }
+        // Refused by the settings check before this report is made.
+        Err(_) => {}
     }
     let summary = registry.summary();
     let _ = writeln!(
@@ -145,8 +142,7 @@ fn resolve(config: Option<&Path>, args: &ResolveArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     let registry_path = &settings.registry.path;
     let registry = Registry::load(registry_path)?;
-    let kind = crate::alert::Kind::parse(&args.kind)
-        .map_err(|problem| anyhow::anyhow!("--kind {problem}"))?;
+    let kind = Kind::parse(&args.kind).map_err(|problem| anyhow::anyhow!("--kind {problem}"))?;
     let commune = args
         .commune
         .as_deref()
@@ -199,12 +195,8 @@ async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow::Result<()
         .context("not published: the alert is invalid")?;
 
     let amqp = &settings.amqp;
-    let connection = crate::broker::connect(amqp, "relais publish").await?;
-    let channel = connection.create_channel().await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    let publisher = Publisher::new(channel, amqp.confirm_timeout);
+    let connection = crate::amqp::connect(amqp, "relais publish").await?;
+    let publisher = Publisher::open(&connection, amqp.confirm_timeout).await?;
     let properties = BasicProperties::default()
         .with_content_type(ShortString::from("application/json"))
         .with_delivery_mode(2)
@@ -279,7 +271,7 @@ fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
 
 /// Connects to the broker for an operator's command.
 async fn connect(settings: &Settings) -> anyhow::Result<Connection> {
-    crate::broker::connect(&settings.amqp, "relais (operator)").await
+    crate::amqp::connect(&settings.amqp, "relais (operator)").await
 }
 
 /// `relais status`: the queues on one screen. Exit 2 when dead letters
@@ -371,13 +363,19 @@ async fn dead_letters(config: Option<&Path>, command: DeadLettersCommand) -> any
                 (_, _, Some(reason)) => Selection::Reason(reason),
                 _ => bail!("give --all, --id ID or --reason REASON"),
             };
-            let moved = dead_letters::replay(&connection, &topology, &selection).await?;
-            print_letters(&moved.taken);
+            let replayed = dead_letters::replay(
+                &connection,
+                &topology,
+                &selection,
+                settings.amqp.confirm_timeout,
+            )
+            .await?;
+            print_letters(&replayed.taken);
             println!(
                 "replayed {} dead letter(s) to {}; {} left in {}",
-                moved.taken.len(),
+                replayed.taken.len(),
                 topology.queue,
-                moved.left,
+                replayed.left,
                 topology.dead
             );
             Ok(())
@@ -385,9 +383,9 @@ async fn dead_letters(config: Option<&Path>, command: DeadLettersCommand) -> any
         DeadLettersCommand::Purge { id, yes } => {
             let selection = Selection::Id(id.clone());
             if yes {
-                let moved = dead_letters::purge(&connection, &topology, &selection).await?;
-                print_letters(&moved.taken);
-                println!("purged {} dead letter(s) of alert {id}", moved.taken.len());
+                let purged = dead_letters::purge(&connection, &topology, &selection).await?;
+                print_letters(&purged.taken);
+                println!("purged {} dead letter(s) of alert {id}", purged.taken.len());
                 Ok(())
             } else {
                 let letters = dead_letters::list(&connection, &topology, usize::MAX).await?;

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::health::Health;
-use crate::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 
 /// The main loop beats every `BEAT`; it is dead if silent for three.
 pub const BEAT: Duration = Duration::from_secs(5);

@@ -452,12 +452,8 @@ impl Settings {
         if let Err(error) = self.smtp.sender() {
             errors.push(error);
         }
-        match self.smtp.transport {
-            TransportKind::Smtp => self.smtp.check_smtp(&mut errors),
-            TransportKind::File if self.smtp.file_dir.is_none() => {
-                errors.push("smtp.file_dir is required with smtp.transport = \"file\"".into());
-            }
-            TransportKind::File => {}
+        if let Err(mail) = self.smtp.outbound() {
+            errors.extend(mail);
         }
         self.amqp.check(&mut errors);
         for (key, value) in [
@@ -544,8 +540,17 @@ impl AmqpSettings {
             errors
                 .push("amqp.cert_file and amqp.key_file go together: give both or neither".into());
         }
-        if let Err(error) = crate::broker::tls_config(self) {
+        if let Err(error) = crate::tls::broker(self.tls_files()) {
             errors.push(error.to_string());
+        }
+    }
+
+    /// The certificate files of an `amqps://` connection.
+    pub fn tls_files(&self) -> crate::tls::BrokerFiles<'_> {
+        crate::tls::BrokerFiles {
+            ca_file: self.ca_file.as_deref(),
+            cert_file: self.cert_file.as_deref(),
+            key_file: self.key_file.as_deref(),
         }
     }
 
@@ -586,10 +591,26 @@ impl SmtpSettings {
         })
     }
 
-    fn check_smtp(&self, errors: &mut Vec<String>) {
+    /// Where the emails go, checked: an SMTP server always has its host,
+    /// its port and, when it authenticates, its password; a trial always
+    /// has its folder. The one place these settings are checked.
+    ///
+    /// # Errors
+    /// Every problem found, one message each.
+    pub fn outbound(&self) -> Result<Outbound, Vec<String>> {
+        let mut errors = Vec::new();
+        if self.transport == TransportKind::File {
+            return match &self.file_dir {
+                Some(dir) => Ok(Outbound::Files(dir.clone())),
+                None => Err(vec![
+                    "smtp.file_dir is required with smtp.transport = \"file\"".into(),
+                ]),
+            };
+        }
         let Some(host) = self.host.as_deref().filter(|host| !host.is_empty()) else {
-            errors.push("smtp.host is required with smtp.transport = \"smtp\"".into());
-            return;
+            return Err(vec![
+                "smtp.host is required with smtp.transport = \"smtp\"".into(),
+            ]);
         };
         let in_clear = matches!(self.tls, SmtpTls::None | SmtpTls::Opportunistic);
         if in_clear && !is_loopback(host) && !self.allow_plaintext {
@@ -605,17 +626,77 @@ impl SmtpSettings {
         }
         // A password file without a username is allowed (and not read), so
         // that a systemd unit can always hand relais the credential.
-        let has_password = self.password.is_some() || self.password_file.is_some();
-        if self.username.is_some() && !has_password {
-            errors.push("smtp.username needs smtp.password or smtp.password_file".into());
-        }
-        if self.username.is_none() && self.password.is_some() {
-            errors.push("smtp.password is given without smtp.username".into());
-        }
+        let password = match (&self.password, &self.password_file) {
+            (Some(password), _) => Some(Password::Inline(password.clone())),
+            (None, Some(path)) => Some(Password::File(path.clone())),
+            (None, None) => None,
+        };
+        let credentials = match (&self.username, password) {
+            (Some(username), Some(password)) => Some(Credentials {
+                username: username.clone(),
+                password,
+            }),
+            (Some(_), None) => {
+                errors.push("smtp.username needs smtp.password or smtp.password_file".into());
+                None
+            }
+            (None, Some(Password::Inline(_))) => {
+                errors.push("smtp.password is given without smtp.username".into());
+                None
+            }
+            (None, _) => None,
+        };
         if self.pool_size == 0 {
             errors.push("smtp.pool_size must be at least 1".into());
         }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Outbound::Smtp(MailServer {
+            host: host.to_owned(),
+            port: self.port(),
+            tls: self.tls,
+            ca_file: self.ca_file.clone(),
+            credentials,
+            pool_size: self.pool_size as usize,
+        }))
     }
+}
+
+/// Where the emails go, as [`SmtpSettings::outbound`] checked it.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// To an SMTP server.
+    Smtp(MailServer),
+    /// As `.eml` files in this folder, for a local trial.
+    Files(PathBuf),
+}
+
+/// An SMTP server relais can use as configured.
+#[derive(Debug, Clone)]
+pub struct MailServer {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// The authorities to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    pub credentials: Option<Credentials>,
+    /// Connections at once, at least 1.
+    pub pool_size: usize,
+}
+
+/// The SMTP login.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: Password,
+}
+
+/// Where the SMTP password is: read only when the transport is built.
+#[derive(Debug, Clone)]
+pub enum Password {
+    Inline(SecretString),
+    File(PathBuf),
 }
 
 /// Reads a secret from a file, without its trailing line break.

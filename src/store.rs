@@ -17,13 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, params};
 use thiserror::Error;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::alert::AlertId;
-use crate::registry::ReferentId;
 
 /// Requests waiting for the store thread; bounded so that a stuck disk
 /// slows the consumers instead of growing memory.
@@ -43,6 +42,8 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot start the store's thread: {0}")]
+    Thread(std::io::Error),
     #[error("the store failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("the store could not write: {0}")]
@@ -51,9 +52,9 @@ pub enum StoreError {
     Closed,
 }
 
-/// One email accepted by a mail server.
+/// One email accepted by a mail server: a line of the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
+pub struct SentEmail {
     pub alert_id: String,
     pub referent_id: String,
     pub email: String,
@@ -64,7 +65,7 @@ pub struct Delivery {
 
 enum Request {
     Record {
-        delivery: Delivery,
+        delivery: SentEmail,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     Prune {
@@ -101,10 +102,7 @@ impl Store {
         std::thread::Builder::new()
             .name("relais-store".into())
             .spawn(move || serve(connection, receiver))
-            .map_err(|source| StoreError::Folder {
-                path: path.to_owned(),
-                source,
-            })?;
+            .map_err(StoreError::Thread)?;
         Ok(Self {
             requests,
             reader: Arc::new(Mutex::new(reader)),
@@ -125,7 +123,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] if the write failed.
-    pub async fn record(&self, delivery: Delivery) -> Result<(), StoreError> {
+    pub async fn record(&self, delivery: SentEmail) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.send(Request::Record { delivery, reply }).await?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -235,7 +233,7 @@ fn served(connection: &Connection, alert: &str) -> Result<Vec<String>, rusqlite:
 
 fn record_all<'a>(
     connection: &mut Connection,
-    deliveries: impl Iterator<Item = &'a Delivery>,
+    deliveries: impl Iterator<Item = &'a SentEmail>,
 ) -> Result<(), rusqlite::Error> {
     let transaction = connection.transaction()?;
     {
@@ -277,7 +275,7 @@ impl AuditReader {
     ///
     /// # Errors
     /// [`StoreError`] if the query fails.
-    pub fn alert(&self, alert: &AlertId) -> Result<Vec<Delivery>, StoreError> {
+    pub fn alert(&self, alert: &AlertId) -> Result<Vec<SentEmail>, StoreError> {
         self.query("WHERE alert_id = ?1", params![alert.as_str()])
     }
 
@@ -285,38 +283,22 @@ impl AuditReader {
     ///
     /// # Errors
     /// [`StoreError`] if the query fails.
-    pub fn since(&self, since: OffsetDateTime) -> Result<Vec<Delivery>, StoreError> {
+    pub fn since(&self, since: OffsetDateTime) -> Result<Vec<SentEmail>, StoreError> {
         self.query("WHERE delivered_at >= ?1", params![since.unix_timestamp()])
-    }
-
-    /// Whether `referent` was emailed about `alert`.
-    ///
-    /// # Errors
-    /// [`StoreError`] if the query fails.
-    pub fn contains(&self, alert: &AlertId, referent: &ReferentId) -> Result<bool, StoreError> {
-        let found = self
-            .connection
-            .query_row(
-                "SELECT 1 FROM deliveries WHERE alert_id = ?1 AND referent_id = ?2",
-                params![alert.as_str(), referent.as_str()],
-                |_| Ok(()),
-            )
-            .optional()?;
-        Ok(found.is_some())
     }
 
     fn query(
         &self,
         filter: &str,
         values: impl rusqlite::Params,
-    ) -> Result<Vec<Delivery>, StoreError> {
+    ) -> Result<Vec<SentEmail>, StoreError> {
         let sql = format!(
             "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at
              FROM deliveries {filter} ORDER BY delivered_at, alert_id, referent_id"
         );
         let mut statement = self.connection.prepare(&sql)?;
         let rows = statement.query_map(values, |row| {
-            Ok(Delivery {
+            Ok(SentEmail {
                 alert_id: row.get(0)?,
                 referent_id: row.get(1)?,
                 email: row.get(2)?,
@@ -334,8 +316,8 @@ impl AuditReader {
 mod tests {
     use super::*;
 
-    fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> Delivery {
-        Delivery {
+    fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> SentEmail {
+        SentEmail {
             alert_id: alert.into(),
             referent_id: referent.into(),
             email: format!("{referent}@example.org"),
@@ -367,11 +349,7 @@ mod tests {
         let rows = audit.alert(&alert).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].message_id, "<relais.A-1.caf-75@example.org>");
-        assert!(
-            audit
-                .contains(&alert, &ReferentId::parse("ccas-13").unwrap())
-                .unwrap()
-        );
+        assert_eq!(rows[1].referent_id, "ccas-13");
     }
 
     #[tokio::test]

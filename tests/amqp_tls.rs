@@ -9,7 +9,7 @@
 //! or cannot log in to, leaves the alert waiting in its queue (never lost)
 //! and `/readyz` says why.
 
-mod support;
+use relais_testkit as support;
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! test binary (cargo runs test binaries one after the other) and take a
 //! lock so that they never overlap each other.
 
-mod support;
+use relais_testkit as support;
 
 use std::collections::BTreeMap;
 use std::process::Command;

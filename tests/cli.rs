@@ -1,7 +1,7 @@
 //! The operators' commands, run as the real binary: check, resolve,
 //! publish, audit.
 
-mod support;
+use relais_testkit as support;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

@@ -1,7 +1,7 @@
 //! The real `relais run` binary under signals: SIGTERM, SIGKILL, SIGHUP,
 //! and a broker that refuses its queue declaration.
 
-mod support;
+use relais_testkit as support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

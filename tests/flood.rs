@@ -3,7 +3,7 @@
 //! oversized) is dead-lettered, each with its reason, while the real
 //! binary's memory stays flat. The rate is printed, not asserted.
 
-mod support;
+use relais_testkit as support;
 
 use std::time::{Duration, Instant};
 

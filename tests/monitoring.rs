@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use relais::metrics::{
+use relais::telemetry::metrics::{
     ActionLabel, ClassLabel, DelayLabel, Metrics, NetworkLabel, QueueLabel, ReasonLabel,
 };
 

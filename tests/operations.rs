@@ -1,7 +1,7 @@
 //! What operators see: `/metrics`, `/readyz`, `/healthz`, `relais status`
 //! and the dead-letter tools, after known scenarios on the real broker.
 
-mod support;
+use relais_testkit as support;
 
 use std::process::Output;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! and as text; the sentinel must appear in none of the logs, `/metrics`,
 //! `relais status` or `relais dead-letters list`, in any format.
 
-mod support;
+use relais_testkit as support;
 
 use std::time::Duration;
 

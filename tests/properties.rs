@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use relais::alert::Alert;
-use relais::email::Renderer;
+use relais::mail::Renderer;
 use relais::registry::Registry;
 use serde_json::{Map, Value, json};
 
@@ -162,7 +162,7 @@ fn header_names(alert: &Alert) -> BTreeSet<String> {
     let message = renderer
         .render(alert, &registry.referents()[0], "Orientation sociale")
         .unwrap();
-    let raw = String::from_utf8(message.formatted()).unwrap();
+    let raw = String::from_utf8(message.bytes().to_vec()).unwrap();
     let head = raw.split("\r\n\r\n").next().unwrap();
     head.split("\r\n")
         .filter(|line| !line.starts_with([' ', '\t']))

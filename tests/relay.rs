@@ -1,7 +1,7 @@
 //! The path of an alert end to end: the real RabbitMQ on 127.0.0.1:5672, a
 //! real SMTP server on a loopback port, relais running in process.
 
-mod support;
+use relais_testkit as support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

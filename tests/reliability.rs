@@ -2,7 +2,7 @@
 //! on demand, relais in process. Retry delays are short here (200 ms, 400 ms;
 //! 2 immediate attempts), see `support::World`.
 
-mod support;
+use relais_testkit as support;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The systemd unit: hardened to the target exposure score, and valid.
 //! (Its runtime behaviour, READY and the watchdog, needs a running systemd;
-//! `relais::run` sends them through sd-notify, a no-op elsewhere.)
+//! `relais::daemon::run` sends them through sd-notify, a no-op elsewhere.)
 
 use std::process::Command;
 

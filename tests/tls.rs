@@ -6,7 +6,7 @@
 //! dead-letter queue; meanwhile `/readyz` says why relais is not ready.
 //! (Retry delays are short here: 200 ms, 400 ms.)
 
-mod support;
+use relais_testkit as support;
 
 use std::time::Duration;
 

@@ -15,7 +15,7 @@
 //! failure says at which step it happened.
 //!
 //! This module never decides what a failure means for the alert; it reports
-//! the server's reply code, and `mailer::classify` decides.
+//! the server's reply code, and `mail::classify` decides.
 
 use std::fmt;
 use std::io::{self, Write as _};
@@ -153,14 +153,6 @@ impl Error {
             // data; a connection cut during the handshake is another kind.
             Self::Tls { source, .. } => source.kind() == io::ErrorKind::InvalidData,
             _ => false,
-        }
-    }
-
-    /// The reply code, for a refusal.
-    pub fn code(&self) -> Option<u16> {
-        match self {
-            Self::Refused { reply, .. } => Some(reply.code),
-            _ => None,
         }
     }
 }

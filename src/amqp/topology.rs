@@ -27,6 +27,7 @@ use std::time::Duration;
 use lapin::{Channel, ErrorKind, ExchangeKind};
 use thiserror::Error;
 
+use crate::amqp::headers::long_string;
 use crate::settings::Settings;
 
 #[derive(Debug, Error)]
@@ -250,13 +251,7 @@ impl Topology {
         let mut states = Vec::new();
         for name in self.queues() {
             let channel = connection.create_channel().await?;
-            let options = QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            };
-            let declared = channel
-                .queue_declare(name.into(), options, FieldTable::default())
-                .await;
+            let declared = passive_declare(&channel, name).await;
             let (messages, consumers) = match declared {
                 Ok(queue) => (Some(queue.message_count()), Some(queue.consumer_count())),
                 Err(error) if soft_error(&error, AMQPSoftError::NOTFOUND).is_some() => (None, None),
@@ -275,6 +270,28 @@ impl Topology {
     }
 }
 
+impl Topology {
+    /// How many ready messages the queue `name` holds now.
+    ///
+    /// # Errors
+    /// When the queue does not exist (the channel is then closed) or the
+    /// broker fails.
+    pub async fn depth(channel: &Channel, name: &str) -> Result<u32, lapin::Error> {
+        Ok(passive_declare(channel, name).await?.message_count())
+    }
+}
+
+/// Reads a queue's state without creating or changing it.
+async fn passive_declare(channel: &Channel, name: &str) -> Result<lapin::Queue, lapin::Error> {
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(name.into(), options, FieldTable::default())
+        .await
+}
+
 /// The broker's message, when `error` is the channel-level error `kind`
 /// (e.g. PRECONDITION_FAILED, NOT_FOUND).
 pub fn soft_error(error: &lapin::Error, kind: AMQPSoftError) -> Option<String> {
@@ -290,10 +307,6 @@ fn quorum() -> FieldTable {
     let mut arguments = FieldTable::default();
     arguments.insert("x-queue-type".into(), long_string("quorum"));
     arguments
-}
-
-fn long_string(value: &str) -> AMQPValue {
-    AMQPValue::LongString(value.into())
 }
 
 /// `x-queue-type=quorum, x-delivery-limit=10, …` for error messages.

@@ -6,10 +6,14 @@
 //! in the HTML part (the templates are auto-escaped), and only values whose
 //! alphabet excludes CR and LF (ids, codes, the kind) reach a header. It
 //! never sends anything (that is the mailer's job).
+//!
+//! An email is rendered once into an [`Email`]: its Message-ID, envelope
+//! and bytes, everything the mailer, its retries and the store need.
 
 use std::io::Write as _;
 
 use lettre::Message;
+use lettre::address::Envelope;
 use lettre::message::header::ContentTransferEncoding;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart};
@@ -34,6 +38,32 @@ pub enum RenderError {
     Template(#[from] minijinja::Error),
     #[error("the email could not be built: {0}")]
     Build(#[from] lettre::error::Error),
+}
+
+/// One email, rendered and formatted once: sent as it is, retried as it
+/// is, and recorded under its Message-ID.
+#[derive(Debug, Clone)]
+pub struct Email {
+    message_id: String,
+    envelope: Envelope,
+    bytes: Vec<u8>,
+}
+
+impl Email {
+    /// `<relais.<alert>.<référent>@<sender domain>>`: see [`message_id`].
+    pub fn message_id(&self) -> &str {
+        &self.message_id
+    }
+
+    /// The sender and recipient given to the mail server.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// The message as sent: headers and body, CRLF line endings.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// `X-Relais-Alert-Id`: which alert an email is about, for the référent's
@@ -169,18 +199,13 @@ impl Renderer {
         let mut templates = Environment::new();
         templates.set_undefined_behavior(UndefinedBehavior::Strict);
         // `.html` templates are HTML-escaped by minijinja's default policy.
-        templates.add_template("alert.txt", include_str!("../templates/alert.txt"))?;
-        templates.add_template("alert.html", include_str!("../templates/alert.html"))?;
+        templates.add_template("alert.txt", include_str!("../../templates/alert.txt"))?;
+        templates.add_template("alert.html", include_str!("../../templates/alert.html"))?;
         Ok(Self {
             templates,
             from,
             include_patient,
         })
-    }
-
-    /// The Message-ID of the email about `alert` for `referent`.
-    pub fn message_id(&self, alert: &Alert, referent: &Referent) -> String {
-        message_id(alert.id(), referent.id(), &self.from)
     }
 
     /// The email about `alert` for `referent`.
@@ -192,7 +217,7 @@ impl Renderer {
         alert: &Alert,
         referent: &Referent,
         kind_label: &str,
-    ) -> Result<Message, RenderError> {
+    ) -> Result<Email, RenderError> {
         let urgent = alert.priority() == Priority::Urgent;
         let territory = alert.territory();
         let departement = territory.departement();
@@ -244,15 +269,20 @@ impl Renderer {
         let text = self.templates.get_template("alert.txt")?.render(&view)?;
         let html = html_body(self.templates.get_template("alert.html")?.render(&view)?);
 
+        let message_id = message_id(alert.id(), referent.id(), &self.from);
         let message = Message::builder()
             .from(self.from.clone())
             .to(referent.mailbox().clone())
             .subject(subject)
-            .message_id(Some(self.message_id(alert, referent)))
+            .message_id(Some(message_id.clone()))
             .header(AlertIdHeader(alert.id().to_string()))
             .header(ReferentHeader(referent.id().to_string()))
             .multipart(MultiPart::alternative_plain_html(text, html))?;
-        Ok(message)
+        Ok(Email {
+            message_id,
+            envelope: message.envelope().clone(),
+            bytes: message.formatted(),
+        })
     }
 }
 
@@ -322,10 +352,10 @@ mod tests {
         let registry = registry();
         let renderer =
             Renderer::new("relais <relais@sos75.example.org>".parse().unwrap(), true).unwrap();
-        let message = renderer
+        let email = renderer
             .render(alert, &registry.referents()[0], "Orientation sociale")
             .unwrap();
-        String::from_utf8(message.formatted()).unwrap()
+        String::from_utf8(email.bytes().to_vec()).unwrap()
     }
 
     /// The decoded text and HTML parts, for assertions on the content.
@@ -349,7 +379,7 @@ mod tests {
                 "Orientation sociale",
             )
             .unwrap();
-        let raw = String::from_utf8(message.formatted()).unwrap();
+        let raw = String::from_utf8(message.bytes().to_vec()).unwrap();
         let (text, html) = parts(&raw);
 
         for part in [&text, &html] {
@@ -467,10 +497,12 @@ mod tests {
         let message = renderer
             .render(&normal, &registry.referents()[0], "Orientation sociale")
             .unwrap();
-        let subject = message.headers().get_raw("Subject").unwrap();
+        let parsed = mail_parser::MessageParser::default()
+            .parse(message.bytes())
+            .unwrap();
         assert_eq!(
-            subject,
-            "Alerte Orientation sociale – commune 75113 – réf. A1"
+            parsed.subject(),
+            Some("Alerte Orientation sociale – commune 75113 – réf. A1")
         );
     }
 

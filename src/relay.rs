@@ -2,8 +2,9 @@
 //! them that has not had it yet, and say how it ended, as one [`Outcome`].
 //!
 //! This is the one function that decides an alert's fate. It touches no
-//! broker: turning the outcome into acks and publishes is `outcome`'s job,
-//! so tests can call [`Relay::handle`] directly with any body.
+//! broker: turning the outcome into acks and publishes is `amqp::settle`'s
+//! job, so the unit tests below call [`Relay::handle`] directly with any
+//! body (emails written as `.eml` files, a temporary store).
 //!
 //! At most once per référent: the store is read before sending and written
 //! as soon as a server accepted an email; two copies of one alert in flight
@@ -21,49 +22,12 @@ use time::OffsetDateTime;
 use tokio::sync::OwnedMutexGuard;
 
 use crate::alert::{Alert, AlertId};
-use crate::email::Renderer;
-use crate::mailer::{Mailer, SendError};
+use crate::mail::{Mailer, Renderer, SendError};
+use crate::outcome::{Outcome, Reason, Verdict};
 use crate::registry::{Referent, Registry};
 use crate::settings::RetrySettings;
-use crate::store::{Delivery, Store};
+use crate::store::{SentEmail, Store};
 use crate::telemetry::events::Events;
-
-/// Why an alert was dead-lettered; the value of its `x-relais-reason` header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// The message breaks the contract: fix the dispatch software.
-    Invalid,
-    /// Nobody in the registry for its kind and territory: fix the registry.
-    Unroutable,
-    /// The mail server refused it for good (5xx): fix the référent's address.
-    Rejected,
-    /// Every retry failed.
-    Exhausted,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Invalid => "invalid",
-            Self::Unroutable => "unroutable",
-            Self::Rejected => "rejected",
-            Self::Exhausted => "exhausted",
-        }
-    }
-}
-
-/// How the handling of one alert ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Every référent's mail server accepted its email: `emails` now,
-    /// `duplicates` earlier (a redelivery or a duplicate publish).
-    Delivered { emails: usize, duplicates: usize },
-    /// A transient failure (SMTP 4xx, server unreachable): try again later.
-    Retry { error: String },
-    /// The alert cannot be delivered as it is; an operator must look at it.
-    /// Référents that could be reached were emailed first.
-    DeadLetter { reason: Reason, error: String },
-}
 
 /// The registry in force. Swapped whole on reload; an alert keeps the
 /// registry it started with until it is done.
@@ -133,14 +97,20 @@ impl Relay {
         self.events.alert_received();
         match Alert::parse(body, self.max_message_bytes) {
             Ok(alert) => {
-                let outcome = self.relay(&alert, started).await;
+                let outcome = Outcome {
+                    verdict: self.deliver(&alert, started).await,
+                    alert_id: Some(alert.id().clone()),
+                };
                 self.events.alert_handled(Some(&alert), &outcome);
                 outcome
             }
             Err(error) => {
-                let outcome = Outcome::DeadLetter {
-                    reason: Reason::Invalid,
-                    error: error.to_string(),
+                let outcome = Outcome {
+                    alert_id: None,
+                    verdict: Verdict::DeadLetter {
+                        reason: Reason::Invalid,
+                        error: error.to_string(),
+                    },
                 };
                 self.events.alert_handled(None, &outcome);
                 outcome
@@ -148,12 +118,13 @@ impl Relay {
         }
     }
 
-    async fn relay(&self, alert: &Alert, started: Instant) -> Outcome {
+    /// Emails each référent of `alert` that has not had it yet.
+    async fn deliver(&self, alert: &Alert, started: Instant) -> Verdict {
         let registry = self.registry.load_full();
         let resolution = match registry.resolve(alert.kind(), alert.territory()) {
             Ok(resolution) => resolution,
             Err(unroutable) => {
-                return Outcome::DeadLetter {
+                return Verdict::DeadLetter {
                     reason: Reason::Unroutable,
                     error: unroutable.to_string(),
                 };
@@ -165,7 +136,7 @@ impl Relay {
         let served = match self.store.served(alert.id()) {
             Ok(served) => served,
             Err(error) => {
-                return Outcome::Retry {
+                return Verdict::Retry {
                     error: format!("cannot check who already received the alert: {error}"),
                 };
             }
@@ -183,19 +154,19 @@ impl Relay {
         let failures: Vec<SendError> = join_all(sends).await.into_iter().flatten().collect();
 
         if let Some(transient) = failures.iter().find(|f| f.is_transient()) {
-            return Outcome::Retry {
+            return Verdict::Retry {
                 error: transient.to_string(),
             };
         }
         if !failures.is_empty() {
             let errors: Vec<String> = failures.iter().map(ToString::to_string).collect();
-            return Outcome::DeadLetter {
+            return Verdict::DeadLetter {
                 reason: Reason::Rejected,
                 error: errors.join("; "),
             };
         }
         if let Some(unroutable) = resolution.unmatched_error(alert.territory()) {
-            return Outcome::DeadLetter {
+            return Verdict::DeadLetter {
                 reason: Reason::Unroutable,
                 error: unroutable.to_string(),
             };
@@ -208,7 +179,7 @@ impl Relay {
             networks.dedup();
             self.events.alert_delivered(alert, &networks, started);
         }
-        Outcome::Delivered {
+        Verdict::Delivered {
             emails: to_send.len(),
             duplicates: done.len(),
         }
@@ -217,35 +188,33 @@ impl Relay {
     /// Emails one référent, retrying transient failures in process, and
     /// records the delivery; `Some` is the failure that remains.
     async fn send(&self, alert: &Alert, referent: &Referent, label: &str) -> Option<SendError> {
-        let message = match self.renderer.render(alert, referent, label) {
-            Ok(message) => message,
+        let email = match self.renderer.render(alert, referent, label) {
+            Ok(email) => email,
             Err(error) => return Some(SendError::Permanent(error.to_string())),
         };
-        let (envelope, email) = Mailer::prepare(&message);
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.base)
             .with_max_times(self.retry.attempts.saturating_sub(1) as usize)
             .with_jitter();
-        let sent = (|| self.mailer.send(&envelope, &email))
+        let sent = (|| self.mailer.send(&email))
             .retry(backoff)
             .when(SendError::is_transient)
             .notify(|error, wait| self.events.email_retrying(alert, referent, error, wait))
             .await;
         match sent {
             Ok(accepted) => {
-                self.events
-                    .email_sent(alert, referent, &accepted, accepted.took);
-                let delivery = Delivery {
+                self.events.email_sent(alert, referent, &accepted);
+                let sent = SentEmail {
                     alert_id: alert.id().to_string(),
                     referent_id: referent.id().to_string(),
                     email: referent.email().to_string(),
-                    message_id: self.renderer.message_id(alert, referent),
+                    message_id: email.message_id().to_owned(),
                     smtp_reply: accepted.reply,
                     delivered_at: OffsetDateTime::now_utc(),
                 };
                 // The email is delivered whatever happens to the record; a
                 // failed record only costs the dedup of a later redelivery.
-                if let Err(error) = self.store.record(delivery).await {
+                if let Err(error) = self.store.record(sent).await {
                     self.events.record_failed(alert, referent, &error);
                 }
                 None
@@ -304,5 +273,190 @@ impl Drop for AlertGuard<'_> {
         if Arc::strong_count(&self.mutex) == 2 {
             held.remove(&self.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::health::Health;
+    use crate::settings::Outbound;
+    use crate::telemetry::metrics::Metrics;
+
+    const REGISTRY: &str = r#"
+        [[route]]
+        kind = "orientation_sociale"
+        networks = ["ccas"]
+        label = "Orientation sociale"
+
+        [[referent]]
+        id = "ccas-paris-13"
+        network = "ccas"
+        email = "camille.martin@ccas-paris13.example.org"
+        communes = ["75113"]
+
+        [[referent]]
+        id = "ccas-paris"
+        network = "ccas"
+        email = "social@paris.example.org"
+        departements = ["75"]
+    "#;
+
+    /// A relay writing its emails as `.eml` files in `mail/`, with its
+    /// store in `relais.db`, both in `dir`.
+    fn relay(dir: &Path) -> Relay {
+        let registry = Registry::from_toml(REGISTRY).unwrap();
+        let events = Events::new(Arc::new(Metrics::new()));
+        Relay::new(
+            Arc::new(ArcSwap::from_pointee(registry)),
+            Renderer::new("relais <relais@sos75.example.org>".parse().unwrap(), true).unwrap(),
+            Mailer::new(
+                &Outbound::Files(dir.join("mail")),
+                Duration::from_secs(5),
+                Arc::new(Health::default()),
+            )
+            .unwrap(),
+            Store::open(&dir.join("relais.db")).unwrap(),
+            ImmediateRetry {
+                attempts: 1,
+                base: Duration::from_millis(1),
+            },
+            65536,
+            events,
+        )
+    }
+
+    fn alert(id: &str, commune: &str) -> Vec<u8> {
+        serde_json::json!({
+            "id": id,
+            "kind": "orientation_sociale",
+            "priority": "urgent",
+            "emitted_at": "2026-11-22T08:15:00+01:00",
+            "association": "SOS Médecins Paris",
+            "territory": { "commune": commune },
+            "summary": "Personne âgée isolée.",
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    /// The `.eml` files written so far.
+    fn emails(dir: &Path) -> Vec<PathBuf> {
+        std::fs::read_dir(dir.join("mail"))
+            .map(|entries| entries.map(|entry| entry.unwrap().path()).collect())
+            .unwrap_or_default()
+    }
+
+    fn recipients(dir: &Path) -> Vec<String> {
+        let mut to: Vec<String> = emails(dir)
+            .iter()
+            .filter(|path| path.extension().is_some_and(|e| e == "eml"))
+            .map(|path| {
+                let raw = std::fs::read_to_string(path).unwrap();
+                let line = raw.lines().find(|l| l.starts_with("To: ")).unwrap();
+                line.trim_start_matches("To: ").to_owned()
+            })
+            .collect();
+        to.sort();
+        to
+    }
+
+    #[tokio::test]
+    async fn an_alert_is_emailed_to_the_most_specific_referents_of_its_territory() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = relay(dir.path());
+
+        let outcome = relay.handle(&alert("SOS75-1", "75113")).await;
+
+        assert_eq!(outcome.alert_id, Some(AlertId::parse("SOS75-1").unwrap()));
+        assert_eq!(
+            outcome.verdict,
+            Verdict::Delivered {
+                emails: 1,
+                duplicates: 0
+            }
+        );
+        assert_eq!(
+            recipients(dir.path()),
+            ["camille.martin@ccas-paris13.example.org"]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_same_alert_again_emails_nobody_and_counts_as_a_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = relay(dir.path());
+        relay.handle(&alert("SOS75-2", "75112")).await;
+
+        let again = relay.handle(&alert("SOS75-2", "75112")).await;
+
+        assert_eq!(
+            again.verdict,
+            Verdict::Delivered {
+                emails: 0,
+                duplicates: 1
+            }
+        );
+        assert_eq!(recipients(dir.path()), ["social@paris.example.org"]);
+    }
+
+    #[tokio::test]
+    async fn a_message_that_is_not_an_alert_is_dead_lettered_as_invalid_and_emails_nobody() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = relay(dir.path());
+
+        let outcome = relay.handle(b"{\"id\": \"SOS75-3\"}").await;
+
+        assert_eq!(outcome.alert_id, None);
+        let Verdict::DeadLetter { reason, error } = outcome.verdict else {
+            panic!("not dead-lettered: {outcome:?}");
+        };
+        assert_eq!(reason, Reason::Invalid);
+        assert!(error.contains("kind"), "{error}");
+        assert!(emails(dir.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_alert_nobody_serves_is_dead_lettered_as_unroutable() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = relay(dir.path());
+
+        let outcome = relay.handle(&alert("SOS13-1", "13055")).await;
+
+        assert_eq!(outcome.alert_id, Some(AlertId::parse("SOS13-1").unwrap()));
+        assert!(
+            matches!(
+                outcome.verdict,
+                Verdict::DeadLetter {
+                    reason: Reason::Unroutable,
+                    ..
+                }
+            ),
+            "{outcome:?}"
+        );
+        assert!(emails(dir.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_email_that_cannot_be_handed_over_is_retried_later_and_not_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = relay(dir.path());
+        // The folder of emails is replaced by a file: every write fails.
+        std::fs::remove_dir(dir.path().join("mail")).unwrap();
+        std::fs::write(dir.path().join("mail"), "not a folder").unwrap();
+
+        let outcome = relay.handle(&alert("SOS75-4", "75113")).await;
+
+        let Verdict::Retry { error } = outcome.verdict else {
+            panic!("not retried: {outcome:?}");
+        };
+        assert!(error.starts_with("cannot write the email file"), "{error}");
+        let served = relay
+            .store
+            .served(&AlertId::parse("SOS75-4").unwrap())
+            .unwrap();
+        assert!(served.is_empty(), "{served:?}");
     }
 }

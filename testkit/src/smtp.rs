@@ -1,4 +1,5 @@
-//! A real SMTP server for the tests, on a loopback port chosen by the OS.
+//! A real SMTP server for the tests and the benchmark, on a loopback port
+//! chosen by the OS.
 //!
 //! It speaks enough of RFC 5321 for relais (EHLO, MAIL, RCPT, DATA, RSET,
 //! NOOP, QUIT), with PIPELINING (RFC 2920) and CHUNKING (RFC 3030, BDAT)
@@ -7,14 +8,19 @@
 //! misbehave: refuse chosen recipients, fail the next N transactions with a
 //! given reply, answer slowly, stall past the client's timeout, or drop the
 //! connection in the middle of a transaction.
+//!
+//! Replies are written as Postfix writes them (RFC 2920): held while more
+//! pipelined commands wait to be read, so the replies to a batch leave in
+//! one write.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{
-    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf,
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
+    ReadHalf, WriteHalf,
 };
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -25,6 +31,7 @@ pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 type Reader = BufReader<ReadHalf<Box<dyn Io>>>;
+type Writer = BufWriter<WriteHalf<Box<dyn Io>>>;
 
 /// How the server speaks TLS.
 #[derive(Clone)]
@@ -116,7 +123,11 @@ pub struct Mail {
     pub tls: bool,
     pub from: String,
     pub to: Vec<String>,
+    /// The message; its header section only after
+    /// [`SmtpServer::keep_headers_only`].
     pub data: Vec<u8>,
+    /// When the server accepted it.
+    pub at: Instant,
 }
 
 impl Mail {
@@ -168,6 +179,9 @@ struct Script {
     no_chunking: bool,
     /// Require AUTH PLAIN with this user and password before MAIL.
     auth: Option<(String, String)>,
+    /// Keep only each message's header section (for the benchmark's many
+    /// thousands of emails).
+    headers_only: bool,
 }
 
 #[derive(Default)]
@@ -355,11 +369,31 @@ impl SmtpServer {
 
     /// Back to accepting everything at once.
     pub fn heal(&self) {
-        self.state.lock().unwrap().script = Script::default();
+        let mut state = self.state.lock().unwrap();
+        let headers_only = state.script.headers_only;
+        state.script = Script {
+            headers_only,
+            ..Script::default()
+        };
+    }
+
+    /// From now on, keep only the header section of each message.
+    pub fn keep_headers_only(&self) {
+        self.state.lock().unwrap().script.headers_only = true;
     }
 
     pub fn mails(&self) -> Vec<Mail> {
         self.state.lock().unwrap().mails.clone()
+    }
+
+    /// How many mails were accepted.
+    pub fn count(&self) -> usize {
+        self.state.lock().unwrap().mails.len()
+    }
+
+    /// Forgets the mails accepted so far.
+    pub fn clear(&self) {
+        self.state.lock().unwrap().mails.clear();
     }
 
     /// How many transactions reached the end of DATA, accepted or not.
@@ -373,9 +407,8 @@ impl SmtpServer {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let notified = self.received.notified();
-            let mails = self.mails();
-            if mails.len() >= count || tokio::time::Instant::now() >= deadline {
-                return mails;
+            if self.count() >= count || tokio::time::Instant::now() >= deadline {
+                return self.mails();
             }
             let _ = tokio::time::timeout_at(deadline, notified).await;
         }
@@ -405,7 +438,8 @@ impl SmtpServer {
         secured: bool,
         greet: bool,
     ) {
-        let (read, mut write) = tokio::io::split(stream);
+        let (read, write) = tokio::io::split(stream);
+        let mut write: Writer = BufWriter::new(write);
         let mut lines: Reader = BufReader::new(read);
         let mut line = String::new();
         let mut from = String::new();
@@ -413,7 +447,7 @@ impl SmtpServer {
         // BDAT chunks of the message being received.
         let mut chunks: Vec<u8> = Vec::new();
         let mut authenticated = false;
-        if greet && write.write_all(b"220 relais-test ESMTP\r\n").await.is_err() {
+        if greet && send(&mut write, "220 relais-test ESMTP").await.is_err() {
             return;
         }
         loop {
@@ -471,17 +505,16 @@ impl SmtpServer {
                 "HELO" => "250 relais-test".into(),
                 "STARTTLS" if !secured && lines.buffer().is_empty() => {
                     let Some(acceptor) = starttls.clone() else {
-                        let _ = write.write_all(b"502 5.5.1 not offered\r\n").await;
+                        let _ = send(&mut write, "502 5.5.1 not offered").await;
                         continue;
                     };
-                    if write
-                        .write_all(b"220 2.0.0 ready to start TLS\r\n")
+                    if send(&mut write, "220 2.0.0 ready to start TLS")
                         .await
                         .is_err()
                     {
                         return;
                     }
-                    let plain = lines.into_inner().unsplit(write);
+                    let plain = lines.into_inner().unsplit(write.into_inner());
                     let Ok(secured) = acceptor.accept(plain).await else {
                         return;
                     };
@@ -525,8 +558,7 @@ impl SmtpServer {
                 }
                 "DATA" if to.is_empty() => "554 5.5.1 no valid recipients".into(),
                 "DATA" => {
-                    if write
-                        .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    if send(&mut write, "354 End data with <CR><LF>.<CR><LF>")
                         .await
                         .is_err()
                     {
@@ -578,16 +610,18 @@ impl SmtpServer {
                 }
                 "NOOP" => "250 2.0.0 Ok".into(),
                 "QUIT" => {
-                    let _ = write.write_all(b"221 2.0.0 Bye\r\n").await;
+                    let _ = send(&mut write, "221 2.0.0 Bye").await;
                     return;
                 }
                 _ => "502 5.5.2 command not recognised".into(),
             };
-            if write
-                .write_all(format!("{reply}\r\n").as_bytes())
-                .await
-                .is_err()
-            {
+            // Held while pipelined commands wait, then sent together.
+            let written = if lines.buffer().is_empty() {
+                send(&mut write, &reply).await
+            } else {
+                write.write_all(format!("{reply}\r\n").as_bytes()).await
+            };
+            if written.is_err() {
                 return;
             }
         }
@@ -640,19 +674,32 @@ impl SmtpServer {
         }
     }
 
-    fn accept(&self, tls: bool, from: &str, to: &[String], data: Vec<u8>) -> String {
+    fn accept(&self, tls: bool, from: &str, to: &[String], mut data: Vec<u8>) -> String {
         let mut state = self.state.lock().unwrap();
+        if state.script.headers_only
+            && let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            data.truncate(end + 4);
+        }
         state.mails.push(Mail {
             tls,
             from: from.to_owned(),
             to: to.to_vec(),
             data,
+            at: Instant::now(),
         });
         let id = state.mails.len();
         drop(state);
         self.received.notify_waiters();
         format!("250 2.0.0 Ok: queued as TEST{id}")
     }
+}
+
+/// Writes `reply` and everything held before it.
+async fn send(write: &mut Writer, reply: &str) -> std::io::Result<()> {
+    write.write_all(reply.as_bytes()).await?;
+    write.write_all(b"\r\n").await?;
+    write.flush().await
 }
 
 /// Whether the client closed the connection (nothing more will come).

@@ -1,9 +1,10 @@
-//! What every integration test builds on: an isolated world (its own
-//! exchange and queue names on the real broker, its own SMTP server, its own
-//! settings and registry files), a way to run relais in it (in process, or
-//! as the real binary), and a broker client to publish and inspect queues.
-
-#![allow(dead_code)] // each test binary uses its own part of the support
+//! What every integration test and the benchmark build on: an isolated
+//! world (its own exchange and queue names on the real broker, its own SMTP
+//! server, its own settings and registry files), a way to run relais in it
+//! (in process, or as the real binary), and a broker client to publish and
+//! inspect queues.
+//!
+//! A crate of its own, compiled once for every test binary.
 
 pub mod smtp;
 
@@ -13,19 +14,29 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicGetOptions, ExchangeDeleteOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use relais::outcome::Publisher;
+use relais::amqp::{Publisher, Topology};
 use relais::settings::Settings;
-use relais::topology::Topology;
 use tempfile::TempDir;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use self::smtp::SmtpServer;
+
+/// The `relais` binary cargo built beside the running test or benchmark
+/// (`target/<profile>/relais`; the test itself is in `deps/` below it).
+pub fn relais_binary() -> PathBuf {
+    let test = std::env::current_exe().expect("the test's own path");
+    let profile = test
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a test binary in target/<profile>/deps");
+    profile.join("relais")
+}
 
 pub const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -262,7 +273,7 @@ delays = ["200ms", "400ms"]
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let task = tokio::spawn(relais::run(settings, shutdown, reloads));
+        let task = tokio::spawn(relais::daemon::run(settings, shutdown, reloads));
         RunningApp { stop, reload, task }
     }
 
@@ -275,7 +286,7 @@ delays = ["200ms", "400ms"]
     /// Runs the real `relais run` binary on this world's settings.
     /// Runs a `relais` subcommand on this world's settings.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_relais"))
+        Command::new(relais_binary())
             .arg("--config")
             .arg(&self.config)
             .args(args)
@@ -285,7 +296,7 @@ delays = ["200ms", "400ms"]
     }
 
     pub fn spawn_binary(&self) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_relais"))
+        Command::new(relais_binary())
             .args(["run", "--config"])
             .arg(&self.config)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -508,15 +519,13 @@ impl Broker {
 
     async fn on(connection: Connection) -> Self {
         let channel = connection.create_channel().await.unwrap();
-        let publishing = connection.create_channel().await.unwrap();
-        publishing
-            .confirm_select(ConfirmSelectOptions::default())
+        let publisher = Publisher::open(&connection, Duration::from_secs(10))
             .await
             .unwrap();
         Self {
             connection,
             channel,
-            publisher: Publisher::new(publishing, Duration::from_secs(10)),
+            publisher,
         }
     }
 

@@ -14,20 +14,19 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
-};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::handle::Relay;
+use crate::amqp::publisher::Publisher;
+use crate::amqp::settle::Settler;
+use crate::amqp::topology::Topology;
 use crate::health::Health;
-use crate::outcome::{Publisher, Settler};
+use crate::relay::Relay;
 use crate::settings::{AmqpSettings, Settings};
 use crate::telemetry::events::Events;
-use crate::topology::Topology;
 
 /// First and longest wait between two connection attempts.
 const RECONNECT_MIN: Duration = Duration::from_secs(1);
@@ -56,7 +55,7 @@ pub async fn consume(
             shutdown_timeout,
         };
         let ended = session.run(&shutdown).await;
-        events.metrics().amqp_connected.set(0);
+        events.broker_disconnected();
         match ended {
             Ok(SessionEnd::Stopped) => {
                 health.consumer_down("stopping");
@@ -111,20 +110,13 @@ struct Session<'a> {
 impl Session<'_> {
     async fn run(self, shutdown: &CancellationToken) -> anyhow::Result<SessionEnd> {
         let name = format!("relais {}", env!("CARGO_PKG_VERSION"));
-        let connection = crate::broker::connect(self.amqp, &name).await?;
+        let connection = crate::amqp::connect(self.amqp, &name).await?;
 
         // Publishing (dead letters) and consuming use separate channels, so a
         // slow confirm never holds up deliveries and acks.
-        let publishing = connection.create_channel().await?;
-        publishing
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        self.topology.declare(&publishing).await?;
-        let settler = Settler::new(
-            Publisher::new(publishing, self.amqp.confirm_timeout),
-            self.topology.clone(),
-            self.events.clone(),
-        );
+        let publisher = Publisher::open(&connection, self.amqp.confirm_timeout).await?;
+        self.topology.declare(publisher.channel()).await?;
+        let settler = Settler::new(publisher, self.topology.clone(), self.events.clone());
 
         let consuming = connection.create_channel().await?;
         consuming
@@ -139,7 +131,7 @@ impl Session<'_> {
             )
             .await?;
         self.health.consuming();
-        self.events.metrics().amqp_connected.set(1);
+        self.events.broker_connected();
         info!(
             broker = %self.amqp.redacted_url(),
             queue = %self.topology.queue,

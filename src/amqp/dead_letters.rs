@@ -10,20 +10,22 @@
 //! is its checked identity (id, kind, territory) and relais's headers, never
 //! its content.
 
+use std::time::Duration;
+
 use lapin::message::BasicGetMessage;
-use lapin::options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::options::{BasicAckOptions, BasicGetOptions};
+use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::alert::{AlertId, Kind};
-use crate::outcome::{
-    ATTEMPTS_HEADER, ERROR_HEADER, FAILED_AT_HEADER, Publisher, REASON_HEADER, ROUTING_KEY_HEADER,
-};
+use crate::amqp::headers;
+use crate::amqp::publisher::Publisher;
+use crate::amqp::topology::Topology;
+use crate::outcome::Reason;
 use crate::territory::{Commune, Departement, Territory};
-use crate::topology::Topology;
 
 /// One dead letter as operators see it. Every field is either checked
 /// against the contract or written by relais or the broker.
@@ -42,7 +44,14 @@ impl DeadLetter {
     fn read(message: &BasicGetMessage) -> Self {
         let delivery = &message.delivery;
         let headers = delivery.properties.headers().clone().unwrap_or_default();
-        let body: Option<serde_json::Value> = serde_json::from_slice(&delivery.data).ok();
+        Self::from_parts(&headers, delivery.routing_key.as_str(), &delivery.data)
+    }
+
+    /// What operators see of a message of `.dead`: the alert's identity,
+    /// each part only if it passes the contract's check, and relais's (or
+    /// the broker's) record of why it is there.
+    fn from_parts(headers: &FieldTable, routing_key: &str, body: &[u8]) -> Self {
+        let body: Option<serde_json::Value> = serde_json::from_slice(body).ok();
         let field = |pointer: &str| {
             body.as_ref()
                 .and_then(|b| b.pointer(pointer))
@@ -50,30 +59,21 @@ impl DeadLetter {
         };
         let alert_id = field("/id")
             .and_then(|id| AlertId::parse(id).ok())
-            .map(|id| id.to_string())
-            .unwrap_or_else(|| "-".into());
-        let routing_key =
-            text(&headers, ROUTING_KEY_HEADER).unwrap_or_else(|| delivery.routing_key.to_string());
-        let kind = Kind::parse(&routing_key)
-            .map(|k| k.to_string())
-            .unwrap_or_else(|_| "-".into());
+            .map_or_else(|| "-".into(), |id| id.to_string());
+        let kind = Kind::parse(&headers::routing_key(headers, routing_key))
+            .map_or_else(|_| "-".into(), |k| k.to_string());
         let commune = field("/territory/commune").and_then(|c| Commune::parse(c).ok());
         let departement = field("/territory/departement").and_then(|d| Departement::parse(d).ok());
-        let territory = Territory::new(commune, departement)
-            .map(|t| t.to_string())
-            .unwrap_or_else(|_| "-".into());
-        let reason = text(&headers, REASON_HEADER)
-            .or_else(|| text(&headers, "x-first-death-reason"))
-            .unwrap_or_else(|| "-".into());
-        let failed_at = text(&headers, FAILED_AT_HEADER).or_else(|| death_time(&headers));
+        let territory =
+            Territory::new(commune, departement).map_or_else(|_| "-".into(), |t| t.to_string());
         Self {
             alert_id,
             kind,
             territory,
-            reason,
-            error: text(&headers, ERROR_HEADER).unwrap_or_else(|| "-".into()),
-            attempts: number(&headers, ATTEMPTS_HEADER),
-            failed_at,
+            reason: headers::reason(headers).unwrap_or_else(|| "-".into()),
+            error: headers::text(headers, headers::ERROR).unwrap_or_else(|| "-".into()),
+            attempts: headers::number(headers, headers::ATTEMPTS),
+            failed_at: headers::failed_at(headers),
         }
     }
 
@@ -89,7 +89,7 @@ impl DeadLetter {
 pub enum Selection {
     All,
     Id(String),
-    Reason(String),
+    Reason(Reason),
 }
 
 impl Selection {
@@ -97,7 +97,7 @@ impl Selection {
         match self {
             Self::All => true,
             Self::Id(id) => &letter.alert_id == id,
-            Self::Reason(reason) => &letter.reason == reason,
+            Self::Reason(reason) => letter.reason == reason.as_str(),
         }
     }
 }
@@ -127,9 +127,9 @@ pub async fn list(
     Ok(letters)
 }
 
-/// What a replay or purge did.
+/// What a replay or purge took out of `.dead`, and how many it left.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Moved {
+pub struct Taken {
     pub taken: Vec<DeadLetter>,
     pub left: usize,
 }
@@ -144,38 +144,20 @@ pub async fn replay(
     connection: &Connection,
     topology: &Topology,
     selection: &Selection,
-) -> Result<Moved, anyhow::Error> {
-    let publishing = connection.create_channel().await?;
-    publishing
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    let publisher = Publisher::new(publishing, std::time::Duration::from_secs(30));
+    confirm_timeout: Duration,
+) -> Result<Taken, anyhow::Error> {
+    let publisher = Publisher::open(connection, confirm_timeout).await?;
     walk(connection, topology, selection, |message| {
         let publisher = publisher.clone();
         let queue = topology.queue.clone();
         async move {
             let delivery = &message.delivery;
-            let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-            let routing_key = text(&headers, ROUTING_KEY_HEADER)
-                .unwrap_or_else(|| delivery.routing_key.to_string());
-            let inner = headers.inner().clone();
-            headers = FieldTable::default();
-            for (key, value) in inner {
-                let name = key.as_str();
-                if !name.starts_with("x-relais-")
-                    && !name.starts_with("x-death")
-                    && !name.starts_with("x-first-death")
-                    && name != "x-delivery-count"
-                    && !name.starts_with("x-last-death")
-                {
-                    headers.insert(key, value);
-                }
-            }
-            headers.insert(
-                ROUTING_KEY_HEADER.into(),
-                AMQPValue::LongString(routing_key.as_str().into()),
-            );
-            let properties = delivery.properties.clone().with_headers(headers);
+            let original = delivery.properties.headers().clone().unwrap_or_default();
+            let routing_key = headers::routing_key(&original, delivery.routing_key.as_str());
+            let properties = delivery
+                .properties
+                .clone()
+                .with_headers(headers::for_replay(&original, &routing_key));
             publisher
                 .publish_confirmed("", &queue, &delivery.data, properties)
                 .await?;
@@ -193,7 +175,7 @@ pub async fn purge(
     connection: &Connection,
     topology: &Topology,
     selection: &Selection,
-) -> Result<Moved, anyhow::Error> {
+) -> Result<Taken, anyhow::Error> {
     walk(connection, topology, selection, |_| async { Ok(()) }).await
 }
 
@@ -206,25 +188,14 @@ async fn walk<F, Fut>(
     topology: &Topology,
     selection: &Selection,
     act: F,
-) -> Result<Moved, anyhow::Error>
+) -> Result<Taken, anyhow::Error>
 where
     F: Fn(BasicGetMessage) -> Fut,
     Fut: Future<Output = Result<(), anyhow::Error>>,
 {
     let channel: Channel = connection.create_channel().await?;
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..QueueDeclareOptions::default()
-    };
-    let present = channel
-        .queue_declare(
-            topology.dead.as_str().into(),
-            passive,
-            FieldTable::default(),
-        )
-        .await?
-        .message_count();
-    let mut moved = Moved::default();
+    let present = Topology::depth(&channel, &topology.dead).await?;
+    let mut taken = Taken::default();
     for _ in 0..present {
         let Some(message) = channel
             .basic_get(topology.dead.as_str().into(), BasicGetOptions::default())
@@ -234,46 +205,14 @@ where
         };
         let letter = DeadLetter::read(&message);
         if !selection.takes(&letter) {
-            moved.left += 1;
+            taken.left += 1;
             continue;
         }
         let acker = message.delivery.acker.clone();
         act(message).await?;
         acker.ack(BasicAckOptions::default()).await?;
-        moved.taken.push(letter);
+        taken.taken.push(letter);
     }
     channel.close(200, "done".into()).await?;
-    Ok(moved)
-}
-
-fn text(headers: &FieldTable, name: &str) -> Option<String> {
-    match headers.inner().get(name)? {
-        AMQPValue::LongString(value) => Some(value.to_string()),
-        AMQPValue::ShortString(value) => Some(value.to_string()),
-        _ => None,
-    }
-}
-
-fn number(headers: &FieldTable, name: &str) -> Option<i64> {
-    match headers.inner().get(name)? {
-        AMQPValue::LongInt(n) => Some(i64::from(*n)),
-        AMQPValue::LongLongInt(n) => Some(*n),
-        AMQPValue::ShortInt(n) => Some(i64::from(*n)),
-        _ => None,
-    }
-}
-
-/// When the broker dead-lettered a message itself (from `x-death`).
-fn death_time(headers: &FieldTable) -> Option<String> {
-    let AMQPValue::FieldArray(deaths) = headers.inner().get("x-death")? else {
-        return None;
-    };
-    let AMQPValue::FieldTable(first) = deaths.as_slice().first()? else {
-        return None;
-    };
-    let AMQPValue::Timestamp(seconds) = first.inner().get("time")? else {
-        return None;
-    };
-    let time = OffsetDateTime::from_unix_timestamp(i64::try_from(*seconds).ok()?).ok()?;
-    time.format(&Rfc3339).ok()
+    Ok(taken)
 }

@@ -1,0 +1,25 @@
+//! The connection to the broker: `amqp://`, or `amqps://` with the
+//! authorities and client certificate the settings name (read by `tls` at
+//! each connection, so a renewed certificate is taken at the next
+//! reconnection without a restart).
+
+use anyhow::Context as _;
+use lapin::{Connection, ConnectionProperties};
+use secrecy::ExposeSecret;
+
+use crate::settings::AmqpSettings;
+
+/// Opens a connection named `name` (shown in the broker's connection list).
+///
+/// # Errors
+/// When a certificate file cannot be used, or the broker cannot be reached,
+/// refuses the TLS handshake or the login; the message names the broker
+/// with its password hidden.
+pub async fn connect(amqp: &AmqpSettings, name: &str) -> anyhow::Result<Connection> {
+    let tls = crate::tls::broker(amqp.tls_files())?;
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    let runtime = lapin::runtime::default_runtime()?;
+    Connection::connect_with_config(amqp.url.expose_secret(), properties, tls, runtime)
+        .await
+        .with_context(|| format!("cannot connect to the broker {}", amqp.redacted_url()))
+}

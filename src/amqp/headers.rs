@@ -1,0 +1,262 @@
+//! The `x-relais-*` headers: the one vocabulary relais writes on the
+//! messages it republishes (to a retry queue, to `.dead`, on replay) and
+//! reads back from them.
+//!
+//! Every header relais writes is built here, from the message's own
+//! headers; every header it reads is read here, whatever type the writer
+//! gave it. It never reads the message's body.
+
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::outcome::Reason;
+
+/// Why the alert was dead-lettered (`invalid`, `unroutable`, …).
+pub const REASON: &str = "x-relais-reason";
+/// The human-readable cause, with the SMTP reply where there is one.
+pub const ERROR: &str = "x-relais-error";
+/// How many times relais tried to deliver the alert.
+pub const ATTEMPTS: &str = "x-relais-attempts";
+/// When relais gave up on it (RFC 3339, UTC).
+pub const FAILED_AT: &str = "x-relais-failed-at";
+/// The routing key the alert was published with, kept while it goes
+/// through the retry queues (which route it back by queue name).
+pub const ROUTING_KEY: &str = "x-relais-routing-key";
+
+/// The broker's reason for a message it dead-lettered itself.
+const FIRST_DEATH_REASON: &str = "x-first-death-reason";
+
+/// Longest `x-relais-error` kept; an SMTP reply can be long.
+const ERROR_MAX_BYTES: usize = 2000;
+
+/// The headers of a message sent one step down the retry ladder: its
+/// attempt count, the last error and its original routing key.
+pub fn for_retry(
+    original: &FieldTable,
+    attempts: i32,
+    error: &str,
+    routing_key: &str,
+) -> FieldTable {
+    let mut headers = attempt(original, attempts, error);
+    headers.insert(ROUTING_KEY.into(), long_string(routing_key));
+    headers
+}
+
+/// The headers of a dead letter: the attempt count, the error, the reason
+/// and the time relais gave up.
+pub fn for_dead_letter(
+    original: &FieldTable,
+    attempts: i32,
+    reason: Reason,
+    error: &str,
+) -> FieldTable {
+    let mut headers = attempt(original, attempts, error);
+    headers.insert(REASON.into(), long_string(reason.as_str()));
+    let now = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default();
+    headers.insert(FAILED_AT.into(), long_string(&now));
+    headers
+}
+
+/// The headers of a replayed dead letter: the publisher's own, with
+/// relais's and the broker's dead-lettering records removed (the alert
+/// starts the ladder again), and its original routing key.
+pub fn for_replay(original: &FieldTable, routing_key: &str) -> FieldTable {
+    let mut headers = FieldTable::default();
+    for (key, value) in original.inner() {
+        let name = key.as_str();
+        let recorded = name.starts_with("x-relais-")
+            || name.starts_with("x-death")
+            || name.starts_with("x-first-death")
+            || name.starts_with("x-last-death")
+            || name == "x-delivery-count";
+        if !recorded {
+            headers.insert(key.clone(), value.clone());
+        }
+    }
+    headers.insert(ROUTING_KEY.into(), long_string(routing_key));
+    headers
+}
+
+/// `original` with the attempt count and the error of this attempt.
+fn attempt(original: &FieldTable, attempts: i32, error: &str) -> FieldTable {
+    let mut headers = original.clone();
+    headers.insert(ATTEMPTS.into(), AMQPValue::LongInt(attempts));
+    headers.insert(ERROR.into(), long_string(truncate(error, ERROR_MAX_BYTES)));
+    headers
+}
+
+/// The `x-relais-attempts` a message carries (0 when it has none).
+pub fn attempts(headers: &FieldTable) -> i32 {
+    number(headers, ATTEMPTS).map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX))
+}
+
+/// The routing key the alert was first published with: the header, or
+/// `current` (the key it was delivered with) before any retry.
+pub fn routing_key(headers: &FieldTable, current: &str) -> String {
+    text(headers, ROUTING_KEY).unwrap_or_else(|| current.to_owned())
+}
+
+/// Why a dead letter is there: relais's reason, or the broker's when the
+/// broker dead-lettered it itself.
+pub fn reason(headers: &FieldTable) -> Option<String> {
+    text(headers, REASON).or_else(|| text(headers, FIRST_DEATH_REASON))
+}
+
+/// When relais gave up on a dead letter, or when the broker dead-lettered
+/// it (from `x-death`).
+pub fn failed_at(headers: &FieldTable) -> Option<String> {
+    text(headers, FAILED_AT).or_else(|| death_time(headers))
+}
+
+/// A text header, whether sent as a long or a short string.
+pub fn text(headers: &FieldTable, name: &str) -> Option<String> {
+    match headers.inner().get(name)? {
+        AMQPValue::LongString(value) => Some(value.to_string()),
+        AMQPValue::ShortString(value) => Some(value.to_string()),
+        _ => None,
+    }
+}
+
+/// A number header, whatever integer type it was sent as.
+pub fn number(headers: &FieldTable, name: &str) -> Option<i64> {
+    match headers.inner().get(name)? {
+        AMQPValue::LongInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongLongInt(n) => Some(*n),
+        AMQPValue::ShortInt(n) => Some(i64::from(*n)),
+        _ => None,
+    }
+}
+
+pub fn long_string(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
+fn death_time(headers: &FieldTable) -> Option<String> {
+    let AMQPValue::FieldArray(deaths) = headers.inner().get("x-death")? else {
+        return None;
+    };
+    let AMQPValue::FieldTable(first) = deaths.as_slice().first()? else {
+        return None;
+    };
+    let AMQPValue::Timestamp(seconds) = first.inner().get("time")? else {
+        return None;
+    };
+    let time = OffsetDateTime::from_unix_timestamp(i64::try_from(*seconds).ok()?).ok()?;
+    time.format(&Rfc3339).ok()
+}
+
+/// At most `max` bytes of `text`, cut on a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use lapin::types::FieldArray;
+
+    use super::*;
+
+    fn publisher_headers() -> FieldTable {
+        let mut headers = FieldTable::default();
+        headers.insert("x-dispatch-trace".into(), long_string("abc"));
+        headers
+    }
+
+    #[test]
+    fn a_retry_counts_the_attempt_and_keeps_the_routing_key_and_the_publishers_headers() {
+        let headers = for_retry(
+            &publisher_headers(),
+            2,
+            "SMTP: 451 later",
+            "orientation_sociale",
+        );
+        assert_eq!(attempts(&headers), 2);
+        assert_eq!(text(&headers, ERROR).as_deref(), Some("SMTP: 451 later"));
+        assert_eq!(routing_key(&headers, "relais.q"), "orientation_sociale");
+        assert_eq!(text(&headers, "x-dispatch-trace").as_deref(), Some("abc"));
+        assert_eq!(reason(&headers), None);
+    }
+
+    #[test]
+    fn a_dead_letter_says_why_when_and_after_how_many_attempts() {
+        let headers = for_dead_letter(&publisher_headers(), 6, Reason::Exhausted, "SMTP: 421");
+        assert_eq!(reason(&headers).as_deref(), Some("exhausted"));
+        assert_eq!(attempts(&headers), 6);
+        assert_eq!(text(&headers, ERROR).as_deref(), Some("SMTP: 421"));
+        let failed_at = failed_at(&headers).unwrap();
+        assert!(
+            OffsetDateTime::parse(&failed_at, &Rfc3339).is_ok(),
+            "{failed_at}"
+        );
+    }
+
+    #[test]
+    fn a_long_error_is_cut_on_a_character_boundary() {
+        let error = "é".repeat(ERROR_MAX_BYTES);
+        let headers = for_dead_letter(&FieldTable::default(), 1, Reason::Rejected, &error);
+        let kept = text(&headers, ERROR).unwrap();
+        assert_eq!(kept.len(), ERROR_MAX_BYTES);
+        assert!(kept.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn a_replay_starts_the_ladder_again_with_the_publishers_headers_only() {
+        let mut dead = for_dead_letter(
+            &for_retry(&publisher_headers(), 1, "451", "demande_visite"),
+            2,
+            Reason::Exhausted,
+            "451",
+        );
+        dead.insert(
+            "x-death".into(),
+            AMQPValue::FieldArray(FieldArray::default()),
+        );
+        dead.insert("x-first-death-queue".into(), long_string("relais.q"));
+        dead.insert("x-delivery-count".into(), AMQPValue::LongInt(3));
+        let replayed = for_replay(&dead, "demande_visite");
+        let mut names: Vec<&str> = replayed.inner().keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["x-dispatch-trace", ROUTING_KEY]);
+        assert_eq!(attempts(&replayed), 0);
+        assert_eq!(routing_key(&replayed, "relais.q"), "demande_visite");
+    }
+
+    #[test]
+    fn a_dead_letter_of_the_broker_gives_its_reason_and_time() {
+        let mut death = FieldTable::default();
+        death.insert("time".into(), AMQPValue::Timestamp(1_795_000_000));
+        let mut headers = FieldTable::default();
+        headers.insert("x-first-death-reason".into(), long_string("delivery_limit"));
+        headers.insert(
+            "x-death".into(),
+            AMQPValue::FieldArray(vec![AMQPValue::FieldTable(death)].into()),
+        );
+        assert_eq!(reason(&headers).as_deref(), Some("delivery_limit"));
+        assert_eq!(failed_at(&headers).as_deref(), Some("2026-11-18T11:06:40Z"));
+    }
+
+    #[test]
+    fn numbers_are_read_whatever_integer_type_they_were_sent_as() {
+        let mut headers = FieldTable::default();
+        for (value, expected) in [
+            (AMQPValue::ShortInt(3), 3),
+            (AMQPValue::LongInt(4), 4),
+            (AMQPValue::LongLongInt(5), 5),
+            (AMQPValue::LongLongInt(i64::MAX), i32::MAX),
+            (long_string("7"), 0),
+        ] {
+            headers.insert(ATTEMPTS.into(), value);
+            assert_eq!(attempts(&headers), expected);
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Turns an [`Outcome`] into broker actions, in the one order that loses
+//! nothing: anything to publish (a retry, a dead letter) is published first,
+//! with a publisher confirm, and the original delivery is acked only once the
+//! broker confirmed. If the broker does not confirm, the delivery is
+//! requeued, never dropped.
+//!
+//! The retry ladder: an alert that failed transiently for the n-th time goes
+//! to the n-th retry queue; after the last one it is dead-lettered as
+//! `exhausted`. The count travels with the message in `x-relais-attempts`.
+
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+
+use crate::alert::AlertId;
+use crate::amqp::headers;
+use crate::amqp::publisher::{PublishError, Publisher};
+use crate::amqp::topology::Topology;
+use crate::outcome::{Outcome, Reason, Verdict};
+use crate::telemetry::events::Events;
+
+/// Applies outcomes to deliveries.
+#[derive(Clone)]
+pub struct Settler {
+    publisher: Publisher,
+    topology: Topology,
+    events: Events,
+}
+
+impl Settler {
+    pub fn new(publisher: Publisher, topology: Topology, events: Events) -> Self {
+        Self {
+            publisher,
+            topology,
+            events,
+        }
+    }
+
+    /// Acks, requeues, retries or dead-letters `delivery` as `outcome` says.
+    /// Failures are logged, not returned: in every failure case the delivery
+    /// stays with the broker, which delivers it again.
+    pub async fn settle(&self, delivery: &Delivery, outcome: &Outcome) {
+        let alert_id = alert_id(outcome, delivery);
+        match &outcome.verdict {
+            Verdict::Delivered { .. } => self.ack(delivery, &alert_id).await,
+            Verdict::Retry { error } => self.retry(delivery, &alert_id, error).await,
+            Verdict::DeadLetter { reason, error } => {
+                self.dead_letter_then_ack(delivery, &alert_id, *reason, error)
+                    .await;
+            }
+        }
+    }
+
+    /// Sends the alert one step down the ladder, or dead-letters it as
+    /// `exhausted` past the last step.
+    async fn retry(&self, delivery: &Delivery, alert_id: &str, error: &str) {
+        let original = delivery.properties.headers().clone().unwrap_or_default();
+        let attempts = headers::attempts(&original) + 1;
+        let step = usize::try_from(attempts - 1).unwrap_or(usize::MAX);
+        let Some(queue) = self.topology.retries.get(step) else {
+            return self
+                .dead_letter_then_ack(delivery, alert_id, Reason::Exhausted, error)
+                .await;
+        };
+        let routing_key = headers::routing_key(&original, delivery.routing_key.as_str());
+        let properties = delivery.properties.clone().with_headers(headers::for_retry(
+            &original,
+            attempts,
+            error,
+            &routing_key,
+        ));
+        let published = self
+            .publisher
+            .publish_confirmed("", &queue.name, &delivery.data, properties)
+            .await;
+        if published.is_ok() {
+            self.events.retry_scheduled(alert_id, attempts, queue.delay);
+        }
+        self.ack_once_published(delivery, alert_id, "retry", published)
+            .await;
+    }
+
+    async fn dead_letter_then_ack(
+        &self,
+        delivery: &Delivery,
+        alert_id: &str,
+        reason: Reason,
+        error: &str,
+    ) {
+        let original = delivery.properties.headers().clone().unwrap_or_default();
+        let attempts = headers::attempts(&original) + 1;
+        let routing_key = headers::routing_key(&original, delivery.routing_key.as_str());
+        let properties = delivery
+            .properties
+            .clone()
+            .with_headers(headers::for_dead_letter(&original, attempts, reason, error));
+        let published = self
+            .publisher
+            .publish_confirmed(
+                &self.topology.dead,
+                &routing_key,
+                &delivery.data,
+                properties,
+            )
+            .await;
+        if published.is_ok() {
+            self.events.dead_lettered(alert_id, reason);
+        }
+        self.ack_once_published(delivery, alert_id, "dead-letter", published)
+            .await;
+    }
+
+    async fn ack_once_published(
+        &self,
+        delivery: &Delivery,
+        alert_id: &str,
+        action: &str,
+        published: Result<(), PublishError>,
+    ) {
+        match published {
+            Ok(()) => self.ack(delivery, alert_id).await,
+            Err(failure) => {
+                self.events.settle_failed(alert_id, action, &failure);
+                self.requeue(delivery, alert_id).await;
+            }
+        }
+    }
+
+    async fn ack(&self, delivery: &Delivery, alert_id: &str) {
+        match delivery.ack(BasicAckOptions::default()).await {
+            Ok(true) => {}
+            Ok(false) => self.events.ack_lost(alert_id),
+            Err(error) => self.events.settle_failed(alert_id, "ack", &error),
+        }
+    }
+
+    async fn requeue(&self, delivery: &Delivery, alert_id: &str) {
+        let options = BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        };
+        match delivery.nack(options).await {
+            Ok(true) => {}
+            Ok(false) => self.events.ack_lost(alert_id),
+            Err(error) => self.events.settle_failed(alert_id, "requeue", &error),
+        }
+    }
+}
+
+/// The alert id for logs: the parsed alert's; for a message that is not a
+/// valid alert, its `message_id` property when that is a valid id (set by
+/// `relais publish` and recommended to publishers); `-` otherwise.
+fn alert_id(outcome: &Outcome, delivery: &Delivery) -> String {
+    if let Some(id) = &outcome.alert_id {
+        return id.to_string();
+    }
+    delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .and_then(|id| AlertId::parse(id.as_str()).ok())
+        .map_or_else(|| "-".into(), |id| id.to_string())
+}

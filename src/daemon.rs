@@ -1,0 +1,198 @@
+//! The daemon: start-up, the main loop, and the jobs beside the consumer.
+//!
+//! [`run`] loads the registry, opens the store, builds the relay (renderer,
+//! mailer) and starts the consumer; then, until asked to stop, it reloads
+//! the registry on SIGHUP, pings systemd's watchdog, reads the queues'
+//! depths for `/metrics` and prunes the store. It decides nothing about an
+//! alert: the consumer hands each one to the relay.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use sd_notify::NotifyState;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::amqp::Topology;
+use crate::health::Health;
+use crate::mail::{Mailer, Renderer};
+use crate::registry::Registry;
+use crate::relay::{Relay, SharedRegistry};
+use crate::settings::{Settings, SettingsError};
+use crate::store::Store;
+use crate::telemetry::events::Events;
+use crate::telemetry::metrics::Metrics;
+use crate::{amqp, http, memory};
+
+/// Longest wait between two prunings of the store.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Runs the daemon until `shutdown` completes, then stops consuming, lets
+/// the alerts in flight finish (within `shutdown_timeout`) and returns. Each
+/// message on `reloads` (SIGHUP) reloads the registry.
+///
+/// Under systemd it notifies READY once the registry is loaded and the
+/// consumer started (consuming, or waiting for the broker: `/readyz` tells
+/// which), RELOADING around a reload, STOPPING, and pings the watchdog from
+/// the main loop.
+///
+/// # Errors
+/// Only for what an operator must fix before relais can start: an invalid
+/// registry, an unusable store, mail settings or HTTP address. A broker or
+/// mail server that is down is waited for, never an error.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+    mut reloads: mpsc::Receiver<()>,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let events = Events::new(metrics.clone());
+    let health = Arc::new(Health::default());
+
+    let registry_path = settings.registry.path.clone();
+    let registry = Registry::load(&registry_path)?;
+    events.registry_loaded(&registry, &registry_path, false);
+    memory::return_freed();
+    health.registry_loaded();
+    let store = Store::open(&settings.store.path)?;
+    let sender = settings.smtp.sender().map_err(anyhow::Error::msg)?;
+    let outbound = settings.smtp.outbound().map_err(SettingsError::Invalid)?;
+    let relay = Arc::new(Relay::new(
+        Arc::new(ArcSwap::from_pointee(registry)),
+        Renderer::new(sender, settings.email.include_patient)?,
+        Mailer::new(&outbound, settings.smtp.timeout, health.clone())?,
+        store.clone(),
+        (&settings.retry).into(),
+        settings.amqp.max_message_bytes,
+        events.clone(),
+    ));
+
+    let stop = CancellationToken::new();
+    if !settings.http.listen.is_empty() {
+        let listener = tokio::net::TcpListener::bind(&settings.http.listen)
+            .await
+            .with_context(|| format!("cannot listen on http.listen {}", settings.http.listen))?;
+        tracing::info!(listen = %settings.http.listen, "serving /metrics, /healthz, /readyz");
+        let serving = http::serve(listener, metrics.clone(), health.clone(), stop.clone());
+        tokio::spawn(async move {
+            if let Err(error) = serving.await {
+                tracing::error!(%error, "the HTTP endpoint stopped");
+            }
+        });
+        tokio::spawn(poll_queues(settings.clone(), events.clone(), stop.clone()));
+    }
+    tokio::spawn(prune(store, settings.store.retention, stop.clone()));
+    let consumer = amqp::consumer::consume(
+        &settings,
+        relay.clone(),
+        events.clone(),
+        health.clone(),
+        stop.clone(),
+    );
+    tokio::pin!(consumer);
+    tokio::pin!(shutdown);
+
+    systemd::notify(&[NotifyState::Ready]);
+    let watchdog =
+        sd_notify::watchdog_enabled().map_or(http::BEAT, |period| (period / 2).min(http::BEAT));
+    let mut beat = tokio::time::interval(watchdog);
+    loop {
+        tokio::select! {
+            () = &mut consumer => break,
+            () = &mut shutdown => {
+                tracing::info!("stopping: finishing the alerts in flight");
+                systemd::notify(&[NotifyState::Stopping]);
+                stop.cancel();
+                consumer.await;
+                break;
+            }
+            Some(()) = reloads.recv() => {
+                systemd::notify(&[NotifyState::Reloading]);
+                reload(relay.registry(), &registry_path, &events);
+                systemd::notify(&[NotifyState::Ready]);
+            }
+            _ = beat.tick() => {
+                health.beat();
+                systemd::notify(&[NotifyState::Watchdog]);
+            }
+        }
+    }
+    stop.cancel();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Replaces the registry with the file's current content if, and only if,
+/// it is valid; alerts in flight finish with the registry they started with.
+fn reload(registry: &SharedRegistry, path: &Path, events: &Events) {
+    match Registry::load(path) {
+        Ok(new) => {
+            events.registry_loaded(&new, path, true);
+            registry.store(Arc::new(new));
+            // What alerts in flight still hold of the old registry is given
+            // back at a later reload.
+            memory::return_freed();
+        }
+        Err(error) => events.registry_refused(&error),
+    }
+}
+
+/// Reads the queues' depths from the broker every `http.queue_poll`, on a
+/// connection of its own, for `/metrics`.
+async fn poll_queues(settings: Settings, events: Events, stop: CancellationToken) {
+    let topology = Topology::new(&settings);
+    let mut connection: Option<lapin::Connection> = None;
+    loop {
+        if connection.as_ref().is_none_or(|c| !c.status().connected()) {
+            connection = amqp::connect(&settings.amqp, "relais (queue poll)")
+                .await
+                .ok();
+        }
+        if let Some(open) = &connection {
+            match topology.inspect(open).await {
+                Ok(queues) => events.queues_read(&queues),
+                Err(error) => {
+                    tracing::debug!(%error, "cannot read the queues' depths");
+                    connection = None;
+                }
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(settings.http.queue_poll) => {}
+        }
+    }
+}
+
+/// systemd's notification socket; a no-op outside systemd.
+mod systemd {
+    use sd_notify::NotifyState;
+
+    pub fn notify(states: &[NotifyState<'_>]) {
+        if let Err(error) = sd_notify::notify(states) {
+            tracing::warn!(%error, "cannot notify systemd");
+        }
+    }
+}
+
+/// Forgets deliveries older than `retention`, now and then.
+async fn prune(store: Store, retention: Duration, stop: CancellationToken) {
+    let every = PRUNE_EVERY.min(retention / 10).max(Duration::from_secs(1));
+    loop {
+        let before = OffsetDateTime::now_utc() - retention;
+        match store.prune(before).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "store pruned"),
+            Err(error) => tracing::warn!(%error, "cannot prune the store"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}

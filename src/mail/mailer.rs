@@ -1,0 +1,188 @@
+//! The way out: hands each email to the SMTP server (through the [`pool`]
+//! of relais's own SMTP client) or, for a local trial, to a folder of
+//! `.eml` files.
+//!
+//! It bounds each send and reports what the server said; it never decides
+//! what happens to the alert (`relay` does, from the [`classify`]ication).
+//!
+//! [`pool`]: crate::mail::pool
+//! [`classify`]: crate::mail::classify
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncFileTransport, AsyncTransport, Tokio1Executor};
+use rustls::pki_types::ServerName;
+use rustls_platform_verifier::ConfigVerifierExt;
+use thiserror::Error;
+
+use crate::health::Health;
+use crate::mail::classify::SendError;
+use crate::mail::pool::SmtpPool;
+use crate::mail::render::Email;
+use crate::mail::smtp::{self, Security, Server};
+use crate::settings::{MailServer, Outbound, Password, SmtpTls, read_secret};
+
+/// Why the transport could not be set up from the settings.
+#[derive(Debug, Error)]
+pub enum MailerError {
+    #[error("cannot read smtp.password_file {path}: {source}")]
+    PasswordFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create smtp.file_dir {path}: {source}")]
+    FileDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the TLS trust settings are not usable: {0}")]
+    Tls(rustls::Error),
+    #[error(transparent)]
+    CaFile(#[from] crate::tls::FileError),
+    #[error("smtp.host {0:?} is not a valid name for TLS")]
+    TlsName(String),
+}
+
+/// What the SMTP server said when it accepted an email (typically the queue
+/// id it gave the message), kept for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub reply: String,
+    /// How long the server took to accept it.
+    pub took: Duration,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Smtp(Arc<SmtpPool>),
+    File(AsyncFileTransport<Tokio1Executor>),
+}
+
+/// Sends emails; cheap to clone, every clone shares the connection pool.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: Transport,
+    /// Bound on one email's whole exchange with the server.
+    timeout: Duration,
+}
+
+impl Mailer {
+    /// Builds the transport the settings describe. Nothing is sent and no
+    /// connection is opened yet.
+    ///
+    /// # Errors
+    /// [`MailerError`] when a password file cannot be read, the folder of a
+    /// trial cannot be made, or the TLS parameters are unusable.
+    pub fn new(
+        outbound: &Outbound,
+        timeout: Duration,
+        health: Arc<Health>,
+    ) -> Result<Self, MailerError> {
+        let transport = match outbound {
+            Outbound::Files(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| MailerError::FileDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                Transport::File(AsyncFileTransport::new(dir))
+            }
+            Outbound::Smtp(server) => Transport::Smtp(Arc::new(SmtpPool::new(
+                smtp_server(server)?,
+                server.pool_size,
+                health,
+            ))),
+        };
+        Ok(Self { transport, timeout })
+    }
+
+    /// Hands one email to the server. Returns once the server accepted it
+    /// (after `DATA`), which is when the alert may be considered delivered to
+    /// that référent.
+    ///
+    /// # Errors
+    /// [`SendError`], classified by [`classify`](crate::mail::classify()).
+    pub async fn send(&self, email: &Email) -> Result<Accepted, SendError> {
+        // A server that stops answering mid-transaction must not hold an
+        // alert (and a pooled connection) forever. Dropping the exchange
+        // drops its connection.
+        tokio::time::timeout(self.timeout, self.send_unbounded(email))
+            .await
+            .unwrap_or_else(|_| {
+                Err(SendError::Transient(format!(
+                    "SMTP timeout: no complete answer within {}",
+                    humantime::format_duration(self.timeout)
+                )))
+            })
+    }
+
+    async fn send_unbounded(&self, email: &Email) -> Result<Accepted, SendError> {
+        let started = Instant::now();
+        match &self.transport {
+            Transport::Smtp(smtp) => {
+                smtp.send(email.envelope(), email.bytes())
+                    .await
+                    .map(|reply| Accepted {
+                        reply: reply.to_string(),
+                        took: started.elapsed(),
+                    })
+            }
+            Transport::File(file) => file
+                .send_raw(email.envelope(), email.bytes())
+                .await
+                .map(|id| Accepted {
+                    reply: format!("written as {id}.eml"),
+                    took: started.elapsed(),
+                })
+                .map_err(|error| {
+                    SendError::Transient(format!("cannot write the email file: {error}"))
+                }),
+        }
+    }
+}
+
+/// The SMTP client's view of the checked settings: TLS trust, the password
+/// read from its file, the name relais gives in EHLO.
+fn smtp_server(server: &MailServer) -> Result<Server, MailerError> {
+    let tls = || -> Result<smtp::Tls, MailerError> {
+        let config = match &server.ca_file {
+            Some(path) => crate::tls::trusting("smtp.ca_file", path)?,
+            None => rustls::ClientConfig::with_platform_verifier().map_err(MailerError::Tls)?,
+        };
+        let server_name = ServerName::try_from(server.host.clone())
+            .map_err(|_| MailerError::TlsName(server.host.clone()))?;
+        Ok(smtp::Tls {
+            config: Arc::new(config),
+            server_name,
+        })
+    };
+    let security = match server.tls {
+        SmtpTls::None => Security::None,
+        SmtpTls::Opportunistic => Security::Opportunistic(tls()?),
+        SmtpTls::Required => Security::Required(tls()?),
+        SmtpTls::Wrapper => Security::Wrapper(tls()?),
+    };
+    let credentials = match &server.credentials {
+        Some(login) => {
+            let password = match &login.password {
+                Password::Inline(password) => password.clone(),
+                Password::File(path) => {
+                    read_secret(path).map_err(|source| MailerError::PasswordFile {
+                        path: path.clone(),
+                        source,
+                    })?
+                }
+            };
+            Some((login.username.clone(), password))
+        }
+        None => None,
+    };
+    Ok(Server {
+        host: server.host.clone(),
+        port: server.port,
+        security,
+        hello: ClientId::default().to_string(),
+        credentials,
+    })
+}

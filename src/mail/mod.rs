@@ -1,0 +1,22 @@
+//! The mail side: everything relais does to put an email in a référent's
+//! mailbox.
+//!
+//! - [`render`]: the French email of an alert for one référent, rendered
+//!   once into an [`Email`] (Message-ID, envelope, bytes);
+//! - [`mailer`]: the way out, an SMTP server or a folder of `.eml` files,
+//!   each send bounded in time;
+//! - [`pool`]: the SMTP connections, reused;
+//! - [`smtp`]: relais's own SMTP client (TLS, AUTH, pipelining, CHUNKING);
+//! - [`classify`]: what a failed send means, decided in one place.
+//!
+//! It never decides what happens to an alert: `relay` does.
+
+pub mod classify;
+pub mod mailer;
+pub mod pool;
+pub mod render;
+pub mod smtp;
+
+pub use classify::{SendError, classify};
+pub use mailer::{Accepted, Mailer, MailerError};
+pub use render::{Email, RenderError, Renderer};

@@ -1,0 +1,249 @@
+//! The events of an alert's life, and of the daemon's. Each logs (with the
+//! alert's id, kind and territory, the référent's id, never patient data)
+//! and counts: one function per event, so that a log line and its metric
+//! never drift apart. Nothing else in relais logs an event and counts it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tracing::{debug, error, info, warn};
+
+use crate::alert::Alert;
+use crate::amqp::topology::QueueState;
+use crate::mail::{Accepted, SendError};
+use crate::outcome::{Outcome, Reason, Verdict};
+use crate::registry::{Referent, Registry};
+use crate::store::StoreError;
+use crate::telemetry::metrics::{
+    self, ActionLabel, ClassLabel, DelayLabel, Metrics, NetworkLabel, QueueLabel, ReasonLabel,
+};
+
+/// Logs and counts; cheap to clone, every clone shares the metrics.
+#[derive(Clone)]
+pub struct Events {
+    metrics: Arc<Metrics>,
+}
+
+impl Events {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+
+    /// A registry was loaded, at start-up or on reload.
+    pub fn registry_loaded(&self, registry: &Registry, path: &std::path::Path, reload: bool) {
+        let referents = registry.referents().len();
+        self.metrics
+            .registry_referents
+            .set(i64::try_from(referents).unwrap_or(i64::MAX));
+        self.metrics
+            .registry_reload_success
+            .set(metrics::now_seconds());
+        let registry = path.display();
+        if reload {
+            info!(%registry, referents, "registry reloaded");
+        } else {
+            info!(%registry, referents, "registry loaded");
+        }
+    }
+
+    /// A reload was refused; the registry in force stays.
+    pub fn registry_refused(&self, error: &dyn std::fmt::Display) {
+        self.metrics.registry_reload_failures.inc();
+        self.metrics
+            .registry_reload_failure
+            .set(metrics::now_seconds());
+        let error = crate::telemetry::one_line(error);
+        error!(%error, "registry reload refused; the registry in force stays");
+    }
+
+    /// Consuming from the broker (again).
+    pub fn broker_connected(&self) {
+        self.metrics.amqp_connected.set(1);
+    }
+
+    /// The session with the broker ended.
+    pub fn broker_disconnected(&self) {
+        self.metrics.amqp_connected.set(0);
+    }
+
+    /// The queues' depths and consumers, as the broker gave them.
+    pub fn queues_read(&self, queues: &[QueueState]) {
+        for queue in queues {
+            let label = QueueLabel {
+                queue: queue.name.clone(),
+            };
+            let messages = queue.messages.map_or(0, i64::from);
+            let consumers = queue.consumers.map_or(0, i64::from);
+            self.metrics
+                .queue_messages
+                .get_or_create(&label)
+                .set(messages);
+            self.metrics
+                .queue_consumers
+                .get_or_create(&label)
+                .set(consumers);
+        }
+    }
+
+    pub fn alert_received(&self) {
+        self.metrics.alerts_received.inc();
+    }
+
+    pub fn email_sent(&self, alert: &Alert, referent: &Referent, accepted: &Accepted) {
+        self.metrics.emails_sent.inc();
+        self.metrics
+            .smtp_send_duration
+            .observe(accepted.took.as_secs_f64());
+        // One info line per alert ("alert delivered"); each email's
+        // reply is also in the audit store (`relais audit`).
+        debug!(
+            alert_id = %alert.id(),
+            kind = %alert.kind(),
+            territory = %alert.territory(),
+            referent = %referent.id(),
+            network = referent.network(),
+            smtp_reply = %accepted.reply,
+            "email accepted by the mail server"
+        );
+    }
+
+    pub fn email_retrying(
+        &self,
+        alert: &Alert,
+        referent: &Referent,
+        failure: &SendError,
+        wait: Duration,
+    ) {
+        self.count_failure(failure);
+        warn!(
+            alert_id = %alert.id(),
+            referent = %referent.id(),
+            class = failure.class(),
+            error = %failure,
+            retry_in = ?wait,
+            "email not accepted, retrying"
+        );
+    }
+
+    pub fn email_failed(&self, alert: &Alert, referent: &Referent, failure: &SendError) {
+        self.count_failure(failure);
+        warn!(
+            alert_id = %alert.id(),
+            kind = %alert.kind(),
+            territory = %alert.territory(),
+            referent = %referent.id(),
+            class = failure.class(),
+            error = %failure,
+            "email not accepted"
+        );
+    }
+
+    fn count_failure(&self, failure: &SendError) {
+        let class = ClassLabel {
+            class: failure.class().to_owned(),
+        };
+        self.metrics.emails_failed.get_or_create(&class).inc();
+    }
+
+    pub fn duplicate_skipped(&self, alert: &Alert, referent: &Referent) {
+        self.metrics.duplicates_skipped.inc();
+        info!(
+            alert_id = %alert.id(),
+            kind = %alert.kind(),
+            referent = %referent.id(),
+            "référent already emailed about this alert; not sent again"
+        );
+    }
+
+    pub fn record_failed(&self, alert: &Alert, referent: &Referent, failure: &StoreError) {
+        error!(
+            alert_id = %alert.id(),
+            referent = %referent.id(),
+            error = %failure,
+            "email sent but not recorded in the store: a redelivery could email this référent again"
+        );
+    }
+
+    /// An alert all of whose référents have it; `networks` are those of
+    /// its référents.
+    pub fn alert_delivered(&self, alert: &Alert, networks: &[&str], started: Instant) {
+        for network in networks {
+            let label = NetworkLabel {
+                network: (*network).to_owned(),
+            };
+            self.metrics.alerts_delivered.get_or_create(&label).inc();
+        }
+        let age = OffsetDateTime::now_utc() - alert.emitted_at();
+        self.metrics
+            .alert_latency
+            .observe(age.as_seconds_f64().max(0.0));
+        self.metrics
+            .relay_latency
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// How the handling of an alert ended (`alert` is `None` for a
+    /// message that is not a valid alert).
+    pub fn alert_handled(&self, alert: Option<&Alert>, outcome: &Outcome) {
+        let outcome = &outcome.verdict;
+        let alert_id = alert.map(|alert| alert.id().as_str()).unwrap_or("-");
+        let kind = alert.map(|alert| alert.kind().as_str()).unwrap_or("-");
+        let territory = alert.map(|alert| alert.territory().to_string());
+        let territory = territory.as_deref().unwrap_or("-");
+        match outcome {
+            Verdict::Delivered { emails, duplicates } => {
+                info!(%alert_id, %kind, %territory, emails, duplicates, "alert delivered");
+            }
+            Verdict::Retry { error } => {
+                warn!(%alert_id, %kind, %territory, %error, "alert to retry");
+            }
+            Verdict::DeadLetter { reason, error } => {
+                warn!(%alert_id, %kind, %territory, reason = reason.as_str(), %error, "alert to dead-letter");
+            }
+        }
+    }
+
+    pub fn retry_scheduled(&self, alert_id: &str, attempts: i32, delay: Duration) {
+        let delay = humantime::format_duration(delay).to_string();
+        self.metrics
+            .alerts_retried
+            .get_or_create(&DelayLabel {
+                delay: delay.clone(),
+            })
+            .inc();
+        warn!(alert_id, attempts, retry_in = %delay, "alert sent to the retry queue");
+    }
+
+    pub fn dead_lettered(&self, alert_id: &str, reason: Reason) {
+        let label = ReasonLabel {
+            reason: reason.as_str().to_owned(),
+        };
+        self.metrics
+            .alerts_dead_lettered
+            .get_or_create(&label)
+            .inc();
+        warn!(alert_id, reason = reason.as_str(), "alert dead-lettered");
+    }
+
+    pub fn settle_failed(&self, alert_id: &str, action: &str, error: &dyn std::fmt::Display) {
+        let label = ActionLabel {
+            action: action.to_owned(),
+        };
+        self.metrics.settle_failures.get_or_create(&label).inc();
+        error!(
+            alert_id,
+            action,
+            %error,
+            "the broker did not take the outcome; the alert stays with the broker and will be delivered again"
+        );
+    }
+
+    pub fn ack_lost(&self, alert_id: &str) {
+        self.metrics.acks_lost.inc();
+        warn!(
+            alert_id,
+            "the delivery could no longer be acked (channel lost); the broker will deliver it again"
+        );
+    }
+}
