@@ -1,6 +1,7 @@
 //! The relais benchmark: `cargo bench --bench relay`.
 //!
-//! Against the local RabbitMQ and a fast SMTP sink in this process, with a
+//! Against the local RabbitMQ and the tests' SMTP server in this process
+//! (`relais_testkit::smtp`, keeping headers only), with a
 //! national registry (35,000 communes, three networks), it measures in one
 //! run:
 //!
@@ -26,7 +27,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -41,8 +42,7 @@ use relais::amqp::Topology;
 use relais::registry::Registry;
 use relais::settings::Settings;
 use relais::territory::{Commune, Territory};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use relais_testkit::smtp::SmtpServer;
 
 const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const PREFETCH: u16 = 32;
@@ -165,7 +165,7 @@ async fn run(alerts: usize, steady_seconds: usize, full: bool) -> anyhow::Result
     // 2. The ceiling: the same queue, a consumer that only acks.
     let settings_dir = work.path();
     let sink = Sink::start().await?;
-    let config = write_settings(settings_dir, sink.port, "bench.relais")?;
+    let config = write_settings(settings_dir, sink.port(), "bench.relais")?;
     let settings = Settings::load(Some(&config))?;
     let topology = Topology::new(&settings);
     let ceiling_queue = format!("bench.ceiling.{}", std::process::id());
@@ -795,50 +795,44 @@ impl Relais {
     }
 }
 
-/// A fast SMTP server (offering PIPELINING and CHUNKING, as Postfix does)
-/// that accepts everything and remembers which référent got which alert,
-/// and when.
-#[derive(Clone)]
-struct Sink {
-    port: u16,
-    accepted: Arc<Mutex<Vec<(String, String, Instant)>>>,
-}
+/// The tests' SMTP server as the benchmark uses it: it offers PIPELINING
+/// and CHUNKING as Postfix does, keeps only each email's headers, and
+/// checks that every alert reached exactly its référents.
+struct Sink(SmtpServer);
 
 impl Sink {
     async fn start() -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let sink = Self {
-            port: listener.local_addr()?.port(),
-            accepted: Arc::default(),
-        };
-        let accepted = sink.accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let accepted = accepted.clone();
-                tokio::spawn(async move {
-                    let _ = serve(stream, accepted).await;
-                });
-            }
-        });
-        Ok(sink)
+        let server = SmtpServer::start().await;
+        server.keep_headers_only();
+        Ok(Self(server))
+    }
+
+    fn port(&self) -> u16 {
+        self.0.port()
     }
 
     async fn wait_for(&self, count: usize, within: Duration) {
-        let deadline = Instant::now() + within;
-        while self.accepted.lock().unwrap().len() < count && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        self.0.wait_for_count(count, within).await;
     }
 
     fn reset(&self) {
-        self.accepted.lock().unwrap().clear();
+        self.0.clear();
+    }
+
+    /// Each email accepted: its alert, its référent, when.
+    fn accepted(&self) -> Vec<(String, String, Instant)> {
+        self.0
+            .mails()
+            .iter()
+            .map(|mail| (mail.alert_id(), mail.referent(), mail.at))
+            .collect()
     }
 
     /// Every alert emailed to exactly its référents, once each.
     fn check(&self, expected: &[(String, Vec<String>)]) -> Result<(), String> {
-        let accepted = self.accepted.lock().unwrap();
+        let accepted = self.accepted();
         let mut got: HashMap<&str, Vec<&str>> = HashMap::new();
-        for (alert, referent, _) in accepted.iter() {
+        for (alert, referent, _) in &accepted {
             got.entry(alert.as_str())
                 .or_default()
                 .push(referent.as_str());
@@ -864,98 +858,12 @@ impl Sink {
 
     fn last_accept_per_alert(&self) -> HashMap<String, Instant> {
         let mut last: HashMap<String, Instant> = HashMap::new();
-        for (alert, _, at) in self.accepted.lock().unwrap().iter() {
-            let entry = last.entry(alert.clone()).or_insert(*at);
-            if *at > *entry {
-                *entry = *at;
+        for (alert, _, at) in self.accepted() {
+            let entry = last.entry(alert).or_insert(at);
+            if at > *entry {
+                *entry = at;
             }
         }
         last
-    }
-}
-
-/// The alert and référent an email is about, from its `X-Relais-*` headers.
-fn tagged<'a>(lines: impl Iterator<Item = &'a [u8]>) -> (String, String) {
-    let (mut alert, mut referent) = (String::new(), String::new());
-    for line in lines {
-        if let Some(value) = line.strip_prefix(b"X-Relais-Alert-Id: ") {
-            alert = String::from_utf8_lossy(value).trim().to_owned();
-        } else if let Some(value) = line.strip_prefix(b"X-Relais-Referent: ") {
-            referent = String::from_utf8_lossy(value).trim().to_owned();
-        }
-    }
-    (alert, referent)
-}
-
-/// One SMTP session. Replies are buffered and sent when no command is
-/// waiting (as Postfix does, RFC 2920): the replies to a pipelined batch
-/// leave in one write.
-async fn serve(
-    stream: tokio::net::TcpStream,
-    accepted: Arc<Mutex<Vec<(String, String, Instant)>>>,
-) -> std::io::Result<()> {
-    let (read, write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    let mut write = tokio::io::BufWriter::new(write);
-    let mut line = Vec::new();
-    write.write_all(b"220 bench ESMTP\r\n").await?;
-    write.flush().await?;
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).await? == 0 {
-            return Ok(());
-        }
-        let command = String::from_utf8_lossy(&line).to_ascii_uppercase();
-        let reply: &[u8] = if command.starts_with("EHLO") {
-            b"250-bench\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n"
-        } else if command.starts_with("BDAT") {
-            // `BDAT <size> LAST`: relais sends each message as one chunk.
-            let size: usize = command
-                .split_ascii_whitespace()
-                .nth(1)
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            let mut chunk = vec![0; size];
-            reader.read_exact(&mut chunk).await?;
-            let (alert, referent) = tagged(chunk.split(|b| *b == b'\n'));
-            accepted
-                .lock()
-                .unwrap()
-                .push((alert, referent, Instant::now()));
-            b"250 2.0.0 queued\r\n"
-        } else if command.starts_with("DATA") {
-            write.write_all(b"354 go ahead\r\n").await?;
-            write.flush().await?;
-            let (mut alert, mut referent) = (String::new(), String::new());
-            loop {
-                line.clear();
-                if reader.read_until(b'\n', &mut line).await? == 0 {
-                    return Ok(());
-                }
-                if line == b".\r\n" {
-                    break;
-                }
-                if let Some(value) = line.strip_prefix(b"X-Relais-Alert-Id: ") {
-                    alert = String::from_utf8_lossy(value).trim().to_owned();
-                } else if let Some(value) = line.strip_prefix(b"X-Relais-Referent: ") {
-                    referent = String::from_utf8_lossy(value).trim().to_owned();
-                }
-            }
-            accepted
-                .lock()
-                .unwrap()
-                .push((alert, referent, Instant::now()));
-            b"250 2.0.0 queued\r\n"
-        } else if command.starts_with("QUIT") {
-            write.write_all(b"221 bye\r\n").await?;
-            write.flush().await?;
-            return Ok(());
-        } else {
-            b"250 ok\r\n"
-        };
-        write.write_all(reply).await?;
-        if reader.buffer().is_empty() {
-            write.flush().await?;
-        }
     }
 }

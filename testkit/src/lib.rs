@@ -503,7 +503,7 @@ impl Broker {
     pub async fn connect() -> Self {
         let connection = Connection::connect(BROKER, ConnectionProperties::default())
             .await
-            .expect("RabbitMQ on 127.0.0.1:5672 (see README: Tests)");
+            .expect("RabbitMQ on 127.0.0.1:5672 (see docs/testing.md)");
         Self::on(connection).await
     }
 
