@@ -155,7 +155,11 @@ async fn poll_queues(settings: Settings, events: Events, stop: CancellationToken
         }
         if let Some(open) = &connection {
             match topology.inspect(open).await {
-                Ok(queues) => events.queues_read(&queues),
+                Ok(queues) => {
+                    for queue in queues {
+                        events.queue_read(&queue.name, queue.messages, queue.consumers);
+                    }
+                }
                 Err(error) => {
                     tracing::debug!(%error, "cannot read the queues' depths");
                     connection = None;

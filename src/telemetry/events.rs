@@ -10,7 +10,6 @@ use time::OffsetDateTime;
 use tracing::{debug, error, info, warn};
 
 use crate::alert::Alert;
-use crate::amqp::topology::QueueState;
 use crate::mail::{Accepted, SendError};
 use crate::outcome::{Outcome, Reason, Verdict};
 use crate::registry::{Referent, Registry};
@@ -67,23 +66,20 @@ impl Events {
         self.metrics.amqp_connected.set(0);
     }
 
-    /// The queues' depths and consumers, as the broker gave them.
-    pub fn queues_read(&self, queues: &[QueueState]) {
-        for queue in queues {
-            let label = QueueLabel {
-                queue: queue.name.clone(),
-            };
-            let messages = queue.messages.map_or(0, i64::from);
-            let consumers = queue.consumers.map_or(0, i64::from);
-            self.metrics
-                .queue_messages
-                .get_or_create(&label)
-                .set(messages);
-            self.metrics
-                .queue_consumers
-                .get_or_create(&label)
-                .set(consumers);
-        }
+    /// A queue's depth and consumers, as the broker gave them (`None`:
+    /// the queue does not exist).
+    pub fn queue_read(&self, queue: &str, messages: Option<u32>, consumers: Option<u32>) {
+        let label = QueueLabel {
+            queue: queue.to_owned(),
+        };
+        self.metrics
+            .queue_messages
+            .get_or_create(&label)
+            .set(messages.map_or(0, i64::from));
+        self.metrics
+            .queue_consumers
+            .get_or_create(&label)
+            .set(consumers.map_or(0, i64::from));
     }
 
     pub fn alert_received(&self) {
