@@ -18,7 +18,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use lapin::tcp::OwnedTLSConfig;
-use support::smtp::{SmtpServer, TestCa};
+use support::TestCa;
+use support::smtp::SmtpServer;
 use support::{Broker, REGISTRY, World, http_get};
 
 const WAIT: Duration = Duration::from_secs(20);

@@ -436,3 +436,25 @@ async fn a_wrong_broker_password_is_named_as_a_refused_login_without_the_passwor
     assert!(!shown.contains(secret), "{shown}");
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_replay_by_a_reason_relais_does_not_know_is_refused_with_the_list_of_reasons() {
+    let world = World::new(REGISTRY).await;
+
+    let output = relais(
+        &world,
+        &["dead-letters", "replay", "--reason", "rejeted"],
+        None,
+    );
+
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(
+            "invalid value 'rejeted' for '--reason <REASON>': is not a dead-letter reason; the \
+             reasons are invalid, unroutable, rejected, exhausted, delivery_limit"
+        ),
+        "{stderr}"
+    );
+    world.cleanup().await;
+}

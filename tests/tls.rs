@@ -10,7 +10,8 @@ use relais_testkit as support;
 
 use std::time::Duration;
 
-use support::smtp::{SmtpServer, TestCa, TlsMode};
+use support::TestCa;
+use support::smtp::{SmtpServer, TlsMode};
 use support::{REGISTRY, World, http_get};
 use tempfile::TempDir;
 use tokio_rustls::TlsAcceptor;

@@ -6,7 +6,10 @@
 //!
 //! A crate of its own, compiled once for every test binary.
 
+pub mod ca;
 pub mod smtp;
+
+pub use ca::TestCa;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
