@@ -104,6 +104,19 @@ fn check_report(settings: &Settings, registry_path: &Path, registry: &Registry) 
                 "mail:     SMTP {}:{} (tls {:?}), from {from}",
                 server.host, server.port, server.tls
             );
+            let hello = crate::mail::mailer::hello(server.helo_name.as_deref());
+            let origin = if server.helo_name.is_some() {
+                "smtp.helo_name"
+            } else {
+                "the machine's; set smtp.helo_name to choose"
+            };
+            let _ = writeln!(out, "          EHLO {hello} ({origin})");
+            let _ = writeln!(
+                out,
+                "          timeouts: {} per step, {} for the reply to the end of a message",
+                humantime::format_duration(server.timeouts.step),
+                humantime::format_duration(server.timeouts.final_reply)
+            );
         }
         Ok(Outbound::Files(dir)) => {
             let _ = writeln!(

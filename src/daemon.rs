@@ -65,7 +65,7 @@ pub async fn run(
     let relay = Arc::new(Relay::new(
         Arc::new(ArcSwap::from_pointee(registry)),
         Renderer::new(sender, settings.email.include_patient)?,
-        Mailer::new(&outbound, settings.smtp.timeout, health.clone())?,
+        Mailer::new(&outbound, health.clone())?,
         store.clone(),
         (&settings.retry).into(),
         settings.amqp.max_message_bytes,
@@ -87,6 +87,7 @@ pub async fn run(
         tokio::spawn(poll_queues(settings.clone(), events.clone(), stop.clone()));
     }
     tokio::spawn(prune(store, settings.store.retention, stop.clone()));
+    tokio::spawn(expire_idle_connections(relay.clone(), stop.clone()));
     let consumer = amqp::consumer::consume(
         &settings,
         relay.clone(),
@@ -123,8 +124,21 @@ pub async fn run(
         }
     }
     stop.cancel();
+    // The alerts in flight are done: close the idle SMTP connections.
+    relay.mailer().close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Closes the SMTP connections idle for too long, every few seconds.
+async fn expire_idle_connections(relay: Arc<Relay>, stop: CancellationToken) {
+    const EVERY: Duration = Duration::from_secs(5);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(EVERY) => relay.mailer().expire_idle().await,
+        }
+    }
 }
 
 /// Replaces the registry with the file's current content if, and only if,

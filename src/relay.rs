@@ -90,6 +90,11 @@ impl Relay {
         &self.registry
     }
 
+    /// The way out (to close its connections).
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+
     /// Relays one message body. Never panics and never fails: every way it
     /// can end is an [`Outcome`].
     pub async fn handle(&self, body: &[u8]) -> Outcome {
@@ -188,9 +193,19 @@ impl Relay {
     /// Emails one référent, retrying transient failures in process, and
     /// records the delivery; `Some` is the failure that remains.
     async fn send(&self, alert: &Alert, referent: &Referent, label: &str) -> Option<SendError> {
+        // A failure to build the email is relais's (or its registry's), not
+        // a mail server's refusal: it is never `rejected`. It is retried, so
+        // that a registry fixed and reloaded meanwhile delivers the alert.
         let email = match self.renderer.render(alert, referent, label) {
             Ok(email) => email,
-            Err(error) => return Some(SendError::Permanent(error.to_string())),
+            Err(error) => {
+                let error = SendError::Transient(format!(
+                    "cannot build the email for référent {}: {error}",
+                    referent.id()
+                ));
+                self.events.email_failed(alert, referent, &error);
+                return Some(error);
+            }
         };
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.base)
@@ -314,7 +329,6 @@ mod tests {
             Renderer::new("relais <relais@sos75.example.org>".parse().unwrap(), true).unwrap(),
             Mailer::new(
                 &Outbound::Files(dir.join("mail")),
-                Duration::from_secs(5),
                 Arc::new(Health::default()),
             )
             .unwrap(),

@@ -133,9 +133,19 @@ pub struct SmtpSettings {
     pub password_file: Option<PathBuf>,
     /// The sender, e.g. `relais SOS Médecins <relais@sos-medecins.example.org>`.
     pub from: Option<String>,
-    /// Bound on one email's whole SMTP exchange, connection included.
+    /// Bound on each step of an SMTP exchange: connecting, the TLS
+    /// handshake, each reply but the last (RFC 5321 §4.5.3.2).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Bound on the wait for the server's reply to the end of a message,
+    /// which a server with a content filter gives only once the filter is
+    /// done (RFC 5321 §4.5.3.2.6: 10 minutes).
+    #[serde(with = "humantime_serde")]
+    pub final_reply_timeout: Duration,
+    /// The name relais gives in EHLO: a fully qualified domain name or an
+    /// address literal. By default the machine's fully qualified name, or
+    /// the address literal of each connection's own end when it has none.
+    pub helo_name: Option<String>,
     /// Connections kept open to the server and reused.
     pub pool_size: u32,
     pub file_dir: Option<PathBuf>,
@@ -298,7 +308,9 @@ impl Default for SmtpSettings {
             password_file: None,
             ca_file: None,
             from: None,
-            timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(60),
+            final_reply_timeout: Duration::from_secs(600),
+            helo_name: None,
             pool_size: 8,
             file_dir: None,
         }
@@ -649,6 +661,17 @@ impl SmtpSettings {
         if self.pool_size == 0 {
             errors.push("smtp.pool_size must be at least 1".into());
         }
+        if self.timeout.is_zero() || self.final_reply_timeout.is_zero() {
+            errors.push("smtp.timeout and smtp.final_reply_timeout must be more than 0".into());
+        }
+        if let Some(name) = &self.helo_name
+            && !is_helo_name(name)
+        {
+            errors.push(format!(
+                "smtp.helo_name {name:?} must be a fully qualified domain name (e.g. \
+                 relais.example.org) or an address literal (e.g. [192.0.2.1])"
+            ));
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -659,6 +682,11 @@ impl SmtpSettings {
             ca_file: self.ca_file.clone(),
             credentials,
             pool_size: self.pool_size as usize,
+            timeouts: crate::mail::smtp::Timeouts {
+                step: self.timeout,
+                final_reply: self.final_reply_timeout,
+            },
+            helo_name: self.helo_name.clone(),
         }))
     }
 }
@@ -683,6 +711,9 @@ pub struct MailServer {
     pub credentials: Option<Credentials>,
     /// Connections at once, at least 1.
     pub pool_size: usize,
+    pub timeouts: crate::mail::smtp::Timeouts,
+    /// `smtp.helo_name`, checked; `None`: the machine's name.
+    pub helo_name: Option<String>,
 }
 
 /// The SMTP login.
@@ -708,6 +739,18 @@ pub fn read_secret(path: &Path) -> std::io::Result<SecretString> {
     Ok(SecretString::from(
         text.trim_end_matches(['\r', '\n']).to_owned(),
     ))
+}
+
+/// A fully qualified domain name (at least two labels) or an address
+/// literal (`[192.0.2.1]`, `[IPv6:2001:db8::1]`).
+fn is_helo_name(name: &str) -> bool {
+    if let Some(literal) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        return match literal.strip_prefix("IPv6:") {
+            Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => literal.parse::<std::net::Ipv4Addr>().is_ok(),
+        };
+    }
+    name.contains('.') && crate::mail::smtp::is_domain(name)
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -756,7 +799,9 @@ mod tests {
         assert_eq!(settings.amqp.prefetch, 32);
         assert_eq!(settings.amqp.max_message_bytes, 65536);
         assert_eq!(settings.amqp.delivery_limit, 10);
-        assert_eq!(settings.smtp.timeout, Duration::from_secs(10));
+        assert_eq!(settings.smtp.timeout, Duration::from_secs(60));
+        assert_eq!(settings.smtp.final_reply_timeout, Duration::from_secs(600));
+        assert_eq!(settings.smtp.helo_name, None);
         assert_eq!(settings.smtp.port(), 25);
         assert_eq!(settings.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(settings.log.format, LogFormat::Text);
@@ -770,6 +815,24 @@ mod tests {
             .collect();
         assert_eq!(delays, ["30s", "2m", "10m", "1h", "6h"]);
         assert_eq!(settings.store.retention, Duration::from_secs(30 * 86400));
+    }
+
+    #[test]
+    fn the_ehlo_name_must_be_a_qualified_name_or_an_address_literal() {
+        for good in ["relais.example.org", "[192.0.2.1]", "[IPv6:2001:db8::1]"] {
+            assert!(is_helo_name(good), "{good}");
+        }
+        for bad in [
+            "relais",
+            "relais example.org",
+            "relais.example.org\r\nRCPT TO:<x@y>",
+            "[relais]",
+            "[2001:db8::1]",
+            "-relais.example.org",
+            "",
+        ] {
+            assert!(!is_helo_name(bad), "{bad:?}");
+        }
     }
 
     #[test]

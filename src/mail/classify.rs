@@ -42,7 +42,9 @@ impl SendError {
 /// rather than the alert being given up on: a 4xx reply, a connection
 /// refused, reset or timed out, TLS, and a refusal before the transaction
 /// (greeting, EHLO, STARTTLS, AUTH), which says something about the server
-/// or relais's settings, not about this email.
+/// or relais's settings, not about this email. An address that the server
+/// cannot take in any form (a non-ASCII mailbox without SMTPUTF8) is
+/// permanent too.
 pub fn classify(error: smtp::Error) -> SendError {
     let text = format!("SMTP: {error}");
     match &error {
@@ -52,6 +54,8 @@ pub fn classify(error: smtp::Error) -> SendError {
         {
             SendError::Permanent(text)
         }
+        // No form of the address can be sent to this server, now or later.
+        smtp::Error::Utf8Address => SendError::Permanent(text),
         _ => SendError::Transient(text),
     }
 }
@@ -100,6 +104,26 @@ mod tests {
             assert!(failure.is_transient(), "{step}: {failure}");
             assert_eq!(failure.class(), "transient");
         }
+    }
+
+    #[test]
+    fn a_mailbox_the_server_cannot_take_in_any_form_is_permanent() {
+        let failure = classify(smtp::Error::Utf8Address);
+        assert_eq!(failure.class(), "rejected");
+        assert!(failure.to_string().contains("SMTPUTF8"), "{failure}");
+    }
+
+    #[test]
+    fn a_reply_that_does_not_come_in_time_is_transient() {
+        let failure = classify(smtp::Error::Timeout {
+            step: Step::Message,
+            after: std::time::Duration::from_secs(600),
+        });
+        assert!(failure.is_transient());
+        assert_eq!(
+            failure.to_string(),
+            "SMTP: no answer at end of message within 10m"
+        );
     }
 
     #[test]

@@ -11,7 +11,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncFileTransport, AsyncTransport, Tokio1Executor};
 use rustls::pki_types::ServerName;
 use rustls_platform_verifier::ConfigVerifierExt;
@@ -21,7 +20,7 @@ use crate::health::Health;
 use crate::mail::classify::SendError;
 use crate::mail::pool::SmtpPool;
 use crate::mail::render::Email;
-use crate::mail::smtp::{self, Security, Server};
+use crate::mail::smtp::{self, Hello, Security, Server};
 use crate::settings::{MailServer, Outbound, Password, SmtpTls, read_secret};
 
 /// Why the transport could not be set up from the settings.
@@ -64,8 +63,6 @@ enum Transport {
 #[derive(Clone)]
 pub struct Mailer {
     transport: Transport,
-    /// Bound on one email's whole exchange with the server.
-    timeout: Duration,
 }
 
 impl Mailer {
@@ -75,11 +72,7 @@ impl Mailer {
     /// # Errors
     /// [`MailerError`] when a password file cannot be read, the folder of a
     /// trial cannot be made, or the TLS parameters are unusable.
-    pub fn new(
-        outbound: &Outbound,
-        timeout: Duration,
-        health: Arc<Health>,
-    ) -> Result<Self, MailerError> {
+    pub fn new(outbound: &Outbound, health: Arc<Health>) -> Result<Self, MailerError> {
         let transport = match outbound {
             Outbound::Files(dir) => {
                 std::fs::create_dir_all(dir).map_err(|source| MailerError::FileDir {
@@ -94,30 +87,18 @@ impl Mailer {
                 health,
             ))),
         };
-        Ok(Self { transport, timeout })
+        Ok(Self { transport })
     }
 
     /// Hands one email to the server. Returns once the server accepted it
     /// (after `DATA`), which is when the alert may be considered delivered to
-    /// that référent.
+    /// that référent. Each step of the exchange has its own time limit
+    /// (`smtp.timeout`, `smtp.final_reply_timeout`); waiting for a
+    /// connection of the pool has none.
     ///
     /// # Errors
     /// [`SendError`], classified by [`classify`](crate::mail::classify()).
     pub async fn send(&self, email: &Email) -> Result<Accepted, SendError> {
-        // A server that stops answering mid-transaction must not hold an
-        // alert (and a pooled connection) forever. Dropping the exchange
-        // drops its connection.
-        tokio::time::timeout(self.timeout, self.send_unbounded(email))
-            .await
-            .unwrap_or_else(|_| {
-                Err(SendError::Transient(format!(
-                    "SMTP timeout: no complete answer within {}",
-                    humantime::format_duration(self.timeout)
-                )))
-            })
-    }
-
-    async fn send_unbounded(&self, email: &Email) -> Result<Accepted, SendError> {
         let started = Instant::now();
         match &self.transport {
             Transport::Smtp(smtp) => {
@@ -140,6 +121,26 @@ impl Mailer {
                 }),
         }
     }
+
+    /// Closes (`QUIT`) the SMTP connections idle for too long; call it now
+    /// and then.
+    pub async fn expire_idle(&self) {
+        if let Transport::Smtp(smtp) = &self.transport {
+            smtp.expire_idle().await;
+        }
+    }
+
+    /// Closes (`QUIT`) every idle SMTP connection, at shutdown.
+    pub async fn close(&self) {
+        if let Transport::Smtp(smtp) = &self.transport {
+            smtp.close().await;
+        }
+    }
+}
+
+/// The name relais gives in EHLO: `smtp.helo_name`, else the machine's.
+pub fn hello(helo_name: Option<&str>) -> Hello {
+    helo_name.map_or_else(Hello::for_this_machine, |name| Hello::Name(name.to_owned()))
 }
 
 /// The SMTP client's view of the checked settings: TLS trust, the password
@@ -182,7 +183,8 @@ fn smtp_server(server: &MailServer) -> Result<Server, MailerError> {
         host: server.host.clone(),
         port: server.port,
         security,
-        hello: ClientId::default().to_string(),
+        hello: hello(server.helo_name.as_deref()),
         credentials,
+        timeouts: server.timeouts,
     })
 }

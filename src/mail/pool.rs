@@ -1,15 +1,18 @@
 //! The pool of SMTP connections: at most `smtp.pool_size` at once, the idle
 //! ones kept and reused, checked before reuse after a pause.
 //!
-//! A connection returns to the pool only after a complete, successful
-//! exchange; any other way out (a failure, a timeout that cancelled the
-//! send) drops it, so a connection is never reused in the middle of a
-//! transaction. The pool tells `health` when the server turns out unusable
+//! A connection returns to the pool after a complete exchange: a success,
+//! or a refusal ended with `RSET`. Any other way out (a broken connection,
+//! a reply that did not come in time, a send cancelled at shutdown) drops
+//! it, so a connection is never reused in the middle of a transaction. A
+//! connection that leaves the pool in good order (idle too long, at
+//! shutdown) is closed with `QUIT`. The pool tells `health` when the server turns out unusable
 //! as configured (TLS or AUTH refused), and when a connection opens again.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use lettre::address::Envelope;
 use tokio::sync::Semaphore;
 
@@ -23,8 +26,10 @@ const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
 /// How long that check may take before the connection is given up for a
 /// new one.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-/// An idle connection older than this is not reused at all.
-const MAX_IDLE: Duration = Duration::from_secs(60);
+/// An idle connection older than this is closed (`QUIT`) rather than
+/// reused: well before servers' own idle limits (Postfix's and Exim's are
+/// 5 minutes), so that relais, not the server, ends the session.
+pub const MAX_IDLE: Duration = Duration::from_secs(60);
 
 /// Connections to one SMTP server: at most `slots` at once, the idle ones
 /// kept for reuse.
@@ -58,11 +63,42 @@ impl SmtpPool {
             Some(connection) => connection,
             None => self.open().await?,
         };
-        // If this future is dropped (timeout, shutdown), `connection` is
-        // dropped with it, closing the socket: it never returns to the pool.
-        let reply = connection.send(envelope, email).await.map_err(classify)?;
-        self.lock().push((connection, Instant::now()));
-        Ok(reply)
+        // If this future is dropped (shutdown), `connection` is dropped
+        // with it, closing the socket: it never returns to the pool.
+        match connection.send(envelope, email).await {
+            Ok(reply) => {
+                self.lock().push((connection, Instant::now()));
+                Ok(reply)
+            }
+            Err(failure) => {
+                if connection.recover(&failure).await {
+                    self.lock().push((connection, Instant::now()));
+                }
+                Err(classify(failure))
+            }
+        }
+    }
+
+    /// Closes (`QUIT`) the connections idle for longer than [`MAX_IDLE`].
+    pub async fn expire_idle(&self) {
+        let expired: Vec<Connection> = {
+            let mut idle = self.lock();
+            let (expired, kept): (Vec<_>, Vec<_>) = idle
+                .drain(..)
+                .partition(|(_, since)| since.elapsed() > MAX_IDLE);
+            *idle = kept;
+            expired
+                .into_iter()
+                .map(|(connection, _)| connection)
+                .collect()
+        };
+        join_all(expired.into_iter().map(Connection::quit)).await;
+    }
+
+    /// Closes (`QUIT`) every idle connection, at shutdown.
+    pub async fn close(&self) {
+        let idle: Vec<Connection> = self.lock().drain(..).map(|(c, _)| c).collect();
+        join_all(idle.into_iter().map(Connection::quit)).await;
     }
 
     async fn open(&self) -> Result<Connection, SendError> {
@@ -88,6 +124,7 @@ impl SmtpPool {
             let (mut connection, since) = self.lock().pop()?;
             let idle = since.elapsed();
             if idle > MAX_IDLE {
+                connection.quit().await;
                 continue;
             }
             if idle < CHECK_AFTER_IDLE

@@ -12,11 +12,11 @@
 
 use std::io::Write as _;
 
-use lettre::Message;
 use lettre::address::Envelope;
 use lettre::message::header::ContentTransferEncoding;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart};
+use lettre::{Address, Message};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 use thiserror::Error;
@@ -272,7 +272,7 @@ impl Renderer {
         let message_id = message_id(alert.id(), referent.id(), &self.from);
         let message = Message::builder()
             .from(self.from.clone())
-            .to(referent.mailbox().clone())
+            .to(ascii_domain(referent.mailbox()))
             .subject(subject)
             .message_id(Some(message_id.clone()))
             .header(AlertIdHeader(alert.id().to_string()))
@@ -283,6 +283,24 @@ impl Renderer {
             envelope: message.envelope().clone(),
             bytes: message.formatted(),
         })
+    }
+}
+
+/// `mailbox` with its domain in ASCII (IDNA, `xn--…`) when its local part
+/// is ASCII: such an address then needs no SMTPUTF8 anywhere, in the
+/// envelope or in the `To` header (RFC 6532 allows UTF-8 there only with
+/// it). A non-ASCII local part needs SMTPUTF8 anyway and stays as it is.
+fn ascii_domain(mailbox: &Mailbox) -> Mailbox {
+    let address = &mailbox.email;
+    if AsRef::<str>::as_ref(address).is_ascii() || !address.user().is_ascii() {
+        return mailbox.clone();
+    }
+    match idna::domain_to_ascii(address.domain())
+        .ok()
+        .and_then(|domain| Address::new(address.user(), domain).ok())
+    {
+        Some(ascii) => Mailbox::new(mailbox.name.clone(), ascii),
+        None => mailbox.clone(),
     }
 }
 
@@ -479,6 +497,14 @@ mod tests {
             "Message-ID: <relais.SOS75-2026-000123.ccas-paris-13@sos75.example.org>\r\n"
         ));
         assert!(raw.contains("Content-Type: multipart/alternative;"));
+    }
+
+    #[test]
+    fn an_internationalised_domain_is_written_in_its_ascii_form() {
+        let ascii = ascii_domain(&"Agent <agent@mairie-évry.test>".parse().unwrap());
+        assert_eq!(ascii.to_string(), "Agent <agent@xn--mairie-vry-h7a.test>");
+        let utf8 = ascii_domain(&"éloïse@mairie-évry.test".parse().unwrap());
+        assert_eq!(utf8.email.to_string(), "éloïse@mairie-évry.test");
     }
 
     #[test]

@@ -14,14 +14,29 @@
 //! (they would otherwise be read as if they had come over TLS), and each
 //! failure says at which step it happened.
 //!
+//! Every step has its own time limit, as RFC 5321 §4.5.3.2 gives them:
+//! `smtp.timeout` for connecting, the TLS handshake and each reply, and
+//! `smtp.final_reply_timeout` (10 minutes by default, the RFC's) for the
+//! reply to the end of the message, which a server with a content filter
+//! gives only once the filter is done. Waiting for a connection of the pool
+//! is never counted: giving up on a server that already queued the message
+//! is what sends it twice (RFC 1047).
+//!
+//! A connection that can still speak is closed with `QUIT` (and TLS's
+//! close_notify); a refused transaction is ended with `RSET` and the
+//! connection kept. Only a broken connection is dropped without a word.
+//!
 //! This module never decides what a failure means for the alert; it reports
 //! the server's reply code, and `mail::classify` decides.
 
 use std::fmt;
+use std::future::Future;
 use std::io::{self, Write as _};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -67,8 +82,126 @@ pub struct Server {
     pub port: u16,
     pub security: Security,
     /// The name relais gives in EHLO.
-    pub hello: String,
+    pub hello: Hello,
     pub credentials: Option<(String, SecretString)>,
+    pub timeouts: Timeouts,
+}
+
+/// The name relais gives in EHLO (RFC 5321 §4.1.4: a fully qualified
+/// domain name, or an address literal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hello {
+    /// This name (`smtp.helo_name`, or the machine's fully qualified name).
+    Name(String),
+    /// The address literal of the connection's own end, e.g.
+    /// `[127.0.0.1]` or `[IPv6:::1]`, for a machine without a qualified name.
+    LocalAddress,
+}
+
+impl Hello {
+    /// The machine's fully qualified name when it has one (its host name if
+    /// qualified, else the canonical name the resolver gives for it, as
+    /// `hostname --fqdn` does), else [`Hello::LocalAddress`].
+    pub fn for_this_machine() -> Self {
+        machine_fqdn().map_or(Self::LocalAddress, Self::Name)
+    }
+
+    fn for_connection(&self, local: SocketAddr) -> String {
+        match self {
+            Self::Name(name) => name.clone(),
+            Self::LocalAddress => address_literal(local),
+        }
+    }
+}
+
+impl fmt::Display for Hello {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Name(name) => f.write_str(name),
+            Self::LocalAddress => f.write_str("the address literal of each connection's own end"),
+        }
+    }
+}
+
+/// The machine's fully qualified domain name, if it has one.
+fn machine_fqdn() -> Option<String> {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at
+    // most that many bytes.
+    let status = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if status != 0 {
+        return None;
+    }
+    let end = buffer.iter().position(|&b| b == 0)?;
+    let host = std::str::from_utf8(&buffer[..end]).ok()?.to_owned();
+    let qualified =
+        |name: &str| name.contains('.') && !name.ends_with(".localdomain") && is_domain(name);
+    if qualified(&host) {
+        return Some(host);
+    }
+    canonical_name(&host).filter(|name| qualified(name))
+}
+
+/// The canonical name the resolver gives for `host` (AI_CANONNAME).
+fn canonical_name(host: &str) -> Option<String> {
+    let host = std::ffi::CString::new(host).ok()?;
+    // SAFETY: a zeroed addrinfo is a valid "no hints" value; the flags ask
+    // for the canonical name only.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_flags = libc::AI_CANONNAME;
+    hints.ai_family = libc::AF_UNSPEC;
+    let mut found: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: every pointer is valid; `found` is freed below when set.
+    let status = unsafe { libc::getaddrinfo(host.as_ptr(), std::ptr::null(), &hints, &mut found) };
+    if status != 0 || found.is_null() {
+        return None;
+    }
+    // SAFETY: `found` is the list getaddrinfo made; its first entry holds
+    // the canonical name (or null), read before the list is freed.
+    unsafe {
+        let canonical = (*found).ai_canonname;
+        let name = (!canonical.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(canonical)
+                .to_string_lossy()
+                .into_owned()
+        });
+        libc::freeaddrinfo(found);
+        name
+    }
+}
+
+/// Whether `name` is a domain name: labels of letters, digits and hyphens,
+/// separated by dots.
+pub fn is_domain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// `[192.0.2.1]`, or `[IPv6:2001:db8::1]` (RFC 5321 §4.1.3).
+pub fn address_literal(address: SocketAddr) -> String {
+    match address.ip().to_canonical() {
+        std::net::IpAddr::V4(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V6(ip) => format!("[IPv6:{ip}]"),
+    }
+}
+
+/// How long each step may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting, the TLS handshake, each write and each reply but the last.
+    pub step: Duration,
+    /// The reply to the end of the message (and to the commands pipelined
+    /// with it, which a server may hold until then).
+    pub final_reply: Duration,
 }
 
 /// The step of the exchange a failure happened at, for the error message.
@@ -83,6 +216,8 @@ pub enum Step {
     Rcpt,
     Data,
     Message,
+    Reset,
+    Quit,
 }
 
 impl fmt::Display for Step {
@@ -97,6 +232,8 @@ impl fmt::Display for Step {
             Self::Rcpt => "RCPT TO",
             Self::Data => "DATA",
             Self::Message => "end of message",
+            Self::Reset => "RSET",
+            Self::Quit => "QUIT",
         })
     }
 }
@@ -134,8 +271,17 @@ pub enum Error {
     NoStartTls,
     #[error("the server offers no authentication mechanism relais knows (PLAIN, LOGIN)")]
     NoAuthMechanism,
-    #[error("the server does not accept 8-bit messages (8BITMIME) or UTF-8 addresses (SMTPUTF8)")]
+    #[error("the server does not accept 8-bit messages (8BITMIME)")]
     EightBit,
+    /// An address whose local part is not ASCII, to a server without
+    /// SMTPUTF8 (RFC 6531): no form of it can be sent there.
+    #[error(
+        "the address has a non-ASCII local part, and the server does not offer SMTPUTF8 \
+         (RFC 6531): it cannot be sent there"
+    )]
+    Utf8Address,
+    #[error("no answer at {step} within {}", humantime::format_duration(*after))]
+    Timeout { step: Step, after: Duration },
     #[error("the server broke the protocol at {step}: {what}")]
     Protocol { step: Step, what: &'static str },
 }
@@ -153,6 +299,19 @@ impl Error {
             // data; a connection cut during the handshake is another kind.
             Self::Tls { source, .. } => source.kind() == io::ErrorKind::InvalidData,
             _ => false,
+        }
+    }
+
+    /// Whether the session is still in step after this failure, so that
+    /// relais may say `QUIT`: the server answered and nothing it has not
+    /// answered is pending.
+    fn session_speaks(&self) -> bool {
+        match self {
+            Self::Refused { .. } | Self::NoStartTls | Self::NoAuthMechanism => true,
+            Self::EightBit | Self::Utf8Address => true,
+            Self::Io { .. } | Self::Tls { .. } | Self::Timeout { .. } | Self::Protocol { .. } => {
+                false
+            }
         }
     }
 }
@@ -198,10 +357,16 @@ impl Extensions {
     }
 }
 
-/// The socket, in clear or under TLS.
+/// The socket, in clear or under TLS; `Closed` only for the instant of a
+/// STARTTLS upgrade, when the socket is handed to the TLS handshake.
 enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Closed,
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the connection is closed")
 }
 
 impl AsyncRead for Stream {
@@ -213,6 +378,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
             Self::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+            Self::Closed => Poll::Ready(Err(closed())),
         }
     }
 }
@@ -226,6 +392,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_write(cx, buf),
             Self::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
+            Self::Closed => Poll::Ready(Err(closed())),
         }
     }
 
@@ -233,6 +400,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_flush(cx),
             Self::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
+            Self::Closed => Poll::Ready(Err(closed())),
         }
     }
 
@@ -240,6 +408,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
             Self::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
+            Self::Closed => Poll::Ready(Ok(())),
         }
     }
 }
@@ -251,79 +420,139 @@ pub struct Connection {
     extensions: Extensions,
     /// Reused for each command batch and message.
     out: Vec<u8>,
+    timeouts: Timeouts,
+    /// The name given in EHLO, again after STARTTLS.
+    hello: String,
+    /// False once a reply went missing or the server was left waiting for
+    /// a message: the session is out of step and cannot be reused.
+    in_step: bool,
 }
 
 impl Connection {
     /// Connects and gets the connection ready for transactions: greeting,
-    /// EHLO, TLS as `server.security` says, AUTH when credentials are set.
-    /// The caller bounds the time it takes.
+    /// EHLO, TLS as `server.security` says, AUTH when credentials are set,
+    /// each step within `server.timeouts.step`. A refusal on the way is
+    /// answered with `QUIT`.
     ///
     /// # Errors
     /// [`Error`] at the step that failed.
     pub async fn open(server: &Server) -> Result<Self, Error> {
-        let tcp = TcpStream::connect((server.host.as_str(), server.port))
-            .await
+        let step = server.timeouts.step;
+        let connect = TcpStream::connect((server.host.as_str(), server.port));
+        let tcp = within(step, Step::Connect, connect)
+            .await?
             .map_err(|source| Error::Io {
                 step: Step::Connect,
                 source,
             })?;
         // Every write is a complete command batch or message: send it now,
         // do not wait for the server's ACK of the previous one (Nagle).
-        tcp.set_nodelay(true).map_err(|source| Error::Io {
-            step: Step::Connect,
-            source,
-        })?;
+        let local = tcp
+            .set_nodelay(true)
+            .and_then(|()| tcp.local_addr())
+            .map_err(|source| Error::Io {
+                step: Step::Connect,
+                source,
+            })?;
         let stream = match &server.security {
-            Security::Wrapper(tls) => handshake(tls, tcp, &server.host).await?,
+            Security::Wrapper(tls) => handshake(tls, tcp, &server.host, step).await?,
             _ => Stream::Plain(tcp),
         };
         let mut connection = Self {
             stream: BufReader::new(stream),
             extensions: Extensions::default(),
             out: Vec::with_capacity(1024),
+            timeouts: server.timeouts,
+            hello: server.hello.for_connection(local),
+            in_step: true,
         };
-        connection.expect(Step::Greeting).await?;
-        connection.hello(&server.hello).await?;
+        match connection.prepare(server).await {
+            Ok(()) => Ok(connection),
+            Err(error) => {
+                if error.session_speaks() {
+                    connection.quit().await;
+                }
+                Err(error)
+            }
+        }
+    }
 
+    /// Greeting, EHLO, STARTTLS and EHLO again, AUTH.
+    async fn prepare(&mut self, server: &Server) -> Result<(), Error> {
+        self.expect(Step::Greeting).await?;
+        self.hello().await?;
         let upgrade = match &server.security {
-            Security::Required(_) if !connection.extensions.starttls => {
+            Security::Required(_) if !self.extensions.starttls => {
                 return Err(Error::NoStartTls);
             }
             Security::Required(tls) => Some(tls),
-            Security::Opportunistic(tls) if connection.extensions.starttls => Some(tls),
+            Security::Opportunistic(tls) if self.extensions.starttls => Some(tls),
             _ => None,
         };
         if let Some(tls) = upgrade {
-            connection = connection.starttls(tls, &server.host).await?;
-            connection.hello(&server.hello).await?;
+            self.starttls(tls, &server.host).await?;
+            self.hello().await?;
         }
         if let Some((username, password)) = &server.credentials {
-            connection.authenticate(username, password).await?;
+            self.authenticate(username, password).await?;
         }
-        Ok(connection)
+        Ok(())
+    }
+
+    /// Ends the session politely: `QUIT`, its reply, then the TLS
+    /// close_notify and the socket's shutdown. Best effort: a server that
+    /// already went away costs nothing more than the step's time limit.
+    pub async fn quit(mut self) {
+        if self.write(b"QUIT\r\n", Step::Quit).await.is_ok() {
+            let _ = self.reply(Step::Quit).await;
+        }
+        let _ = tokio::time::timeout(self.timeouts.step, self.stream.get_mut().shutdown()).await;
+    }
+
+    /// After a failed transaction: whether the connection can serve the
+    /// next one. A refusal leaves the session in step; `RSET` clears the
+    /// transaction (RFC 5321 §4.1.1.5). Anything else leaves it unusable.
+    pub async fn recover(&mut self, failure: &Error) -> bool {
+        match failure {
+            Error::EightBit | Error::Utf8Address => true,
+            Error::Refused { .. } if self.in_step => {
+                self.write(b"RSET\r\n", Step::Reset).await.is_ok()
+                    && self.expect(Step::Reset).await.is_ok()
+            }
+            _ => false,
+        }
     }
 
     /// Hands one email to the server; returns its final reply once it
     /// accepted the message. `message` is the formatted email (CRLF line
     /// endings); it is dot-stuffed here.
     ///
-    /// On any error the connection is in an unknown state: drop it.
+    /// Addresses go in the form the server takes: an internationalised
+    /// domain in its ASCII form (IDNA) unless the address needs SMTPUTF8
+    /// anyway (a non-ASCII local part) and the server offers it.
+    ///
+    /// After an error, [`Connection::recover`] says whether the connection
+    /// can serve again.
     ///
     /// # Errors
     /// [`Error::Refused`] with the server's reply, or the failure.
     pub async fn send(&mut self, envelope: &Envelope, message: &[u8]) -> Result<Reply, Error> {
         let eight_bit = !message.is_ascii();
-        let utf8_addresses = envelope
-            .from()
-            .into_iter()
-            .chain(envelope.to())
-            .any(|address| !AsRef::<str>::as_ref(address).is_ascii());
-        if (eight_bit && !self.extensions.eight_bit_mime)
-            || (utf8_addresses && !self.extensions.smtp_utf8)
-        {
+        if eight_bit && !self.extensions.eight_bit_mime {
             return Err(Error::EightBit);
         }
-        let from = envelope.from().map_or("", AsRef::as_ref);
+        let smtp_utf8 = self.extensions.smtp_utf8;
+        let from = envelope
+            .from()
+            .map(|address| wire_address(address.as_ref(), smtp_utf8))
+            .transpose()?
+            .unwrap_or_default();
+        let to = envelope
+            .to()
+            .iter()
+            .map(|address| wire_address(address.as_ref(), smtp_utf8))
+            .collect::<Result<Vec<_>, _>>()?;
+        let utf8_addresses = !from.is_ascii() || to.iter().any(|address| !address.is_ascii());
         let mut out = std::mem::take(&mut self.out);
         out.clear();
         out.extend_from_slice(b"MAIL FROM:<");
@@ -337,9 +566,9 @@ impl Connection {
         }
         out.extend_from_slice(b"\r\n");
         let mut steps = vec![Step::Mail];
-        for to in envelope.to() {
+        for to in &to {
             out.extend_from_slice(b"RCPT TO:<");
-            out.extend_from_slice(AsRef::<str>::as_ref(to).as_bytes());
+            out.extend_from_slice(to.as_bytes());
             out.extend_from_slice(b">\r\n");
             steps.push(Step::Rcpt);
         }
@@ -369,13 +598,16 @@ impl Connection {
             out.extend_from_slice(message);
             steps.push(Step::Message);
             self.write(out, Step::Mail).await?;
-            return self.replies(&steps).await;
+            // The server may hold the envelope's replies until the end of
+            // the message (RFC 2920 lets it): the whole batch has the final
+            // reply's time.
+            return self.replies(&steps, self.timeouts.final_reply).await;
         }
         out.extend_from_slice(b"DATA\r\n");
         steps.push(Step::Data);
         if self.extensions.pipelining {
             self.write(out, Step::Mail).await?;
-            self.replies(&steps).await?;
+            self.replies(&steps, self.timeouts.step).await?;
         } else {
             let commands = std::mem::take(out);
             for (command, step) in commands.split_inclusive(|b| *b == b'\n').zip(steps) {
@@ -389,14 +621,21 @@ impl Connection {
         self.expect(Step::Message).await
     }
 
-    /// Reads the replies to a pipelined batch, one per step, and returns
-    /// the last. Every reply is read before judging (each command was sent
-    /// and is answered); the first refusal is the one reported.
-    async fn replies(&mut self, steps: &[Step]) -> Result<Reply, Error> {
+    /// Reads the replies to a pipelined batch, one per step, each within
+    /// `limit`, and returns the last. Every reply is read before judging
+    /// (each command was sent and is answered); the first refusal is the one
+    /// reported, even if the server then closes the connection.
+    async fn replies(&mut self, steps: &[Step], limit: Duration) -> Result<Reply, Error> {
         let mut refused = None;
         let mut last = None;
         for &step in steps {
-            let reply = self.reply(step).await?;
+            let reply = match self.read_reply(step, None, limit).await {
+                Ok(reply) => reply,
+                Err(failure) => {
+                    self.in_step = false;
+                    return Err(refused.unwrap_or(failure));
+                }
+            };
             if !reply.is_positive() && refused.is_none() {
                 refused = Some(Error::Refused {
                     step,
@@ -406,7 +645,14 @@ impl Connection {
             last = Some(reply);
         }
         match (refused, last) {
-            (Some(refused), _) => Err(refused),
+            (Some(refused), last) => {
+                // A server that opened DATA despite the refusal now waits
+                // for a message: the session is no longer in step.
+                if last.is_some_and(|reply| reply.code == 354) {
+                    self.in_step = false;
+                }
+                Err(refused)
+            }
             (None, Some(last)) => Ok(last),
             (None, None) => Err(Error::Protocol {
                 step: Step::Mail,
@@ -421,11 +667,13 @@ impl Connection {
         self.write(b"NOOP\r\n", Step::Hello).await.is_ok() && self.expect(Step::Hello).await.is_ok()
     }
 
-    async fn hello(&mut self, name: &str) -> Result<(), Error> {
-        self.write(format!("EHLO {name}\r\n").as_bytes(), Step::Hello)
-            .await?;
+    async fn hello(&mut self) -> Result<(), Error> {
+        let command = format!("EHLO {}\r\n", self.hello);
+        self.write(command.as_bytes(), Step::Hello).await?;
         let mut lines = Vec::new();
-        let reply = self.read_reply(Step::Hello, Some(&mut lines)).await?;
+        let reply = self
+            .read_reply(Step::Hello, Some(&mut lines), self.timeouts.step)
+            .await?;
         if !reply.is_positive() {
             return Err(Error::Refused {
                 step: Step::Hello,
@@ -436,7 +684,9 @@ impl Connection {
         Ok(())
     }
 
-    async fn starttls(mut self, tls: &Tls, host: &str) -> Result<Self, Error> {
+    /// Upgrades the connection in place (RFC 3207); the EHLO that follows
+    /// is the caller's.
+    async fn starttls(&mut self, tls: &Tls, host: &str) -> Result<(), Error> {
         self.write(b"STARTTLS\r\n", Step::StartTls).await?;
         self.expect(Step::StartTls).await?;
         // Anything the server sent after its 220 came in clear and must not
@@ -447,17 +697,16 @@ impl Connection {
                 what: "data sent ahead of the TLS handshake",
             });
         }
-        let Stream::Plain(tcp) = self.stream.into_inner() else {
+        let plain = std::mem::replace(&mut self.stream, BufReader::new(Stream::Closed));
+        let Stream::Plain(tcp) = plain.into_inner() else {
             return Err(Error::Protocol {
                 step: Step::StartTls,
                 what: "STARTTLS on a connection already secured",
             });
         };
-        Ok(Self {
-            stream: BufReader::new(handshake(tls, tcp, host).await?),
-            extensions: Extensions::default(),
-            out: self.out,
-        })
+        self.stream = BufReader::new(handshake(tls, tcp, host, self.timeouts.step).await?);
+        self.extensions = Extensions::default();
+        Ok(())
     }
 
     async fn authenticate(&mut self, username: &str, password: &SecretString) -> Result<(), Error> {
@@ -487,7 +736,9 @@ impl Connection {
             stream.write_all(bytes).await?;
             stream.flush().await
         };
-        written.await.map_err(|source| Error::Io { step, source })
+        within(self.timeouts.step, step, written)
+            .await?
+            .map_err(|source| Error::Io { step, source })
     }
 
     /// Reads one reply and fails unless it is positive.
@@ -500,14 +751,31 @@ impl Connection {
         }
     }
 
+    /// Reads one reply, within the final reply's time limit for the end of
+    /// the message and the step's for any other.
     async fn reply(&mut self, step: Step) -> Result<Reply, Error> {
-        self.read_reply(step, None).await
+        let limit = if step == Step::Message {
+            self.timeouts.final_reply
+        } else {
+            self.timeouts.step
+        };
+        self.read_reply(step, None, limit).await
+    }
+
+    /// Reads one reply within `limit`.
+    async fn read_reply(
+        &mut self,
+        step: Step,
+        lines: Option<&mut Vec<String>>,
+        limit: Duration,
+    ) -> Result<Reply, Error> {
+        within(limit, step, self.read_reply_unbounded(step, lines)).await?
     }
 
     /// Reads one reply, possibly of several lines (`250-…` then `250 …`);
     /// its text is the lines' joined by a space. Each line's text also goes
     /// to `lines` when given (EHLO's keywords).
-    async fn read_reply(
+    async fn read_reply_unbounded(
         &mut self,
         step: Step,
         mut lines: Option<&mut Vec<String>>,
@@ -556,15 +824,52 @@ impl Connection {
     }
 }
 
-async fn handshake(tls: &Tls, tcp: TcpStream, host: &str) -> Result<Stream, Error> {
-    TlsConnector::from(tls.config.clone())
-        .connect(tls.server_name.clone(), tcp)
-        .await
+async fn handshake(
+    tls: &Tls,
+    tcp: TcpStream,
+    host: &str,
+    limit: Duration,
+) -> Result<Stream, Error> {
+    let connecting = TlsConnector::from(tls.config.clone()).connect(tls.server_name.clone(), tcp);
+    within(limit, Step::StartTls, connecting)
+        .await?
         .map(|stream| Stream::Tls(Box::new(stream)))
         .map_err(|source| Error::Tls {
             host: host.to_owned(),
             source,
         })
+}
+
+/// `work`, or [`Error::Timeout`] at `step` if it takes longer than `limit`.
+async fn within<T>(limit: Duration, step: Step, work: impl Future<Output = T>) -> Result<T, Error> {
+    tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| Error::Timeout { step, after: limit })
+}
+
+/// An address as the server takes it: `local@domain` with the domain in
+/// its ASCII form (IDNA, `xn--…`), unless the local part is not ASCII and
+/// the server offers SMTPUTF8, in which case it goes as it is.
+///
+/// # Errors
+/// [`Error::Utf8Address`] for a non-ASCII local part and a server without
+/// SMTPUTF8.
+fn wire_address(address: &str, smtp_utf8: bool) -> Result<String, Error> {
+    if address.is_ascii() {
+        return Ok(address.to_owned());
+    }
+    let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+    if !local.is_ascii() {
+        return if smtp_utf8 {
+            Ok(address.to_owned())
+        } else {
+            Err(Error::Utf8Address)
+        };
+    }
+    // The registry refuses a domain without an ASCII form; should one get
+    // here, it goes as it is and the server judges.
+    let domain = idna::domain_to_ascii(domain).unwrap_or_else(|_| domain.to_owned());
+    Ok(format!("{local}@{domain}"))
 }
 
 /// `ddd-text` or `ddd text` (CRLF or LF), as (code, last line?, text).
@@ -662,6 +967,45 @@ mod tests {
                 String::from_utf8_lossy(line)
             );
         }
+    }
+
+    #[test]
+    fn an_address_literal_is_written_as_rfc_5321_says() {
+        let v4: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::1]:40000".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:192.0.2.7]:40000".parse().unwrap();
+        assert_eq!(address_literal(v4), "[127.0.0.1]");
+        assert_eq!(address_literal(v6), "[IPv6:2001:db8::1]");
+        assert_eq!(address_literal(mapped), "[192.0.2.7]");
+        assert_eq!(Hello::LocalAddress.for_connection(v4), "[127.0.0.1]");
+        assert_eq!(
+            Hello::Name("relais.example.org".into()).for_connection(v4),
+            "relais.example.org"
+        );
+    }
+
+    #[test]
+    fn addresses_go_in_the_form_the_server_takes() {
+        assert_eq!(
+            wire_address("agent@mairie-évry.test", false).unwrap(),
+            "agent@xn--mairie-vry-h7a.test"
+        );
+        assert_eq!(
+            wire_address("agent@mairie-évry.test", true).unwrap(),
+            "agent@xn--mairie-vry-h7a.test"
+        );
+        assert_eq!(
+            wire_address("éloïse@mairie-évry.test", true).unwrap(),
+            "éloïse@mairie-évry.test"
+        );
+        assert!(matches!(
+            wire_address("éloïse@example.org", false),
+            Err(Error::Utf8Address)
+        ));
+        assert_eq!(
+            wire_address("agent@example.org", false).unwrap(),
+            "agent@example.org"
+        );
     }
 
     #[test]

@@ -220,6 +220,7 @@ port = {port}
 tls = "none"
 from = "relais SOS Médecins <relais@sos-medecins.test>"
 timeout = "2s"
+final_reply_timeout = "2s"
 
 [registry]
 path = "referents.toml"

@@ -123,6 +123,11 @@ struct Script {
     /// Keep only each message's header section (for the benchmark's many
     /// thousands of emails).
     headers_only: bool,
+    /// Do not offer SMTPUTF8 (RFC 6531).
+    no_smtputf8: bool,
+    /// Close the connection right after refusing a recipient, as some
+    /// servers do after a 5xx.
+    close_after_refusal: bool,
 }
 
 #[derive(Default)]
@@ -141,6 +146,15 @@ struct State {
     chunked: usize,
     /// Users who authenticated, one entry per successful AUTH.
     authenticated: Vec<String>,
+    /// Every MAIL and RCPT command, as received.
+    envelopes: Vec<String>,
+    /// The name given in each EHLO or HELO.
+    hellos: Vec<String>,
+    /// Sessions opened, and those the client ended with QUIT.
+    sessions: usize,
+    quits: usize,
+    /// RSET commands received.
+    resets: usize,
     /// AUTH attempts refused.
     auth_refusals: usize,
 }
@@ -318,6 +332,38 @@ impl SmtpServer {
         };
     }
 
+    /// Stop offering SMTPUTF8 to new connections.
+    pub fn without_smtputf8(&self) {
+        self.state.lock().unwrap().script.no_smtputf8 = true;
+    }
+
+    /// From now on, close the connection after refusing a recipient.
+    pub fn close_after_refusal(&self) {
+        self.state.lock().unwrap().script.close_after_refusal = true;
+    }
+
+    /// Every MAIL and RCPT command received, in order.
+    pub fn envelopes(&self) -> Vec<String> {
+        self.state.lock().unwrap().envelopes.clone()
+    }
+
+    /// The name given in each EHLO (or HELO), in order.
+    pub fn hellos(&self) -> Vec<String> {
+        self.state.lock().unwrap().hellos.clone()
+    }
+
+    /// How many sessions were opened, and how many the client ended with
+    /// QUIT.
+    pub fn sessions(&self) -> (usize, usize) {
+        let state = self.state.lock().unwrap();
+        (state.sessions, state.quits)
+    }
+
+    /// How many RSET commands were received.
+    pub fn resets(&self) -> usize {
+        self.state.lock().unwrap().resets
+    }
+
     /// From now on, keep only the header section of each message.
     pub fn keep_headers_only(&self) {
         self.state.lock().unwrap().script.headers_only = true;
@@ -367,6 +413,7 @@ impl SmtpServer {
     /// connection is already under TLS (the greeting is then sent only if
     /// it is a new connection, not after an upgrade).
     async fn serve(self, stream: Box<dyn Io>, starttls: Option<TlsAcceptor>, secured: bool) {
+        self.state.lock().unwrap().sessions += 1;
         self.session(stream, starttls, secured, true).await;
     }
 
@@ -417,7 +464,10 @@ impl SmtpServer {
                 .to_ascii_uppercase();
             let reply: String = match verb.as_str() {
                 "EHLO" => {
-                    let script = &self.state.lock().unwrap().script;
+                    let mut state = self.state.lock().unwrap();
+                    let name = command.split_ascii_whitespace().nth(1).unwrap_or_default();
+                    state.hellos.push(name.to_owned());
+                    let script = &state.script;
                     let mut reply = String::from("250-relais-test\r\n");
                     if !script.no_pipelining {
                         reply.push_str("250-PIPELINING\r\n");
@@ -431,7 +481,11 @@ impl SmtpServer {
                     if script.auth.is_some() {
                         reply.push_str("250-AUTH PLAIN\r\n");
                     }
-                    reply.push_str("250-8BITMIME\r\n250 SMTPUTF8");
+                    if script.no_smtputf8 {
+                        reply.push_str("250 8BITMIME");
+                    } else {
+                        reply.push_str("250-8BITMIME\r\n250 SMTPUTF8");
+                    }
                     reply
                 }
                 "AUTH" => {
@@ -471,6 +525,7 @@ impl SmtpServer {
                     return self.session(Box::new(secured), None, true, false).await;
                 }
                 "MAIL" => {
+                    self.state.lock().unwrap().envelopes.push(command.clone());
                     from = address(&command);
                     to.clear();
                     chunks.clear();
@@ -480,6 +535,7 @@ impl SmtpServer {
                     let recipient = address(&command);
                     let refused = {
                         let mut state = self.state.lock().unwrap();
+                        state.envelopes.push(command.clone());
                         let once = state
                             .script
                             .refused_next
@@ -498,6 +554,12 @@ impl SmtpServer {
                         refused
                     };
                     match refused {
+                        Some((code, text))
+                            if self.state.lock().unwrap().script.close_after_refusal =>
+                        {
+                            let _ = send(&mut write, &format!("{code} {text}")).await;
+                            return;
+                        }
                         Some((code, text)) => format!("{code} {text}"),
                         None => {
                             to.push(recipient);
@@ -553,12 +615,14 @@ impl SmtpServer {
                     }
                 }
                 "RSET" => {
+                    self.state.lock().unwrap().resets += 1;
                     from.clear();
                     to.clear();
                     "250 2.0.0 Ok".into()
                 }
                 "NOOP" => "250 2.0.0 Ok".into(),
                 "QUIT" => {
+                    self.state.lock().unwrap().quits += 1;
                     let _ = send(&mut write, "221 2.0.0 Bye").await;
                     return;
                 }
