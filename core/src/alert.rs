@@ -81,10 +81,7 @@ impl Kind {
     /// # Errors
     /// A description of the rule broken.
     pub fn parse(kind: &str) -> Result<Self, String> {
-        let mut chars = kind.chars();
-        let starts_well = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !starts_well || !rest_ok || kind.len() > 64 {
+        if !is_identifier(kind) {
             return Err(
                 "must be a lowercase identifier: a letter, then letters, digits or `_`, at most 64"
                     .into(),
@@ -96,6 +93,15 @@ impl Kind {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A lowercase identifier: a letter, then letters, digits or `_`, at most
+/// 64 (kinds and network names).
+pub(crate) fn is_identifier(text: &str) -> bool {
+    let mut chars = text.chars();
+    let starts_well = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    starts_well && rest_ok && text.len() <= 64
 }
 
 macro_rules! string_newtype_traits {

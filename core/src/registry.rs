@@ -679,18 +679,23 @@ impl Builder {
     fn referent(&mut self, at: &At<'_>, raw: &RawReferent<'_>) -> Option<(NetworkIndex, Referent)> {
         let errors_before = self.errors.len();
         let id = ReferentId::parse(&raw.id).map_err(|e| self.errors.push(format!("{at}: {e}")));
-        if Kind::parse(&raw.network).is_err() {
+        if !crate::alert::is_identifier(&raw.network) {
             self.errors.push(format!(
                 "{at}: network {:?} must be a lowercase identifier (e.g. `ccas`, `cpam`)",
                 raw.network
             ));
         }
-        let email = raw.email.parse::<Address>().map_err(|error| {
-            self.errors.push(format!(
-                "{at}: email {:?} is not a valid address: {error}",
-                raw.email
-            ));
-        });
+        let email = raw
+            .email
+            .parse::<Address>()
+            .map_err(|error| error.to_string())
+            .and_then(|address| sendable(&address).map(|()| address))
+            .map_err(|problem| {
+                self.errors.push(format!(
+                    "{at}: email {:?} is not a valid address: {problem}",
+                    raw.email
+                ));
+            });
         for (field, value) in [("name", &raw.name), ("organisation", &raw.organisation)] {
             if let Some(value) = value.as_deref() {
                 self.check_line(at, field, value);
@@ -730,6 +735,49 @@ impl Builder {
             ));
         }
     }
+}
+
+/// Whether relais can send to `address`: a local part that is a dot-atom
+/// (RFC 5321; UTF-8 allowed, RFC 6531), and a domain name that has an ASCII
+/// form (IDNA). A quoted local part or an address literal as domain would
+/// be refused when the email is built, or by most servers.
+fn sendable(address: &Address) -> Result<(), String> {
+    const SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~";
+    let local = address.user();
+    let atom = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || SPECIALS.contains(c) || !c.is_ascii())
+    };
+    if local.starts_with('"') {
+        return Err("a quoted local part cannot be sent".into());
+    }
+    if !local.split('.').all(atom) {
+        return Err(
+            "its local part is not a plain mailbox name (letters, digits, dots, \
+                    and !#$%&'*+-/=?^_`{|}~)"
+                .into(),
+        );
+    }
+    let domain = address.domain();
+    if domain.starts_with('[') {
+        return Err("an address literal as domain cannot be used; give a domain name".into());
+    }
+    let ascii = idna::domain_to_ascii(domain)
+        .map_err(|_| "its domain has no ASCII form (IDNA)".to_owned())?;
+    let labels_ok = ascii.split('.').count() >= 2
+        && ascii.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !labels_ok {
+        return Err("its domain is not a domain name".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -994,6 +1042,34 @@ mod tests {
                 "{error:?} should start with {start:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_address_relais_cannot_send_is_refused_naming_the_referent() {
+        let referent = |id: &str, email: &str| {
+            format!(
+                "[[referent]]\nid = \"{id}\"\nnetwork = \"ccas\"\nemail = '{email}'\ncommunes = [\"75113\"]\n"
+            )
+        };
+        let registry = [
+            "[[route]]\nkind = \"orientation_sociale\"\nnetworks = [\"ccas\"]\n".to_owned(),
+            referent("quoted", r#""jean dupont"@ccas.example.org"#),
+            referent("literal", "agent@[192.0.2.1]"),
+            referent("idn", "agent@mairie-évry.example.org"),
+            referent("utf8", "éloïse@mairie-évry.example.org"),
+        ]
+        .concat();
+        let RegistryError::Invalid { errors, .. } = Registry::from_toml(&registry).unwrap_err()
+        else {
+            panic!("expected validation errors");
+        };
+        assert_eq!(
+            errors,
+            [
+                r#"referent #1 ("quoted"): email "\"jean dupont\"@ccas.example.org" is not a valid address: a quoted local part cannot be sent"#,
+                r#"referent #2 ("literal"): email "agent@[192.0.2.1]" is not a valid address: an address literal as domain cannot be used; give a domain name"#,
+            ]
+        );
     }
 
     #[test]
