@@ -7,6 +7,7 @@
 //! A crate of its own, compiled once for every test binary.
 
 pub mod ca;
+pub mod mta;
 pub mod smtp;
 
 pub use ca::TestCa;
@@ -258,6 +259,22 @@ delays = ["200ms", "400ms"]
             .await
             .expect("declare the test topology");
         world
+    }
+
+    /// Replaces the retry ladder's delays (short by default: 200 ms,
+    /// 400 ms), for a test whose fault lasts longer than that.
+    pub fn set_retry_delays(&self, delays: &[&str]) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let ladder = delays
+            .iter()
+            .map(|delay| format!("{delay:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = text.replace(
+            "delays = [\"200ms\", \"400ms\"]",
+            &format!("delays = [{ladder}]"),
+        );
+        std::fs::write(&self.config, text).unwrap();
     }
 
     pub fn settings(&self) -> Settings {
