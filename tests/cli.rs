@@ -458,3 +458,50 @@ async fn a_replay_by_a_reason_relais_does_not_know_is_refused_with_the_list_of_r
     );
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn check_shows_the_ehlo_name_and_the_smtp_time_limits_and_refuses_a_bad_ehlo_name() {
+    let world = World::with_env(
+        REGISTRY,
+        &[
+            ("RELAIS__SMTP__HELO_NAME", "relais.sos-medecins.test"),
+            ("RELAIS__SMTP__TIMEOUT", "30s"),
+        ],
+    )
+    .await;
+
+    let ok = relais(&world, &["check"], None);
+    let out = text(&ok.stdout);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(
+        out.contains("\n          EHLO relais.sos-medecins.test (smtp.helo_name)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "\n          timeouts: 30s per step, 2s for the reply to the end of a message\n"
+        ),
+        "{out}"
+    );
+
+    let mut bad = world.env.clone();
+    bad.retain(|(key, _)| key != "RELAIS__SMTP__HELO_NAME");
+    bad.push(("RELAIS__SMTP__HELO_NAME".into(), "relais".into()));
+    let refused = Command::new(env!("CARGO_BIN_EXE_relais"))
+        .arg("--config")
+        .arg(&world.config)
+        .arg("check")
+        .envs(bad.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains(
+            "smtp.helo_name \"relais\" must be a fully qualified domain name (e.g. \
+             relais.example.org) or an address literal (e.g. [192.0.2.1])"
+        ),
+        "{err}"
+    );
+    world.cleanup().await;
+}
