@@ -381,6 +381,7 @@ async fn dead_letters(config: Option<&Path>, command: DeadLettersCommand) -> any
                 &topology,
                 &selection,
                 settings.amqp.confirm_timeout,
+                settings.amqp.login().as_deref(),
             )
             .await?;
             print_letters(&replayed.taken);

@@ -557,6 +557,25 @@ impl AmqpSettings {
         }
     }
 
+    /// The user name relais logs in with, which the broker checks against
+    /// the `user_id` of what relais publishes: the URL's (`guest` when it
+    /// gives none, as for the AMQP client); `None` with a client certificate
+    /// login (`auth_mechanism=external`), where the broker derives it.
+    pub fn login(&self) -> Option<String> {
+        let url = url::Url::parse(self.url.expose_secret()).ok()?;
+        let external = url
+            .query_pairs()
+            .any(|(key, value)| key == "auth_mechanism" && value.eq_ignore_ascii_case("external"));
+        if external {
+            return None;
+        }
+        let user = url.username();
+        if user.is_empty() {
+            return Some("guest".to_owned());
+        }
+        Some(percent_decoded(user))
+    }
+
     /// The certificate files of an `amqps://` connection.
     pub fn tls_files(&self) -> crate::tls::BrokerFiles<'_> {
         crate::tls::BrokerFiles {
@@ -741,6 +760,30 @@ pub fn read_secret(path: &Path) -> std::io::Result<SecretString> {
     ))
 }
 
+/// `text` with its `%XX` escapes decoded (a URL's user name).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A fully qualified domain name (at least two labels) or an address
 /// literal (`[192.0.2.1]`, `[IPv6:2001:db8::1]`).
 fn is_helo_name(name: &str) -> bool {
@@ -815,6 +858,30 @@ mod tests {
             .collect();
         assert_eq!(delays, ["30s", "2m", "10m", "1h", "6h"]);
         assert_eq!(settings.store.retention, Duration::from_secs(30 * 86400));
+    }
+
+    #[test]
+    fn relais_s_login_is_the_url_s_user_or_none_with_a_client_certificate() {
+        let login = |url: &str| {
+            AmqpSettings {
+                url: url.to_owned().into(),
+                ..AmqpSettings::default()
+            }
+            .login()
+        };
+        assert_eq!(
+            login("amqp://relais:secret@127.0.0.1/%2f").as_deref(),
+            Some("relais")
+        );
+        assert_eq!(
+            login("amqps://relais%40sos:secret@broker.example.org/").as_deref(),
+            Some("relais@sos")
+        );
+        assert_eq!(login("amqp://127.0.0.1/%2f").as_deref(), Some("guest"));
+        assert_eq!(
+            login("amqps://broker.example.org/%2f?auth_mechanism=external"),
+            None
+        );
     }
 
     #[test]

@@ -116,7 +116,12 @@ impl Session<'_> {
         // slow confirm never holds up deliveries and acks.
         let publisher = Publisher::open(&connection, self.amqp.confirm_timeout).await?;
         self.topology.declare(publisher.channel()).await?;
-        let settler = Settler::new(publisher, self.topology.clone(), self.events.clone());
+        let settler = Settler::new(
+            publisher,
+            self.topology.clone(),
+            self.events.clone(),
+            self.amqp.login(),
+        );
 
         let consuming = connection.create_channel().await?;
         consuming

@@ -145,6 +145,7 @@ pub async fn replay(
     topology: &Topology,
     selection: &Selection,
     confirm_timeout: Duration,
+    login: Option<&str>,
 ) -> Result<Taken, anyhow::Error> {
     let publisher = Publisher::open(connection, confirm_timeout).await?;
     walk(connection, topology, selection, |message| {
@@ -154,10 +155,11 @@ pub async fn replay(
             let delivery = &message.delivery;
             let original = delivery.properties.headers().clone().unwrap_or_default();
             let routing_key = headers::routing_key(&original, delivery.routing_key.as_str());
-            let properties = delivery
-                .properties
-                .clone()
-                .with_headers(headers::for_replay(&original, &routing_key));
+            let properties = headers::republish(
+                &delivery.properties,
+                headers::for_replay(&original, &routing_key),
+                login,
+            );
             publisher
                 .publish_confirmed("", &queue, &delivery.data, properties)
                 .await?;

@@ -6,7 +6,8 @@
 //! headers; every header it reads is read here, whatever type the writer
 //! gave it. It never reads the message's body.
 
-use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -23,6 +24,10 @@ pub const FAILED_AT: &str = "x-relais-failed-at";
 /// The routing key the alert was published with, kept while it goes
 /// through the retry queues (which route it back by queue name).
 pub const ROUTING_KEY: &str = "x-relais-routing-key";
+
+/// Who published the alert (the broker-checked `user_id` it came with),
+/// kept when relais publishes it again under its own login.
+pub const PUBLISHER: &str = "x-relais-publisher";
 
 /// The broker's reason for a message it dead-lettered itself.
 const FIRST_DEATH_REASON: &str = "x-first-death-reason";
@@ -78,6 +83,79 @@ pub fn for_replay(original: &FieldTable, routing_key: &str) -> FieldTable {
     }
     headers.insert(ROUTING_KEY.into(), long_string(routing_key));
     headers
+}
+
+/// The properties relais publishes a message again with (to a retry queue,
+/// to `.dead`, on replay): the original's, with `headers`, under relais's
+/// own login.
+///
+/// RabbitMQ checks a message's `user_id` against the login that publishes
+/// it, and refuses the publish (closing the channel) when they differ: the
+/// publisher's `user_id` cannot be kept. relais puts its own login there,
+/// so that the broker vouches that relais wrote the message, and keeps the
+/// publisher's in `x-relais-publisher`. `login` is `None` when relais logs
+/// in without a user name (a client certificate): the message then goes
+/// without a `user_id`.
+pub fn republish(
+    original: &BasicProperties,
+    mut headers: FieldTable,
+    login: Option<&str>,
+) -> BasicProperties {
+    let mut copied = headers.inner().clone();
+    copied.remove(PUBLISHER);
+    headers = FieldTable::from(copied);
+    if let Some(publisher) = publisher(original, login) {
+        headers.insert(PUBLISHER.into(), long_string(&publisher));
+    }
+    let properties = original.clone().with_headers(headers);
+    match login {
+        Some(login) => properties.with_user_id(ShortString::from(login)),
+        None => without_user_id(properties),
+    }
+}
+
+/// Who published the message, as far as the broker vouches for it: its
+/// `user_id`; or, on a message whose `user_id` is relais's own `login` (one
+/// relais republished), the `x-relais-publisher` relais wrote then.
+pub fn publisher(properties: &BasicProperties, login: Option<&str>) -> Option<String> {
+    let user = properties.user_id().as_ref()?.as_str();
+    if Some(user) == login {
+        let headers = properties.headers().as_ref()?;
+        text(headers, PUBLISHER)
+    } else {
+        Some(user.to_owned())
+    }
+}
+
+/// `properties` without a `user_id` (lapin has no setter to clear one).
+fn without_user_id(properties: BasicProperties) -> BasicProperties {
+    if properties.user_id().is_none() {
+        return properties;
+    }
+    let mut copy = BasicProperties::default();
+    macro_rules! keep {
+        ($($get:ident => $set:ident),*) => {
+            $(if let Some(value) = properties.$get().clone() {
+                copy = copy.$set(value);
+            })*
+        };
+    }
+    keep!(
+        content_type => with_content_type,
+        content_encoding => with_content_encoding,
+        headers => with_headers,
+        delivery_mode => with_delivery_mode,
+        priority => with_priority,
+        correlation_id => with_correlation_id,
+        reply_to => with_reply_to,
+        expiration => with_expiration,
+        message_id => with_message_id,
+        timestamp => with_timestamp,
+        kind => with_type,
+        app_id => with_app_id,
+        cluster_id => with_cluster_id
+    );
+    copy
 }
 
 /// `original` with the attempt count and the error of this attempt.
@@ -243,6 +321,68 @@ mod tests {
         );
         assert_eq!(reason(&headers).as_deref(), Some("delivery_limit"));
         assert_eq!(failed_at(&headers).as_deref(), Some("2026-11-18T11:06:40Z"));
+    }
+
+    #[test]
+    fn a_republished_message_is_relais_s_and_names_its_publisher() {
+        let original = BasicProperties::default()
+            .with_user_id("sos75-dispatch".into())
+            .with_message_id("SOS75-1".into());
+        let retried = republish(&original, publisher_headers(), Some("relais"));
+        assert_eq!(
+            retried.user_id().as_ref().map(|u| u.as_str()),
+            Some("relais")
+        );
+        assert_eq!(
+            retried.message_id().as_ref().map(|m| m.as_str()),
+            Some("SOS75-1")
+        );
+        let headers = retried.headers().clone().unwrap();
+        assert_eq!(text(&headers, PUBLISHER).as_deref(), Some("sos75-dispatch"));
+        assert_eq!(text(&headers, "x-dispatch-trace").as_deref(), Some("abc"));
+        // Republished again (a second retry, a replay): still the publisher.
+        let again = republish(&retried, headers, Some("relais"));
+        assert_eq!(
+            publisher(&again, Some("relais")).as_deref(),
+            Some("sos75-dispatch")
+        );
+    }
+
+    #[test]
+    fn a_publisher_header_is_trusted_only_on_a_message_relais_published() {
+        let mut forged = FieldTable::default();
+        forged.insert(PUBLISHER.into(), long_string("sos13-dispatch"));
+        let from_outside = BasicProperties::default()
+            .with_user_id("sos75-dispatch".into())
+            .with_headers(forged.clone());
+        assert_eq!(
+            publisher(&from_outside, Some("relais")).as_deref(),
+            Some("sos75-dispatch")
+        );
+        let retried = republish(&from_outside, forged.clone(), Some("relais"));
+        let headers = retried.headers().clone().unwrap();
+        assert_eq!(text(&headers, PUBLISHER).as_deref(), Some("sos75-dispatch"));
+        let anonymous = BasicProperties::default().with_headers(forged.clone());
+        let retried = republish(&anonymous, forged, Some("relais"));
+        let headers = retried.headers().clone().unwrap();
+        assert_eq!(text(&headers, PUBLISHER), None);
+    }
+
+    #[test]
+    fn without_a_login_name_a_republished_message_has_no_user_id() {
+        let original = BasicProperties::default()
+            .with_user_id("sos75-dispatch".into())
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into());
+        let retried = republish(&original, FieldTable::default(), None);
+        assert_eq!(retried.user_id(), &None);
+        assert_eq!(retried.delivery_mode(), &Some(2));
+        assert_eq!(
+            retried.content_type().as_ref().map(|c| c.as_str()),
+            Some("application/json")
+        );
+        let headers = retried.headers().clone().unwrap();
+        assert_eq!(text(&headers, PUBLISHER).as_deref(), Some("sos75-dispatch"));
     }
 
     #[test]

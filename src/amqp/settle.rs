@@ -24,14 +24,22 @@ pub struct Settler {
     publisher: Publisher,
     topology: Topology,
     events: Events,
+    /// relais's login on the broker: the `user_id` of what it republishes.
+    login: Option<String>,
 }
 
 impl Settler {
-    pub fn new(publisher: Publisher, topology: Topology, events: Events) -> Self {
+    pub fn new(
+        publisher: Publisher,
+        topology: Topology,
+        events: Events,
+        login: Option<String>,
+    ) -> Self {
         Self {
             publisher,
             topology,
             events,
+            login,
         }
     }
 
@@ -62,12 +70,11 @@ impl Settler {
                 .await;
         };
         let routing_key = headers::routing_key(&original, delivery.routing_key.as_str());
-        let properties = delivery.properties.clone().with_headers(headers::for_retry(
-            &original,
-            attempts,
-            error,
-            &routing_key,
-        ));
+        let properties = headers::republish(
+            &delivery.properties,
+            headers::for_retry(&original, attempts, error, &routing_key),
+            self.login.as_deref(),
+        );
         let published = self
             .publisher
             .publish_confirmed("", &queue.name, &delivery.data, properties)
@@ -89,10 +96,11 @@ impl Settler {
         let original = delivery.properties.headers().clone().unwrap_or_default();
         let attempts = headers::attempts(&original) + 1;
         let routing_key = headers::routing_key(&original, delivery.routing_key.as_str());
-        let properties = delivery
-            .properties
-            .clone()
-            .with_headers(headers::for_dead_letter(&original, attempts, reason, error));
+        let properties = headers::republish(
+            &delivery.properties,
+            headers::for_dead_letter(&original, attempts, reason, error),
+            self.login.as_deref(),
+        );
         let published = self
             .publisher
             .publish_confirmed(

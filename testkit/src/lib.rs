@@ -522,7 +522,13 @@ pub struct Broker {
 
 impl Broker {
     pub async fn connect() -> Self {
-        let connection = Connection::connect(BROKER, ConnectionProperties::default())
+        Self::connect_url(BROKER).await
+    }
+
+    /// The test's connection to the machine's broker with another login,
+    /// e.g. `amqp://user:password@127.0.0.1:5672/%2f`.
+    pub async fn connect_url(url: &str) -> Self {
+        let connection = Connection::connect(url, ConnectionProperties::default())
             .await
             .expect("RabbitMQ on 127.0.0.1:5672 (see docs/testing.md)");
         Self::on(connection).await
@@ -552,7 +558,20 @@ impl Broker {
 
     /// Publishes as the dispatch software does: persistent JSON, confirmed.
     pub async fn publish(&self, exchange: &str, routing_key: &str, body: &[u8]) {
-        let properties = BasicProperties::default()
+        self.publish_with(exchange, routing_key, body, BasicProperties::default())
+            .await;
+    }
+
+    /// As [`Broker::publish`], with `properties` (e.g. a `user_id`) beside
+    /// the content type and persistence.
+    pub async fn publish_with(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) {
+        let properties = properties
             .with_content_type(ShortString::from("application/json"))
             .with_delivery_mode(2);
         self.publisher
