@@ -525,7 +525,14 @@ impl AmqpSettings {
                 return;
             }
         };
-        let host = url.host_str().unwrap_or_default();
+        let Some(host) = url.host_str().filter(|host| !host.is_empty()) else {
+            errors.push(
+                "amqp.url has no host: write it amqp://user:password@host:port/vhost (with `//` \
+                 after the scheme)"
+                    .into(),
+            );
+            return;
+        };
         match url.scheme() {
             "amqps" => {}
             "amqp" => {
@@ -585,18 +592,35 @@ impl AmqpSettings {
         }
     }
 
-    /// The broker URL with its password replaced by `***`, for logs and CLI output.
+    /// The broker URL with its password replaced by `***`, for logs and CLI
+    /// output. Built from the URL's parsed parts, never from the text as
+    /// given: a URL the parser does not read as having a password (a
+    /// mistyped `amqps:user:secret@host`) cannot leak one.
     pub fn redacted_url(&self) -> String {
-        match url::Url::parse(self.url.expose_secret()) {
-            Ok(mut url) => {
-                if url.password().is_some() {
-                    // Setting a password fails only on URLs that cannot have one.
-                    let _ = url.set_password(Some("***"));
-                }
-                url.to_string()
+        let Ok(url) = url::Url::parse(self.url.expose_secret()) else {
+            return "(an invalid URL)".into();
+        };
+        let Some(host) = url.host_str().filter(|host| !host.is_empty()) else {
+            return "(a URL without a host)".into();
+        };
+        let mut shown = format!("{}://", url.scheme());
+        if !url.username().is_empty() {
+            shown.push_str(url.username());
+            if url.password().is_some() {
+                shown.push_str(":***");
             }
-            Err(_) => "(an invalid URL)".into(),
+            shown.push('@');
         }
+        shown.push_str(host);
+        if let Some(port) = url.port() {
+            shown.push_str(&format!(":{port}"));
+        }
+        shown.push_str(url.path());
+        if let Some(query) = url.query() {
+            shown.push('?');
+            shown.push_str(query);
+        }
+        shown
     }
 }
 
@@ -1009,6 +1033,38 @@ mod tests {
             "amqps://relais:s3cr3t@broker.example.org/%2f",
         );
         assert!(Settings::load_with_env(Some(&file), env(&[tls])).is_ok());
+    }
+
+    #[test]
+    fn a_broker_url_without_a_host_is_refused_and_never_shown_with_its_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), MINIMAL);
+        for mistyped in [
+            "amqps:relais:S3CR3T@broker.example.org/%2f",
+            "amqp:relais:S3CR3T@127.0.0.1:5672",
+        ] {
+            let error =
+                Settings::load_with_env(Some(&file), env(&[("RELAIS__AMQP__URL", mistyped)]))
+                    .unwrap_err()
+                    .to_string();
+            assert!(error.contains("amqp.url has no host"), "{error}");
+            assert!(!error.contains("S3CR3T"), "{error}");
+            let amqp = AmqpSettings {
+                url: mistyped.to_owned().into(),
+                ..AmqpSettings::default()
+            };
+            assert_eq!(amqp.redacted_url(), "(a URL without a host)");
+        }
+        let amqp = AmqpSettings {
+            url: "amqps://relais:S3CR3T@[::1]:5671/prod?heartbeat=30"
+                .to_owned()
+                .into(),
+            ..AmqpSettings::default()
+        };
+        assert_eq!(
+            amqp.redacted_url(),
+            "amqps://relais:***@[::1]:5671/prod?heartbeat=30"
+        );
     }
 
     #[test]

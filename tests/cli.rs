@@ -505,3 +505,28 @@ async fn check_shows_the_ehlo_name_and_the_smtp_time_limits_and_refuses_a_bad_eh
     );
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_mistyped_broker_url_is_refused_without_printing_its_password() {
+    let world = World::new(REGISTRY).await;
+    let mut env = world.env.clone();
+    env.push((
+        "RELAIS__AMQP__URL".into(),
+        "amqps:relais:S3CR3T@127.0.0.1/%2f".into(),
+    ));
+
+    for command in [&["check"][..], &["status"], &["dead-letters", "list"]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_relais"))
+            .arg("--config")
+            .arg(&world.config)
+            .args(command)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        assert_eq!(output.status.code(), Some(1), "{command:?}: {all}");
+        assert!(all.contains("amqp.url has no host"), "{command:?}: {all}");
+        assert!(!all.contains("S3CR3T"), "{command:?}: {all}");
+    }
+    world.cleanup().await;
+}

@@ -4,6 +4,7 @@
 //! reconnection without a restart).
 
 use anyhow::Context as _;
+use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 use secrecy::ExposeSecret;
 
@@ -17,9 +18,17 @@ use crate::settings::AmqpSettings;
 /// with its password hidden.
 pub async fn connect(amqp: &AmqpSettings, name: &str) -> anyhow::Result<Connection> {
     let tls = crate::tls::broker(amqp.tls_files())?;
+    // Parsed here, so that the AMQP library's error (which quotes the URL,
+    // password included) never reaches a log or the terminal.
+    let uri: AMQPUri = amqp.url.expose_secret().parse().map_err(|_| {
+        anyhow::anyhow!(
+            "amqp.url {} is not an AMQP URL relais can use",
+            amqp.redacted_url()
+        )
+    })?;
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     let runtime = lapin::runtime::default_runtime()?;
-    Connection::connect_with_config(amqp.url.expose_secret(), properties, tls, runtime)
+    Connection::connect_uri_with_config(uri, properties, tls, runtime)
         .await
         .with_context(|| format!("cannot connect to the broker {}", amqp.redacted_url()))
 }
