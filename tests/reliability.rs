@@ -6,6 +6,8 @@ use relais_testkit as support;
 
 use std::time::Duration;
 
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable};
 use relais::alert::AlertId;
 use support::smtp::{Fault, SmtpServer};
 use support::{REGISTRY, World, alert};
@@ -426,5 +428,44 @@ async fn a_wrong_smtp_password_keeps_the_alert_and_never_shows_the_password() {
         "{error}"
     );
     assert!(!error.contains(secret), "{error}");
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_forged_attempt_count_neither_crashes_relais_nor_skips_the_ladder() {
+    // Arrange: a publisher that claims the alert was tried 2^31 - 1 times;
+    // the first two transactions fail.
+    let world = World::new(REGISTRY).await;
+    world.set_retry_delays(&["2s", "4s"]);
+    world
+        .smtp
+        .fail_next(2, Fault::Reply(451, "4.3.0 try again later"));
+    let app = world.spawn();
+    let mut headers = FieldTable::default();
+    headers.insert("x-relais-attempts".into(), AMQPValue::LongInt(i32::MAX));
+
+    // Act
+    world
+        .broker
+        .publish_with(
+            &world.exchange,
+            "orientation_sociale",
+            &alert("SOS75-FORGED", "orientation_sociale", "75115"),
+            BasicProperties::default().with_headers(headers),
+        )
+        .await;
+
+    // Assert: the first step of the ladder, then delivered once.
+    assert_eq!(
+        world
+            .wait_for_depth(&retry_queue(&world, "2s"), 1, WAIT)
+            .await,
+        1
+    );
+    let mails = world.smtp.wait_for(1, WAIT).await;
+    assert_eq!(world.wait_for_depth(&world.queue, 0, WAIT).await, 0);
+    app.stop().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(world.broker.depth(&world.dead()).await, 0);
     world.cleanup().await;
 }

@@ -166,9 +166,15 @@ fn attempt(original: &FieldTable, attempts: i32, error: &str) -> FieldTable {
     headers
 }
 
-/// The `x-relais-attempts` a message carries (0 when it has none).
-pub fn attempts(headers: &FieldTable) -> i32 {
-    number(headers, ATTEMPTS).map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX))
+/// The `x-relais-attempts` a message carries: 0 when it has none, or one
+/// relais could not have written (not a number, below 0, or past `most`,
+/// the number of retry delays): a publisher cannot skip the ladder, nor make
+/// relais count past it.
+pub fn attempts(headers: &FieldTable, most: usize) -> i32 {
+    let most = i64::try_from(most).unwrap_or(i64::MAX);
+    number(headers, ATTEMPTS)
+        .filter(|n| (0..=most).contains(n))
+        .map_or(0, |n| i32::try_from(n).unwrap_or(0))
 }
 
 /// The routing key the alert was first published with: the header, or
@@ -258,7 +264,7 @@ mod tests {
             "SMTP: 451 later",
             "orientation_sociale",
         );
-        assert_eq!(attempts(&headers), 2);
+        assert_eq!(attempts(&headers, 5), 2);
         assert_eq!(text(&headers, ERROR).as_deref(), Some("SMTP: 451 later"));
         assert_eq!(routing_key(&headers, "relais.q"), "orientation_sociale");
         assert_eq!(text(&headers, "x-dispatch-trace").as_deref(), Some("abc"));
@@ -269,7 +275,7 @@ mod tests {
     fn a_dead_letter_says_why_when_and_after_how_many_attempts() {
         let headers = for_dead_letter(&publisher_headers(), 6, Reason::Exhausted, "SMTP: 421");
         assert_eq!(reason(&headers).as_deref(), Some("exhausted"));
-        assert_eq!(attempts(&headers), 6);
+        assert_eq!(attempts(&headers, 6), 6);
         assert_eq!(text(&headers, ERROR).as_deref(), Some("SMTP: 421"));
         let failed_at = failed_at(&headers).unwrap();
         assert!(
@@ -305,7 +311,7 @@ mod tests {
         let mut names: Vec<&str> = replayed.inner().keys().map(|k| k.as_str()).collect();
         names.sort_unstable();
         assert_eq!(names, ["x-dispatch-trace", ROUTING_KEY]);
-        assert_eq!(attempts(&replayed), 0);
+        assert_eq!(attempts(&replayed, 5), 0);
         assert_eq!(routing_key(&replayed, "relais.q"), "demande_visite");
     }
 
@@ -392,11 +398,26 @@ mod tests {
             (AMQPValue::ShortInt(3), 3),
             (AMQPValue::LongInt(4), 4),
             (AMQPValue::LongLongInt(5), 5),
-            (AMQPValue::LongLongInt(i64::MAX), i32::MAX),
-            (long_string("7"), 0),
+            (long_string("2"), 0),
         ] {
             headers.insert(ATTEMPTS.into(), value);
-            assert_eq!(attempts(&headers), expected);
+            assert_eq!(attempts(&headers, 5), expected);
+        }
+    }
+
+    #[test]
+    fn an_attempt_count_relais_could_not_have_written_counts_as_none() {
+        let mut headers = FieldTable::default();
+        for value in [
+            AMQPValue::LongInt(i32::MAX),
+            AMQPValue::LongLongInt(i64::MAX),
+            AMQPValue::LongLongInt(i64::MIN),
+            AMQPValue::LongInt(-1),
+            AMQPValue::LongInt(6),
+            AMQPValue::Boolean(true),
+        ] {
+            headers.insert(ATTEMPTS.into(), value.clone());
+            assert_eq!(attempts(&headers, 5), 0, "{value:?}");
         }
     }
 }

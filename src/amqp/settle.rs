@@ -62,7 +62,7 @@ impl Settler {
     /// `exhausted` past the last step.
     async fn retry(&self, delivery: &Delivery, alert_id: &str, error: &str) {
         let original = delivery.properties.headers().clone().unwrap_or_default();
-        let attempts = headers::attempts(&original) + 1;
+        let attempts = headers::attempts(&original, self.topology.retries.len()) + 1;
         let step = usize::try_from(attempts - 1).unwrap_or(usize::MAX);
         let Some(queue) = self.topology.retries.get(step) else {
             return self
@@ -94,7 +94,7 @@ impl Settler {
         error: &str,
     ) {
         let original = delivery.properties.headers().clone().unwrap_or_default();
-        let attempts = headers::attempts(&original) + 1;
+        let attempts = headers::attempts(&original, self.topology.retries.len()) + 1;
         let routing_key = headers::routing_key(&original, delivery.routing_key.as_str());
         let properties = headers::republish(
             &delivery.properties,
