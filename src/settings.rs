@@ -704,6 +704,14 @@ impl SmtpSettings {
         if self.pool_size == 0 {
             errors.push("smtp.pool_size must be at least 1".into());
         }
+        if self.username.is_some() && self.tls == SmtpTls::None {
+            errors.push(
+                "smtp.username with smtp.tls = \"none\" would send the SMTP password in clear: \
+                 use \"required\" or \"wrapper\" (or \"opportunistic\", which then does not \
+                 authenticate without STARTTLS)"
+                    .into(),
+            );
+        }
         if self.timeout.is_zero() || self.final_reply_timeout.is_zero() {
             errors.push("smtp.timeout and smtp.final_reply_timeout must be more than 0".into());
         }
@@ -906,6 +914,29 @@ mod tests {
             login("amqps://broker.example.org/%2f?auth_mechanism=external"),
             None
         );
+    }
+
+    #[test]
+    fn an_smtp_login_without_tls_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), MINIMAL);
+        let login = [
+            ("RELAIS__SMTP__USERNAME", "relais"),
+            ("RELAIS__SMTP__PASSWORD", "PASSWORD-0b1"),
+        ];
+        let error = Settings::load_with_env(Some(&file), env(&login))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(
+                "smtp.username with smtp.tls = \"none\" would send the SMTP password in clear"
+            ),
+            "{error}"
+        );
+        assert!(!error.contains("PASSWORD-0b1"), "{error}");
+        let mut required = login.to_vec();
+        required.push(("RELAIS__SMTP__TLS", "required"));
+        assert!(Settings::load_with_env(Some(&file), env(&required)).is_ok());
     }
 
     #[test]

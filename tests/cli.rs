@@ -336,6 +336,7 @@ async fn check_never_prints_a_secret_whether_the_settings_are_valid_or_not() {
             ("RELAIS__AMQP__URL", url.as_str()),
             ("RELAIS__SMTP__USERNAME", "relais-sos75"),
             ("RELAIS__SMTP__PASSWORD", smtp_secret),
+            ("RELAIS__SMTP__TLS", "required"),
         ],
     )
     .await;
@@ -385,6 +386,7 @@ async fn check_takes_the_secrets_from_systemd_credentials_and_warns_when_others_
         &[
             ("CREDENTIALS_DIRECTORY", dir.to_str().unwrap()),
             ("RELAIS__SMTP__USERNAME", "relais-sos75"),
+            ("RELAIS__SMTP__TLS", "required"),
         ],
     )
     .await;

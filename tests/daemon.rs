@@ -289,6 +289,7 @@ async fn a_secret_file_other_users_can_read_is_reported_when_relais_starts() {
         &[
             ("RELAIS__SMTP__USERNAME", "relais-sos75"),
             ("RELAIS__SMTP__PASSWORD_FILE", password.to_str().unwrap()),
+            ("RELAIS__SMTP__TLS", "required"),
         ],
     )
     .await;

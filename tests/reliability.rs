@@ -9,7 +9,8 @@ use std::time::Duration;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
 use relais::alert::AlertId;
-use support::smtp::{Fault, SmtpServer};
+use support::TestCa;
+use support::smtp::{Fault, SmtpServer, TlsMode};
 use support::{REGISTRY, World, alert};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -358,16 +359,32 @@ async fn a_message_redelivered_beyond_the_delivery_limit_ends_in_the_dead_letter
     world.cleanup().await;
 }
 
-#[tokio::test]
-async fn relais_authenticates_to_a_server_that_requires_it() {
-    let world = World::with_env(
+/// A world whose relais logs in to a server speaking STARTTLS (relais
+/// never sends a password in clear) as `relais-sos75` with `password`.
+async fn world_with_login(password: &str) -> (World, tempfile::TempDir) {
+    let ca = TestCa::new(&["localhost"]);
+    let files = tempfile::tempdir().unwrap();
+    let ca_file = files.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+    let smtp = SmtpServer::start_tls(TlsMode::StartTls(ca.acceptor.clone())).await;
+    let world = World::with_server(
         REGISTRY,
+        smtp,
         &[
             ("RELAIS__SMTP__USERNAME", "relais-sos75"),
-            ("RELAIS__SMTP__PASSWORD", "correct horse"),
+            ("RELAIS__SMTP__PASSWORD", password),
+            ("RELAIS__SMTP__HOST", "localhost"),
+            ("RELAIS__SMTP__TLS", "required"),
+            ("RELAIS__SMTP__CA_FILE", ca_file.to_str().unwrap()),
         ],
     )
     .await;
+    (world, files)
+}
+
+#[tokio::test]
+async fn relais_authenticates_to_a_server_that_requires_it() {
+    let (world, _files) = world_with_login("correct horse").await;
     world.smtp.require_auth("relais-sos75", "correct horse");
     let app = world.spawn();
 
@@ -391,14 +408,7 @@ async fn relais_authenticates_to_a_server_that_requires_it() {
 async fn a_wrong_smtp_password_keeps_the_alert_and_never_shows_the_password() {
     // Arrange: the server wants another password than relais has.
     let secret = "PASSWORD-SENTINEL-7f3a";
-    let world = World::with_env(
-        REGISTRY,
-        &[
-            ("RELAIS__SMTP__USERNAME", "relais-sos75"),
-            ("RELAIS__SMTP__PASSWORD", secret),
-        ],
-    )
-    .await;
+    let (world, _files) = world_with_login(secret).await;
     world.smtp.require_auth("relais-sos75", "the right one");
     let app = world.spawn();
 

@@ -147,3 +147,43 @@ async fn tls_required_against_a_server_without_starttls_sends_nothing_in_clear()
     assert_eq!(world.smtp.attempts(), 0);
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn opportunistic_tls_without_starttls_never_sends_the_password_in_clear() {
+    // Arrange: a server that offers AUTH but not STARTTLS (or whose
+    // STARTTLS was stripped on the way); relais has a login.
+    let smtp = SmtpServer::start().await;
+    smtp.require_auth("relais-sos75", "PASSWORD-SENTINEL-42c");
+    let port = SmtpServer::free_port().await;
+    let listen = format!("127.0.0.1:{port}");
+    let world = World::with_server(
+        REGISTRY,
+        smtp,
+        &[
+            ("RELAIS__SMTP__TLS", "opportunistic"),
+            ("RELAIS__SMTP__USERNAME", "relais-sos75"),
+            ("RELAIS__SMTP__PASSWORD", "PASSWORD-SENTINEL-42c"),
+            ("RELAIS__HTTP__LISTEN", listen.as_str()),
+        ],
+    )
+    .await;
+    let app = world.spawn();
+
+    // Act
+    world.publish_one("SOS75-CLEAR").await;
+
+    // Assert: no AUTH at all, nothing sent, relais unready with the reason.
+    let error = exhausted_error(&world).await;
+    let (status, smtp) = smtp_readiness(port).await;
+    app.stop().await;
+    assert_eq!(status, 503, "{smtp}");
+    assert!(
+        smtp.contains("does not send its SMTP password in clear"),
+        "{smtp}"
+    );
+    assert!(error.contains("not encrypted"), "{error}");
+    assert!(world.smtp.authenticated().is_empty());
+    assert_eq!(world.smtp.auth_refusals(), 0, "no AUTH was sent");
+    assert!(world.smtp.mails().is_empty());
+    world.cleanup().await;
+}

@@ -271,6 +271,11 @@ pub enum Error {
     NoStartTls,
     #[error("the server offers no authentication mechanism relais knows (PLAIN, LOGIN)")]
     NoAuthMechanism,
+    #[error(
+        "the connection is not encrypted (the server did not offer STARTTLS): relais does \
+         not send its SMTP password in clear"
+    )]
+    AuthInClear,
     #[error("the server does not accept 8-bit messages (8BITMIME)")]
     EightBit,
     /// An address whose local part is not ASCII, to a server without
@@ -293,7 +298,7 @@ impl Error {
     /// impossible. Not a network failure or a server that is down.
     pub fn is_setup(&self) -> bool {
         match self {
-            Self::NoStartTls | Self::NoAuthMechanism => true,
+            Self::NoStartTls | Self::NoAuthMechanism | Self::AuthInClear => true,
             Self::Refused { step, .. } => matches!(step, Step::StartTls | Step::Auth),
             // rustls reports a refused certificate or handshake as invalid
             // data; a connection cut during the handshake is another kind.
@@ -308,6 +313,7 @@ impl Error {
     fn session_speaks(&self) -> bool {
         match self {
             Self::Refused { .. } | Self::NoStartTls | Self::NoAuthMechanism => true,
+            Self::AuthInClear => true,
             Self::EightBit | Self::Utf8Address => true,
             Self::Io { .. } | Self::Tls { .. } | Self::Timeout { .. } | Self::Protocol { .. } => {
                 false
@@ -494,6 +500,11 @@ impl Connection {
             self.hello().await?;
         }
         if let Some((username, password)) = &server.credentials {
+            // A password never crosses the network in clear, whatever the
+            // server offers (a STARTTLS stripped on the way included).
+            if !matches!(self.stream.get_ref(), Stream::Tls(_)) {
+                return Err(Error::AuthInClear);
+            }
             self.authenticate(username, password).await?;
         }
         Ok(())
