@@ -47,12 +47,55 @@ pub fn causes(error: &anyhow::Error) -> String {
     line
 }
 
+/// The libraries that log the messages they carry (frame bodies, patient
+/// data included) at `info` and below.
+const CARRIERS: [&str; 2] = ["lapin", "amq_protocol"];
+
+/// `level` with the carriers held at `warn` at most, whatever it asks: a
+/// directive for one of them that is more verbose becomes `warn`, and when
+/// none names them, `warn` is added for each (so that `trace` for everything
+/// does not reach them). `off`, `error` and `warn` stay as asked.
+fn capped(level: &str) -> String {
+    let mut named = [false; CARRIERS.len()];
+    let mut directives: Vec<String> = level
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty())
+        .map(|directive| {
+            let (target, verbosity) = directive.split_once('=').unwrap_or((directive, "trace"));
+            let carrier = CARRIERS.iter().position(|carrier| {
+                target == *carrier || target.starts_with(&format!("{carrier}::"))
+            });
+            match carrier {
+                Some(index) => {
+                    named[index] = true;
+                    let quiet = ["off", "error", "warn"]
+                        .iter()
+                        .any(|quiet| verbosity.eq_ignore_ascii_case(quiet));
+                    if quiet {
+                        directive.to_owned()
+                    } else {
+                        format!("{target}=warn")
+                    }
+                }
+                None => directive.to_owned(),
+            }
+        })
+        .collect();
+    for (carrier, named) in CARRIERS.iter().zip(named) {
+        if !named {
+            directives.push(format!("{carrier}=warn"));
+        }
+    }
+    directives.join(",")
+}
+
 /// Installs the global subscriber. Call once, at start-up.
 ///
 /// # Errors
 /// When `log.level` is not a valid filter.
 pub fn init(settings: &LogSettings) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&settings.level).map_err(|error| {
+    let filter = EnvFilter::try_new(capped(&settings.level)).map_err(|error| {
         anyhow::anyhow!(
             "log.level {:?} is not a valid filter: {error}",
             settings.level
@@ -87,6 +130,25 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("ACCESS_REFUSED - Login was refused")]
     struct Inner;
+
+    #[test]
+    fn the_amqp_library_is_held_at_warn_whatever_the_level_asks() {
+        assert_eq!(capped("trace"), "trace,lapin=warn,amq_protocol=warn");
+        assert_eq!(capped("info,lapin=off"), "info,lapin=off,amq_protocol=warn");
+        assert_eq!(
+            capped("relais=debug, lapin=trace,amq_protocol::frame=debug"),
+            "relais=debug,lapin=warn,amq_protocol::frame=warn"
+        );
+        assert_eq!(capped("lapin"), "lapin=warn,amq_protocol=warn");
+        assert_eq!(
+            capped("lapin=error,amq_protocol=WARN"),
+            "lapin=error,amq_protocol=WARN"
+        );
+        assert_eq!(
+            capped("lapinou=trace"),
+            "lapinou=trace,lapin=warn,amq_protocol=warn"
+        );
+    }
 
     #[test]
     fn causes_follow_each_other_without_repeating_themselves() {
