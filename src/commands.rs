@@ -269,11 +269,11 @@ fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}",
             delivery.delivered_at.format(&Rfc3339).unwrap_or_default(),
-            delivery.alert_id,
-            delivery.referent_id,
-            delivery.email,
-            delivery.message_id,
-            delivery.smtp_reply
+            printable(&delivery.alert_id),
+            printable(&delivery.referent_id),
+            printable(&delivery.email),
+            printable(&delivery.message_id),
+            printable(&delivery.smtp_reply)
         );
     }
     if deliveries.is_empty() {
@@ -421,15 +421,48 @@ fn print_letters(letters: &[DeadLetter]) {
     for letter in letters {
         println!(
             "{}\t{}\t{}\t{}\tattempts={}\t{}\t{}",
-            letter.alert_id,
-            letter.kind,
-            letter.territory,
-            letter.reason,
+            printable(&letter.alert_id),
+            printable(&letter.kind),
+            printable(&letter.territory),
+            printable(&letter.reason),
             letter
                 .attempts
                 .map_or_else(|| "-".to_owned(), |n| n.to_string()),
-            letter.failed_at.as_deref().unwrap_or("-"),
-            letter.error
+            printable(letter.failed_at.as_deref().unwrap_or("-")),
+            printable(&letter.error)
         );
+    }
+}
+
+/// `text` with its control characters escaped (`\u{1b}`): a mail server's
+/// reply or a header a publisher wrote cannot move the operator's cursor,
+/// recolour the terminal or hide a line.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(escaped, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            escaped.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_in_what_the_cli_prints() {
+        assert_eq!(printable("250 2.0.0 Ok"), "250 2.0.0 Ok");
+        assert_eq!(
+            printable("451 \u{1b}[2J\u{1b}[31mfake\rok\tx"),
+            "451 \\u{1b}[2J\\u{1b}[31mfake\\u{d}ok\\u{9}x"
+        );
+        assert_eq!(printable("é à \u{85}"), "é à \\u{85}");
     }
 }
