@@ -201,6 +201,22 @@ pub struct HttpSettings {
     pub queue_poll: Duration,
 }
 
+impl HttpSettings {
+    /// A warning when `/metrics` and `/readyz` listen where other machines
+    /// can reach them.
+    fn exposure(&self) -> Option<String> {
+        let address = self.listen.parse::<std::net::SocketAddr>().ok()?;
+        (!address.ip().is_loopback()).then(|| {
+            format!(
+                "http.listen {} can be reached from other machines: /metrics and /readyz are \
+                 meant for this machine's monitoring (127.0.0.1:9464), or a firewall that \
+                 admits only the monitoring server",
+                self.listen
+            )
+        })
+    }
+}
+
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
@@ -376,9 +392,11 @@ impl Settings {
             None => std::env::var_os(CREDENTIALS_ENV).map(PathBuf::from),
         };
         let mut builder = Config::builder();
+        let mut exposed_file = None;
         if let Some(file) = file {
             let text = std::fs::read_to_string(file)
                 .map_err(|error| SettingsError::Read(format!("{}: {error}", file.display())))?;
+            exposed_file = exposed_inline_secret(file, &text);
             builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
         }
         let environment = Environment::with_prefix("RELAIS")
@@ -393,6 +411,8 @@ impl Settings {
         let base = file.and_then(Path::parent).unwrap_or(Path::new(""));
         settings.resolve_paths(base);
         settings.warnings = settings.take_secret_files(credentials.as_deref());
+        settings.warnings.extend(exposed_file);
+        settings.warnings.extend(settings.http.exposure());
         if let Some(path) = &settings.amqp.url_file {
             settings.amqp.url = read_secret(path).map_err(|error| {
                 SettingsError::Read(format!("amqp.url_file {}: {error}", path.display()))
@@ -483,6 +503,17 @@ impl Settings {
         }
         if self.amqp.delivery_limit == 0 {
             errors.push("amqp.delivery_limit must be at least 1".into());
+        }
+        let ladder: Duration = self.retry.delays.iter().sum();
+        let needed = ladder + Duration::from_secs(86_400);
+        if self.store.retention < needed {
+            errors.push(format!(
+                "store.retention ({}) must be at least the retry ladder ({}) plus a day: a \
+                 shorter one forgets who was emailed while retries are pending, and a retried \
+                 alert would email them again",
+                humantime::format_duration(self.store.retention),
+                humantime::format_duration(ladder)
+            ));
         }
         if self.store.path.as_os_str().is_empty() {
             errors.push(
@@ -792,6 +823,46 @@ pub fn read_secret(path: &Path) -> std::io::Result<SecretString> {
     ))
 }
 
+/// A warning when the settings file `path`, readable by other users than
+/// its owner, holds a secret inline (a password in `amqp.url`, or
+/// `smtp.password`).
+fn exposed_inline_secret(path: &Path, text: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    if mode & 0o044 == 0 {
+        return None;
+    }
+    let value: toml::Value = toml::from_str(text).ok()?;
+    let url_password = value
+        .get("amqp")
+        .and_then(|amqp| amqp.get("url"))
+        .and_then(toml::Value::as_str)
+        .and_then(|url| url::Url::parse(url).ok())
+        // RabbitMQ's built-in guest:guest, which it accepts only from the
+        // broker's own machine, is no secret.
+        .is_some_and(|url| {
+            url.password()
+                .is_some_and(|p| !(url.username() == "guest" && p == "guest"))
+        });
+    let smtp_password = value
+        .get("smtp")
+        .and_then(|smtp| smtp.get("password"))
+        .is_some();
+    (url_password || smtp_password).then(|| {
+        format!(
+            "{} holds a secret inline ({}) and can be read by other users (mode {mode:04o}): \
+             `chmod 600` it, or move the secret to amqp.url_file / smtp.password_file (or a \
+             systemd credential)",
+            path.display(),
+            if url_password {
+                "the password of amqp.url"
+            } else {
+                "smtp.password"
+            }
+        )
+    })
+}
+
 /// `text` with its `%XX` escapes decoded (a URL's user name).
 fn percent_decoded(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -914,6 +985,69 @@ mod tests {
             login("amqps://broker.example.org/%2f?auth_mechanism=external"),
             None
         );
+    }
+
+    #[test]
+    fn a_retention_shorter_than_the_retry_ladder_and_a_day_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), MINIMAL);
+        let error =
+            Settings::load_with_env(Some(&file), env(&[("RELAIS__STORE__RETENTION", "1day 7h")]))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            error.contains(
+                "store.retention (1day 7h) must be at least the retry ladder (7h 12m 30s) plus a day"
+            ),
+            "{error}"
+        );
+        assert!(
+            Settings::load_with_env(Some(&file), env(&[("RELAIS__STORE__RETENTION", "2days")]))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_http_endpoint_other_machines_can_reach_is_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), MINIMAL);
+        let open = Settings::load_with_env(
+            Some(&file),
+            env(&[("RELAIS__HTTP__LISTEN", "0.0.0.0:9464")]),
+        )
+        .unwrap();
+        assert_eq!(open.warnings.len(), 1, "{:?}", open.warnings);
+        assert!(
+            open.warnings[0]
+                .starts_with("http.listen 0.0.0.0:9464 can be reached from other machines"),
+            "{:?}",
+            open.warnings
+        );
+        let local = Settings::load_with_env(Some(&file), env(&[])).unwrap();
+        assert!(local.warnings.is_empty(), "{:?}", local.warnings);
+    }
+
+    #[test]
+    fn a_settings_file_others_can_read_with_an_inline_secret_is_a_warning() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let text =
+            format!("{MINIMAL}\n[amqp]\nurl = \"amqp://relais:PASSWORD-77@127.0.0.1/%2f\"\n");
+        let file = write(dir.path(), &text);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let exposed = Settings::load_with_env(Some(&file), env(&[])).unwrap();
+        assert_eq!(exposed.warnings.len(), 1, "{:?}", exposed.warnings);
+        assert!(
+            exposed.warnings[0].contains(
+                "holds a secret inline (the password of amqp.url) and can be read by other users (mode 0644)"
+            ),
+            "{:?}",
+            exposed.warnings
+        );
+        assert!(!exposed.warnings[0].contains("PASSWORD-77"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let private = Settings::load_with_env(Some(&file), env(&[])).unwrap();
+        assert!(private.warnings.is_empty(), "{:?}", private.warnings);
     }
 
     #[test]
