@@ -245,6 +245,11 @@ async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow::Result<()
                 amqp.exchange
             )
         }
+        Err(PublishError::Nacked) => bail!(
+            "not published: the broker refused the alert (nack): the queue is full \
+             (amqp.max_queue_length: relais is stopped or far behind) or the broker is short of \
+             resources; publish it again later"
+        ),
         Err(error) => Err(error).context("not published"),
     }
 }

@@ -105,6 +105,11 @@ pub struct AmqpSettings {
     /// losses), the broker itself dead-letters it: a poison message cannot
     /// loop forever.
     pub delivery_limit: u32,
+    /// Most alerts the main queue holds; past it the broker refuses new
+    /// publishes (`reject-publish`: the publisher's confirm is a nack), so a
+    /// relais that is stopped or far behind pushes back on the dispatch
+    /// software instead of filling the broker's disk.
+    pub max_queue_length: u32,
     /// How long to wait for the broker to confirm a publish (a broker under
     /// a memory or disk alarm stops confirming).
     #[serde(with = "humantime_serde")]
@@ -306,6 +311,7 @@ impl Default for AmqpSettings {
             prefetch: 32,
             max_message_bytes: 65536,
             delivery_limit: 10,
+            max_queue_length: 1_000_000,
             confirm_timeout: Duration::from_secs(30),
         }
     }
@@ -503,6 +509,9 @@ impl Settings {
         }
         if self.amqp.delivery_limit == 0 {
             errors.push("amqp.delivery_limit must be at least 1".into());
+        }
+        if self.amqp.max_queue_length == 0 || self.amqp.max_queue_length > i32::MAX as u32 {
+            errors.push("amqp.max_queue_length must be 1 to 2147483647".into());
         }
         let ladder: Duration = self.retry.delays.iter().sum();
         let needed = ladder + Duration::from_secs(86_400);
@@ -945,6 +954,7 @@ mod tests {
         assert_eq!(settings.amqp.prefetch, 32);
         assert_eq!(settings.amqp.max_message_bytes, 65536);
         assert_eq!(settings.amqp.delivery_limit, 10);
+        assert_eq!(settings.amqp.max_queue_length, 1_000_000);
         assert_eq!(settings.smtp.timeout, Duration::from_secs(60));
         assert_eq!(settings.smtp.final_reply_timeout, Duration::from_secs(600));
         assert_eq!(settings.smtp.helo_name, None);

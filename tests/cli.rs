@@ -532,3 +532,32 @@ async fn a_mistyped_broker_url_is_refused_without_printing_its_password() {
     }
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_full_main_queue_refuses_the_next_alert_and_the_publisher_is_told() {
+    // Arrange: a main queue of two alerts, and no relais consuming it.
+    let world = World::with_env(REGISTRY, &[("RELAIS__AMQP__MAX_QUEUE_LENGTH", "2")]).await;
+
+    // Act
+    let outputs: Vec<Output> = (1..=4)
+        .map(|n| {
+            let body = alert(&format!("SOS75-FULL{n}"), "orientation_sociale", "75115");
+            relais(&world, &["publish"], Some(&body))
+        })
+        .collect();
+
+    // Assert: the queue full, the next alert refused, and said so.
+    // A quorum queue applies its limit once it is passed: it takes one
+    // alert past it, and refuses the next.
+    for output in &outputs[..3] {
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+    assert_eq!(outputs[3].status.code(), Some(1));
+    let refused = text(&outputs[3].stderr);
+    assert!(
+        refused.contains("not published: the broker refused the alert (nack): the queue is full"),
+        "{refused}"
+    );
+    assert_eq!(world.broker.depth(&world.queue).await, 3);
+    world.cleanup().await;
+}

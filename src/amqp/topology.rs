@@ -8,7 +8,8 @@
 //!   routing key = the alert's kind;
 //! - `<queue>` (quorum, bound with `#`): what relais consumes; the broker
 //!   dead-letters into `<queue>.dead`, at least once, a message delivered
-//!   more than `delivery_limit` times (a poison message);
+//!   more than `delivery_limit` times (a poison message); it holds at most
+//!   `max_queue_length` alerts, past which publishes are refused;
 //! - `<queue>.retry.<delay>` (quorum, one per `retry.delays`): an alert that
 //!   failed transiently waits there for the queue's TTL, then the broker
 //!   dead-letters it back into `<queue>` (at least once). A queue per delay
@@ -58,6 +59,7 @@ pub struct Topology {
     /// configured.
     pub retries: Vec<RetryQueue>,
     delivery_limit: u32,
+    max_queue_length: u32,
 }
 
 /// One step of the retry ladder.
@@ -85,6 +87,7 @@ impl Topology {
             dead: format!("{}.dead", amqp.queue),
             retries,
             delivery_limit: amqp.delivery_limit,
+            max_queue_length: amqp.max_queue_length,
         }
     }
 
@@ -184,8 +187,13 @@ impl Topology {
             "x-dead-letter-strategy".into(),
             long_string("at-least-once"),
         );
-        // At-least-once dead-lettering requires reject-publish overflow.
+        // At-least-once dead-lettering requires reject-publish overflow,
+        // which also pushes back on publishers once the queue is full.
         arguments.insert("x-overflow".into(), long_string("reject-publish"));
+        arguments.insert(
+            "x-max-length".into(),
+            AMQPValue::LongInt(i32::try_from(self.max_queue_length).unwrap_or(i32::MAX)),
+        );
         arguments.insert(
             "x-delivery-limit".into(),
             AMQPValue::LongInt(i32::try_from(self.delivery_limit).unwrap_or(i32::MAX)),
@@ -226,6 +234,51 @@ impl Topology {
             name: name.to_owned(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_main_queue_is_replicated_bounded_and_dead_letters_at_least_once() {
+        let settings = Settings::load_with_env(
+            None,
+            Some(
+                [
+                    ("RELAIS__REGISTRY__PATH", "referents.toml"),
+                    ("RELAIS__STORE__PATH", "relais.db"),
+                    ("RELAIS__SMTP__TRANSPORT", "file"),
+                    ("RELAIS__SMTP__FILE_DIR", "mail"),
+                    ("RELAIS__SMTP__FROM", "relais@example.org"),
+                    ("RELAIS__AMQP__QUEUE", "alerts"),
+                ]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+            ),
+        )
+        .unwrap();
+        let topology = Topology::new(&settings);
+        assert_eq!(
+            describe(&topology.main_queue_arguments()),
+            "x-dead-letter-exchange=alerts.dead, x-dead-letter-strategy=at-least-once, \
+             x-delivery-limit=10, x-max-length=1000000, x-overflow=reject-publish, \
+             x-queue-type=quorum, x-single-active-consumer=true"
+        );
+        let names: Vec<&str> = topology.queues().collect();
+        assert_eq!(
+            names,
+            [
+                "alerts",
+                "alerts.retry.30s",
+                "alerts.retry.2m",
+                "alerts.retry.10m",
+                "alerts.retry.1h",
+                "alerts.retry.6h",
+                "alerts.dead"
+            ]
+        );
     }
 }
 
