@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use relais::alert::AlertId;
 use support::mta::{self, Mta};
-use support::{World, alert, unique};
+use support::{World, alert, registry_of, unique};
 use tokio::sync::{Mutex, MutexGuard};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -32,18 +32,6 @@ fn referents(count: usize) -> Vec<(String, String)> {
     (1..=count)
         .map(|n| (format!("ccas-{n:02}"), format!("agent{n:02}@{domain}")))
         .collect()
-}
-
-fn registry(referents: &[(String, String)]) -> String {
-    let mut registry = String::from(
-        "[[route]]\nkind = \"orientation_sociale\"\nnetworks = [\"ccas\"]\nlabel = \"Orientation sociale\"\n",
-    );
-    for (id, email) in referents {
-        registry.push_str(&format!(
-            "\n[[referent]]\nid = \"{id}\"\nnetwork = \"ccas\"\nemail = \"{email}\"\ncommunes = [\"75113\"]\n"
-        ));
-    }
-    registry
 }
 
 /// A world whose relais sends to `port` of the server, with the time limits
@@ -122,7 +110,7 @@ async fn postfix_receives_each_email_once_pipelined_and_chunked_and_every_sessio
     let postfix = mta::postfix();
     let mark = postfix.log_mark();
     let referents = referents(2);
-    let world = world(&registry(&referents), postfix.port("PORT_PLAIN"), &[]).await;
+    let world = world(&registry_of(&referents), postfix.port("PORT_PLAIN"), &[]).await;
     let app = world.spawn();
 
     // Act: three alerts, two référents each.
@@ -164,7 +152,7 @@ async fn postfix_requiring_starttls_receives_over_tls_from_the_authority_in_ca_f
     let referents = referents(1);
     let ca_file = postfix.ca_file();
     let world = world(
-        &registry(&referents),
+        &registry_of(&referents),
         postfix.port("PORT_TLS_REQUIRED"),
         &[
             ("RELAIS__SMTP__HOST", "localhost"),
@@ -206,7 +194,7 @@ async fn a_relay_that_rejects_non_fqdn_helo_names_accepts_relais_with_or_without
             .into_iter()
             .collect();
         let world = world(
-            &registry(&referents),
+            &registry_of(&referents),
             postfix.port("PORT_HELO_STRICT"),
             &env,
         )
@@ -233,7 +221,7 @@ async fn a_recipient_refused_by_an_access_table_is_rejected_and_the_others_email
     let mark = postfix.log_mark();
     let mut referents = referents(2);
     referents[0].1 = "refused@example.org".to_owned();
-    let world = world(&registry(&referents), postfix.port("PORT_ACCESS"), &[]).await;
+    let world = world(&registry_of(&referents), postfix.port("PORT_ACCESS"), &[]).await;
     let app = world.spawn();
 
     publish(&world, "SOS75-ACCESS").await;
@@ -264,7 +252,12 @@ async fn a_content_filter_that_answers_after_12_s_gets_exactly_one_copy() {
     let referents = referents(1);
     // A step limit of 10 s, the old whole-exchange budget: the 12 s reply
     // to the end of the message is within smtp.final_reply_timeout.
-    let world = world(&registry(&referents), postfix.port("PORT_DELAY_LONG"), &[]).await;
+    let world = world(
+        &registry_of(&referents),
+        postfix.port("PORT_DELAY_LONG"),
+        &[],
+    )
+    .await;
     let app = world.spawn();
 
     publish(&world, "SOS75-FILTER").await;
@@ -292,7 +285,7 @@ async fn fifteen_referents_behind_two_connections_and_a_slow_filter_get_exactly_
     let mark = postfix.log_mark();
     let referents = referents(15);
     let world = world(
-        &registry(&referents),
+        &registry_of(&referents),
         postfix.port("PORT_DELAY_SHORT"),
         &[("RELAIS__SMTP__POOL_SIZE", "2")],
     )
@@ -327,7 +320,7 @@ async fn postfix_stopped_and_started_in_the_middle_of_100_alerts_receives_each_o
     let postfix = mta::postfix();
     let referents = referents(1);
     let address = &referents[0].1;
-    let world = world(&registry(&referents), postfix.port("PORT_PLAIN"), &[]).await;
+    let world = world(&registry_of(&referents), postfix.port("PORT_PLAIN"), &[]).await;
     // Longer than Postfix's restart, so that no alert walks the whole ladder.
     world.set_retry_delays(&["1s", "2s", "4s", "8s"]);
     let app = world.spawn();
@@ -385,7 +378,7 @@ async fn exim_with_chunking_pipelining_and_smtputf8_receives_each_email_once() {
     let mut referents = referents(2);
     let domain = referents[1].1.split_once('@').unwrap().1.to_owned();
     referents[1].1 = format!("éloïse@{domain}");
-    let world = world(&registry(&referents), exim.port("PORT_PLAIN"), &[]).await;
+    let world = world(&registry_of(&referents), exim.port("PORT_PLAIN"), &[]).await;
     let app = world.spawn();
 
     for n in 1..=2 {
@@ -430,7 +423,7 @@ async fn exim_requiring_starttls_sees_every_tls_session_closed_properly() {
     let referents = referents(1);
     let ca_file = exim.ca_file();
     let world = world(
-        &registry(&referents),
+        &registry_of(&referents),
         exim.port("PORT_TLS_REQUIRED"),
         &[
             ("RELAIS__SMTP__HOST", "localhost"),
@@ -456,7 +449,7 @@ async fn a_connection_exim_closed_for_idleness_is_replaced_and_nothing_is_lost()
     let exim = mta::exim();
     let referents = referents(1);
     let address = &referents[0].1;
-    let world = world(&registry(&referents), exim.port("PORT_IDLE"), &[]).await;
+    let world = world(&registry_of(&referents), exim.port("PORT_IDLE"), &[]).await;
     let app = world.spawn();
 
     // Act: one alert; the pooled connection then idles past Exim's 3 s

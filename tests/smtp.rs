@@ -10,22 +10,21 @@ use std::time::Duration;
 
 use relais::alert::AlertId;
 use support::smtp::SmtpServer;
-use support::{REGISTRY, World, alert};
+use support::{REGISTRY, World, alert, registry_of};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A registry where commune 75113 has `count` référents.
-fn registry_of(count: usize) -> String {
-    let mut registry = String::from(
-        "[[route]]\nkind = \"orientation_sociale\"\nnetworks = [\"ccas\"]\nlabel = \"Orientation sociale\"\n",
-    );
-    for n in 1..=count {
-        registry.push_str(&format!(
-            "\n[[referent]]\nid = \"ccas-13-{n:02}\"\nnetwork = \"ccas\"\n\
-             email = \"agent{n:02}@ccas-paris13.test\"\ncommunes = [\"75113\"]\n"
-        ));
-    }
-    registry
+fn registry_of_size(count: usize) -> String {
+    let referents: Vec<(String, String)> = (1..=count)
+        .map(|n| {
+            (
+                format!("ccas-13-{n:02}"),
+                format!("agent{n:02}@ccas-paris13.test"),
+            )
+        })
+        .collect();
+    registry_of(&referents)
 }
 
 #[tokio::test]
@@ -72,7 +71,7 @@ async fn waiting_for_a_connection_of_the_pool_never_counts_against_a_time_limit(
     let smtp = SmtpServer::start().await;
     smtp.set_latency(Duration::from_millis(1500));
     let world = World::with_server(
-        &registry_of(15),
+        &registry_of_size(15),
         smtp,
         &[
             ("RELAIS__SMTP__POOL_SIZE", "2"),

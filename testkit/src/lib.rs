@@ -141,6 +141,20 @@ pub fn unique(prefix: &str) -> String {
     format!("test.{prefix}.{}.{n}.{nanos}", std::process::id())
 }
 
+/// A registry routing `orientation_sociale` to network `ccas`, whose
+/// référents, given as (id, address), all serve commune 75113.
+pub fn registry_of(referents: &[(String, String)]) -> String {
+    let mut registry = String::from(
+        "[[route]]\nkind = \"orientation_sociale\"\nnetworks = [\"ccas\"]\nlabel = \"Orientation sociale\"\n",
+    );
+    for (id, email) in referents {
+        registry.push_str(&format!(
+            "\n[[referent]]\nid = \"{id}\"\nnetwork = \"ccas\"\nemail = \"{email}\"\ncommunes = [\"75113\"]\n"
+        ));
+    }
+    registry
+}
+
 /// An alert body of the contract, with a given id, kind and commune.
 pub fn alert(id: &str, kind: &str, commune: &str) -> Vec<u8> {
     serde_json::json!({
