@@ -29,6 +29,7 @@
 //! This module never decides what a failure means for the alert; it reports
 //! the server's reply code, and `mail::classify` decides.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::io::{self, Write as _};
@@ -557,7 +558,7 @@ impl Connection {
             .from()
             .map(|address| wire_address(address.as_ref(), smtp_utf8))
             .transpose()?
-            .unwrap_or_default();
+            .unwrap_or(Cow::Borrowed(""));
         let to = envelope
             .to()
             .iter()
@@ -632,15 +633,24 @@ impl Connection {
         self.expect(Step::Message).await
     }
 
-    /// Reads the replies to a pipelined batch, one per step, each within
-    /// `limit`, and returns the last. Every reply is read before judging
-    /// (each command was sent and is answered); the first refusal is the one
-    /// reported, even if the server then closes the connection.
+    /// Reads the replies to a pipelined batch, one per step, all within
+    /// `limit` (the server answers a batch together), and returns the last.
+    /// Every reply is read before judging (each command was sent and is
+    /// answered); the first refusal is the one reported, even if the server
+    /// then closes the connection.
     async fn replies(&mut self, steps: &[Step], limit: Duration) -> Result<Reply, Error> {
         let mut refused = None;
         let mut last = None;
+        // One timer for the batch, rather than one per reply.
+        let deadline = tokio::time::sleep(limit);
+        tokio::pin!(deadline);
         for &step in steps {
-            let reply = match self.read_reply(step, None, limit).await {
+            let read = tokio::select! {
+                biased;
+                reply = self.read_reply_unbounded(step, None) => reply,
+                () = &mut deadline => Err(Error::Timeout { step, after: limit }),
+            };
+            let reply = match read {
                 Ok(reply) => reply,
                 Err(failure) => {
                     self.in_step = false;
@@ -865,14 +875,14 @@ async fn within<T>(limit: Duration, step: Step, work: impl Future<Output = T>) -
 /// # Errors
 /// [`Error::Utf8Address`] for a non-ASCII local part and a server without
 /// SMTPUTF8.
-fn wire_address(address: &str, smtp_utf8: bool) -> Result<String, Error> {
+fn wire_address(address: &str, smtp_utf8: bool) -> Result<Cow<'_, str>, Error> {
     if address.is_ascii() {
-        return Ok(address.to_owned());
+        return Ok(Cow::Borrowed(address));
     }
     let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
     if !local.is_ascii() {
         return if smtp_utf8 {
-            Ok(address.to_owned())
+            Ok(Cow::Borrowed(address))
         } else {
             Err(Error::Utf8Address)
         };
@@ -880,7 +890,7 @@ fn wire_address(address: &str, smtp_utf8: bool) -> Result<String, Error> {
     // The registry refuses a domain without an ASCII form; should one get
     // here, it goes as it is and the server judges.
     let domain = idna::domain_to_ascii(domain).unwrap_or_else(|_| domain.to_owned());
-    Ok(format!("{local}@{domain}"))
+    Ok(Cow::Owned(format!("{local}@{domain}")))
 }
 
 /// `ddd-text` or `ddd text` (CRLF or LF), as (code, last line?, text).

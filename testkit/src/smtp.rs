@@ -391,19 +391,11 @@ impl SmtpServer {
     /// Waits until at least `count` mails were accepted, or `within` passed;
     /// returns the mails accepted by then.
     pub async fn wait_for(&self, count: usize, within: Duration) -> Vec<Mail> {
-        self.wait_for_count(count, within).await;
-        self.mails()
-    }
-
-    /// Waits until at least `count` mails were accepted, or `within` passed;
-    /// returns how many were accepted by then (without copying them).
-    pub async fn wait_for_count(&self, count: usize, within: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let notified = self.received.notified();
-            let accepted = self.count();
-            if accepted >= count || tokio::time::Instant::now() >= deadline {
-                return accepted;
+            if self.count() >= count || tokio::time::Instant::now() >= deadline {
+                return self.mails();
             }
             let _ = tokio::time::timeout_at(deadline, notified).await;
         }
