@@ -62,15 +62,23 @@ pub enum DeadLettersCommand {
     },
     /// Send dead letters back to relais, attempt count reset.
     Replay(ReplayArgs),
-    /// Delete the dead letters of an alert for good.
-    Purge {
-        /// The alert id.
-        #[arg(long, value_name = "ID")]
-        id: String,
-        /// Confirm the deletion (without it, only show what would go).
-        #[arg(long)]
-        yes: bool,
-    },
+    /// Delete dead letters for good: those of an alert, or those older than
+    /// a duration (they hold health data: keep them no longer than needed).
+    Purge(PurgeArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true))]
+pub struct PurgeArgs {
+    /// The dead letters of this alert id.
+    #[arg(long, group = "which", value_name = "ID")]
+    pub id: Option<String>,
+    /// The dead letters dead-lettered longer ago than this, e.g. 30d.
+    #[arg(long, group = "which", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+    /// Confirm the deletion (without it, only show what would go).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

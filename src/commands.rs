@@ -210,11 +210,16 @@ async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow::Result<()
     let amqp = &settings.amqp;
     let connection = crate::amqp::connect(amqp, "relais publish").await?;
     let publisher = Publisher::open(&connection, amqp.confirm_timeout).await?;
-    let properties = BasicProperties::default()
+    let mut properties = BasicProperties::default()
         .with_content_type(ShortString::from("application/json"))
         .with_delivery_mode(2)
         .with_message_id(ShortString::from(alert.id().as_str()))
         .with_app_id(ShortString::from("relais-publish"));
+    // Who publishes, vouched for by the broker (it checks `user_id` against
+    // the login), as the dispatch software should do too.
+    if let Some(login) = amqp.login() {
+        properties = properties.with_user_id(ShortString::from(login));
+    }
     let published = publisher
         .publish_confirmed(&amqp.exchange, alert.kind().as_str(), &body, properties)
         .await;
@@ -399,20 +404,29 @@ async fn dead_letters(config: Option<&Path>, command: DeadLettersCommand) -> any
             );
             Ok(())
         }
-        DeadLettersCommand::Purge { id, yes } => {
-            let selection = Selection::Id(id.clone());
-            if yes {
+        DeadLettersCommand::Purge(args) => {
+            let (selection, which) = match (args.id, args.older_than) {
+                (Some(id), _) => (Selection::Id(id.clone()), format!("of alert {id}")),
+                (None, Some(age)) => (
+                    Selection::OlderThan(age),
+                    format!("older than {}", humantime::format_duration(age)),
+                ),
+                (None, None) => bail!("give --id ID or --older-than DURATION"),
+            };
+            if args.yes {
                 let purged = dead_letters::purge(&connection, &topology, &selection).await?;
                 print_letters(&purged.taken);
-                println!("purged {} dead letter(s) of alert {id}", purged.taken.len());
+                println!("purged {} dead letter(s) {which}", purged.taken.len());
                 Ok(())
             } else {
                 let letters = dead_letters::list(&connection, &topology, usize::MAX).await?;
-                let chosen: Vec<DeadLetter> =
-                    letters.into_iter().filter(|l| l.alert_id == id).collect();
+                let chosen: Vec<DeadLetter> = letters
+                    .into_iter()
+                    .filter(|letter| selection.takes(letter))
+                    .collect();
                 print_letters(&chosen);
                 Err(anyhow::anyhow!(
-                    "{} dead letter(s) of alert {id} would be deleted for good; run again with --yes to do it",
+                    "{} dead letter(s) {which} would be deleted for good; run again with --yes to do it",
                     chosen.len()
                 ))
             }

@@ -196,6 +196,11 @@ async fn publish_sends_a_valid_alert_persistently_and_refuses_an_invalid_one() {
         properties.message_id().as_ref().map(|m| m.as_str()),
         Some("SOS75-PUB")
     );
+    assert_eq!(
+        properties.user_id().as_ref().map(|u| u.as_str()),
+        Some("guest"),
+        "the login of the URL, which the broker vouches for"
+    );
     world.cleanup().await;
 }
 

@@ -6,8 +6,11 @@ use relais_testkit as support;
 use std::process::Output;
 use std::time::Duration;
 
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable};
 use support::smtp::SmtpServer;
 use support::{REGISTRY, World, alert, http_get, sample};
+use time::format_description::well_known::Rfc3339;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -250,5 +253,59 @@ async fn status_and_the_dead_letter_tools_round_trip_real_dead_letters() {
     assert!(mails.iter().all(|m| m.to == ["social@paris.test"]));
     assert_eq!(world.broker.depth(&world.dead()).await, 0);
     assert_eq!(relais(&world, &["status"]).status.code(), Some(0));
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn dead_letters_older_than_a_duration_are_purged_and_the_others_kept() {
+    // Arrange: two dead letters, one of 40 days ago and one of today.
+    let world = World::new(REGISTRY).await;
+    for (id, days) in [("SOS75-OLD", 40), ("SOS75-NEW", 0)] {
+        let at = time::OffsetDateTime::now_utc() - time::Duration::days(days);
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "x-relais-reason".into(),
+            AMQPValue::LongString("rejected".into()),
+        );
+        headers.insert(
+            "x-relais-failed-at".into(),
+            AMQPValue::LongString(at.format(&Rfc3339).unwrap().as_str().into()),
+        );
+        world
+            .broker
+            .publish_with(
+                &world.dead(),
+                "orientation_sociale",
+                &alert(id, "orientation_sociale", "75115"),
+                BasicProperties::default().with_headers(headers),
+            )
+            .await;
+    }
+
+    // Act and assert: a preview deletes nothing; --yes takes the old one.
+    let preview = relais(&world, &["dead-letters", "purge", "--older-than", "30d"]);
+    assert_eq!(preview.status.code(), Some(1));
+    assert!(
+        text(&preview.stderr).contains(
+            "1 dead letter(s) older than 30days would be deleted for good; run again with --yes"
+        ),
+        "{}",
+        text(&preview.stderr)
+    );
+    assert_eq!(world.broker.depth(&world.dead()).await, 2);
+    let purged = relais(
+        &world,
+        &["dead-letters", "purge", "--older-than", "30d", "--yes"],
+    );
+    assert!(purged.status.success(), "{}", text(&purged.stderr));
+    let out = text(&purged.stdout);
+    assert!(out.starts_with("SOS75-OLD\t"), "{out}");
+    assert!(
+        out.ends_with("purged 1 dead letter(s) older than 30days\n"),
+        "{out}"
+    );
+    let left = world.broker.take_all(&world.dead()).await;
+    assert_eq!(left.len(), 1);
+    assert!(String::from_utf8_lossy(&left[0].body).contains("SOS75-NEW"));
     world.cleanup().await;
 }

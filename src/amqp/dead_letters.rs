@@ -90,14 +90,21 @@ pub enum Selection {
     All,
     Id(String),
     Reason(Reason),
+    /// Dead-lettered longer ago than this (one whose time is unknown is
+    /// never taken).
+    OlderThan(Duration),
 }
 
 impl Selection {
-    fn takes(&self, letter: &DeadLetter) -> bool {
+    /// Whether `letter` is one of the selected.
+    pub fn takes(&self, letter: &DeadLetter) -> bool {
         match self {
             Self::All => true,
             Self::Id(id) => &letter.alert_id == id,
             Self::Reason(reason) => letter.reason == reason.as_str(),
+            Self::OlderThan(age) => letter
+                .age()
+                .is_some_and(|actual| actual.unsigned_abs() > *age && actual.is_positive()),
         }
     }
 }
@@ -217,4 +224,42 @@ where
     }
     channel.close(200, "done".into()).await?;
     Ok(taken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(failed_at: Option<OffsetDateTime>) -> DeadLetter {
+        let mut headers = FieldTable::default();
+        headers.insert(headers::REASON.into(), headers::long_string("invalid"));
+        if let Some(at) = failed_at {
+            let at = at.format(&Rfc3339).unwrap();
+            headers.insert(headers::FAILED_AT.into(), headers::long_string(&at));
+        }
+        DeadLetter::from_parts(
+            &headers,
+            "orientation_sociale",
+            br#"{"id": "SOS75-1", "territory": {"commune": "75113"}, "patient": {"name": "x"}}"#,
+        )
+    }
+
+    #[test]
+    fn what_operators_see_of_a_dead_letter_is_its_checked_identity_and_relais_s_record() {
+        let seen = letter(None);
+        assert_eq!(seen.alert_id, "SOS75-1");
+        assert_eq!(seen.kind, "orientation_sociale");
+        assert_eq!(seen.territory, "commune 75113");
+        assert_eq!(seen.reason, "invalid");
+        assert_eq!((seen.error.as_str(), seen.attempts), ("-", None));
+    }
+
+    #[test]
+    fn a_purge_by_age_takes_only_dead_letters_known_to_be_older() {
+        let now = OffsetDateTime::now_utc();
+        let month = Selection::OlderThan(Duration::from_secs(30 * 86_400));
+        assert!(month.takes(&letter(Some(now - time::Duration::days(40)))));
+        assert!(!month.takes(&letter(Some(now - time::Duration::days(20)))));
+        assert!(!month.takes(&letter(None)), "an unknown age is never taken");
+    }
 }
