@@ -90,7 +90,7 @@ pub struct ReplayArgs {
     /// The dead letters of this alert id.
     #[arg(long, group = "which", value_name = "ID")]
     pub id: Option<String>,
-    /// The dead letters of this reason (invalid, unroutable, rejected, exhausted, delivery_limit).
+    /// The dead letters of this reason (invalid, unroutable, forbidden, conflict, rejected, exhausted, delivery_limit).
     #[arg(long, group = "which", value_name = "REASON")]
     pub reason: Option<Reason>,
 }

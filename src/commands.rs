@@ -71,6 +71,11 @@ async fn run(config: Option<&Path>) -> anyhow::Result<()> {
     crate::daemon::run(settings, shutdown, reloads).await
 }
 
+/// What `relais check` says of a registry without `[[publisher]]`.
+pub const NO_PUBLISHER: &str = "the registry declares no [[publisher]]: any broker user may \
+     publish alerts for any territory, as any association; declare each dispatch software's \
+     RabbitMQ user (docs/operations.md, \"Publishers\")";
+
 /// `relais check`: validates settings and registry, prints a summary.
 fn check(config: Option<&Path>) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
@@ -131,11 +136,15 @@ fn check_report(settings: &Settings, registry_path: &Path, registry: &Registry) 
     let summary = registry.summary();
     let _ = writeln!(
         out,
-        "registry: {} — {} référent(s) in {} network(s)",
+        "registry: {} — {} référent(s) in {} network(s), {} publisher(s)",
         registry_path.display(),
         summary.referents,
-        summary.networks.len()
+        summary.networks.len(),
+        registry.publishers().len()
     );
+    if !registry.publishers().declared() {
+        let _ = writeln!(out, "warning:  {NO_PUBLISHER}");
+    }
     for (name, network) in &summary.networks {
         let _ = writeln!(
             out,

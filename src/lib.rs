@@ -31,4 +31,4 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 
-pub use relais_core::{alert, registry, territory};
+pub use relais_core::{alert, publisher, registry, territory};

@@ -23,6 +23,12 @@ pub enum Reason {
     Invalid,
     /// Nobody in the registry for its kind and territory: fix the registry.
     Unroutable,
+    /// Its publisher may not send it (see the registry's `[[publisher]]`):
+    /// a misconfigured dispatch software, or someone else's.
+    Forbidden,
+    /// Its id was already used by an alert of other content: the publisher
+    /// must give it a new id. Nobody was emailed.
+    Conflict,
     /// The mail server refused it for good (5xx): fix the référent's address.
     Rejected,
     /// Every retry failed.
@@ -35,9 +41,11 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order operators meet them.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::Invalid,
         Self::Unroutable,
+        Self::Forbidden,
+        Self::Conflict,
         Self::Rejected,
         Self::Exhausted,
         Self::DeliveryLimit,
@@ -47,6 +55,8 @@ impl Reason {
         match self {
             Self::Invalid => "invalid",
             Self::Unroutable => "unroutable",
+            Self::Forbidden => "forbidden",
+            Self::Conflict => "conflict",
             Self::Rejected => "rejected",
             Self::Exhausted => "exhausted",
             Self::DeliveryLimit => "delivery_limit",
@@ -99,6 +109,10 @@ pub struct Outcome {
     /// The alert's id, when the message was a valid alert.
     pub alert_id: Option<AlertId>,
     pub verdict: Verdict,
+    /// The référents that have received this alert (now or before), by id:
+    /// a retry or a dead letter carries them, so that no later attempt or
+    /// replay emails them again, whatever the store still remembers.
+    pub served: Vec<String>,
 }
 
 #[cfg(test)]
@@ -117,8 +131,8 @@ mod tests {
         let error = "rejeted".parse::<Reason>().unwrap_err();
         assert_eq!(
             error.to_string(),
-            "is not a dead-letter reason; the reasons are invalid, unroutable, rejected, \
-             exhausted, delivery_limit"
+            "is not a dead-letter reason; the reasons are invalid, unroutable, forbidden, \
+             conflict, rejected, exhausted, delivery_limit"
         );
     }
 }

@@ -26,7 +26,7 @@ use crate::mail::{Mailer, Renderer, SendError};
 use crate::outcome::{Outcome, Reason, Verdict};
 use crate::registry::{Referent, Registry};
 use crate::settings::RetrySettings;
-use crate::store::{SentEmail, Store};
+use crate::store::{Digest, SentEmail, Store};
 use crate::telemetry::events::Events;
 
 /// The registry in force. Swapped whole on reload; an alert keeps the
@@ -95,16 +95,18 @@ impl Relay {
         &self.mailer
     }
 
-    /// Relays one message body. Never panics and never fails: every way it
-    /// can end is an [`Outcome`].
-    pub async fn handle(&self, body: &[u8]) -> Outcome {
+    /// Relays one message. Never panics and never fails: every way it can
+    /// end is an [`Outcome`].
+    pub async fn handle(&self, message: Incoming<'_>) -> Outcome {
         let started = Instant::now();
         self.events.alert_received();
-        match Alert::parse(body, self.max_message_bytes) {
+        match Alert::parse(message.body, self.max_message_bytes) {
             Ok(alert) => {
+                let (verdict, served) = self.deliver(&alert, &message, started).await;
                 let outcome = Outcome {
-                    verdict: self.deliver(&alert, started).await,
+                    verdict,
                     alert_id: Some(alert.id().clone()),
+                    served,
                 };
                 self.events.alert_handled(Some(&alert), &outcome);
                 outcome
@@ -116,6 +118,7 @@ impl Relay {
                         reason: Reason::Invalid,
                         error: error.to_string(),
                     },
+                    served: Vec::new(),
                 };
                 self.events.alert_handled(None, &outcome);
                 outcome
@@ -123,29 +126,50 @@ impl Relay {
         }
     }
 
-    /// Emails each référent of `alert` that has not had it yet.
-    async fn deliver(&self, alert: &Alert, started: Instant) -> Verdict {
+    /// Emails each référent of `alert` that has not had it yet; returns
+    /// the verdict and every référent that now has it.
+    async fn deliver(
+        &self,
+        alert: &Alert,
+        message: &Incoming<'_>,
+        started: Instant,
+    ) -> (Verdict, Vec<String>) {
+        let dead_letter =
+            |reason, error: String| (Verdict::DeadLetter { reason, error }, Vec::new());
         let registry = self.registry.load_full();
+        if let Err(forbidden) = registry.publishers().authorize(message.publisher, alert) {
+            return dead_letter(Reason::Forbidden, forbidden.to_string());
+        }
         let resolution = match registry.resolve(alert.kind(), alert.territory()) {
             Ok(resolution) => resolution,
-            Err(unroutable) => {
-                return Verdict::DeadLetter {
-                    reason: Reason::Unroutable,
-                    error: unroutable.to_string(),
-                };
-            }
+            Err(unroutable) => return dead_letter(Reason::Unroutable, unroutable.to_string()),
         };
         let label = registry.kind_label(alert.kind());
+        let digest = digest(alert);
 
         let _one_at_a_time = self.in_flight.lock(alert.id()).await;
-        let served = match self.store.served(alert.id()) {
-            Ok(served) => served,
+        let recorded = match self.store.served(alert.id()) {
+            Ok(recorded) => recorded,
             Err(error) => {
-                return Verdict::Retry {
-                    error: format!("cannot check who already received the alert: {error}"),
-                };
+                let error = format!("cannot check who already received the alert: {error}");
+                return (Verdict::Retry { error }, message.served.to_vec());
             }
         };
+        if recorded
+            .iter()
+            .any(|r| r.digest.is_some_and(|d| d != digest))
+        {
+            return dead_letter(
+                Reason::Conflict,
+                format!(
+                    "the id was already used by an alert of different content, delivered to \
+                     {} référent(s); nobody was emailed: publish this alert with a new id",
+                    recorded.len()
+                ),
+            );
+        }
+        let mut served: Vec<String> = message.served.to_vec();
+        served.extend(recorded.into_iter().map(|r| r.referent_id));
         let (done, to_send): (Vec<&Referent>, Vec<&Referent>) = resolution
             .referents()
             .partition(|referent| served.iter().any(|id| id == referent.id().as_str()));
@@ -155,26 +179,36 @@ impl Relay {
 
         let sends = to_send
             .iter()
-            .map(|referent| self.send(alert, referent, &label));
-        let failures: Vec<SendError> = join_all(sends).await.into_iter().flatten().collect();
+            .map(|referent| self.send(alert, referent, &label, digest));
+        let results = join_all(sends).await;
+        let mut failures = Vec::new();
+        for (referent, result) in to_send.iter().zip(results) {
+            match result {
+                Some(failure) => failures.push(failure),
+                None => served.push(referent.id().to_string()),
+            }
+        }
+        served.sort_unstable();
+        served.dedup();
 
         if let Some(transient) = failures.iter().find(|f| f.is_transient()) {
-            return Verdict::Retry {
-                error: transient.to_string(),
-            };
+            let error = transient.to_string();
+            return (Verdict::Retry { error }, served);
         }
         if !failures.is_empty() {
             let errors: Vec<String> = failures.iter().map(ToString::to_string).collect();
-            return Verdict::DeadLetter {
+            let verdict = Verdict::DeadLetter {
                 reason: Reason::Rejected,
                 error: errors.join("; "),
             };
+            return (verdict, served);
         }
         if let Some(unroutable) = resolution.unmatched_error(alert.territory()) {
-            return Verdict::DeadLetter {
+            let verdict = Verdict::DeadLetter {
                 reason: Reason::Unroutable,
                 error: unroutable.to_string(),
             };
+            return (verdict, served);
         }
         // A copy whose référents all had it already is a duplicate (counted
         // as such), not another delivery.
@@ -184,15 +218,22 @@ impl Relay {
             networks.dedup();
             self.events.alert_delivered(alert, &networks, started);
         }
-        Verdict::Delivered {
+        let verdict = Verdict::Delivered {
             emails: to_send.len(),
             duplicates: done.len(),
-        }
+        };
+        (verdict, served)
     }
 
     /// Emails one référent, retrying transient failures in process, and
     /// records the delivery; `Some` is the failure that remains.
-    async fn send(&self, alert: &Alert, referent: &Referent, label: &str) -> Option<SendError> {
+    async fn send(
+        &self,
+        alert: &Alert,
+        referent: &Referent,
+        label: &str,
+        digest: Digest,
+    ) -> Option<SendError> {
         // A failure to build the email is relais's (or its registry's), not
         // a mail server's refusal: it is never `rejected`. It is retried, so
         // that a registry fixed and reloaded meanwhile delivers the alert.
@@ -229,7 +270,7 @@ impl Relay {
                 };
                 // The email is delivered whatever happens to the record; a
                 // failed record only costs the dedup of a later redelivery.
-                if let Err(error) = self.store.record(sent).await {
+                if let Err(error) = self.store.record(sent, digest).await {
                     self.events.record_failed(alert, referent, &error);
                 }
                 None
@@ -240,6 +281,39 @@ impl Relay {
             }
         }
     }
+}
+
+/// A message as the broker delivered it, with what the broker vouches for.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub body: &'a [u8],
+    /// The RabbitMQ user that published it (see `amqp::headers::publisher`).
+    pub publisher: Option<&'a str>,
+    /// Référents that relais already emailed about it, carried by the
+    /// message itself (a retry or a replayed dead letter).
+    pub served: &'a [String],
+}
+
+impl<'a> Incoming<'a> {
+    /// A message with no publisher and no history.
+    pub fn body(body: &'a [u8]) -> Self {
+        Self {
+            body,
+            publisher: None,
+            served: &[],
+        }
+    }
+}
+
+/// The SHA-256 of the alert in its canonical JSON form (keys sorted, values
+/// as parsed): the same alert published twice, however its JSON was laid
+/// out, has one digest.
+fn digest(alert: &Alert) -> Digest {
+    let canonical = alert.to_json().to_string();
+    let hash = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
+    let mut digest = [0; 32];
+    digest.copy_from_slice(hash.as_ref());
+    digest
 }
 
 /// One lock per alert id in flight, so that two copies of an alert are
@@ -322,7 +396,11 @@ mod tests {
     /// A relay writing its emails as `.eml` files in `mail/`, with its
     /// store in `relais.db`, both in `dir`.
     fn relay(dir: &Path) -> Relay {
-        let registry = Registry::from_toml(REGISTRY).unwrap();
+        relay_with(dir, REGISTRY)
+    }
+
+    fn relay_with(dir: &Path, registry: &str) -> Relay {
+        let registry = Registry::from_toml(registry).unwrap();
         let events = Events::new(Arc::new(Metrics::new()));
         Relay::new(
             Arc::new(ArcSwap::from_pointee(registry)),
@@ -382,7 +460,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let relay = relay(dir.path());
 
-        let outcome = relay.handle(&alert("SOS75-1", "75113")).await;
+        let outcome = relay
+            .handle(Incoming::body(&alert("SOS75-1", "75113")))
+            .await;
 
         assert_eq!(outcome.alert_id, Some(AlertId::parse("SOS75-1").unwrap()));
         assert_eq!(
@@ -402,9 +482,13 @@ mod tests {
     async fn the_same_alert_again_emails_nobody_and_counts_as_a_duplicate() {
         let dir = tempfile::tempdir().unwrap();
         let relay = relay(dir.path());
-        relay.handle(&alert("SOS75-2", "75112")).await;
+        relay
+            .handle(Incoming::body(&alert("SOS75-2", "75112")))
+            .await;
 
-        let again = relay.handle(&alert("SOS75-2", "75112")).await;
+        let again = relay
+            .handle(Incoming::body(&alert("SOS75-2", "75112")))
+            .await;
 
         assert_eq!(
             again.verdict,
@@ -421,7 +505,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let relay = relay(dir.path());
 
-        let outcome = relay.handle(b"{\"id\": \"SOS75-3\"}").await;
+        let outcome = relay.handle(Incoming::body(b"{\"id\": \"SOS75-3\"}")).await;
 
         assert_eq!(outcome.alert_id, None);
         let Verdict::DeadLetter { reason, error } = outcome.verdict else {
@@ -437,7 +521,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let relay = relay(dir.path());
 
-        let outcome = relay.handle(&alert("SOS13-1", "13055")).await;
+        let outcome = relay
+            .handle(Incoming::body(&alert("SOS13-1", "13055")))
+            .await;
 
         assert_eq!(outcome.alert_id, Some(AlertId::parse("SOS13-1").unwrap()));
         assert!(
@@ -461,7 +547,9 @@ mod tests {
         std::fs::remove_dir(dir.path().join("mail")).unwrap();
         std::fs::write(dir.path().join("mail"), "not a folder").unwrap();
 
-        let outcome = relay.handle(&alert("SOS75-4", "75113")).await;
+        let outcome = relay
+            .handle(Incoming::body(&alert("SOS75-4", "75113")))
+            .await;
 
         let Verdict::Retry { error } = outcome.verdict else {
             panic!("not retried: {outcome:?}");
@@ -472,5 +560,136 @@ mod tests {
             .served(&AlertId::parse("SOS75-4").unwrap())
             .unwrap();
         assert!(served.is_empty(), "{served:?}");
+    }
+
+    #[tokio::test]
+    async fn another_alert_with_a_used_id_is_a_conflict_and_emails_nobody() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = relay(dir.path());
+        relay
+            .handle(Incoming::body(&alert("SOS75-5", "75113")))
+            .await;
+
+        let other = relay
+            .handle(Incoming::body(&alert("SOS75-5", "75112")))
+            .await;
+
+        let Verdict::DeadLetter { reason, error } = other.verdict else {
+            panic!("not dead-lettered: {other:?}");
+        };
+        assert_eq!(reason, Reason::Conflict);
+        assert_eq!(
+            error,
+            "the id was already used by an alert of different content, delivered to 1 \
+             référent(s); nobody was emailed: publish this alert with a new id"
+        );
+        assert!(other.served.is_empty(), "{:?}", other.served);
+        assert_eq!(
+            recipients(dir.path()),
+            ["camille.martin@ccas-paris13.example.org"]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_same_alert_laid_out_differently_is_a_duplicate_not_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = relay(dir.path());
+        relay
+            .handle(Incoming::body(&alert("SOS75-6", "75113")))
+            .await;
+        let relaid = "{ \"summary\": \"Personne âgée isolée.\", \"territory\": {\"commune\": \"75113\"},\n\
+              \"association\": \"SOS Médecins Paris\", \"emitted_at\": \"2026-11-22T08:15:00+01:00\",\n\
+              \"priority\": \"urgent\", \"kind\": \"orientation_sociale\", \"id\": \"SOS75-6\" }";
+
+        let again = relay.handle(Incoming::body(relaid.as_bytes())).await;
+
+        assert_eq!(
+            again.verdict,
+            Verdict::Delivered {
+                emails: 0,
+                duplicates: 1
+            }
+        );
+        assert_eq!(again.served, ["ccas-paris-13"]);
+    }
+
+    #[tokio::test]
+    async fn a_referent_the_message_says_was_served_is_not_emailed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = relay(dir.path());
+        let body = alert("SOS75-7", "75113");
+        let served = ["ccas-paris-13".to_owned()];
+
+        let outcome = relay
+            .handle(Incoming {
+                body: &body,
+                publisher: None,
+                served: &served,
+            })
+            .await;
+
+        assert_eq!(
+            outcome.verdict,
+            Verdict::Delivered {
+                emails: 0,
+                duplicates: 1
+            }
+        );
+        assert!(emails(dir.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn with_publishers_declared_an_alert_from_another_user_is_forbidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = format!(
+            "{REGISTRY}
+            [[publisher]]
+            user = \"sos75\"
+            association = \"SOS Médecins Paris\"
+            departements = [\"75\"]
+            "
+        );
+        let relay = relay_with(dir.path(), &registry);
+        let body = alert("SOS75-8", "75113");
+        let from = |publisher| Incoming {
+            body: &body,
+            publisher,
+            served: &[],
+        };
+
+        let anonymous = relay.handle(from(None)).await;
+        let stranger = relay.handle(from(Some("sos13"))).await;
+        let allowed = relay.handle(from(Some("sos75"))).await;
+
+        for (outcome, error) in [
+            (
+                anonymous,
+                "the message has no `user_id`: the registry declares its publishers, so every \
+                 alert must carry its publisher's RabbitMQ user in `user_id`",
+            ),
+            (
+                stranger,
+                "broker user `sos13` is not a [[publisher]] of the registry",
+            ),
+        ] {
+            assert_eq!(
+                outcome.verdict,
+                Verdict::DeadLetter {
+                    reason: Reason::Forbidden,
+                    error: error.into()
+                }
+            );
+        }
+        assert_eq!(
+            allowed.verdict,
+            Verdict::Delivered {
+                emails: 1,
+                duplicates: 0
+            }
+        );
+        assert_eq!(
+            recipients(dir.path()),
+            ["camille.martin@ccas-paris13.example.org"]
+        );
     }
 }

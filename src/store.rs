@@ -42,6 +42,15 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the store {path} has schema version {version}, and this relais knows up to {known}: \
+         it was written by a newer relais; run that version, or restore the store's backup"
+    )]
+    Newer {
+        path: PathBuf,
+        version: usize,
+        known: usize,
+    },
     #[error("cannot start the store's thread: {0}")]
     Thread(std::io::Error),
     #[error("the store failed: {0}")]
@@ -50,6 +59,18 @@ pub enum StoreError {
     Write(String),
     #[error("the store is closed")]
     Closed,
+}
+
+/// The SHA-256 of an alert's content in its canonical form: what tells two
+/// alerts with one id apart.
+pub type Digest = [u8; 32];
+
+/// A référent already emailed about an alert, and the content it received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    pub referent_id: String,
+    /// `None` for a record older than digests.
+    pub digest: Option<Digest>,
 }
 
 /// One email accepted by a mail server: a line of the audit trail.
@@ -66,6 +87,7 @@ pub struct SentEmail {
 enum Request {
     Record {
         delivery: SentEmail,
+        digest: Digest,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
     Prune {
@@ -109,23 +131,30 @@ impl Store {
         })
     }
 
-    /// The référents already emailed about `alert`. A point query on the
-    /// primary key, on the caller's thread.
+    /// The référents already emailed about `alert`, with the digest of
+    /// what they received. A point query on the primary key, on the
+    /// caller's thread.
     ///
     /// # Errors
     /// [`StoreError`] if the store cannot be read.
-    pub fn served(&self, alert: &AlertId) -> Result<Vec<String>, StoreError> {
+    pub fn served(&self, alert: &AlertId) -> Result<Vec<Served>, StoreError> {
         let reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(served(&reader, alert.as_str())?)
     }
 
-    /// Records an email the server accepted; on disk when this returns.
+    /// Records an email the server accepted, about an alert of content
+    /// `digest`; on disk when this returns.
     ///
     /// # Errors
     /// [`StoreError`] if the write failed.
-    pub async fn record(&self, delivery: SentEmail) -> Result<(), StoreError> {
+    pub async fn record(&self, delivery: SentEmail, digest: Digest) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Request::Record { delivery, reply }).await?;
+        self.send(Request::Record {
+            delivery,
+            digest,
+            reply,
+        })
+        .await?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -151,6 +180,59 @@ fn read_only() -> OpenFlags {
     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
 }
 
+/// The store's schema, one step per release that changed it: a store is
+/// brought up to date at start-up, in one transaction, and its version is
+/// SQLite's `user_version`. Steps are only ever added, never edited, and
+/// none destroys data.
+const MIGRATIONS: &[&str] = &[
+    // 1. Who was emailed about which alert (written by every relais so far,
+    //    hence `IF NOT EXISTS`).
+    "CREATE TABLE IF NOT EXISTS deliveries (
+         alert_id     TEXT NOT NULL,
+         referent_id  TEXT NOT NULL,
+         email        TEXT NOT NULL,
+         message_id   TEXT NOT NULL,
+         smtp_reply   TEXT NOT NULL,
+         delivered_at INTEGER NOT NULL,
+         PRIMARY KEY (alert_id, referent_id)
+     ) WITHOUT ROWID;
+     CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (delivered_at);",
+    // 2. The digest of the alert's content each email was about, so that
+    //    another alert reusing the id is caught (NULL: recorded before).
+    "ALTER TABLE deliveries ADD COLUMN digest BLOB;",
+    // 3. What operators did with the dead letters and the audit trail.
+    "CREATE TABLE operations (
+         recorded_at INTEGER NOT NULL,
+         unix_user   TEXT NOT NULL,
+         command     TEXT NOT NULL,
+         count       INTEGER NOT NULL,
+         detail      TEXT NOT NULL
+     );
+     CREATE INDEX operations_by_time ON operations (recorded_at);",
+];
+
+/// Brings the store's schema up to date; returns the version it had (a
+/// version past [`MIGRATIONS`] is left alone: a newer relais wrote it).
+fn migrate(connection: &Connection) -> Result<usize, rusqlite::Error> {
+    let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version >= MIGRATIONS.len() {
+        return Ok(version);
+    }
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let applied = MIGRATIONS[version..]
+        .iter()
+        .try_for_each(|step| connection.execute_batch(step))
+        .and_then(|()| connection.pragma_update(None, "user_version", MIGRATIONS.len() as i64));
+    match applied {
+        Ok(()) => connection.execute_batch("COMMIT").map(|()| version),
+        Err(error) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(error)
+        }
+    }
+}
+
 fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
     let open = || -> Result<Connection, rusqlite::Error> {
         let connection = Connection::open_with_flags(path, flags)?;
@@ -161,25 +243,25 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
         if !flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
             connection.pragma_update(None, "journal_mode", "WAL")?;
             connection.pragma_update(None, "synchronous", "FULL")?;
-            connection.execute_batch(
-                "CREATE TABLE IF NOT EXISTS deliveries (
-                     alert_id     TEXT NOT NULL,
-                     referent_id  TEXT NOT NULL,
-                     email        TEXT NOT NULL,
-                     message_id   TEXT NOT NULL,
-                     smtp_reply   TEXT NOT NULL,
-                     delivered_at INTEGER NOT NULL,
-                     PRIMARY KEY (alert_id, referent_id)
-                 ) WITHOUT ROWID;
-                 CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (delivered_at);",
-            )?;
         }
         Ok(connection)
     };
-    open().map_err(|source| StoreError::Open {
+    let at = |source| StoreError::Open {
         path: path.to_owned(),
         source,
-    })
+    };
+    let connection = open().map_err(at)?;
+    if !flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        let version = migrate(&connection).map_err(at)?;
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::Newer {
+                path: path.to_owned(),
+                version,
+                known: MIGRATIONS.len(),
+            });
+        }
+    }
+    Ok(connection)
 }
 
 /// The store thread: takes what has arrived (up to [`BATCH`]), answers
@@ -207,13 +289,17 @@ fn serve(mut connection: Connection, mut requests: mpsc::Receiver<Request>) {
                         .map_err(StoreError::from);
                     let _ = reply.send(deleted);
                 }
-                Request::Record { delivery, reply } => writes.push((delivery, reply)),
+                Request::Record {
+                    delivery,
+                    digest,
+                    reply,
+                } => writes.push(((delivery, digest), reply)),
             }
         }
         if writes.is_empty() {
             continue;
         }
-        let committed = record_all(&mut connection, writes.iter().map(|(delivery, _)| delivery));
+        let committed = record_all(&mut connection, writes.iter().map(|(write, _)| write));
         for (_, reply) in writes {
             let _ = reply.send(match &committed {
                 Ok(()) => Ok(()),
@@ -224,26 +310,32 @@ fn serve(mut connection: Connection, mut requests: mpsc::Receiver<Request>) {
     }
 }
 
-fn served(connection: &Connection, alert: &str) -> Result<Vec<String>, rusqlite::Error> {
-    let mut statement =
-        connection.prepare_cached("SELECT referent_id FROM deliveries WHERE alert_id = ?1")?;
-    let rows = statement.query_map(params![alert], |row| row.get(0))?;
+fn served(connection: &Connection, alert: &str) -> Result<Vec<Served>, rusqlite::Error> {
+    let mut statement = connection
+        .prepare_cached("SELECT referent_id, digest FROM deliveries WHERE alert_id = ?1")?;
+    let rows = statement.query_map(params![alert], |row| {
+        let digest: Option<Vec<u8>> = row.get(1)?;
+        Ok(Served {
+            referent_id: row.get(0)?,
+            digest: digest.and_then(|bytes| Digest::try_from(bytes).ok()),
+        })
+    })?;
     rows.collect()
 }
 
 fn record_all<'a>(
     connection: &mut Connection,
-    deliveries: impl Iterator<Item = &'a SentEmail>,
+    deliveries: impl Iterator<Item = &'a (SentEmail, Digest)>,
 ) -> Result<(), rusqlite::Error> {
     let transaction = connection.transaction()?;
     {
         let mut insert = transaction.prepare_cached(
             "INSERT INTO deliveries
-                 (alert_id, referent_id, email, message_id, smtp_reply, delivered_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 (alert_id, referent_id, email, message_id, smtp_reply, delivered_at, digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (alert_id, referent_id) DO NOTHING",
         )?;
-        for delivery in deliveries {
+        for (delivery, digest) in deliveries {
             insert.execute(params![
                 delivery.alert_id,
                 delivery.referent_id,
@@ -251,6 +343,7 @@ fn record_all<'a>(
                 delivery.message_id,
                 delivery.smtp_reply,
                 delivery.delivered_at.unix_timestamp(),
+                digest.as_slice(),
             ])?;
         }
     }
@@ -316,6 +409,8 @@ impl AuditReader {
 mod tests {
     use super::*;
 
+    const DIGEST: Digest = [7; 32];
+
     fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> SentEmail {
         SentEmail {
             alert_id: alert.into(),
@@ -336,15 +431,28 @@ mod tests {
         assert!(store.served(&alert).unwrap().is_empty());
 
         let now = OffsetDateTime::now_utc();
-        store.record(delivery("A-1", "ccas-13", now)).await.unwrap();
-        store.record(delivery("A-1", "ccas-13", now)).await.unwrap(); // a duplicate is a no-op
-        store.record(delivery("A-1", "caf-75", now)).await.unwrap();
+        store
+            .record(delivery("A-1", "ccas-13", now), DIGEST)
+            .await
+            .unwrap();
+        store
+            .record(delivery("A-1", "ccas-13", now), DIGEST)
+            .await
+            .unwrap(); // a duplicate is a no-op
+        store
+            .record(delivery("A-1", "caf-75", now), DIGEST)
+            .await
+            .unwrap();
         drop(store);
 
         let reopened = Store::open(&path).unwrap();
         let mut served = reopened.served(&alert).unwrap();
-        served.sort();
-        assert_eq!(served, ["caf-75", "ccas-13"]);
+        served.sort_by(|a, b| a.referent_id.cmp(&b.referent_id));
+        let expected = |referent: &str| Served {
+            referent_id: referent.into(),
+            digest: Some(DIGEST),
+        };
+        assert_eq!(served, [expected("caf-75"), expected("ccas-13")]);
         let audit = AuditReader::open(&path).unwrap();
         let rows = audit.alert(&alert).unwrap();
         assert_eq!(rows.len(), 2);
@@ -359,7 +467,11 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let writes = (0..500).map(|n| {
             let store = store.clone();
-            tokio::spawn(async move { store.record(delivery(&format!("A-{n}"), "r", now)).await })
+            tokio::spawn(async move {
+                store
+                    .record(delivery(&format!("A-{n}"), "r", now), DIGEST)
+                    .await
+            })
         });
         for write in writes {
             write.await.unwrap().unwrap();
@@ -377,11 +489,11 @@ mod tests {
         let store = Store::open(&dir.path().join("relais.db")).unwrap();
         let now = OffsetDateTime::now_utc();
         store
-            .record(delivery("OLD", "r", now - time::Duration::days(31)))
+            .record(delivery("OLD", "r", now - time::Duration::days(31)), DIGEST)
             .await
             .unwrap();
         store
-            .record(delivery("NEW", "r", now - time::Duration::days(29)))
+            .record(delivery("NEW", "r", now - time::Duration::days(29)), DIGEST)
             .await
             .unwrap();
 
@@ -394,9 +506,8 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        assert_eq!(
-            store.served(&AlertId::parse("NEW").unwrap()).unwrap(),
-            ["r"]
-        );
+        let served = store.served(&AlertId::parse("NEW").unwrap()).unwrap();
+        assert_eq!(served.len(), 1);
+        assert_eq!(served[0].referent_id, "r");
     }
 }

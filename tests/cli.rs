@@ -406,17 +406,26 @@ async fn check_takes_the_secrets_from_systemd_credentials_and_warns_when_others_
         out.contains("broker:   amqps://relais:***@broker.example.org:5671/%2f"),
         "the URL comes from the credential: {out}"
     );
-    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning:")).collect();
+    let warnings = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("warning:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let no_publisher = format!("warning:  {}", relais::commands::NO_PUBLISHER);
     assert_eq!(
-        warnings,
-        [format!(
-            "warning:  smtp.password_file {} can be read by other users (mode 0644): \
-             `chmod 600` it, owned by the user relais runs as",
-            password.display()
-        )]
+        warnings(&out),
+        [
+            format!(
+                "warning:  smtp.password_file {} can be read by other users (mode 0644): \
+                 `chmod 600` it, owned by the user relais runs as",
+                password.display()
+            ),
+            no_publisher.clone()
+        ]
     );
     assert!(private.status.success(), "{}", text(&private.stderr));
-    assert!(!text(&private.stdout).contains("warning:"));
+    assert_eq!(warnings(&text(&private.stdout)), [no_publisher]);
     for output in [&exposed, &private] {
         let shown = text(&output.stdout) + &text(&output.stderr);
         assert!(!shown.contains(amqp_secret), "{shown}");
@@ -459,7 +468,8 @@ async fn a_replay_by_a_reason_relais_does_not_know_is_refused_with_the_list_of_r
     assert!(
         stderr.contains(
             "invalid value 'rejeted' for '--reason <REASON>': is not a dead-letter reason; the \
-             reasons are invalid, unroutable, rejected, exhausted, delivery_limit"
+             reasons are invalid, unroutable, forbidden, conflict, rejected, exhausted, \
+             delivery_limit"
         ),
         "{stderr}"
     );

@@ -374,3 +374,48 @@ async fn with_include_patient_false_no_patient_detail_leaves_by_email() {
     }
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_second_alert_with_a_used_id_is_dead_lettered_as_a_conflict_and_a_true_copy_is_not() {
+    // Arrange: an alert for Paris 15e is delivered.
+    let world = World::new(REGISTRY).await;
+    let app = world.spawn();
+    let first = alert("SOS75-ONE-ID", "orientation_sociale", "75115");
+    world.publish("orientation_sociale", &first).await;
+    assert_eq!(world.smtp.wait_for(1, WAIT).await.len(), 1);
+
+    // Act: the same alert again (a publisher's retry), then another alert
+    // (Paris 13e) under the same id.
+    world.publish("orientation_sociale", &first).await;
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-ONE-ID", "orientation_sociale", "75113"),
+        )
+        .await;
+    assert_eq!(world.wait_for_depth(&world.dead(), 1, WAIT).await, 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.stop().await;
+
+    // Assert: one email, to Paris 15e's référent; the other alert waits in
+    // `.dead` as a conflict, its référents not emailed.
+    let to: Vec<String> = world.smtp.mails().iter().map(|m| m.to.join(",")).collect();
+    assert_eq!(to, ["social@paris.test"]);
+    let dead = world.broker.take_all(&world.dead()).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].header("x-relais-reason").as_deref(),
+        Some("conflict")
+    );
+    assert_eq!(
+        dead[0].header("x-relais-error").as_deref(),
+        Some(
+            "the id was already used by an alert of different content, delivered to 1 \
+             référent(s); nobody was emailed: publish this alert with a new id"
+        )
+    );
+    assert_eq!(dead[0].header("x-relais-served"), None);
+    let body: serde_json::Value = serde_json::from_slice(&dead[0].body).unwrap();
+    assert_eq!(body["territory"]["commune"], "75113");
+    world.cleanup().await;
+}

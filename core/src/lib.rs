@@ -8,5 +8,6 @@
 //! its modules under the same names.
 
 pub mod alert;
+pub mod publisher;
 pub mod registry;
 pub mod territory;

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::alert::Kind;
+use crate::publisher::{Publishers, RawPublisher};
 use crate::territory::{Commune, Departement, Territory};
 
 /// A route's kind that matches every kind.
@@ -209,6 +210,8 @@ pub struct Registry {
     by_departement: Index<(NetworkIndex, Departement)>,
     /// Per network (by index), its fallback référents.
     fallback: Vec<Vec<ReferentIndex>>,
+    /// Who may publish what; empty: anyone may publish anything.
+    publishers: Publishers,
 }
 
 /// The registry file as written, before validation. Its strings borrow
@@ -222,6 +225,8 @@ struct RawRegistry<'a> {
     route: Vec<RawRoute>,
     #[serde(default, borrow)]
     referent: Vec<RawReferent<'a>>,
+    #[serde(default)]
+    publisher: Vec<RawPublisher>,
 }
 
 #[derive(Deserialize)]
@@ -454,6 +459,11 @@ impl Registry {
         &self.referents
     }
 
+    /// Who may publish what (see [`Publishers::authorize`]).
+    pub fn publishers(&self) -> &Publishers {
+        &self.publishers
+    }
+
     /// What the registry covers, for `relais check` and the metrics.
     pub fn summary(&self) -> Summary {
         let mut networks: BTreeMap<String, NetworkSummary> = BTreeMap::new();
@@ -563,6 +573,7 @@ impl Builder {
         let RawRegistry {
             route: raw_routes,
             referent: raw_referents,
+            publisher: raw_publishers,
         } = raw;
         let mut referents = Vec::with_capacity(raw_referents.len());
         let mut ids: HashSet<&str> = HashSet::with_capacity(raw_referents.len());
@@ -657,6 +668,8 @@ impl Builder {
                 .push("the registry has no [[route]]: no alert could be delivered".into());
         }
 
+        let publishers = Publishers::build(raw_publishers, &mut self.errors);
+
         if !self.errors.is_empty() {
             return Err(self.errors);
         }
@@ -672,6 +685,7 @@ impl Builder {
             by_commune: Index::new(by_commune),
             by_departement: Index::new(by_departement),
             fallback,
+            publishers,
         })
     }
 
@@ -1125,6 +1139,47 @@ mod tests {
         assert_eq!(
             summary.routes[0],
             ("acces_aux_droits".into(), vec!["cpam".into(), "caf".into()])
+        );
+    }
+
+    #[test]
+    fn every_error_of_the_publishers_is_listed() {
+        let registry = format!(
+            r#"{REGISTRY}
+            [[publisher]]
+            user = "sos75"
+            association = "SOS Médecins Paris"
+            departements = ["75"]
+            communes = ["7511"]
+            kinds = ["Bad Kind"]
+
+            [[publisher]]
+            user = "sos75"
+            association = " "
+            everywhere = true
+            communes = ["75113"]
+
+            [[publisher]]
+            user = "sos13"
+            association = "SOS Médecins Marseille"
+            kinds = []
+            "#
+        );
+        let RegistryError::Invalid { errors, .. } = Registry::from_toml(&registry).unwrap_err()
+        else {
+            panic!("not refused as invalid");
+        };
+        assert_eq!(
+            errors,
+            [
+                r#"publisher #1 ("sos75"): commune "7511" is not an INSEE commune code (five characters: a département number, `2A` or `2B`, then three digits; overseas: `97x`/`98x` then two digits)"#,
+                r#"publisher #1 ("sos75"): the kind must be a lowercase identifier: a letter, then letters, digits or `_`, at most 64"#,
+                r#"publisher #2 ("sos75"): `association` must be one non-empty line of text"#,
+                r#"publisher #2 ("sos75"): `everywhere = true` with `communes` or `departements`: give one or the other"#,
+                r#"publisher #2 ("sos75"): this user already has a [[publisher]]; one entry per RabbitMQ user"#,
+                r#"publisher #3 ("sos13"): may alert about no territory: give `communes`, `departements`, or `everywhere = true`"#,
+                r#"publisher #3 ("sos13"): `kinds` is empty; leave it out to allow every kind"#,
+            ]
         );
     }
 }

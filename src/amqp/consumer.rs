@@ -20,11 +20,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::amqp::headers;
 use crate::amqp::publisher::Publisher;
 use crate::amqp::settle::Settler;
 use crate::amqp::topology::Topology;
 use crate::health::Health;
-use crate::relay::Relay;
+use crate::relay::{Incoming, Relay};
 use crate::settings::{AmqpSettings, Settings};
 use crate::telemetry::events::Events;
 
@@ -189,6 +190,14 @@ impl Session<'_> {
 }
 
 async fn process(relay: &Relay, settler: &Settler, delivery: Delivery) {
-    let outcome = relay.handle(&delivery.data).await;
+    let login = settler.login();
+    let publisher = headers::publisher(&delivery.properties, login);
+    let served = headers::served(&delivery.properties, login);
+    let message = Incoming {
+        body: &delivery.data,
+        publisher: publisher.as_deref(),
+        served: &served,
+    };
+    let outcome = relay.handle(message).await;
     settler.settle(&delivery, &outcome).await;
 }

@@ -164,7 +164,11 @@ pub async fn replay(
             let routing_key = headers::routing_key(&original, delivery.routing_key.as_str());
             let properties = headers::republish(
                 &delivery.properties,
-                headers::for_replay(&original, &routing_key),
+                headers::for_replay(
+                    &original,
+                    &routing_key,
+                    &headers::served(&delivery.properties, login),
+                ),
                 login,
             );
             publisher

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::outcome::Reason;
+use crate::registry::ReferentId;
 
 /// Why the alert was dead-lettered (`invalid`, `unroutable`, …).
 pub const REASON: &str = "x-relais-reason";
@@ -29,6 +30,12 @@ pub const ROUTING_KEY: &str = "x-relais-routing-key";
 /// kept when relais publishes it again under its own login.
 pub const PUBLISHER: &str = "x-relais-publisher";
 
+/// The référents relais already emailed about the alert, by id, separated
+/// by commas: a retry or a replay never emails them again, however long
+/// the dead letter waited (the store forgets after `store.retention`).
+/// Trusted only on a message relais published (see [`served`]).
+pub const SERVED: &str = "x-relais-served";
+
 /// The broker's reason for a message it dead-lettered itself.
 const FIRST_DEATH_REASON: &str = "x-first-death-reason";
 
@@ -42,8 +49,9 @@ pub fn for_retry(
     attempts: i32,
     error: &str,
     routing_key: &str,
+    served: &[String],
 ) -> FieldTable {
-    let mut headers = attempt(original, attempts, error);
+    let mut headers = attempt(original, attempts, error, served);
     headers.insert(ROUTING_KEY.into(), long_string(routing_key));
     headers
 }
@@ -55,8 +63,9 @@ pub fn for_dead_letter(
     attempts: i32,
     reason: Reason,
     error: &str,
+    served: &[String],
 ) -> FieldTable {
-    let mut headers = attempt(original, attempts, error);
+    let mut headers = attempt(original, attempts, error, served);
     headers.insert(REASON.into(), long_string(reason.as_str()));
     let now = OffsetDateTime::now_utc()
         .format(&Rfc3339)
@@ -67,8 +76,9 @@ pub fn for_dead_letter(
 
 /// The headers of a replayed dead letter: the publisher's own, with
 /// relais's and the broker's dead-lettering records removed (the alert
-/// starts the ladder again), and its original routing key.
-pub fn for_replay(original: &FieldTable, routing_key: &str) -> FieldTable {
+/// starts the ladder again), its original routing key, and the référents
+/// already `served` (read with [`served`]).
+pub fn for_replay(original: &FieldTable, routing_key: &str, served: &[String]) -> FieldTable {
     let mut headers = FieldTable::default();
     for (key, value) in original.inner() {
         let name = key.as_str();
@@ -82,7 +92,40 @@ pub fn for_replay(original: &FieldTable, routing_key: &str) -> FieldTable {
         }
     }
     headers.insert(ROUTING_KEY.into(), long_string(routing_key));
+    set_served(&mut headers, served);
     headers
+}
+
+/// The référents a message says relais already emailed: its
+/// `x-relais-served`, on a message whose `user_id` is relais's own `login`
+/// (one relais published); none on any other, since a publisher could
+/// otherwise keep an alert from its référents. Ids that are not référent
+/// ids are left out.
+pub fn served(properties: &BasicProperties, login: Option<&str>) -> Vec<String> {
+    let from_relais =
+        login.is_some() && properties.user_id().as_ref().map(ShortString::as_str) == login;
+    let listed = properties
+        .headers()
+        .as_ref()
+        .filter(|_| from_relais)
+        .and_then(|headers| text(headers, SERVED));
+    listed
+        .iter()
+        .flat_map(|list| list.split(','))
+        .filter(|id| ReferentId::parse(id).is_ok())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Writes `served` as `x-relais-served`, or removes the header when empty.
+fn set_served(headers: &mut FieldTable, served: &[String]) {
+    if served.is_empty() {
+        let mut kept = headers.inner().clone();
+        kept.remove(SERVED);
+        *headers = FieldTable::from(kept);
+    } else {
+        headers.insert(SERVED.into(), long_string(&served.join(",")));
+    }
 }
 
 /// The properties relais publishes a message again with (to a retry queue,
@@ -158,11 +201,13 @@ fn without_user_id(properties: BasicProperties) -> BasicProperties {
     copy
 }
 
-/// `original` with the attempt count and the error of this attempt.
-fn attempt(original: &FieldTable, attempts: i32, error: &str) -> FieldTable {
+/// `original` with the attempt count, the error of this attempt and the
+/// référents served so far.
+fn attempt(original: &FieldTable, attempts: i32, error: &str, served: &[String]) -> FieldTable {
     let mut headers = original.clone();
     headers.insert(ATTEMPTS.into(), AMQPValue::LongInt(attempts));
     headers.insert(ERROR.into(), long_string(truncate(error, ERROR_MAX_BYTES)));
+    set_served(&mut headers, served);
     headers
 }
 
@@ -263,6 +308,7 @@ mod tests {
             2,
             "SMTP: 451 later",
             "orientation_sociale",
+            &[],
         );
         assert_eq!(attempts(&headers, 5), 2);
         assert_eq!(text(&headers, ERROR).as_deref(), Some("SMTP: 451 later"));
@@ -273,7 +319,7 @@ mod tests {
 
     #[test]
     fn a_dead_letter_says_why_when_and_after_how_many_attempts() {
-        let headers = for_dead_letter(&publisher_headers(), 6, Reason::Exhausted, "SMTP: 421");
+        let headers = for_dead_letter(&publisher_headers(), 6, Reason::Exhausted, "SMTP: 421", &[]);
         assert_eq!(reason(&headers).as_deref(), Some("exhausted"));
         assert_eq!(attempts(&headers, 6), 6);
         assert_eq!(text(&headers, ERROR).as_deref(), Some("SMTP: 421"));
@@ -287,7 +333,7 @@ mod tests {
     #[test]
     fn a_long_error_is_cut_on_a_character_boundary() {
         let error = "é".repeat(ERROR_MAX_BYTES);
-        let headers = for_dead_letter(&FieldTable::default(), 1, Reason::Rejected, &error);
+        let headers = for_dead_letter(&FieldTable::default(), 1, Reason::Rejected, &error, &[]);
         let kept = text(&headers, ERROR).unwrap();
         assert_eq!(kept.len(), ERROR_MAX_BYTES);
         assert!(kept.chars().all(|c| c == 'é'));
@@ -296,10 +342,11 @@ mod tests {
     #[test]
     fn a_replay_starts_the_ladder_again_with_the_publishers_headers_only() {
         let mut dead = for_dead_letter(
-            &for_retry(&publisher_headers(), 1, "451", "demande_visite"),
+            &for_retry(&publisher_headers(), 1, "451", "demande_visite", &[]),
             2,
             Reason::Exhausted,
             "451",
+            &[],
         );
         dead.insert(
             "x-death".into(),
@@ -307,7 +354,7 @@ mod tests {
         );
         dead.insert("x-first-death-queue".into(), long_string("relais.q"));
         dead.insert("x-delivery-count".into(), AMQPValue::LongInt(3));
-        let replayed = for_replay(&dead, "demande_visite");
+        let replayed = for_replay(&dead, "demande_visite", &[]);
         let mut names: Vec<&str> = replayed.inner().keys().map(|k| k.as_str()).collect();
         names.sort_unstable();
         assert_eq!(names, ["x-dispatch-trace", ROUTING_KEY]);
@@ -419,5 +466,31 @@ mod tests {
             headers.insert(ATTEMPTS.into(), value.clone());
             assert_eq!(attempts(&headers, 5), 0, "{value:?}");
         }
+    }
+
+    #[test]
+    fn the_referents_served_travel_with_relais_s_messages_only() {
+        let served = ["caf-75".to_owned(), "ccas-paris-13".to_owned()];
+        let dead = for_dead_letter(&publisher_headers(), 1, Reason::Rejected, "550", &served);
+        assert_eq!(text(&dead, SERVED).as_deref(), Some("caf-75,ccas-paris-13"));
+        let from_relais = BasicProperties::default()
+            .with_user_id("relais".into())
+            .with_headers(dead.clone());
+        assert_eq!(super::served(&from_relais, Some("relais")), served);
+        let replayed = for_replay(&dead, "orientation_sociale", &served);
+        assert_eq!(
+            text(&replayed, SERVED).as_deref(),
+            Some("caf-75,ccas-paris-13")
+        );
+
+        // A publisher that writes the header itself is not believed, and an
+        // empty list removes a header it wrote.
+        let forged = BasicProperties::default()
+            .with_user_id("sos75-dispatch".into())
+            .with_headers(dead.clone());
+        assert!(super::served(&forged, Some("relais")).is_empty());
+        assert!(super::served(&from_relais, None).is_empty());
+        let retried = for_retry(&dead, 1, "451", "orientation_sociale", &[]);
+        assert_eq!(text(&retried, SERVED), None);
     }
 }

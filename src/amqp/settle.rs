@@ -43,6 +43,11 @@ impl Settler {
         }
     }
 
+    /// relais's login on the broker, if it logs in with a user name.
+    pub fn login(&self) -> Option<&str> {
+        self.login.as_deref()
+    }
+
     /// Acks, requeues, retries or dead-letters `delivery` as `outcome` says.
     /// Failures are logged, not returned: in every failure case the delivery
     /// stays with the broker, which delivers it again.
@@ -50,9 +55,12 @@ impl Settler {
         let alert_id = alert_id(outcome, delivery);
         match &outcome.verdict {
             Verdict::Delivered { .. } => self.ack(delivery, &alert_id).await,
-            Verdict::Retry { error } => self.retry(delivery, &alert_id, error).await,
+            Verdict::Retry { error } => {
+                self.retry(delivery, &alert_id, error, &outcome.served)
+                    .await;
+            }
             Verdict::DeadLetter { reason, error } => {
-                self.dead_letter_then_ack(delivery, &alert_id, *reason, error)
+                self.dead_letter_then_ack(delivery, &alert_id, *reason, error, &outcome.served)
                     .await;
             }
         }
@@ -60,19 +68,19 @@ impl Settler {
 
     /// Sends the alert one step down the ladder, or dead-letters it as
     /// `exhausted` past the last step.
-    async fn retry(&self, delivery: &Delivery, alert_id: &str, error: &str) {
+    async fn retry(&self, delivery: &Delivery, alert_id: &str, error: &str, served: &[String]) {
         let original = delivery.properties.headers().clone().unwrap_or_default();
         let attempts = headers::attempts(&original, self.topology.retries.len()) + 1;
         let step = usize::try_from(attempts - 1).unwrap_or(usize::MAX);
         let Some(queue) = self.topology.retries.get(step) else {
             return self
-                .dead_letter_then_ack(delivery, alert_id, Reason::Exhausted, error)
+                .dead_letter_then_ack(delivery, alert_id, Reason::Exhausted, error, served)
                 .await;
         };
         let routing_key = headers::routing_key(&original, delivery.routing_key.as_str());
         let properties = headers::republish(
             &delivery.properties,
-            headers::for_retry(&original, attempts, error, &routing_key),
+            headers::for_retry(&original, attempts, error, &routing_key, served),
             self.login.as_deref(),
         );
         let published = self
@@ -92,13 +100,14 @@ impl Settler {
         alert_id: &str,
         reason: Reason,
         error: &str,
+        served: &[String],
     ) {
         let original = delivery.properties.headers().clone().unwrap_or_default();
         let attempts = headers::attempts(&original, self.topology.retries.len()) + 1;
         let routing_key = headers::routing_key(&original, delivery.routing_key.as_str());
         let properties = headers::republish(
             &delivery.properties,
-            headers::for_dead_letter(&original, attempts, reason, error),
+            headers::for_dead_letter(&original, attempts, reason, error, served),
             self.login.as_deref(),
         );
         let published = self
