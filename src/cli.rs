@@ -117,12 +117,17 @@ pub struct PublishArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("which").required(true))]
+#[command(group = clap::ArgGroup::new("which").required(true).multiple(true))]
 pub struct AuditArgs {
     /// An alert id: who was emailed about it, and when.
-    #[arg(long, group = "which", value_name = "ID")]
+    #[arg(long, group = "which", value_name = "ID", conflicts_with_all = ["since", "operations"])]
     pub alert: Option<String>,
-    /// Every delivery in this last span of time, e.g. 24h or 7d.
+    /// Every delivery (or, with --operations, every operator command) in
+    /// this last span of time, e.g. 24h or 7d.
     #[arg(long, group = "which", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub since: Option<std::time::Duration>,
+    /// The operators' commands on the dead letters and the audit trail:
+    /// when, which Unix user, what, how many.
+    #[arg(long, group = "which")]
+    pub operations: bool,
 }

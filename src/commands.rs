@@ -21,7 +21,7 @@ use crate::amqp::{PublishError, Publisher, Topology};
 use crate::cli::{AuditArgs, Cli, Command, DeadLettersCommand, PublishArgs, ResolveArgs};
 use crate::registry::Registry;
 use crate::settings::{Outbound, Settings};
-use crate::store::AuditReader;
+use crate::store::{AuditReader, Operation, OperationLog};
 use crate::territory::{Commune, Departement, Territory};
 
 /// Runs the subcommand; errors are printed, and become exit code 1.
@@ -269,21 +269,45 @@ async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow::Result<()
 }
 
 /// `relais audit`: deliveries from the store, one line each, oldest first:
-/// time, alert id, référent id, address, Message-ID, the server's reply.
+/// time, alert id, référent id, address, Message-ID, the server's reply; or,
+/// with `--operations`, the operators' commands.
 fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
+    let trace = Trace::open(&settings)?;
     let reader = AuditReader::open(&settings.store.path)?;
-    let deliveries = match (&args.alert, args.since) {
+    let since = args
+        .since
+        .map(|since| {
+            let since = time::Duration::try_from(since).context("--since is too long")?;
+            anyhow::Ok(OffsetDateTime::now_utc() - since)
+        })
+        .transpose()?;
+    if args.operations {
+        let operations = reader.operations(since)?;
+        trace.done(&operations_command(args), operations.len())?;
+        for operation in &operations {
+            println!(
+                "{}	{}	{}	{}",
+                operation.recorded_at.format(&Rfc3339).unwrap_or_default(),
+                printable(&operation.unix_user),
+                printable(&operation.command),
+                operation.count
+            );
+        }
+        if operations.is_empty() {
+            eprintln!("no operation recorded");
+        }
+        return Ok(());
+    }
+    let (deliveries, command) = match (&args.alert, since) {
         (Some(id), _) => {
             let id = AlertId::parse(id).map_err(|problem| anyhow::anyhow!("--alert {problem}"))?;
-            reader.alert(&id)?
+            (reader.alert(&id)?, format!("audit --alert {id}"))
         }
-        (None, Some(since)) => {
-            let since = time::Duration::try_from(since).context("--since is too long")?;
-            reader.since(OffsetDateTime::now_utc() - since)?
-        }
-        (None, None) => bail!("give --alert ID or --since DURATION"),
+        (None, Some(since)) => (reader.since(since)?, operations_command(args)),
+        (None, None) => bail!("give --alert ID, --since DURATION or --operations"),
     };
+    trace.done(&command, deliveries.len())?;
     for delivery in &deliveries {
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}",
@@ -299,6 +323,84 @@ fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
         eprintln!("no delivery recorded");
     }
     Ok(())
+}
+
+/// The command line of an `audit` without `--alert`, as recorded.
+fn operations_command(args: &AuditArgs) -> String {
+    let mut command = String::from("audit");
+    if let Some(since) = args.since {
+        let _ = write!(command, " --since {}", humantime::format_duration(since));
+    }
+    if args.operations {
+        command.push_str(" --operations");
+    }
+    command
+}
+
+/// The record of one operator command in the store's operations log:
+/// opened before the command does anything (a command that cannot be
+/// recorded is not done), written when it is done.
+struct Trace {
+    log: OperationLog,
+}
+
+impl Trace {
+    fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let log = OperationLog::open(&settings.store.path).with_context(|| {
+            "operator commands on the dead letters and the audit trail are recorded in the \
+             store, and it cannot be written: run this command as root or as the user relais \
+             runs as"
+        })?;
+        Ok(Self { log })
+    }
+
+    fn done(self, command: &str, count: usize) -> anyhow::Result<()> {
+        let operation = Operation {
+            recorded_at: OffsetDateTime::now_utc(),
+            unix_user: operator(),
+            command: command.to_owned(),
+            count,
+        };
+        self.log
+            .record(&operation)
+            .context("the command was done, but could not be recorded in the store")
+    }
+}
+
+/// The Unix user running this command, with the one who ran `sudo`.
+fn operator() -> String {
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let name = user_name(uid).unwrap_or_else(|| format!("uid {uid}"));
+    match std::env::var("SUDO_USER") {
+        Ok(by) if !by.is_empty() && by != name => format!("{name} (sudo: {by})"),
+        _ => name,
+    }
+}
+
+/// The name of the user `uid`, from the system's user database.
+fn user_name(uid: libc::uid_t) -> Option<String> {
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    // SAFETY: `passwd` is plain data, written by getpwuid_r on success.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; `buffer` outlives the
+    // read of `pw_name`, which points into it.
+    let status = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &raw mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &raw mut found,
+        )
+    };
+    if status != 0 || found.is_null() || entry.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success `pw_name` is a NUL-terminated string in `buffer`.
+    let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 /// Connects to the broker for an operator's command.
@@ -376,11 +478,13 @@ async fn status(config: Option<&Path>, json: bool) -> ExitCode {
 /// `relais dead-letters list|replay|purge`.
 async fn dead_letters(config: Option<&Path>, command: DeadLettersCommand) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
+    let trace = Trace::open(&settings)?;
     let topology = Topology::new(&settings);
     let connection = connect(&settings).await?;
     let result = match command {
         DeadLettersCommand::List { limit, json } => {
             let letters = dead_letters::list(&connection, &topology, limit).await?;
+            trace.done("dead-letters list", letters.len())?;
             if json {
                 println!("{}", serde_json::to_string(&letters)?);
             } else {
@@ -389,10 +493,10 @@ async fn dead_letters(config: Option<&Path>, command: DeadLettersCommand) -> any
             Ok(())
         }
         DeadLettersCommand::Replay(args) => {
-            let selection = match (args.all, args.id, args.reason) {
-                (true, _, _) => Selection::All,
-                (_, Some(id), _) => Selection::Id(id),
-                (_, _, Some(reason)) => Selection::Reason(reason),
+            let (selection, which) = match (args.all, args.id, args.reason) {
+                (true, _, _) => (Selection::All, "--all".to_owned()),
+                (_, Some(id), _) => (Selection::Id(id.clone()), format!("--id {id}")),
+                (_, _, Some(reason)) => (Selection::Reason(reason), format!("--reason {reason}")),
                 _ => bail!("give --all, --id ID or --reason REASON"),
             };
             let replayed = dead_letters::replay(
@@ -403,6 +507,10 @@ async fn dead_letters(config: Option<&Path>, command: DeadLettersCommand) -> any
                 settings.amqp.login().as_deref(),
             )
             .await?;
+            trace.done(
+                &format!("dead-letters replay {which}"),
+                replayed.taken.len(),
+            )?;
             print_letters(&replayed.taken);
             println!(
                 "replayed {} dead letter(s) to {}; {} left in {}",
@@ -414,16 +522,25 @@ async fn dead_letters(config: Option<&Path>, command: DeadLettersCommand) -> any
             Ok(())
         }
         DeadLettersCommand::Purge(args) => {
-            let (selection, which) = match (args.id, args.older_than) {
-                (Some(id), _) => (Selection::Id(id.clone()), format!("of alert {id}")),
+            let (selection, which, option) = match (args.id, args.older_than) {
+                (Some(id), _) => (
+                    Selection::Id(id.clone()),
+                    format!("of alert {id}"),
+                    format!("--id {id}"),
+                ),
                 (None, Some(age)) => (
                     Selection::OlderThan(age),
                     format!("older than {}", humantime::format_duration(age)),
+                    format!("--older-than {}", humantime::format_duration(age)),
                 ),
                 (None, None) => bail!("give --id ID or --older-than DURATION"),
             };
             if args.yes {
                 let purged = dead_letters::purge(&connection, &topology, &selection).await?;
+                trace.done(
+                    &format!("dead-letters purge {option} --yes"),
+                    purged.taken.len(),
+                )?;
                 print_letters(&purged.taken);
                 println!("purged {} dead letter(s) {which}", purged.taken.len());
                 Ok(())
@@ -433,6 +550,7 @@ async fn dead_letters(config: Option<&Path>, command: DeadLettersCommand) -> any
                     .into_iter()
                     .filter(|letter| selection.takes(letter))
                     .collect();
+                trace.done(&format!("dead-letters purge {option}"), chosen.len())?;
                 print_letters(&chosen);
                 Err(anyhow::anyhow!(
                     "{} dead letter(s) {which} would be deleted for good; run again with --yes to do it",

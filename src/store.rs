@@ -205,8 +205,7 @@ const MIGRATIONS: &[&str] = &[
          recorded_at INTEGER NOT NULL,
          unix_user   TEXT NOT NULL,
          command     TEXT NOT NULL,
-         count       INTEGER NOT NULL,
-         detail      TEXT NOT NULL
+         count       INTEGER NOT NULL
      );
      CREATE INDEX operations_by_time ON operations (recorded_at);",
 ];
@@ -350,6 +349,89 @@ fn record_all<'a>(
     transaction.commit()
 }
 
+/// One operator command that read or changed the dead letters or the
+/// audit trail: who, what, how many, when. Never the messages' content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub recorded_at: OffsetDateTime,
+    /// The Unix user, with the one who ran `sudo`, e.g. `root (sudo: alice)`.
+    pub unix_user: String,
+    /// The command, e.g. `dead-letters replay --reason rejected`.
+    pub command: String,
+    /// How many messages or deliveries it read or changed.
+    pub count: usize,
+}
+
+/// Where operators' commands are recorded: opened before the command does
+/// anything (so that a command that could not be recorded is not done),
+/// written once it is done.
+pub struct OperationLog {
+    connection: Connection,
+    path: PathBuf,
+}
+
+impl OperationLog {
+    /// # Errors
+    /// [`StoreError`] when the store cannot be opened for writing.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
+                path: folder.to_owned(),
+                source,
+            })?;
+        }
+        Ok(Self {
+            connection: open_connection(path, OpenFlags::default())?,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Records `operation`; on disk when this returns.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the write failed.
+    pub fn record(self, operation: &Operation) -> Result<(), StoreError> {
+        self.connection.execute(
+            "INSERT INTO operations (recorded_at, unix_user, command, count)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                operation.recorded_at.unix_timestamp(),
+                operation.unix_user,
+                operation.command,
+                i64::try_from(operation.count).unwrap_or(i64::MAX),
+            ],
+        )?;
+        drop(self.connection);
+        give_to_folder_owner(&self.path);
+        Ok(())
+    }
+}
+
+/// When root records an operation in a store it had to create, the files
+/// go to the owner of the store's folder (the service's user), so that the
+/// daemon can still open them.
+fn give_to_folder_owner(path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Some(folder) = path.parent().and_then(|f| std::fs::metadata(f).ok()) else {
+        return;
+    };
+    if folder.uid() == 0 {
+        return;
+    }
+    let mut files = vec![path.to_owned()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(PathBuf::from(name));
+    }
+    for file in files {
+        let owned_by_root = std::fs::metadata(&file).is_ok_and(|m| m.uid() == 0);
+        if owned_by_root {
+            let _ = std::os::unix::fs::chown(&file, Some(folder.uid()), Some(folder.gid()));
+        }
+    }
+}
+
 /// Read-only access for `relais audit`, safe while the daemon writes.
 pub struct AuditReader {
     connection: Connection,
@@ -378,6 +460,29 @@ impl AuditReader {
     /// [`StoreError`] if the query fails.
     pub fn since(&self, since: OffsetDateTime) -> Result<Vec<SentEmail>, StoreError> {
         self.query("WHERE delivered_at >= ?1", params![since.unix_timestamp()])
+    }
+
+    /// The operators' commands recorded since `since` (all of them when
+    /// `None`), oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub fn operations(&self, since: Option<OffsetDateTime>) -> Result<Vec<Operation>, StoreError> {
+        let since = since.map_or(i64::MIN, OffsetDateTime::unix_timestamp);
+        let mut statement = self.connection.prepare(
+            "SELECT recorded_at, unix_user, command, count FROM operations
+             WHERE recorded_at >= ?1 ORDER BY recorded_at, rowid",
+        )?;
+        let rows = statement.query_map(params![since], |row| {
+            Ok(Operation {
+                recorded_at: OffsetDateTime::from_unix_timestamp(row.get(0)?)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                unix_user: row.get(1)?,
+                command: row.get(2)?,
+                count: usize::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn query(
@@ -509,5 +614,69 @@ mod tests {
         let served = store.served(&AlertId::parse("NEW").unwrap()).unwrap();
         assert_eq!(served.len(), 1);
         assert_eq!(served[0].referent_id, "r");
+    }
+
+    #[tokio::test]
+    async fn a_store_of_an_earlier_relais_is_migrated_and_keeps_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relais.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(MIGRATIONS[0]).unwrap();
+        old.execute(
+            "INSERT INTO deliveries VALUES ('A-1', 'r', 'r@example.org', '<m>', '250 ok', 0)",
+            [],
+        )
+        .unwrap();
+        drop(old);
+
+        let store = Store::open(&path).unwrap();
+        let served = store.served(&AlertId::parse("A-1").unwrap()).unwrap();
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+
+        assert_eq!(
+            served,
+            [Served {
+                referent_id: "r".into(),
+                digest: None
+            }]
+        );
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let operation = Operation {
+            recorded_at: OffsetDateTime::now_utc(),
+            unix_user: "root (sudo: alice)".into(),
+            command: "dead-letters list".into(),
+            count: 2,
+        };
+        OperationLog::open(&path)
+            .unwrap()
+            .record(&operation)
+            .unwrap();
+        let recorded = AuditReader::open(&path).unwrap().operations(None).unwrap();
+        assert_eq!(recorded[0].unix_user, operation.unix_user);
+        assert_eq!(recorded[0].count, 2);
+    }
+
+    #[test]
+    fn a_store_of_a_newer_relais_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relais.db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+
+        let Err(error) = Store::open(&path) else {
+            panic!("a newer store was opened");
+        };
+
+        assert!(
+            error
+                .to_string()
+                .ends_with("has schema version 99, and this relais knows up to 3: it was written by a newer relais; run that version, or restore the store's backup"),
+            "{error}"
+        );
     }
 }

@@ -253,6 +253,52 @@ async fn status_and_the_dead_letter_tools_round_trip_real_dead_letters() {
     assert!(mails.iter().all(|m| m.to == ["social@paris.test"]));
     assert_eq!(world.broker.depth(&world.dead()).await, 0);
     assert_eq!(relais(&world, &["status"]).status.code(), Some(0));
+
+    // Every command that read or changed the dead letters left its trace:
+    // who, what, how many (status, which reads only counts, does not; this
+    // listing is recorded once it is shown).
+    let audit = relais(&world, &["audit", "--since", "1h"]);
+    assert!(audit.status.success(), "{}", text(&audit.stderr));
+    let trace = relais(&world, &["audit", "--operations"]);
+    assert!(trace.status.success(), "{}", text(&trace.stderr));
+    let operator = String::from_utf8(
+        std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let lines: Vec<(String, String, String)> = text(&trace.stdout)
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!(fields.len(), 4, "{line}");
+            assert!(
+                time::OffsetDateTime::parse(fields[0], &Rfc3339).is_ok(),
+                "{line}"
+            );
+            (fields[1].into(), fields[2].into(), fields[3].into())
+        })
+        .collect();
+    let by = |command: &str, count: usize| {
+        (
+            operator.trim().to_owned(),
+            command.to_owned(),
+            count.to_string(),
+        )
+    };
+    assert_eq!(
+        lines,
+        [
+            by("dead-letters list", 4),
+            by("dead-letters list", 4),
+            by("dead-letters purge --id -", 1),
+            by("dead-letters purge --id - --yes", 1),
+            by("dead-letters replay --reason rejected", 3),
+            by("audit --since 1h", 3),
+        ]
+    );
     world.cleanup().await;
 }
 
