@@ -78,12 +78,13 @@ pub async fn run(
             .await
             .with_context(|| format!("cannot listen on http.listen {}", settings.http.listen))?;
         tracing::info!(listen = %settings.http.listen, "serving /metrics, /healthz, /readyz");
-        let serving = http::serve(listener, metrics.clone(), health.clone(), stop.clone());
-        tokio::spawn(async move {
-            if let Err(error) = serving.await {
-                tracing::error!(%error, "the HTTP endpoint stopped");
-            }
-        });
+        tokio::spawn(http::serve(
+            listener,
+            (&settings.http).into(),
+            metrics.clone(),
+            health.clone(),
+            stop.clone(),
+        ));
         tokio::spawn(poll_queues(settings.clone(), events.clone(), stop.clone()));
     }
     tokio::spawn(prune(store, settings.store.retention, stop.clone()));

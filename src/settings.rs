@@ -204,6 +204,14 @@ pub struct HttpSettings {
     /// How often the queues' depths are read from the broker for `/metrics`.
     #[serde(with = "humantime_serde")]
     pub queue_poll: Duration,
+    /// How long a client may take to send a request's headers, and how long
+    /// a kept-alive connection may wait idle for the next request.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Most connections served at once; more wait in the kernel's backlog,
+    /// so that slow clients cannot take the file descriptors that the
+    /// broker and the mail servers need.
+    pub max_connections: usize,
 }
 
 impl HttpSettings {
@@ -227,6 +235,8 @@ impl Default for HttpSettings {
         Self {
             listen: "127.0.0.1:9464".into(),
             queue_poll: Duration::from_secs(15),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 64,
         }
     }
 }
@@ -537,6 +547,12 @@ impl Settings {
         delays.dedup();
         if delays.len() != self.retry.delays.len() || delays.iter().any(|d| d.as_millis() == 0) {
             errors.push("retry.delays must be distinct and each at least 1ms".into());
+        }
+        if self.http.max_connections == 0 {
+            errors.push("http.max_connections must be at least 1".into());
+        }
+        if self.http.header_timeout.is_zero() {
+            errors.push("http.header_timeout must be more than 0s".into());
         }
         if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err()
         {

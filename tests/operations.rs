@@ -355,3 +355,76 @@ async fn dead_letters_older_than_a_duration_are_purged_and_the_others_kept() {
     assert!(String::from_utf8_lossy(&left[0].body).contains("SOS75-NEW"));
     world.cleanup().await;
 }
+
+/// Reads from `stream` until the server closes it; `None` if it is still
+/// open after `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    tokio::time::timeout(within, stream.read_to_end(&mut received))
+        .await
+        .ok()
+        .map(|_| received)
+}
+
+#[tokio::test]
+async fn the_http_endpoint_closes_slow_and_idle_clients_and_caps_its_connections() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    // Arrange: headers within 2s, at most two connections.
+    let port = SmtpServer::free_port().await;
+    let listen = format!("127.0.0.1:{port}");
+    let world = World::with_env(
+        REGISTRY,
+        &[
+            ("RELAIS__HTTP__LISTEN", listen.as_str()),
+            ("RELAIS__HTTP__HEADER_TIMEOUT", "2s"),
+            ("RELAIS__HTTP__MAX_CONNECTIONS", "2"),
+        ],
+    )
+    .await;
+    let app = world.spawn();
+    while http_get(port, "/healthz").await.0 != 200 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A client that sends half a request, then nothing: closed, unanswered.
+    let mut slow = TcpStream::connect(&listen).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let answer = closed_within(&mut slow, WAIT).await;
+    let answer = String::from_utf8_lossy(answer.as_deref().expect("closed")).into_owned();
+    assert!(!answer.contains("alive"), "{answer}");
+
+    // A kept-alive connection, answered once, then idle: closed.
+    let mut idle = TcpStream::connect(&listen).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = closed_within(&mut idle, WAIT).await.expect("closed");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.ends_with("alive\n"), "{answer}");
+
+    // Two silent connections hold both slots: a third client waits until
+    // one of them goes.
+    let first = TcpStream::connect(&listen).await.unwrap();
+    let _second = TcpStream::connect(&listen).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = TcpStream::connect(&listen).await.unwrap();
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let waiting = closed_within(&mut third, Duration::from_millis(500)).await;
+    assert!(waiting.is_none(), "answered beyond the cap: {waiting:?}");
+    drop(first);
+    let answer = closed_within(&mut third, WAIT).await.expect("answered");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200 OK\r\n"),
+        "{answer:?}"
+    );
+    app.stop().await;
+    world.cleanup().await;
+}
