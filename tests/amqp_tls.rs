@@ -11,110 +11,53 @@
 
 use relais_testkit as support;
 
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use lapin::tcp::OwnedTLSConfig;
 use support::TestCa;
+use support::rabbitmq::Node;
 use support::smtp::SmtpServer;
 use support::{Broker, REGISTRY, World, http_get};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The test's RabbitMQ node: where it listens and the files it was given.
+/// The test's RabbitMQ node, and its authority's certificate.
 struct TlsNode {
-    /// The shell that stops the node when this process ends.
-    _keeper: std::process::Child,
-    port: u16,
-    dir: PathBuf,
+    node: Node,
     ca_pem: String,
 }
 
 impl TlsNode {
     fn file(&self, name: &str) -> String {
-        self.dir.join(name).to_str().unwrap().to_owned()
+        self.node.file(name)
     }
 
     /// `amqps://<login>localhost:<port>/%2f<query>`.
     fn url(&self, host: &str, login: &str, query: &str) -> String {
-        format!("amqps://{login}{host}:{port}/%2f{query}", port = self.port)
+        format!(
+            "amqps://{login}{host}:{port}/%2f{query}",
+            port = self.node.port
+        )
     }
 }
 
-/// Starts the node once for the whole binary. A shell beside it stops it
-/// and removes its files when this test process ends, however it ends.
+/// Starts the node once for the whole binary.
 fn node() -> &'static TlsNode {
     static NODE: OnceLock<TlsNode> = OnceLock::new();
     NODE.get_or_init(|| {
-        let server = Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
-        assert!(
-            server.exists(),
-            "RabbitMQ's server script (scripts/rabbitmq)"
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("relais-amqps-")
-            .tempdir()
-            .unwrap()
-            .keep();
-        let port = free_port();
-        let ca_pem = write_certificates(&dir);
-        std::fs::write(dir.join("rabbitmq.conf"), node_settings(&dir, port)).unwrap();
-        std::fs::write(
-            dir.join("enabled_plugins"),
+        let mut ca_pem = String::new();
+        let node = Node::start(
+            "relais-amqps",
+            |dir, port| {
+                ca_pem = write_certificates(dir);
+                node_settings(dir, port)
+            },
             "[rabbitmq_auth_mechanism_ssl].\n",
-        )
-        .unwrap();
-        let node = format!("relais-amqps-{}@localhost", std::process::id());
-        let script = r#"
-            "$0" >"$1/node.log" 2>&1 &
-            trap '' TERM
-            while kill -0 "$PPID" 2>/dev/null; do sleep 1; done
-            kill -TERM -$$; wait; rm -rf "$1""#;
-        let keeper = Command::new("sh")
-            .args(["-c", script])
-            .arg(server)
-            .arg(&dir)
-            .process_group(0)
-            .env("RABBITMQ_NODENAME", node)
-            .env("RABBITMQ_DIST_PORT", free_port().to_string())
-            .env("RABBITMQ_CONF_ENV_FILE", "/dev/null")
-            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
-            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", dir.join("log"))
-            .env("RABBITMQ_PID_FILE", dir.join("node.pid"))
-            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
-            .env(
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                "-kernel inet_dist_use_interface {127,0,0,1}",
-            )
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start a RabbitMQ node");
-        let deadline = std::time::Instant::now() + Duration::from_secs(90);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the TLS node did not listen within 90 s: {}",
-                std::fs::read_to_string(dir.join("node.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        TlsNode {
-            _keeper: keeper,
-            port,
-            dir,
-            ca_pem,
-        }
+        );
+        TlsNode { node, ca_pem }
     })
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 fn node_settings(dir: &Path, port: u16) -> String {

@@ -8,6 +8,7 @@
 
 pub mod ca;
 pub mod mta;
+pub mod rabbitmq;
 pub mod smtp;
 
 pub use ca::TestCa;
