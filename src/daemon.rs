@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::amqp::Topology;
+use crate::flood::FloodGuard;
 use crate::health::Health;
 use crate::mail::{Mailer, Renderer};
 use crate::registry::Registry;
@@ -69,6 +70,7 @@ pub async fn run(
         store.clone(),
         (&settings.retry).into(),
         settings.amqp.max_message_bytes,
+        FloodGuard::new(settings.registry.max_alerts_per_referent_per_hour),
         events.clone(),
     ));
 

@@ -20,6 +20,7 @@ pub mod amqp;
 pub mod cli;
 pub mod commands;
 pub mod daemon;
+pub mod flood;
 pub mod health;
 pub mod http;
 pub mod mail;

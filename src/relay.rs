@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 use tokio::sync::OwnedMutexGuard;
 
 use crate::alert::{Alert, AlertId};
+use crate::flood::{Flood, FloodGuard};
 use crate::mail::{Mailer, Renderer, SendError};
 use crate::outcome::{Outcome, Reason, Verdict};
 use crate::registry::{Referent, Registry};
@@ -59,6 +60,7 @@ pub struct Relay {
     retry: ImmediateRetry,
     max_message_bytes: usize,
     in_flight: AlertLocks,
+    flood: FloodGuard,
     events: Events,
 }
 
@@ -71,6 +73,7 @@ impl Relay {
         store: Store,
         retry: ImmediateRetry,
         max_message_bytes: usize,
+        flood: FloodGuard,
         events: Events,
     ) -> Self {
         Self {
@@ -81,6 +84,7 @@ impl Relay {
             retry,
             max_message_bytes,
             in_flight: AlertLocks::default(),
+            flood,
             events,
         }
     }
@@ -260,6 +264,12 @@ impl Relay {
         match sent {
             Ok(accepted) => {
                 self.events.email_sent(alert, referent, &accepted);
+                if let Flood::Over { count, first } =
+                    self.flood.count(referent.id(), Instant::now())
+                {
+                    self.events
+                        .referent_flooded(alert, referent, count, first, self.flood.limit());
+                }
                 let sent = SentEmail {
                     alert_id: alert.id().to_string(),
                     referent_id: referent.id().to_string(),
@@ -416,6 +426,7 @@ mod tests {
                 base: Duration::from_millis(1),
             },
             65536,
+            FloodGuard::new(50),
             events,
         )
     }

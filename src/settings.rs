@@ -269,11 +269,24 @@ pub struct StoreSettings {
     pub retention: Duration,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrySettings {
     /// The référents and routes (see `config/referents.toml`); required.
     pub path: PathBuf,
+    /// More alerts than this to one référent in an hour are still
+    /// delivered, but logged (once an hour) and counted as a flood; 0: no
+    /// limit.
+    pub max_alerts_per_referent_per_hour: u32,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::new(),
+            max_alerts_per_referent_per_hour: 50,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,7 +1,9 @@
 //! Limits under abuse: a flood of 50,000 invalid messages (garbage, broken
 //! JSON, wrong types, missing fields, control characters, non-UTF-8,
 //! oversized) is dead-lettered, each with its reason, while the real
-//! binary's memory stays flat. The rate is printed, not asserted.
+//! binary's memory stays flat (the rate is printed, not asserted); and a
+//! flood of valid alerts to one référent is delivered, but said once in the
+//! log and counted.
 
 use relais_testkit as support;
 
@@ -160,5 +162,79 @@ async fn a_flood_of_invalid_messages_is_dead_lettered_without_memory_growth() {
         peak <= warm + PEAK_KB,
         "RSS peaked at {peak} KiB, from {warm} KiB warmed up"
     );
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn alerts_to_one_referent_past_the_hourly_limit_are_delivered_said_once_and_counted() {
+    // Arrange: at most 3 alerts an hour to a référent.
+    let port = support::smtp::SmtpServer::free_port().await;
+    let listen = format!("127.0.0.1:{port}");
+    let world = World::with_env(
+        REGISTRY,
+        &[
+            ("RELAIS__REGISTRY__MAX_ALERTS_PER_REFERENT_PER_HOUR", "3"),
+            ("RELAIS__HTTP__LISTEN", listen.as_str()),
+        ],
+    )
+    .await;
+    let mut relais = world.spawn_binary();
+    let logs = Logs::collect(&mut relais);
+
+    // Act: six alerts for Paris 15e (one référent), one for Ajaccio.
+    for n in 0..6 {
+        let id = format!("SOS75-FLOOD-{n}");
+        world
+            .publish(
+                "orientation_sociale",
+                &alert(&id, "orientation_sociale", "75115"),
+            )
+            .await;
+    }
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS2A-1", "orientation_sociale", "2A004"),
+        )
+        .await;
+    let mails = world.smtp.wait_for(7, Duration::from_secs(20)).await;
+    let floods = "relais_referent_floods_total{network=\"ccas\"}";
+    // The count follows the server's reply by a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let (_, metrics) = support::http_get(port, "/metrics").await;
+        if support::sample(&metrics, floods) == Some(3.0) || Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    signal(&relais, "TERM");
+    let exit = wait_exit(&mut relais, Duration::from_secs(30)).await;
+
+    // Assert: all delivered; one warning, for the flooded référent; three
+    // alerts counted past the limit.
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(mails.len(), 7);
+    assert_eq!(
+        mails
+            .iter()
+            .filter(|m| m.to == ["social@paris.test"])
+            .count(),
+        6
+    );
+    let logs = logs.all();
+    let warnings: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("more alerts to this référent in an hour"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{logs}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("referent=ccas-paris "),
+        "{}",
+        warnings[0]
+    );
+    assert!(warnings[0].contains("count=4 limit=3"), "{}", warnings[0]);
+    assert_eq!(support::sample(&metrics, floods), Some(3.0), "{metrics}");
     world.cleanup().await;
 }

@@ -15,6 +15,7 @@ fn exposed() -> BTreeSet<String> {
         network: "ccas".into(),
     };
     metrics.alerts_delivered.get_or_create(&network).inc();
+    metrics.referent_floods.get_or_create(&network).inc();
     metrics
         .alerts_retried
         .get_or_create(&DelayLabel {
@@ -88,6 +89,7 @@ fn the_alerting_rules_use_only_metrics_relais_exposes() {
         "RelaisRetryQueuesGrowing",
         "RelaisStalled",
         "RelaisSlow",
+        "RelaisReferentFlooded",
     ] {
         assert!(
             rules.contains(&format!("alert: {alert}\n")),

@@ -152,6 +152,33 @@ impl Events {
         );
     }
 
+    /// One more alert to a référent past `registry.max_alerts_per_referent_per_hour`
+    /// (`count`-th in the hour); logged only for the `first` past the limit.
+    pub fn referent_flooded(
+        &self,
+        alert: &Alert,
+        referent: &Referent,
+        count: u32,
+        first: bool,
+        limit: u32,
+    ) {
+        let label = NetworkLabel {
+            network: referent.network().to_owned(),
+        };
+        self.metrics.referent_floods.get_or_create(&label).inc();
+        if first {
+            warn!(
+                alert_id = %alert.id(),
+                referent = %referent.id(),
+                network = referent.network(),
+                count,
+                limit,
+                "more alerts to this référent in an hour than registry.max_alerts_per_referent_per_hour: \
+                 still delivered; check who publishes them (relais audit --since 1h)"
+            );
+        }
+    }
+
     pub fn record_failed(&self, alert: &Alert, referent: &Referent, failure: &StoreError) {
         error!(
             alert_id = %alert.id(),

@@ -73,6 +73,8 @@ pub struct Metrics {
     pub amqp_connected: Gauge,
     pub settle_failures: Family<ActionLabel, Counter>,
     pub acks_lost: Counter,
+    /// Alerts to a référent past the hourly limit, per network.
+    pub referent_floods: Family<NetworkLabel, Counter>,
     pub registry_referents: Gauge,
     pub registry_reload_success: TimestampGauge,
     pub registry_reload_failure: TimestampGauge,
@@ -105,6 +107,7 @@ impl Metrics {
             amqp_connected: Gauge::default(),
             settle_failures: Family::default(),
             acks_lost: Counter::default(),
+            referent_floods: Family::default(),
             registry_referents: Gauge::default(),
             registry_reload_success: TimestampGauge::default(),
             registry_reload_failure: TimestampGauge::default(),
@@ -189,6 +192,11 @@ impl Metrics {
             "acks_lost",
             "Deliveries that could no longer be acked (the broker delivers them again)",
             metrics.acks_lost.clone(),
+        );
+        r.register(
+            "referent_floods",
+            "Alerts emailed to a référent past registry.max_alerts_per_referent_per_hour, per network",
+            metrics.referent_floods.clone(),
         );
         r.register(
             "registry_referents",
