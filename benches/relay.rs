@@ -39,9 +39,10 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use relais::alert::Kind;
 use relais::amqp::Topology;
+use relais::geography::Geography;
 use relais::registry::Registry;
 use relais::settings::Settings;
-use relais::territory::{Commune, Territory};
+use relais::territory::Territory;
 use relais_testkit::smtp::SmtpServer;
 
 const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -97,7 +98,8 @@ async fn run(alerts: usize, steady_seconds: usize, full: bool) -> anyhow::Result
     // 1. The registry, as TOML (written by hand) and as JSON (generated).
     let toml_path = work.path().join("referents.toml");
     let registry_path = work.path().join("referents.json");
-    let communes = national_registry(&toml_path)?;
+    let geography = relais_testkit::france();
+    let communes = national_registry(&toml_path, &geography)?;
     let document: toml::Value = toml::from_str(&std::fs::read_to_string(&toml_path)?)?;
     std::fs::write(&registry_path, serde_json::to_string(&document)?)?;
     drop(document);
@@ -105,7 +107,7 @@ async fn run(alerts: usize, steady_seconds: usize, full: bool) -> anyhow::Result
         let mut best = (Duration::MAX, None);
         for _ in 0..3 {
             let started = Instant::now();
-            let loaded = Registry::load(path)?;
+            let loaded = Registry::load(path, &geography)?;
             best = (best.0.min(started.elapsed()), Some(loaded));
         }
         Ok((best.0, best.1.expect("loaded")))
@@ -115,7 +117,7 @@ async fn run(alerts: usize, steady_seconds: usize, full: bool) -> anyhow::Result
     let kind = Kind::parse("orientation_sociale").map_err(anyhow::Error::msg)?;
     let territories: Vec<Territory> = communes
         .iter()
-        .map(|code| Territory::new(Commune::parse(code).ok(), None).expect("a territory"))
+        .map(|code| geography.territory(Some(code), None).expect("a territory"))
         .collect();
     let rounds = 1_000_000;
     let started = Instant::now();
@@ -475,18 +477,14 @@ fn rabbitmq_version() -> String {
         .unwrap_or_else(|| "RabbitMQ".into())
 }
 
-/// 35,000 commune codes and a registry over them: `ccas` at commune level
-/// (one référent per 4 communes, a second one per 2 communes for half of
-/// them), `cpam` and `caf` at commune level by 10. Returns the communes.
-fn national_registry(path: &Path) -> anyhow::Result<Vec<String>> {
-    let mut departements: Vec<String> = (1..=95)
-        .filter(|d| *d != 20)
-        .map(|d| format!("{d:02}"))
-        .collect();
-    departements.extend(["2A".to_owned(), "2B".to_owned()]);
-    let communes: Vec<String> = departements
-        .iter()
-        .flat_map(|d| (1..=365).map(move |n| format!("{d}{n:03}")))
+/// 35,000 communes of the official geography (arrondissements in place of
+/// Paris, Lyon and Marseille) and a registry over them: `ccas` at commune
+/// level (one référent per 4 communes, a second one per 2 communes for half
+/// of them), `cpam` and `caf` at commune level by 10. Returns the communes.
+fn national_registry(path: &Path, geography: &Geography) -> anyhow::Result<Vec<String>> {
+    let communes: Vec<String> = geography
+        .units()
+        .map(|unit| unit.commune.to_string())
         .take(35_000)
         .collect();
     let mut text = String::from(
@@ -535,6 +533,7 @@ fn alert_body(id: &str, commune: &str) -> Vec<u8> {
 fn write_settings(dir: &Path, smtp_port: u16, queue: &str) -> anyhow::Result<PathBuf> {
     let path = dir.join("relais.toml");
     let queue = format!("{queue}.{}", std::process::id());
+    let territories = relais_testkit::TERRITORIES;
     std::fs::write(
         &path,
         format!(
@@ -553,6 +552,9 @@ from = "relais <relais@sos-medecins.example.org>"
 
 [registry]
 path = "referents.json"
+
+[territories]
+path = "{territories}"
 
 [store]
 path = "state/relais.db"

@@ -4,16 +4,35 @@
 //! `tests/properties.rs` runs them on generated alerts.
 #![allow(dead_code, reason = "each fuzz target calls one of the checks")]
 
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
 use relais_core::alert::{Alert, Kind};
+use relais_core::geography::Geography;
 use relais_core::registry::Registry;
-use relais_core::territory::{Commune, Departement, Territory};
+
+/// The official geography shipped with relais (`data/territories.tsv`),
+/// found from the crate that includes these checks (the root, `core/` or
+/// `fuzz/`).
+fn france() -> &'static Arc<Geography> {
+    static FRANCE: OnceLock<Arc<Geography>> = OnceLock::new();
+    FRANCE.get_or_init(|| {
+        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let path = [crate_dir.join("data"), crate_dir.join("../data")]
+            .into_iter()
+            .map(|dir| dir.join("territories.tsv"))
+            .find(|path| path.exists())
+            .expect("data/territories.tsv");
+        Arc::new(Geography::load(&path).expect("the shipped geography"))
+    })
+}
 
 /// Any bytes as an alert body: refused or accepted, never a panic; an
 /// accepted alert holds no control character in a one-line value (nor in
 /// its summary, but line breaks and tabs) and parses back from its
 /// contract form to the same alert.
 pub fn alert(body: &[u8]) {
-    let Ok(alert) = Alert::parse(body, 65_536) else {
+    let Ok(alert) = Alert::parse(body, 65_536, france()) else {
         return;
     };
     let patient = alert.patient();
@@ -44,7 +63,7 @@ pub fn alert(body: &[u8]) {
             .any(|c| c.is_control() && c != '\n' && c != '\t'),
         "{summary:?}"
     );
-    let again = Alert::parse(alert.to_json().to_string().as_bytes(), 65_536);
+    let again = Alert::parse(alert.to_json().to_string().as_bytes(), 65_536, france());
     assert_eq!(again, Ok(alert));
 }
 
@@ -59,19 +78,18 @@ pub fn registry(data: &[u8]) {
         return;
     };
     let loaded = if format % 2 == 0 {
-        Registry::from_toml(text)
+        Registry::from_toml(text, france())
     } else {
-        Registry::from_json(text)
+        Registry::from_json(text, france())
     };
     let Ok(registry) = loaded else {
         return;
     };
     let _ = registry.summary();
     let kind = Kind::parse("orientation_sociale").unwrap();
-    for commune in ["75113", "2A004", "97411", "13055"] {
-        let territory = Territory::new(Some(Commune::parse(commune).unwrap()), None).unwrap();
+    for commune in ["75113", "2A004", "97411", "13055", "01039", "20004"] {
+        let territory = france().territory(Some(commune), None).unwrap();
         let _ = registry.resolve(&kind, territory);
     }
-    let departement = Departement::parse("2B").unwrap();
-    let _ = registry.resolve(&kind, Territory::new(None, Some(departement)).unwrap());
+    let _ = registry.resolve(&kind, france().territory(None, Some("2B")).unwrap());
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use lapin::protocol::AMQPSoftError;
@@ -19,10 +20,11 @@ use crate::amqp::dead_letters::{self, DeadLetter, Selection};
 use crate::amqp::topology::soft_error;
 use crate::amqp::{PublishError, Publisher, Topology};
 use crate::cli::{AuditArgs, Cli, Command, DeadLettersCommand, PublishArgs, ResolveArgs};
+use crate::geography::Geography;
 use crate::registry::Registry;
 use crate::settings::{Outbound, Settings};
 use crate::store::{AuditReader, Operation, OperationLog};
-use crate::territory::{Commune, Departement, Territory};
+use crate::territory::TerritoryError;
 
 /// Runs the subcommand; errors are printed, and become exit code 1.
 pub async fn dispatch(cli: Cli) -> ExitCode {
@@ -79,9 +81,16 @@ pub const NO_PUBLISHER: &str = "the registry declares no [[publisher]]: any brok
 /// `relais check`: validates settings and registry, prints a summary.
 fn check(config: Option<&Path>) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
+    let geography = load_geography(&settings)?;
     let registry_path = &settings.registry.path;
-    let registry = Registry::load(registry_path)?;
+    let registry = Registry::load(registry_path, &geography)?;
     print!("{}", check_report(&settings, registry_path, &registry));
+    println!(
+        "territories: {} — millésime {} ({})",
+        settings.territories.path.display(),
+        geography.millesime(),
+        geography.source()
+    );
     Ok(())
 }
 
@@ -148,8 +157,13 @@ fn check_report(settings: &Settings, registry_path: &Path, registry: &Registry) 
     for (name, network) in &summary.networks {
         let _ = writeln!(
             out,
-            "  network {name:<14} {:>5} référent(s), {:>5} commune(s), {:>3} département(s), {} fallback(s)",
-            network.referents, network.communes, network.departements, network.fallbacks
+            "  network {name:<14} {:>5} référent(s), {:>5} commune(s), {:>3} EPCI, {:>3} département(s), {:>2} région(s), {} fallback(s)",
+            network.referents,
+            network.communes,
+            network.epcis,
+            network.departements,
+            network.regions,
+            network.fallbacks
         );
     }
     let _ = writeln!(out, "routes:");
@@ -159,25 +173,30 @@ fn check_report(settings: &Settings, registry_path: &Path, registry: &Registry) 
     out
 }
 
+/// The official geography the settings name.
+fn load_geography(settings: &Settings) -> anyhow::Result<Arc<Geography>> {
+    Ok(Arc::new(Geography::load(&settings.territories.path)?))
+}
+
 /// `relais resolve`: who would receive an alert, one `<id> <email>` line each.
 fn resolve(config: Option<&Path>, args: &ResolveArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
+    let geography = load_geography(&settings)?;
     let registry_path = &settings.registry.path;
-    let registry = Registry::load(registry_path)?;
+    let registry = Registry::load(registry_path, &geography)?;
     let kind = Kind::parse(&args.kind).map_err(|problem| anyhow::anyhow!("--kind {problem}"))?;
-    let commune = args
-        .commune
-        .as_deref()
-        .map(Commune::parse)
-        .transpose()
-        .map_err(|error| anyhow::anyhow!("--commune {error}"))?;
-    let departement = args
-        .departement
-        .as_deref()
-        .map(Departement::parse)
-        .transpose()
-        .map_err(|error| anyhow::anyhow!("--departement {error}"))?;
-    let territory = Territory::new(commune, departement)?;
+    let territory = geography
+        .territory(args.commune.as_deref(), args.departement.as_deref())
+        .map_err(|error| match error {
+            TerritoryError::Departement => anyhow::anyhow!("--departement {error}"),
+            TerritoryError::Missing | TerritoryError::Mismatch { .. } => anyhow::anyhow!("{error}"),
+            _ => anyhow::anyhow!("--commune {error}"),
+        })?;
+    let place = geography.describe(territory);
+    eprintln!("# {}", place.place);
+    if let Some(mapped) = &place.mapped {
+        eprintln!("# {mapped}");
+    }
 
     let resolution = registry.resolve(&kind, territory)?;
     for matched in &resolution.matched {
@@ -213,7 +232,8 @@ async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow::Result<()
             body
         }
     };
-    let alert = Alert::parse(&body, settings.amqp.max_message_bytes)
+    let geography = load_geography(&settings)?;
+    let alert = Alert::parse(&body, settings.amqp.max_message_bytes, &geography)
         .context("not published: the alert is invalid")?;
 
     let amqp = &settings.amqp;

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::amqp::Topology;
 use crate::flood::FloodGuard;
+use crate::geography::Geography;
 use crate::health::Health;
 use crate::mail::{Mailer, Renderer};
 use crate::registry::Registry;
@@ -55,8 +56,14 @@ pub async fn run(
     let events = Events::new(metrics.clone());
     let health = Arc::new(Health::default());
 
+    let geography = Arc::new(Geography::load(&settings.territories.path)?);
+    tracing::info!(
+        territories = %settings.territories.path.display(),
+        millesime = geography.millesime(),
+        "official geography loaded"
+    );
     let registry_path = settings.registry.path.clone();
-    let registry = Registry::load(&registry_path)?;
+    let registry = Registry::load(&registry_path, &geography)?;
     events.registry_loaded(&registry, &registry_path, false);
     memory::return_freed();
     health.registry_loaded();
@@ -147,7 +154,8 @@ async fn expire_idle_connections(relay: Arc<Relay>, stop: CancellationToken) {
 /// Replaces the registry with the file's current content if, and only if,
 /// it is valid; alerts in flight finish with the registry they started with.
 fn reload(registry: &SharedRegistry, path: &Path, events: &Events) {
-    match Registry::load(path) {
+    let geography = registry.load().geography().clone();
+    match Registry::load(path, &geography) {
         Ok(new) => {
             events.registry_loaded(&new, path, true);
             registry.store(Arc::new(new));

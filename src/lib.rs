@@ -32,4 +32,21 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 
-pub use relais_core::{alert, publisher, registry, territory};
+pub use relais_core::{alert, geography, publisher, registry, territory};
+
+/// What the unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::{Arc, OnceLock};
+
+    use crate::geography::Geography;
+
+    /// The official geography shipped with relais (`data/territories.tsv`).
+    pub fn france() -> &'static Arc<Geography> {
+        static FRANCE: OnceLock<Arc<Geography>> = OnceLock::new();
+        FRANCE.get_or_init(|| {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/territories.tsv");
+            Arc::new(Geography::load(std::path::Path::new(path)).expect("the geography"))
+        })
+    }
+}

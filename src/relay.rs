@@ -23,6 +23,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::alert::{Alert, AlertId};
 use crate::flood::{Flood, FloodGuard};
+use crate::geography::Description;
 use crate::mail::{Mailer, Renderer, SendError};
 use crate::outcome::{Outcome, Reason, Verdict};
 use crate::registry::{Referent, Registry};
@@ -104,9 +105,12 @@ impl Relay {
     pub async fn handle(&self, message: Incoming<'_>) -> Outcome {
         let started = Instant::now();
         self.events.alert_received();
-        match Alert::parse(message.body, self.max_message_bytes) {
+        // The registry in force, and the geography it was checked against:
+        // an alert keeps them until it is done.
+        let registry = self.registry.load_full();
+        match Alert::parse(message.body, self.max_message_bytes, registry.geography()) {
             Ok(alert) => {
-                let (verdict, served) = self.deliver(&alert, &message, started).await;
+                let (verdict, served) = self.deliver(&registry, &alert, &message, started).await;
                 let outcome = Outcome {
                     verdict,
                     alert_id: Some(alert.id().clone()),
@@ -134,14 +138,19 @@ impl Relay {
     /// the verdict and every référent that now has it.
     async fn deliver(
         &self,
+        registry: &Registry,
         alert: &Alert,
         message: &Incoming<'_>,
         started: Instant,
     ) -> (Verdict, Vec<String>) {
         let dead_letter =
             |reason, error: String| (Verdict::DeadLetter { reason, error }, Vec::new());
-        let registry = self.registry.load_full();
-        if let Err(forbidden) = registry.publishers().authorize(message.publisher, alert) {
+        let geography = registry.geography();
+        let location = geography.location(alert.territory());
+        if let Err(forbidden) = registry
+            .publishers()
+            .authorize(message.publisher, alert, &location)
+        {
             return dead_letter(Reason::Forbidden, forbidden.to_string());
         }
         let resolution = match registry.resolve(alert.kind(), alert.territory()) {
@@ -149,6 +158,10 @@ impl Relay {
             Err(unroutable) => return dead_letter(Reason::Unroutable, unroutable.to_string()),
         };
         let label = registry.kind_label(alert.kind());
+        let place = geography.describe(alert.territory());
+        if alert.territory().mapped().is_some() {
+            self.events.territory_mapped(alert);
+        }
         let digest = digest(alert);
 
         let _one_at_a_time = self.in_flight.lock(alert.id()).await;
@@ -183,7 +196,7 @@ impl Relay {
 
         let sends = to_send
             .iter()
-            .map(|referent| self.send(alert, referent, &label, digest));
+            .map(|referent| self.send(alert, referent, &label, &place, digest));
         let results = join_all(sends).await;
         let mut failures = Vec::new();
         for (referent, result) in to_send.iter().zip(results) {
@@ -236,12 +249,13 @@ impl Relay {
         alert: &Alert,
         referent: &Referent,
         label: &str,
+        place: &Description,
         digest: Digest,
     ) -> Option<SendError> {
         // A failure to build the email is relais's (or its registry's), not
         // a mail server's refusal: it is never `rejected`. It is retried, so
         // that a registry fixed and reloaded meanwhile delivers the alert.
-        let email = match self.renderer.render(alert, referent, label) {
+        let email = match self.renderer.render(alert, referent, label, place) {
             Ok(email) => email,
             Err(error) => {
                 let error = SendError::Transient(format!(
@@ -410,7 +424,7 @@ mod tests {
     }
 
     fn relay_with(dir: &Path, registry: &str) -> Relay {
-        let registry = Registry::from_toml(registry).unwrap();
+        let registry = Registry::from_toml(registry, crate::testing::france()).unwrap();
         let events = Events::new(Arc::new(Metrics::new()));
         Relay::new(
             Arc::new(ArcSwap::from_pointee(registry)),

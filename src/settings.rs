@@ -50,6 +50,8 @@ pub struct Settings {
     #[serde(default)]
     pub registry: RegistrySettings,
     #[serde(default)]
+    pub territories: TerritoriesSettings,
+    #[serde(default)]
     pub retry: RetrySettings,
     #[serde(default)]
     pub store: StoreSettings,
@@ -268,6 +270,27 @@ pub struct StoreSettings {
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
 }
+
+/// Where France's official geography is read from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TerritoriesSettings {
+    /// The territories file (`data/territories.tsv` of the source tree,
+    /// installed by the package as `/usr/share/relais/territories.tsv`);
+    /// another millésime's file from `scripts/territories` to update it.
+    pub path: PathBuf,
+}
+
+impl Default for TerritoriesSettings {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from(TERRITORIES),
+        }
+    }
+}
+
+/// Where the package installs the territories file.
+pub const TERRITORIES: &str = "/usr/share/relais/territories.tsv";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -488,7 +511,11 @@ impl Settings {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
-        let required = [&mut self.registry.path, &mut self.store.path];
+        let required = [
+            &mut self.registry.path,
+            &mut self.store.path,
+            &mut self.territories.path,
+        ];
         let optional = [
             &mut self.smtp.password_file,
             &mut self.smtp.ca_file,

@@ -92,7 +92,10 @@ async fn resolve_prints_one_line_per_referent_or_why_nobody() {
         text(&found.stdout),
         "ccas-paris-13 camille.martin@ccas-paris13.test\nccas-paris-13-accueil accueil@ccas-paris13.test\n"
     );
-    assert!(text(&found.stderr).contains("network ccas: 2 référent(s) at the commune level"));
+    assert_eq!(
+        text(&found.stderr),
+        "# Paris 13e Arrondissement (75113)\n# network ccas: 2 référent(s) at the arrondissement level\n"
+    );
 
     let departement = relais(
         &world,
@@ -138,7 +141,7 @@ async fn resolve_prints_one_line_per_referent_or_why_nobody() {
             "--kind",
             "orientation_sociale",
             "--commune",
-            "20004",
+            "2C004",
         ],
         None,
     );
@@ -574,5 +577,44 @@ async fn a_full_main_queue_refuses_the_next_alert_and_the_publisher_is_told() {
         "{refused}"
     );
     assert_eq!(world.broker.depth(&world.queue).await, 3);
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn resolve_refuses_a_postal_code_and_says_when_it_read_a_former_code() {
+    let world = World::new(REGISTRY).await;
+    let resolve = |commune: &str| {
+        relais(
+            &world,
+            &[
+                "resolve",
+                "--kind",
+                "orientation_sociale",
+                "--commune",
+                commune,
+            ],
+            None,
+        )
+    };
+
+    // Paris 13e's postal code: before, it resolved to the département's
+    // référent, silently.
+    let postal = resolve("75013");
+    let ajaccio = resolve("20004");
+
+    assert_eq!(postal.status.code(), Some(1));
+    assert!(postal.stdout.is_empty());
+    assert_eq!(
+        text(&postal.stderr),
+        "relais: --commune is a postal code, not an INSEE commune code: give the commune's code \
+         from the Code officiel géographique (Paris 13e is 75113, its postal code 75013)\n"
+    );
+    assert!(ajaccio.status.success(), "{}", text(&ajaccio.stderr));
+    assert_eq!(text(&ajaccio.stdout), "ccas-ajaccio ccas@ajaccio.test\n");
+    assert_eq!(
+        text(&ajaccio.stderr),
+        "# Ajaccio (2A004)\n# l'alerte donnait le code 20004, ancien code de Ajaccio\n\
+         # network ccas: 1 référent(s) at the commune level\n"
+    );
     world.cleanup().await;
 }

@@ -33,7 +33,7 @@ fn every_shipped_example_is_valid_for_both_the_schema_and_the_parser() {
         let value: Value = serde_json::from_str(text).unwrap();
         assert!(schema.is_valid(&value), "schema refuses {text}");
         assert!(
-            Alert::parse(text.as_bytes(), 65536).is_ok(),
+            Alert::parse(text.as_bytes(), 65536, &relais_testkit::france()).is_ok(),
             "parser refuses {text}"
         );
     }
@@ -55,7 +55,6 @@ fn the_schema_and_the_parser_refuse_the_same_alerts() {
         patched("/association", json!("")),
         patched("/association", json!("two\nlines")),
         patched("/territory", json!({})),
-        patched("/territory", json!({ "commune": "20004" })),
         patched("/territory", json!({ "commune": "2C004" })),
         patched("/territory", json!({ "commune": "97901" })),
         patched("/territory", json!({ "departement": "20" })),
@@ -70,7 +69,12 @@ fn the_schema_and_the_parser_refuse_the_same_alerts() {
     for alert in refused {
         assert!(!schema.is_valid(&alert), "schema accepts {alert}");
         assert!(
-            Alert::parse(alert.to_string().as_bytes(), 65536).is_err(),
+            Alert::parse(
+                alert.to_string().as_bytes(),
+                65536,
+                &relais_testkit::france()
+            )
+            .is_err(),
             "parser accepts {alert}"
         );
     }
@@ -81,6 +85,11 @@ fn the_schema_and_the_parser_refuse_the_same_alerts() {
         ),
         patched("/territory", json!({ "departement": "976" })),
         patched("/territory", json!({ "commune": "98818" })),
+        patched("/territory", json!({ "commune": "98901" })),
+        patched(
+            "/territory",
+            json!({ "commune": "20004", "departement": "2A" }),
+        ),
         patched("/priority", Value::Null),
         patched("/patient", Value::Null),
         patched("/patient/name", json!("")),
@@ -90,8 +99,33 @@ fn the_schema_and_the_parser_refuse_the_same_alerts() {
     for alert in accepted {
         assert!(schema.is_valid(&alert), "schema refuses {alert}");
         assert!(
-            Alert::parse(alert.to_string().as_bytes(), 65536).is_ok(),
+            Alert::parse(
+                alert.to_string().as_bytes(),
+                65536,
+                &relais_testkit::france()
+            )
+            .is_ok(),
             "parser refuses {alert}"
+        );
+    }
+}
+
+#[test]
+fn a_code_of_the_right_shape_must_also_exist_which_only_the_parser_knows() {
+    let schema = schema();
+    let patched = |code: &str| patched("/territory", json!({ "commune": code }));
+    // Paris 13e's postal code, and a code no commune ever had.
+    for code in ["75013", "75999"] {
+        let alert = patched(code);
+        assert!(schema.is_valid(&alert), "schema refuses {alert}");
+        assert!(
+            Alert::parse(
+                alert.to_string().as_bytes(),
+                65536,
+                &relais_testkit::france()
+            )
+            .is_err(),
+            "parser accepts {alert}"
         );
     }
 }

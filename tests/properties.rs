@@ -150,6 +150,7 @@ fn registry() -> Registry {
         email = "camille.martin@ccas-paris13.example.org"
         communes = ["75113"]
         "#,
+        &relais_testkit::france(),
     )
     .unwrap()
 }
@@ -160,7 +161,12 @@ fn header_names(alert: &Alert) -> BTreeSet<String> {
         Renderer::new("relais <relais@sos75.example.org>".parse().unwrap(), true).unwrap();
     let registry = registry();
     let message = renderer
-        .render(alert, &registry.referents()[0], "Orientation sociale")
+        .render(
+            alert,
+            &registry.referents()[0],
+            "Orientation sociale",
+            &relais_testkit::france().describe(alert.territory()),
+        )
         .unwrap();
     let raw = String::from_utf8(message.bytes().to_vec()).unwrap();
     let head = raw.split("\r\n\r\n").next().unwrap();
@@ -173,7 +179,7 @@ fn header_names(alert: &Alert) -> BTreeSet<String> {
 fn reference_headers() -> BTreeSet<String> {
     let body = r#"{"id":"SOS75-1","kind":"orientation_sociale","emitted_at":"2026-11-22T08:15:00+01:00",
         "association":"SOS Médecins Paris","territory":{"commune":"75113"},"summary":"Isolée."}"#;
-    header_names(&Alert::parse(body.as_bytes(), MAX_BYTES).unwrap())
+    header_names(&Alert::parse(body.as_bytes(), MAX_BYTES, &relais_testkit::france()).unwrap())
 }
 
 proptest! {
@@ -188,21 +194,21 @@ proptest! {
 
     #[test]
     fn every_email_has_the_same_headers_whatever_the_alert_says(body in alert_json()) {
-        if let Ok(alert) = Alert::parse(&body, MAX_BYTES) {
+        if let Ok(alert) = Alert::parse(&body, MAX_BYTES, &relais_testkit::france()) {
             prop_assert_eq!(header_names(&alert), reference_headers());
         }
     }
 
     #[test]
     fn a_refusal_never_quotes_a_patient_value(body in alert_json()) {
-        if let Err(error) = Alert::parse(&body, MAX_BYTES) {
+        if let Err(error) = Alert::parse(&body, MAX_BYTES, &relais_testkit::france()) {
             prop_assert!(!error.to_string().contains(SENTINEL), "{}", error);
         }
     }
 
     #[test]
     fn any_bytes_are_refused_or_accepted_without_a_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let _ = Alert::parse(&body, MAX_BYTES);
+        let _ = Alert::parse(&body, MAX_BYTES, &relais_testkit::france());
     }
 }
 
@@ -217,7 +223,7 @@ fn the_generator_makes_valid_and_invalid_alerts() {
     let (mut accepted, mut refused) = (0, 0);
     for _ in 0..2_000 {
         let body = strategy.new_tree(&mut runner).unwrap().current();
-        match Alert::parse(&body, MAX_BYTES) {
+        match Alert::parse(&body, MAX_BYTES, &relais_testkit::france()) {
             Ok(_) => accepted += 1,
             Err(_) => refused += 1,
         }

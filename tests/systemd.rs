@@ -87,6 +87,10 @@ fn the_production_settings_example_is_valid_once_its_credentials_exist() {
         .replace(
             "/etc/relais/referents.toml",
             concat!(env!("CARGO_MANIFEST_DIR"), "/config/referents.toml"),
+        )
+        .replace(
+            "/usr/share/relais/territories.tsv",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/data/territories.tsv"),
         );
     let path = dir.path().join("relais.toml");
     std::fs::write(&path, example).unwrap();

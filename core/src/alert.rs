@@ -13,7 +13,8 @@ use thiserror::Error;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::territory::{Commune, Departement, Territory};
+use crate::geography::Geography;
+use crate::territory::{Territory, TerritoryError};
 
 /// Longest `summary`, in characters.
 pub const SUMMARY_MAX_CHARS: usize = 4000;
@@ -203,7 +204,11 @@ impl Alert {
     ///
     /// # Errors
     /// [`InvalidAlert`] naming the first rule the body breaks.
-    pub fn parse(body: &[u8], max_bytes: usize) -> Result<Self, InvalidAlert> {
+    pub fn parse(
+        body: &[u8],
+        max_bytes: usize,
+        geography: &Geography,
+    ) -> Result<Self, InvalidAlert> {
         if body.len() > max_bytes {
             return Err(InvalidAlert::TooLarge {
                 size: body.len(),
@@ -237,7 +242,7 @@ impl Alert {
                 )
             })?;
         let association = one_line("association", fields.required_string("association")?)?;
-        let territory = parse_territory(fields.required_object("territory")?)?;
+        let territory = parse_territory(fields.required_object("territory")?, geography)?;
         let summary = parse_summary(fields.required_string("summary")?)?;
         let patient = match fields.optional_object("patient")? {
             None => Patient::default(),
@@ -312,7 +317,14 @@ impl Alert {
     /// territory, the one form that needs it).
     pub fn to_json(&self) -> Value {
         let territory = match self.territory.commune() {
-            Some(commune) => serde_json::json!({ "commune": commune.as_str() }),
+            // The code as the alert gave it, so that it reads back the same.
+            Some(commune) => {
+                let given = self.territory.mapped().map(|mapped| mapped.from);
+                let code = given
+                    .as_ref()
+                    .map_or(commune.as_str(), |from| from.as_str());
+                serde_json::json!({ "commune": code })
+            }
             None => serde_json::json!({ "departement": self.territory.departement().as_str() }),
         };
         serde_json::json!({
@@ -334,19 +346,24 @@ impl Alert {
     }
 }
 
-fn parse_territory(mut fields: Fields) -> Result<Territory, InvalidAlert> {
-    let commune = fields
-        .optional_string("territory.commune")?
-        .map(|code| Commune::parse(&code))
-        .transpose()
-        .map_err(|error| InvalidAlert::field("territory.commune", error.to_string()))?;
-    let departement = fields
-        .optional_string("territory.departement")?
-        .map(|code| Departement::parse(&code))
-        .transpose()
-        .map_err(|error| InvalidAlert::field("territory.departement", error.to_string()))?;
-    Territory::new(commune, departement)
-        .map_err(|error| InvalidAlert::field("territory", error.to_string()))
+/// The territory, read against the official geography: a commune code that
+/// exists (or existed: see `geography`), a département that exists and is the
+/// commune's.
+fn parse_territory(mut fields: Fields, geography: &Geography) -> Result<Territory, InvalidAlert> {
+    let commune = fields.optional_string("territory.commune")?;
+    let departement = fields.optional_string("territory.departement")?;
+    geography
+        .territory(commune.as_deref(), departement.as_deref())
+        .map_err(|error| {
+            let field = match error {
+                TerritoryError::Commune
+                | TerritoryError::PostalCode
+                | TerritoryError::Unknown { .. } => "territory.commune",
+                TerritoryError::Departement => "territory.departement",
+                TerritoryError::Missing | TerritoryError::Mismatch { .. } => "territory",
+            };
+            InvalidAlert::field(field, error.to_string())
+        })
 }
 
 /// The summary keeps its line breaks (Windows ones become `\n`) and tabs; any
@@ -477,7 +494,11 @@ mod tests {
     }
 
     fn parse(value: &Value) -> Result<Alert, InvalidAlert> {
-        Alert::parse(value.to_string().as_bytes(), MAX)
+        Alert::parse(
+            value.to_string().as_bytes(),
+            MAX,
+            crate::geography::tests::france(),
+        )
     }
 
     fn with(mut value: Value, pointer: &str, replacement: Value) -> Value {
@@ -692,22 +713,28 @@ mod tests {
     fn oversized_non_utf8_and_non_json_bodies_are_invalid() {
         let body = example().to_string();
         assert_eq!(
-            Alert::parse(body.as_bytes(), 100),
+            Alert::parse(body.as_bytes(), 100, crate::geography::tests::france()),
             Err(InvalidAlert::TooLarge {
                 size: body.len(),
                 max: 100
             })
         );
         assert_eq!(
-            Alert::parse(b"{\"id\": \"\xff\"}", MAX),
+            Alert::parse(
+                b"{\"id\": \"\xff\"}",
+                MAX,
+                crate::geography::tests::france()
+            ),
             Err(InvalidAlert::NotUtf8)
         );
         assert!(matches!(
-            Alert::parse(b"not json", MAX),
+            Alert::parse(b"not json", MAX, crate::geography::tests::france()),
             Err(InvalidAlert::NotJson(_))
         ));
         assert_eq!(
-            Alert::parse(b"[1, 2]", MAX).unwrap_err().to_string(),
+            Alert::parse(b"[1, 2]", MAX, crate::geography::tests::france())
+                .unwrap_err()
+                .to_string(),
             "field `the alert` must be a JSON object"
         );
     }

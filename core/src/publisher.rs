@@ -20,6 +20,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::alert::{Alert, Kind};
+use crate::geography::{Geography, Location};
 use crate::territory::{Commune, Departement};
 
 /// The longest RabbitMQ user name (`user_id` is an AMQP short string).
@@ -79,7 +80,11 @@ pub struct Publishers {
 
 impl Publishers {
     /// Validates the entries, pushing every error found to `errors`.
-    pub(crate) fn build(raw: Vec<RawPublisher>, errors: &mut Vec<String>) -> Self {
+    pub(crate) fn build(
+        raw: Vec<RawPublisher>,
+        geography: &Geography,
+        errors: &mut Vec<String>,
+    ) -> Self {
         let mut by_user = HashMap::with_capacity(raw.len());
         let mut users = HashSet::with_capacity(raw.len());
         for (position, raw) in raw.into_iter().enumerate() {
@@ -99,7 +104,7 @@ impl Publishers {
             }
             let mut communes = HashSet::with_capacity(raw.communes.len());
             for code in &raw.communes {
-                match Commune::parse(code) {
+                match geography.check_current(code) {
                     Ok(commune) => {
                         communes.insert(commune);
                     }
@@ -109,9 +114,12 @@ impl Publishers {
             let mut departements = HashSet::with_capacity(raw.departements.len());
             for code in &raw.departements {
                 match Departement::parse(code) {
-                    Ok(departement) => {
+                    Ok(departement) if geography.has_departement(departement) => {
                         departements.insert(departement);
                     }
+                    Ok(_) => errors.push(format!(
+                        "{at}: département {code:?} is not a département of the official geography"
+                    )),
                     Err(error) => errors.push(format!("{at}: département {code:?} {error}")),
                 }
             }
@@ -178,12 +186,18 @@ impl Publishers {
     }
 
     /// Whether the broker user `user` (the message's `user_id`, as the
-    /// broker vouches for it) may publish `alert`.
+    /// broker vouches for it) may publish `alert`, which lies at `location`
+    /// (an arrondissement is within its commune).
     ///
     /// # Errors
     /// [`Forbidden`] naming the first rule broken, in the order: identity,
     /// association, kind, territory.
-    pub fn authorize(&self, user: Option<&str>, alert: &Alert) -> Result<(), Forbidden> {
+    pub fn authorize(
+        &self,
+        user: Option<&str>,
+        alert: &Alert,
+        location: &Location,
+    ) -> Result<(), Forbidden> {
         if !self.declared() {
             return Ok(());
         }
@@ -203,12 +217,13 @@ impl Publishers {
                 kind: alert.kind().to_string(),
             });
         }
-        let territory = alert.territory();
+        let listed = |commune: Option<Commune>| {
+            commune.is_some_and(|commune| publisher.communes.contains(&commune))
+        };
         let within = publisher.everywhere
-            || publisher.departements.contains(&territory.departement())
-            || territory
-                .commune()
-                .is_some_and(|commune| publisher.communes.contains(&commune));
+            || publisher.departements.contains(&location.departement)
+            || listed(location.arrondissement)
+            || listed(location.commune);
         if !within {
             return Err(Forbidden::Territory(user.to_owned()));
         }

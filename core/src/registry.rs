@@ -6,8 +6,11 @@
 //! look-ups, so it costs the same for one commune or for all of France.
 //!
 //! The rule: for each network the alert's kind routes to, every référent at
-//! the most specific level that matches receives it: the commune, else the
-//! département, else the network's fallback référents.
+//! the most specific level that matches receives it: the arrondissement
+//! municipal, else the commune, else its EPCI, else the département, else
+//! the région, else the network's fallback référents. Every code is checked
+//! against the official geography (`geography`), which also says where a
+//! commune lies.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -21,6 +24,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::alert::Kind;
+use crate::geography::{Epci, Geography, Location, Region};
 use crate::publisher::{Publishers, RawPublisher};
 use crate::territory::{Commune, Departement, Territory};
 
@@ -121,19 +125,35 @@ impl Referent {
     }
 }
 
-/// Which level of the rule a network's référents were found at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which level of the rule a network's référents were found at, most
+/// specific first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
+    Arrondissement,
     Commune,
+    Epci,
     Departement,
+    Region,
     Fallback,
 }
 
 impl Level {
+    pub const ALL: [Self; 6] = [
+        Self::Arrondissement,
+        Self::Commune,
+        Self::Epci,
+        Self::Departement,
+        Self::Region,
+        Self::Fallback,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Arrondissement => "arrondissement",
             Self::Commune => "commune",
+            Self::Epci => "epci",
             Self::Departement => "departement",
+            Self::Region => "region",
             Self::Fallback => "fallback",
         }
     }
@@ -206,10 +226,16 @@ pub struct Registry {
     labels: HashMap<String, String>,
     /// Networks of the `*` route, added to every kind's.
     any_kind: Vec<NetworkIndex>,
+    /// Communes and arrondissements municipaux.
     by_commune: Index<(NetworkIndex, Commune)>,
+    by_epci: Index<(NetworkIndex, Epci)>,
     by_departement: Index<(NetworkIndex, Departement)>,
+    by_region: Index<(NetworkIndex, Region)>,
     /// Per network (by index), its fallback référents.
     fallback: Vec<Vec<ReferentIndex>>,
+    /// The geography its codes were checked against, and which says where a
+    /// territory lies.
+    geography: Arc<Geography>,
     /// Who may publish what; empty: anyone may publish anything.
     publishers: Publishers,
 }
@@ -255,7 +281,11 @@ struct RawReferent<'a> {
     #[serde(default, borrow)]
     communes: Vec<Text<'a>>,
     #[serde(default, borrow)]
+    epcis: Vec<Text<'a>>,
+    #[serde(default, borrow)]
     departements: Vec<Text<'a>>,
+    #[serde(default, borrow)]
+    regions: Vec<Text<'a>>,
     #[serde(default)]
     fallback: bool,
 }
@@ -331,7 +361,7 @@ impl Registry {
     /// # Errors
     /// [`RegistryError`]: unreadable file, syntax or shape error, or the
     /// complete list of validation errors.
-    pub fn load(path: &Path) -> Result<Self, RegistryError> {
+    pub fn load(path: &Path, geography: &Arc<Geography>) -> Result<Self, RegistryError> {
         let read = |source| RegistryError::Read {
             path: path.to_owned(),
             source,
@@ -340,26 +370,31 @@ impl Registry {
         let json = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        Self::from_text(&text, json, path)
+        Self::from_text(&text, json, path, geography)
     }
 
     /// Validates a registry given as TOML text.
     ///
     /// # Errors
     /// As [`Registry::load`], with an empty path.
-    pub fn from_toml(text: &str) -> Result<Self, RegistryError> {
-        Self::from_text(text, false, Path::new(""))
+    pub fn from_toml(text: &str, geography: &Arc<Geography>) -> Result<Self, RegistryError> {
+        Self::from_text(text, false, Path::new(""), geography)
     }
 
     /// Validates a registry given as JSON text.
     ///
     /// # Errors
     /// As [`Registry::load`], with an empty path.
-    pub fn from_json(text: &str) -> Result<Self, RegistryError> {
-        Self::from_text(text, true, Path::new(""))
+    pub fn from_json(text: &str, geography: &Arc<Geography>) -> Result<Self, RegistryError> {
+        Self::from_text(text, true, Path::new(""), geography)
     }
 
-    fn from_text(text: &str, json: bool, path: &Path) -> Result<Self, RegistryError> {
+    fn from_text(
+        text: &str,
+        json: bool,
+        path: &Path,
+        geography: &Arc<Geography>,
+    ) -> Result<Self, RegistryError> {
         let syntax = |message: String| RegistryError::Syntax {
             path: path.to_owned(),
             message,
@@ -369,14 +404,17 @@ impl Registry {
         } else {
             toml::from_str(text).map_err(|error| syntax(error.to_string()))?
         };
-        Self::validate(raw).map_err(|errors| RegistryError::Invalid {
-            path: path.to_owned(),
-            errors,
-        })
+        Builder::new(geography.clone())
+            .build(raw)
+            .map_err(|errors| RegistryError::Invalid {
+                path: path.to_owned(),
+                errors,
+            })
     }
 
-    fn validate(raw: RawRegistry) -> Result<Self, Vec<String>> {
-        Builder::default().build(raw)
+    /// The geography the registry was checked against.
+    pub fn geography(&self) -> &Arc<Geography> {
+        &self.geography
     }
 
     /// Who receives an alert of `kind` about `territory`.
@@ -389,6 +427,7 @@ impl Registry {
         if routed.is_none() && self.any_kind.is_empty() {
             return Err(Unroutable::NoRoute(kind.as_str().to_owned()));
         }
+        let location = self.geography.location(territory);
         let networks = routed.into_iter().flatten().chain(&self.any_kind);
         let mut seen: Vec<NetworkIndex> = Vec::with_capacity(4);
         let mut resolution = Resolution {
@@ -401,7 +440,7 @@ impl Registry {
             }
             seen.push(network);
             let name = self.networks[usize::from(network)].as_str();
-            match self.match_network(network, territory) {
+            match self.match_network(network, &location) {
                 Some((level, indexes)) => resolution.matched.push(NetworkMatch {
                     network: name,
                     level,
@@ -429,22 +468,50 @@ impl Registry {
     fn match_network(
         &self,
         network: NetworkIndex,
-        territory: Territory,
+        location: &Location,
     ) -> Option<(Level, &[ReferentIndex])> {
-        let commune = territory
-            .commune()
-            .and_then(|commune| self.by_commune.get(&(network, commune)))
-            .map(|found| (Level::Commune, found));
-        commune
+        fn at(level: Level, found: Option<&[ReferentIndex]>) -> Option<(Level, &[ReferentIndex])> {
+            found.map(|found| (level, found))
+        }
+        let commune = |commune: Option<Commune>| {
+            commune.and_then(|commune| self.by_commune.get(&(network, commune)))
+        };
+        at(Level::Arrondissement, commune(location.arrondissement))
+            .or_else(|| at(Level::Commune, commune(location.commune)))
             .or_else(|| {
-                self.by_departement
-                    .get(&(network, territory.departement()))
-                    .map(|found| (Level::Departement, found))
+                let epci = location
+                    .epci
+                    .and_then(|epci| self.by_epci.get(&(network, epci)));
+                at(Level::Epci, epci)
+            })
+            .or_else(|| {
+                let departement = self.by_departement.get(&(network, location.departement));
+                at(Level::Departement, departement)
+            })
+            .or_else(|| {
+                let region = location
+                    .region
+                    .and_then(|region| self.by_region.get(&(network, region)));
+                at(Level::Region, region)
             })
             .or_else(|| {
                 let fallback = &self.fallback[usize::from(network)];
                 (!fallback.is_empty()).then_some((Level::Fallback, fallback.as_slice()))
             })
+    }
+
+    /// Which level of each network would serve `location`, `None` where
+    /// none would (for `relais coverage`).
+    pub fn level_per_network(&self, location: &Location) -> Vec<(&str, Option<Level>)> {
+        (0..self.networks.len())
+            .map(|index| {
+                let network = index as NetworkIndex;
+                let level = self
+                    .match_network(network, location)
+                    .map(|(level, _)| level);
+                (self.networks[index].as_str(), level)
+            })
+            .collect()
     }
 
     /// How people call a kind: the route's `label`, else the kind with spaces.
@@ -476,11 +543,13 @@ impl Registry {
                 .filter(|r| *r.network == **name)
                 .count();
             summary.communes = self.by_commune.keys().filter(|(n, _)| *n == index).count();
+            summary.epcis = self.by_epci.keys().filter(|(n, _)| *n == index).count();
             summary.departements = self
                 .by_departement
                 .keys()
                 .filter(|(n, _)| *n == index)
                 .count();
+            summary.regions = self.by_region.keys().filter(|(n, _)| *n == index).count();
             summary.fallbacks = self.fallback[usize::from(index)].len();
         }
         let mut routes: Vec<(String, Vec<String>)> = self
@@ -553,22 +622,33 @@ pub struct Summary {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkSummary {
     pub referents: usize,
+    /// Communes and arrondissements municipaux.
     pub communes: usize,
+    pub epcis: usize,
     pub departements: usize,
+    pub regions: usize,
     pub fallbacks: usize,
 }
 
 /// Validation state: every check pushes its error and goes on, so that the
 /// operator sees every problem of the file at once.
-#[derive(Default)]
 struct Builder {
     errors: Vec<String>,
     /// Networks in order of first appearance; a network's index is its
     /// place here.
     networks: Vec<Arc<str>>,
+    geography: Arc<Geography>,
 }
 
 impl Builder {
+    fn new(geography: Arc<Geography>) -> Self {
+        Self {
+            errors: Vec::new(),
+            networks: Vec::new(),
+            geography,
+        }
+    }
+
     fn build(mut self, raw: RawRegistry) -> Result<Registry, Vec<String>> {
         let RawRegistry {
             route: raw_routes,
@@ -578,7 +658,9 @@ impl Builder {
         let mut referents = Vec::with_capacity(raw_referents.len());
         let mut ids: HashSet<&str> = HashSet::with_capacity(raw_referents.len());
         let mut by_commune: Vec<((NetworkIndex, Commune), ReferentIndex)> = Vec::new();
+        let mut by_epci: Vec<((NetworkIndex, Epci), ReferentIndex)> = Vec::new();
         let mut by_departement: Vec<((NetworkIndex, Departement), ReferentIndex)> = Vec::new();
+        let mut by_region: Vec<((NetworkIndex, Region), ReferentIndex)> = Vec::new();
         let mut fallback: HashMap<NetworkIndex, Vec<ReferentIndex>> = HashMap::new();
 
         for (position, raw) in raw_referents.iter().enumerate() {
@@ -592,28 +674,60 @@ impl Builder {
                 continue;
             }
             let index = referents.len() as ReferentIndex;
+            let geography = self.geography.clone();
             for code in &raw.communes {
-                match Commune::parse(code) {
+                match geography.check_current(code) {
                     Ok(commune) => by_commune.push(((network, commune), index)),
                     Err(error) => self.errors.push(format!("{at}: commune {code:?} {error}")),
                 }
             }
+            for code in &raw.epcis {
+                match Epci::parse(code) {
+                    Ok(epci) if geography.has_epci(epci) => by_epci.push(((network, epci), index)),
+                    Ok(_) => self.errors.push(format!(
+                        "{at}: EPCI {code:?} is not an EPCI à fiscalité propre of the official \
+                         geography (millésime {}; the établissements publics territoriaux of the \
+                         Grand Paris are not: list their communes)",
+                        geography.millesime()
+                    )),
+                    Err(error) => self.errors.push(format!("{at}: EPCI {code:?} {error}")),
+                }
+            }
             for code in &raw.departements {
                 match Departement::parse(code) {
-                    Ok(departement) => {
+                    Ok(departement) if geography.has_departement(departement) => {
                         by_departement.push(((network, departement), index));
                     }
+                    Ok(_) => self.errors.push(format!(
+                        "{at}: département {code:?} is not a département of the official geography"
+                    )),
                     Err(error) => self
                         .errors
                         .push(format!("{at}: département {code:?} {error}")),
                 }
             }
+            for code in &raw.regions {
+                match Region::parse(code) {
+                    Ok(region) if geography.has_region(region) => {
+                        by_region.push(((network, region), index));
+                    }
+                    Ok(_) => self.errors.push(format!(
+                        "{at}: région {code:?} is not a région of the official geography"
+                    )),
+                    Err(error) => self.errors.push(format!("{at}: région {code:?} {error}")),
+                }
+            }
             if raw.fallback {
                 fallback.entry(network).or_default().push(index);
             }
-            if raw.communes.is_empty() && raw.departements.is_empty() && !raw.fallback {
+            let covers = !raw.communes.is_empty()
+                || !raw.epcis.is_empty()
+                || !raw.departements.is_empty()
+                || !raw.regions.is_empty();
+            if !covers && !raw.fallback {
                 self.errors.push(format!(
-                    "{at}: covers no territory: give `communes`, `departements`, or `fallback = true`"
+                    "{at}: covers no territory: give `communes`, `epcis`, `departements`, \
+                     `regions`, or `fallback = true`"
                 ));
             }
             referents.push(referent);
@@ -668,7 +782,7 @@ impl Builder {
                 .push("the registry has no [[route]]: no alert could be delivered".into());
         }
 
-        let publishers = Publishers::build(raw_publishers, &mut self.errors);
+        let publishers = Publishers::build(raw_publishers, &self.geography, &mut self.errors);
 
         if !self.errors.is_empty() {
             return Err(self.errors);
@@ -683,9 +797,12 @@ impl Builder {
             labels,
             any_kind,
             by_commune: Index::new(by_commune),
+            by_epci: Index::new(by_epci),
             by_departement: Index::new(by_departement),
+            by_region: Index::new(by_region),
             fallback,
             publishers,
+            geography: self.geography,
         })
     }
 
@@ -797,6 +914,7 @@ fn sendable(address: &Address) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::geography::tests::france;
 
     const REGISTRY: &str = r#"
         [[route]]
@@ -854,7 +972,7 @@ mod tests {
     "#;
 
     fn registry() -> Registry {
-        Registry::from_toml(REGISTRY).unwrap()
+        Registry::from_toml(REGISTRY, france()).unwrap()
     }
 
     fn kind(kind: &str) -> Kind {
@@ -862,11 +980,11 @@ mod tests {
     }
 
     fn commune(code: &str) -> Territory {
-        Territory::new(Some(Commune::parse(code).unwrap()), None).unwrap()
+        france().territory(Some(code), None).unwrap()
     }
 
     fn departement(code: &str) -> Territory {
-        Territory::new(None, Some(Departement::parse(code).unwrap())).unwrap()
+        france().territory(None, Some(code)).unwrap()
     }
 
     fn ids<'r>(resolution: &Resolution<'r>) -> Vec<&'r str> {
@@ -874,13 +992,13 @@ mod tests {
     }
 
     #[test]
-    fn the_commune_level_wins_and_every_referent_there_receives() {
+    fn the_arrondissement_level_wins_and_every_referent_there_receives() {
         let registry = registry();
         let resolution = registry
             .resolve(&kind("orientation_sociale"), commune("75113"))
             .unwrap();
         assert_eq!(ids(&resolution), ["ccas-paris-13", "ccas-paris-13-bis"]);
-        assert_eq!(resolution.matched[0].level, Level::Commune);
+        assert_eq!(resolution.matched[0].level, Level::Arrondissement);
         assert!(resolution.unmatched.is_empty());
     }
 
@@ -960,9 +1078,10 @@ mod tests {
 
     #[test]
     fn the_wildcard_route_adds_its_networks_to_every_kind() {
-        let registry = Registry::from_toml(&format!(
-            "{REGISTRY}\n[[route]]\nkind = \"*\"\nnetworks = [\"ccas\"]\n"
-        ))
+        let registry = Registry::from_toml(
+            &format!("{REGISTRY}\n[[route]]\nkind = \"*\"\nnetworks = [\"ccas\"]\n"),
+            france(),
+        )
         .unwrap();
         let resolution = registry
             .resolve(&kind("demande_visite"), commune("2A004"))
@@ -1033,7 +1152,9 @@ mod tests {
             email = "d@example.org"
             fallback = true
         "#;
-        let RegistryError::Invalid { errors, .. } = Registry::from_toml(broken).unwrap_err() else {
+        let RegistryError::Invalid { errors, .. } =
+            Registry::from_toml(broken, france()).unwrap_err()
+        else {
             panic!("expected validation errors");
         };
         let expected = [
@@ -1073,7 +1194,8 @@ mod tests {
             referent("utf8", "éloïse@mairie-évry.example.org"),
         ]
         .concat();
-        let RegistryError::Invalid { errors, .. } = Registry::from_toml(&registry).unwrap_err()
+        let RegistryError::Invalid { errors, .. } =
+            Registry::from_toml(&registry, france()).unwrap_err()
         else {
             panic!("expected validation errors");
         };
@@ -1090,9 +1212,9 @@ mod tests {
     fn unknown_keys_and_an_empty_registry_are_refused() {
         let typo =
             "[[referent]]\nid = \"a\"\nnetwork = \"ccas\"\nemail = \"a@b.org\"\ncomunes = []\n";
-        let error = Registry::from_toml(typo).unwrap_err().to_string();
+        let error = Registry::from_toml(typo, france()).unwrap_err().to_string();
         assert!(error.contains("unknown field `comunes`"), "{error}");
-        let error = Registry::from_toml("").unwrap_err().to_string();
+        let error = Registry::from_toml("", france()).unwrap_err().to_string();
         assert!(error.contains("has no [[route]]"), "{error}");
     }
 
@@ -1102,7 +1224,7 @@ mod tests {
         let value: toml::Value = toml::from_str(REGISTRY).unwrap();
         let path = dir.path().join("referents.json");
         std::fs::write(&path, serde_json::to_string(&value).unwrap()).unwrap();
-        let json = Registry::load(&path).unwrap();
+        let json = Registry::load(&path, france()).unwrap();
         assert_eq!(json.summary(), registry().summary());
         let resolution = json
             .resolve(&kind("orientation_sociale"), commune("75113"))
@@ -1114,12 +1236,13 @@ mod tests {
             r#"{"route": [], "referent": [{"id": "a", "network": "ccas", "email": "x"}]}"#,
         )
         .unwrap();
-        let RegistryError::Invalid { errors, .. } = Registry::load(&path).unwrap_err() else {
+        let RegistryError::Invalid { errors, .. } = Registry::load(&path, france()).unwrap_err()
+        else {
             panic!("expected validation errors");
         };
         assert_eq!(errors.len(), 2, "{errors:#?}");
         std::fs::write(&path, r#"{"route": [], "referen": []}"#).unwrap();
-        let error = Registry::load(&path).unwrap_err().to_string();
+        let error = Registry::load(&path, france()).unwrap_err().to_string();
         assert!(error.contains("unknown field `referen`"), "{error}");
     }
 
@@ -1132,7 +1255,9 @@ mod tests {
             NetworkSummary {
                 referents: 5,
                 communes: 2,
+                epcis: 0,
                 departements: 1,
+                regions: 0,
                 fallbacks: 1
             }
         );
@@ -1165,7 +1290,8 @@ mod tests {
             kinds = []
             "#
         );
-        let RegistryError::Invalid { errors, .. } = Registry::from_toml(&registry).unwrap_err()
+        let RegistryError::Invalid { errors, .. } =
+            Registry::from_toml(&registry, france()).unwrap_err()
         else {
             panic!("not refused as invalid");
         };

@@ -2,14 +2,17 @@
 //!
 //! Both are parsed once, at the boundary (an alert, the registry, the CLI), into
 //! small `Copy` values, so that the registry can index référents by them and
-//! resolve an alert with a couple of hash look-ups. This module owns the rules
-//! of the codes and the derivation of a commune's département; it never decides
-//! who receives an alert (that is the registry's job).
+//! resolve an alert with a couple of hash look-ups. This module owns the shape
+//! of the codes and the derivation of a commune's département; whether a code
+//! exists is the official geography's to say (`geography`), and who receives an
+//! alert is the registry's.
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
+
+use crate::geography::Mapped;
 
 /// Why a string is not a valid territorial code. The message is meant for the
 /// developer of the dispatch software or the operator who wrote the registry;
@@ -23,9 +26,16 @@ pub enum TerritoryError {
     Commune,
     #[error(
         "is not a département code (`01`-`95` but `20`, `2A`, `2B`, \
-         or an overseas code `971`-`978`, `984`, `986`-`988`)"
+         or an overseas code `971`-`978`, `984`, `986`-`989`)"
     )]
     Departement,
+    #[error(
+        "is a postal code, not an INSEE commune code: give the commune's code from the \
+         Code officiel géographique (Paris 13e is 75113, its postal code 75013)"
+    )]
+    PostalCode,
+    #[error("is not a commune code of the official geography (millésime {millesime})")]
+    Unknown { millesime: u16 },
     #[error("a territory needs a `commune`, a `departement`, or both")]
     Missing,
     #[error(
@@ -113,7 +123,7 @@ impl Departement {
             [b'2', b'0'] | [b'0', b'0'] => false,
             [a @ b'0'..=b'9', b @ b'0'..=b'9'] => (*a, *b) <= (b'9', b'5'),
             [b'9', b'7', c] => (b'1'..=b'8').contains(c),
-            [b'9', b'8', c] => matches!(c, b'4' | b'6' | b'7' | b'8'),
+            [b'9', b'8', c] => matches!(c, b'4' | b'6' | b'7' | b'8' | b'9'),
             _ => false,
         };
         if !valid {
@@ -139,6 +149,8 @@ impl Departement {
 pub struct Territory {
     commune: Option<Commune>,
     departement: Departement,
+    /// The code the alert gave, when the geography read it as `commune`.
+    mapped: Option<Mapped>,
 }
 
 impl Territory {
@@ -151,12 +163,14 @@ impl Territory {
     pub fn new(
         commune: Option<Commune>,
         departement: Option<Departement>,
+        mapped: Option<Mapped>,
     ) -> Result<Self, TerritoryError> {
         match (commune, departement) {
             (None, None) => Err(TerritoryError::Missing),
             (None, Some(departement)) => Ok(Self {
                 commune: None,
                 departement,
+                mapped: None,
             }),
             (Some(commune), given) => {
                 let derived = commune.departement();
@@ -169,6 +183,7 @@ impl Territory {
                     _ => Ok(Self {
                         commune: Some(commune),
                         departement: derived,
+                        mapped,
                     }),
                 }
             }
@@ -182,6 +197,12 @@ impl Territory {
     /// The département given with the alert, or derived from its commune.
     pub fn departement(&self) -> Departement {
         self.departement
+    }
+
+    /// The code the alert gave, when it named the commune by a former code
+    /// or a commune déléguée's.
+    pub fn mapped(&self) -> Option<Mapped> {
+        self.mapped
     }
 }
 
@@ -316,7 +337,7 @@ mod tests {
     #[test]
     fn departement_codes_follow_the_insee_list() {
         for code in [
-            "01", "19", "21", "2A", "2B", "75", "95", "971", "976", "975", "988",
+            "01", "19", "21", "2A", "2B", "75", "95", "971", "976", "975", "988", "989",
         ] {
             assert_eq!(Departement::parse(code).unwrap().as_str(), code);
         }
@@ -333,19 +354,26 @@ mod tests {
     #[test]
     fn a_territory_prefers_the_given_departement_and_otherwise_derives_it() {
         let commune = Commune::parse("97411").ok();
-        let derived = Territory::new(commune, None).unwrap();
+        let derived = Territory::new(commune, None, None).unwrap();
         assert_eq!(derived.departement().as_str(), "974");
-        let consistent = Territory::new(commune, Departement::parse("974").ok()).unwrap();
+        let consistent = Territory::new(commune, Departement::parse("974").ok(), None).unwrap();
         assert_eq!(consistent, derived);
-        let given = Territory::new(None, Departement::parse("2B").ok()).unwrap();
+        let given = Territory::new(None, Departement::parse("2B").ok(), None).unwrap();
         assert_eq!(given.departement().as_str(), "2B");
         assert_eq!(given.commune(), None);
-        assert_eq!(Territory::new(None, None), Err(TerritoryError::Missing));
+        assert_eq!(
+            Territory::new(None, None, None),
+            Err(TerritoryError::Missing)
+        );
     }
 
     #[test]
     fn a_departement_that_contradicts_the_commune_is_refused() {
-        let error = Territory::new(Commune::parse("75113").ok(), Departement::parse("92").ok());
+        let error = Territory::new(
+            Commune::parse("75113").ok(),
+            Departement::parse("92").ok(),
+            None,
+        );
         assert_eq!(
             error.unwrap_err().to_string(),
             "département 92 does not match commune 75113, which is in département 75"

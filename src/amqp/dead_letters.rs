@@ -25,7 +25,7 @@ use crate::amqp::headers;
 use crate::amqp::publisher::Publisher;
 use crate::amqp::topology::Topology;
 use crate::outcome::Reason;
-use crate::territory::{Commune, Departement, Territory};
+use crate::territory::{Commune, Departement};
 
 /// One dead letter as operators see it. Every field is either checked
 /// against the contract or written by relais or the broker.
@@ -64,8 +64,13 @@ impl DeadLetter {
             .map_or_else(|_| "-".into(), |k| k.to_string());
         let commune = field("/territory/commune").and_then(|c| Commune::parse(c).ok());
         let departement = field("/territory/departement").and_then(|d| Departement::parse(d).ok());
-        let territory =
-            Territory::new(commune, departement).map_or_else(|_| "-".into(), |t| t.to_string());
+        // Only codes of a valid shape are shown: a dead letter's body may
+        // hold anything.
+        let territory = match (commune, departement) {
+            (Some(commune), _) => format!("commune {commune}"),
+            (None, Some(departement)) => format!("département {departement}"),
+            (None, None) => "-".into(),
+        };
         Self {
             alert_id,
             kind,

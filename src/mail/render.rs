@@ -24,6 +24,7 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
 use crate::alert::{Alert, AlertId, Priority};
+use crate::geography::Description;
 use crate::registry::{Referent, ReferentId};
 
 /// How `emitted_at` is shown: `22/11/2026 à 08:15 (UTC+01:00)`, in the
@@ -164,8 +165,12 @@ struct View<'a> {
     /// The summary and the patient's details are in the email.
     details: bool,
     association: &'a str,
-    territory: String,
+    /// `Paris 13e Arrondissement (75113)`.
+    territory: &'a str,
+    /// `Paris (75)`.
     departement: &'a str,
+    /// What the alert's code was, when it named a former commune.
+    mapped: Option<&'a str>,
     emitted_at: String,
     summary: &'a str,
     patient: PatientView<'a>,
@@ -217,15 +222,14 @@ impl Renderer {
         alert: &Alert,
         referent: &Referent,
         kind_label: &str,
+        place: &Description,
     ) -> Result<Email, RenderError> {
         let urgent = alert.priority() == Priority::Urgent;
-        let territory = alert.territory();
-        let departement = territory.departement();
         let subject = format!(
             "{}Alerte {} – {} – réf. {}",
             if urgent { "URGENT – " } else { "" },
             kind_label,
-            territory,
+            place.place,
             alert.id()
         );
         let patient = alert.patient();
@@ -239,8 +243,9 @@ impl Renderer {
             urgent,
             details,
             association: alert.association(),
-            territory: territory.to_string(),
-            departement: departement.as_str(),
+            territory: &place.place,
+            departement: &place.departement,
+            mapped: place.mapped.as_deref(),
             emitted_at: alert
                 .emitted_at()
                 .format(EMITTED_AT)
@@ -327,6 +332,7 @@ pub fn message_id(alert: &AlertId, referent: &ReferentId, from: &Mailbox) -> Str
 mod tests {
     use super::*;
     use crate::registry::Registry;
+    use crate::testing::france;
 
     fn alert(patch: serde_json::Value) -> Alert {
         let mut value = serde_json::json!({
@@ -344,7 +350,7 @@ mod tests {
         for (key, patch) in patch.as_object().unwrap() {
             value[key] = patch.clone();
         }
-        Alert::parse(value.to_string().as_bytes(), 65536).unwrap()
+        Alert::parse(value.to_string().as_bytes(), 65536, france()).unwrap()
     }
 
     fn registry() -> Registry {
@@ -362,6 +368,7 @@ mod tests {
             email = "camille.martin@ccas-paris13.example.org"
             communes = ["75113"]
             "#,
+            france(),
         )
         .unwrap()
     }
@@ -371,7 +378,12 @@ mod tests {
         let renderer =
             Renderer::new("relais <relais@sos75.example.org>".parse().unwrap(), true).unwrap();
         let email = renderer
-            .render(alert, &registry.referents()[0], "Orientation sociale")
+            .render(
+                alert,
+                &registry.referents()[0],
+                "Orientation sociale",
+                &france().describe(alert.territory()),
+            )
             .unwrap();
         String::from_utf8(email.bytes().to_vec()).unwrap()
     }
@@ -395,6 +407,7 @@ mod tests {
                 &alert(serde_json::json!({})),
                 &registry.referents()[0],
                 "Orientation sociale",
+                &france().describe(alert(serde_json::json!({})).territory()),
             )
             .unwrap();
         let raw = String::from_utf8(message.bytes().to_vec()).unwrap();
@@ -515,20 +528,27 @@ mod tests {
             .unwrap();
         assert_eq!(
             parsed.subject(),
-            Some("URGENT – Alerte Orientation sociale – commune 75113 – réf. SOS75-2026-000123")
+            Some(
+                "URGENT – Alerte Orientation sociale – Paris 13e Arrondissement (75113) – réf. SOS75-2026-000123"
+            )
         );
         let normal = alert(serde_json::json!({"priority": "normal", "id": "A1"}));
         let registry = registry();
         let renderer = Renderer::new("relais@sos75.example.org".parse().unwrap(), true).unwrap();
         let message = renderer
-            .render(&normal, &registry.referents()[0], "Orientation sociale")
+            .render(
+                &normal,
+                &registry.referents()[0],
+                "Orientation sociale",
+                &france().describe(normal.territory()),
+            )
             .unwrap();
         let parsed = mail_parser::MessageParser::default()
             .parse(message.bytes())
             .unwrap();
         assert_eq!(
             parsed.subject(),
-            Some("Alerte Orientation sociale – commune 75113 – réf. A1")
+            Some("Alerte Orientation sociale – Paris 13e Arrondissement (75113) – réf. A1")
         );
     }
 
@@ -540,7 +560,7 @@ mod tests {
             "SOS Médecins Paris vous transmet une alerte « Orientation sociale », signalée URGENTE",
             "Référence de l'alerte : SOS75-2026-000123",
             "Émise le : 22/11/2026 à 08:15 (UTC+01:00)",
-            "Territoire : commune 75113, département 75",
+            "Territoire : Paris 13e Arrondissement (75113), Paris (75)",
             "Personne âgée isolée,\nsans aide à domicile.",
             "Référence du dossier : D-2026-4411",
             "Nom : Mme Jeanne Durand",

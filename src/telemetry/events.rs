@@ -82,6 +82,19 @@ impl Events {
             .set(consumers.map_or(0, i64::from));
     }
 
+    /// The alert named its commune by a former code or a commune
+    /// déléguée's; relais read it as the current commune.
+    pub fn territory_mapped(&self, alert: &Alert) {
+        if let Some(mapped) = alert.territory().mapped() {
+            info!(
+                alert_id = %alert.id(),
+                given = %mapped.from,
+                territory = %alert.territory(),
+                "the alert's commune code is a former code or a commune déléguée's; read as the current commune"
+            );
+        }
+    }
+
     pub fn alert_received(&self) {
         self.metrics.alerts_received.inc();
     }

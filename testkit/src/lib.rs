@@ -43,6 +43,23 @@ pub fn relais_binary() -> PathBuf {
     profile.join("relais")
 }
 
+/// The official geography shipped with relais, as the tests use it.
+pub const TERRITORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/territories.tsv");
+
+/// The shipped geography, loaded once per test binary.
+pub fn france() -> std::sync::Arc<relais::geography::Geography> {
+    static FRANCE: std::sync::OnceLock<std::sync::Arc<relais::geography::Geography>> =
+        std::sync::OnceLock::new();
+    FRANCE
+        .get_or_init(|| {
+            std::sync::Arc::new(
+                relais::geography::Geography::load(std::path::Path::new(TERRITORIES))
+                    .expect("data/territories.tsv"),
+            )
+        })
+        .clone()
+}
+
 pub const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// A registry with the three levels, two networks for one kind, and Corsica.
@@ -240,6 +257,9 @@ final_reply_timeout = "2s"
 
 [registry]
 path = "referents.toml"
+
+[territories]
+path = "{TERRITORIES}"
 
 [store]
 path = "state/relais.db"
