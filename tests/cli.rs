@@ -613,7 +613,7 @@ async fn resolve_refuses_a_postal_code_and_says_when_it_read_a_former_code() {
     assert_eq!(text(&ajaccio.stdout), "ccas-ajaccio ccas@ajaccio.test\n");
     assert_eq!(
         text(&ajaccio.stderr),
-        "# Ajaccio (2A004)\n# l'alerte donnait le code 20004, ancien code de Ajaccio\n\
+        "# Ajaccio (2A004)\n# l'alerte donnait l'ancien code 20004, désormais Ajaccio\n\
          # network ccas: 1 référent(s) at the commune level\n"
     );
     world.cleanup().await;

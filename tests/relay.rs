@@ -419,3 +419,147 @@ async fn a_second_alert_with_a_used_id_is_dead_lettered_as_a_conflict_and_a_true
     assert_eq!(body["territory"]["commune"], "75113");
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn commune_codes_are_read_against_the_official_geography() {
+    // Arrange: Paris 13e's CCAS, Ajaccio's CIAS by its EPCI, Île-de-France's
+    // Carsat by its région, the département's service for the rest of Paris.
+    let registry = r#"
+[[route]]
+kind = "orientation_sociale"
+networks = ["ccas"]
+label = "Orientation sociale"
+
+[[route]]
+kind = "acces_aux_droits"
+networks = ["carsat"]
+
+[[referent]]
+id = "ccas-paris-13"
+network = "ccas"
+email = "ccas13@paris.test"
+communes = ["75113"]
+
+[[referent]]
+id = "casvp"
+network = "ccas"
+email = "casvp@paris.test"
+departements = ["75"]
+
+[[referent]]
+id = "cias-pays-ajaccien"
+network = "ccas"
+email = "cias@ajaccio.test"
+epcis = ["242010056"]
+
+[[referent]]
+id = "carsat-idf"
+network = "carsat"
+email = "carsat@idf.test"
+regions = ["11"]
+"#;
+    let world = World::new(registry).await;
+    let app = world.spawn();
+
+    // Act: Paris 13e's postal code; Paris 13e; Ajaccio by its former
+    // Corsican code; a commune of the Pays Ajaccien; Melun for the Carsat.
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("GEO-POSTAL", "orientation_sociale", "75013"),
+        )
+        .await;
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("GEO-13E", "orientation_sociale", "75113"),
+        )
+        .await;
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("GEO-FORMER", "orientation_sociale", "20004"),
+        )
+        .await;
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("GEO-EPCI", "orientation_sociale", "2A017"),
+        )
+        .await;
+    world
+        .publish(
+            "acces_aux_droits",
+            &alert("GEO-REGION", "acces_aux_droits", "77288"),
+        )
+        .await;
+    let mails = world.smtp.wait_for(4, WAIT).await;
+    assert_eq!(world.wait_for_depth(&world.dead(), 1, WAIT).await, 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.stop().await;
+
+    // Assert: each alert to its office, said in words; the postal code in
+    // `.dead`, said as such, not quoted.
+    let mut got: Vec<(String, String, String)> = mails
+        .iter()
+        .map(|m| {
+            (
+                m.alert_id(),
+                m.to.join(","),
+                m.parsed().subject().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (
+                "GEO-13E".into(),
+                "ccas13@paris.test".into(),
+                "URGENT – Alerte Orientation sociale – Paris 13e Arrondissement (75113) – réf. GEO-13E".into()
+            ),
+            (
+                "GEO-EPCI".into(),
+                "cias@ajaccio.test".into(),
+                "URGENT – Alerte Orientation sociale – Appietto (2A017) – réf. GEO-EPCI".into()
+            ),
+            (
+                "GEO-FORMER".into(),
+                "cias@ajaccio.test".into(),
+                "URGENT – Alerte Orientation sociale – Ajaccio (2A004) – réf. GEO-FORMER".into()
+            ),
+            (
+                "GEO-REGION".into(),
+                "carsat@idf.test".into(),
+                "URGENT – Alerte acces aux droits – Melun (77288) – réf. GEO-REGION".into()
+            ),
+        ]
+    );
+    let former = mails.iter().find(|m| m.alert_id() == "GEO-FORMER").unwrap();
+    let text = former.text();
+    assert!(
+        text.contains("Territoire : Ajaccio (2A004), Corse-du-Sud (2A)\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Code de commune : l'alerte donnait l'ancien code 20004, désormais Ajaccio\r\n"
+        ),
+        "{text}"
+    );
+    let dead = world.broker.take_all(&world.dead()).await;
+    assert_eq!(
+        dead[0].header("x-relais-reason").as_deref(),
+        Some("invalid")
+    );
+    assert_eq!(
+        dead[0].header("x-relais-error").as_deref(),
+        Some(
+            "field `territory.commune` is a postal code, not an INSEE commune code: give the \
+             commune's code from the Code officiel géographique (Paris 13e is 75113, its postal \
+             code 75013)"
+        )
+    );
+    world.cleanup().await;
+}

@@ -512,7 +512,7 @@ impl Geography {
                     mapped.from
                 ),
                 _ => format!(
-                    "l'alerte donnait le code {}, ancien code de {current}",
+                    "l'alerte donnait l'ancien code {}, désormais {current}",
                     mapped.from
                 ),
             }

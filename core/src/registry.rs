@@ -1308,4 +1308,106 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn registry_codes_must_be_current_and_every_wrong_one_is_listed_with_the_code_to_use() {
+        let broken = r#"
+            [[route]]
+            kind = "orientation_sociale"
+            networks = ["ccas"]
+
+            [[referent]]
+            id = "a"
+            network = "ccas"
+            email = "a@example.org"
+            communes = ["01039", "20004", "75013", "75999"]
+            epcis = ["200057867", "12345"]
+            departements = ["989"]
+            regions = ["12"]
+        "#;
+        let RegistryError::Invalid { errors, .. } =
+            Registry::from_toml(broken, france()).unwrap_err()
+        else {
+            panic!("not refused as invalid");
+        };
+        assert_eq!(
+            errors,
+            [
+                r#"referent #1 ("a"): commune "01039" is a commune déléguée or associée of Culoz-Béon (01138): list 01138 instead"#,
+                r#"referent #1 ("a"): commune "20004" is a former code of Ajaccio (2A004): list 2A004 instead"#,
+                r#"referent #1 ("a"): commune "75013" is a postal code, not an INSEE commune code: give the commune's code from the Code officiel géographique (Paris 13e is 75113, its postal code 75013)"#,
+                r#"referent #1 ("a"): commune "75999" is not a commune code of the official geography (millésime 2026)"#,
+                r#"referent #1 ("a"): EPCI "200057867" is not an EPCI à fiscalité propre of the official geography (millésime 2026; the établissements publics territoriaux of the Grand Paris are not: list their communes)"#,
+                r#"referent #1 ("a"): EPCI "12345" is not the SIREN number of an EPCI (nine digits, e.g. 200046977)"#,
+                r#"referent #1 ("a"): région "12" is not a région of the official geography"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn resolution_climbs_from_arrondissement_to_region() {
+        let registry = Registry::from_toml(
+            r#"
+            [[route]]
+            kind = "orientation_sociale"
+            networks = ["ccas"]
+
+            [[referent]]
+            id = "lyon-3"
+            network = "ccas"
+            email = "lyon3@example.org"
+            communes = ["69383"]
+
+            [[referent]]
+            id = "lyon"
+            network = "ccas"
+            email = "lyon@example.org"
+            communes = ["69123"]
+
+            [[referent]]
+            id = "metropole"
+            network = "ccas"
+            email = "metropole@example.org"
+            epcis = ["200046977"]
+
+            [[referent]]
+            id = "rhone"
+            network = "ccas"
+            email = "rhone@example.org"
+            departements = ["69"]
+
+            [[referent]]
+            id = "aura"
+            network = "ccas"
+            email = "aura@example.org"
+            regions = ["84"]
+
+            [[referent]]
+            id = "france"
+            network = "ccas"
+            email = "france@example.org"
+            fallback = true
+            "#,
+            france(),
+        )
+        .unwrap();
+        let at = |territory: Territory| {
+            let resolution = registry
+                .resolve(&kind("orientation_sociale"), territory)
+                .unwrap();
+            (ids(&resolution)[0].to_owned(), resolution.matched[0].level)
+        };
+        let expected = [
+            ("69383", "lyon-3", Level::Arrondissement),
+            ("69381", "lyon", Level::Commune),
+            ("69034", "metropole", Level::Epci),
+            ("69001", "rhone", Level::Departement),
+            ("01053", "aura", Level::Region),
+            ("75113", "france", Level::Fallback),
+        ];
+        for (code, id, level) in expected {
+            assert_eq!(at(commune(code)), (id.to_owned(), level), "{code}");
+        }
+        assert_eq!(at(departement("01")), ("aura".to_owned(), Level::Region));
+    }
 }
