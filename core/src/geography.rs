@@ -786,9 +786,10 @@ pub(crate) mod tests {
             "Paris 20e's INSEE code is no postal code"
         );
         assert_eq!(
-            commune("99999"),
+            commune("75999"),
             Err(TerritoryError::Unknown { millesime: 2026 })
         );
+        assert_eq!(commune("99999"), Err(TerritoryError::Commune));
         assert_eq!(commune("7511"), Err(TerritoryError::Commune));
     }
 
