@@ -31,6 +31,9 @@ pub enum Command {
     Check,
     /// Show who would receive an alert of a kind about a territory.
     Resolve(ResolveArgs),
+    /// What the registry covers of France: per network, the communes and
+    /// population served at each level, and the gaps per département.
+    Coverage(CoverageArgs),
     /// Publish an alert the way the dispatch software does (smoke tests).
     Publish(PublishArgs),
     /// Show who was emailed about an alert, or every delivery since a time.
@@ -40,6 +43,16 @@ pub enum Command {
     /// Look at, replay or purge the dead letters.
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CoverageArgs {
+    /// Only this network, e.g. ccas.
+    #[arg(long, value_name = "NETWORK")]
+    pub network: Option<String>,
+    /// Print JSON, for scripts: every commune of every gap.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -19,7 +19,10 @@ use crate::alert::{Alert, AlertId, Kind};
 use crate::amqp::dead_letters::{self, DeadLetter, Selection};
 use crate::amqp::topology::soft_error;
 use crate::amqp::{PublishError, Publisher, Topology};
-use crate::cli::{AuditArgs, Cli, Command, DeadLettersCommand, PublishArgs, ResolveArgs};
+use crate::cli::{
+    AuditArgs, Cli, Command, CoverageArgs, DeadLettersCommand, PublishArgs, ResolveArgs,
+};
+use crate::coverage::Coverage;
 use crate::geography::Geography;
 use crate::registry::Registry;
 use crate::settings::{Outbound, Settings};
@@ -33,6 +36,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Run => run(config).await,
         Command::Check => check(config),
         Command::Resolve(args) => resolve(config, &args),
+        Command::Coverage(args) => coverage(config, &args),
         Command::Publish(args) => publish(config, &args).await,
         Command::Audit(args) => audit(config, &args),
         Command::Status(args) => return status(config, args.json).await,
@@ -212,6 +216,25 @@ fn resolve(config: Option<&Path>, args: &ResolveArgs) -> anyhow::Result<()> {
     }
     if let Some(unmatched) = resolution.unmatched_error(territory) {
         eprintln!("# {unmatched}: such an alert would also be dead-lettered as unroutable");
+    }
+    Ok(())
+}
+
+/// `relais coverage`: what the registry covers of France.
+fn coverage(config: Option<&Path>, args: &CoverageArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let geography = load_geography(&settings)?;
+    let registry = Registry::load(&settings.registry.path, &geography)?;
+    if let Some(network) = &args.network
+        && !registry.summary().networks.contains_key(network)
+    {
+        bail!("--network {network:?} has no référent in the registry");
+    }
+    let coverage = Coverage::of(&registry, &geography, args.network.as_deref());
+    if args.json {
+        println!("{}", serde_json::to_string(&coverage)?);
+    } else {
+        print!("{}", coverage.text());
     }
     Ok(())
 }

@@ -19,6 +19,7 @@
 pub mod amqp;
 pub mod cli;
 pub mod commands;
+pub mod coverage;
 pub mod daemon;
 pub mod flood;
 pub mod health;

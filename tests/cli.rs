@@ -618,3 +618,86 @@ async fn resolve_refuses_a_postal_code_and_says_when_it_read_a_former_code() {
     );
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn coverage_counts_each_level_and_lists_the_gaps_per_departement() {
+    // The tests' registry: two référents for Paris 13e, the département's
+    // service for the rest of Paris, Ajaccio's CCAS; no fallback for ccas.
+    let world = World::new(REGISTRY).await;
+
+    let report = relais(&world, &["coverage", "--network", "ccas", "--json"], None);
+    let unknown = relais(&world, &["coverage", "--network", "msa"], None);
+    let text_report = relais(&world, &["coverage", "--network", "ccas"], None);
+
+    assert!(report.status.success(), "{}", text(&report.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let france = support::france();
+    let units: Vec<_> = france.units().collect();
+    let population = |code: &str| -> u64 {
+        units
+            .iter()
+            .filter(|u| {
+                u.commune.as_str() == code || (code == "75" && u.commune.as_str().starts_with("75"))
+            })
+            .map(|u| u64::from(u.population))
+            .sum()
+    };
+    let total: u64 = units.iter().map(|u| u64::from(u.population)).sum();
+    assert_eq!(report["millesime"], 2026);
+    assert_eq!(report["communes"], units.len());
+    assert_eq!(report["population"], total);
+    let ccas = &report["networks"][0];
+    assert_eq!(ccas["network"], "ccas");
+    assert_eq!(report["networks"].as_array().unwrap().len(), 1);
+    let level = |name: &str| {
+        (
+            ccas["levels"][name]["communes"].as_u64().unwrap(),
+            ccas["levels"][name]["population"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(level("arrondissement"), (1, population("75113")));
+    assert_eq!(level("commune"), (1, population("2A004")));
+    assert_eq!(
+        level("departement"),
+        (19, population("75") - population("75113"))
+    );
+    assert_eq!(level("epci").0 + level("region").0 + level("fallback").0, 0);
+    assert_eq!(level("none").0, units.len() as u64 - 21);
+    assert_eq!(ccas["fallback_only"], serde_json::json!([]));
+    let corse_du_sud = ccas["unserved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|gap| gap["departement"] == "2A")
+        .unwrap();
+    assert_eq!(corse_du_sud["name"], "Corse-du-Sud");
+    let codes: Vec<&str> = corse_du_sud["communes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&"2A017") && !codes.contains(&"2A004"),
+        "{codes:?}"
+    );
+
+    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(
+        text(&unknown.stderr),
+        "relais: --network \"msa\" has no référent in the registry\n"
+    );
+    let lines = text(&text_report.stdout);
+    assert!(
+        lines.starts_with(&format!(
+            "official geography, millésime 2026: {} communes and arrondissements, {total} inhabitants\nnetwork ccas\n",
+            units.len()
+        )),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("    2A Corse-du-Sud: 123 commune(s)\n"),
+        "{lines}"
+    );
+    world.cleanup().await;
+}
