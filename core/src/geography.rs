@@ -135,24 +135,35 @@ type Code = [u8; 5];
 #[derive(Clone, Copy, Debug)]
 struct Name {
     start: u32,
-    len: u16,
+    len: u8,
 }
 
 /// No index: a commune outside every EPCI, a commune that is not an
 /// arrondissement.
-const NONE: u32 = u32::MAX;
+const NONE: u16 = u16::MAX;
 
-/// A current commune or an arrondissement municipal.
+/// A current commune or an arrondissement municipal: 20 bytes, about
+/// 35,000 of them.
 #[derive(Debug)]
 struct Place {
     commune: Commune,
-    name: Name,
-    population: u32,
+    name_len: u8,
     /// Index in `epcis` (of the commune, for an arrondissement), or [`NONE`].
-    epci: u32,
+    epci: u16,
+    name_start: u32,
+    population: u32,
     /// For an arrondissement municipal, the index of its commune in
     /// `places`; [`NONE`] for a commune.
-    parent: u32,
+    parent: u16,
+}
+
+impl Place {
+    fn name(&self) -> Name {
+        Name {
+            start: self.name_start,
+            len: self.name_len,
+        }
+    }
 }
 
 /// A commune déléguée or associée whose code is no current commune's.
@@ -281,12 +292,12 @@ impl Geography {
             .unwrap_or_default()
     }
 
-    fn place(&self, code: &[u8]) -> Option<(u32, &Place)> {
+    fn place(&self, code: &[u8]) -> Option<(usize, &Place)> {
         let index = self
             .places
             .binary_search_by(|place| place.commune.as_str().as_bytes().cmp(code))
             .ok()?;
-        Some((index as u32, &self.places[index]))
+        Some((index, &self.places[index]))
     }
 
     /// The territory an alert names: its commune code read as the module
@@ -440,7 +451,7 @@ impl Geography {
     /// The name of a current commune or an arrondissement.
     pub fn commune_name(&self, commune: Commune) -> Option<&str> {
         self.place(commune.as_str().as_bytes())
-            .map(|(_, place)| self.name(place.name))
+            .map(|(_, place)| self.name(place.name()))
     }
 
     /// The name of a commune déléguée or associée given as `code`.
@@ -471,7 +482,7 @@ impl Geography {
     /// without arrondissements, and every arrondissement municipal in place
     /// of its commune (Paris, Lyon, Marseille), in code order.
     pub fn units(&self) -> impl Iterator<Item = CommuneInfo<'_>> {
-        let divided: Vec<u32> = self
+        let divided: Vec<u16> = self
             .places
             .iter()
             .filter(|place| place.parent != NONE)
@@ -480,10 +491,10 @@ impl Geography {
         self.places
             .iter()
             .enumerate()
-            .filter(move |(index, _)| !divided.contains(&(*index as u32)))
+            .filter(move |(index, _)| !divided.contains(&(*index as u16)))
             .map(|(_, place)| CommuneInfo {
                 commune: place.commune,
-                name: self.name(place.name),
+                name: self.name(place.name()),
                 population: place.population,
             })
     }
@@ -569,7 +580,7 @@ impl Parser {
 
     fn name(&mut self, name: &str) -> Result<Name, String> {
         let start = u32::try_from(self.names.len()).map_err(|_| "too many names")?;
-        let len = u16::try_from(name.len()).map_err(|_| "a name is too long")?;
+        let len = u8::try_from(name.len()).map_err(|_| "a name is longer than 255 bytes")?;
         self.names.push_str(name);
         Ok(Name { start, len })
     }
@@ -616,9 +627,10 @@ impl Parser {
                 let name = self.name(name)?;
                 self.places.push(Place {
                     commune,
-                    name,
-                    population,
+                    name_len: name.len,
                     epci: NONE,
+                    name_start: name.start,
+                    population,
                     parent: NONE,
                 });
             }
@@ -630,9 +642,10 @@ impl Parser {
                 self.parents.push((code(place)?, parent));
                 self.places.push(Place {
                     commune,
-                    name,
-                    population,
+                    name_len: name.len,
                     epci: NONE,
+                    name_start: name.start,
+                    population,
                     parent: NONE,
                 });
             }
@@ -656,6 +669,9 @@ impl Parser {
         self.epcis.sort_by_key(|area| area.code);
         self.regions.sort_by_key(|area| area.code);
         self.departements.sort_by_key(|(area, _)| area.code);
+        if self.places.len() >= usize::from(NONE) || self.epcis.len() >= usize::from(NONE) {
+            return Err("more communes or EPCI than the index can hold".into());
+        }
         let places = &mut self.places;
         let index_of = |places: &[Place], code: &Code| -> Result<u32, String> {
             places
@@ -674,12 +690,12 @@ impl Parser {
                 .epcis
                 .binary_search_by_key(&epci, |area| area.code)
                 .map_err(|_| "an EPCI is missing")?;
-            places[index as usize].epci = epci as u32;
+            places[index as usize].epci = epci as u16;
         }
         for (arrondissement, parent) in std::mem::take(&mut self.parents) {
             let child = index_of(places, &arrondissement)?;
             let parent = index_of(places, &parent)?;
-            places[child as usize].parent = parent;
+            places[child as usize].parent = parent as u16;
         }
         let mut linked = Vec::with_capacity(self.linked.len());
         for (code, name, chef_lieu) in std::mem::take(&mut self.linked) {
