@@ -120,6 +120,10 @@ pub struct ResolveArgs {
     /// A département code, e.g. 2A or 974.
     #[arg(long, group = "territory")]
     pub departement: Option<String>,
+    /// The instant of the alert, RFC 3339 (e.g. 2026-12-25T10:00:00+01:00),
+    /// for the référents' absences; now by default.
+    #[arg(long, value_name = "INSTANT")]
+    pub at: Option<String>,
 }
 
 #[derive(Debug, Args)]

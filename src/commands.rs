@@ -196,16 +196,29 @@ fn resolve(config: Option<&Path>, args: &ResolveArgs) -> anyhow::Result<()> {
             TerritoryError::Missing | TerritoryError::Mismatch { .. } => anyhow::anyhow!("{error}"),
             _ => anyhow::anyhow!("--commune {error}"),
         })?;
+    let at = match &args.at {
+        Some(at) => OffsetDateTime::parse(at, &Rfc3339).map_err(|_| {
+            anyhow::anyhow!("--at must be an RFC 3339 instant, e.g. 2026-12-25T10:00:00+01:00")
+        })?,
+        None => OffsetDateTime::now_utc(),
+    };
     let place = geography.describe(territory);
     eprintln!("# {}", place.place);
     if let Some(mapped) = &place.mapped {
         eprintln!("# {mapped}");
     }
 
-    let resolution = registry.resolve(&kind, territory)?;
+    let resolution = registry.resolve_at(&kind, territory, at)?;
     for matched in &resolution.matched {
         for referent in &matched.referents {
             println!("{} {}", referent.id(), referent.email());
+        }
+        for (deputy, absent) in &matched.standing_in {
+            eprintln!(
+                "# {} is absent that day: {} receives it in its place",
+                absent.id(),
+                deputy.id()
+            );
         }
         eprintln!(
             "# network {}: {} référent(s) at the {} level",

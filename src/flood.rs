@@ -5,18 +5,15 @@
 //! référent per hour, and a counter (`relais_referent_floods_total`) that
 //! `monitoring/` turns into a Prometheus alert.
 //!
-//! Alerts are counted per référent and per hour of the guard's clock (the
-//! first hour starts with the guard); a new hour forgets the last. The guard
-//! holds a count and a 64-bit hash of the référent's id per référent
-//! alerted this hour, 12 bytes each, so that a national registry's worth of
-//! référents costs a fraction of a megabyte.
+//! Alerts are counted per référent of the registry in force (a reload
+//! starts the counts afresh) and per hour of the guard's clock (the first
+//! hour starts with the guard; a new hour forgets the last): two bytes per
+//! référent, 50 KB for a national registry.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::registry::ReferentId;
+use crate::registry::{Referent, Registry};
 
 const WINDOW: Duration = Duration::from_secs(3600);
 
@@ -37,17 +34,18 @@ pub struct FloodGuard {
     limit: u32,
     /// When the guard's first hour began.
     started: Instant,
-    hasher: RandomState,
     hour: Mutex<Hour>,
 }
 
-/// The counts of one hour.
+/// The counts of one hour, for one registry.
 #[derive(Default)]
 struct Hour {
     /// Hours since `started`.
     number: u64,
-    /// Référent (by the hash of its id) → alerts this hour.
-    counts: HashMap<u64, u32>,
+    /// Which registry the counts are for (the address of its référents).
+    registry: usize,
+    /// Per référent, by its place in the registry: alerts this hour.
+    counts: Vec<u16>,
 }
 
 impl FloodGuard {
@@ -59,7 +57,6 @@ impl FloodGuard {
         Self {
             limit,
             started,
-            hasher: RandomState::new(),
             hour: Mutex::default(),
         }
     }
@@ -68,25 +65,29 @@ impl FloodGuard {
         self.limit
     }
 
-    /// Counts one alert emailed to `referent` at `now`.
-    pub fn count(&self, referent: &ReferentId, now: Instant) -> Flood {
-        if self.limit == 0 {
+    /// Counts one alert emailed to `referent` of `registry` at `now`.
+    pub fn count(&self, registry: &Registry, referent: &Referent, now: Instant) -> Flood {
+        let Some(position) = registry.position(referent).filter(|_| self.limit > 0) else {
             return Flood::Within;
-        }
-        let number = (now.saturating_duration_since(self.started).as_secs()) / WINDOW.as_secs();
-        let key = self.hasher.hash_one(referent.as_str());
+        };
+        let number = now.saturating_duration_since(self.started).as_secs() / WINDOW.as_secs();
+        let identity = registry.referents().as_ptr() as usize;
         let mut hour = self.hour.lock().unwrap_or_else(PoisonError::into_inner);
-        if hour.number != number {
+        if hour.number != number || hour.registry != identity {
             hour.number = number;
+            hour.registry = identity;
             hour.counts.clear();
-            hour.counts.shrink_to(1024);
+            hour.counts.resize(registry.referents().len(), 0);
         }
-        let count = hour.counts.entry(key).or_insert(0);
+        let Some(count) = hour.counts.get_mut(position) else {
+            return Flood::Within;
+        };
         *count = count.saturating_add(1);
-        if *count > self.limit {
+        let count = u32::from(*count);
+        if count > self.limit {
             Flood::Over {
-                count: *count,
-                first: *count == self.limit + 1,
+                count,
+                first: count == self.limit + 1,
             }
         } else {
             Flood::Within
@@ -98,15 +99,37 @@ impl FloodGuard {
 mod tests {
     use super::*;
 
+    const REGISTRY: &str = r#"
+        [[route]]
+        kind = "orientation_sociale"
+        networks = ["ccas"]
+        [[referent]]
+        id = "ccas-paris-13"
+        network = "ccas"
+        email = "ccas13@example.org"
+        communes = ["75113"]
+        [[referent]]
+        id = "ccas-paris"
+        network = "ccas"
+        email = "ccas@example.org"
+        departements = ["75"]
+    "#;
+
+    fn registry() -> Registry {
+        Registry::from_toml(REGISTRY, crate::testing::france()).unwrap()
+    }
+
     #[test]
     fn past_the_limit_in_an_hour_is_a_flood_said_once_and_the_next_hour_starts_afresh() {
         let start = Instant::now();
         let guard = FloodGuard::starting(2, start);
-        let referent = ReferentId::parse("ccas-paris-13").unwrap();
-        let other = ReferentId::parse("ccas-paris").unwrap();
+        let registry = registry();
+        let (referent, other) = (&registry.referents()[0], &registry.referents()[1]);
         let at = |seconds| start + Duration::from_secs(seconds);
 
-        let counted: Vec<Flood> = (0..4).map(|n| guard.count(&referent, at(n))).collect();
+        let counted: Vec<Flood> = (0..4)
+            .map(|n| guard.count(&registry, referent, at(n)))
+            .collect();
 
         assert_eq!(
             counted,
@@ -123,15 +146,24 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(guard.count(&other, at(5)), Flood::Within);
-        assert_eq!(guard.count(&referent, at(3600)), Flood::Within);
+        assert_eq!(guard.count(&registry, other, at(5)), Flood::Within);
+        assert_eq!(guard.count(&registry, referent, at(3600)), Flood::Within);
+        // A reloaded registry starts afresh.
+        let reloaded = self::registry();
+        assert_eq!(
+            guard.count(&reloaded, &reloaded.referents()[0], at(3601)),
+            Flood::Within
+        );
     }
 
     #[test]
     fn a_limit_of_zero_counts_nothing() {
         let guard = FloodGuard::new(0);
-        let referent = ReferentId::parse("ccas-paris-13").unwrap();
+        let registry = registry();
         let now = Instant::now();
-        assert!((0..100).all(|_| guard.count(&referent, now) == Flood::Within));
+        assert!(
+            (0..100)
+                .all(|_| guard.count(&registry, &registry.referents()[0], now) == Flood::Within)
+        );
     }
 }

@@ -194,15 +194,28 @@ impl Relay {
             self.events.duplicate_skipped(alert, referent);
         }
 
-        let sends = to_send
-            .iter()
-            .map(|referent| self.send(alert, referent, &label, &place, digest));
+        let sends = to_send.iter().map(|referent| {
+            let on_behalf_of = resolution.on_behalf_of(referent);
+            self.send(alert, referent, &label, &place, on_behalf_of, digest)
+        });
         let results = join_all(sends).await;
         let mut failures = Vec::new();
         for (referent, result) in to_send.iter().zip(results) {
             match result {
                 Some(failure) => failures.push(failure),
-                None => served.push(referent.id().to_string()),
+                None => {
+                    served.push(referent.id().to_string());
+                    let flood = self.flood.count(registry, referent, Instant::now());
+                    if let Flood::Over { count, first } = flood {
+                        self.events.referent_flooded(
+                            alert,
+                            referent,
+                            count,
+                            first,
+                            self.flood.limit(),
+                        );
+                    }
+                }
             }
         }
         served.sort_unstable();
@@ -250,12 +263,16 @@ impl Relay {
         referent: &Referent,
         label: &str,
         place: &Description,
+        on_behalf_of: Option<&Referent>,
         digest: Digest,
     ) -> Option<SendError> {
         // A failure to build the email is relais's (or its registry's), not
         // a mail server's refusal: it is never `rejected`. It is retried, so
         // that a registry fixed and reloaded meanwhile delivers the alert.
-        let email = match self.renderer.render(alert, referent, label, place) {
+        let email = match self
+            .renderer
+            .render(alert, referent, label, place, on_behalf_of)
+        {
             Ok(email) => email,
             Err(error) => {
                 let error = SendError::Transient(format!(
@@ -278,12 +295,6 @@ impl Relay {
         match sent {
             Ok(accepted) => {
                 self.events.email_sent(alert, referent, &accepted);
-                if let Flood::Over { count, first } =
-                    self.flood.count(referent.id(), Instant::now())
-                {
-                    self.events
-                        .referent_flooded(alert, referent, count, first, self.flood.limit());
-                }
                 let sent = SentEmail {
                     alert_id: alert.id().to_string(),
                     referent_id: referent.id().to_string(),
@@ -329,12 +340,47 @@ impl<'a> Incoming<'a> {
     }
 }
 
-/// The SHA-256 of the alert in its canonical JSON form (keys sorted, values
-/// as parsed): the same alert published twice, however its JSON was laid
-/// out, has one digest.
+/// The SHA-256 of the alert's content as parsed: each value in a fixed
+/// order, length-prefixed, so that the same alert published twice, however
+/// its JSON was laid out, has one digest, and two different ones never
+/// share it. No copy of the alert is made.
 fn digest(alert: &Alert) -> Digest {
-    let canonical = alert.to_json().to_string();
-    let hash = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut field = |value: Option<&str>| match value {
+        None => context.update(&[0]),
+        Some(text) => {
+            context.update(&[1]);
+            context.update(&(text.len() as u64).to_be_bytes());
+            context.update(text.as_bytes());
+        }
+    };
+    let territory = alert.territory();
+    let emitted_at = alert.emitted_at();
+    let instant = emitted_at.unix_timestamp_nanos().to_be_bytes();
+    let offset = emitted_at.offset().whole_seconds().to_be_bytes();
+    let patient = alert.patient();
+    let contact = alert.contact();
+    field(Some(alert.id().as_str()));
+    field(Some(alert.kind().as_str()));
+    field(Some(alert.priority().as_str()));
+    field(Some(alert.association()));
+    field(territory.mapped().as_ref().map(|m| m.from.as_str()));
+    field(territory.commune().as_ref().map(|c| c.as_str()));
+    field(Some(territory.departement().as_str()));
+    field(Some(alert.summary()));
+    for value in [
+        &patient.reference,
+        &patient.name,
+        &patient.address,
+        &patient.phone,
+        &contact.name,
+        &contact.phone,
+    ] {
+        field(value.as_deref());
+    }
+    context.update(&instant);
+    context.update(&offset);
+    let hash = context.finish();
     let mut digest = [0; 32];
     digest.copy_from_slice(hash.as_ref());
     digest

@@ -701,3 +701,51 @@ async fn coverage_counts_each_level_and_lists_the_gaps_per_departement() {
     );
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn resolve_at_an_instant_shows_who_stands_in_for_an_absent_referent() {
+    let registry = REGISTRY.replace(
+        "communes = [\"75113\"]\n\n[[referent]]\nid = \"ccas-paris-13-accueil\"",
+        "communes = [\"75113\"]\ndeputies = [\"ccas-paris\"]\nabsences = [{ from = \"2026-12-24\", to = \"2027-01-02\" }]\n\n[[referent]]\nid = \"ccas-paris-13-accueil\"",
+    );
+    assert_ne!(registry, REGISTRY, "the registry names the absence");
+    let world = World::new(&registry).await;
+    let resolve = |at: &str| {
+        relais(
+            &world,
+            &[
+                "resolve",
+                "--kind",
+                "orientation_sociale",
+                "--commune",
+                "75113",
+                "--at",
+                at,
+            ],
+            None,
+        )
+    };
+
+    let before = resolve("2026-12-23T23:59:59+01:00");
+    let during = resolve("2026-12-25T10:00:00+01:00");
+    let bad = resolve("Christmas");
+
+    assert_eq!(
+        text(&before.stdout),
+        "ccas-paris-13 camille.martin@ccas-paris13.test\nccas-paris-13-accueil accueil@ccas-paris13.test\n"
+    );
+    assert_eq!(
+        text(&during.stdout),
+        "ccas-paris social@paris.test\nccas-paris-13-accueil accueil@ccas-paris13.test\n"
+    );
+    assert_eq!(
+        text(&during.stderr),
+        "# Paris 13e Arrondissement (75113)\n# ccas-paris-13 is absent that day: ccas-paris receives it in its place\n# network ccas: 2 référent(s) at the arrondissement level\n"
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        text(&bad.stderr),
+        "relais: --at must be an RFC 3339 instant, e.g. 2026-12-25T10:00:00+01:00\n"
+    );
+    world.cleanup().await;
+}

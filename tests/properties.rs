@@ -166,6 +166,7 @@ fn header_names(alert: &Alert) -> BTreeSet<String> {
             &registry.referents()[0],
             "Orientation sociale",
             &relais_testkit::france().describe(alert.territory()),
+            None,
         )
         .unwrap();
     let raw = String::from_utf8(message.bytes().to_vec()).unwrap();

@@ -563,3 +563,61 @@ regions = ["11"]
     );
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_alert_for_an_absent_referent_goes_to_its_deputy_and_says_on_whose_behalf() {
+    // Arrange: Paris 13e's référent is away from yesterday to tomorrow
+    // (Paris dates); her deputy stands in.
+    let today = relais::availability::paris_date(time::OffsetDateTime::now_utc());
+    let (from, to) = (today.previous_day().unwrap(), today.next_day().unwrap());
+    let registry = format!(
+        r#"
+[[route]]
+kind = "orientation_sociale"
+networks = ["ccas"]
+label = "Orientation sociale"
+
+[[referent]]
+id = "ccas-paris-13"
+network = "ccas"
+name = "Camille Martin"
+email = "camille.martin@ccas-paris13.test"
+communes = ["75113"]
+deputies = ["ccas-paris-13-adjoint"]
+absences = [{{ from = "{from}", to = "{to}" }}]
+
+[[referent]]
+id = "ccas-paris-13-adjoint"
+network = "ccas"
+name = "Dominique Petit"
+email = "dominique.petit@ccas-paris13.test"
+communes = ["75114"]
+"#
+    );
+    let world = World::new(&registry).await;
+    let app = world.spawn();
+
+    // Act
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-ABS", "orientation_sociale", "75113"),
+        )
+        .await;
+    let mails = world.smtp.wait_for(1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.stop().await;
+
+    // Assert: the deputy only, told why.
+    assert_eq!(world.smtp.mails().len(), 1);
+    assert_eq!(mails[0].to, ["dominique.petit@ccas-paris13.test"]);
+    assert_eq!(mails[0].referent(), "ccas-paris-13-adjoint");
+    assert!(
+        mails[0]
+            .text()
+            .contains("Vous recevez cette alerte en l'absence de Camille Martin."),
+        "{}",
+        mails[0].text()
+    );
+    world.cleanup().await;
+}

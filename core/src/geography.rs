@@ -571,8 +571,14 @@ impl Parser {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let fields: Vec<&str> = line.split('\t').collect();
-            self.line(&fields)
+            // At most five fields: no allocation per line.
+            let mut fields = [""; 6];
+            let mut count = 0;
+            for field in line.split('\t').take(fields.len()) {
+                fields[count] = field;
+                count += 1;
+            }
+            self.line(&fields[..count])
                 .map_err(|problem| (number + 1, problem))?;
         }
         self.finish().map_err(|problem| (0, problem))

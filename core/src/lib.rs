@@ -8,6 +8,7 @@
 //! its modules under the same names.
 
 pub mod alert;
+pub mod availability;
 pub mod geography;
 pub mod publisher;
 pub mod registry;

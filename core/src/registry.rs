@@ -23,7 +23,10 @@ use lettre::message::Mailbox;
 use serde::Deserialize;
 use thiserror::Error;
 
+use time::{Date, OffsetDateTime};
+
 use crate::alert::Kind;
+use crate::availability::{Absence, paris_date};
 use crate::geography::{Epci, Geography, Location, Region};
 use crate::publisher::{Publishers, RawPublisher};
 use crate::territory::{Commune, Departement, Territory};
@@ -164,7 +167,12 @@ impl Level {
 pub struct NetworkMatch<'r> {
     pub network: &'r str,
     pub level: Level,
+    /// Who receives it: the référents found, or, for one who is absent,
+    /// its present deputies, else the network's present fallback référents.
     pub referents: Vec<&'r Referent>,
+    /// For a référent standing in for an absent one: (who stands in, for
+    /// whom).
+    pub standing_in: Vec<(&'r Referent, &'r Referent)>,
 }
 
 /// Who an alert goes to. `matched` is never empty; `unmatched` lists the
@@ -183,6 +191,15 @@ impl<'r> Resolution<'r> {
         self.matched
             .iter()
             .flat_map(|m| m.referents.iter().copied())
+    }
+
+    /// The absent référent `referent` receives the alert for, if any.
+    pub fn on_behalf_of(&self, referent: &Referent) -> Option<&'r Referent> {
+        self.matched
+            .iter()
+            .flat_map(|m| m.standing_in.iter())
+            .find(|(deputy, _)| deputy.id() == referent.id())
+            .map(|(_, absent)| *absent)
     }
 
     /// Why the `unmatched` networks have nobody, or `None` if all matched.
@@ -236,6 +253,8 @@ pub struct Registry {
     /// The geography its codes were checked against, and which says where a
     /// territory lies.
     geography: Arc<Geography>,
+    /// Deputies and absences, for the référents that have any.
+    availability: HashMap<ReferentIndex, Availability>,
     /// Who may publish what; empty: anyone may publish anything.
     publishers: Publishers,
 }
@@ -288,6 +307,25 @@ struct RawReferent<'a> {
     regions: Vec<Text<'a>>,
     #[serde(default)]
     fallback: bool,
+    #[serde(default, borrow)]
+    deputies: Vec<Text<'a>>,
+    #[serde(default)]
+    absences: Vec<RawAbsence>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAbsence {
+    from: String,
+    to: String,
+}
+
+/// Who stands in for a référent, and when it is away.
+#[derive(Debug, Default)]
+struct Availability {
+    /// Référents of the same network, in registry order of the list.
+    deputies: Vec<ReferentIndex>,
+    absences: Vec<Absence>,
 }
 
 /// A string of the registry file: borrowed from the file's text, or owned
@@ -423,6 +461,23 @@ impl Registry {
     /// [`Unroutable`] when the kind has no route, or when no network it
     /// routes to has a référent for the territory.
     pub fn resolve(&self, kind: &Kind, territory: Territory) -> Result<Resolution<'_>, Unroutable> {
+        self.resolve_at(kind, territory, OffsetDateTime::now_utc())
+    }
+
+    /// Who receives an alert of `kind` about `territory` at the instant
+    /// `at`: as [`Registry::resolve`], with the absences of that day (in
+    /// Paris).
+    ///
+    /// # Errors
+    /// As [`Registry::resolve`]; a network whose every référent for the
+    /// territory, deputy and fallback is absent counts as unmatched.
+    pub fn resolve_at(
+        &self,
+        kind: &Kind,
+        territory: Territory,
+        at: OffsetDateTime,
+    ) -> Result<Resolution<'_>, Unroutable> {
+        let date = paris_date(at);
         let routed = self.routes.get(kind.as_str());
         if routed.is_none() && self.any_kind.is_empty() {
             return Err(Unroutable::NoRoute(kind.as_str().to_owned()));
@@ -440,14 +495,16 @@ impl Registry {
             }
             seen.push(network);
             let name = self.networks[usize::from(network)].as_str();
-            match self.match_network(network, &location) {
-                Some((level, indexes)) => resolution.matched.push(NetworkMatch {
+            let found = self
+                .match_network(network, &location)
+                .map(|(level, indexes)| (level, self.present(network, indexes, date)))
+                .filter(|(_, (referents, _))| !referents.is_empty());
+            match found {
+                Some((level, (referents, standing_in))) => resolution.matched.push(NetworkMatch {
                     network: name,
                     level,
-                    referents: indexes
-                        .iter()
-                        .map(|&i| &self.referents[i as usize])
-                        .collect(),
+                    referents,
+                    standing_in,
                 }),
                 None => resolution.unmatched.push(name),
             }
@@ -463,6 +520,58 @@ impl Registry {
             });
         }
         Ok(resolution)
+    }
+
+    /// Who receives for `found` on `date`: each present référent, and for
+    /// each absent one its present deputies, else the network's present
+    /// fallback référents; each once, in that order.
+    #[allow(clippy::type_complexity)]
+    fn present(
+        &self,
+        network: NetworkIndex,
+        found: &[ReferentIndex],
+        date: Date,
+    ) -> (Vec<&Referent>, Vec<(&Referent, &Referent)>) {
+        let referent = |index: ReferentIndex| &self.referents[index as usize];
+        if self.availability.is_empty() {
+            return (found.iter().map(|&i| referent(i)).collect(), Vec::new());
+        }
+        let absent = |index: &ReferentIndex| {
+            self.availability
+                .get(index)
+                .is_some_and(|a| a.absences.iter().any(|absence| absence.covers(date)))
+        };
+        let mut chosen: Vec<ReferentIndex> = Vec::with_capacity(found.len());
+        let mut standing_in = Vec::new();
+        for index in found {
+            if !absent(index) {
+                if !chosen.contains(index) {
+                    chosen.push(*index);
+                }
+                continue;
+            }
+            let deputies = self
+                .availability
+                .get(index)
+                .map(|a| a.deputies.as_slice())
+                .unwrap_or_default();
+            let mut instead: Vec<ReferentIndex> =
+                deputies.iter().filter(|d| !absent(d)).copied().collect();
+            if instead.is_empty() {
+                instead = self.fallback[usize::from(network)]
+                    .iter()
+                    .filter(|f| !absent(f) && *f != index)
+                    .copied()
+                    .collect();
+            }
+            for deputy in instead {
+                if !chosen.contains(&deputy) {
+                    chosen.push(deputy);
+                    standing_in.push((referent(deputy), referent(*index)));
+                }
+            }
+        }
+        (chosen.into_iter().map(referent).collect(), standing_in)
     }
 
     fn match_network(
@@ -524,6 +633,16 @@ impl Registry {
 
     pub fn referents(&self) -> &[Referent] {
         &self.referents
+    }
+
+    /// The place of `referent` in [`Registry::referents`], if it is one of
+    /// this registry's (for counters kept per référent beside a registry).
+    pub fn position(&self, referent: &Referent) -> Option<usize> {
+        let range = self.referents.as_ptr_range();
+        let at = std::ptr::from_ref(referent);
+        range
+            .contains(&at)
+            .then(|| (at as usize - range.start as usize) / std::mem::size_of::<Referent>())
     }
 
     /// Who may publish what (see [`Publishers::authorize`]).
@@ -662,6 +781,8 @@ impl Builder {
         let mut by_departement: Vec<((NetworkIndex, Departement), ReferentIndex)> = Vec::new();
         let mut by_region: Vec<((NetworkIndex, Region), ReferentIndex)> = Vec::new();
         let mut fallback: HashMap<NetworkIndex, Vec<ReferentIndex>> = HashMap::new();
+        let mut by_id: HashMap<&str, (ReferentIndex, NetworkIndex)> = HashMap::new();
+        let mut pending = Vec::new();
 
         for (position, raw) in raw_referents.iter().enumerate() {
             let at = At(position + 1, &raw.id);
@@ -674,6 +795,10 @@ impl Builder {
                 continue;
             }
             let index = referents.len() as ReferentIndex;
+            by_id.insert(&raw.id, (index, network));
+            if !raw.deputies.is_empty() || !raw.absences.is_empty() {
+                pending.push((index, network, position + 1, raw));
+            }
             let geography = self.geography.clone();
             for code in &raw.communes {
                 match geography.check_current(code) {
@@ -783,6 +908,7 @@ impl Builder {
         }
 
         let publishers = Publishers::build(raw_publishers, &self.geography, &mut self.errors);
+        let availability = self.availability(&pending, &by_id, &fallback);
 
         if !self.errors.is_empty() {
             return Err(self.errors);
@@ -803,7 +929,84 @@ impl Builder {
             fallback,
             publishers,
             geography: self.geography,
+            availability,
         })
+    }
+
+    /// The deputies and absences of the référents that have any, checked:
+    /// a deputy is a référent of the same network, not the référent
+    /// itself; an absence is two dates in order; and on every day of an
+    /// absence someone stands in (a present deputy, or a present fallback
+    /// référent of the network).
+    fn availability(
+        &mut self,
+        pending: &[(ReferentIndex, NetworkIndex, usize, &RawReferent<'_>)],
+        by_id: &HashMap<&str, (ReferentIndex, NetworkIndex)>,
+        fallback: &HashMap<NetworkIndex, Vec<ReferentIndex>>,
+    ) -> HashMap<ReferentIndex, Availability> {
+        let mut availability: HashMap<ReferentIndex, Availability> = HashMap::new();
+        for &(index, network, position, raw) in pending {
+            let at = At(position, &raw.id);
+            let mut entry = Availability::default();
+            for (number, absence) in raw.absences.iter().enumerate() {
+                match Absence::parse(&absence.from, &absence.to) {
+                    Ok(absence) => entry.absences.push(absence),
+                    Err(problem) => self
+                        .errors
+                        .push(format!("{at}: absence #{}: {problem}", number + 1)),
+                }
+            }
+            for id in &raw.deputies {
+                match by_id.get(&**id) {
+                    None => self.errors.push(format!(
+                        "{at}: deputy {id:?} is not a référent of the registry"
+                    )),
+                    Some(&(deputy, _)) if deputy == index => self
+                        .errors
+                        .push(format!("{at}: lists itself among its deputies")),
+                    Some(&(_, other)) if other != network => self.errors.push(format!(
+                        "{at}: deputy {id:?} is of network {:?}, not {:?}: a deputy stands in \
+                         within its network",
+                        &*self.networks[usize::from(other)],
+                        &*self.networks[usize::from(network)]
+                    )),
+                    Some(&(deputy, _)) => entry.deputies.push(deputy),
+                }
+            }
+            availability.insert(index, entry);
+        }
+        let absent = |index: &ReferentIndex, date: Date| {
+            availability
+                .get(index)
+                .is_some_and(|a| a.absences.iter().any(|absence| absence.covers(date)))
+        };
+        for &(index, network, position, raw) in pending {
+            let Some(entry) = availability.get(&index) else {
+                continue;
+            };
+            let fallbacks = fallback
+                .get(&network)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let nobody = entry
+                .absences
+                .iter()
+                .flat_map(Absence::dates)
+                .find(|&date| {
+                    let deputy = entry.deputies.iter().any(|d| !absent(d, date));
+                    let stand_in = fallbacks.iter().any(|f| *f != index && !absent(f, date));
+                    !deputy && !stand_in
+                });
+            if let Some(date) = nobody {
+                self.errors.push(format!(
+                    "{}: on {date} it is absent, and so are all its deputies and its network's \
+                     fallback référents: its alerts would reach nobody in its place",
+                    At(position, &raw.id)
+                ));
+            }
+        }
+        availability.retain(|_, entry| !entry.deputies.is_empty() || !entry.absences.is_empty());
+        availability
     }
 
     /// The référent, and the index of its network; `None` if it has errors.
@@ -1409,5 +1612,137 @@ mod tests {
             assert_eq!(at(commune(code)), (id.to_owned(), level), "{code}");
         }
         assert_eq!(at(departement("01")), ("aura".to_owned(), Level::Region));
+    }
+
+    const ABSENCES: &str = r#"
+        [[route]]
+        kind = "orientation_sociale"
+        networks = ["ccas"]
+
+        [[referent]]
+        id = "camille"
+        network = "ccas"
+        name = "Camille Martin"
+        email = "camille@example.org"
+        communes = ["75113"]
+        deputies = ["dominique", "sacha"]
+        absences = [{ from = "2026-12-24", to = "2027-01-02" }]
+
+        [[referent]]
+        id = "dominique"
+        network = "ccas"
+        email = "dominique@example.org"
+        communes = ["75114"]
+        absences = [{ from = "2026-12-31", to = "2027-01-02" }]
+
+        [[referent]]
+        id = "sacha"
+        network = "ccas"
+        email = "sacha@example.org"
+        communes = ["75115"]
+        absences = [{ from = "2027-01-01", to = "2027-01-02" }]
+
+        [[referent]]
+        id = "permanence"
+        network = "ccas"
+        email = "permanence@example.org"
+        fallback = true
+    "#;
+
+    #[test]
+    fn an_absent_referent_s_alerts_go_to_its_present_deputies_then_to_the_fallback() {
+        use time::macros::datetime;
+        let registry = Registry::from_toml(ABSENCES, france()).unwrap();
+        let at = |instant| {
+            let resolution = registry
+                .resolve_at(&kind("orientation_sociale"), commune("75113"), instant)
+                .unwrap();
+            let behalf: Vec<Option<String>> = resolution
+                .referents()
+                .map(|r| resolution.on_behalf_of(r).map(|a| a.id().to_string()))
+                .collect();
+            (ids(&resolution).join(","), behalf)
+        };
+        // The last minute before the absence, Paris time (UTC+1).
+        assert_eq!(
+            at(datetime!(2026-12-23 22:59:59 UTC)),
+            ("camille".into(), vec![None])
+        );
+        let camille = Some("camille".to_owned());
+        assert_eq!(
+            at(datetime!(2026-12-23 23:00:00 UTC)),
+            (
+                "dominique,sacha".into(),
+                vec![camille.clone(), camille.clone()]
+            )
+        );
+        assert_eq!(
+            at(datetime!(2026-12-31 10:00:00 +01:00)),
+            ("sacha".into(), vec![camille.clone()])
+        );
+        assert_eq!(
+            at(datetime!(2027-01-02 23:59:59 +01:00)),
+            ("permanence".into(), vec![camille])
+        );
+        assert_eq!(
+            at(datetime!(2027-01-03 00:00:00 +01:00)),
+            ("camille".into(), vec![None])
+        );
+    }
+
+    #[test]
+    fn every_error_of_the_deputies_and_absences_is_listed() {
+        let broken = r#"
+            [[route]]
+            kind = "orientation_sociale"
+            networks = ["ccas", "cpam"]
+
+            [[referent]]
+            id = "a"
+            network = "ccas"
+            email = "a@example.org"
+            communes = ["75113"]
+            deputies = ["a", "nobody", "c"]
+            absences = [{ from = "2027-01-02", to = "2026-12-24" }, { from = "2026-12-24", to = "2026-12-25" }]
+
+            [[referent]]
+            id = "b"
+            network = "ccas"
+            email = "b@example.org"
+            communes = ["75114"]
+            deputies = ["d"]
+            absences = [{ from = "2026-08-01", to = "2026-08-15" }]
+
+            [[referent]]
+            id = "c"
+            network = "cpam"
+            email = "c@example.org"
+            departements = ["75"]
+
+            [[referent]]
+            id = "d"
+            network = "ccas"
+            email = "d@example.org"
+            communes = ["75115"]
+            deputies = ["b"]
+            absences = [{ from = "2026-08-10", to = "2026-08-20" }]
+        "#;
+        let RegistryError::Invalid { errors, .. } =
+            Registry::from_toml(broken, france()).unwrap_err()
+        else {
+            panic!("not refused as invalid");
+        };
+        assert_eq!(
+            errors,
+            [
+                r#"referent #1 ("a"): absence #1: `to` is before `from`"#,
+                r#"referent #1 ("a"): lists itself among its deputies"#,
+                r#"referent #1 ("a"): deputy "nobody" is not a référent of the registry"#,
+                r#"referent #1 ("a"): deputy "c" is of network "cpam", not "ccas": a deputy stands in within its network"#,
+                r#"referent #1 ("a"): on 2026-12-24 it is absent, and so are all its deputies and its network's fallback référents: its alerts would reach nobody in its place"#,
+                r#"referent #2 ("b"): on 2026-08-10 it is absent, and so are all its deputies and its network's fallback référents: its alerts would reach nobody in its place"#,
+                r#"referent #4 ("d"): on 2026-08-10 it is absent, and so are all its deputies and its network's fallback référents: its alerts would reach nobody in its place"#,
+            ]
+        );
     }
 }

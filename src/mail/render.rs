@@ -171,6 +171,8 @@ struct View<'a> {
     departement: &'a str,
     /// What the alert's code was, when it named a former commune.
     mapped: Option<&'a str>,
+    /// The absent référent this one receives the alert for.
+    on_behalf_of: Option<&'a str>,
     emitted_at: String,
     summary: &'a str,
     patient: PatientView<'a>,
@@ -223,6 +225,7 @@ impl Renderer {
         referent: &Referent,
         kind_label: &str,
         place: &Description,
+        on_behalf_of: Option<&Referent>,
     ) -> Result<Email, RenderError> {
         let urgent = alert.priority() == Priority::Urgent;
         let subject = format!(
@@ -246,6 +249,12 @@ impl Renderer {
             territory: &place.place,
             departement: &place.departement,
             mapped: place.mapped.as_deref(),
+            on_behalf_of: on_behalf_of.map(|absent| {
+                absent
+                    .name()
+                    .or(absent.organisation())
+                    .unwrap_or(absent.id().as_str())
+            }),
             emitted_at: alert
                 .emitted_at()
                 .format(EMITTED_AT)
@@ -383,6 +392,7 @@ mod tests {
                 &registry.referents()[0],
                 "Orientation sociale",
                 &france().describe(alert.territory()),
+                None,
             )
             .unwrap();
         String::from_utf8(email.bytes().to_vec()).unwrap()
@@ -408,6 +418,7 @@ mod tests {
                 &registry.referents()[0],
                 "Orientation sociale",
                 &france().describe(alert(serde_json::json!({})).territory()),
+                None,
             )
             .unwrap();
         let raw = String::from_utf8(message.bytes().to_vec()).unwrap();
@@ -541,6 +552,7 @@ mod tests {
                 &registry.referents()[0],
                 "Orientation sociale",
                 &france().describe(normal.territory()),
+                None,
             )
             .unwrap();
         let parsed = mail_parser::MessageParser::default()

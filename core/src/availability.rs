@@ -1,0 +1,145 @@
+//! When a référent is away: the registry's `absences` (dates, inclusive,
+//! in Europe/Paris, as an office writes them on a leave calendar), and the
+//! date in Paris of any instant.
+//!
+//! Paris's offset follows the EU rule (Directive 2000/84/EC): UTC+2 from
+//! the last Sunday of March at 01:00 UTC to the last Sunday of October at
+//! 01:00 UTC, UTC+1 otherwise. relais carries no time-zone database for
+//! this one zone; the overseas départements' offices write their absences
+//! in Paris dates too (the registry says so).
+
+use time::{Date, Duration, Month, OffsetDateTime, UtcOffset};
+
+/// The longest absence, in days: a longer one is a référent to replace.
+pub const LONGEST_DAYS: i64 = 366;
+
+/// A period of absence: `from` and `to` included, Paris dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Absence {
+    pub from: Date,
+    pub to: Date,
+}
+
+impl Absence {
+    /// Parses `from` and `to` (`YYYY-MM-DD`).
+    ///
+    /// # Errors
+    /// What is wrong, naming the field.
+    pub fn parse(from: &str, to: &str) -> Result<Self, String> {
+        let date = |field: &str, text: &str| {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            Date::parse(text, &format)
+                .map_err(|_| format!("`{field}` must be a date, YYYY-MM-DD (e.g. 2026-12-24)"))
+        };
+        let (from, to) = (date("from", from)?, date("to", to)?);
+        if to < from {
+            return Err("`to` is before `from`".into());
+        }
+        if (to - from).whole_days() >= LONGEST_DAYS {
+            return Err(format!(
+                "lasts more than {LONGEST_DAYS} days: name another référent instead"
+            ));
+        }
+        Ok(Self { from, to })
+    }
+
+    pub fn covers(&self, date: Date) -> bool {
+        (self.from..=self.to).contains(&date)
+    }
+
+    /// Every date of the absence.
+    pub fn dates(&self) -> impl Iterator<Item = Date> + use<> {
+        let from = self.from;
+        let days = (self.to - self.from).whole_days();
+        (0..=days).map(move |day| from + Duration::days(day))
+    }
+}
+
+/// The date in Paris at the instant `at`.
+pub fn paris_date(at: OffsetDateTime) -> Date {
+    at.to_offset(paris_offset(at)).date()
+}
+
+/// Paris's offset from UTC at the instant `at`.
+pub fn paris_offset(at: OffsetDateTime) -> UtcOffset {
+    let utc = at.to_offset(UtcOffset::UTC);
+    let year = utc.year();
+    let change = |month| {
+        let last = last_sunday(year, month);
+        last.midnight().assume_utc() + Duration::hours(1)
+    };
+    let summer = change(Month::March) <= utc && utc < change(Month::October);
+    let hours = if summer { 2 } else { 1 };
+    UtcOffset::from_hms(hours, 0, 0).unwrap_or(UtcOffset::UTC)
+}
+
+fn last_sunday(year: i32, month: Month) -> Date {
+    let days = month.length(year);
+    let last = Date::from_calendar_date(year, month, days).unwrap_or(Date::MIN);
+    let back = last.weekday().number_days_from_sunday();
+    last - Duration::days(i64::from(back))
+}
+
+#[cfg(test)]
+mod tests {
+    use time::Weekday;
+    use time::macros::{date, datetime};
+
+    use super::*;
+
+    fn is_sunday(date: Date) -> bool {
+        date.weekday() == Weekday::Sunday
+    }
+
+    #[test]
+    fn a_paris_date_changes_at_paris_midnight_in_winter_and_in_summer() {
+        assert_eq!(
+            paris_date(datetime!(2026-12-23 22:59:59 UTC)),
+            date!(2026 - 12 - 23)
+        );
+        assert_eq!(
+            paris_date(datetime!(2026-12-23 23:00:00 UTC)),
+            date!(2026 - 12 - 24)
+        );
+        assert_eq!(
+            paris_date(datetime!(2026-07-13 21:59:59 UTC)),
+            date!(2026 - 07 - 13)
+        );
+        assert_eq!(
+            paris_date(datetime!(2026-07-13 22:00:00 UTC)),
+            date!(2026 - 07 - 14)
+        );
+        assert_eq!(
+            paris_date(datetime!(2026-12-25 10:00:00 +01:00)),
+            date!(2026 - 12 - 25)
+        );
+    }
+
+    #[test]
+    fn summer_time_starts_and_ends_on_the_last_sundays_of_march_and_october() {
+        assert!(is_sunday(date!(2026 - 03 - 29)) && is_sunday(date!(2026 - 10 - 25)));
+        let offset = |at| paris_offset(at).whole_hours();
+        assert_eq!(offset(datetime!(2026-03-29 00:59:59 UTC)), 1);
+        assert_eq!(offset(datetime!(2026-03-29 01:00:00 UTC)), 2);
+        assert_eq!(offset(datetime!(2026-10-25 00:59:59 UTC)), 2);
+        assert_eq!(offset(datetime!(2026-10-25 01:00:00 UTC)), 1);
+    }
+
+    #[test]
+    fn an_absence_includes_both_of_its_dates() {
+        let absence = Absence::parse("2026-12-24", "2027-01-02").unwrap();
+        assert!(!absence.covers(date!(2026 - 12 - 23)));
+        assert!(absence.covers(date!(2026 - 12 - 24)));
+        assert!(absence.covers(date!(2027 - 01 - 02)));
+        assert!(!absence.covers(date!(2027 - 01 - 03)));
+        assert_eq!(absence.dates().count(), 10);
+        assert_eq!(
+            Absence::parse("2027-01-02", "2026-12-24"),
+            Err("`to` is before `from`".into())
+        );
+        assert_eq!(
+            Absence::parse("24/12/2026", "2026-12-24"),
+            Err("`from` must be a date, YYYY-MM-DD (e.g. 2026-12-24)".into())
+        );
+    }
+}
