@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::amqp::Topology;
+use crate::amqp::status::{self, StatusSink};
 use crate::flood::FloodGuard;
 use crate::geography::Geography;
 use crate::health::Health;
@@ -53,10 +54,13 @@ pub async fn run(
     mut reloads: mpsc::Receiver<()>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let events = Events::new(metrics.clone());
+    let (status, status_events) = StatusSink::new();
+    let events = Events::new(metrics.clone()).with_status(status);
     let health = Arc::new(Health::default());
 
-    let geography = Arc::new(Geography::load(&settings.territories.path)?);
+    let mut geography = Geography::load(&settings.territories.path)?;
+    geography.forget_populations();
+    let geography = Arc::new(geography);
     tracing::info!(
         territories = %settings.territories.path.display(),
         millesime = geography.millesime(),
@@ -96,6 +100,12 @@ pub async fn run(
         ));
         tokio::spawn(poll_queues(settings.clone(), events.clone(), stop.clone()));
     }
+    let publishing = tokio::spawn(status::publish_events(
+        settings.clone(),
+        status_events,
+        metrics.clone(),
+        stop.clone(),
+    ));
     tokio::spawn(prune(store, settings.store.retention, stop.clone()));
     tokio::spawn(expire_idle_connections(relay.clone(), stop.clone()));
     let consumer = amqp::consumer::consume(
@@ -134,8 +144,10 @@ pub async fn run(
         }
     }
     stop.cancel();
-    // The alerts in flight are done: close the idle SMTP connections.
+    // The alerts in flight are done: close the idle SMTP connections, and
+    // let the last events out.
     relay.mailer().close().await;
+    let _ = publishing.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -52,6 +52,8 @@ pub struct Settings {
     #[serde(default)]
     pub territories: TerritoriesSettings,
     #[serde(default)]
+    pub events: EventsSettings,
+    #[serde(default)]
     pub retry: RetrySettings,
     #[serde(default)]
     pub store: StoreSettings,
@@ -269,6 +271,23 @@ pub struct StoreSettings {
     /// How long deliveries are remembered (dedup and audit).
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
+}
+
+/// Where alerts' status events go, for the dispatch software.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSettings {
+    /// The topic exchange relais publishes each change of an alert's fate
+    /// to (declared by relais), the status as routing key.
+    pub exchange: String,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self {
+            exchange: "relais.events".into(),
+        }
+    }
 }
 
 /// Where France's official geography is read from.

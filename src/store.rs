@@ -237,8 +237,15 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
         let connection = Connection::open_with_flags(path, flags)?;
         connection.busy_timeout(Duration::from_secs(5))?;
         // Each alert touches a few pages of the primary key; the system's
-        // page cache is behind this one. (Default: 2 MiB.)
-        connection.pragma_update(None, "cache_size", -512)?;
+        // page cache is behind this one. (Default: 2 MiB.) The dedup check
+        // reads one leaf per alert: the upper levels of the tree are all
+        // its cache needs to hold.
+        let cache_kib = if flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
+            -128
+        } else {
+            -512
+        };
+        connection.pragma_update(None, "cache_size", cache_kib)?;
         if !flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
             connection.pragma_update(None, "journal_mode", "WAL")?;
             connection.pragma_update(None, "synchronous", "FULL")?;

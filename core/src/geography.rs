@@ -142,7 +142,7 @@ struct Name {
 /// arrondissement.
 const NONE: u16 = u16::MAX;
 
-/// A current commune or an arrondissement municipal: 20 bytes, about
+/// A current commune or an arrondissement municipal: 16 bytes, about
 /// 35,000 of them.
 #[derive(Debug)]
 struct Place {
@@ -151,7 +151,6 @@ struct Place {
     /// Index in `epcis` (of the commune, for an arrondissement), or [`NONE`].
     epci: u16,
     name_start: u32,
-    population: u32,
     /// For an arrondissement municipal, the index of its commune in
     /// `places`; [`NONE`] for a commune.
     parent: u16,
@@ -219,6 +218,8 @@ pub struct Geography {
     names: String,
     /// Sorted by code.
     places: Vec<Place>,
+    /// Each place's population, in the same order; empty once forgotten.
+    populations: Vec<u32>,
     linked: Vec<Linked>,
     /// Former codes, and the index of their commune in `places`.
     former: Vec<(Code, u32)>,
@@ -273,6 +274,12 @@ impl Geography {
     /// The line number (from 1) and what is wrong with it.
     pub fn parse(text: &str) -> Result<Self, (usize, String)> {
         Parser::default().parse(text)
+    }
+
+    /// Forgets the communes' populations, which only reports use
+    /// (`relais coverage`): 140 KB less for the daemon.
+    pub fn forget_populations(&mut self) {
+        self.populations = Vec::new();
     }
 
     /// The millésime, e.g. 2026: the year of the Code officiel géographique.
@@ -482,20 +489,22 @@ impl Geography {
     /// without arrondissements, and every arrondissement municipal in place
     /// of its commune (Paris, Lyon, Marseille), in code order.
     pub fn units(&self) -> impl Iterator<Item = CommuneInfo<'_>> {
-        let divided: Vec<u16> = self
+        let mut divided: Vec<u16> = self
             .places
             .iter()
             .filter(|place| place.parent != NONE)
             .map(|place| place.parent)
             .collect();
+        divided.sort_unstable();
+        divided.dedup();
         self.places
             .iter()
             .enumerate()
-            .filter(move |(index, _)| !divided.contains(&(*index as u16)))
-            .map(|(_, place)| CommuneInfo {
+            .filter(move |(index, _)| divided.binary_search(&(*index as u16)).is_err())
+            .map(|(index, place)| CommuneInfo {
                 commune: place.commune,
                 name: self.name(place.name()),
-                population: place.population,
+                population: self.populations.get(index).copied().unwrap_or(0),
             })
     }
 
@@ -557,7 +566,7 @@ struct Parser {
     epcis: Vec<Area<Epci>>,
     /// (member, its EPCI), until the communes are read.
     members: Vec<(Code, Epci)>,
-    places: Vec<Place>,
+    places: Vec<(Place, u32)>,
     /// (arrondissement, its commune), until the communes are read.
     parents: Vec<(Code, Code)>,
     linked: Vec<(Code, Name, Code)>,
@@ -631,14 +640,16 @@ impl Parser {
                 let commune = commune(place)?;
                 let population = number(population)?;
                 let name = self.name(name)?;
-                self.places.push(Place {
-                    commune,
-                    name_len: name.len,
-                    epci: NONE,
-                    name_start: name.start,
+                self.places.push((
+                    Place {
+                        commune,
+                        name_len: name.len,
+                        epci: NONE,
+                        name_start: name.start,
+                        parent: NONE,
+                    },
                     population,
-                    parent: NONE,
-                });
+                ));
             }
             ["A", place, parent, population, name] => {
                 let commune = commune(place)?;
@@ -646,14 +657,16 @@ impl Parser {
                 let population = number(population)?;
                 let name = self.name(name)?;
                 self.parents.push((code(place)?, parent));
-                self.places.push(Place {
-                    commune,
-                    name_len: name.len,
-                    epci: NONE,
-                    name_start: name.start,
+                self.places.push((
+                    Place {
+                        commune,
+                        name_len: name.len,
+                        epci: NONE,
+                        name_start: name.start,
+                        parent: NONE,
+                    },
                     population,
-                    parent: NONE,
-                });
+                ));
             }
             ["L", linked, chef_lieu, name] => {
                 let linked = code(linked)?;
@@ -670,15 +683,15 @@ impl Parser {
 
     fn finish(mut self) -> Result<Geography, String> {
         let (millesime, source) = self.millesime.ok_or("no `M` line (millésime)")?;
-        self.places
-            .sort_by(|a, b| a.commune.as_str().cmp(b.commune.as_str()));
+        let mut paired = std::mem::take(&mut self.places);
+        paired.sort_by(|a, b| a.0.commune.as_str().cmp(b.0.commune.as_str()));
+        let (mut places, populations): (Vec<Place>, Vec<u32>) = paired.into_iter().unzip();
         self.epcis.sort_by_key(|area| area.code);
         self.regions.sort_by_key(|area| area.code);
         self.departements.sort_by_key(|(area, _)| area.code);
-        if self.places.len() >= usize::from(NONE) || self.epcis.len() >= usize::from(NONE) {
+        if places.len() >= usize::from(NONE) || self.epcis.len() >= usize::from(NONE) {
             return Err("more communes or EPCI than the index can hold".into());
         }
-        let places = &mut self.places;
         let index_of = |places: &[Place], code: &Code| -> Result<u32, String> {
             places
                 .binary_search_by(|place| place.commune.as_str().as_bytes().cmp(code))
@@ -691,7 +704,7 @@ impl Parser {
                 })
         };
         for (member, epci) in std::mem::take(&mut self.members) {
-            let index = index_of(places, &member)?;
+            let index = index_of(&places, &member)?;
             let epci = self
                 .epcis
                 .binary_search_by_key(&epci, |area| area.code)
@@ -699,18 +712,18 @@ impl Parser {
             places[index as usize].epci = epci as u16;
         }
         for (arrondissement, parent) in std::mem::take(&mut self.parents) {
-            let child = index_of(places, &arrondissement)?;
-            let parent = index_of(places, &parent)?;
+            let child = index_of(&places, &arrondissement)?;
+            let parent = index_of(&places, &parent)?;
             places[child as usize].parent = parent as u16;
         }
         let mut linked = Vec::with_capacity(self.linked.len());
         for (code, name, chef_lieu) in std::mem::take(&mut self.linked) {
-            let place = index_of(places, &chef_lieu)?;
+            let place = index_of(&places, &chef_lieu)?;
             linked.push(Linked { code, name, place });
         }
         let mut former = Vec::with_capacity(self.former.len());
         for (code, current) in std::mem::take(&mut self.former) {
-            former.push((code, index_of(places, &current)?));
+            former.push((code, index_of(&places, &current)?));
         }
         linked.sort_by_key(|l| l.code);
         former.sort_by_key(|f| f.0);
@@ -720,7 +733,8 @@ impl Parser {
             millesime,
             source,
             names: self.names,
-            places: self.places,
+            places,
+            populations,
             linked,
             former,
             postal: self.postal,

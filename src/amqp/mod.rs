@@ -19,6 +19,7 @@ pub mod dead_letters;
 pub mod headers;
 pub mod publisher;
 pub mod settle;
+pub mod status;
 pub mod topology;
 
 pub use connection::connect;

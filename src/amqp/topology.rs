@@ -52,6 +52,8 @@ pub enum TopologyError {
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub exchange: String,
+    /// Where alerts' status events go (`amqp::status`).
+    pub events: String,
     pub queue: String,
     /// Name of both the dead-letter exchange and the dead-letter queue.
     pub dead: String,
@@ -83,6 +85,7 @@ impl Topology {
             .collect();
         Self {
             exchange: amqp.exchange.clone(),
+            events: settings.events.exchange.clone(),
             queue: amqp.queue.clone(),
             dead: format!("{}.dead", amqp.queue),
             retries,
@@ -117,6 +120,15 @@ impl Topology {
             )
             .await
             .map_err(|source| self.error(&self.exchange, source, "a durable topic exchange"))?;
+        channel
+            .exchange_declare(
+                self.events.as_str().into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|source| self.error(&self.events, source, "a durable topic exchange"))?;
         channel
             .exchange_declare(
                 self.dead.as_str().into(),

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use tracing::{debug, error, info, warn};
 
 use crate::alert::Alert;
+use crate::amqp::status::{Status, StatusEvent, StatusSink};
 use crate::mail::{Accepted, SendError};
 use crate::outcome::{Outcome, Reason, Verdict};
 use crate::registry::{Referent, Registry};
@@ -18,15 +19,46 @@ use crate::telemetry::metrics::{
     self, ActionLabel, ClassLabel, DelayLabel, Metrics, NetworkLabel, QueueLabel, ReasonLabel,
 };
 
-/// Logs and counts; cheap to clone, every clone shares the metrics.
+/// Logs and counts, and tells the dispatch software what became of each
+/// alert; cheap to clone, every clone shares the metrics.
 #[derive(Clone)]
 pub struct Events {
     metrics: Arc<Metrics>,
+    /// Where alerts' status events go (`amqp::status`); none in the unit
+    /// tests.
+    status: Option<StatusSink>,
 }
 
 impl Events {
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
+        Self {
+            metrics,
+            status: None,
+        }
+    }
+
+    /// These events, also published to the dispatch software through `sink`.
+    pub fn with_status(mut self, sink: StatusSink) -> Self {
+        self.status = Some(sink);
+        self
+    }
+
+    /// Hands an alert's status event over; one that must be dropped (the
+    /// buffer is full) is counted and logged.
+    fn status(&self, event: StatusEvent) {
+        let Some(sink) = &self.status else {
+            return;
+        };
+        let status = event.status.as_str();
+        let alert_id = event.alert_id.clone().unwrap_or_else(|| "-".into());
+        if !sink.send(event) {
+            self.metrics.events_dropped.inc();
+            warn!(
+                %alert_id,
+                status,
+                "an alert's event was dropped: the events wait for the broker and their buffer is full"
+            );
+        }
     }
 
     /// A registry was loaded, at start-up or on reload.
@@ -101,6 +133,9 @@ impl Events {
 
     pub fn email_sent(&self, alert: &Alert, referent: &Referent, accepted: &Accepted) {
         self.metrics.emails_sent.inc();
+        self.status(
+            StatusEvent::new(Some(alert.id().as_str()), Status::Delivered).for_referent(referent),
+        );
         self.metrics
             .smtp_send_duration
             .observe(accepted.took.as_secs_f64());
@@ -260,6 +295,8 @@ impl Events {
             .get_or_create(&label)
             .inc();
         warn!(alert_id, reason = reason.as_str(), "alert dead-lettered");
+        let known = (alert_id != "-").then_some(alert_id);
+        self.status(StatusEvent::new(known, Status::DeadLettered).because(reason.as_str()));
     }
 
     pub fn settle_failed(&self, alert_id: &str, action: &str, error: &dyn std::fmt::Display) {

@@ -73,6 +73,12 @@ pub struct Metrics {
     pub amqp_connected: Gauge,
     pub settle_failures: Family<ActionLabel, Counter>,
     pub acks_lost: Counter,
+    /// Alerts' status events the broker confirmed.
+    pub events_published: Counter,
+    /// Attempts to publish an event that failed (it is tried again).
+    pub events_failed: Counter,
+    /// Events dropped: the buffer was full, or relais stopped first.
+    pub events_dropped: Counter,
     /// Alerts to a référent past the hourly limit, per network.
     pub referent_floods: Family<NetworkLabel, Counter>,
     pub registry_referents: Gauge,
@@ -107,6 +113,9 @@ impl Metrics {
             amqp_connected: Gauge::default(),
             settle_failures: Family::default(),
             acks_lost: Counter::default(),
+            events_published: Counter::default(),
+            events_failed: Counter::default(),
+            events_dropped: Counter::default(),
             referent_floods: Family::default(),
             registry_referents: Gauge::default(),
             registry_reload_success: TimestampGauge::default(),
@@ -192,6 +201,21 @@ impl Metrics {
             "acks_lost",
             "Deliveries that could no longer be acked (the broker delivers them again)",
             metrics.acks_lost.clone(),
+        );
+        r.register(
+            "events_published",
+            "Alerts' status events published to events.exchange and confirmed",
+            metrics.events_published.clone(),
+        );
+        r.register(
+            "events_failed",
+            "Attempts to publish an alert's status event that failed (tried again)",
+            metrics.events_failed.clone(),
+        );
+        r.register(
+            "events_dropped",
+            "Alerts' status events dropped: their buffer was full, or relais stopped first",
+            metrics.events_dropped.clone(),
         );
         r.register(
             "referent_floods",

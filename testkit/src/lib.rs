@@ -261,6 +261,9 @@ path = "referents.toml"
 [territories]
 path = "{TERRITORIES}"
 
+[events]
+exchange = "{exchange}.events"
+
 [store]
 path = "state/relais.db"
 
@@ -409,7 +412,7 @@ delays = ["200ms", "400ms"]
                 .queue_delete(queue.into(), QueueDeleteOptions::default())
                 .await;
         }
-        for exchange in [&self.exchange, &self.dead()] {
+        for exchange in [&self.exchange, &self.dead(), &topology.events] {
             let _ = self
                 .broker
                 .channel

@@ -1,0 +1,265 @@
+//! Each alert's fate, told back to the dispatch software: a JSON event on
+//! the topic exchange `events.exchange` (`relais.events`), with the status
+//! as routing key (`delivered` per référent, `dead_lettered` with the
+//! reason; `schema/event.v1.json`). The dispatch software binds a queue of
+//! its own to it and shows a doctor what became of an alert.
+//!
+//! Events go through a bounded buffer to one task with a connection of its
+//! own, which publishes each persistently and waits for the broker's
+//! confirm; one that fails is tried again, after a reconnection if need be,
+//! in order. Publishing an event never holds up an alert's delivery: when
+//! the buffer is full (the broker unreachable for long), the event is
+//! dropped, counted (`relais_events_dropped_total`) and logged, never lost
+//! silently. An event carries ids, never patient data.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use lapin::BasicProperties;
+use lapin::options::ExchangeDeclareOptions;
+use lapin::types::{FieldTable, ShortString};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::amqp::publisher::Publisher;
+use crate::registry::Referent;
+use crate::settings::Settings;
+use crate::telemetry::metrics::Metrics;
+
+/// Events waiting for the broker; past this many, new ones are dropped
+/// (and counted) rather than holding up deliveries.
+const BUFFER: usize = 10_000;
+/// How long, at stop, the events still buffered may take to go out.
+const FLUSH_AT_STOP: Duration = Duration::from_secs(5);
+
+/// A change in an alert's fate; the routing key of its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// A référent's mail server accepted its email.
+    Delivered,
+    /// A référent acknowledged the alert.
+    Acknowledged,
+    /// Nobody acknowledged in time: the next step of the chain was emailed.
+    Escalated,
+    /// The alert went to the dead-letter queue (with the reason).
+    DeadLettered,
+    /// The chain ended with nobody acknowledging.
+    Unacknowledged,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Acknowledged => "acknowledged",
+            Self::Escalated => "escalated",
+            Self::DeadLettered => "dead_lettered",
+            Self::Unacknowledged => "unacknowledged",
+        }
+    }
+}
+
+/// One event, as published (`schema/event.v1.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusEvent {
+    /// `null` for a message that was not an alert and had no valid id.
+    pub alert_id: Option<String>,
+    pub status: Status,
+    /// When it happened, RFC 3339, UTC.
+    pub at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referent: Option<ReferentRef>,
+    /// Why it was dead-lettered (a dead-letter reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Who, by the registry's ids: never an address.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReferentRef {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<String>,
+    pub network: String,
+}
+
+impl StatusEvent {
+    pub fn new(alert_id: Option<&str>, status: Status) -> Self {
+        Self {
+            alert_id: alert_id.map(str::to_owned),
+            status,
+            at: OffsetDateTime::now_utc()
+                .format(&Rfc3339)
+                .unwrap_or_default(),
+            referent: None,
+            reason: None,
+        }
+    }
+
+    pub fn for_referent(mut self, referent: &Referent) -> Self {
+        self.referent = Some(ReferentRef {
+            id: referent.id().to_string(),
+            organisation: referent.organisation().map(str::to_owned),
+            network: referent.network().to_owned(),
+        });
+        self
+    }
+
+    pub fn because(mut self, reason: &str) -> Self {
+        self.reason = Some(reason.to_owned());
+        self
+    }
+}
+
+/// Where events are handed over; cheap to clone.
+#[derive(Clone)]
+pub struct StatusSink {
+    sender: mpsc::Sender<StatusEvent>,
+}
+
+impl StatusSink {
+    /// The sink, and the receiving end for [`publish_events`].
+    pub fn new() -> (Self, mpsc::Receiver<StatusEvent>) {
+        let (sender, receiver) = mpsc::channel(BUFFER);
+        (Self { sender }, receiver)
+    }
+
+    /// Hands `event` over without waiting; `false` when it had to be
+    /// dropped (the buffer is full).
+    pub fn send(&self, event: StatusEvent) -> bool {
+        self.sender.try_send(event).is_ok()
+    }
+}
+
+/// Publishes the events until `stop` is cancelled, then for at most
+/// [`FLUSH_AT_STOP`] those still buffered. Never returns because the broker
+/// is down: it waits and reconnects, the event in hand kept.
+pub async fn publish_events(
+    settings: Settings,
+    mut events: mpsc::Receiver<StatusEvent>,
+    metrics: std::sync::Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let exchange = settings.events.exchange.clone();
+    let mut link: Option<Link> = None;
+    let mut backoff = reconnect_backoff();
+    let mut stopping_at: Option<tokio::time::Instant> = None;
+    loop {
+        let event = if let Some(deadline) = stopping_at {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(event)) => event,
+                _ => break,
+            }
+        } else {
+            tokio::select! {
+                () = stop.cancelled() => {
+                    events.close();
+                    stopping_at = Some(tokio::time::Instant::now() + FLUSH_AT_STOP);
+                    continue;
+                }
+                next = events.recv() => match next {
+                    Some(event) => event,
+                    None => break,
+                },
+            }
+        };
+        let body = serde_json::to_vec(&event).unwrap_or_default();
+        loop {
+            if link.is_none() {
+                link = connect(&settings).await;
+            }
+            let published = match &link {
+                Some(open) => open
+                    .publisher
+                    .publish_confirmed(&exchange, event.status.as_str(), &body, properties())
+                    .await
+                    .map_err(|error| error.to_string()),
+                None => Err("cannot reach the broker".to_owned()),
+            };
+            match published {
+                Ok(()) => {
+                    metrics.events_published.inc();
+                    backoff = reconnect_backoff();
+                    break;
+                }
+                Err(error) => {
+                    metrics.events_failed.inc();
+                    warn!(%error, status = event.status.as_str(), "could not publish an alert's event; trying again");
+                    if let Some(broken) = link.take() {
+                        let _ = broken.connection.close(200, "reconnecting".into()).await;
+                    }
+                    let wait = backoff.next().unwrap_or(Duration::from_secs(30));
+                    let deadline = stopping_at;
+                    if deadline.is_some_and(|d| tokio::time::Instant::now() + wait > d) {
+                        break;
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+    if let Some(open) = link {
+        let _ = open.connection.close(200, "relais stopping".into()).await;
+    }
+    let left = events.len();
+    if left > 0 {
+        metrics.events_dropped.inc_by(left as u64);
+        warn!(left, "relais stopped with alerts' events not published");
+    }
+}
+
+fn properties() -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type(ShortString::from("application/json"))
+        .with_delivery_mode(2)
+        .with_type(ShortString::from("relais.event.v1"))
+        .with_app_id(ShortString::from("relais"))
+}
+
+/// A connection of the events' own, and its confirming channel.
+struct Link {
+    connection: lapin::Connection,
+    publisher: Publisher,
+}
+
+async fn connect(settings: &Settings) -> Option<Link> {
+    let connection = crate::amqp::connect(&settings.amqp, "relais (events)")
+        .await
+        .ok()?;
+    let publisher = Publisher::open(&connection, settings.amqp.confirm_timeout)
+        .await
+        .ok()?;
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    publisher
+        .channel()
+        .exchange_declare(
+            settings.events.exchange.as_str().into(),
+            lapin::ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .ok()?;
+    info!(exchange = %settings.events.exchange, "publishing alerts' events");
+    Some(Link {
+        connection,
+        publisher,
+    })
+}
+
+fn reconnect_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
