@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::ack::{self, Links};
 use crate::amqp::Topology;
 use crate::amqp::status::{self, StatusSink};
 use crate::flood::FloodGuard;
@@ -74,7 +75,7 @@ pub async fn run(
     let store = Store::open(&settings.store.path)?;
     let sender = settings.smtp.sender().map_err(anyhow::Error::msg)?;
     let outbound = settings.smtp.outbound().map_err(SettingsError::Invalid)?;
-    let relay = Arc::new(Relay::new(
+    let relay = Relay::new(
         Arc::new(ArcSwap::from_pointee(registry)),
         Renderer::new(sender, settings.email.include_patient)?,
         Mailer::new(&outbound, health.clone())?,
@@ -83,9 +84,37 @@ pub async fn run(
         settings.amqp.max_message_bytes,
         FloodGuard::new(settings.registry.max_alerts_per_referent_per_hour),
         events.clone(),
-    ));
-
+    );
     let stop = CancellationToken::new();
+    let relay = if settings.ack.enabled() {
+        let key = settings.ack.key().map_err(anyhow::Error::msg)?;
+        let links = Arc::new(Links::new(
+            &key,
+            &settings.ack.public_url,
+            settings.ack.link_ttl,
+        ));
+        let listener = tokio::net::TcpListener::bind(&settings.ack.listen)
+            .await
+            .with_context(|| format!("cannot listen on ack.listen {}", settings.ack.listen))?;
+        tracing::info!(listen = %settings.ack.listen, public_url = %settings.ack.public_url,
+            "serving the acknowledgement pages");
+        let pages = ack::router(
+            links.clone(),
+            relay.registry().clone(),
+            store.clone(),
+            events.clone(),
+        );
+        tokio::spawn(http::serve_bounded(
+            listener,
+            pages,
+            (&settings.http).into(),
+            stop.clone(),
+        ));
+        Arc::new(relay.with_ack(links))
+    } else {
+        Arc::new(relay)
+    };
+
     if !settings.http.listen.is_empty() {
         let listener = tokio::net::TcpListener::bind(&settings.http.listen)
             .await

@@ -16,6 +16,7 @@
 //! wrong person or in clear. Every module's documentation says how it
 //! guards against them.
 
+pub mod ack;
 pub mod amqp;
 pub mod cli;
 pub mod commands;

@@ -21,6 +21,7 @@ use futures_util::future::join_all;
 use time::OffsetDateTime;
 use tokio::sync::OwnedMutexGuard;
 
+use crate::ack::Links;
 use crate::alert::{Alert, AlertId};
 use crate::flood::{Flood, FloodGuard};
 use crate::geography::Description;
@@ -63,6 +64,8 @@ pub struct Relay {
     in_flight: AlertLocks,
     flood: FloodGuard,
     events: Events,
+    /// The emails' acknowledgement links, when `ack.listen` is set.
+    ack: Option<Arc<Links>>,
 }
 
 impl Relay {
@@ -87,7 +90,15 @@ impl Relay {
             in_flight: AlertLocks::default(),
             flood,
             events,
+            ack: None,
         }
+    }
+
+    /// This relay, with an acknowledgement link in each email.
+    #[must_use]
+    pub fn with_ack(mut self, links: Arc<Links>) -> Self {
+        self.ack = Some(links);
+        self
     }
 
     /// The registry in force (for reloads and the metrics).
@@ -269,10 +280,15 @@ impl Relay {
         // A failure to build the email is relais's (or its registry's), not
         // a mail server's refusal: it is never `rejected`. It is retried, so
         // that a registry fixed and reloaded meanwhile delivers the alert.
-        let email = match self
-            .renderer
-            .render(alert, referent, label, place, on_behalf_of)
-        {
+        let ack_link = self.ack.as_ref().map(|links| links.link(alert, referent));
+        let email = match self.renderer.render(
+            alert,
+            referent,
+            label,
+            place,
+            on_behalf_of,
+            ack_link.as_deref(),
+        ) {
             Ok(email) => email,
             Err(error) => {
                 let error = SendError::Transient(format!(

@@ -28,7 +28,7 @@ pub const CREDENTIALS_ENV: &str = "CREDENTIALS_DIRECTORY";
 /// The credentials relais takes from `$CREDENTIALS_DIRECTORY` when they are
 /// there, in place of the setting's file: the service's private copies win
 /// over the paths the settings file gives for `relais check` run as root.
-pub const CREDENTIALS: [&str; 3] = ["amqp-url", "amqp-client-key", "smtp-password"];
+pub const CREDENTIALS: [&str; 4] = ["amqp-url", "amqp-client-key", "smtp-password", "ack-key"];
 
 /// Why the settings were refused.
 #[derive(Debug, Error)]
@@ -53,6 +53,8 @@ pub struct Settings {
     pub territories: TerritoriesSettings,
     #[serde(default)]
     pub events: EventsSettings,
+    #[serde(default)]
+    pub ack: AckSettings,
     #[serde(default)]
     pub retry: RetrySettings,
     #[serde(default)]
@@ -271,6 +273,103 @@ pub struct StoreSettings {
     /// How long deliveries are remembered (dedup and audit).
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
+}
+
+/// The référents' acknowledgement links: each email carries one, and the
+/// page it opens (behind the operator's HTTPS reverse proxy) records that
+/// someone has seen the alert.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AckSettings {
+    /// `host:port` of the acknowledgement pages; empty: no links, no pages.
+    pub listen: String,
+    /// What the links start with, e.g. `https://relais.sos-medecins.fr`:
+    /// `https://`, unless it names this machine.
+    pub public_url: String,
+    /// The secret that signs the links: the file's bytes, at least 32 of
+    /// them (systemd credential `ack-key`).
+    pub key_file: Option<PathBuf>,
+    /// How long a link works.
+    #[serde(with = "humantime_serde")]
+    pub link_ttl: Duration,
+}
+
+impl Default for AckSettings {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            public_url: String::new(),
+            key_file: None,
+            link_ttl: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+impl AckSettings {
+    pub fn enabled(&self) -> bool {
+        !self.listen.is_empty()
+    }
+
+    /// The signing key, read from `key_file`.
+    ///
+    /// # Errors
+    /// The file is missing, unreadable, or shorter than 32 bytes.
+    pub fn key(&self) -> Result<Vec<u8>, String> {
+        let path = self
+            .key_file
+            .as_ref()
+            .ok_or("ack.key_file is required when ack.listen is set")?;
+        let key = std::fs::read(path)
+            .map_err(|error| format!("cannot read ack.key_file {}: {error}", path.display()))?;
+        if key.len() < 32 {
+            return Err(format!(
+                "ack.key_file {} holds {} bytes; at least 32 random bytes are needed \
+                 (`head -c 32 /dev/urandom > {}`)",
+                path.display(),
+                key.len(),
+                path.display()
+            ));
+        }
+        Ok(key)
+    }
+
+    fn check(&self, errors: &mut Vec<String>) {
+        if !self.enabled() {
+            return;
+        }
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            errors.push(format!(
+                "ack.listen {:?} must be host:port with an IP address (e.g. 127.0.0.1:8443)",
+                self.listen
+            ));
+        }
+        match url::Url::parse(&self.public_url) {
+            Ok(url) => {
+                let local = matches!(
+                    url.host_str(),
+                    Some("localhost" | "127.0.0.1" | "[::1]" | "::1")
+                );
+                if url.scheme() != "https" && !(url.scheme() == "http" && local) {
+                    errors.push(format!(
+                        "ack.public_url {:?} must start with https:// (the links travel by email \
+                         and open a page that acknowledges an alert); http:// only for this machine",
+                        self.public_url
+                    ));
+                }
+            }
+            Err(_) => errors.push(format!(
+                "ack.public_url {:?} must be the URL the links start with, e.g. \
+                 https://relais.example.org",
+                self.public_url
+            )),
+        }
+        if let Err(error) = self.key() {
+            errors.push(error);
+        }
+        if self.link_ttl.is_zero() {
+            errors.push("ack.link_ttl must be more than 0s".into());
+        }
+    }
 }
 
 /// Where alerts' status events go, for the dispatch software.
@@ -495,11 +594,12 @@ impl Settings {
 
     /// The settings that name a secret file, in the order of
     /// [`CREDENTIALS`], the credentials that replace them under systemd.
-    fn secret_files(&mut self) -> [(&'static str, &mut Option<PathBuf>); 3] {
+    fn secret_files(&mut self) -> [(&'static str, &mut Option<PathBuf>); 4] {
         [
             ("amqp.url_file", &mut self.amqp.url_file),
             ("amqp.key_file", &mut self.amqp.key_file),
             ("smtp.password_file", &mut self.smtp.password_file),
+            ("ack.key_file", &mut self.ack.key_file),
         ]
     }
 
@@ -543,6 +643,7 @@ impl Settings {
             &mut self.amqp.ca_file,
             &mut self.amqp.cert_file,
             &mut self.amqp.key_file,
+            &mut self.ack.key_file,
         ];
         for path in required.into_iter().chain(optional.into_iter().flatten()) {
             if path.is_relative() && !path.as_os_str().is_empty() {
@@ -607,6 +708,7 @@ impl Settings {
         if delays.len() != self.retry.delays.len() || delays.iter().any(|d| d.as_millis() == 0) {
             errors.push("retry.delays must be distinct and each at least 1ms".into());
         }
+        self.ack.check(&mut errors);
         if self.http.max_connections == 0 {
             errors.push("http.max_connections must be at least 1".into());
         }

@@ -94,6 +94,12 @@ enum Request {
         before: OffsetDateTime,
         reply: oneshot::Sender<Result<usize, StoreError>>,
     },
+    Acknowledge {
+        alert_id: String,
+        referent_id: String,
+        at: OffsetDateTime,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
 }
 
 /// A handle on the store; cheap to clone.
@@ -158,6 +164,28 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Records that `referent_id` acknowledged `alert_id` at `at`; `true`
+    /// the first time, `false` when it already had (the first time stays).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the write failed.
+    pub async fn acknowledge(
+        &self,
+        alert_id: &str,
+        referent_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Acknowledge {
+            alert_id: alert_id.to_owned(),
+            referent_id: referent_id.to_owned(),
+            at,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Forgets deliveries older than `before`; returns how many.
     ///
     /// # Errors
@@ -208,6 +236,14 @@ const MIGRATIONS: &[&str] = &[
          count       INTEGER NOT NULL
      );
      CREATE INDEX operations_by_time ON operations (recorded_at);",
+    // 4. Who acknowledged which alert, from the link of its email.
+    "CREATE TABLE acknowledgements (
+         alert_id        TEXT NOT NULL,
+         referent_id     TEXT NOT NULL,
+         acknowledged_at INTEGER NOT NULL,
+         PRIMARY KEY (alert_id, referent_id)
+     ) WITHOUT ROWID;
+     CREATE INDEX acknowledgements_by_time ON acknowledgements (acknowledged_at);",
 ];
 
 /// Brings the store's schema up to date; returns the version it had (a
@@ -300,6 +336,22 @@ fn serve(mut connection: Connection, mut requests: mpsc::Receiver<Request>) {
                     digest,
                     reply,
                 } => writes.push(((delivery, digest), reply)),
+                Request::Acknowledge {
+                    alert_id,
+                    referent_id,
+                    at,
+                    reply,
+                } => {
+                    let inserted = connection
+                        .execute(
+                            "INSERT INTO acknowledgements (alert_id, referent_id, acknowledged_at)
+                             VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                            params![alert_id, referent_id, at.unix_timestamp()],
+                        )
+                        .map(|rows| rows == 1)
+                        .map_err(StoreError::from);
+                    let _ = reply.send(inserted);
+                }
             }
         }
         if writes.is_empty() {
@@ -467,6 +519,28 @@ impl AuditReader {
     /// [`StoreError`] if the query fails.
     pub fn since(&self, since: OffsetDateTime) -> Result<Vec<SentEmail>, StoreError> {
         self.query("WHERE delivered_at >= ?1", params![since.unix_timestamp()])
+    }
+
+    /// Who acknowledged `alert`, and when, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub fn acknowledgements(
+        &self,
+        alert: &AlertId,
+    ) -> Result<Vec<(String, OffsetDateTime)>, StoreError> {
+        let mut statement = self.connection.prepare(
+            "SELECT referent_id, acknowledged_at FROM acknowledgements
+             WHERE alert_id = ?1 ORDER BY acknowledged_at, referent_id",
+        )?;
+        let rows = statement.query_map(params![alert.as_str()], |row| {
+            let at: i64 = row.get(1)?;
+            Ok((
+                row.get(0)?,
+                OffsetDateTime::from_unix_timestamp(at).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The operators' commands recorded since `since` (all of them when
@@ -682,7 +756,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .ends_with("has schema version 99, and this relais knows up to 3: it was written by a newer relais; run that version, or restore the store's backup"),
+                .ends_with("has schema version 99, and this relais knows up to 4: it was written by a newer relais; run that version, or restore the store's backup"),
             "{error}"
         );
     }

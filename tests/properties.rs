@@ -167,6 +167,7 @@ fn header_names(alert: &Alert) -> BTreeSet<String> {
             "Orientation sociale",
             &relais_testkit::france().describe(alert.territory()),
             None,
+            None,
         )
         .unwrap();
     let raw = String::from_utf8(message.bytes().to_vec()).unwrap();

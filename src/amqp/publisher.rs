@@ -94,4 +94,43 @@ impl Publisher {
         }
         Ok(())
     }
+
+    /// Publishes each `(routing key, body)` to `exchange`, not
+    /// `mandatory` (a topic exchange nobody listens to drops them, as it
+    /// should), and returns once the broker confirmed them all: one round
+    /// trip for the whole batch.
+    ///
+    /// # Errors
+    /// [`PublishError`] when the broker refused one, did not confirm in
+    /// time, or the channel failed.
+    pub async fn publish_all_confirmed(
+        &self,
+        exchange: &str,
+        messages: &[(&str, Vec<u8>)],
+        properties: &BasicProperties,
+    ) -> Result<(), PublishError> {
+        let mut confirms = Vec::with_capacity(messages.len());
+        for (routing_key, body) in messages {
+            let confirm = self
+                .channel
+                .basic_publish(
+                    exchange.into(),
+                    (*routing_key).into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    properties.clone(),
+                )
+                .await?;
+            confirms.push(confirm);
+        }
+        for confirm in confirms {
+            let confirmation = tokio::time::timeout(self.confirm_timeout, confirm)
+                .await
+                .map_err(|_| PublishError::Timeout(self.confirm_timeout))??;
+            if confirmation.is_nack() {
+                return Err(PublishError::Nacked);
+            }
+        }
+        Ok(())
+    }
 }

@@ -33,6 +33,8 @@ use crate::telemetry::metrics::Metrics;
 /// Events waiting for the broker; past this many, new ones are dropped
 /// (and counted) rather than holding up deliveries.
 const BUFFER: usize = 10_000;
+/// Most events published in one confirmed batch.
+const BATCH: usize = 256;
 /// How long, at stop, the events still buffered may take to go out.
 const FLUSH_AT_STOP: Duration = Duration::from_secs(5);
 
@@ -137,8 +139,11 @@ impl StatusSink {
 }
 
 /// Publishes the events until `stop` is cancelled, then for at most
-/// [`FLUSH_AT_STOP`] those still buffered. Never returns because the broker
-/// is down: it waits and reconnects, the event in hand kept.
+/// [`FLUSH_AT_STOP`] those still buffered. Events go in batches (what has
+/// arrived, up to [`BATCH`]), each confirmed as a whole; a batch that fails
+/// is published again, whole, after a reconnection if need be (so that an
+/// event may rarely come twice, never out of order). It never returns
+/// because the broker is down: it waits and reconnects.
 pub async fn publish_events(
     settings: Settings,
     mut events: mpsc::Receiver<StatusEvent>,
@@ -148,57 +153,75 @@ pub async fn publish_events(
     let exchange = settings.events.exchange.clone();
     let mut link: Option<Link> = None;
     let mut backoff = reconnect_backoff();
-    let mut stopping_at: Option<tokio::time::Instant> = None;
-    loop {
-        let event = if let Some(deadline) = stopping_at {
-            match tokio::time::timeout_at(deadline, events.recv()).await {
-                Ok(Some(event)) => event,
-                _ => break,
-            }
-        } else {
-            tokio::select! {
-                () = stop.cancelled() => {
-                    events.close();
-                    stopping_at = Some(tokio::time::Instant::now() + FLUSH_AT_STOP);
-                    continue;
-                }
-                next = events.recv() => match next {
-                    Some(event) => event,
-                    None => break,
-                },
-            }
-        };
-        let body = serde_json::to_vec(&event).unwrap_or_default();
-        loop {
-            if link.is_none() {
-                link = connect(&settings).await;
-            }
-            let published = match &link {
-                Some(open) => open
-                    .publisher
-                    .publish_confirmed(&exchange, event.status.as_str(), &body, properties())
+    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut batch: Vec<StatusEvent> = Vec::with_capacity(BATCH);
+    'events: loop {
+        if batch.is_empty() {
+            let next = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, events.recv())
                     .await
-                    .map_err(|error| error.to_string()),
-                None => Err("cannot reach the broker".to_owned()),
+                    .ok()
+                    .flatten(),
+                None => tokio::select! {
+                    () = stop.cancelled() => {
+                        events.close();
+                        deadline = Some(tokio::time::Instant::now() + FLUSH_AT_STOP);
+                        continue;
+                    }
+                    next = events.recv() => next,
+                },
             };
-            match published {
-                Ok(()) => {
-                    metrics.events_published.inc();
-                    backoff = reconnect_backoff();
-                    break;
+            let Some(first) = next else { break };
+            batch.push(first);
+            while batch.len() < BATCH {
+                match events.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => break,
                 }
-                Err(error) => {
-                    metrics.events_failed.inc();
-                    warn!(%error, status = event.status.as_str(), "could not publish an alert's event; trying again");
-                    if let Some(broken) = link.take() {
-                        let _ = broken.connection.close(200, "reconnecting".into()).await;
-                    }
-                    let wait = backoff.next().unwrap_or(Duration::from_secs(30));
-                    let deadline = stopping_at;
-                    if deadline.is_some_and(|d| tokio::time::Instant::now() + wait > d) {
-                        break;
-                    }
-                    tokio::time::sleep(wait).await;
+            }
+        }
+        let messages: Vec<(&str, Vec<u8>)> = batch
+            .iter()
+            .map(|event| {
+                let body = serde_json::to_vec(event).unwrap_or_default();
+                (event.status.as_str(), body)
+            })
+            .collect();
+        if link.is_none() {
+            link = connect(&settings).await;
+        }
+        let published = match &link {
+            Some(open) => open
+                .publisher
+                .publish_all_confirmed(&exchange, &messages, &properties())
+                .await
+                .map_err(|error| error.to_string()),
+            None => Err("cannot reach the broker".to_owned()),
+        };
+        match published {
+            Ok(()) => {
+                metrics.events_published.inc_by(batch.len() as u64);
+                batch.clear();
+                backoff = reconnect_backoff();
+            }
+            Err(error) => {
+                metrics.events_failed.inc();
+                warn!(%error, events = batch.len(), "could not publish alerts' events; trying again");
+                if let Some(broken) = link.take() {
+                    let _ = broken.connection.close(200, "reconnecting".into()).await;
+                }
+                let wait = backoff.next().unwrap_or(Duration::from_secs(30));
+                if stop.is_cancelled() && deadline.is_none() {
+                    deadline = Some(tokio::time::Instant::now() + FLUSH_AT_STOP);
+                }
+                let until = tokio::time::Instant::now() + wait;
+                match deadline {
+                    Some(deadline) if until > deadline => break 'events,
+                    Some(_) => tokio::time::sleep_until(until).await,
+                    None => tokio::select! {
+                        () = stop.cancelled() => {}
+                        () = tokio::time::sleep_until(until) => {}
+                    },
                 }
             }
         }
@@ -206,7 +229,7 @@ pub async fn publish_events(
     if let Some(open) = link {
         let _ = open.connection.close(200, "relais stopping".into()).await;
     }
-    let left = events.len();
+    let left = batch.len() + events.len();
     if left > 0 {
         metrics.events_dropped.inc_by(left as u64);
         warn!(left, "relais stopped with alerts' events not published");

@@ -173,6 +173,8 @@ struct View<'a> {
     mapped: Option<&'a str>,
     /// The absent référent this one receives the alert for.
     on_behalf_of: Option<&'a str>,
+    /// The référent's personal acknowledgement link.
+    ack_link: Option<&'a str>,
     emitted_at: String,
     summary: &'a str,
     patient: PatientView<'a>,
@@ -226,6 +228,7 @@ impl Renderer {
         kind_label: &str,
         place: &Description,
         on_behalf_of: Option<&Referent>,
+        ack_link: Option<&str>,
     ) -> Result<Email, RenderError> {
         let urgent = alert.priority() == Priority::Urgent;
         let subject = format!(
@@ -249,6 +252,7 @@ impl Renderer {
             territory: &place.place,
             departement: &place.departement,
             mapped: place.mapped.as_deref(),
+            ack_link,
             on_behalf_of: on_behalf_of.map(|absent| {
                 absent
                     .name()
@@ -393,6 +397,7 @@ mod tests {
                 "Orientation sociale",
                 &france().describe(alert.territory()),
                 None,
+                None,
             )
             .unwrap();
         String::from_utf8(email.bytes().to_vec()).unwrap()
@@ -418,6 +423,7 @@ mod tests {
                 &registry.referents()[0],
                 "Orientation sociale",
                 &france().describe(alert(serde_json::json!({})).territory()),
+                None,
                 None,
             )
             .unwrap();
@@ -552,6 +558,7 @@ mod tests {
                 &registry.referents()[0],
                 "Orientation sociale",
                 &france().describe(normal.territory()),
+                None,
                 None,
             )
             .unwrap();

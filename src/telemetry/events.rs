@@ -52,12 +52,16 @@ impl Events {
         let status = event.status.as_str();
         let alert_id = event.alert_id.clone().unwrap_or_else(|| "-".into());
         if !sink.send(event) {
-            self.metrics.events_dropped.inc();
-            warn!(
-                %alert_id,
-                status,
-                "an alert's event was dropped: the events wait for the broker and their buffer is full"
-            );
+            // One line for the first drop and each thousandth after it.
+            let before = self.metrics.events_dropped.inc();
+            if before.is_multiple_of(1000) {
+                warn!(
+                    %alert_id,
+                    status,
+                    dropped = before + 1,
+                    "alerts' events dropped: they wait for the broker and their buffer is full"
+                );
+            }
         }
     }
 
@@ -234,6 +238,31 @@ impl Events {
             error = %failure,
             "email sent but not recorded in the store: a redelivery could email this référent again"
         );
+    }
+
+    /// A référent acknowledged an alert from its email's link (the first
+    /// time; `referent` is `None` if it has left the registry since).
+    pub fn alert_acknowledged(
+        &self,
+        alert_id: &str,
+        referent_id: &str,
+        referent: Option<&Referent>,
+    ) {
+        self.metrics.acknowledgements.inc();
+        info!(alert_id, referent = referent_id, "alert acknowledged");
+        let mut event = StatusEvent::new(Some(alert_id), Status::Acknowledged);
+        event = match referent {
+            Some(referent) => event.for_referent(referent),
+            None => {
+                event.referent = Some(crate::amqp::status::ReferentRef {
+                    id: referent_id.to_owned(),
+                    organisation: None,
+                    network: String::new(),
+                });
+                event
+            }
+        };
+        self.status(event);
     }
 
     /// An alert all of whose référents have it; `networks` are those of

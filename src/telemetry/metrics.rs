@@ -73,6 +73,8 @@ pub struct Metrics {
     pub amqp_connected: Gauge,
     pub settle_failures: Family<ActionLabel, Counter>,
     pub acks_lost: Counter,
+    /// Alerts acknowledged from an email's link (first time per référent).
+    pub acknowledgements: Counter,
     /// Alerts' status events the broker confirmed.
     pub events_published: Counter,
     /// Attempts to publish an event that failed (it is tried again).
@@ -113,6 +115,7 @@ impl Metrics {
             amqp_connected: Gauge::default(),
             settle_failures: Family::default(),
             acks_lost: Counter::default(),
+            acknowledgements: Counter::default(),
             events_published: Counter::default(),
             events_failed: Counter::default(),
             events_dropped: Counter::default(),
@@ -201,6 +204,11 @@ impl Metrics {
             "acks_lost",
             "Deliveries that could no longer be acked (the broker delivers them again)",
             metrics.acks_lost.clone(),
+        );
+        r.register(
+            "acknowledgements",
+            "Alerts acknowledged by a référent from the link of its email",
+            metrics.acknowledgements.clone(),
         );
         r.register(
             "events_published",

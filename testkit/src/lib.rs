@@ -6,6 +6,7 @@
 //!
 //! A crate of its own, compiled once for every test binary.
 
+pub mod browser;
 pub mod ca;
 pub mod mta;
 pub mod rabbitmq;

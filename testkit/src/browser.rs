@@ -1,0 +1,178 @@
+//! A real browser for the tests of web pages: Debian's Chromium, headless,
+//! driven through chromedriver's W3C WebDriver protocol (a few JSON calls
+//! over HTTP on a loopback port; `scripts/browser` installs both).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// A headless Chromium session; the driver stops when this is dropped.
+pub struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium session.
+    pub async fn start() -> Self {
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
+            "Chromium and chromedriver (scripts/browser installs them)"
+        );
+        let port = crate::rabbitmq::free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut browser = Self {
+            driver,
+            port,
+            session: String::new(),
+        };
+        let created = browser
+            .call(
+                "POST",
+                "/session",
+                json!({ "capabilities": { "alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": CHROMIUM,
+                        "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                                 "--disable-dev-shm-usage", "--window-size=412,915"]
+                    }
+                }}}),
+            )
+            .await;
+        browser.session = created["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {created}"))
+            .to_owned();
+        browser
+    }
+
+    /// Opens `url`, as a click on an email's link would.
+    pub async fn open(&self, url: &str) {
+        let path = format!("/session/{}/url", self.session);
+        self.call("POST", &path, json!({ "url": url })).await;
+    }
+
+    /// The page's HTML as the browser has it.
+    pub async fn source(&self) -> String {
+        let path = format!("/session/{}/source", self.session);
+        let value = self.call("GET", &path, Value::Null).await;
+        value.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The text the page shows.
+    pub async fn text(&self) -> String {
+        let path = format!("/session/{}/execute/sync", self.session);
+        let value = self
+            .call(
+                "POST",
+                &path,
+                json!({ "script": "return document.body.innerText", "args": [] }),
+            )
+            .await;
+        value.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Clicks the first element `selector` finds.
+    pub async fn click(&self, selector: &str) {
+        let path = format!("/session/{}/element", self.session);
+        let found = self
+            .call(
+                "POST",
+                &path,
+                json!({ "using": "css selector", "value": selector }),
+            )
+            .await;
+        let element = found
+            .as_object()
+            .and_then(|object| object.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {selector}: {found}"))
+            .to_owned();
+        let path = format!("/session/{}/element/{element}/click", self.session);
+        self.call("POST", &path, json!({})).await;
+    }
+
+    /// One WebDriver command; its `value`.
+    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("chromedriver");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        let response = String::from_utf8_lossy(&response);
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        let value: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|_| panic!("WebDriver {method} {path}: {head}\n{body}"));
+        value["value"].clone()
+    }
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&after[..size.min(after.len())]);
+        rest = after.get(size + 2..).unwrap_or("");
+    }
+    out
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // End the session (Chromium quits), then the driver.
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            use std::io::{Read, Write};
+            let request = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\
+                 Connection: close\r\n\r\n",
+                self.session
+            );
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = stream.write_all(request.as_bytes());
+            let _ = stream.read_to_end(&mut Vec::new());
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
