@@ -355,9 +355,11 @@ fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    let mut acknowledged = Vec::new();
     let (deliveries, command) = match (&args.alert, since) {
         (Some(id), _) => {
             let id = AlertId::parse(id).map_err(|problem| anyhow::anyhow!("--alert {problem}"))?;
+            acknowledged = reader.acknowledgements(&id)?;
             (reader.alert(&id)?, format!("audit --alert {id}"))
         }
         (None, Some(since)) => (reader.since(since)?, operations_command(args)),
@@ -373,6 +375,14 @@ fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
             printable(&delivery.email),
             printable(&delivery.message_id),
             printable(&delivery.smtp_reply)
+        );
+    }
+    for (referent, at) in &acknowledged {
+        println!(
+            "{}\t{}\t{}\tacknowledged",
+            at.format(&Rfc3339).unwrap_or_default(),
+            printable(args.alert.as_deref().unwrap_or_default()),
+            printable(referent)
         );
     }
     if deliveries.is_empty() {

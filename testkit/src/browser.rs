@@ -126,36 +126,36 @@ impl Browser {
             body.len()
         );
         stream.write_all(request.as_bytes()).await.unwrap();
+        // The driver may keep the connection open: read the head, then
+        // exactly the body it announces.
         let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.unwrap();
-        let response = String::from_utf8_lossy(&response);
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(body)
-        } else {
-            body.to_owned()
+        let mut chunk = [0; 8192];
+        let head_end = loop {
+            let read = stream.read(&mut chunk).await.unwrap();
+            assert!(read > 0, "chromedriver closed the connection");
+            response.extend_from_slice(&chunk[..read]);
+            if let Some(at) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
         };
+        let head = String::from_utf8_lossy(&response[..head_end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0);
+        while response.len() < head_end + length {
+            let read = stream.read(&mut chunk).await.unwrap();
+            if read == 0 {
+                break;
+            }
+            response.extend_from_slice(&chunk[..read]);
+        }
+        let body = String::from_utf8_lossy(&response[head_end..]).into_owned();
         let value: Value = serde_json::from_str(&body)
-            .unwrap_or_else(|_| panic!("WebDriver {method} {path}: {head}\n{body}"));
+            .unwrap_or_else(|_| panic!("WebDriver {method} {path}: {body}"));
         value["value"].clone()
     }
-}
-
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.push_str(&after[..size.min(after.len())]);
-        rest = after.get(size + 2..).unwrap_or("");
-    }
-    out
 }
 
 impl Drop for Browser {
