@@ -56,7 +56,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let (status, status_events) = StatusSink::new();
-    let events = Events::new(metrics.clone()).with_status(status);
+    let events = if settings.events.enabled() {
+        Events::new(metrics.clone()).with_status(status)
+    } else {
+        Events::new(metrics.clone())
+    };
     let health = Arc::new(Health::default());
 
     let mut geography = Geography::load(&settings.territories.path)?;
@@ -129,12 +133,14 @@ pub async fn run(
         ));
         tokio::spawn(poll_queues(settings.clone(), events.clone(), stop.clone()));
     }
-    let publishing = tokio::spawn(status::publish_events(
-        settings.clone(),
-        status_events,
-        metrics.clone(),
-        stop.clone(),
-    ));
+    let publishing = settings.events.enabled().then(|| {
+        tokio::spawn(status::publish_events(
+            settings.clone(),
+            status_events,
+            metrics.clone(),
+            stop.clone(),
+        ))
+    });
     tokio::spawn(prune(store, settings.store.retention, stop.clone()));
     tokio::spawn(expire_idle_connections(relay.clone(), stop.clone()));
     let consumer = amqp::consumer::consume(
@@ -176,7 +182,9 @@ pub async fn run(
     // The alerts in flight are done: close the idle SMTP connections, and
     // let the last events out.
     relay.mailer().close().await;
-    let _ = publishing.await;
+    if let Some(publishing) = publishing {
+        let _ = publishing.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -373,19 +373,18 @@ impl AckSettings {
 }
 
 /// Where alerts' status events go, for the dispatch software.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventsSettings {
     /// The topic exchange relais publishes each change of an alert's fate
-    /// to (declared by relais), the status as routing key.
+    /// to (declared by relais), the status as routing key, e.g.
+    /// `relais.events`; empty (the default in this version): no events.
     pub exchange: String,
 }
 
-impl Default for EventsSettings {
-    fn default() -> Self {
-        Self {
-            exchange: "relais.events".into(),
-        }
+impl EventsSettings {
+    pub fn enabled(&self) -> bool {
+        !self.exchange.is_empty()
     }
 }
 

@@ -120,15 +120,17 @@ impl Topology {
             )
             .await
             .map_err(|source| self.error(&self.exchange, source, "a durable topic exchange"))?;
-        channel
-            .exchange_declare(
-                self.events.as_str().into(),
-                ExchangeKind::Topic,
-                durable,
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|source| self.error(&self.events, source, "a durable topic exchange"))?;
+        if !self.events.is_empty() {
+            channel
+                .exchange_declare(
+                    self.events.as_str().into(),
+                    ExchangeKind::Topic,
+                    durable,
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|source| self.error(&self.events, source, "a durable topic exchange"))?;
+        }
         channel
             .exchange_declare(
                 self.dead.as_str().into(),
