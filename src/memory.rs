@@ -1,6 +1,6 @@
 //! How relais keeps its memory small and flat: one allocator arena for all
-//! its threads, large blocks mapped apart, and the memory a registry load
-//! frees handed back to the system.
+//! its threads, and the memory a registry load frees handed back to the
+//! system.
 //!
 //! glibc gives each thread that allocates its own arena and keeps freed
 //! memory in each; relais's threads (the runtime's workers, the store's,
@@ -15,19 +15,8 @@ pub fn one_arena() {
     // any other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
-        // A fixed threshold: blocks of 128 KiB and more (the files read at
-        // start-up, the buffers of a registry's parse) are mapped apart and
-        // handed back as soon as they are freed. glibc would otherwise
-        // raise the threshold to the largest block freed so far, and serve
-        // the next ones from the heap, where they stay.
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, MMAP_THRESHOLD);
     }
 }
-
-/// See [`one_arena`].
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
 
 /// Gives the memory freed by a registry load back to the system: parsing a
 /// national registry's file takes several times what the registry keeps,
