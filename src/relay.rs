@@ -168,8 +168,6 @@ impl Relay {
             Ok(resolution) => resolution,
             Err(unroutable) => return dead_letter(Reason::Unroutable, unroutable.to_string()),
         };
-        let label = registry.kind_label(alert.kind());
-        let place = geography.describe(alert.territory());
         if alert.territory().mapped().is_some() {
             self.events.territory_mapped(alert);
         }
@@ -205,6 +203,9 @@ impl Relay {
             self.events.duplicate_skipped(alert, referent);
         }
 
+        // Named in words only for the emails that go out.
+        let label = registry.kind_label(alert.kind());
+        let place = geography.describe(alert.territory());
         let sends = to_send.iter().map(|referent| {
             let on_behalf_of = resolution.on_behalf_of(referent);
             self.send(alert, referent, &label, &place, on_behalf_of, digest)

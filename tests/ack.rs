@@ -9,35 +9,13 @@ use relais_testkit as support;
 
 use std::time::Duration;
 
-use lapin::options::{QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
 use relais::ack::token::{Link, Signer};
 use support::browser::Browser;
 use support::smtp::SmtpServer;
-use support::{REGISTRY, World, alert, unique};
+use support::{REGISTRY, World, alert, http_request};
 
 const WAIT: Duration = Duration::from_secs(20);
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-only";
-
-/// `method path` on the pages: the status and the whole response.
-async fn request(port: u16, method: &str, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    (status, response)
-}
 
 #[tokio::test]
 async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_changes_nothing() {
@@ -57,26 +35,7 @@ async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_
         ],
     )
     .await;
-    let events = unique("ack-events");
-    let channel = &world.broker.channel;
-    channel
-        .queue_declare(
-            events.as_str().into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            events.as_str().into(),
-            world.settings().events.exchange.as_str().into(),
-            "acknowledged".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let events = world.bind_events("acknowledged").await;
     let app = world.spawn();
     world
         .publish(
@@ -95,7 +54,7 @@ async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_
     let path = link.trim_start_matches(&public).to_owned();
 
     // A link scanner opens it: the page shows, nothing is acknowledged.
-    let (scanned, page) = request(port, "GET", &path).await;
+    let (scanned, page) = http_request(port, "GET", &path).await;
     assert_eq!(scanned, 200, "{page}");
     for header in [
         "cache-control: no-store",
@@ -138,8 +97,8 @@ async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_
         (format!("/ack/{forged}"), 404),
         (format!("/ack/{expired}"), 410),
     ] {
-        assert_eq!(request(port, "GET", &bad).await.0, status, "{bad}");
-        assert_eq!(request(port, "POST", &bad).await.0, status, "{bad}");
+        assert_eq!(http_request(port, "GET", &bad).await.0, status, "{bad}");
+        assert_eq!(http_request(port, "POST", &bad).await.0, status, "{bad}");
     }
     assert!(world.audit().acknowledgements(&id).unwrap().is_empty());
 
@@ -159,7 +118,7 @@ async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_
     }
     assert_eq!(world.wait_for_depth(&events, 1, WAIT).await, 1);
     // Once more: harmless.
-    let (again, again_page) = request(port, "POST", &path).await;
+    let (again, again_page) = http_request(port, "POST", &path).await;
     drop(browser);
     app.stop().await;
 
@@ -194,8 +153,5 @@ async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_
             .any(|line| line.ends_with("\tSOS75-ACK\tccas-paris\tacknowledged")),
         "{audit}"
     );
-    let _ = channel
-        .queue_delete(events.as_str().into(), Default::default())
-        .await;
     world.cleanup().await;
 }

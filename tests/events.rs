@@ -7,10 +7,8 @@ use relais_testkit as support;
 
 use std::time::Duration;
 
-use lapin::options::{QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
 use serde_json::{Value, json};
-use support::{REGISTRY, World, alert, unique};
+use support::{REGISTRY, World, alert};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -18,30 +16,7 @@ const WAIT: Duration = Duration::from_secs(20);
 async fn the_dispatch_software_reads_each_delivery_and_each_dead_letter_as_an_event() {
     // Arrange: a queue of the dispatch software's, bound to every status.
     let world = World::new(REGISTRY).await;
-    let events = world.settings().events.exchange;
-    let queue = unique("dispatch-events");
-    world
-        .broker
-        .channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    world
-        .broker
-        .channel
-        .queue_bind(
-            queue.as_str().into(),
-            events.as_str().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let queue = world.bind_events("#").await;
     let app = world.spawn();
 
     // Act: an alert for two caisses, and a message that is not an alert.
@@ -101,10 +76,5 @@ async fn the_dispatch_software_reads_each_delivery_and_each_dead_letter_as_an_ev
             ),
         ]
     );
-    let _ = world
-        .broker
-        .channel
-        .queue_delete(queue.as_str().into(), Default::default())
-        .await;
     world.cleanup().await;
 }

@@ -32,3 +32,18 @@ pub async fn connect(amqp: &AmqpSettings, name: &str) -> anyhow::Result<Connecti
         .await
         .with_context(|| format!("cannot connect to the broker {}", amqp.redacted_url()))
 }
+
+/// The waits between two attempts to reach the broker: from `first`,
+/// doubling with jitter, at most 30 s, for as long as it takes.
+pub fn reconnect_backoff(first: std::time::Duration) -> impl Iterator<Item = std::time::Duration> {
+    use backon::BackoffBuilder as _;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(first)
+        .with_max_delay(RECONNECT_MAX)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// The longest wait between two attempts to reach the broker.
+pub const RECONNECT_MAX: std::time::Duration = std::time::Duration::from_secs(30);

@@ -11,7 +11,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
@@ -20,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::amqp::connection::{RECONNECT_MAX, reconnect_backoff};
 use crate::amqp::headers;
 use crate::amqp::publisher::Publisher;
 use crate::amqp::settle::Settler;
@@ -29,9 +29,8 @@ use crate::relay::{Incoming, Relay};
 use crate::settings::{AmqpSettings, Settings};
 use crate::telemetry::events::Events;
 
-/// First and longest wait between two connection attempts.
+/// First wait between two connection attempts.
 const RECONNECT_MIN: Duration = Duration::from_secs(1);
-const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
 /// Consumes alerts until `shutdown` is cancelled. Never returns early
 /// because the broker is down: it waits and reconnects.
@@ -45,7 +44,7 @@ pub async fn consume(
     let amqp = &settings.amqp;
     let shutdown_timeout = settings.shutdown_timeout;
     let topology = Topology::new(settings);
-    let mut backoff = reconnect_backoff();
+    let mut backoff = reconnect_backoff(RECONNECT_MIN);
     loop {
         let session = Session {
             amqp,
@@ -65,7 +64,7 @@ pub async fn consume(
             Ok(SessionEnd::Lost(why)) => {
                 warn!(reason = %why, "lost the broker; reconnecting");
                 health.consumer_down(format!("lost the broker ({why}); reconnecting"));
-                backoff = reconnect_backoff();
+                backoff = reconnect_backoff(RECONNECT_MIN);
             }
             Err(error) => {
                 let error = crate::telemetry::one_line(&crate::telemetry::causes(&error));
@@ -79,15 +78,6 @@ pub async fn consume(
             () = tokio::time::sleep(wait) => {}
         }
     }
-}
-
-fn reconnect_backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(RECONNECT_MIN)
-        .with_max_delay(RECONNECT_MAX)
-        .with_jitter()
-        .without_max_times()
-        .build()
 }
 
 /// How a session ended without failing to start.

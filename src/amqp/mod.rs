@@ -9,6 +9,7 @@
 //!   actions: publish (retry, dead letter) with a confirm, then ack;
 //! - [`publisher`]: the one way relais publishes, with the broker's confirm;
 //! - [`headers`]: the `x-relais-*` vocabulary, written and read in one place;
+//! - [`status`]: each alert's fate, published to `events.exchange`;
 //! - [`dead_letters`]: the operators' tools on `<queue>.dead`.
 //!
 //! It never decides what happens to an alert: `relay` does.

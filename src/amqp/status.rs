@@ -14,7 +14,6 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use lapin::BasicProperties;
 use lapin::options::ExchangeDeclareOptions;
 use lapin::types::{FieldTable, ShortString};
@@ -25,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::amqp::connection::{RECONNECT_MAX, reconnect_backoff};
 use crate::amqp::publisher::Publisher;
 use crate::registry::Referent;
 use crate::settings::Settings;
@@ -152,7 +152,7 @@ pub async fn publish_events(
 ) {
     let exchange = settings.events.exchange.clone();
     let mut link: Option<Link> = None;
-    let mut backoff = reconnect_backoff();
+    let mut backoff = reconnect_backoff(Duration::from_millis(200));
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut batch: Vec<StatusEvent> = Vec::with_capacity(BATCH);
     'events: loop {
@@ -202,7 +202,7 @@ pub async fn publish_events(
             Ok(()) => {
                 metrics.events_published.inc_by(batch.len() as u64);
                 batch.clear();
-                backoff = reconnect_backoff();
+                backoff = reconnect_backoff(Duration::from_millis(200));
             }
             Err(error) => {
                 metrics.events_failed.inc();
@@ -210,7 +210,7 @@ pub async fn publish_events(
                 if let Some(broken) = link.take() {
                     let _ = broken.connection.close(200, "reconnecting".into()).await;
                 }
-                let wait = backoff.next().unwrap_or(Duration::from_secs(30));
+                let wait = backoff.next().unwrap_or(RECONNECT_MAX);
                 if stop.is_cancelled() && deadline.is_none() {
                     deadline = Some(tokio::time::Instant::now() + FLUSH_AT_STOP);
                 }
@@ -276,13 +276,4 @@ async fn connect(settings: &Settings) -> Option<Link> {
         connection,
         publisher,
     })
-}
-
-fn reconnect_backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(30))
-        .with_jitter()
-        .without_max_times()
-        .build()
 }

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, ExchangeDeleteOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicGetOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
@@ -117,11 +117,25 @@ departements = ["75"]
 /// `GET path` on a loopback HTTP server: the status code and the body;
 /// status 0 when nothing listens (yet).
 pub async fn http_get(port: u16, path: &str) -> (u16, String) {
+    let (status, response) = http_request(port, "GET", path).await;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// `method path`, without a body, on a loopback HTTP server: the status
+/// code and the whole response, head included; status 0 when nothing
+/// listens (yet).
+pub async fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return (0, "nothing listens".into());
     };
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
@@ -130,11 +144,7 @@ pub async fn http_get(port: u16, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    (status, response)
 }
 
 /// The value of one sample in a metrics exposition, e.g.
@@ -402,11 +412,39 @@ delays = ["200ms", "400ms"]
         }
     }
 
+    /// A queue of the test's own bound to this world's events exchange
+    /// with `routing_key` (`#` for every status), as a dispatch software
+    /// would bind one; returns its name (deleted by [`World::cleanup`]).
+    pub async fn bind_events(&self, routing_key: &str) -> String {
+        let queue = format!("{}.dispatch-events", self.queue);
+        let channel = &self.broker.channel;
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare the events queue");
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                self.settings().events.exchange.as_str().into(),
+                routing_key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind the events queue");
+        queue
+    }
+
     /// Deletes this world's queues and exchanges.
     pub async fn cleanup(self) {
         let settings = self.settings();
         let topology = Topology::new(&settings);
-        for queue in topology.queues() {
+        let events = format!("{}.dispatch-events", self.queue);
+        for queue in topology.queues().chain([events.as_str()]) {
             let _ = self
                 .broker
                 .channel
