@@ -38,6 +38,9 @@ pub enum Command {
     Publish(PublishArgs),
     /// Show who was emailed about an alert, or every delivery since a time.
     Audit(AuditArgs),
+    /// The alerts awaiting acknowledgement: who has them, since when, the
+    /// next step of their escalation.
+    Pending(PendingArgs),
     /// One screen on the queues: exit 2 when dead letters wait.
     Status(StatusArgs),
     /// Look at, replay or purge the dead letters.
@@ -131,6 +134,13 @@ pub struct PublishArgs {
     /// The alert (JSON); standard input when absent.
     #[arg(long, short, value_name = "FILE")]
     pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PendingArgs {
+    /// One JSON document, for scripts and monitoring.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

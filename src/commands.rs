@@ -20,13 +20,14 @@ use crate::amqp::dead_letters::{self, DeadLetter, Selection};
 use crate::amqp::topology::soft_error;
 use crate::amqp::{PublishError, Publisher, Topology};
 use crate::cli::{
-    AuditArgs, Cli, Command, CoverageArgs, DeadLettersCommand, PublishArgs, ResolveArgs,
+    AuditArgs, Cli, Command, CoverageArgs, DeadLettersCommand, PendingArgs, PublishArgs,
+    ResolveArgs,
 };
 use crate::coverage::Coverage;
 use crate::geography::Geography;
 use crate::registry::Registry;
 use crate::settings::{Outbound, Settings};
-use crate::store::{AuditReader, Operation, OperationLog};
+use crate::store::{AuditReader, EscalationStep, Operation, OperationLog, UNACKNOWLEDGED_STEP};
 use crate::territory::TerritoryError;
 
 /// Runs the subcommand; errors are printed, and become exit code 1.
@@ -39,6 +40,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Coverage(args) => coverage(config, &args),
         Command::Publish(args) => publish(config, &args).await,
         Command::Audit(args) => audit(config, &args),
+        Command::Pending(args) => pending(config, &args),
         Command::Status(args) => return status(config, args.json).await,
         Command::DeadLetters(command) => dead_letters(config, command).await,
     };
@@ -356,10 +358,12 @@ fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut acknowledged = Vec::new();
+    let mut escalation = Vec::new();
     let (deliveries, command) = match (&args.alert, since) {
         (Some(id), _) => {
             let id = AlertId::parse(id).map_err(|problem| anyhow::anyhow!("--alert {problem}"))?;
             acknowledged = reader.acknowledgements(&id)?;
+            escalation = reader.escalation(&id)?;
             (reader.alert(&id)?, format!("audit --alert {id}"))
         }
         (None, Some(since)) => (reader.since(since)?, operations_command(args)),
@@ -385,10 +389,96 @@ fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
             printable(referent)
         );
     }
+    for step in &escalation {
+        let (at, state) = match step.done_at {
+            Some(done) => (done, "escalation"),
+            None => (step.due_at, "escalation due"),
+        };
+        println!(
+            "{}	{}	{}	{state}",
+            at.format(&Rfc3339).unwrap_or_default(),
+            printable(args.alert.as_deref().unwrap_or_default()),
+            step_name(step.step)
+        );
+    }
     if deliveries.is_empty() {
         eprintln!("no delivery recorded");
     }
     Ok(())
+}
+
+/// `relais pending`: the alerts emailed within `ack.link_ttl` that a
+/// network has not acknowledged, oldest first: per network, who has it,
+/// since when, and the next step of its escalation.
+fn pending(config: Option<&Path>, args: &PendingArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    if !settings.ack.enabled() {
+        bail!("acknowledgements are off (ack.listen is empty): nothing is awaited");
+    }
+    let trace = Trace::open(&settings)?;
+    let reader = AuditReader::open(&settings.store.path)?;
+    let since = OffsetDateTime::now_utc() - settings.ack.link_ttl;
+    let pending = reader.pending(since)?;
+    let command = if args.json {
+        "pending --json"
+    } else {
+        "pending"
+    };
+    trace.done(command, pending.len())?;
+    let rfc3339 = |at: OffsetDateTime| at.format(&Rfc3339).unwrap_or_default();
+    if args.json {
+        let alerts: Vec<serde_json::Value> = pending
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "alert_id": p.alert_id,
+                    "network": p.network,
+                    "referents": p.referents,
+                    "since": rfc3339(p.since),
+                    "next_escalation": p.next.map(|next| serde_json::json!({
+                        "step": step_name(next.step),
+                        "at": rfc3339(next.due_at),
+                    })),
+                    "unacknowledged_at": p.unacknowledged_at.map(rfc3339),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "pending": alerts }));
+        return Ok(());
+    }
+    if pending.is_empty() {
+        println!("no alert awaits an acknowledgement");
+        return Ok(());
+    }
+    println!("SINCE	ALERT	NETWORK	RÉFÉRENTS	NEXT");
+    for alert in &pending {
+        let next = match (alert.next, alert.unacknowledged_at) {
+            (_, Some(at)) => format!("unacknowledged since {}", rfc3339(at)),
+            (Some(EscalationStep { step, due_at, .. }), None) => {
+                format!("{} at {}", step_name(step), rfc3339(due_at))
+            }
+            (None, None) => "-".to_owned(),
+        };
+        println!(
+            "{}	{}	{}	{}	{}",
+            rfc3339(alert.since),
+            printable(&alert.alert_id),
+            printable(&alert.network),
+            printable(&alert.referents.join(",")),
+            next
+        );
+    }
+    Ok(())
+}
+
+/// What a step of escalation does, as operators read it.
+fn step_name(step: u8) -> &'static str {
+    match step {
+        1 => "deputies",
+        2 => "fallback",
+        UNACKNOWLEDGED_STEP => "unacknowledged",
+        _ => "unknown",
+    }
 }
 
 /// The command line of an `audit` without `--alert`, as recorded.

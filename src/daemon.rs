@@ -141,6 +141,14 @@ pub async fn run(
             stop.clone(),
         ))
     });
+    if settings.ack.enabled() {
+        tokio::spawn(count_pending(
+            settings.store.path.clone(),
+            settings.ack.link_ttl,
+            events.clone(),
+            stop.clone(),
+        ));
+    }
     tokio::spawn(prune(store, settings.store.retention, stop.clone()));
     tokio::spawn(expire_idle_connections(relay.clone(), stop.clone()));
     let consumer = amqp::consumer::consume(
@@ -254,6 +262,43 @@ mod systemd {
     pub fn notify(states: &[NotifyState<'_>]) {
         if let Err(error) = sd_notify::notify(states) {
             tracing::warn!(%error, "cannot notify systemd");
+        }
+    }
+}
+
+/// Counts the alerts awaiting an acknowledgement for `/metrics`, every
+/// minute, on a read-only connection of its own (the query reads the last
+/// `link_ttl` of deliveries: it must not hold up the dedup check).
+async fn count_pending(
+    path: std::path::PathBuf,
+    link_ttl: Duration,
+    events: Events,
+    stop: CancellationToken,
+) {
+    const EVERY: Duration = Duration::from_secs(60);
+    loop {
+        let path = path.clone();
+        let counted = tokio::task::spawn_blocking(move || {
+            let since = OffsetDateTime::now_utc() - link_ttl;
+            let pending = crate::store::AuditReader::open(&path)?.pending(since)?;
+            let mut alerts: Vec<String> = pending.into_iter().map(|p| p.alert_id).collect();
+            alerts.sort_unstable();
+            alerts.dedup();
+            Ok::<_, crate::store::StoreError>(alerts.len())
+        })
+        .await;
+        match counted {
+            Ok(Ok(count)) => events.alerts_pending(count),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot count the alerts awaiting acknowledgement")
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot count the alerts awaiting acknowledgement")
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(EVERY) => {}
         }
     }
 }

@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -113,6 +114,17 @@ pub struct Outcome {
     /// a retry or a dead letter carries them, so that no later attempt or
     /// replay emails them again, whatever the store still remembers.
     pub served: Vec<String>,
+    /// The next step of the alert's escalation, to schedule in the broker
+    /// before the message is acked.
+    pub next: Option<NextStep>,
+}
+
+/// A step of escalation to come: its number and how long it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextStep {
+    /// 1: deputies, 2: fallback référents, 3: declared unacknowledged.
+    pub step: u8,
+    pub after: Duration,
 }
 
 #[cfg(test)]

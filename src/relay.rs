@@ -25,11 +25,11 @@ use crate::ack::Links;
 use crate::alert::{Alert, AlertId};
 use crate::flood::{Flood, FloodGuard};
 use crate::geography::Description;
-use crate::mail::{Mailer, Renderer, SendError};
-use crate::outcome::{Outcome, Reason, Verdict};
+use crate::mail::{Addressed, Mailer, Renderer, SendError};
+use crate::outcome::{NextStep, Outcome, Reason, Verdict};
 use crate::registry::{Referent, Registry};
 use crate::settings::RetrySettings;
-use crate::store::{Digest, SentEmail, Store};
+use crate::store::{Digest, SentEmail, Store, UNACKNOWLEDGED_STEP};
 use crate::telemetry::events::Events;
 
 /// The registry in force. Swapped whole on reload; an alert keeps the
@@ -115,17 +115,23 @@ impl Relay {
     /// end is an [`Outcome`].
     pub async fn handle(&self, message: Incoming<'_>) -> Outcome {
         let started = Instant::now();
-        self.events.alert_received();
+        if message.escalation.is_none() {
+            self.events.alert_received();
+        }
         // The registry in force, and the geography it was checked against:
         // an alert keeps them until it is done.
         let registry = self.registry.load_full();
         match Alert::parse(message.body, self.max_message_bytes, registry.geography()) {
             Ok(alert) => {
-                let (verdict, served) = self.deliver(&registry, &alert, &message, started).await;
+                let (verdict, served, next) = match message.escalation {
+                    None => self.deliver(&registry, &alert, &message, started).await,
+                    Some(step) => self.escalate(&registry, &alert, step, &message).await,
+                };
                 let outcome = Outcome {
                     verdict,
                     alert_id: Some(alert.id().clone()),
                     served,
+                    next,
                 };
                 self.events.alert_handled(Some(&alert), &outcome);
                 outcome
@@ -138,10 +144,25 @@ impl Relay {
                         error: error.to_string(),
                     },
                     served: Vec::new(),
+                    next: None,
                 };
                 self.events.alert_handled(None, &outcome);
                 outcome
             }
+        }
+    }
+
+    /// Records that the next step of `outcome`'s escalation waits in the
+    /// broker (called once the broker confirmed it): what `relais pending`
+    /// shows, and what keeps a redelivered copy from scheduling it again.
+    pub async fn escalation_scheduled(&self, outcome: &Outcome) {
+        let (Some(alert), Some(next)) = (&outcome.alert_id, outcome.next) else {
+            return;
+        };
+        let due = OffsetDateTime::now_utc() + next.after;
+        if let Err(error) = self.store.escalation_scheduled(alert, next.step, due).await {
+            tracing::warn!(alert_id = %alert, step = next.step, %error,
+                "cannot record the escalation step scheduled; it will still happen");
         }
     }
 
@@ -153,9 +174,9 @@ impl Relay {
         alert: &Alert,
         message: &Incoming<'_>,
         started: Instant,
-    ) -> (Verdict, Vec<String>) {
+    ) -> (Verdict, Vec<String>, Option<NextStep>) {
         let dead_letter =
-            |reason, error: String| (Verdict::DeadLetter { reason, error }, Vec::new());
+            |reason, error: String| (Verdict::DeadLetter { reason, error }, Vec::new(), None);
         let geography = registry.geography();
         let location = geography.location(alert.territory());
         if let Err(forbidden) = registry
@@ -178,7 +199,7 @@ impl Relay {
             Ok(recorded) => recorded,
             Err(error) => {
                 let error = format!("cannot check who already received the alert: {error}");
-                return (Verdict::Retry { error }, message.served.to_vec());
+                return (Verdict::Retry { error }, message.served.to_vec(), None);
             }
         };
         if recorded
@@ -207,8 +228,10 @@ impl Relay {
         let label = registry.kind_label(alert.kind());
         let place = geography.describe(alert.territory());
         let sends = to_send.iter().map(|referent| {
-            let on_behalf_of = resolution.on_behalf_of(referent);
-            self.send(alert, referent, &label, &place, on_behalf_of, digest)
+            let addressed = resolution
+                .on_behalf_of(referent)
+                .map_or(Addressed::Directly, Addressed::OnBehalfOf);
+            self.send(alert, referent, &label, &place, addressed, digest)
         });
         let results = join_all(sends).await;
         let mut failures = Vec::new();
@@ -235,7 +258,7 @@ impl Relay {
 
         if let Some(transient) = failures.iter().find(|f| f.is_transient()) {
             let error = transient.to_string();
-            return (Verdict::Retry { error }, served);
+            return (Verdict::Retry { error }, served, None);
         }
         if !failures.is_empty() {
             let errors: Vec<String> = failures.iter().map(ToString::to_string).collect();
@@ -243,14 +266,14 @@ impl Relay {
                 reason: Reason::Rejected,
                 error: errors.join("; "),
             };
-            return (verdict, served);
+            return (verdict, served, None);
         }
         if let Some(unroutable) = resolution.unmatched_error(alert.territory()) {
             let verdict = Verdict::DeadLetter {
                 reason: Reason::Unroutable,
                 error: unroutable.to_string(),
             };
-            return (verdict, served);
+            return (verdict, served, None);
         }
         // A copy whose référents all had it already is a duplicate (counted
         // as such), not another delivery.
@@ -264,7 +287,157 @@ impl Relay {
             emails: to_send.len(),
             duplicates: done.len(),
         };
-        (verdict, served)
+        (verdict, served, self.first_step(registry, alert))
+    }
+
+    /// The first step of `alert`'s escalation, if its route escalates,
+    /// acknowledgement links go out, and no copy of it scheduled it yet.
+    fn first_step(&self, registry: &Registry, alert: &Alert) -> Option<NextStep> {
+        self.ack.as_ref()?;
+        let after = registry.escalate_after(alert.kind(), alert.priority())?;
+        match self.store.escalation(alert.id()) {
+            Ok(steps) if steps.is_empty() => Some(NextStep { step: 1, after }),
+            Ok(_) => None,
+            Err(error) => {
+                // Scheduled again rather than never: a step carried out
+                // twice emails nobody twice.
+                tracing::warn!(alert_id = %alert.id(), %error,
+                    "cannot read the escalation chain; scheduling its first step");
+                Some(NextStep { step: 1, after })
+            }
+        }
+    }
+
+    /// Carries out step `step` of `alert`'s escalation: if a network it
+    /// went to has not acknowledged it, email the next people of that
+    /// network (step 1: the deputies of its référents, or its fallback
+    /// référents if it has no deputy to add; step 2: its fallback
+    /// référents), or, at the last step, declare it unacknowledged.
+    /// Whoever already had the alert is not emailed again; a step already
+    /// carried out (a copy of its message) is not carried out again.
+    async fn escalate(
+        &self,
+        registry: &Registry,
+        alert: &Alert,
+        step: u8,
+        message: &Incoming<'_>,
+    ) -> (Verdict, Vec<String>, Option<NextStep>) {
+        let nothing = Verdict::Delivered {
+            emails: 0,
+            duplicates: 0,
+        };
+        let _one_at_a_time = self.in_flight.lock(alert.id()).await;
+        let retry = |error: String| {
+            let error = format!("cannot read the escalation state: {error}");
+            (Verdict::Retry { error }, message.served.to_vec(), None)
+        };
+        let steps = match self.store.escalation(alert.id()) {
+            Ok(steps) => steps,
+            Err(error) => return retry(error.to_string()),
+        };
+        let after = registry.escalate_after(alert.kind(), alert.priority());
+        let next = after
+            .filter(|_| step < UNACKNOWLEDGED_STEP)
+            .map(|after| NextStep {
+                step: step + 1,
+                after,
+            });
+        if steps.iter().any(|s| s.step == step && s.done_at.is_some()) {
+            // A copy: carried out already. Its next step is scheduled
+            // again only if relais stopped before recording it.
+            let next = next.filter(|n| steps.iter().all(|s| s.step != n.step));
+            return (nothing, message.served.to_vec(), next);
+        }
+        let (recorded, acknowledged) = match (
+            self.store.served(alert.id()),
+            self.store.acknowledged_networks(alert.id()),
+        ) {
+            (Ok(recorded), Ok(acknowledged)) => (recorded, acknowledged),
+            (Err(error), _) | (_, Err(error)) => return retry(error.to_string()),
+        };
+        let mut served: Vec<String> = message.served.to_vec();
+        served.extend(recorded.into_iter().map(|r| r.referent_id));
+        let now = OffsetDateTime::now_utc();
+        let tiers = registry
+            .escalation_tiers(alert.kind(), alert.territory(), now)
+            .unwrap_or_default();
+        let waiting: Vec<_> = tiers
+            .iter()
+            .filter(|tier| !acknowledged.iter().any(|n| n == tier.network))
+            .collect();
+
+        if step >= UNACKNOWLEDGED_STEP || waiting.is_empty() {
+            let first = self.store.escalation_done(alert.id(), step, now).await;
+            if step >= UNACKNOWLEDGED_STEP && matches!(first, Ok(true)) {
+                for tier in &waiting {
+                    self.events.alert_unacknowledged(alert, tier.network);
+                }
+            }
+            return (nothing, served, None);
+        }
+
+        let had = |referent: &&Referent| served.iter().any(|id| id == referent.id().as_str());
+        let mut to_send: Vec<&Referent> = Vec::new();
+        for tier in &waiting {
+            let deputies: Vec<&Referent> =
+                tier.deputies.iter().copied().filter(|r| !had(r)).collect();
+            let climb = if step == 1 && !deputies.is_empty() {
+                deputies
+            } else {
+                tier.fallback.iter().copied().filter(|r| !had(r)).collect()
+            };
+            for referent in climb {
+                if !to_send.iter().any(|r| r.id() == referent.id()) {
+                    to_send.push(referent);
+                }
+            }
+        }
+        let waited = after.unwrap_or_default() * u32::from(step);
+        let label = registry.kind_label(alert.kind());
+        let place = registry.geography().describe(alert.territory());
+        let addressed = Addressed::Escalated {
+            unacknowledged_for: waited,
+        };
+        let digest = digest(alert);
+        let sends = to_send
+            .iter()
+            .map(|referent| self.send(alert, referent, &label, &place, addressed, digest));
+        let results = join_all(sends).await;
+        let mut transient = None;
+        let mut emails = 0;
+        for (referent, result) in to_send.iter().zip(results) {
+            match result {
+                None => {
+                    emails += 1;
+                    served.push(referent.id().to_string());
+                    let name = if step == 1 && tier_has_deputy(&waiting, referent) {
+                        "deputies"
+                    } else {
+                        "fallback"
+                    };
+                    self.events.alert_escalated(alert, referent, name);
+                }
+                // A refused address is the registry's to fix (logged and
+                // counted); the chain goes on without it.
+                Some(failure) if failure.is_transient() => transient = Some(failure),
+                Some(_) => {}
+            }
+        }
+        served.sort_unstable();
+        served.dedup();
+        if let Some(failure) = transient {
+            let error = failure.to_string();
+            return (Verdict::Retry { error }, served, None);
+        }
+        if let Err(error) = self.store.escalation_done(alert.id(), step, now).await {
+            tracing::warn!(alert_id = %alert.id(), step, %error,
+                "cannot record the escalation step carried out");
+        }
+        let verdict = Verdict::Delivered {
+            emails,
+            duplicates: 0,
+        };
+        (verdict, served, next)
     }
 
     /// Emails one référent, retrying transient failures in process, and
@@ -275,7 +448,7 @@ impl Relay {
         referent: &Referent,
         label: &str,
         place: &Description,
-        on_behalf_of: Option<&Referent>,
+        addressed: Addressed<'_>,
         digest: Digest,
     ) -> Option<SendError> {
         // A failure to build the email is relais's (or its registry's), not
@@ -287,7 +460,7 @@ impl Relay {
             referent,
             label,
             place,
-            on_behalf_of,
+            addressed,
             ack_link.as_deref(),
         ) {
             Ok(email) => email,
@@ -311,10 +484,13 @@ impl Relay {
             .await;
         match sent {
             Ok(accepted) => {
-                self.events.email_sent(alert, referent, &accepted);
+                let delivered = !matches!(addressed, Addressed::Escalated { .. });
+                self.events
+                    .email_sent(alert, referent, &accepted, delivered);
                 let sent = SentEmail {
                     alert_id: alert.id().to_string(),
                     referent_id: referent.id().to_string(),
+                    network: Some(referent.network().to_owned()),
                     email: referent.email().to_string(),
                     message_id: email.message_id().to_owned(),
                     smtp_reply: accepted.reply,
@@ -344,6 +520,9 @@ pub struct Incoming<'a> {
     /// Référents that relais already emailed about it, carried by the
     /// message itself (a retry or a replayed dead letter).
     pub served: &'a [String],
+    /// The step of escalation this message is the timer of (see
+    /// `amqp::headers::escalation`); `None` for an alert to deliver.
+    pub escalation: Option<u8>,
 }
 
 impl<'a> Incoming<'a> {
@@ -353,8 +532,16 @@ impl<'a> Incoming<'a> {
             body,
             publisher: None,
             served: &[],
+            escalation: None,
         }
     }
+}
+
+/// Whether `referent` is among the deputies of a waiting network.
+fn tier_has_deputy(tiers: &[&crate::registry::EscalationTiers<'_>], referent: &Referent) -> bool {
+    tiers
+        .iter()
+        .any(|tier| tier.deputies.iter().any(|d| d.id() == referent.id()))
 }
 
 /// The SHA-256 of the alert's content as parsed: each value in a fixed
@@ -713,6 +900,7 @@ mod tests {
                 body: &body,
                 publisher: None,
                 served: &served,
+                escalation: None,
             })
             .await;
 
@@ -743,6 +931,7 @@ mod tests {
             body: &body,
             publisher,
             served: &[],
+            escalation: None,
         };
 
         let anonymous = relay.handle(from(None)).await;

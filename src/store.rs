@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use thiserror::Error;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -78,6 +78,8 @@ pub struct Served {
 pub struct SentEmail {
     pub alert_id: String,
     pub referent_id: String,
+    /// The référent's network (`None` for a record older than networks).
+    pub network: Option<String>,
     pub email: String,
     pub message_id: String,
     pub smtp_reply: String,
@@ -85,21 +87,55 @@ pub struct SentEmail {
 }
 
 enum Request {
+    /// Written with the others that arrive together (group commit).
     Record {
         delivery: SentEmail,
         digest: Digest,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
-    Prune {
-        before: OffsetDateTime,
-        reply: oneshot::Sender<Result<usize, StoreError>>,
-    },
-    Acknowledge {
-        alert_id: String,
-        referent_id: String,
-        at: OffsetDateTime,
-        reply: oneshot::Sender<Result<bool, StoreError>>,
-    },
+    /// Anything else: run on the store's thread, alone; it answers itself.
+    Job(Box<dyn FnOnce(&mut Connection) + Send>),
+}
+
+/// What an acknowledgement changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledged {
+    /// The first time this référent acknowledged this alert (a second
+    /// click changes nothing).
+    pub first: bool,
+    /// The référent's network, as recorded with its email.
+    pub network: Option<String>,
+    /// From the alert's first email to its network to this acknowledgement.
+    pub waited: Option<Duration>,
+}
+
+/// The last step of an escalation chain: nobody acknowledged.
+pub const UNACKNOWLEDGED_STEP: u8 = 3;
+
+/// One step of an alert's escalation chain: 1, the deputies; 2, the
+/// fallback référents; 3, declared unacknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EscalationStep {
+    pub step: u8,
+    /// When its wait ends.
+    pub due_at: OffsetDateTime,
+    /// When relais carried it out, if it did.
+    pub done_at: Option<OffsetDateTime>,
+}
+
+/// An alert that a network has not acknowledged yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub alert_id: String,
+    pub network: String,
+    /// Its référents that were emailed, by id.
+    pub referents: Vec<String>,
+    /// Its first email to the network.
+    pub since: OffsetDateTime,
+    /// The next step of escalation not yet carried out, if the chain runs.
+    pub next: Option<EscalationStep>,
+    /// When the chain ended with nobody acknowledging, if it did.
+    pub unacknowledged_at: Option<OffsetDateTime>,
 }
 
 /// A handle on the store; cheap to clone.
@@ -164,8 +200,8 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Records that `referent_id` acknowledged `alert_id` at `at`; `true`
-    /// the first time, `false` when it already had (the first time stays).
+    /// Records that `referent_id` acknowledged `alert_id` at `at` (the
+    /// first time stays).
     ///
     /// # Errors
     /// [`StoreError`] if the write failed.
@@ -174,25 +210,124 @@ impl Store {
         alert_id: &str,
         referent_id: &str,
         at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Request::Acknowledge {
-            alert_id: alert_id.to_owned(),
-            referent_id: referent_id.to_owned(),
-            at,
-            reply,
-        })
-        .await?;
-        answer.await.map_err(|_| StoreError::Closed)?
+    ) -> Result<Acknowledged, StoreError> {
+        let (alert_id, referent_id) = (alert_id.to_owned(), referent_id.to_owned());
+        self.job(move |connection| acknowledge(connection, &alert_id, &referent_id, at))
+            .await
     }
 
-    /// Forgets deliveries older than `before`; returns how many.
+    /// Records that step `step` of `alert`'s escalation will be due at
+    /// `due_at` (once its message waits in the broker).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the write failed.
+    pub async fn escalation_scheduled(
+        &self,
+        alert: &AlertId,
+        step: u8,
+        due_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let alert = alert.to_string();
+        self.job(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO escalations (alert_id, step, due_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                    params![alert, step, due_at.unix_timestamp()],
+                )
+                .map(drop)
+                .map_err(StoreError::from)
+        })
+        .await
+    }
+
+    /// Records that step `step` of `alert`'s escalation was carried out at
+    /// `at`; `false` if it already had been (the first time stays).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the write failed.
+    pub async fn escalation_done(
+        &self,
+        alert: &AlertId,
+        step: u8,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let alert = alert.to_string();
+        self.job(move |connection| {
+            let at = at.unix_timestamp();
+            connection
+                .execute(
+                    "INSERT INTO escalations (alert_id, step, due_at, done_at)
+                     VALUES (?1, ?2, ?3, ?3)
+                     ON CONFLICT (alert_id, step) DO UPDATE SET done_at = excluded.done_at
+                     WHERE escalations.done_at IS NULL",
+                    params![alert, step, at],
+                )
+                .map(|rows| rows == 1)
+                .map_err(StoreError::from)
+        })
+        .await
+    }
+
+    /// The steps of `alert`'s escalation chain scheduled or carried out,
+    /// first step first.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store cannot be read.
+    pub fn escalation(&self, alert: &AlertId) -> Result<Vec<EscalationStep>, StoreError> {
+        let reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(escalation(&reader, alert.as_str())?)
+    }
+
+    /// The networks in which someone acknowledged `alert`.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store cannot be read.
+    pub fn acknowledged_networks(&self, alert: &AlertId) -> Result<Vec<String>, StoreError> {
+        let reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut statement = reader.prepare_cached(
+            "SELECT DISTINCT d.network FROM acknowledgements a
+             JOIN deliveries d ON d.alert_id = a.alert_id AND d.referent_id = a.referent_id
+             WHERE a.alert_id = ?1 AND d.network IS NOT NULL",
+        )?;
+        let rows = statement.query_map(params![alert.as_str()], |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets deliveries, acknowledgements and escalations older than
+    /// `before`; returns how many deliveries.
     ///
     /// # Errors
     /// [`StoreError`] if the delete failed.
     pub async fn prune(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        self.job(move |connection| {
+            let before = before.unix_timestamp();
+            let transaction = connection.transaction()?;
+            let deleted = transaction.execute(
+                "DELETE FROM deliveries WHERE delivered_at < ?1",
+                params![before],
+            )?;
+            transaction.execute(
+                "DELETE FROM acknowledgements WHERE acknowledged_at < ?1",
+                params![before],
+            )?;
+            transaction.execute("DELETE FROM escalations WHERE due_at < ?1", params![before])?;
+            transaction.commit()?;
+            Ok(deleted)
+        })
+        .await
+    }
+
+    /// Runs `job` on the store's thread and returns its answer.
+    async fn job<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Request::Prune { before, reply }).await?;
+        self.send(Request::Job(Box::new(move |connection| {
+            let _ = reply.send(job(connection));
+        })))
+        .await?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -244,6 +379,18 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (alert_id, referent_id)
      ) WITHOUT ROWID;
      CREATE INDEX acknowledgements_by_time ON acknowledgements (acknowledged_at);",
+    // 5. The network of each email (an acknowledgement counts for its
+    //    network), and the escalation chains: each step's due time and
+    //    when it was carried out. The alert itself waits in the broker.
+    "ALTER TABLE deliveries ADD COLUMN network TEXT;
+     CREATE TABLE escalations (
+         alert_id TEXT NOT NULL,
+         step     INTEGER NOT NULL,
+         due_at   INTEGER NOT NULL,
+         done_at  INTEGER,
+         PRIMARY KEY (alert_id, step)
+     ) WITHOUT ROWID;
+     CREATE INDEX escalations_by_time ON escalations (due_at);",
 ];
 
 /// Brings the store's schema up to date; returns the version it had (a
@@ -322,36 +469,12 @@ fn serve(mut connection: Connection, mut requests: mpsc::Receiver<Request>) {
         let mut writes = Vec::new();
         for request in batch.drain(..) {
             match request {
-                Request::Prune { before, reply } => {
-                    let deleted = connection
-                        .execute(
-                            "DELETE FROM deliveries WHERE delivered_at < ?1",
-                            params![before.unix_timestamp()],
-                        )
-                        .map_err(StoreError::from);
-                    let _ = reply.send(deleted);
-                }
                 Request::Record {
                     delivery,
                     digest,
                     reply,
                 } => writes.push(((delivery, digest), reply)),
-                Request::Acknowledge {
-                    alert_id,
-                    referent_id,
-                    at,
-                    reply,
-                } => {
-                    let inserted = connection
-                        .execute(
-                            "INSERT INTO acknowledgements (alert_id, referent_id, acknowledged_at)
-                             VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                            params![alert_id, referent_id, at.unix_timestamp()],
-                        )
-                        .map(|rows| rows == 1)
-                        .map_err(StoreError::from);
-                    let _ = reply.send(inserted);
-                }
+                Request::Job(job) => job(&mut connection),
             }
         }
         if writes.is_empty() {
@@ -381,6 +504,60 @@ fn served(connection: &Connection, alert: &str) -> Result<Vec<Served>, rusqlite:
     rows.collect()
 }
 
+fn acknowledge(
+    connection: &mut Connection,
+    alert_id: &str,
+    referent_id: &str,
+    at: OffsetDateTime,
+) -> Result<Acknowledged, StoreError> {
+    let first = connection.execute(
+        "INSERT INTO acknowledgements (alert_id, referent_id, acknowledged_at)
+         VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        params![alert_id, referent_id, at.unix_timestamp()],
+    )? == 1;
+    let network: Option<String> = connection
+        .query_row(
+            "SELECT network FROM deliveries WHERE alert_id = ?1 AND referent_id = ?2",
+            params![alert_id, referent_id],
+            |row| row.get(0),
+        )
+        .optional()?
+        .flatten();
+    let since: Option<i64> = connection.query_row(
+        "SELECT MIN(delivered_at) FROM deliveries WHERE alert_id = ?1 AND network IS ?2",
+        params![alert_id, network],
+        |row| row.get(0),
+    )?;
+    let waited = since
+        .map(|since| Duration::from_secs(u64::try_from(at.unix_timestamp() - since).unwrap_or(0)));
+    Ok(Acknowledged {
+        first,
+        network,
+        waited,
+    })
+}
+
+fn escalation(
+    connection: &Connection,
+    alert: &str,
+) -> Result<Vec<EscalationStep>, rusqlite::Error> {
+    let mut statement = connection.prepare_cached(
+        "SELECT step, due_at, done_at FROM escalations WHERE alert_id = ?1 ORDER BY step",
+    )?;
+    let rows = statement.query_map(params![alert], |row| {
+        Ok(EscalationStep {
+            step: row.get(0)?,
+            due_at: instant(row.get(1)?),
+            done_at: row.get::<_, Option<i64>>(2)?.map(instant),
+        })
+    })?;
+    rows.collect()
+}
+
+fn instant(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
 fn record_all<'a>(
     connection: &mut Connection,
     deliveries: impl Iterator<Item = &'a (SentEmail, Digest)>,
@@ -389,8 +566,9 @@ fn record_all<'a>(
     {
         let mut insert = transaction.prepare_cached(
             "INSERT INTO deliveries
-                 (alert_id, referent_id, email, message_id, smtp_reply, delivered_at, digest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 (alert_id, referent_id, email, message_id, smtp_reply, delivered_at, digest,
+                  network)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (alert_id, referent_id) DO NOTHING",
         )?;
         for (delivery, digest) in deliveries {
@@ -402,6 +580,7 @@ fn record_all<'a>(
                 delivery.smtp_reply,
                 delivery.delivered_at.unix_timestamp(),
                 digest.as_slice(),
+                delivery.network,
             ])?;
         }
     }
@@ -543,6 +722,56 @@ impl AuditReader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The steps of `alert`'s escalation chain, first step first.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub fn escalation(&self, alert: &AlertId) -> Result<Vec<EscalationStep>, StoreError> {
+        Ok(escalation(&self.connection, alert.as_str())?)
+    }
+
+    /// The alerts emailed since `since` that a network they went to has
+    /// not acknowledged, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub fn pending(&self, since: OffsetDateTime) -> Result<Vec<Pending>, StoreError> {
+        let mut statement = self.connection.prepare(
+            "SELECT d.alert_id, d.network, MIN(d.delivered_at), group_concat(d.referent_id, ',')
+             FROM deliveries d
+             WHERE d.delivered_at >= ?1 AND d.network IS NOT NULL
+               AND NOT EXISTS (
+                   SELECT 1 FROM acknowledgements a
+                   JOIN deliveries o ON o.alert_id = a.alert_id AND o.referent_id = a.referent_id
+                   WHERE a.alert_id = d.alert_id AND o.network = d.network)
+             GROUP BY d.alert_id, d.network
+             ORDER BY MIN(d.delivered_at), d.alert_id, d.network",
+        )?;
+        let rows = statement.query_map(params![since.unix_timestamp()], |row| {
+            let referents: String = row.get(3)?;
+            let mut referents: Vec<String> = referents.split(',').map(str::to_owned).collect();
+            referents.sort_unstable();
+            Ok(Pending {
+                alert_id: row.get(0)?,
+                network: row.get(1)?,
+                referents,
+                since: instant(row.get(2)?),
+                next: None,
+                unacknowledged_at: None,
+            })
+        })?;
+        let mut pending: Vec<Pending> = rows.collect::<Result<_, _>>()?;
+        for alert in &mut pending {
+            let steps = escalation(&self.connection, &alert.alert_id)?;
+            alert.next = steps.iter().find(|s| s.done_at.is_none()).copied();
+            alert.unacknowledged_at = steps
+                .iter()
+                .find(|s| s.step == UNACKNOWLEDGED_STEP)
+                .and_then(|s| s.done_at);
+        }
+        Ok(pending)
+    }
+
     /// The operators' commands recorded since `since` (all of them when
     /// `None`), oldest first.
     ///
@@ -572,7 +801,7 @@ impl AuditReader {
         values: impl rusqlite::Params,
     ) -> Result<Vec<SentEmail>, StoreError> {
         let sql = format!(
-            "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at
+            "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at, network
              FROM deliveries {filter} ORDER BY delivered_at, alert_id, referent_id"
         );
         let mut statement = self.connection.prepare(&sql)?;
@@ -585,6 +814,7 @@ impl AuditReader {
                 smtp_reply: row.get(4)?,
                 delivered_at: OffsetDateTime::from_unix_timestamp(row.get(5)?)
                     .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                network: row.get(6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -601,6 +831,7 @@ mod tests {
         SentEmail {
             alert_id: alert.into(),
             referent_id: referent.into(),
+            network: Some("ccas".into()),
             email: format!("{referent}@example.org"),
             message_id: format!("<relais.{alert}.{referent}@example.org>"),
             smtp_reply: "2.0.0 Ok: queued as X".into(),
@@ -756,7 +987,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .ends_with("has schema version 99, and this relais knows up to 4: it was written by a newer relais; run that version, or restore the store's backup"),
+                .ends_with("has schema version 99, and this relais knows up to 5: it was written by a newer relais; run that version, or restore the store's backup"),
             "{error}"
         );
     }

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use relais::alert::Alert;
-use relais::mail::Renderer;
+use relais::mail::{Addressed, Renderer};
 use relais::registry::Registry;
 use serde_json::{Map, Value, json};
 
@@ -166,7 +166,7 @@ fn header_names(alert: &Alert) -> BTreeSet<String> {
             &registry.referents()[0],
             "Orientation sociale",
             &relais_testkit::france().describe(alert.territory()),
-            None,
+            Addressed::Directly,
             None,
         )
         .unwrap();

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use lettre::Address;
 use lettre::message::Mailbox;
@@ -25,7 +26,7 @@ use thiserror::Error;
 
 use time::{Date, OffsetDateTime};
 
-use crate::alert::Kind;
+use crate::alert::{Kind, Priority};
 use crate::availability::{Absence, paris_date};
 use crate::geography::{Epci, Geography, Location, Region};
 use crate::publisher::{Publishers, RawPublisher};
@@ -33,6 +34,12 @@ use crate::territory::{Commune, Departement, Territory};
 
 /// A route's kind that matches every kind.
 const ANY_KIND: &str = "*";
+
+/// Shortest and longest wait of an escalation step: a minute would do in
+/// practice, a second lets the tests walk the chain; the broker's queue
+/// TTL and the acknowledgement link's life bound the other end.
+const ESCALATION_MIN: Duration = Duration::from_secs(1);
+const ESCALATION_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Why a registry was refused.
 #[derive(Debug, Error)]
@@ -243,6 +250,9 @@ pub struct Registry {
     labels: HashMap<String, String>,
     /// Networks of the `*` route, added to every kind's.
     any_kind: Vec<NetworkIndex>,
+    /// Per routed kind (`*` included), how long its alerts wait for an
+    /// acknowledgement before each step of escalation.
+    escalations: HashMap<String, EscalateAfter>,
     /// Communes and arrondissements municipaux.
     by_commune: Index<(NetworkIndex, Commune)>,
     by_epci: Index<(NetworkIndex, Epci)>,
@@ -282,6 +292,45 @@ struct RawRoute {
     /// How the kind is named to people, e.g. `Orientation sociale`.
     #[serde(default)]
     label: Option<String>,
+    #[serde(default)]
+    escalate_after: Option<RawEscalateAfter>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEscalateAfter {
+    #[serde(default)]
+    urgent: Option<String>,
+    #[serde(default)]
+    normal: Option<String>,
+}
+
+/// A route's `escalate_after`: per priority, how long nobody in a network
+/// may leave an alert unacknowledged before the next step (deputies, then
+/// fallback référents, then `unacknowledged`). `None`: no escalation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EscalateAfter {
+    pub urgent: Option<Duration>,
+    pub normal: Option<Duration>,
+}
+
+impl EscalateAfter {
+    pub fn get(self, priority: Priority) -> Option<Duration> {
+        match priority {
+            Priority::Urgent => self.urgent,
+            Priority::Normal => self.normal,
+        }
+    }
+}
+
+/// One network an alert went to, and who it would climb to if nobody in
+/// it acknowledges: the present deputies of its référents, then its
+/// present fallback référents.
+#[derive(Debug)]
+pub struct EscalationTiers<'r> {
+    pub network: &'r str,
+    pub deputies: Vec<&'r Referent>,
+    pub fallback: Vec<&'r Referent>,
 }
 
 #[derive(Deserialize)]
@@ -623,6 +672,84 @@ impl Registry {
             .collect()
     }
 
+    /// How long an alert of `kind` and `priority` waits for an
+    /// acknowledgement before each step of escalation: its route's
+    /// `escalate_after`, else the `*` route's; `None`: it does not escalate.
+    pub fn escalate_after(&self, kind: &Kind, priority: Priority) -> Option<Duration> {
+        let route = if self.routes.contains_key(kind.as_str()) {
+            kind.as_str()
+        } else {
+            ANY_KIND
+        };
+        self.escalations
+            .get(route)
+            .and_then(|escalate| escalate.get(priority))
+    }
+
+    /// Where an alert of `kind` about `territory` would climb, per network
+    /// it resolves to at `at`: the present deputies of its référents (not
+    /// themselves among them), then the network's present fallback
+    /// référents. Either may be empty.
+    ///
+    /// # Errors
+    /// As [`Registry::resolve_at`].
+    pub fn escalation_tiers(
+        &self,
+        kind: &Kind,
+        territory: Territory,
+        at: OffsetDateTime,
+    ) -> Result<Vec<EscalationTiers<'_>>, Unroutable> {
+        let date = paris_date(at);
+        let resolution = self.resolve_at(kind, territory, at)?;
+        let absent = |index: &ReferentIndex| {
+            self.availability
+                .get(index)
+                .is_some_and(|a| a.absences.iter().any(|absence| absence.covers(date)))
+        };
+        let index_of = |referent: &Referent| self.position(referent).map(|i| i as ReferentIndex);
+        let tiers = resolution
+            .matched
+            .iter()
+            .map(|found| {
+                let first: Vec<ReferentIndex> =
+                    found.referents.iter().filter_map(|r| index_of(r)).collect();
+                let mut deputies: Vec<ReferentIndex> = Vec::new();
+                for index in &first {
+                    let listed = self
+                        .availability
+                        .get(index)
+                        .map(|a| a.deputies.as_slice())
+                        .unwrap_or_default();
+                    for deputy in listed {
+                        if !absent(deputy) && !first.contains(deputy) && !deputies.contains(deputy)
+                        {
+                            deputies.push(*deputy);
+                        }
+                    }
+                }
+                let network = self
+                    .networks
+                    .iter()
+                    .position(|n| n == found.network)
+                    .unwrap_or_default();
+                let fallback = self.fallback[network]
+                    .iter()
+                    .filter(|f| !absent(f) && !first.contains(f))
+                    .map(|&f| &self.referents[f as usize])
+                    .collect();
+                EscalationTiers {
+                    network: found.network,
+                    deputies: deputies
+                        .into_iter()
+                        .map(|d| &self.referents[d as usize])
+                        .collect(),
+                    fallback,
+                }
+            })
+            .collect();
+        Ok(tiers)
+    }
+
     /// How people call a kind: the route's `label`, else the kind with spaces.
     pub fn kind_label(&self, kind: &Kind) -> String {
         self.labels
@@ -860,6 +987,7 @@ impl Builder {
 
         let mut routes: HashMap<String, Vec<NetworkIndex>> = HashMap::new();
         let mut labels = HashMap::new();
+        let mut escalations = HashMap::new();
         let mut any_kind = Vec::new();
         for (position, route) in raw_routes.into_iter().enumerate() {
             let at = format!("route #{} (kind {:?})", position + 1, route.kind);
@@ -896,6 +1024,13 @@ impl Builder {
                 self.check_line(&at, "label", &label);
                 labels.insert(route.kind.clone(), label);
             }
+            if let Some(raw) = &route.escalate_after {
+                let escalate = EscalateAfter {
+                    urgent: self.wait(&at, "urgent", raw.urgent.as_deref()),
+                    normal: self.wait(&at, "normal", raw.normal.as_deref()),
+                };
+                escalations.insert(route.kind.clone(), escalate);
+            }
             if route.kind == ANY_KIND {
                 any_kind = indexes;
             } else {
@@ -922,6 +1057,7 @@ impl Builder {
             routes,
             labels,
             any_kind,
+            escalations,
             by_commune: Index::new(by_commune),
             by_epci: Index::new(by_epci),
             by_departement: Index::new(by_departement),
@@ -1060,6 +1196,26 @@ impl Builder {
             }
         };
         (index as NetworkIndex, self.networks[index].clone())
+    }
+
+    /// One wait of `escalate_after`, e.g. `2h`, `2d`, `90min`.
+    fn wait(&mut self, at: &dyn fmt::Display, field: &str, text: Option<&str>) -> Option<Duration> {
+        let text = text?;
+        match humantime::parse_duration(text) {
+            Ok(wait) if (ESCALATION_MIN..=ESCALATION_MAX).contains(&wait) => Some(wait),
+            Ok(_) => {
+                self.errors.push(format!(
+                    "{at}: `escalate_after.{field}` must be between 1s and 30d"
+                ));
+                None
+            }
+            Err(_) => {
+                self.errors.push(format!(
+                    "{at}: `escalate_after.{field}` must be a duration such as \"2h\" or \"2d\""
+                ));
+                None
+            }
+        }
     }
 
     fn check_line(&mut self, at: &dyn fmt::Display, field: &str, value: &str) {
@@ -1687,6 +1843,83 @@ mod tests {
         assert_eq!(
             at(datetime!(2027-01-03 00:00:00 +01:00)),
             ("camille".into(), vec![None])
+        );
+    }
+
+    #[test]
+    fn an_alert_climbs_to_the_present_deputies_then_to_the_other_fallback_referents() {
+        use time::macros::datetime;
+        let text = ABSENCES.replacen(
+            "networks = [\"ccas\"]",
+            "networks = [\"ccas\"]\n        escalate_after = { urgent = \"2h\", normal = \"2d\" }",
+            1,
+        );
+        let registry = Registry::from_toml(&text, france()).unwrap();
+        let orientation = kind("orientation_sociale");
+        assert_eq!(
+            registry.escalate_after(&orientation, Priority::Urgent),
+            Some(Duration::from_secs(2 * 3600))
+        );
+        assert_eq!(
+            registry.escalate_after(&orientation, Priority::Normal),
+            Some(Duration::from_secs(2 * 24 * 3600))
+        );
+        assert_eq!(
+            registry.escalate_after(&kind("autre"), Priority::Urgent),
+            None
+        );
+        let tiers = |instant| {
+            let tiers = registry
+                .escalation_tiers(&orientation, commune("75113"), instant)
+                .unwrap();
+            tiers
+                .iter()
+                .map(|t| {
+                    let names = |list: &[&Referent]| {
+                        list.iter()
+                            .map(|r| r.id().to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    };
+                    format!(
+                        "{}: {} / {}",
+                        t.network,
+                        names(&t.deputies),
+                        names(&t.fallback)
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            tiers(datetime!(2026-12-01 10:00:00 +01:00)),
+            ["ccas: dominique,sacha / permanence"]
+        );
+        // Camille and Dominique away: Sacha, standing in, had the alert
+        // first; the next step is the fallback.
+        assert_eq!(
+            tiers(datetime!(2026-12-31 10:00:00 +01:00)),
+            ["ccas:  / permanence"]
+        );
+    }
+
+    #[test]
+    fn a_wait_that_is_no_duration_or_out_of_bounds_is_refused() {
+        let text = ABSENCES.replacen(
+            "networks = [\"ccas\"]",
+            "networks = [\"ccas\"]\n        escalate_after = { urgent = \"soon\", normal = \"90d\" }",
+            1,
+        );
+        let RegistryError::Invalid { errors, .. } =
+            Registry::from_toml(&text, france()).unwrap_err()
+        else {
+            panic!("refused for another reason")
+        };
+        assert_eq!(
+            errors,
+            [
+                r#"route #1 (kind "orientation_sociale"): `escalate_after.urgent` must be a duration such as "2h" or "2d""#,
+                r#"route #1 (kind "orientation_sociale"): `escalate_after.normal` must be between 1s and 30d"#,
+            ]
         );
     }
 

@@ -109,16 +109,20 @@ async fn acknowledge(State(pages): State<Pages>, Path(token): Path<String>) -> R
         .acknowledge(&link.alert_id, &link.referent_id, now)
         .await
     {
-        Ok(first) => {
+        Ok(acknowledged) => {
+            let first = acknowledged.first;
             if first {
                 let registry = pages.registry.load();
                 let referent = registry
                     .referents()
                     .iter()
                     .find(|r| r.id().as_str() == link.referent_id);
-                pages
-                    .events
-                    .alert_acknowledged(&link.alert_id, &link.referent_id, referent);
+                pages.events.alert_acknowledged(
+                    &link.alert_id,
+                    &link.referent_id,
+                    referent,
+                    &acknowledged,
+                );
             }
             let body = format!(
                 "<h1>Merci</h1><p>L'alerte <strong>{}</strong> est notée comme prise en compte{}.</p>\

@@ -187,7 +187,10 @@ async fn process(relay: &Relay, settler: &Settler, delivery: Delivery) {
         body: &delivery.data,
         publisher: publisher.as_deref(),
         served: &served,
+        escalation: headers::escalation(&delivery.properties, login),
     };
     let outcome = relay.handle(message).await;
-    settler.settle(&delivery, &outcome).await;
+    if settler.settle(&delivery, &outcome).await {
+        relay.escalation_scheduled(&outcome).await;
+    }
 }

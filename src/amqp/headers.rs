@@ -36,6 +36,11 @@ pub const PUBLISHER: &str = "x-relais-publisher";
 /// Trusted only on a message relais published (see [`served`]).
 pub const SERVED: &str = "x-relais-served";
 
+/// On the copy of an alert waiting in an escalation queue: the step of
+/// escalation it is the timer of (1, 2 or 3). Trusted only on a message
+/// relais published (see [`escalation`]).
+pub const ESCALATION: &str = "x-relais-escalation";
+
 /// The broker's reason for a message it dead-lettered itself.
 const FIRST_DEATH_REASON: &str = "x-first-death-reason";
 
@@ -115,6 +120,29 @@ pub fn served(properties: &BasicProperties, login: Option<&str>) -> Vec<String> 
         .filter(|id| ReferentId::parse(id).is_ok())
         .map(str::to_owned)
         .collect()
+}
+
+/// The step of escalation a message is the timer of: its
+/// `x-relais-escalation`, on a message relais published (as for
+/// [`served`]: a publisher could otherwise make an alert climb to the
+/// deputies and fallback référents at once); a value relais could not have
+/// written counts as none.
+pub fn escalation(properties: &BasicProperties, login: Option<&str>) -> Option<u8> {
+    let from_relais =
+        login.is_some() && properties.user_id().as_ref().map(ShortString::as_str) == login;
+    let headers = properties.headers().as_ref().filter(|_| from_relais)?;
+    number(headers, ESCALATION)
+        .and_then(|step| u8::try_from(step).ok())
+        .filter(|step| (1..=3).contains(step))
+}
+
+/// The headers of the copy of an alert that waits for step `step` of its
+/// escalation: the publisher's own, as for a replay (no history: the
+/// store has it), with the step.
+pub fn for_escalation(original: &FieldTable, routing_key: &str, step: u8) -> FieldTable {
+    let mut headers = for_replay(original, routing_key, &[]);
+    headers.insert(ESCALATION.into(), AMQPValue::LongInt(i32::from(step)));
+    headers
 }
 
 /// Writes `served` as `x-relais-served`, or removes the header when empty.

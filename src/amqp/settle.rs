@@ -8,6 +8,9 @@
 //! to the n-th retry queue; after the last one it is dead-lettered as
 //! `exhausted`. The count travels with the message in `x-relais-attempts`.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 
@@ -15,7 +18,7 @@ use crate::alert::AlertId;
 use crate::amqp::headers;
 use crate::amqp::publisher::{PublishError, Publisher};
 use crate::amqp::topology::Topology;
-use crate::outcome::{Outcome, Reason, Verdict};
+use crate::outcome::{NextStep, Outcome, Reason, Verdict};
 use crate::telemetry::events::Events;
 
 /// Applies outcomes to deliveries.
@@ -26,6 +29,8 @@ pub struct Settler {
     events: Events,
     /// relais's login on the broker: the `user_id` of what it republishes.
     login: Option<String>,
+    /// The escalation queues declared on this connection.
+    declared: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Settler {
@@ -40,6 +45,7 @@ impl Settler {
             topology,
             events,
             login,
+            declared: Arc::default(),
         }
     }
 
@@ -48,13 +54,18 @@ impl Settler {
         self.login.as_deref()
     }
 
-    /// Acks, requeues, retries or dead-letters `delivery` as `outcome` says.
-    /// Failures are logged, not returned: in every failure case the delivery
-    /// stays with the broker, which delivers it again.
-    pub async fn settle(&self, delivery: &Delivery, outcome: &Outcome) {
+    /// Acks, requeues, retries or dead-letters `delivery` as `outcome` says,
+    /// scheduling its next step of escalation first if it has one; `true`
+    /// when that step is scheduled. Failures are logged, not returned: in
+    /// every failure case the delivery stays with the broker, which delivers
+    /// it again.
+    pub async fn settle(&self, delivery: &Delivery, outcome: &Outcome) -> bool {
         let alert_id = alert_id(outcome, delivery);
         match &outcome.verdict {
-            Verdict::Delivered { .. } => self.ack(delivery, &alert_id).await,
+            Verdict::Delivered { .. } => match outcome.next {
+                Some(next) => return self.escalate_then_ack(delivery, &alert_id, next).await,
+                None => self.ack(delivery, &alert_id).await,
+            },
             Verdict::Retry { error } => {
                 self.retry(delivery, &alert_id, error, &outcome.served)
                     .await;
@@ -64,6 +75,47 @@ impl Settler {
                     .await;
             }
         }
+        false
+    }
+
+    /// Puts a copy of the alert in the queue of `next`'s wait, then acks.
+    async fn escalate_then_ack(&self, delivery: &Delivery, alert_id: &str, next: NextStep) -> bool {
+        let (queue, arguments) = self.topology.escalation_queue(next.after);
+        let known = self
+            .declared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&queue);
+        if !known {
+            let declared = self
+                .topology
+                .declare_one(self.publisher.channel(), &queue, arguments)
+                .await;
+            if let Err(error) = declared {
+                self.events.settle_failed(alert_id, "escalation", &error);
+                self.requeue(delivery, alert_id).await;
+                return false;
+            }
+            self.declared
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(queue.clone());
+        }
+        let original = delivery.properties.headers().clone().unwrap_or_default();
+        let routing_key = headers::routing_key(&original, delivery.routing_key.as_str());
+        let properties = headers::republish(
+            &delivery.properties,
+            headers::for_escalation(&original, &routing_key, next.step),
+            self.login.as_deref(),
+        );
+        let published = self
+            .publisher
+            .publish_confirmed("", &queue, &delivery.data, properties)
+            .await;
+        let scheduled = published.is_ok();
+        self.ack_once_published(delivery, alert_id, "escalation", published)
+            .await;
+        scheduled
     }
 
     /// Sends the alert one step down the ladder, or dead-letters it as

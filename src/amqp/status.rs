@@ -76,6 +76,9 @@ pub struct StatusEvent {
     pub at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub referent: Option<ReferentRef>,
+    /// The network nobody acknowledged in (`unacknowledged`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
     /// Why it was dead-lettered (a dead-letter reason).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -99,6 +102,7 @@ impl StatusEvent {
                 .format(&Rfc3339)
                 .unwrap_or_default(),
             referent: None,
+            network: None,
             reason: None,
         }
     }

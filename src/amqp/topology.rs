@@ -15,7 +15,13 @@
 //!   dead-letters it back into `<queue>` (at least once). A queue per delay
 //!   means no message waits behind a longer one;
 //! - `<queue>.dead` (fanout exchange and quorum queue of the same name): the
-//!   dead letters, with their original routing key and the reason.
+//!   dead letters, with their original routing key and the reason;
+//! - `<queue>.escalation.<wait>` (quorum, one per wait of the registry's
+//!   `escalate_after`, declared when first needed): the copy of a delivered
+//!   alert waits there for the next step of its escalation, then goes back
+//!   to `<queue>` as the retries do. The broker, not relais, keeps the
+//!   timer: it survives relais's restarts and holds the alert's content,
+//!   which the store never does.
 //!
 //! The main queue has a single active consumer: a second relais on the same
 //! queue is a hot standby, never a second sender of the same alert.
@@ -214,6 +220,34 @@ impl Topology {
         );
         arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
         arguments
+    }
+
+    /// The queue where alerts wait `after` for their next step of
+    /// escalation, and its arguments (those of a retry queue).
+    pub fn escalation_queue(&self, after: Duration) -> (String, FieldTable) {
+        let queue = RetryQueue {
+            name: format!(
+                "{}.escalation.{}",
+                self.queue,
+                humantime::format_duration(after)
+            ),
+            delay: after,
+        };
+        let arguments = self.retry_queue_arguments(&queue);
+        (queue.name, arguments)
+    }
+
+    /// Declares `name` with `arguments` (a no-op when it exists as such).
+    ///
+    /// # Errors
+    /// As [`Topology::declare`].
+    pub async fn declare_one(
+        &self,
+        channel: &Channel,
+        name: &str,
+        arguments: FieldTable,
+    ) -> Result<(), TopologyError> {
+        self.declare_queue(channel, name, arguments).await
     }
 
     /// A step of the ladder: messages expire after the delay and go back,

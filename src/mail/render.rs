@@ -11,6 +11,7 @@
 //! and bytes, everything the mailer, its retries and the store need.
 
 use std::io::Write as _;
+use std::time::Duration;
 
 use lettre::address::Envelope;
 use lettre::message::header::ContentTransferEncoding;
@@ -154,6 +155,39 @@ pub struct Renderer {
     include_patient: bool,
 }
 
+/// Why a référent receives an alert.
+#[derive(Debug, Clone, Copy)]
+pub enum Addressed<'a> {
+    /// It covers the alert's territory.
+    Directly,
+    /// It stands in for an absent référent.
+    OnBehalfOf(&'a Referent),
+    /// Nobody acknowledged the alert for this long: it climbs to this
+    /// référent (a deputy, or a fallback référent).
+    Escalated { unacknowledged_for: Duration },
+}
+
+/// A wait as people write it: `2 h`, `1 j 12 h`, `30 min`, `45 s`.
+fn french_duration(wait: Duration) -> String {
+    let seconds = wait.as_secs();
+    let parts = [
+        (seconds / 86_400, "j"),
+        (seconds % 86_400 / 3600, "h"),
+        (seconds % 3600 / 60, "min"),
+        (seconds % 60, "s"),
+    ];
+    let words: Vec<String> = parts
+        .iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(count, unit)| format!("{count} {unit}"))
+        .collect();
+    if words.is_empty() {
+        "0 s".to_owned()
+    } else {
+        words.join(" ")
+    }
+}
+
 /// What the templates see. Only this struct decides what of an alert
 /// reaches the référent.
 #[derive(Serialize)]
@@ -173,6 +207,9 @@ struct View<'a> {
     mapped: Option<&'a str>,
     /// The absent référent this one receives the alert for.
     on_behalf_of: Option<&'a str>,
+    /// How long nobody acknowledged the alert, when it reaches this
+    /// référent by escalation (`2 h`, `1 j 12 h`).
+    escalated_after: Option<String>,
     /// The référent's personal acknowledgement link.
     ack_link: Option<&'a str>,
     emitted_at: String,
@@ -227,7 +264,7 @@ impl Renderer {
         referent: &Referent,
         kind_label: &str,
         place: &Description,
-        on_behalf_of: Option<&Referent>,
+        addressed: Addressed<'_>,
         ack_link: Option<&str>,
     ) -> Result<Email, RenderError> {
         let urgent = alert.priority() == Priority::Urgent;
@@ -253,12 +290,21 @@ impl Renderer {
             departement: &place.departement,
             mapped: place.mapped.as_deref(),
             ack_link,
-            on_behalf_of: on_behalf_of.map(|absent| {
-                absent
-                    .name()
-                    .or(absent.organisation())
-                    .unwrap_or(absent.id().as_str())
-            }),
+            on_behalf_of: match addressed {
+                Addressed::OnBehalfOf(absent) => Some(
+                    absent
+                        .name()
+                        .or(absent.organisation())
+                        .unwrap_or(absent.id().as_str()),
+                ),
+                _ => None,
+            },
+            escalated_after: match addressed {
+                Addressed::Escalated { unacknowledged_for } => {
+                    Some(french_duration(unacknowledged_for))
+                }
+                _ => None,
+            },
             emitted_at: alert
                 .emitted_at()
                 .format(EMITTED_AT)
@@ -396,7 +442,7 @@ mod tests {
                 &registry.referents()[0],
                 "Orientation sociale",
                 &france().describe(alert.territory()),
-                None,
+                Addressed::Directly,
                 None,
             )
             .unwrap();
@@ -423,7 +469,7 @@ mod tests {
                 &registry.referents()[0],
                 "Orientation sociale",
                 &france().describe(alert(serde_json::json!({})).territory()),
-                None,
+                Addressed::Directly,
                 None,
             )
             .unwrap();
@@ -558,7 +604,7 @@ mod tests {
                 &registry.referents()[0],
                 "Orientation sociale",
                 &france().describe(normal.territory()),
-                None,
+                Addressed::Directly,
                 None,
             )
             .unwrap();

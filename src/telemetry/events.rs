@@ -14,9 +14,10 @@ use crate::amqp::status::{Status, StatusEvent, StatusSink};
 use crate::mail::{Accepted, SendError};
 use crate::outcome::{Outcome, Reason, Verdict};
 use crate::registry::{Referent, Registry};
-use crate::store::StoreError;
+use crate::store::{Acknowledged, StoreError};
 use crate::telemetry::metrics::{
     self, ActionLabel, ClassLabel, DelayLabel, Metrics, NetworkLabel, QueueLabel, ReasonLabel,
+    StepLabel,
 };
 
 /// Logs and counts, and tells the dispatch software what became of each
@@ -135,11 +136,23 @@ impl Events {
         self.metrics.alerts_received.inc();
     }
 
-    pub fn email_sent(&self, alert: &Alert, referent: &Referent, accepted: &Accepted) {
+    /// A mail server accepted an email; `delivered`: it is the alert's
+    /// delivery to this référent (an escalation's email is told as
+    /// `escalated` instead, by [`Events::alert_escalated`]).
+    pub fn email_sent(
+        &self,
+        alert: &Alert,
+        referent: &Referent,
+        accepted: &Accepted,
+        delivered: bool,
+    ) {
         self.metrics.emails_sent.inc();
-        self.status(
-            StatusEvent::new(Some(alert.id().as_str()), Status::Delivered).for_referent(referent),
-        );
+        if delivered {
+            self.status(
+                StatusEvent::new(Some(alert.id().as_str()), Status::Delivered)
+                    .for_referent(referent),
+            );
+        }
         self.metrics
             .smtp_send_duration
             .observe(accepted.took.as_secs_f64());
@@ -247,8 +260,18 @@ impl Events {
         alert_id: &str,
         referent_id: &str,
         referent: Option<&Referent>,
+        acknowledged: &Acknowledged,
     ) {
         self.metrics.acknowledgements.inc();
+        if let (Some(network), Some(waited)) = (&acknowledged.network, acknowledged.waited) {
+            let label = NetworkLabel {
+                network: network.clone(),
+            };
+            self.metrics
+                .acknowledgement_time
+                .get_or_create(&label)
+                .observe(waited.as_secs_f64());
+        }
         info!(alert_id, referent = referent_id, "alert acknowledged");
         let mut event = StatusEvent::new(Some(alert_id), Status::Acknowledged);
         event = match referent {
@@ -257,12 +280,58 @@ impl Events {
                 event.referent = Some(crate::amqp::status::ReferentRef {
                     id: referent_id.to_owned(),
                     organisation: None,
-                    network: String::new(),
+                    network: acknowledged.network.clone().unwrap_or_default(),
                 });
                 event
             }
         };
         self.status(event);
+    }
+
+    /// Nobody in `referent`'s network acknowledged the alert in time, and
+    /// step `step` of escalation emailed it.
+    pub fn alert_escalated(&self, alert: &Alert, referent: &Referent, step: &'static str) {
+        self.metrics
+            .escalations
+            .get_or_create(&StepLabel { step })
+            .inc();
+        warn!(
+            alert_id = %alert.id(),
+            referent = %referent.id(),
+            network = referent.network(),
+            step,
+            "alert escalated: nobody acknowledged it in time"
+        );
+        self.status(
+            StatusEvent::new(Some(alert.id().as_str()), Status::Escalated).for_referent(referent),
+        );
+    }
+
+    /// The escalation chain ended with nobody in `network` acknowledging.
+    pub fn alert_unacknowledged(&self, alert: &Alert, network: &str) {
+        let label = NetworkLabel {
+            network: network.to_owned(),
+        };
+        self.metrics
+            .alerts_unacknowledged
+            .get_or_create(&label)
+            .inc();
+        error!(
+            alert_id = %alert.id(),
+            kind = %alert.kind(),
+            network,
+            "alert unacknowledged: its escalation chain ended and nobody in the network acknowledged it"
+        );
+        let mut event = StatusEvent::new(Some(alert.id().as_str()), Status::Unacknowledged);
+        event.network = Some(network.to_owned());
+        self.status(event);
+    }
+
+    /// How many alerts wait for an acknowledgement (from the store).
+    pub fn alerts_pending(&self, count: usize) {
+        self.metrics
+            .alerts_pending
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// An alert all of whose référents have it; `networks` are those of

@@ -21,6 +21,11 @@ pub struct NetworkLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabel {
+    pub step: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
 }
@@ -75,6 +80,17 @@ pub struct Metrics {
     pub acks_lost: Counter,
     /// Alerts acknowledged from an email's link (first time per référent).
     pub acknowledgements: Counter,
+    /// From an alert's first email to a network to the first
+    /// acknowledgement in it, per network.
+    pub acknowledgement_time: Family<NetworkLabel, Histogram, fn() -> Histogram>,
+    /// Alerts emailed within the links' life that a network has not
+    /// acknowledged (refreshed every minute from the store).
+    pub alerts_pending: Gauge,
+    /// Escalation steps that emailed someone, per step.
+    pub escalations: Family<StepLabel, Counter>,
+    /// Alerts whose escalation chain ended with nobody in a network
+    /// acknowledging, per network.
+    pub alerts_unacknowledged: Family<NetworkLabel, Counter>,
     /// Alerts' status events the broker confirmed.
     pub events_published: Counter,
     /// Attempts to publish an event that failed (it is tried again).
@@ -116,6 +132,10 @@ impl Metrics {
             settle_failures: Family::default(),
             acks_lost: Counter::default(),
             acknowledgements: Counter::default(),
+            acknowledgement_time: Family::new_with_constructor(acknowledgement_buckets),
+            alerts_pending: Gauge::default(),
+            escalations: Family::default(),
+            alerts_unacknowledged: Family::default(),
             events_published: Counter::default(),
             events_failed: Counter::default(),
             events_dropped: Counter::default(),
@@ -210,6 +230,27 @@ impl Metrics {
             "Alerts acknowledged by a référent from the link of its email",
             metrics.acknowledgements.clone(),
         );
+        r.register_with_unit(
+            "acknowledgement_time",
+            "From an alert's first email to a network to the first acknowledgement in it, per network",
+            Unit::Seconds,
+            metrics.acknowledgement_time.clone(),
+        );
+        r.register(
+            "alerts_pending",
+            "Alerts emailed within ack.link_ttl that a network they went to has not acknowledged",
+            metrics.alerts_pending.clone(),
+        );
+        r.register(
+            "escalations",
+            "Escalation steps that emailed someone, per step (deputies, fallback)",
+            metrics.escalations.clone(),
+        );
+        r.register(
+            "alerts_unacknowledged",
+            "Alerts whose escalation chain ended with nobody in the network acknowledging, per network",
+            metrics.alerts_unacknowledged.clone(),
+        );
         r.register(
             "events_published",
             "Alerts' status events published to events.exchange and confirmed",
@@ -276,6 +317,11 @@ impl Metrics {
 }
 
 /// The current time as Unix seconds, for timestamp gauges.
+/// From a minute to about three weeks.
+fn acknowledgement_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(60.0, 2.0, 15))
+}
+
 pub fn now_seconds() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
