@@ -971,6 +971,64 @@ mod tests {
         assert_eq!(recorded[0].count, 2);
     }
 
+    #[tokio::test]
+    async fn an_acknowledgement_counts_for_its_network_and_the_chain_state_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relais.db");
+        let store = Store::open(&path).unwrap();
+        let alert = AlertId::parse("A-1").unwrap();
+        let now = OffsetDateTime::now_utc();
+        let mut caf = delivery("A-1", "caf-75", now - time::Duration::minutes(10));
+        caf.network = Some("caf".into());
+        store
+            .record(
+                delivery("A-1", "ccas-13", now - time::Duration::minutes(10)),
+                DIGEST,
+            )
+            .await
+            .unwrap();
+        store.record(caf, DIGEST).await.unwrap();
+        store
+            .escalation_scheduled(&alert, 1, now + time::Duration::hours(2))
+            .await
+            .unwrap();
+
+        let acknowledged = store.acknowledge("A-1", "ccas-13", now).await.unwrap();
+        let again = store.acknowledge("A-1", "ccas-13", now).await.unwrap();
+
+        assert_eq!(
+            acknowledged,
+            Acknowledged {
+                first: true,
+                network: Some("ccas".into()),
+                waited: Some(Duration::from_secs(600)),
+            }
+        );
+        assert!(!again.first);
+        assert_eq!(store.acknowledged_networks(&alert).unwrap(), ["ccas"]);
+        let pending = AuditReader::open(&path)
+            .unwrap()
+            .pending(now - time::Duration::days(1))
+            .unwrap();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!(pending[0].network, "caf");
+        assert_eq!(pending[0].referents, ["caf-75"]);
+        assert_eq!(pending[0].next.map(|n| n.step), Some(1));
+        assert_eq!(pending[0].unacknowledged_at, None);
+
+        assert!(store.escalation_done(&alert, 1, now).await.unwrap());
+        assert!(
+            !store.escalation_done(&alert, 1, now).await.unwrap(),
+            "once"
+        );
+        let steps = store.escalation(&alert).unwrap();
+        assert_eq!(steps.len(), 1);
+        assert_eq!(
+            steps[0].done_at.map(|at| at.unix_timestamp()),
+            Some(now.unix_timestamp())
+        );
+    }
+
     #[test]
     fn a_store_of_a_newer_relais_is_refused_with_what_to_do() {
         let dir = tempfile::tempdir().unwrap();

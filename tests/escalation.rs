@@ -54,6 +54,8 @@ fallback = true
 /// port of the acknowledgement pages.
 async fn world() -> (World, u16, tempfile::TempDir) {
     let port = support::smtp::SmtpServer::free_port().await;
+    let metrics = support::smtp::SmtpServer::free_port().await;
+    let metrics = format!("127.0.0.1:{metrics}");
     let listen = format!("127.0.0.1:{port}");
     let public = format!("http://127.0.0.1:{port}");
     let keys = tempfile::tempdir().unwrap();
@@ -65,6 +67,7 @@ async fn world() -> (World, u16, tempfile::TempDir) {
             ("RELAIS__ACK__LISTEN", listen.as_str()),
             ("RELAIS__ACK__PUBLIC_URL", public.as_str()),
             ("RELAIS__ACK__KEY_FILE", key.to_str().unwrap()),
+            ("RELAIS__HTTP__LISTEN", metrics.as_str()),
         ],
     )
     .await;
@@ -240,6 +243,16 @@ async fn an_acknowledgement_stops_the_chain() {
     assert_eq!(world.wait_for_depth(&escalation, 0, WAIT).await, 0);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let later = world.smtp.wait_for(2, STEP).await;
+    let metrics_port = world
+        .settings()
+        .http
+        .listen
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (_, metrics) = support::http_get(metrics_port, "/metrics").await;
     app.stop().await;
 
     // Assert: only Camille's email; delivered and acknowledged, nothing
@@ -254,6 +267,14 @@ async fn an_acknowledgement_stops_the_chain() {
     );
     assert_eq!(pending(&world), serde_json::json!({ "pending": [] }));
     assert_eq!(world.broker.depth(&world.queue).await, 0);
+    let sample = |name| support::sample(&metrics, name);
+    assert_eq!(
+        sample("relais_acknowledgement_time_seconds_count{network=\"ccas\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(sample("relais_acknowledgements_total"), Some(1.0));
+    assert_eq!(sample("relais_escalations_total{step=\"deputies\"}"), None);
     let _ = world
         .broker
         .channel

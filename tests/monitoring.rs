@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use relais::telemetry::metrics::{
-    ActionLabel, ClassLabel, DelayLabel, Metrics, NetworkLabel, QueueLabel, ReasonLabel,
+    ActionLabel, ClassLabel, DelayLabel, Metrics, NetworkLabel, QueueLabel, ReasonLabel, StepLabel,
 };
 
 /// The metric families relais exposes, from `# TYPE` lines (labelled
@@ -16,6 +16,15 @@ fn exposed() -> BTreeSet<String> {
     };
     metrics.alerts_delivered.get_or_create(&network).inc();
     metrics.referent_floods.get_or_create(&network).inc();
+    metrics.alerts_unacknowledged.get_or_create(&network).inc();
+    metrics
+        .acknowledgement_time
+        .get_or_create(&network)
+        .observe(60.0);
+    metrics
+        .escalations
+        .get_or_create(&StepLabel { step: "deputies" })
+        .inc();
     metrics
         .alerts_retried
         .get_or_create(&DelayLabel {

@@ -450,6 +450,39 @@ mod tests {
     }
 
     #[test]
+    fn an_escalation_step_is_trusted_only_on_a_message_relais_published() {
+        let mut original = FieldTable::default();
+        original.insert(ATTEMPTS.into(), AMQPValue::LongInt(2));
+        original.insert(SERVED.into(), long_string("camille"));
+        original.insert("x-dispatch".into(), long_string("kept"));
+        let step = for_escalation(&original, "orientation_sociale", 2);
+        assert_eq!(number(&step, ESCALATION), Some(2));
+        assert_eq!(number(&step, ATTEMPTS), None, "the ladder starts anew");
+        assert_eq!(text(&step, SERVED), None, "the store has who was served");
+        assert_eq!(text(&step, "x-dispatch").as_deref(), Some("kept"));
+
+        let from_relais = BasicProperties::default()
+            .with_user_id("relais".into())
+            .with_headers(step.clone());
+        let forged = BasicProperties::default()
+            .with_user_id("sos75-dispatch".into())
+            .with_headers(step.clone());
+        assert_eq!(escalation(&from_relais, Some("relais")), Some(2));
+        assert_eq!(escalation(&forged, Some("relais")), None);
+        assert_eq!(escalation(&from_relais, None), None);
+        for value in [
+            AMQPValue::LongInt(0),
+            AMQPValue::LongInt(4),
+            long_string("1"),
+        ] {
+            let mut headers = step.clone();
+            headers.insert(ESCALATION.into(), value.clone());
+            let properties = from_relais.clone().with_headers(headers);
+            assert_eq!(escalation(&properties, Some("relais")), None, "{value:?}");
+        }
+    }
+
+    #[test]
     fn without_a_login_name_a_republished_message_has_no_user_id() {
         let original = BasicProperties::default()
             .with_user_id("sos75-dispatch".into())
