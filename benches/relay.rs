@@ -534,6 +534,14 @@ fn write_settings(dir: &Path, smtp_port: u16, queue: &str) -> anyhow::Result<Pat
     let path = dir.join("relais.toml");
     let queue = format!("{queue}.{}", std::process::id());
     let territories = relais_testkit::TERRITORIES;
+    // Acknowledgement links in every email, and the alerts' events, as a
+    // deployment has them.
+    let ack_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let ack_key = dir.join("ack-key");
+    std::fs::write(&ack_key, [7u8; 32])?;
+    let ack_key = ack_key.display();
     std::fs::write(
         &path,
         format!(
@@ -561,6 +569,14 @@ path = "state/relais.db"
 
 [http]
 listen = ""
+
+[events]
+exchange = "{queue}.events"
+
+[ack]
+listen = "127.0.0.1:{ack_port}"
+public_url = "http://127.0.0.1:{ack_port}"
+key_file = "{ack_key}"
 
 [log]
 level = "info,lapin=off"
@@ -608,7 +624,7 @@ async fn cleanup(channel: &Channel, topology: &Topology) {
             .queue_delete(queue.into(), QueueDeleteOptions::default())
             .await;
     }
-    for exchange in [&topology.exchange, &topology.dead] {
+    for exchange in [&topology.exchange, &topology.dead, &topology.events] {
         let _ = channel
             .exchange_delete(
                 exchange.as_str().into(),

@@ -373,13 +373,21 @@ impl AckSettings {
 }
 
 /// Where alerts' status events go, for the dispatch software.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventsSettings {
     /// The topic exchange relais publishes each change of an alert's fate
-    /// to (declared by relais), the status as routing key, e.g.
-    /// `relais.events`; empty (the default in this version): no events.
+    /// to (declared by relais), the status as routing key: `relais.events`
+    /// by default; empty: no events.
     pub exchange: String,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self {
+            exchange: "relais.events".to_owned(),
+        }
+    }
 }
 
 impl EventsSettings {

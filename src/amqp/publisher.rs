@@ -106,7 +106,7 @@ impl Publisher {
     pub async fn publish_all_confirmed(
         &self,
         exchange: &str,
-        messages: &[(&str, Vec<u8>)],
+        messages: &[(&str, &[u8])],
         properties: &BasicProperties,
     ) -> Result<(), PublishError> {
         let mut confirms = Vec::with_capacity(messages.len());

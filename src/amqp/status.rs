@@ -66,79 +66,108 @@ impl Status {
     }
 }
 
-/// One event, as published (`schema/event.v1.json`).
+/// One event, as published (`schema/event.v1.json`). It borrows what it
+/// says, and is encoded at once into the one allocation that waits for
+/// the broker ([`Encoded`]).
 #[derive(Debug, Clone, Serialize)]
-pub struct StatusEvent {
+pub struct StatusEvent<'a> {
     /// `null` for a message that was not an alert and had no valid id.
-    pub alert_id: Option<String>,
+    pub alert_id: Option<&'a str>,
     pub status: Status,
     /// When it happened, RFC 3339, UTC.
-    pub at: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub at: OffsetDateTime,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub referent: Option<ReferentRef>,
+    pub referent: Option<ReferentRef<'a>>,
     /// The network nobody acknowledged in (`unacknowledged`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub network: Option<String>,
+    pub network: Option<&'a str>,
     /// Why it was dead-lettered (a dead-letter reason).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<&'a str>,
 }
 
 /// Who, by the registry's ids: never an address.
 #[derive(Debug, Clone, Serialize)]
-pub struct ReferentRef {
-    pub id: String,
+pub struct ReferentRef<'a> {
+    pub id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub organisation: Option<String>,
-    pub network: String,
+    pub organisation: Option<&'a str>,
+    pub network: &'a str,
 }
 
-impl StatusEvent {
-    pub fn new(alert_id: Option<&str>, status: Status) -> Self {
+fn rfc3339<S: serde::Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
+    let mut text = [0u8; 32];
+    let mut cursor = std::io::Cursor::new(&mut text[..]);
+    let written = match at.format_into(&mut cursor, &Rfc3339) {
+        Ok(_) => usize::try_from(cursor.position()).unwrap_or(0),
+        Err(_) => 0,
+    };
+    serializer.serialize_str(std::str::from_utf8(&text[..written]).unwrap_or_default())
+}
+
+impl<'a> StatusEvent<'a> {
+    pub fn new(alert_id: Option<&'a str>, status: Status) -> Self {
         Self {
-            alert_id: alert_id.map(str::to_owned),
+            alert_id,
             status,
-            at: OffsetDateTime::now_utc()
-                .format(&Rfc3339)
-                .unwrap_or_default(),
+            at: OffsetDateTime::now_utc(),
             referent: None,
             network: None,
             reason: None,
         }
     }
 
-    pub fn for_referent(mut self, referent: &Referent) -> Self {
+    pub fn for_referent(mut self, referent: &'a Referent) -> Self {
         self.referent = Some(ReferentRef {
-            id: referent.id().to_string(),
-            organisation: referent.organisation().map(str::to_owned),
-            network: referent.network().to_owned(),
+            id: referent.id().as_str(),
+            organisation: referent.organisation(),
+            network: referent.network(),
         });
         self
     }
 
-    pub fn because(mut self, reason: &str) -> Self {
-        self.reason = Some(reason.to_owned());
+    pub fn because(mut self, reason: &'a str) -> Self {
+        self.reason = Some(reason);
         self
     }
+
+    /// The event as it will be published.
+    pub fn encode(&self) -> Encoded {
+        let mut body = Vec::with_capacity(224);
+        // Serialising plain strings and a date into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut body, self);
+        Encoded {
+            status: self.status,
+            body,
+        }
+    }
+}
+
+/// An event ready to publish: its routing key and its JSON body.
+#[derive(Debug)]
+pub struct Encoded {
+    pub status: Status,
+    pub body: Vec<u8>,
 }
 
 /// Where events are handed over; cheap to clone.
 #[derive(Clone)]
 pub struct StatusSink {
-    sender: mpsc::Sender<StatusEvent>,
+    sender: mpsc::Sender<Encoded>,
 }
 
 impl StatusSink {
     /// The sink, and the receiving end for [`publish_events`].
-    pub fn new() -> (Self, mpsc::Receiver<StatusEvent>) {
+    pub fn new() -> (Self, mpsc::Receiver<Encoded>) {
         let (sender, receiver) = mpsc::channel(BUFFER);
         (Self { sender }, receiver)
     }
 
     /// Hands `event` over without waiting; `false` when it had to be
     /// dropped (the buffer is full).
-    pub fn send(&self, event: StatusEvent) -> bool {
-        self.sender.try_send(event).is_ok()
+    pub fn send(&self, event: &StatusEvent<'_>) -> bool {
+        self.sender.try_send(event.encode()).is_ok()
     }
 }
 
@@ -150,7 +179,7 @@ impl StatusSink {
 /// because the broker is down: it waits and reconnects.
 pub async fn publish_events(
     settings: Settings,
-    mut events: mpsc::Receiver<StatusEvent>,
+    mut events: mpsc::Receiver<Encoded>,
     metrics: std::sync::Arc<Metrics>,
     stop: CancellationToken,
 ) {
@@ -158,7 +187,7 @@ pub async fn publish_events(
     let mut link: Option<Link> = None;
     let mut backoff = reconnect_backoff(Duration::from_millis(200));
     let mut deadline: Option<tokio::time::Instant> = None;
-    let mut batch: Vec<StatusEvent> = Vec::with_capacity(BATCH);
+    let mut batch: Vec<Encoded> = Vec::with_capacity(BATCH);
     'events: loop {
         if batch.is_empty() {
             let next = match deadline {
@@ -184,12 +213,9 @@ pub async fn publish_events(
                 }
             }
         }
-        let messages: Vec<(&str, Vec<u8>)> = batch
+        let messages: Vec<(&str, &[u8])> = batch
             .iter()
-            .map(|event| {
-                let body = serde_json::to_vec(event).unwrap_or_default();
-                (event.status.as_str(), body)
-            })
+            .map(|event| (event.status.as_str(), event.body.as_slice()))
             .collect();
         if link.is_none() {
             link = connect(&settings).await;

@@ -46,13 +46,13 @@ impl Events {
 
     /// Hands an alert's status event over; one that must be dropped (the
     /// buffer is full) is counted and logged.
-    fn status(&self, event: StatusEvent) {
+    fn status(&self, event: StatusEvent<'_>) {
         let Some(sink) = &self.status else {
             return;
         };
-        let status = event.status.as_str();
-        let alert_id = event.alert_id.clone().unwrap_or_else(|| "-".into());
-        if !sink.send(event) {
+        if !sink.send(&event) {
+            let status = event.status.as_str();
+            let alert_id = event.alert_id.unwrap_or("-");
             // One line for the first drop and each thousandth after it.
             let before = self.metrics.events_dropped.inc();
             if before.is_multiple_of(1000) {
@@ -278,9 +278,9 @@ impl Events {
             Some(referent) => event.for_referent(referent),
             None => {
                 event.referent = Some(crate::amqp::status::ReferentRef {
-                    id: referent_id.to_owned(),
+                    id: referent_id,
                     organisation: None,
-                    network: acknowledged.network.clone().unwrap_or_default(),
+                    network: acknowledged.network.as_deref().unwrap_or_default(),
                 });
                 event
             }
@@ -323,7 +323,7 @@ impl Events {
             "alert unacknowledged: its escalation chain ended and nobody in the network acknowledged it"
         );
         let mut event = StatusEvent::new(Some(alert.id().as_str()), Status::Unacknowledged);
-        event.network = Some(network.to_owned());
+        event.network = Some(network);
         self.status(event);
     }
 
