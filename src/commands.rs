@@ -6,6 +6,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use lapin::protocol::AMQPSoftError;
@@ -173,8 +174,45 @@ fn check_report(settings: &Settings, registry_path: &Path, registry: &Registry) 
         );
     }
     let _ = writeln!(out, "routes:");
+    let mut longest = Duration::ZERO;
     for (kind, networks) in &summary.routes {
-        let _ = writeln!(out, "  {kind:<24} → {}", networks.join(", "));
+        let escalation = registry.route_escalation(kind).map(|escalate| {
+            let wait = |wait: Option<Duration>| {
+                wait.map_or_else(
+                    || "never".to_owned(),
+                    |wait| humantime::format_duration(wait).to_string(),
+                )
+            };
+            longest = longest.max(escalate.urgent.unwrap_or_default());
+            longest = longest.max(escalate.normal.unwrap_or_default());
+            format!(
+                " (escalates after urgent {}, normal {})",
+                wait(escalate.urgent),
+                wait(escalate.normal)
+            )
+        });
+        let _ = writeln!(
+            out,
+            "  {kind:<24} → {}{}",
+            networks.join(", "),
+            escalation.unwrap_or_default()
+        );
+    }
+    if longest > Duration::ZERO && !settings.ack.enabled() {
+        let _ = writeln!(
+            out,
+            "warning:  routes set escalate_after, but ack.listen is empty: without acknowledgement \
+             links, alerts do not escalate"
+        );
+    } else if longest * 3 > settings.ack.link_ttl && settings.ack.enabled() {
+        let _ = writeln!(
+            out,
+            "warning:  an escalation chain lasts up to {} (three waits of {}), longer than \
+             ack.link_ttl ({}): its links expire before it ends",
+            humantime::format_duration(longest * 3),
+            humantime::format_duration(longest),
+            humantime::format_duration(settings.ack.link_ttl)
+        );
     }
     out
 }
@@ -757,6 +795,67 @@ fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_shows_each_route_s_waits_and_warns_when_escalation_cannot_happen_or_outlives_links() {
+        let registry = Registry::from_toml(
+            r#"
+            [[route]]
+            kind = "orientation_sociale"
+            networks = ["ccas"]
+            escalate_after = { urgent = "12h" }
+
+            [[referent]]
+            id = "ccas-paris"
+            network = "ccas"
+            email = "social@paris.test"
+            departements = ["75"]
+            "#,
+            &crate::testing::france(),
+        )
+        .unwrap();
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/relais.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("ack-key");
+        std::fs::write(&key, [7u8; 32]).unwrap();
+        let with = |env: &[(&str, &str)]| {
+            let env = env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let settings = Settings::load_with_env(Some(&config), Some(env)).unwrap();
+            check_report(&settings, Path::new("referents.toml"), &registry)
+        };
+
+        let off = with(&[]);
+        let short_links = with(&[
+            ("RELAIS__ACK__LISTEN", "127.0.0.1:8443"),
+            ("RELAIS__ACK__PUBLIC_URL", "http://127.0.0.1:8443"),
+            ("RELAIS__ACK__KEY_FILE", key.to_str().unwrap()),
+            ("RELAIS__ACK__LINK_TTL", "1day"),
+        ]);
+
+        assert!(
+            off.contains(
+                "  orientation_sociale      → ccas (escalates after urgent 12h, normal never)\n"
+            ),
+            "{off}"
+        );
+        assert!(
+            off.contains(
+                "warning:  routes set escalate_after, but ack.listen is empty: without \
+                 acknowledgement links, alerts do not escalate"
+            ),
+            "{off}"
+        );
+        assert!(
+            short_links.contains(
+                "warning:  an escalation chain lasts up to 1day 12h (three waits of 12h), longer \
+                 than ack.link_ttl (1day): its links expire before it ends"
+            ),
+            "{short_links}"
+        );
+    }
 
     #[test]
     fn control_characters_are_escaped_in_what_the_cli_prints() {

@@ -686,6 +686,12 @@ impl Registry {
             .and_then(|escalate| escalate.get(priority))
     }
 
+    /// The `escalate_after` of the route of `kind` as written (`*` for the
+    /// route of every kind), if it has one.
+    pub fn route_escalation(&self, kind: &str) -> Option<EscalateAfter> {
+        self.escalations.get(kind).copied()
+    }
+
     /// Where an alert of `kind` about `territory` would climb, per network
     /// it resolves to at `at`: the present deputies of its référents (not
     /// themselves among them), then the network's present fallback
