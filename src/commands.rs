@@ -811,7 +811,7 @@ mod tests {
             email = "social@paris.test"
             departements = ["75"]
             "#,
-            &crate::testing::france(),
+            crate::testing::france(),
         )
         .unwrap();
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/relais.toml");
