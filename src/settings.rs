@@ -84,9 +84,19 @@ pub struct AmqpSettings {
     /// holds a secret, so it is only ever shown through
     /// [`AmqpSettings::redacted_url`].
     pub url: SecretString,
-    /// A file holding the URL (e.g. in `$CREDENTIALS_DIRECTORY`); when
-    /// given, it replaces `url`.
+    /// The nodes of one RabbitMQ cluster, instead of `url`: relais connects
+    /// to the first that answers, and to another when its connection
+    /// drops. Giving both is an error.
+    pub urls: Vec<SecretString>,
+    /// A file holding the URL (e.g. in `$CREDENTIALS_DIRECTORY`), or the
+    /// cluster's URLs, one per line; when given, it replaces `url`.
     pub url_file: Option<PathBuf>,
+    /// How many nodes hold a replica of each queue relais declares
+    /// (`x-quorum-initial-group-size`): by default, the number of `urls`,
+    /// at most 3. With 1, the argument is not set, as on one node: the
+    /// value for queues declared before the broker became a cluster, whose
+    /// replicas the operator adds with `rabbitmq-queues grow`.
+    pub quorum_group_size: Option<u8>,
     /// `amqp://` to a broker that is not this machine carries health data
     /// in clear: refused unless this is `true`.
     pub allow_plaintext: bool,
@@ -468,11 +478,16 @@ mod defaults {
     }
 }
 
+/// The broker of the quick start: this machine's, as `guest`.
+const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
 impl Default for AmqpSettings {
     fn default() -> Self {
         Self {
-            url: SecretString::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            url: SecretString::from(DEFAULT_AMQP_URL),
+            urls: Vec::new(),
             url_file: None,
+            quorum_group_size: None,
             allow_plaintext: false,
             ca_file: None,
             cert_file: None,
@@ -591,9 +606,20 @@ impl Settings {
         settings.warnings.extend(exposed_file);
         settings.warnings.extend(settings.http.exposure());
         if let Some(path) = &settings.amqp.url_file {
-            settings.amqp.url = read_secret(path).map_err(|error| {
+            let text = read_secret(path).map_err(|error| {
                 SettingsError::Read(format!("amqp.url_file {}: {error}", path.display()))
             })?;
+            let lines: Vec<SecretString> = text
+                .expose_secret()
+                .split_whitespace()
+                .map(SecretString::from)
+                .collect();
+            if lines.len() > 1 {
+                settings.amqp.urls = lines;
+                settings.amqp.url = SecretString::from(DEFAULT_AMQP_URL);
+            } else {
+                settings.amqp.url = text;
+            }
         }
         settings.check().map_err(SettingsError::Invalid)?;
         Ok(settings)
@@ -742,19 +768,55 @@ impl Settings {
 
 impl AmqpSettings {
     fn check(&self, errors: &mut Vec<String>) {
-        let url = match url::Url::parse(self.url.expose_secret()) {
+        if !self.urls.is_empty() && self.url.expose_secret() != DEFAULT_AMQP_URL {
+            errors.push(
+                "amqp.url and amqp.urls are both given: give amqp.url for one node, or \
+                 amqp.urls for the nodes of a cluster"
+                    .into(),
+            );
+        }
+        if self.quorum_group_size == Some(0) {
+            errors.push("amqp.quorum_group_size must be at least 1".into());
+        }
+        let logins: std::collections::BTreeSet<Option<String>> =
+            self.nodes().map(login_of).collect();
+        if logins.len() > 1 {
+            errors.push(
+                "amqp.urls log in as different users: give every node the same user, the one \
+                 relais is known by on the cluster"
+                    .into(),
+            );
+        }
+        for (node, url) in self.nodes().enumerate() {
+            let name = if self.urls.is_empty() {
+                "amqp.url".to_owned()
+            } else {
+                format!("amqp.urls[{}]", node + 1)
+            };
+            self.check_url(&name, url, errors);
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            errors
+                .push("amqp.cert_file and amqp.key_file go together: give both or neither".into());
+        }
+        if let Err(error) = crate::tls::broker(self.tls_files()) {
+            errors.push(error.to_string());
+        }
+    }
+
+    fn check_url(&self, name: &str, url: &SecretString, errors: &mut Vec<String>) {
+        let url = match url::Url::parse(url.expose_secret()) {
             Ok(url) => url,
             Err(error) => {
-                errors.push(format!("amqp.url is not a URL: {error}"));
+                errors.push(format!("{name} is not a URL: {error}"));
                 return;
             }
         };
         let Some(host) = url.host_str().filter(|host| !host.is_empty()) else {
-            errors.push(
-                "amqp.url has no host: write it amqp://user:password@host:port/vhost (with `//` \
+            errors.push(format!(
+                "{name} has no host: write it amqp://user:password@host:port/vhost (with `//` \
                  after the scheme)"
-                    .into(),
-            );
+            ));
             return;
         };
         match url.scheme() {
@@ -762,7 +824,7 @@ impl AmqpSettings {
             "amqp" => {
                 if !is_loopback(host) && !self.allow_plaintext {
                     errors.push(format!(
-                        "amqp.url is amqp:// towards {host}, which is not this machine: alerts \
+                        "{name} is amqp:// towards {host}, which is not this machine: alerts \
                          would cross the network in clear; use amqps://, or set \
                          amqp.allow_plaintext = true if the network to it is trusted"
                     ));
@@ -776,35 +838,33 @@ impl AmqpSettings {
                 }
             }
             other => errors.push(format!(
-                "amqp.url has the scheme {other}://; relais speaks amqp:// and amqps://"
+                "{name} has the scheme {other}://; relais speaks amqp:// and amqps://"
             )),
         }
-        if self.cert_file.is_some() != self.key_file.is_some() {
-            errors
-                .push("amqp.cert_file and amqp.key_file go together: give both or neither".into());
-        }
-        if let Err(error) = crate::tls::broker(self.tls_files()) {
-            errors.push(error.to_string());
-        }
+    }
+
+    /// The URLs of the broker's nodes: `urls`, or `url` alone.
+    pub fn nodes(&self) -> impl Iterator<Item = &SecretString> {
+        let one = self.urls.is_empty().then_some(&self.url);
+        one.into_iter().chain(&self.urls)
+    }
+
+    /// How many replicas each queue gets; `None`: the argument is not set
+    /// (see `quorum_group_size`).
+    pub fn quorum_replicas(&self) -> Option<u8> {
+        let size = self
+            .quorum_group_size
+            .unwrap_or_else(|| u8::try_from(self.nodes().count().min(3)).unwrap_or(3));
+        (size > 1).then_some(size)
     }
 
     /// The user name relais logs in with, which the broker checks against
     /// the `user_id` of what relais publishes: the URL's (`guest` when it
     /// gives none, as for the AMQP client); `None` with a client certificate
-    /// login (`auth_mechanism=external`), where the broker derives it.
+    /// login (`auth_mechanism=external`), where the broker derives it. All
+    /// the nodes of a cluster have the same (checked).
     pub fn login(&self) -> Option<String> {
-        let url = url::Url::parse(self.url.expose_secret()).ok()?;
-        let external = url
-            .query_pairs()
-            .any(|(key, value)| key == "auth_mechanism" && value.eq_ignore_ascii_case("external"));
-        if external {
-            return None;
-        }
-        let user = url.username();
-        if user.is_empty() {
-            return Some("guest".to_owned());
-        }
-        Some(percent_decoded(user))
+        self.nodes().next().and_then(login_of)
     }
 
     /// The certificate files of an `amqps://` connection.
@@ -816,36 +876,58 @@ impl AmqpSettings {
         }
     }
 
-    /// The broker URL with its password replaced by `***`, for logs and CLI
-    /// output. Built from the URL's parsed parts, never from the text as
-    /// given: a URL the parser does not read as having a password (a
-    /// mistyped `amqps:user:secret@host`) cannot leak one.
+    /// The broker's URLs with their passwords replaced by `***`, for logs
+    /// and CLI output (see [`redacted`]).
     pub fn redacted_url(&self) -> String {
-        let Ok(url) = url::Url::parse(self.url.expose_secret()) else {
-            return "(an invalid URL)".into();
-        };
-        let Some(host) = url.host_str().filter(|host| !host.is_empty()) else {
-            return "(a URL without a host)".into();
-        };
-        let mut shown = format!("{}://", url.scheme());
-        if !url.username().is_empty() {
-            shown.push_str(url.username());
-            if url.password().is_some() {
-                shown.push_str(":***");
-            }
-            shown.push('@');
-        }
-        shown.push_str(host);
-        if let Some(port) = url.port() {
-            shown.push_str(&format!(":{port}"));
-        }
-        shown.push_str(url.path());
-        if let Some(query) = url.query() {
-            shown.push('?');
-            shown.push_str(query);
-        }
-        shown
+        self.nodes().map(redacted).collect::<Vec<_>>().join(", ")
     }
+}
+
+/// The user name a broker URL logs in with (see [`AmqpSettings::login`]).
+fn login_of(url: &SecretString) -> Option<String> {
+    let url = url::Url::parse(url.expose_secret()).ok()?;
+    let external = url
+        .query_pairs()
+        .any(|(key, value)| key == "auth_mechanism" && value.eq_ignore_ascii_case("external"));
+    if external {
+        return None;
+    }
+    let user = url.username();
+    if user.is_empty() {
+        return Some("guest".to_owned());
+    }
+    Some(percent_decoded(user))
+}
+
+/// One broker URL with its password replaced by `***`. Built from the
+/// URL's parsed parts, never from the text as given: a URL the parser does
+/// not read as having a password (a mistyped `amqps:user:secret@host`)
+/// cannot leak one.
+pub fn redacted(url: &SecretString) -> String {
+    let Ok(url) = url::Url::parse(url.expose_secret()) else {
+        return "(an invalid URL)".into();
+    };
+    let Some(host) = url.host_str().filter(|host| !host.is_empty()) else {
+        return "(a URL without a host)".into();
+    };
+    let mut shown = format!("{}://", url.scheme());
+    if !url.username().is_empty() {
+        shown.push_str(url.username());
+        if url.password().is_some() {
+            shown.push_str(":***");
+        }
+        shown.push('@');
+    }
+    shown.push_str(host);
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(url.path());
+    if let Some(query) = url.query() {
+        shown.push('?');
+        shown.push_str(query);
+    }
+    shown
 }
 
 impl SmtpSettings {
@@ -1126,6 +1208,86 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn a_cluster_is_given_by_its_nodes_urls_in_the_file_or_in_a_credential_one_per_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = format!(
+            "{MINIMAL}\n[amqp]\nurls = [\"amqp://relais:s3cret@127.0.0.1:5701/%2f\", \
+             \"amqp://relais:s3cret@127.0.0.1:5702/%2f\", \"amqp://relais:s3cret@localhost:5703/%2f\", \
+             \"amqp://relais:s3cret@127.0.0.1:5704/%2f\"]\n"
+        );
+        let settings =
+            Settings::load_with_env(Some(&write(dir.path(), &cluster)), env(&[])).unwrap();
+        assert_eq!(settings.amqp.nodes().count(), 4);
+        assert_eq!(
+            settings.amqp.quorum_replicas(),
+            Some(3),
+            "at most 3 by default"
+        );
+        assert_eq!(settings.amqp.login().as_deref(), Some("relais"));
+        assert_eq!(
+            settings.amqp.redacted_url(),
+            "amqp://relais:***@127.0.0.1:5701/%2f, amqp://relais:***@127.0.0.1:5702/%2f, \
+             amqp://relais:***@localhost:5703/%2f, amqp://relais:***@127.0.0.1:5704/%2f"
+        );
+        let one_node = Settings::load_with_env(
+            Some(&write(dir.path(), &cluster)),
+            env(&[("RELAIS__AMQP__QUORUM_GROUP_SIZE", "1")]),
+        )
+        .unwrap();
+        assert_eq!(
+            one_node.amqp.quorum_replicas(),
+            None,
+            "1: the argument unset"
+        );
+        let single = Settings::load_with_env(Some(&write(dir.path(), MINIMAL)), env(&[])).unwrap();
+        assert_eq!(single.amqp.quorum_replicas(), None);
+
+        std::fs::write(
+            dir.path().join("amqp-url"),
+            "amqp://relais:s3cret@127.0.0.1:5701/%2f\namqp://relais:s3cret@127.0.0.1:5702/%2f\n",
+        )
+        .unwrap();
+        let credential = Settings::load_with_env(
+            Some(&write(
+                dir.path(),
+                &format!("{MINIMAL}\n[amqp]\nurl_file = \"amqp-url\"\n"),
+            )),
+            env(&[]),
+        )
+        .unwrap();
+        assert_eq!(credential.amqp.nodes().count(), 2);
+        assert_eq!(credential.amqp.quorum_replicas(), Some(2));
+    }
+
+    #[test]
+    fn url_and_urls_together_or_nodes_with_different_users_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let both = format!(
+            "{MINIMAL}\n[amqp]\nurl = \"amqp://relais:x@127.0.0.1:5672/%2f\"\n\
+             urls = [\"amqp://relais:x@127.0.0.1:5701/%2f\", \"amqp://other:x@127.0.0.1:5702/%2f\", \
+             \"amqp://relais:x@broker.example.org:5703/%2f\"]\nquorum_group_size = 0\n"
+        );
+        let Err(SettingsError::Invalid(errors)) =
+            Settings::load_with_env(Some(&write(dir.path(), &both)), env(&[]))
+        else {
+            panic!("accepted");
+        };
+        assert_eq!(
+            errors,
+            [
+                "amqp.url and amqp.urls are both given: give amqp.url for one node, or amqp.urls \
+                 for the nodes of a cluster",
+                "amqp.quorum_group_size must be at least 1",
+                "amqp.urls log in as different users: give every node the same user, the one \
+                 relais is known by on the cluster",
+                "amqp.urls[3] is amqp:// towards broker.example.org, which is not this machine: \
+                 alerts would cross the network in clear; use amqps://, or set \
+                 amqp.allow_plaintext = true if the network to it is trusted",
+            ]
+        );
     }
 
     #[test]

@@ -1,36 +1,83 @@
 //! The connection to the broker: `amqp://`, or `amqps://` with the
 //! authorities and client certificate the settings name (read by `tls` at
 //! each connection, so a renewed certificate is taken at the next
-//! reconnection without a restart).
+//! reconnection without a restart). With `amqp.urls`, the nodes of a
+//! cluster are tried in turn, starting after the one connected to last.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context as _;
+use lapin::tcp::OwnedTLSConfig;
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::settings::AmqpSettings;
 
 /// Opens a connection named `name` (shown in the broker's connection list).
 ///
 /// # Errors
-/// When a certificate file cannot be used, or the broker cannot be reached,
-/// refuses the TLS handshake or the login; the message names the broker
-/// with its password hidden.
+/// When a certificate file cannot be used, or no node can be reached,
+/// accepts the TLS handshake and the login; the message names each node
+/// tried, with its password hidden.
 pub async fn connect(amqp: &AmqpSettings, name: &str) -> anyhow::Result<Connection> {
     let tls = crate::tls::broker(amqp.tls_files())?;
+    let nodes: Vec<&SecretString> = amqp.nodes().collect();
+    // After a drop, the node that answered last is tried last.
+    let first = LAST.load(Ordering::Relaxed).wrapping_add(1) % nodes.len().max(1);
+    let mut failures = Vec::new();
+    for offset in 0..nodes.len() {
+        let index = (first + offset) % nodes.len();
+        let node = nodes[index];
+        match connect_node(node, name, tls.clone()).await {
+            Ok(connection) => {
+                LAST.store(index, Ordering::Relaxed);
+                return Ok(connection);
+            }
+            Err(error) if nodes.len() == 1 => return Err(error),
+            Err(error) => failures.push(format!("{error:#}")),
+        }
+    }
+    anyhow::bail!("no node of the cluster answered: {}", failures.join("; "))
+}
+
+/// The node of `amqp.urls` connected to last (by any connection of this
+/// process): a reconnection starts with the next one.
+static LAST: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Longest wait for a node to accept the connection and open it: a node
+/// that does not answer (a host down, a packet filter) must not hold up
+/// the others of the cluster.
+const NODE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn connect_node(
+    url: &SecretString,
+    name: &str,
+    tls: OwnedTLSConfig,
+) -> anyhow::Result<Connection> {
     // Parsed here, so that the AMQP library's error (which quotes the URL,
     // password included) never reaches a log or the terminal.
-    let uri: AMQPUri = amqp.url.expose_secret().parse().map_err(|_| {
+    let uri: AMQPUri = url.expose_secret().parse().map_err(|_| {
         anyhow::anyhow!(
             "amqp.url {} is not an AMQP URL relais can use",
-            amqp.redacted_url()
+            crate::settings::redacted(url)
         )
     })?;
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     let runtime = lapin::runtime::default_runtime()?;
-    Connection::connect_uri_with_config(uri, properties, tls, runtime)
-        .await
-        .with_context(|| format!("cannot connect to the broker {}", amqp.redacted_url()))
+    let connecting = Connection::connect_uri_with_config(uri, properties, tls, runtime);
+    match tokio::time::timeout(NODE_TIMEOUT, connecting).await {
+        Ok(connected) => connected.with_context(|| {
+            format!(
+                "cannot connect to the broker {}",
+                crate::settings::redacted(url)
+            )
+        }),
+        Err(_) => anyhow::bail!(
+            "the broker {} did not answer within {NODE_TIMEOUT:?}",
+            crate::settings::redacted(url)
+        ),
+    }
 }
 
 /// The waits between two attempts to reach the broker: from `first`,

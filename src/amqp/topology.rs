@@ -23,6 +23,10 @@
 //!   timer: it survives relais's restarts and holds the alert's content,
 //!   which the store never does.
 //!
+//! Each queue is a quorum queue; on a cluster (`amqp.urls`), replicated on
+//! `amqp.quorum_group_size` nodes (default: as many as `amqp.urls`, at
+//! most 3).
+//!
 //! The main queue has a single active consumer: a second relais on the same
 //! queue is a hot standby, never a second sender of the same alert.
 
@@ -68,6 +72,8 @@ pub struct Topology {
     pub retries: Vec<RetryQueue>,
     delivery_limit: u32,
     max_queue_length: u32,
+    /// `x-quorum-initial-group-size` of every queue, when set.
+    replicas: Option<u8>,
 }
 
 /// One step of the retry ladder.
@@ -97,6 +103,7 @@ impl Topology {
             retries,
             delivery_limit: amqp.delivery_limit,
             max_queue_length: amqp.max_queue_length,
+            replicas: amqp.quorum_replicas(),
         }
     }
 
@@ -201,7 +208,7 @@ impl Topology {
     /// The consumed queue: quorum (replicated, durable), dead-lettering at
     /// least once into `.dead` after `delivery_limit` deliveries.
     pub fn main_queue_arguments(&self) -> FieldTable {
-        let mut arguments = quorum();
+        let mut arguments = self.quorum();
         arguments.insert("x-dead-letter-exchange".into(), long_string(&self.dead));
         arguments.insert(
             "x-dead-letter-strategy".into(),
@@ -253,7 +260,7 @@ impl Topology {
     /// A step of the ladder: messages expire after the delay and go back,
     /// at least once, to the main queue through the default exchange.
     fn retry_queue_arguments(&self, retry: &RetryQueue) -> FieldTable {
-        let mut arguments = quorum();
+        let mut arguments = self.quorum();
         let ttl = i64::try_from(retry.delay.as_millis()).unwrap_or(i64::MAX);
         arguments.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
         arguments.insert("x-dead-letter-exchange".into(), long_string(""));
@@ -267,7 +274,21 @@ impl Topology {
     }
 
     fn dead_queue_arguments(&self) -> FieldTable {
-        quorum()
+        self.quorum()
+    }
+
+    /// A quorum queue, replicated on `replicas` nodes of the cluster when
+    /// set (else on as many as the broker's default).
+    fn quorum(&self) -> FieldTable {
+        let mut arguments = FieldTable::default();
+        arguments.insert("x-queue-type".into(), long_string("quorum"));
+        if let Some(replicas) = self.replicas {
+            arguments.insert(
+                "x-quorum-initial-group-size".into(),
+                AMQPValue::LongInt(i32::from(replicas)),
+            );
+        }
+        arguments
     }
 
     fn error(&self, name: &str, source: lapin::Error, wanted: &str) -> TopologyError {
@@ -402,12 +423,6 @@ pub fn soft_error(error: &lapin::Error, kind: AMQPSoftError) -> Option<String> {
         }
         _ => None,
     }
-}
-
-fn quorum() -> FieldTable {
-    let mut arguments = FieldTable::default();
-    arguments.insert("x-queue-type".into(), long_string("quorum"));
-    arguments
 }
 
 /// `x-queue-type=quorum, x-delivery-limit=10, …` for error messages.
