@@ -241,6 +241,25 @@ impl World {
         broker: Broker,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::build(registry, smtp, broker, env, &format!("url = \"{BROKER}\"")).await
+    }
+
+    /// As [`World::new`], on the nodes of a cluster (`amqp.urls`), the
+    /// test's own client connected to the first.
+    pub async fn on_cluster(registry: &str, urls: &[String], env: &[(&str, &str)]) -> Self {
+        let broker = Broker::connect_url(&urls[0]).await;
+        let listed: Vec<String> = urls.iter().map(|url| format!("{url:?}")).collect();
+        let amqp = format!("urls = [{}]", listed.join(", "));
+        Self::build(registry, SmtpServer::start().await, broker, env, &amqp).await
+    }
+
+    async fn build(
+        registry: &str,
+        smtp: SmtpServer,
+        broker: Broker,
+        env: &[(&str, &str)],
+        amqp: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let exchange = unique("alerts");
         let queue = unique("alerts");
@@ -253,7 +272,7 @@ impl World {
 shutdown_timeout = "10s"
 
 [amqp]
-url = "{BROKER}"
+{amqp}
 exchange = "{exchange}"
 queue = "{queue}"
 prefetch = 16
