@@ -40,8 +40,8 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Resolve(args) => resolve(config, &args),
         Command::Coverage(args) => coverage(config, &args),
         Command::Publish(args) => publish(config, &args).await,
-        Command::Audit(args) => audit(config, &args),
-        Command::Pending(args) => pending(config, &args),
+        Command::Audit(args) => audit(config, &args).await,
+        Command::Pending(args) => pending(config, &args).await,
         Command::Status(args) => return status(config, args.json).await,
         Command::DeadLetters(command) => dead_letters(config, command).await,
     };
@@ -367,10 +367,10 @@ async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow::Result<()
 /// `relais audit`: deliveries from the store, one line each, oldest first:
 /// time, alert id, référent id, address, Message-ID, the server's reply; or,
 /// with `--operations`, the operators' commands.
-fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
+async fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    let trace = Trace::open(&settings)?;
-    let reader = AuditReader::open(&settings.store.path)?;
+    let trace = Trace::open(&settings).await?;
+    let reader = AuditReader::open(&settings.store).await?;
     let since = args
         .since
         .map(|since| {
@@ -379,8 +379,10 @@ fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
         })
         .transpose()?;
     if args.operations {
-        let operations = reader.operations(since)?;
-        trace.done(&operations_command(args), operations.len())?;
+        let operations = reader.operations(since).await?;
+        trace
+            .done(&operations_command(args), operations.len())
+            .await?;
         for operation in &operations {
             println!(
                 "{}	{}	{}	{}",
@@ -400,14 +402,14 @@ fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
     let (deliveries, command) = match (&args.alert, since) {
         (Some(id), _) => {
             let id = AlertId::parse(id).map_err(|problem| anyhow::anyhow!("--alert {problem}"))?;
-            acknowledged = reader.acknowledgements(&id)?;
-            escalation = reader.escalation(&id)?;
-            (reader.alert(&id)?, format!("audit --alert {id}"))
+            acknowledged = reader.acknowledgements(&id).await?;
+            escalation = reader.escalation(&id).await?;
+            (reader.alert(&id).await?, format!("audit --alert {id}"))
         }
-        (None, Some(since)) => (reader.since(since)?, operations_command(args)),
+        (None, Some(since)) => (reader.since(since).await?, operations_command(args)),
         (None, None) => bail!("give --alert ID, --since DURATION or --operations"),
     };
-    trace.done(&command, deliveries.len())?;
+    trace.done(&command, deliveries.len()).await?;
     for delivery in &deliveries {
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}",
@@ -448,21 +450,21 @@ fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
 /// `relais pending`: the alerts emailed within `ack.link_ttl` that a
 /// network has not acknowledged, oldest first: per network, who has it,
 /// since when, and the next step of its escalation.
-fn pending(config: Option<&Path>, args: &PendingArgs) -> anyhow::Result<()> {
+async fn pending(config: Option<&Path>, args: &PendingArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     if !settings.ack.enabled() {
         bail!("acknowledgements are off (ack.listen is empty): nothing is awaited");
     }
-    let trace = Trace::open(&settings)?;
-    let reader = AuditReader::open(&settings.store.path)?;
+    let trace = Trace::open(&settings).await?;
+    let reader = AuditReader::open(&settings.store).await?;
     let since = OffsetDateTime::now_utc() - settings.ack.link_ttl;
-    let pending = reader.pending(since)?;
+    let pending = reader.pending(since).await?;
     let command = if args.json {
         "pending --json"
     } else {
         "pending"
     };
-    trace.done(command, pending.len())?;
+    trace.done(command, pending.len()).await?;
     let rfc3339 = |at: OffsetDateTime| at.format(&Rfc3339).unwrap_or_default();
     if args.json {
         let alerts: Vec<serde_json::Value> = pending
@@ -539,8 +541,8 @@ struct Trace {
 }
 
 impl Trace {
-    fn open(settings: &Settings) -> anyhow::Result<Self> {
-        let log = OperationLog::open(&settings.store.path).with_context(|| {
+    async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let log = OperationLog::open(&settings.store).await.with_context(|| {
             "operator commands on the dead letters and the audit trail are recorded in the \
              store, and it cannot be written: run this command as root or as the user relais \
              runs as"
@@ -548,7 +550,7 @@ impl Trace {
         Ok(Self { log })
     }
 
-    fn done(self, command: &str, count: usize) -> anyhow::Result<()> {
+    async fn done(self, command: &str, count: usize) -> anyhow::Result<()> {
         let operation = Operation {
             recorded_at: OffsetDateTime::now_utc(),
             unix_user: operator(),
@@ -557,6 +559,7 @@ impl Trace {
         };
         self.log
             .record(&operation)
+            .await
             .context("the command was done, but could not be recorded in the store")
     }
 }
@@ -672,13 +675,13 @@ async fn status(config: Option<&Path>, json: bool) -> ExitCode {
 /// `relais dead-letters list|replay|purge`.
 async fn dead_letters(config: Option<&Path>, command: DeadLettersCommand) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
-    let trace = Trace::open(&settings)?;
+    let trace = Trace::open(&settings).await?;
     let topology = Topology::new(&settings);
     let connection = connect(&settings).await?;
     let result = match command {
         DeadLettersCommand::List { limit, json } => {
             let letters = dead_letters::list(&connection, &topology, limit).await?;
-            trace.done("dead-letters list", letters.len())?;
+            trace.done("dead-letters list", letters.len()).await?;
             if json {
                 println!("{}", serde_json::to_string(&letters)?);
             } else {
@@ -701,10 +704,12 @@ async fn dead_letters(config: Option<&Path>, command: DeadLettersCommand) -> any
                 settings.amqp.login().as_deref(),
             )
             .await?;
-            trace.done(
-                &format!("dead-letters replay {which}"),
-                replayed.taken.len(),
-            )?;
+            trace
+                .done(
+                    &format!("dead-letters replay {which}"),
+                    replayed.taken.len(),
+                )
+                .await?;
             print_letters(&replayed.taken);
             println!(
                 "replayed {} dead letter(s) to {}; {} left in {}",
@@ -731,10 +736,12 @@ async fn dead_letters(config: Option<&Path>, command: DeadLettersCommand) -> any
             };
             if args.yes {
                 let purged = dead_letters::purge(&connection, &topology, &selection).await?;
-                trace.done(
-                    &format!("dead-letters purge {option} --yes"),
-                    purged.taken.len(),
-                )?;
+                trace
+                    .done(
+                        &format!("dead-letters purge {option} --yes"),
+                        purged.taken.len(),
+                    )
+                    .await?;
                 print_letters(&purged.taken);
                 println!("purged {} dead letter(s) {which}", purged.taken.len());
                 Ok(())
@@ -744,7 +751,9 @@ async fn dead_letters(config: Option<&Path>, command: DeadLettersCommand) -> any
                     .into_iter()
                     .filter(|letter| selection.takes(letter))
                     .collect();
-                trace.done(&format!("dead-letters purge {option}"), chosen.len())?;
+                trace
+                    .done(&format!("dead-letters purge {option}"), chosen.len())
+                    .await?;
                 print_letters(&chosen);
                 Err(anyhow::anyhow!(
                     "{} dead letter(s) {which} would be deleted for good; run again with --yes to do it",

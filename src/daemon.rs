@@ -76,7 +76,7 @@ pub async fn run(
     events.registry_loaded(&registry, &registry_path, false);
     memory::return_freed();
     health.registry_loaded();
-    let store = Store::open(&settings.store.path)?;
+    let store = open_store(&settings).await?;
     let sender = settings.smtp.sender().map_err(anyhow::Error::msg)?;
     let outbound = settings.smtp.outbound().map_err(SettingsError::Invalid)?;
     let relay = Relay::new(
@@ -143,7 +143,7 @@ pub async fn run(
     });
     if settings.ack.enabled() {
         tokio::spawn(count_pending(
-            settings.store.path.clone(),
+            store.clone(),
             settings.ack.link_ttl,
             events.clone(),
             stop.clone(),
@@ -267,38 +267,37 @@ mod systemd {
 }
 
 /// Counts the alerts awaiting an acknowledgement for `/metrics`, every
-/// minute, on a read-only connection of its own (the query reads the last
-/// `link_ttl` of deliveries: it must not hold up the dedup check).
-async fn count_pending(
-    path: std::path::PathBuf,
-    link_ttl: Duration,
-    events: Events,
-    stop: CancellationToken,
-) {
+/// minute (a long read, kept off the dedup check's way by the store).
+async fn count_pending(store: Store, link_ttl: Duration, events: Events, stop: CancellationToken) {
     const EVERY: Duration = Duration::from_secs(60);
     loop {
-        let path = path.clone();
-        let counted = tokio::task::spawn_blocking(move || {
-            let since = OffsetDateTime::now_utc() - link_ttl;
-            let pending = crate::store::AuditReader::open(&path)?.pending(since)?;
-            let mut alerts: Vec<String> = pending.into_iter().map(|p| p.alert_id).collect();
-            alerts.sort_unstable();
-            alerts.dedup();
-            Ok::<_, crate::store::StoreError>(alerts.len())
-        })
-        .await;
-        match counted {
-            Ok(Ok(count)) => events.alerts_pending(count),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "cannot count the alerts awaiting acknowledgement")
-            }
+        let since = OffsetDateTime::now_utc() - link_ttl;
+        match store.pending_count(since).await {
+            Ok(count) => events.alerts_pending(count),
             Err(error) => {
-                tracing::warn!(%error, "cannot count the alerts awaiting acknowledgement")
+                tracing::warn!(%error, "cannot count the alerts awaiting acknowledgement");
             }
         }
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(EVERY) => {}
+        }
+    }
+}
+
+/// Opens the store; a PostgreSQL store that cannot be reached yet is
+/// waited for (relais takes no alert meanwhile), as the broker is.
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let mut waits = amqp::connection::reconnect_backoff(Duration::from_millis(500));
+    loop {
+        match Store::open(&settings.store).await {
+            Ok(store) => return Ok(store),
+            Err(error @ crate::store::StoreError::Postgres { .. }) => {
+                let wait = waits.next().unwrap_or(amqp::connection::RECONNECT_MAX);
+                tracing::warn!(%error, ?wait, "cannot open the store; trying again");
+                tokio::time::sleep(wait).await;
+            }
+            Err(error) => return Err(error.into()),
         }
     }
 }

@@ -195,7 +195,7 @@ impl Relay {
         let digest = digest(alert);
 
         let _one_at_a_time = self.in_flight.lock(alert.id()).await;
-        let recorded = match self.store.served(alert.id()) {
+        let recorded = match self.store.served(alert.id()).await {
             Ok(recorded) => recorded,
             Err(error) => {
                 let error = format!("cannot check who already received the alert: {error}");
@@ -287,15 +287,15 @@ impl Relay {
             emails: to_send.len(),
             duplicates: done.len(),
         };
-        (verdict, served, self.first_step(registry, alert))
+        (verdict, served, self.first_step(registry, alert).await)
     }
 
     /// The first step of `alert`'s escalation, if its route escalates,
     /// acknowledgement links go out, and no copy of it scheduled it yet.
-    fn first_step(&self, registry: &Registry, alert: &Alert) -> Option<NextStep> {
+    async fn first_step(&self, registry: &Registry, alert: &Alert) -> Option<NextStep> {
         self.ack.as_ref()?;
         let after = registry.escalate_after(alert.kind(), alert.priority())?;
-        match self.store.escalation(alert.id()) {
+        match self.store.escalation(alert.id()).await {
             Ok(steps) if steps.is_empty() => Some(NextStep { step: 1, after }),
             Ok(_) => None,
             Err(error) => {
@@ -331,7 +331,7 @@ impl Relay {
             let error = format!("cannot read the escalation state: {error}");
             (Verdict::Retry { error }, message.served.to_vec(), None)
         };
-        let steps = match self.store.escalation(alert.id()) {
+        let steps = match self.store.escalation(alert.id()).await {
             Ok(steps) => steps,
             Err(error) => return retry(error.to_string()),
         };
@@ -349,8 +349,8 @@ impl Relay {
             return (nothing, message.served.to_vec(), next);
         }
         let (recorded, acknowledged) = match (
-            self.store.served(alert.id()),
-            self.store.acknowledged_networks(alert.id()),
+            self.store.served(alert.id()).await,
+            self.store.acknowledged_networks(alert.id()).await,
         ) {
             (Ok(recorded), Ok(acknowledged)) => (recorded, acknowledged),
             (Err(error), _) | (_, Err(error)) => return retry(error.to_string()),
@@ -684,7 +684,7 @@ mod tests {
                 Arc::new(Health::default()),
             )
             .unwrap(),
-            Store::open(&dir.join("relais.db")).unwrap(),
+            Store::sqlite(&dir.join("relais.db")).unwrap(),
             ImmediateRetry {
                 attempts: 1,
                 base: Duration::from_millis(1),
@@ -833,6 +833,7 @@ mod tests {
         let served = relay
             .store
             .served(&AlertId::parse("SOS75-4").unwrap())
+            .await
             .unwrap();
         assert!(served.is_empty(), "{served:?}");
     }

@@ -28,7 +28,13 @@ pub const CREDENTIALS_ENV: &str = "CREDENTIALS_DIRECTORY";
 /// The credentials relais takes from `$CREDENTIALS_DIRECTORY` when they are
 /// there, in place of the setting's file: the service's private copies win
 /// over the paths the settings file gives for `relais check` run as root.
-pub const CREDENTIALS: [&str; 4] = ["amqp-url", "amqp-client-key", "smtp-password", "ack-key"];
+pub const CREDENTIALS: [&str; 5] = [
+    "amqp-url",
+    "amqp-client-key",
+    "smtp-password",
+    "ack-key",
+    "store-url",
+];
 
 /// Why the settings were refused.
 #[derive(Debug, Error)]
@@ -278,8 +284,17 @@ pub struct RetrySettings {
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
     /// The SQLite file (created if missing), e.g. `/var/lib/relais/relais.db`;
-    /// required.
+    /// required, unless `url` is given.
     pub path: PathBuf,
+    /// `postgres://user:password@host:port/database`: a PostgreSQL store
+    /// that several relais can share, instead of `path` (both is an
+    /// error). It holds a secret, like the broker's URL.
+    pub url: Option<SecretString>,
+    /// A file holding `url` (systemd credential `store-url`).
+    pub url_file: Option<PathBuf>,
+    /// PEM file of the authorities to trust for PostgreSQL's certificate:
+    /// the connection is then TLS (required towards another machine).
+    pub ca_file: Option<PathBuf>,
     /// How long deliveries are remembered (dedup and audit).
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
@@ -546,7 +561,63 @@ impl Default for StoreSettings {
     fn default() -> Self {
         Self {
             path: PathBuf::new(),
+            url: None,
+            url_file: None,
+            ca_file: None,
             retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+impl StoreSettings {
+    fn check_url(&self, url: &SecretString, errors: &mut Vec<String>) {
+        if !self.path.as_os_str().is_empty() {
+            errors.push(
+                "store.path and store.url are both given: give store.path for a SQLite file, \
+                 or store.url for a PostgreSQL database"
+                    .into(),
+            );
+        }
+        let parsed = match url::Url::parse(url.expose_secret()) {
+            Ok(parsed) if matches!(parsed.scheme(), "postgres" | "postgresql") => parsed,
+            _ => {
+                errors.push("store.url must be postgres://user:password@host:port/database".into());
+                return;
+            }
+        };
+        let host = parsed.host_str().unwrap_or_default();
+        if host.is_empty() {
+            errors.push(
+                "store.url has no host: write it postgres://user:password@host:port/database"
+                    .into(),
+            );
+        } else if !is_loopback(host) && self.ca_file.is_none() {
+            errors.push(format!(
+                "store.url names {host}, which is not this machine: give store.ca_file, the \
+                 authority of its certificate, so that the connection is TLS"
+            ));
+        }
+        if parsed.path().trim_start_matches('/').is_empty() {
+            errors.push(
+                "store.url names no database: postgres://user:password@host:port/database".into(),
+            );
+        }
+    }
+
+    /// Where the store is, for logs and CLI output: the SQLite file, or
+    /// the PostgreSQL URL without its password.
+    pub fn describe(&self) -> String {
+        match &self.url {
+            Some(url) => {
+                let Ok(mut parsed) = url::Url::parse(url.expose_secret()) else {
+                    return "(an invalid URL)".into();
+                };
+                if parsed.password().is_some() {
+                    let _ = parsed.set_password(Some("***"));
+                }
+                parsed.to_string()
+            }
+            None => self.path.display().to_string(),
         }
     }
 }
@@ -621,18 +692,24 @@ impl Settings {
                 settings.amqp.url = text;
             }
         }
+        if let Some(path) = &settings.store.url_file {
+            settings.store.url = Some(read_secret(path).map_err(|error| {
+                SettingsError::Read(format!("store.url_file {}: {error}", path.display()))
+            })?);
+        }
         settings.check().map_err(SettingsError::Invalid)?;
         Ok(settings)
     }
 
     /// The settings that name a secret file, in the order of
     /// [`CREDENTIALS`], the credentials that replace them under systemd.
-    fn secret_files(&mut self) -> [(&'static str, &mut Option<PathBuf>); 4] {
+    fn secret_files(&mut self) -> [(&'static str, &mut Option<PathBuf>); 5] {
         [
             ("amqp.url_file", &mut self.amqp.url_file),
             ("amqp.key_file", &mut self.amqp.key_file),
             ("smtp.password_file", &mut self.smtp.password_file),
             ("ack.key_file", &mut self.ack.key_file),
+            ("store.url_file", &mut self.store.url_file),
         ]
     }
 
@@ -677,6 +754,8 @@ impl Settings {
             &mut self.amqp.cert_file,
             &mut self.amqp.key_file,
             &mut self.ack.key_file,
+            &mut self.store.url_file,
+            &mut self.store.ca_file,
         ];
         for path in required.into_iter().chain(optional.into_iter().flatten()) {
             if path.is_relative() && !path.as_os_str().is_empty() {
@@ -727,7 +806,9 @@ impl Settings {
                 humantime::format_duration(ladder)
             ));
         }
-        if self.store.path.as_os_str().is_empty() {
+        if let Some(url) = &self.store.url {
+            self.store.check_url(url, &mut errors);
+        } else if self.store.path.as_os_str().is_empty() {
             errors.push(
                 "store.path is required: the file of the dedup record and audit trail".into(),
             );

@@ -68,7 +68,15 @@ async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_
         );
     }
     let id = relais::alert::AlertId::parse("SOS75-ACK").unwrap();
-    assert!(world.audit().acknowledgements(&id).unwrap().is_empty());
+    assert!(
+        world
+            .audit()
+            .await
+            .acknowledgements(&id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Forged, altered and expired links: 4xx, nothing changes.
     let mut altered = path.clone();
@@ -100,7 +108,15 @@ async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_
         assert_eq!(http_request(port, "GET", &bad).await.0, status, "{bad}");
         assert_eq!(http_request(port, "POST", &bad).await.0, status, "{bad}");
     }
-    assert!(world.audit().acknowledgements(&id).unwrap().is_empty());
+    assert!(
+        world
+            .audit()
+            .await
+            .acknowledgements(&id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Act: the référent opens the link in a browser and clicks.
     let browser = Browser::start().await;
@@ -136,7 +152,7 @@ async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_
     assert!(after.contains("Merci"), "{after}");
     assert_eq!(again, 200);
     assert!(again_page.contains("elle l'était déjà"), "{again_page}");
-    let acknowledgements = world.audit().acknowledgements(&id).unwrap();
+    let acknowledgements = world.audit().await.acknowledgements(&id).await.unwrap();
     assert_eq!(acknowledgements.len(), 1);
     assert_eq!(acknowledgements[0].0, "ccas-paris");
     let event = world.broker.take_all(&events).await;

@@ -270,7 +270,9 @@ async fn a_content_filter_that_answers_after_12_s_gets_exactly_one_copy() {
     assert_eq!(postfix.mails(&referents[0].1).len(), 1, "exactly one copy");
     let audit = world
         .audit()
+        .await
         .alert(&AlertId::parse("SOS75-FILTER").unwrap())
+        .await
         .unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(world.broker.depth(&world.dead()).await, 0);

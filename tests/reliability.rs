@@ -48,7 +48,9 @@ async fn delivered_once_despite(fault: Fault, count: usize) {
     assert_eq!(world.broker.depth(&world.dead()).await, 0);
     let audit = world
         .audit()
+        .await
         .alert(&AlertId::parse("SOS75-T1").unwrap())
+        .await
         .unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].referent_id, "ccas-paris");

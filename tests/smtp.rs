@@ -57,7 +57,9 @@ async fn a_slow_reply_to_the_end_of_the_message_is_waited_for_and_the_email_sent
     assert_eq!(world.smtp.attempts(), 1, "one transaction");
     let audit = world
         .audit()
+        .await
         .alert(&AlertId::parse("SOS75-SLOW").unwrap())
+        .await
         .unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(world.broker.depth(&world.dead()).await, 0);

@@ -9,6 +9,7 @@
 pub mod browser;
 pub mod ca;
 pub mod mta;
+pub mod postgres;
 pub mod rabbitmq;
 pub mod smtp;
 
@@ -201,6 +202,19 @@ pub fn alert(id: &str, kind: &str, commune: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The PostgreSQL server the behaviour tests run against when
+/// `RELAIS_TEST_STORE=postgres` (e.g. `postgres://postgres@127.0.0.1:5432`),
+/// or `None`: the SQLite store, the default.
+pub fn test_store() -> Option<String> {
+    match std::env::var("RELAIS_TEST_STORE").ok()?.as_str() {
+        "postgres" => Some(
+            std::env::var("RELAIS_TEST_POSTGRES")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned()),
+        ),
+        _ => None,
+    }
+}
+
 /// Everything a relais instance needs, isolated from every other test.
 pub struct World {
     pub dir: TempDir,
@@ -265,6 +279,10 @@ impl World {
         let queue = unique("alerts");
         std::fs::write(dir.path().join("referents.toml"), registry).unwrap();
         let config = dir.path().join("relais.toml");
+        let store = match test_store() {
+            Some(server) => format!("url = \"{}\"", postgres::database(&server, &queue).await),
+            None => "path = \"state/relais.db\"".to_owned(),
+        };
         std::fs::write(
             &config,
             format!(
@@ -295,7 +313,7 @@ path = "{TERRITORIES}"
 exchange = "{exchange}.events"
 
 [store]
-path = "state/relais.db"
+{store}
 
 [http]
 listen = ""
@@ -367,8 +385,9 @@ delays = ["200ms", "400ms"]
     }
 
     /// The store relais writes in this world, read as `relais audit` does.
-    pub fn audit(&self) -> relais::store::AuditReader {
-        relais::store::AuditReader::open(&self.dir.path().join("state/relais.db"))
+    pub async fn audit(&self) -> relais::store::AuditReader {
+        relais::store::AuditReader::open(&self.settings().store)
+            .await
             .expect("the store")
     }
 

@@ -1,15 +1,11 @@
-//! The store: which référent was emailed about which alert, and when.
+//! The SQLite store: one file on this machine, the default (nothing to
+//! install). See the module above for what the store holds.
 //!
-//! It is both the dedup record (a référent receives a given alert at most
-//! once, across redeliveries, restarts and duplicate publishes) and the audit
-//! trail operators query with `relais audit`. It holds ids, the référent's
-//! address, the Message-ID and the server's reply: never the alert's content.
-//!
-//! SQLite (WAL, `synchronous = FULL`). Writes go to one dedicated thread:
-//! every write is on disk before the alert is acked, and writes arriving
-//! together share one transaction (group commit), so durability does not
-//! cost one disk flush per email under load. The dedup check, a read of a
-//! few microseconds, runs on the caller's thread on a connection of its own
+//! WAL, `synchronous = FULL`. Writes go to one dedicated thread: every
+//! write is on disk before the alert is acked, and writes arriving together
+//! share one transaction (group commit), so durability does not cost one
+//! disk flush per email under load. The dedup check, a read of a few
+//! microseconds, runs on the caller's thread on a connection of its own
 //! (WAL lets readers in beside the writer, and a reader sees every write
 //! committed before it starts).
 
@@ -18,73 +14,21 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use thiserror::Error;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::alert::AlertId;
+
+use super::{
+    Acknowledged, Digest, EscalationStep, Operation, Pending, SentEmail, Served, StoreError,
+    UNACKNOWLEDGED_STEP, instant, referent_list,
+};
 
 /// Requests waiting for the store thread; bounded so that a stuck disk
 /// slows the consumers instead of growing memory.
 const QUEUE: usize = 1024;
 /// Most requests served in one transaction.
 const BATCH: usize = 256;
-
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error("cannot open the store {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("cannot create the store's folder {path}: {source}")]
-    Folder {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "the store {path} has schema version {version}, and this relais knows up to {known}: \
-         it was written by a newer relais; run that version, or restore the store's backup"
-    )]
-    Newer {
-        path: PathBuf,
-        version: usize,
-        known: usize,
-    },
-    #[error("cannot start the store's thread: {0}")]
-    Thread(std::io::Error),
-    #[error("the store failed: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("the store could not write: {0}")]
-    Write(String),
-    #[error("the store is closed")]
-    Closed,
-}
-
-/// The SHA-256 of an alert's content in its canonical form: what tells two
-/// alerts with one id apart.
-pub type Digest = [u8; 32];
-
-/// A référent already emailed about an alert, and the content it received.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Served {
-    pub referent_id: String,
-    /// `None` for a record older than digests.
-    pub digest: Option<Digest>,
-}
-
-/// One email accepted by a mail server: a line of the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentEmail {
-    pub alert_id: String,
-    pub referent_id: String,
-    /// The référent's network (`None` for a record older than networks).
-    pub network: Option<String>,
-    pub email: String,
-    pub message_id: String,
-    pub smtp_reply: String,
-    pub delivered_at: OffsetDateTime,
-}
 
 enum Request {
     /// Written with the others that arrive together (group commit).
@@ -97,50 +41,11 @@ enum Request {
     Job(Box<dyn FnOnce(&mut Connection) + Send>),
 }
 
-/// What an acknowledgement changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Acknowledged {
-    /// The first time this référent acknowledged this alert (a second
-    /// click changes nothing).
-    pub first: bool,
-    /// The référent's network, as recorded with its email.
-    pub network: Option<String>,
-    /// From the alert's first email to its network to this acknowledgement.
-    pub waited: Option<Duration>,
-}
-
-/// The last step of an escalation chain: nobody acknowledged.
-pub const UNACKNOWLEDGED_STEP: u8 = 3;
-
-/// One step of an alert's escalation chain: 1, the deputies; 2, the
-/// fallback référents; 3, declared unacknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EscalationStep {
-    pub step: u8,
-    /// When its wait ends.
-    pub due_at: OffsetDateTime,
-    /// When relais carried it out, if it did.
-    pub done_at: Option<OffsetDateTime>,
-}
-
-/// An alert that a network has not acknowledged yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pending {
-    pub alert_id: String,
-    pub network: String,
-    /// Its référents that were emailed, by id.
-    pub referents: Vec<String>,
-    /// Its first email to the network.
-    pub since: OffsetDateTime,
-    /// The next step of escalation not yet carried out, if the chain runs.
-    pub next: Option<EscalationStep>,
-    /// When the chain ended with nobody acknowledging, if it did.
-    pub unacknowledged_at: Option<OffsetDateTime>,
-}
-
 /// A handle on the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    /// Its file, for the readers of their own (`pending_count`).
+    path: PathBuf,
     /// To the writer thread.
     requests: mpsc::Sender<Request>,
     /// For the dedup check.
@@ -168,9 +73,15 @@ impl Store {
             .spawn(move || serve(connection, receiver))
             .map_err(StoreError::Thread)?;
         Ok(Self {
+            path: path.to_owned(),
             requests,
             reader: Arc::new(Mutex::new(reader)),
         })
+    }
+
+    /// Its file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The référents already emailed about `alert`, with the digest of
@@ -554,10 +465,6 @@ fn escalation(
     rows.collect()
 }
 
-fn instant(unix: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
 fn record_all<'a>(
     connection: &mut Connection,
     deliveries: impl Iterator<Item = &'a (SentEmail, Digest)>,
@@ -585,19 +492,6 @@ fn record_all<'a>(
         }
     }
     transaction.commit()
-}
-
-/// One operator command that read or changed the dead letters or the
-/// audit trail: who, what, how many, when. Never the messages' content.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Operation {
-    pub recorded_at: OffsetDateTime,
-    /// The Unix user, with the one who ran `sudo`, e.g. `root (sudo: alice)`.
-    pub unix_user: String,
-    /// The command, e.g. `dead-letters replay --reason rejected`.
-    pub command: String,
-    /// How many messages or deliveries it read or changed.
-    pub count: usize,
 }
 
 /// Where operators' commands are recorded: opened before the command does
@@ -749,8 +643,7 @@ impl AuditReader {
         )?;
         let rows = statement.query_map(params![since.unix_timestamp()], |row| {
             let referents: String = row.get(3)?;
-            let mut referents: Vec<String> = referents.split(',').map(str::to_owned).collect();
-            referents.sort_unstable();
+            let referents = referent_list(&referents);
             Ok(Pending {
                 alert_id: row.get(0)?,
                 network: row.get(1)?,
