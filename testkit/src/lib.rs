@@ -225,6 +225,9 @@ pub struct World {
     pub queue: String,
     /// Settings overrides, as `RELAIS__…` environment variables.
     pub env: Vec<(String, String)>,
+    /// The PostgreSQL database of this world's store, if it has one
+    /// (`RELAIS_TEST_STORE=postgres`): server URL and database name.
+    pub database: Option<(String, String)>,
 }
 
 impl World {
@@ -279,8 +282,12 @@ impl World {
         let queue = unique("alerts");
         std::fs::write(dir.path().join("referents.toml"), registry).unwrap();
         let config = dir.path().join("relais.toml");
-        let store = match test_store() {
-            Some(server) => format!("url = \"{}\"", postgres::database(&server, &queue).await),
+        let database = match test_store() {
+            Some(server) => Some((server.clone(), postgres::database(&server, &queue).await)),
+            None => None,
+        };
+        let store = match &database {
+            Some((server, name)) => format!("url = \"{server}/{name}\""),
             None => "path = \"state/relais.db\"".to_owned(),
         };
         std::fs::write(
@@ -339,6 +346,7 @@ delays = ["200ms", "400ms"]
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            database,
         };
         Topology::new(&world.settings())
             .declare(&world.broker.channel)
@@ -477,8 +485,11 @@ delays = ["200ms", "400ms"]
         queue
     }
 
-    /// Deletes this world's queues and exchanges.
+    /// Deletes this world's queues and exchanges (and its database).
     pub async fn cleanup(self) {
+        if let Some((server, name)) = &self.database {
+            postgres::drop_database(server, name).await;
+        }
         let settings = self.settings();
         let topology = Topology::new(&settings);
         let events = format!("{}.dispatch-events", self.queue);

@@ -1,12 +1,13 @@
 //! PostgreSQL for the tests: a database of each test's own on the
 //! machine's server (`RELAIS_TEST_POSTGRES`, by default
 //! `postgres://postgres@127.0.0.1:5432`), created empty, so that relais
-//! creates its schema as at a first deployment.
+//! creates its schema as at a first deployment, and dropped by
+//! `World::cleanup`.
 
 use tokio_postgres::NoTls;
 
-/// Creates the empty database `name` (any name; made a valid identifier)
-/// on `server`, and returns its URL.
+/// Creates the empty database for `name` (any name; made a valid
+/// identifier) on `server`, and returns the database's name.
 pub async fn database(server: &str, name: &str) -> String {
     let name: String = name
         .chars()
@@ -18,21 +19,23 @@ pub async fn database(server: &str, name: &str) -> String {
             }
         })
         .collect();
+    // One statement each: neither may run in a transaction block.
+    run(server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    run(server, &format!("CREATE DATABASE {name}")).await;
+    name
+}
+
+/// Drops database `name`, closing the connections relais left.
+pub async fn drop_database(server: &str, name: &str) {
+    run(server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+}
+
+async fn run(server: &str, statement: &str) {
     let (client, connection) = tokio_postgres::connect(&format!("{server}/postgres"), NoTls)
         .await
         .expect("the tests' PostgreSQL (RELAIS_TEST_POSTGRES)");
     let driver = tokio::spawn(connection);
-    // One statement each: neither may run in a transaction block.
-    for statement in [
-        format!("DROP DATABASE IF EXISTS {name}"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        client
-            .batch_execute(&statement)
-            .await
-            .expect("create the test's database");
-    }
+    client.batch_execute(statement).await.expect(statement);
     drop(client);
     let _ = driver.await;
-    format!("{server}/{name}")
 }
