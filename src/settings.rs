@@ -1372,6 +1372,54 @@ mod tests {
     }
 
     #[test]
+    fn a_postgresql_store_is_one_url_with_a_database_tls_towards_another_machine_and_never_beside_a_path()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let postgres = MINIMAL.replace(
+            "path = \"state/relais.db\"",
+            "url = \"postgres://relais:s3cret@127.0.0.1:5432/relais\"",
+        );
+        let settings =
+            Settings::load_with_env(Some(&write(dir.path(), &postgres)), env(&[])).unwrap();
+        assert_eq!(
+            settings.store.describe(),
+            "postgres://relais:***@127.0.0.1:5432/relais"
+        );
+
+        let both = format!("{MINIMAL}url = \"postgres://relais@db.example.org/\"\n");
+        let Err(SettingsError::Invalid(errors)) =
+            Settings::load_with_env(Some(&write(dir.path(), &both)), env(&[]))
+        else {
+            panic!("accepted");
+        };
+        assert_eq!(
+            errors,
+            [
+                "store.path and store.url are both given: give store.path for a SQLite file, or \
+                 store.url for a PostgreSQL database",
+                "store.url names db.example.org, which is not this machine: give store.ca_file, \
+                 the authority of its certificate, so that the connection is TLS",
+                "store.url names no database: postgres://user:password@host:port/database",
+            ]
+        );
+
+        std::fs::write(dir.path().join("store-url"), "postgres://relais:s3cret@localhost/relais\n")
+            .unwrap();
+        let credentials = dir.path().join("credentials");
+        std::fs::create_dir(&credentials).unwrap();
+        std::fs::rename(dir.path().join("store-url"), credentials.join("store-url")).unwrap();
+        let from_credential = Settings::load_with_env(
+            Some(&write(dir.path(), &MINIMAL.replace("path = \"state/relais.db\"", ""))),
+            env(&[(CREDENTIALS_ENV, credentials.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(
+            from_credential.store.describe(),
+            "postgres://relais:***@localhost/relais"
+        );
+    }
+
+    #[test]
     fn defaults_fill_what_the_file_does_not_say() {
         let dir = tempfile::tempdir().unwrap();
         let settings =
