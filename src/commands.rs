@@ -605,6 +605,24 @@ async fn connect(settings: &Settings) -> anyhow::Result<Connection> {
     crate::amqp::connect(&settings.amqp, "relais (operator)").await
 }
 
+/// With a PostgreSQL store, which relais is active: the holder of the
+/// standby lock, by the name its session gives (`relais on <host>`).
+async fn active_instance(settings: &Settings) -> Option<String> {
+    settings.store.url.as_ref()?;
+    let key = crate::standby::lock_key(&settings.amqp.queue);
+    Some(
+        match crate::store::postgres::lock_holder(&settings.store, key).await {
+            Ok(Some((name, since))) => format!(
+                "active: {} (connected since {}); any other relais of this queue is standby",
+                printable(&name),
+                since.format(&Rfc3339).unwrap_or_default()
+            ),
+            Ok(None) => "active: none (no relais holds the lock of this queue)".to_owned(),
+            Err(error) => format!("active: unknown ({error})"),
+        },
+    )
+}
+
 /// `relais status`: the queues on one screen. Exit 2 when dead letters
 /// wait (for cron and Nagios-style checks), 1 when the broker is unreachable.
 async fn status(config: Option<&Path>, json: bool) -> ExitCode {
@@ -618,9 +636,10 @@ async fn status(config: Option<&Path>, json: bool) -> ExitCode {
             .into_iter()
             .next();
         let _ = connection.close(200, "status".into()).await;
-        anyhow::Ok((settings, topology, queues, oldest))
+        let active = active_instance(&settings).await;
+        anyhow::Ok((settings, topology, queues, oldest, active))
     };
-    let (settings, topology, queues, oldest) = match report.await {
+    let (settings, topology, queues, oldest, active) = match report.await {
         Ok(report) => report,
         Err(error) => {
             eprintln!("relais: {}", crate::telemetry::causes(&error));
@@ -639,6 +658,7 @@ async fn status(config: Option<&Path>, json: bool) -> ExitCode {
     if json {
         let value = serde_json::json!({
             "broker": { "url": settings.amqp.redacted_url(), "reachable": true },
+            "active": active,
             "queues": queues,
             "dead_letters": dead,
             "oldest_dead_letter_age_seconds": oldest_age,
@@ -646,6 +666,9 @@ async fn status(config: Option<&Path>, json: bool) -> ExitCode {
         println!("{value}");
     } else {
         println!("broker: {} (reachable)", settings.amqp.redacted_url());
+        if let Some(active) = &active {
+            println!("{active}");
+        }
         println!("{:<48} {:>9} {:>10}", "queue", "messages", "consumers");
         for queue in &queues {
             let count = |n: Option<u32>| n.map_or_else(|| "missing".to_owned(), |n| n.to_string());

@@ -76,7 +76,7 @@ pub async fn run(
     events.registry_loaded(&registry, &registry_path, false);
     memory::return_freed();
     health.registry_loaded();
-    let store = open_store(&settings).await?;
+    let store = open_store(&settings).await?.watched_by(health.clone());
     let sender = settings.smtp.sender().map_err(anyhow::Error::msg)?;
     let outbound = settings.smtp.outbound().map_err(SettingsError::Invalid)?;
     let relay = Relay::new(
@@ -151,11 +151,13 @@ pub async fn run(
     }
     tokio::spawn(prune(store, settings.store.retention, stop.clone()));
     tokio::spawn(expire_idle_connections(relay.clone(), stop.clone()));
+    let active = crate::standby::start(&settings.store, &settings.amqp.queue, stop.clone());
     let consumer = amqp::consumer::consume(
         &settings,
         relay.clone(),
         events.clone(),
         health.clone(),
+        active,
         stop.clone(),
     );
     tokio::pin!(consumer);

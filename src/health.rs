@@ -6,7 +6,9 @@
 //! offered, a certificate refused, authentication refused); when not, the
 //! reason (never a secret, never patient data) is kept for `/readyz`. A
 //! mail server that is merely down does not make relais unready: that is a
-//! transient failure, retried.
+//! transient failure, retried. A PostgreSQL store that cannot be reached
+//! does. A standby (`standby`: another relais holds the lock) is ready: it
+//! is doing its job, waiting to take over; `role` says which it is.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -21,6 +23,9 @@ pub struct Readiness {
     pub consumer: String,
     pub registry: String,
     pub smtp: String,
+    pub store: String,
+    /// `active` (consumes), `standby` (waits for the lock) or `starting`.
+    pub role: String,
 }
 
 pub struct Health {
@@ -34,6 +39,11 @@ pub struct Health {
     /// Why the mail server cannot be used as configured, since the last
     /// connection that failed for such a reason (cleared by one that opens).
     smtp_unusable: Mutex<Option<String>>,
+    /// Why the store cannot be used, since the last request that failed
+    /// (cleared by one that succeeds).
+    store_unusable: Mutex<Option<String>>,
+    /// A standby waiting for the lock.
+    standby: AtomicBool,
 }
 
 impl Default for Health {
@@ -45,6 +55,8 @@ impl Default for Health {
             consuming: AtomicBool::new(false),
             consumer_down: Mutex::new("not connected to the broker yet".into()),
             smtp_unusable: Mutex::new(None),
+            store_unusable: Mutex::new(None),
+            standby: AtomicBool::new(false),
         }
     }
 }
@@ -94,6 +106,27 @@ impl Health {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The store could not be used; `why` names the problem (no secret).
+    pub fn store_unusable(&self, why: impl Into<String>) {
+        *self
+            .store_unusable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(why.into());
+    }
+
+    /// A request to the store succeeded.
+    pub fn store_usable(&self) {
+        self.store_unusable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    /// Whether this relais is a standby (another one holds the lock).
+    pub fn standby(&self, standby: bool) {
+        self.standby.store(standby, Ordering::Relaxed);
+    }
+
     pub fn is_consuming(&self) -> bool {
         self.consuming.load(Ordering::Relaxed)
     }
@@ -102,9 +135,26 @@ impl Health {
         let consuming = self.is_consuming();
         let loaded = self.registry_loaded.load(Ordering::Relaxed);
         let smtp = self.smtp_problem().clone();
+        let store = self
+            .store_unusable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let standby = self.standby.load(Ordering::Relaxed);
         Readiness {
-            ready: consuming && loaded && smtp.is_none(),
-            consumer: if consuming {
+            ready: (consuming || standby) && loaded && smtp.is_none() && store.is_none(),
+            role: if standby {
+                "standby"
+            } else if consuming {
+                "active"
+            } else {
+                "starting"
+            }
+            .into(),
+            store: store.unwrap_or_else(|| "ok".into()),
+            consumer: if standby {
+                "standby: another relais holds the lock and consumes".into()
+            } else if consuming {
                 "consuming".into()
             } else {
                 self.consumer_down
@@ -132,6 +182,8 @@ mod tests {
                 consumer: "not connected to the broker yet".into(),
                 registry: "not loaded".into(),
                 smtp: "ok".into(),
+                store: "ok".into(),
+                role: "starting".into(),
             }
         );
         health.registry_loaded();
@@ -155,6 +207,28 @@ mod tests {
         health.smtp_usable();
         assert!(health.readiness().ready);
         assert_eq!(health.readiness().smtp, "ok");
+    }
+
+    #[test]
+    fn a_standby_is_ready_and_says_so_and_an_unreachable_store_makes_relais_unready() {
+        let health = Health::default();
+        health.registry_loaded();
+        health.standby(true);
+        let standby = health.readiness();
+        assert!(standby.ready);
+        assert_eq!(standby.role, "standby");
+        health.standby(false);
+        health.consuming();
+        assert_eq!(health.readiness().role, "active");
+        health.store_unusable("the PostgreSQL store postgres://relais:***@db/relais: timed out");
+        let readiness = health.readiness();
+        assert!(!readiness.ready);
+        assert_eq!(
+            readiness.store,
+            "the PostgreSQL store postgres://relais:***@db/relais: timed out"
+        );
+        health.store_usable();
+        assert!(health.readiness().ready);
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod memory;
 pub mod outcome;
 pub mod relay;
 pub mod settings;
+pub mod standby;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -1403,13 +1403,19 @@ mod tests {
             ]
         );
 
-        std::fs::write(dir.path().join("store-url"), "postgres://relais:s3cret@localhost/relais\n")
-            .unwrap();
+        std::fs::write(
+            dir.path().join("store-url"),
+            "postgres://relais:s3cret@localhost/relais\n",
+        )
+        .unwrap();
         let credentials = dir.path().join("credentials");
         std::fs::create_dir(&credentials).unwrap();
         std::fs::rename(dir.path().join("store-url"), credentials.join("store-url")).unwrap();
         let from_credential = Settings::load_with_env(
-            Some(&write(dir.path(), &MINIMAL.replace("path = \"state/relais.db\"", ""))),
+            Some(&write(
+                dir.path(),
+                &MINIMAL.replace("path = \"state/relais.db\"", ""),
+            )),
             env(&[(CREDENTIALS_ENV, credentials.to_str().unwrap())]),
         )
         .unwrap();

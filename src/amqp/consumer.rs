@@ -27,6 +27,7 @@ use crate::amqp::topology::Topology;
 use crate::health::Health;
 use crate::relay::{Incoming, Relay};
 use crate::settings::{AmqpSettings, Settings};
+use crate::standby::Active;
 use crate::telemetry::events::Events;
 
 /// First wait between two connection attempts.
@@ -39,6 +40,7 @@ pub async fn consume(
     relay: Arc<Relay>,
     events: Events,
     health: Arc<Health>,
+    mut active: Active,
     shutdown: CancellationToken,
 ) {
     let amqp = &settings.amqp;
@@ -46,7 +48,21 @@ pub async fn consume(
     let topology = Topology::new(settings);
     let mut backoff = reconnect_backoff(RECONNECT_MIN);
     loop {
+        // A standby waits for the lock before it consumes anything.
+        if !*active.borrow() {
+            health.standby(true);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = active.wait_for(|active| *active) => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+            health.standby(false);
+        }
         let session = Session {
+            active: active.clone(),
             amqp,
             topology: &topology,
             relay: relay.clone(),
@@ -90,6 +106,8 @@ enum SessionEnd {
 
 /// One connection's worth of consuming.
 struct Session<'a> {
+    /// Whether this relais holds the standby lock (see `standby`).
+    active: Active,
     amqp: &'a AmqpSettings,
     topology: &'a Topology,
     relay: Arc<Relay>,
@@ -136,9 +154,14 @@ impl Session<'_> {
         );
 
         let in_flight = TaskTracker::new();
+        let mut active = self.active.clone();
         let end = loop {
             tokio::select! {
                 () = shutdown.cancelled() => break SessionEnd::Stopped,
+                // (With the SQLite store nothing sends: the branch never fires.)
+                Ok(_) = active.wait_for(|active| !*active) => {
+                    break SessionEnd::Lost("this relais lost the standby lock".into());
+                }
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
                         let relay = self.relay.clone();
@@ -151,7 +174,7 @@ impl Session<'_> {
             }
         };
 
-        if matches!(end, SessionEnd::Stopped) {
+        if !matches!(end, SessionEnd::Lost(_)) || !*self.active.borrow() {
             // Take no new alert; those already received but not started stay
             // unacked and return to the queue when the channel closes.
             let tag = consumer.tag();

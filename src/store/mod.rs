@@ -11,7 +11,7 @@
 //! relais can share). Both have the same schema, brought up to date by
 //! relais at start-up, one versioned step at a time.
 
-mod postgres;
+pub mod postgres;
 mod sqlite;
 
 use std::path::PathBuf;
@@ -161,6 +161,16 @@ impl Store {
     /// [`StoreError`] when it cannot be opened.
     pub fn sqlite(path: &std::path::Path) -> Result<Self, StoreError> {
         Ok(Self::Sqlite(sqlite::Store::open(path)?))
+    }
+
+    /// This store, telling `health` whether it can be reached (a
+    /// PostgreSQL store; a SQLite file is on this machine).
+    #[must_use]
+    pub fn watched_by(self, health: std::sync::Arc<crate::health::Health>) -> Self {
+        match self {
+            Self::Postgres(store) => Self::Postgres(store.watched_by(health)),
+            sqlite => sqlite,
+        }
     }
 
     /// The référents already emailed about `alert`, with the digest of

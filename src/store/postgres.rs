@@ -89,12 +89,58 @@ pub struct Store {
     writes: mpsc::Sender<Write>,
     /// The URL without its password, for error messages.
     url: Arc<str>,
+    /// Told whether PostgreSQL answers (readiness).
+    health: Option<Arc<crate::health::Health>>,
 }
 
 struct Write {
     delivery: SentEmail,
     digest: Digest,
     reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// A connection of its own to the database `settings` name, outside the
+/// pool (for the standby lock, which lives as long as its session).
+///
+/// # Errors
+/// [`StoreError::Postgres`] when PostgreSQL cannot be reached.
+pub async fn connect(settings: &StoreSettings) -> Result<tokio_postgres::Client, StoreError> {
+    let failed = |message: String| StoreError::Postgres {
+        url: settings.describe(),
+        message,
+    };
+    let secret = settings
+        .url
+        .as_ref()
+        .ok_or_else(|| failed("no store.url".into()))?;
+    let mut config: tokio_postgres::Config = secret
+        .expose_secret()
+        .parse()
+        .map_err(|_| failed("is not a PostgreSQL URL relais can use".into()))?;
+    config.connect_timeout(CONNECT_TIMEOUT);
+    config.application_name(format!("relais on {}", host_name()));
+    let connected = match &settings.ca_file {
+        Some(ca_file) => {
+            let tls = crate::tls::trusting("store.ca_file", ca_file)
+                .map_err(|error| failed(error.to_string()))?;
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
+            let (client, connection) = config
+                .connect(tls)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            tokio::spawn(connection);
+            client
+        }
+        None => {
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            tokio::spawn(connection);
+            client
+        }
+    };
+    Ok(connected)
 }
 
 impl Store {
@@ -137,7 +183,12 @@ impl Store {
             .build()
             .map_err(|error| failed(error.to_string()))?;
         let (writes, receiver) = mpsc::channel(QUEUE);
-        let store = Self { pool, writes, url };
+        let store = Self {
+            pool,
+            writes,
+            url,
+            health: None,
+        };
         store.migrate().await?;
         tokio::spawn(write_deliveries(store.clone(), receiver));
         Ok(store)
@@ -150,8 +201,22 @@ impl Store {
         }
     }
 
+    /// This store, telling `health` whether PostgreSQL answers.
+    #[must_use]
+    pub fn watched_by(mut self, health: Arc<crate::health::Health>) -> Self {
+        self.health = Some(health);
+        self
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(|error| self.error(error))
+        let got = self.pool.get().await.map_err(|error| self.error(error));
+        if let Some(health) = &self.health {
+            match &got {
+                Ok(_) => health.store_usable(),
+                Err(error) => health.store_unusable(error.to_string()),
+            }
+        }
+        got
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -530,6 +595,42 @@ impl Store {
             .map(drop)
             .map_err(|e| self.error(e))
     }
+}
+
+/// This machine's name, as `relais status` shows the active instance.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "an unknown host".into())
+}
+
+/// Who holds the advisory lock `key`: the `application_name` of its
+/// session (`relais on <host>`) and since when it is connected.
+///
+/// # Errors
+/// [`StoreError::Postgres`] when PostgreSQL cannot be reached.
+pub async fn lock_holder(
+    settings: &StoreSettings,
+    key: i64,
+) -> Result<Option<(String, OffsetDateTime)>, StoreError> {
+    let client = connect(settings).await?;
+    let bits = u64::from_ne_bytes(key.to_ne_bytes());
+    let high = i64::from(u32::try_from(bits >> 32).unwrap_or(0));
+    let low = i64::from(u32::try_from(bits & 0xffff_ffff).unwrap_or(0));
+    let row = client
+        .query_opt(
+            "SELECT a.application_name, extract(epoch FROM a.backend_start)::BIGINT
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+               AND l.classid::BIGINT = $1 AND l.objid::BIGINT = $2",
+            &[&high, &low],
+        )
+        .await
+        .map_err(|error| StoreError::Postgres {
+            url: settings.describe(),
+            message: error.to_string(),
+        })?;
+    Ok(row.map(|row| (row.get(0), instant(row.get(1)))))
 }
 
 fn escalation_step(row: &Row) -> EscalationStep {

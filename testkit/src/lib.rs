@@ -258,7 +258,26 @@ impl World {
         broker: Broker,
         env: &[(&str, &str)],
     ) -> Self {
-        Self::build(registry, smtp, broker, env, &format!("url = \"{BROKER}\"")).await
+        let amqp = format!("url = \"{BROKER}\"");
+        Self::build(registry, smtp, broker, env, &amqp, test_store()).await
+    }
+
+    /// As [`World::new`], on the PostgreSQL store whatever
+    /// `RELAIS_TEST_STORE` says (for what only it does: the standby).
+    pub async fn on_postgres(registry: &str) -> Self {
+        let server = std::env::var("RELAIS_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+        let amqp = format!("url = \"{BROKER}\"");
+        let smtp = SmtpServer::start().await;
+        Self::build(
+            registry,
+            smtp,
+            Broker::connect().await,
+            &[],
+            &amqp,
+            Some(server),
+        )
+        .await
     }
 
     /// As [`World::new`], on the nodes of a cluster (`amqp.urls`), the
@@ -267,7 +286,15 @@ impl World {
         let broker = Broker::connect_url(&urls[0]).await;
         let listed: Vec<String> = urls.iter().map(|url| format!("{url:?}")).collect();
         let amqp = format!("urls = [{}]", listed.join(", "));
-        Self::build(registry, SmtpServer::start().await, broker, env, &amqp).await
+        Self::build(
+            registry,
+            SmtpServer::start().await,
+            broker,
+            env,
+            &amqp,
+            test_store(),
+        )
+        .await
     }
 
     async fn build(
@@ -276,13 +303,14 @@ impl World {
         broker: Broker,
         env: &[(&str, &str)],
         amqp: &str,
+        postgres: Option<String>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let exchange = unique("alerts");
         let queue = unique("alerts");
         std::fs::write(dir.path().join("referents.toml"), registry).unwrap();
         let config = dir.path().join("relais.toml");
-        let database = match test_store() {
+        let database = match postgres {
             Some(server) => Some((server.clone(), postgres::database(&server, &queue).await)),
             None => None,
         };
@@ -412,10 +440,17 @@ delays = ["200ms", "400ms"]
     }
 
     pub fn spawn_binary(&self) -> Child {
+        self.spawn_binary_with(&[])
+    }
+
+    /// As [`World::spawn_binary`], with more settings overridden (e.g. a
+    /// second instance's `http.listen`).
+    pub fn spawn_binary_with(&self, env: &[(&str, &str)]) -> Child {
         Command::new(relais_binary())
             .args(["run", "--config"])
             .arg(&self.config)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

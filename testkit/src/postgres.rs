@@ -20,14 +20,22 @@ pub async fn database(server: &str, name: &str) -> String {
         })
         .collect();
     // One statement each: neither may run in a transaction block.
-    run(server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    run(
+        server,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await;
     run(server, &format!("CREATE DATABASE {name}")).await;
     name
 }
 
 /// Drops database `name`, closing the connections relais left.
 pub async fn drop_database(server: &str, name: &str) {
-    run(server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    run(
+        server,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await;
 }
 
 async fn run(server: &str, statement: &str) {
