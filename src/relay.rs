@@ -195,13 +195,9 @@ impl Relay {
         let digest = digest(alert);
 
         let _one_at_a_time = self.in_flight.lock(alert.id()).await;
-        let recorded = match self.store.served(alert.id()).await {
-            Ok(recorded) => recorded,
-            Err(error) => {
-                let error = format!("cannot check who already received the alert: {error}");
-                return (Verdict::Retry { error }, message.served.to_vec(), None);
-            }
-        };
+        let recorded = self
+            .hold_until_read(alert, || self.store.served(alert.id()))
+            .await;
         if recorded
             .iter()
             .any(|r| r.digest.is_some_and(|d| d != digest))
@@ -290,6 +286,39 @@ impl Relay {
         (verdict, served, self.first_step(registry, alert).await)
     }
 
+    /// What `read` reads from the store, however long the store takes to
+    /// answer again: an alert is held (unacked, in the broker's hands)
+    /// while the store cannot be read, never retried down the ladder nor
+    /// dead-lettered for it. relais is unready meanwhile (the store tells
+    /// `health`), and a stop request leaves the alert to the broker.
+    async fn hold_until_read<T, F, Fut>(&self, alert: &Alert, read: F) -> T
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
+    {
+        let mut waits = crate::amqp::connection::reconnect_backoff(Duration::from_millis(100));
+        let mut failures: u32 = 0;
+        loop {
+            match read().await {
+                Ok(value) => {
+                    if failures > 0 {
+                        self.events.store_back(alert, failures);
+                    }
+                    return value;
+                }
+                Err(error) => {
+                    failures += 1;
+                    let wait = waits
+                        .next()
+                        .unwrap_or(Duration::from_secs(5))
+                        .min(Duration::from_secs(5));
+                    self.events.store_unreadable(alert, &error, failures);
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
     /// The first step of `alert`'s escalation, if its route escalates,
     /// acknowledgement links go out, and no copy of it scheduled it yet.
     async fn first_step(&self, registry: &Registry, alert: &Alert) -> Option<NextStep> {
@@ -327,14 +356,9 @@ impl Relay {
             duplicates: 0,
         };
         let _one_at_a_time = self.in_flight.lock(alert.id()).await;
-        let retry = |error: String| {
-            let error = format!("cannot read the escalation state: {error}");
-            (Verdict::Retry { error }, message.served.to_vec(), None)
-        };
-        let steps = match self.store.escalation(alert.id()).await {
-            Ok(steps) => steps,
-            Err(error) => return retry(error.to_string()),
-        };
+        let steps = self
+            .hold_until_read(alert, || self.store.escalation(alert.id()))
+            .await;
         let after = registry.escalate_after(alert.kind(), alert.priority());
         let next = after
             .filter(|_| step < UNACKNOWLEDGED_STEP)
@@ -348,13 +372,12 @@ impl Relay {
             let next = next.filter(|n| steps.iter().all(|s| s.step != n.step));
             return (nothing, message.served.to_vec(), next);
         }
-        let (recorded, acknowledged) = match (
-            self.store.served(alert.id()).await,
-            self.store.acknowledged_networks(alert.id()).await,
-        ) {
-            (Ok(recorded), Ok(acknowledged)) => (recorded, acknowledged),
-            (Err(error), _) | (_, Err(error)) => return retry(error.to_string()),
-        };
+        let recorded = self
+            .hold_until_read(alert, || self.store.served(alert.id()))
+            .await;
+        let acknowledged = self
+            .hold_until_read(alert, || self.store.acknowledged_networks(alert.id()))
+            .await;
         let mut served: Vec<String> = message.served.to_vec();
         served.extend(recorded.into_iter().map(|r| r.referent_id));
         let now = OffsetDateTime::now_utc();

@@ -4,7 +4,12 @@
 //! In the middle of 1,000 alerts the active one is killed (SIGKILL, the
 //! mail server holding its answers so that no email is half sent): the
 //! standby takes over, and every alert is emailed once, none missing, none
-//! twice; `relais status` names the active instance.
+//! twice; `relais status` names the active instance. And PostgreSQL
+//! restarted in the middle of 1,000 alerts: relais holds its alerts while
+//! the store does not answer, then carries on; every alert emailed once,
+//! none dead-lettered.
+//!
+//! The tests take turns: one restarts the PostgreSQL the other uses.
 
 use relais_testkit as support;
 
@@ -14,6 +19,9 @@ use std::time::{Duration, Instant};
 use support::{REGISTRY, World, http_get, signal, wait_exit};
 
 const ALERTS: usize = 1000;
+
+/// One test at a time in this binary.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The `role` of `/readyz` on `port`, once it is `role` (or the last seen).
@@ -35,6 +43,7 @@ async fn wait_for_role(port: u16, role: &str) -> String {
 
 #[tokio::test]
 async fn the_standby_takes_over_when_the_active_relais_is_killed_and_nothing_is_sent_twice() {
+    let _turn = TURN.lock().await;
     // Arrange: 1,000 alerts, relais A active, relais B standby.
     let world = World::on_postgres(REGISTRY).await;
     world.smtp.set_latency(Duration::from_millis(5));
@@ -100,5 +109,56 @@ async fn the_standby_takes_over_when_the_active_relais_is_killed_and_nothing_is_
     assert!(twice.is_empty(), "emailed twice: {twice:?}");
     assert_eq!((after.len(), per_alert.len()), (ALERTS, ALERTS));
     assert_eq!(world.broker.depth(&world.dead()).await, 0);
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_postgresql_restart_in_the_middle_of_a_stream_holds_the_alerts_and_loses_nothing() {
+    let _turn = TURN.lock().await;
+    // Arrange
+    let world = World::on_postgres(REGISTRY).await;
+    world.smtp.set_latency(Duration::from_millis(2));
+    world.publish_stream("SOS75-PG", ALERTS).await;
+    let port = support::smtp::SmtpServer::free_port().await;
+    let mut relais =
+        world.spawn_binary_with(&[("RELAIS__HTTP__LISTEN", &format!("127.0.0.1:{port}"))]);
+    let logs = support::Logs::collect(&mut relais);
+
+    // Act: PostgreSQL restarts in the middle.
+    world.smtp.wait_for(300, WAIT).await;
+    tokio::task::spawn_blocking(support::postgres::restart)
+        .await
+        .unwrap();
+    let all = world.smtp.wait_for(ALERTS, WAIT).await;
+    let left = world.wait_for_depth(&world.queue, 0, WAIT).await;
+    let after = world
+        .smtp
+        .wait_for(ALERTS + 1, Duration::from_secs(2))
+        .await;
+    let (_, readiness) = http_get(port, "/readyz").await;
+    signal(&relais, "TERM");
+    wait_exit(&mut relais, WAIT).await;
+
+    // Assert: every alert once; nothing retried to exhaustion or dead.
+    let mut per_alert: BTreeMap<String, usize> = BTreeMap::new();
+    for mail in &after {
+        *per_alert.entry(mail.alert_id()).or_default() += 1;
+    }
+    let twice: Vec<_> = per_alert.iter().filter(|(_, n)| **n > 1).collect();
+    assert_eq!(left, 0, "{}", logs.all());
+    assert_eq!(all.len(), ALERTS);
+    assert!(twice.is_empty(), "emailed twice: {twice:?}");
+    assert_eq!((after.len(), per_alert.len()), (ALERTS, ALERTS));
+    assert_eq!(world.broker.depth(&world.dead()).await, 0, "{}", logs.all());
+    // The restart was felt: the lock's session ended, and relais took it
+    // again before consuming on.
+    assert!(
+        logs.count("lost the connection that holds the standby lock") >= 1,
+        "{}",
+        logs.all()
+    );
+    let readiness: serde_json::Value = serde_json::from_str(&readiness).unwrap();
+    assert_eq!(readiness["store"], "ok", "{readiness}");
+    assert_eq!(readiness["role"], "active", "{readiness}");
     world.cleanup().await;
 }

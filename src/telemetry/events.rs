@@ -244,6 +244,24 @@ impl Events {
         }
     }
 
+    /// The store cannot be read; the alert waits for it (logged at the
+    /// first failure and every tenth after it).
+    pub fn store_unreadable(&self, alert: &Alert, error: &StoreError, failures: u32) {
+        if failures == 1 || failures.is_multiple_of(10) {
+            warn!(
+                alert_id = %alert.id(),
+                %error,
+                failures,
+                "cannot read the store; the alert waits for it"
+            );
+        }
+    }
+
+    /// The store answers again after `failures` failed reads.
+    pub fn store_back(&self, alert: &Alert, failures: u32) {
+        info!(alert_id = %alert.id(), failures, "the store answers again");
+    }
+
     pub fn record_failed(&self, alert: &Alert, referent: &Referent, failure: &StoreError) {
         error!(
             alert_id = %alert.id(),

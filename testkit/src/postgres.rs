@@ -47,3 +47,25 @@ async fn run(server: &str, statement: &str) {
     drop(client);
     let _ = driver.await;
 }
+
+/// Restarts the machine's PostgreSQL cluster on port 5432 (as root, with
+/// Debian's `pg_ctlcluster`): every connection is cut, and the server
+/// refuses new ones for the few seconds it takes.
+pub fn restart() {
+    let clusters = std::process::Command::new("pg_lsclusters")
+        .arg("--no-header")
+        .output()
+        .expect("pg_lsclusters (Debian's postgresql-common)");
+    let listed = String::from_utf8_lossy(&clusters.stdout).into_owned();
+    let (version, name) = listed
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|fields| fields.get(2) == Some(&"5432"))
+        .map(|fields| (fields[0].to_owned(), fields[1].to_owned()))
+        .unwrap_or_else(|| panic!("no PostgreSQL cluster on port 5432: {listed}"));
+    let status = std::process::Command::new("pg_ctlcluster")
+        .args([&version, &name, "restart"])
+        .status()
+        .expect("pg_ctlcluster");
+    assert!(status.success(), "pg_ctlcluster {version} {name} restart");
+}
