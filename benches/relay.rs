@@ -167,7 +167,12 @@ async fn run(alerts: usize, steady_seconds: usize, full: bool) -> anyhow::Result
     // 2. The ceiling: the same queue, a consumer that only acks.
     let settings_dir = work.path();
     let sink = Sink::start().await?;
-    let config = write_settings(settings_dir, sink.port(), "bench.relais")?;
+    let config = write_settings(
+        settings_dir,
+        sink.port(),
+        "bench.relais",
+        "path = \"state/relais.db\"",
+    )?;
     let settings = Settings::load(Some(&config))?;
     let topology = Topology::new(&settings);
     let ceiling_queue = format!("bench.ceiling.{}", std::process::id());
@@ -380,6 +385,50 @@ async fn run(alerts: usize, steady_seconds: usize, full: bool) -> anyhow::Result
     if let Err(error) = check {
         anyhow::bail!("relais draining again: {error}");
     }
+
+    // 6. The first drain again, on a PostgreSQL store (an empty database
+    // on this machine's server), same queue, same alerts.
+    sink.reset();
+    let server = std::env::var("RELAIS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    let database =
+        relais_testkit::postgres::database(&server, &format!("bench_{}", std::process::id())).await;
+    let postgres_config = write_settings(
+        settings_dir,
+        sink.port(),
+        "bench.relais",
+        &format!("url = \"{server}/{database}\""),
+    )?;
+    publish_all(
+        &connection,
+        &settings.amqp.exchange,
+        "orientation_sociale",
+        &bodies,
+    )
+    .await?;
+    let mut relais = Relais::start(&postgres_config)?;
+    relais.wait_consuming(Duration::from_secs(30))?;
+    let cpu_at_start = relais.cpu()?;
+    let postgres_started = Instant::now();
+    sink.wait_for(emails, Duration::from_secs(600)).await;
+    let postgres_drain = postgres_started.elapsed();
+    let postgres_cpu = relais.cpu()? - cpu_at_start;
+    let check = sink.check(&expected);
+    relais.stop();
+    relais_testkit::postgres::drop_database(&server, &database).await;
+    let postgres_rate = alerts as f64 / postgres_drain.as_secs_f64();
+    results.push((
+        "relais drain on PostgreSQL".into(),
+        format!(
+            "{postgres_rate:.0} alerts/s = {:.0}% of the SQLite drain, {:.3} ms CPU/alert",
+            100.0 * postgres_rate / drain_rate,
+            postgres_cpu.as_secs_f64() * 1000.0 / alerts as f64
+        ),
+    ));
+    json.insert("postgres_drain_alerts_per_second".into(), postgres_rate.into());
+    if let Err(error) = check {
+        anyhow::bail!("relais drain on PostgreSQL: {error}");
+    }
     cleanup(&channel, &topology).await;
 
     // The report.
@@ -439,6 +488,11 @@ async fn run(alerts: usize, steady_seconds: usize, full: bool) -> anyhow::Result
             "start-up to consuming ≤ 200 ms",
             ms(consuming_after) <= 200.0,
             format!("{:.0} ms", ms(consuming_after)),
+        ),
+        (
+            "PostgreSQL drain ≥ 50% of the SQLite drain",
+            postgres_rate >= 0.5 * drain_rate,
+            format!("{:.0}%", 100.0 * postgres_rate / drain_rate),
         ),
         (
             "every alert emailed exactly as expected",
@@ -530,8 +584,12 @@ fn alert_body(id: &str, commune: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn write_settings(dir: &Path, smtp_port: u16, queue: &str) -> anyhow::Result<PathBuf> {
-    let path = dir.join("relais.toml");
+fn write_settings(dir: &Path, smtp_port: u16, queue: &str, store: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(if store.starts_with("url") {
+        "relais-postgres.toml"
+    } else {
+        "relais.toml"
+    });
     let queue = format!("{queue}.{}", std::process::id());
     let territories = relais_testkit::TERRITORIES;
     // Acknowledgement links in every email, and the alerts' events, as a
@@ -565,7 +623,7 @@ path = "referents.json"
 path = "{territories}"
 
 [store]
-path = "state/relais.db"
+{store}
 
 [http]
 listen = ""
