@@ -425,7 +425,10 @@ async fn run(alerts: usize, steady_seconds: usize, full: bool) -> anyhow::Result
             postgres_cpu.as_secs_f64() * 1000.0 / alerts as f64
         ),
     ));
-    json.insert("postgres_drain_alerts_per_second".into(), postgres_rate.into());
+    json.insert(
+        "postgres_drain_alerts_per_second".into(),
+        postgres_rate.into(),
+    );
     if let Err(error) = check {
         anyhow::bail!("relais drain on PostgreSQL: {error}");
     }

@@ -130,7 +130,7 @@ async fn metrics_count_a_known_scenario_exactly_and_carry_no_patient_data() {
         (status, body.as_str()),
         (
             200,
-            r#"{"ready":true,"consumer":"consuming","registry":"loaded","smtp":"ok"}"#
+            r#"{"ready":true,"consumer":"consuming","registry":"loaded","smtp":"ok","store":"ok","role":"active"}"#
         )
     );
     assert_eq!(http_get(port, "/healthz").await.0, 200);

@@ -207,10 +207,7 @@ pub fn alert(id: &str, kind: &str, commune: &str) -> Vec<u8> {
 /// or `None`: the SQLite store, the default.
 pub fn test_store() -> Option<String> {
     match std::env::var("RELAIS_TEST_STORE").ok()?.as_str() {
-        "postgres" => Some(
-            std::env::var("RELAIS_TEST_POSTGRES")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned()),
-        ),
+        "postgres" => Some(postgres::server()),
         _ => None,
     }
 }
@@ -265,8 +262,7 @@ impl World {
     /// As [`World::new`], on the PostgreSQL store whatever
     /// `RELAIS_TEST_STORE` says (for what only it does: the standby).
     pub async fn on_postgres(registry: &str) -> Self {
-        let server = std::env::var("RELAIS_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+        let server = postgres::server();
         let amqp = format!("url = \"{BROKER}\"");
         let smtp = SmtpServer::start().await;
         Self::build(
@@ -283,18 +279,22 @@ impl World {
     /// As [`World::new`], on the nodes of a cluster (`amqp.urls`), the
     /// test's own client connected to the first.
     pub async fn on_cluster(registry: &str, urls: &[String], env: &[(&str, &str)]) -> Self {
+        Self::on_cluster_with_store(registry, urls, env, test_store()).await
+    }
+
+    /// As [`World::on_cluster`], on the PostgreSQL server `postgres` (or
+    /// SQLite with `None`) whatever `RELAIS_TEST_STORE` says.
+    pub async fn on_cluster_with_store(
+        registry: &str,
+        urls: &[String],
+        env: &[(&str, &str)],
+        postgres: Option<String>,
+    ) -> Self {
         let broker = Broker::connect_url(&urls[0]).await;
         let listed: Vec<String> = urls.iter().map(|url| format!("{url:?}")).collect();
         let amqp = format!("urls = [{}]", listed.join(", "));
-        Self::build(
-            registry,
-            SmtpServer::start().await,
-            broker,
-            env,
-            &amqp,
-            test_store(),
-        )
-        .await
+        let smtp = SmtpServer::start().await;
+        Self::build(registry, smtp, broker, env, &amqp, postgres).await
     }
 
     async fn build(

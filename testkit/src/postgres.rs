@@ -6,6 +6,12 @@
 
 use tokio_postgres::NoTls;
 
+/// The tests' PostgreSQL server: `RELAIS_TEST_POSTGRES`, or the machine's.
+pub fn server() -> String {
+    std::env::var("RELAIS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
 /// Creates the empty database for `name` (any name; made a valid
 /// identifier) on `server`, and returns the database's name.
 pub async fn database(server: &str, name: &str) -> String {
