@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use support::rabbitmq::Cluster;
-use support::{Broker, REGISTRY, World, http_get, signal, wait_exit};
+use support::{Broker, REGISTRY, World, signal, wait_exit, wait_for_role};
 
 const ALERTS: usize = 1000;
 const WAIT: Duration = Duration::from_secs(120);
@@ -49,23 +49,6 @@ async fn on_a_cluster_every_alert_is_emailed_once_when_the_leader_or_a_follower_
     stop_a_node_in_the_middle(cluster, "follower", |leader| (leader + 1) % 3).await;
 }
 
-/// The `role` of `/readyz` on `port`, once it is `role` (or the last seen).
-async fn wait_for_role(port: u16, role: &str) -> String {
-    let deadline = std::time::Instant::now() + WAIT;
-    let mut seen = String::new();
-    while std::time::Instant::now() < deadline {
-        let (_, body) = http_get(port, "/readyz").await;
-        if let Ok(readiness) = serde_json::from_str::<serde_json::Value>(&body) {
-            seen = readiness["role"].as_str().unwrap_or_default().to_owned();
-            if seen == role {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    seen
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_active_relais_killed_the_leader_node_stopped_and_postgresql_restarted_in_one_stream_lose_nothing()
  {
@@ -94,16 +77,7 @@ async fn the_active_relais_killed_the_leader_node_stopped_and_postgresql_restart
 
     // Act 1: A is killed, its emails in flight unanswered.
     world.smtp.wait_for(200, WAIT).await;
-    world.smtp.hold();
-    let mut held = 0;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = world.smtp.held();
-        if now > 0 && now == held {
-            break;
-        }
-        held = now;
-    }
+    let held = world.smtp.hold_in_flight().await;
     signal(&a, "KILL");
     wait_exit(&mut a, WAIT).await;
     world.smtp.drop_held();

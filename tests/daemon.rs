@@ -77,21 +77,7 @@ async fn sigkill_in_the_middle_of_a_stream_then_a_restart_loses_nothing_and_emai
     // The mail server stops answering, so the kill lands while every email
     // in flight is unanswered (not accepted); emails accepted just before
     // are given time to be recorded.
-    world.smtp.hold();
-    let mut held = 0;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = world.smtp.held();
-        eprintln!(
-            "held {now} mails {} attempts {}",
-            world.smtp.mails().len(),
-            world.smtp.attempts()
-        );
-        if now > 0 && now == held {
-            break;
-        }
-        held = now;
-    }
+    let held = world.smtp.hold_in_flight().await;
     assert!(held > 0, "emails are in flight at the kill");
 
     // Act: a crash, then the server drops what it never answered.

@@ -14,32 +14,15 @@
 use relais_testkit as support;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{REGISTRY, World, http_get, signal, wait_exit};
+use support::{REGISTRY, World, http_get, signal, wait_exit, wait_for_role};
 
 const ALERTS: usize = 1000;
 
 /// One test at a time in this binary.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const WAIT: Duration = Duration::from_secs(60);
-
-/// The `role` of `/readyz` on `port`, once it is `role` (or the last seen).
-async fn wait_for_role(port: u16, role: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    let mut seen = String::new();
-    while Instant::now() < deadline {
-        let (_, body) = http_get(port, "/readyz").await;
-        if let Ok(readiness) = serde_json::from_str::<serde_json::Value>(&body) {
-            seen = readiness["role"].as_str().unwrap_or_default().to_owned();
-            if seen == role {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    seen
-}
 
 #[tokio::test]
 async fn the_standby_takes_over_when_the_active_relais_is_killed_and_nothing_is_sent_twice() {
@@ -63,16 +46,7 @@ async fn the_standby_takes_over_when_the_active_relais_is_killed_and_nothing_is_
 
     // Act: A dies in the middle, its emails in flight unanswered.
     world.smtp.wait_for(300, WAIT).await;
-    world.smtp.hold();
-    let mut held = 0;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = world.smtp.held();
-        if now > 0 && now == held {
-            break;
-        }
-        held = now;
-    }
+    let held = world.smtp.hold_in_flight().await;
     assert!(held > 0, "emails are in flight at the kill");
     signal(&a, "KILL");
     wait_exit(&mut a, WAIT).await;

@@ -19,6 +19,7 @@ use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Row;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::alert::AlertId;
 use crate::settings::StoreSettings;
@@ -99,12 +100,12 @@ struct Write {
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
-/// A connection of its own to the database `settings` name, outside the
-/// pool (for the standby lock, which lives as long as its session).
-///
-/// # Errors
-/// [`StoreError::Postgres`] when PostgreSQL cannot be reached.
-pub async fn connect(settings: &StoreSettings) -> Result<tokio_postgres::Client, StoreError> {
+/// How to reach the database `settings` name: the parsed URL (sessions
+/// named `relais on <host>`, for `relais status`), and TLS when
+/// `store.ca_file` is given.
+fn reach(
+    settings: &StoreSettings,
+) -> Result<(tokio_postgres::Config, Option<MakeRustlsConnect>), StoreError> {
     let failed = |message: String| StoreError::Postgres {
         url: settings.describe(),
         message,
@@ -119,15 +120,30 @@ pub async fn connect(settings: &StoreSettings) -> Result<tokio_postgres::Client,
         .map_err(|_| failed("is not a PostgreSQL URL relais can use".into()))?;
     config.connect_timeout(CONNECT_TIMEOUT);
     config.application_name(format!("relais on {}", host_name()));
-    let connected = match &settings.ca_file {
-        Some(ca_file) => {
-            let tls = crate::tls::trusting("store.ca_file", ca_file)
-                .map_err(|error| failed(error.to_string()))?;
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
-            let (client, connection) = config
-                .connect(tls)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
+    let tls = match &settings.ca_file {
+        Some(ca_file) => Some(MakeRustlsConnect::new(
+            crate::tls::trusting("store.ca_file", ca_file)
+                .map_err(|error| failed(error.to_string()))?,
+        )),
+        None => None,
+    };
+    Ok((config, tls))
+}
+
+/// A connection of its own to the database `settings` name, outside the
+/// pool (for the standby lock, which lives as long as its session).
+///
+/// # Errors
+/// [`StoreError::Postgres`] when PostgreSQL cannot be reached.
+pub async fn connect(settings: &StoreSettings) -> Result<tokio_postgres::Client, StoreError> {
+    let (config, tls) = reach(settings)?;
+    let failed = |error: tokio_postgres::Error| StoreError::Postgres {
+        url: settings.describe(),
+        message: error.to_string(),
+    };
+    let client = match tls {
+        Some(tls) => {
+            let (client, connection) = config.connect(tls).await.map_err(failed)?;
             tokio::spawn(connection);
             client
         }
@@ -135,12 +151,12 @@ pub async fn connect(settings: &StoreSettings) -> Result<tokio_postgres::Client,
             let (client, connection) = config
                 .connect(tokio_postgres::NoTls)
                 .await
-                .map_err(|e| failed(e.to_string()))?;
+                .map_err(failed)?;
             tokio::spawn(connection);
             client
         }
     };
-    Ok(connected)
+    Ok(client)
 }
 
 impl Store {
@@ -155,24 +171,12 @@ impl Store {
             url: url.to_string(),
             message,
         };
-        let secret = settings
-            .url
-            .as_ref()
-            .ok_or_else(|| failed("no store.url".into()))?;
-        let config: tokio_postgres::Config = secret
-            .expose_secret()
-            .parse()
-            .map_err(|_| failed("is not a PostgreSQL URL relais can use".into()))?;
+        let (config, tls) = reach(settings)?;
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager = match &settings.ca_file {
-            Some(ca_file) => {
-                let tls = crate::tls::trusting("store.ca_file", ca_file)
-                    .map_err(|error| failed(error.to_string()))?;
-                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
-                Manager::from_config(config, tls, manager_config)
-            }
+        let manager = match tls {
+            Some(tls) => Manager::from_config(config, tls, manager_config),
             None => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
         };
         let pool = Pool::builder(manager)

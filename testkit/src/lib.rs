@@ -602,6 +602,24 @@ impl Logs {
     }
 }
 
+/// The `role` that `/readyz` on `port` says (`active`, `standby`), once
+/// it is `role`, or the last one seen after a minute.
+pub async fn wait_for_role(port: u16, role: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    while tokio::time::Instant::now() < deadline {
+        let (_, body) = http_get(port, "/readyz").await;
+        if let Ok(readiness) = serde_json::from_str::<serde_json::Value>(&body) {
+            seen = readiness["role"].as_str().unwrap_or_default().to_owned();
+            if seen == role {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen
+}
+
 /// Sends a signal (`TERM`, `KILL`, `HUP`) to a process.
 pub fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")

@@ -257,6 +257,23 @@ impl SmtpServer {
         self.state.lock().unwrap().script.held = true;
     }
 
+    /// Holds the answers (see [`SmtpServer::hold`]) and waits until the
+    /// transactions in flight all wait, so that a kill then lands while no
+    /// email is half accepted; returns how many wait (at most 10 s).
+    pub async fn hold_in_flight(&self) -> usize {
+        self.hold();
+        let mut held = 0;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = self.held();
+            if now > 0 && now == held {
+                break;
+            }
+            held = now;
+        }
+        held
+    }
+
     /// Ends a hold: the transactions that waited are dropped unanswered (as
     /// a server does when its client went away); new ones are accepted.
     pub fn drop_held(&self) {
