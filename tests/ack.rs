@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use relais::ack::token::{Link, Signer};
 use support::browser::Browser;
-use support::smtp::SmtpServer;
 use support::{REGISTRY, World, alert, http_request};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -20,21 +19,8 @@ const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-only";
 #[tokio::test]
 async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_changes_nothing() {
     // Arrange: relais with acknowledgement pages, a queue for the events.
-    let port = SmtpServer::free_port().await;
-    let listen = format!("127.0.0.1:{port}");
+    let (world, port) = World::with_ack(REGISTRY, SECRET, &[]).await;
     let public = format!("http://127.0.0.1:{port}");
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("ack-key");
-    std::fs::write(&key, SECRET).unwrap();
-    let world = World::with_env(
-        REGISTRY,
-        &[
-            ("RELAIS__ACK__LISTEN", listen.as_str()),
-            ("RELAIS__ACK__PUBLIC_URL", public.as_str()),
-            ("RELAIS__ACK__KEY_FILE", key.to_str().unwrap()),
-        ],
-    )
-    .await;
     let events = world.bind_events("acknowledged").await;
     let app = world.spawn();
     world

@@ -50,28 +50,17 @@ email = "permanence@paris.test"
 fallback = true
 "#;
 
-/// A world whose relais sends acknowledgement links; returns it with the
-/// port of the acknowledgement pages.
-async fn world() -> (World, u16, tempfile::TempDir) {
-    let port = support::smtp::SmtpServer::free_port().await;
+/// A world whose relais sends acknowledgement links and serves /metrics;
+/// returns it with the port of the acknowledgement pages.
+async fn world() -> (World, u16) {
     let metrics = support::smtp::SmtpServer::free_port().await;
     let metrics = format!("127.0.0.1:{metrics}");
-    let listen = format!("127.0.0.1:{port}");
-    let public = format!("http://127.0.0.1:{port}");
-    let keys = tempfile::tempdir().unwrap();
-    let key = keys.path().join("ack-key");
-    std::fs::write(&key, SECRET).unwrap();
-    let world = World::with_env(
+    World::with_ack(
         REGISTRY,
-        &[
-            ("RELAIS__ACK__LISTEN", listen.as_str()),
-            ("RELAIS__ACK__PUBLIC_URL", public.as_str()),
-            ("RELAIS__ACK__KEY_FILE", key.to_str().unwrap()),
-            ("RELAIS__HTTP__LISTEN", metrics.as_str()),
-        ],
+        SECRET,
+        &[("RELAIS__HTTP__LISTEN", metrics.as_str())],
     )
-    .await;
-    (world, port, keys)
+    .await
 }
 
 fn recipients(mails: &[Mail]) -> Vec<String> {
@@ -113,7 +102,7 @@ fn pending(world: &World) -> Value {
 async fn an_alert_nobody_acknowledges_climbs_to_the_deputy_then_the_fallback_then_is_unacknowledged_across_a_sigkill()
  {
     // Arrange
-    let (world, _port, _keys) = world().await;
+    let (world, _port) = world().await;
     let queue = world.bind_events("#").await;
     let escalation = format!("{}.escalation.3s", world.queue);
     let mut relais = world.spawn_binary();
@@ -215,7 +204,7 @@ async fn an_alert_nobody_acknowledges_climbs_to_the_deputy_then_the_fallback_the
 #[tokio::test]
 async fn an_acknowledgement_stops_the_chain() {
     // Arrange
-    let (world, port, _keys) = world().await;
+    let (world, port) = world().await;
     let queue = world.bind_events("#").await;
     let escalation = format!("{}.escalation.3s", world.queue);
     let app = world.spawn();

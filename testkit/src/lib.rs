@@ -225,6 +225,9 @@ pub struct World {
     /// The PostgreSQL database of this world's store, if it has one
     /// (`RELAIS_TEST_STORE=postgres`): server URL and database name.
     pub database: Option<(String, String)>,
+    /// The folder of the secrets given to relais (the acknowledgement key),
+    /// removed with the world.
+    pub keys: Option<TempDir>,
 }
 
 impl World {
@@ -239,6 +242,27 @@ impl World {
     /// would, e.g. `("RELAIS__AMQP__DELIVERY_LIMIT", "2")`.
     pub async fn with_env(registry: &str, env: &[(&str, &str)]) -> Self {
         Self::with_server(registry, SmtpServer::start().await, env).await
+    }
+
+    /// As [`World::with_env`], with acknowledgement links on: the pages on
+    /// `127.0.0.1:<port>` (returned), signed with `secret` (written in the
+    /// world's folder).
+    pub async fn with_ack(registry: &str, secret: &[u8], env: &[(&str, &str)]) -> (Self, u16) {
+        let port = SmtpServer::free_port().await;
+        let listen = format!("127.0.0.1:{port}");
+        let public = format!("http://127.0.0.1:{port}");
+        let keys = tempfile::tempdir().unwrap();
+        let key = keys.path().join("ack-key");
+        std::fs::write(&key, secret).unwrap();
+        let mut all = vec![
+            ("RELAIS__ACK__LISTEN", listen.as_str()),
+            ("RELAIS__ACK__PUBLIC_URL", public.as_str()),
+            ("RELAIS__ACK__KEY_FILE", key.to_str().unwrap()),
+        ];
+        all.extend_from_slice(env);
+        let mut world = Self::with_env(registry, &all).await;
+        world.keys = Some(keys);
+        (world, port)
     }
 
     /// As [`World::with_env`], with a given SMTP server (e.g. one that
@@ -375,6 +399,7 @@ delays = ["200ms", "400ms"]
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             database,
+            keys: None,
         };
         Topology::new(&world.settings())
             .declare(&world.broker.channel)
