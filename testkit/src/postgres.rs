@@ -75,3 +75,90 @@ pub fn restart() {
         .expect("pg_ctlcluster");
     assert!(status.success(), "pg_ctlcluster {version} {name} restart");
 }
+
+/// A PostgreSQL server of a test's own, on a loopback port, that speaks TLS
+/// with a certificate of a [`crate::TestCa`]: made with `initdb` in a
+/// temporary folder (as the `postgres` user: PostgreSQL refuses to run as
+/// root), stopped and removed by a shell beside it when the test process
+/// ends. The machine's server is untouched.
+pub struct TlsServer {
+    /// The shell that stops the server when this process ends.
+    _keeper: std::process::Child,
+    pub port: u16,
+}
+
+impl TlsServer {
+    /// Starts it with the certificate `cert_pem` and key `key_pem`, trust
+    /// authentication for `postgres` from 127.0.0.1 over TLS only.
+    pub fn start(cert_pem: &str, key_pem: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt as _;
+        use std::os::unix::process::CommandExt as _;
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server (scripts/postgresql)")
+            .filter_map(Result::ok)
+            .map(|version| version.path().join("bin"))
+            .find(|bin| bin.join("initdb").exists())
+            .expect("initdb under /usr/lib/postgresql/<version>/bin");
+        let dir = tempfile::Builder::new()
+            .prefix("relais-pg-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        std::fs::write(dir.join("server.crt"), cert_pem).unwrap();
+        std::fs::write(dir.join("server.key"), key_pem).unwrap();
+        std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        let owned = std::process::Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .expect("chown");
+        assert!(owned.success(), "chown the test server's folder to postgres");
+        let data = dir.join("data");
+        let init = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "-D"])
+            .arg(&data)
+            .output()
+            .expect("initdb");
+        assert!(init.status.success(), "initdb: {}", String::from_utf8_lossy(&init.stderr));
+        // TLS only, from 127.0.0.1.
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "hostssl all postgres 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
+        let port = crate::rabbitmq::free_port();
+        let script = r#"
+            runuser -u postgres -- "$0" -D "$1/data" -p "$2" -k "$1" \
+              -c listen_addresses=127.0.0.1 -c ssl=on \
+              -c ssl_cert_file="$1/server.crt" -c ssl_key_file="$1/server.key" \
+              >"$1/server.log" 2>&1 &
+            trap '' TERM
+            while kill -0 "$PPID" 2>/dev/null; do sleep 1; done
+            kill -TERM $!; wait; rm -rf "$1""#;
+        let keeper = std::process::Command::new("sh")
+            .args(["-c", script])
+            .arg(bin.join("postgres"))
+            .arg(&dir)
+            .arg(port.to_string())
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("start a PostgreSQL server");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the test's PostgreSQL did not listen: {}",
+                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Self {
+            _keeper: keeper,
+            port,
+        }
+    }
+}
