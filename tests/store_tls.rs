@@ -61,7 +61,10 @@ async fn the_postgresql_store_speaks_tls_with_the_authority_of_store_ca_file_and
         .await
         .unwrap();
     let tls: bool = session
-        .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -75,7 +78,9 @@ async fn the_postgresql_store_speaks_tls_with_the_authority_of_store_ca_file_and
         panic!("a server certificate of another authority was accepted");
     };
     assert!(
-        error.to_string().contains("the PostgreSQL store postgres://postgres@localhost"),
+        error
+            .to_string()
+            .contains("the PostgreSQL store postgres://postgres@localhost"),
         "{error}"
     );
 }

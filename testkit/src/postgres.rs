@@ -106,14 +106,20 @@ impl TlsServer {
             .keep();
         std::fs::write(dir.join("server.crt"), cert_pem).unwrap();
         std::fs::write(dir.join("server.key"), key_pem).unwrap();
-        std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600))
-            .unwrap();
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         let owned = std::process::Command::new("chown")
             .args(["-R", "postgres:postgres"])
             .arg(&dir)
             .status()
             .expect("chown");
-        assert!(owned.success(), "chown the test server's folder to postgres");
+        assert!(
+            owned.success(),
+            "chown the test server's folder to postgres"
+        );
         let data = dir.join("data");
         let init = std::process::Command::new("runuser")
             .args(["-u", "postgres", "--"])
@@ -122,7 +128,11 @@ impl TlsServer {
             .arg(&data)
             .output()
             .expect("initdb");
-        assert!(init.status.success(), "initdb: {}", String::from_utf8_lossy(&init.stderr));
+        assert!(
+            init.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
         // TLS only, from 127.0.0.1.
         std::fs::write(
             data.join("pg_hba.conf"),
