@@ -429,6 +429,30 @@ impl OperationLog {
     }
 }
 
+impl Pending {
+    /// Where its escalation chain stands, from the chain's `steps`: the
+    /// next step not carried out, and when the last one declared it
+    /// unacknowledged.
+    fn chain(&mut self, steps: &[EscalationStep]) {
+        self.next = steps.iter().find(|s| s.done_at.is_none()).copied();
+        self.unacknowledged_at = steps
+            .iter()
+            .find(|s| s.step == UNACKNOWLEDGED_STEP)
+            .and_then(|s| s.done_at);
+    }
+}
+
+/// Creates the folder of the SQLite file `path`, if it has one.
+fn create_folder(path: &std::path::Path) -> Result<(), StoreError> {
+    match path.parent().filter(|f| !f.as_os_str().is_empty()) {
+        Some(folder) => std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
+            path: folder.to_owned(),
+            source,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Seconds since the Unix epoch, as both engines store times.
 fn instant(unix: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)

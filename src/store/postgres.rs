@@ -26,7 +26,7 @@ use crate::settings::StoreSettings;
 
 use super::{
     Acknowledged, Digest, EscalationStep, Operation, Pending, SentEmail, Served, StoreError,
-    UNACKNOWLEDGED_STEP, instant, referent_list,
+    instant, referent_list,
 };
 
 /// Deliveries waiting for the writer; bounded, as for SQLite.
@@ -501,17 +501,16 @@ impl Store {
         for row in &rows {
             let alert_id: String = row.get(0);
             let steps = self.escalation(&alert_id).await?;
-            pending.push(Pending {
+            let mut alert = Pending {
                 network: row.get(1),
                 since: instant(row.get(2)),
                 referents: referent_list(row.get(3)),
-                next: steps.iter().find(|s| s.done_at.is_none()).copied(),
-                unacknowledged_at: steps
-                    .iter()
-                    .find(|s| s.step == UNACKNOWLEDGED_STEP)
-                    .and_then(|s| s.done_at),
+                next: None,
+                unacknowledged_at: None,
                 alert_id,
-            });
+            };
+            alert.chain(&steps);
+            pending.push(alert);
         }
         Ok(pending)
     }

@@ -21,7 +21,7 @@ use crate::alert::AlertId;
 
 use super::{
     Acknowledged, Digest, EscalationStep, Operation, Pending, SentEmail, Served, StoreError,
-    UNACKNOWLEDGED_STEP, instant, referent_list,
+    create_folder, instant, referent_list,
 };
 
 /// Requests waiting for the store thread; bounded so that a stuck disk
@@ -58,12 +58,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`] when the file cannot be opened or initialised.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
-            std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
-                path: folder.to_owned(),
-                source,
-            })?;
-        }
+        create_folder(path)?;
         let connection = open_connection(path, OpenFlags::default())?;
         // Opened after the writer, which created the file and its WAL.
         let reader = open_connection(path, read_only())?;
@@ -506,12 +501,7 @@ impl OperationLog {
     /// # Errors
     /// [`StoreError`] when the store cannot be opened for writing.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
-            std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
-                path: folder.to_owned(),
-                source,
-            })?;
-        }
+        create_folder(path)?;
         Ok(Self {
             connection: open_connection(path, OpenFlags::default())?,
             path: path.to_owned(),
@@ -655,12 +645,7 @@ impl AuditReader {
         })?;
         let mut pending: Vec<Pending> = rows.collect::<Result<_, _>>()?;
         for alert in &mut pending {
-            let steps = escalation(&self.connection, &alert.alert_id)?;
-            alert.next = steps.iter().find(|s| s.done_at.is_none()).copied();
-            alert.unacknowledged_at = steps
-                .iter()
-                .find(|s| s.step == UNACKNOWLEDGED_STEP)
-                .and_then(|s| s.done_at);
+            alert.chain(&escalation(&self.connection, &alert.alert_id)?);
         }
         Ok(pending)
     }
