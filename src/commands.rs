@@ -611,7 +611,7 @@ async fn active_instance(settings: &Settings) -> Option<String> {
     settings.store.url.as_ref()?;
     let key = crate::standby::lock_key(&settings.amqp.queue);
     Some(
-        match crate::store::postgres::lock_holder(&settings.store, key).await {
+        match crate::standby::lock_holder(&settings.store, key).await {
             Ok(Some((name, since))) => format!(
                 "active: {} (connected since {}); any other relais of this queue is standby",
                 printable(&name),

@@ -17,12 +17,13 @@
 
 use std::time::Duration;
 
+use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::settings::StoreSettings;
-use crate::store::postgres;
+use crate::store::{StoreError, postgres};
 
 /// How often a standby tries the lock, and an active relais checks that
 /// its lock's connection is alive.
@@ -52,6 +53,38 @@ pub fn lock_key(queue: &str) -> i64 {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// Who holds the lock `key`: the `application_name` of its session
+/// (`relais on <host>`) and since when it is connected (for `relais
+/// status`).
+///
+/// # Errors
+/// [`StoreError::Postgres`] when PostgreSQL cannot be reached.
+pub async fn lock_holder(
+    store: &StoreSettings,
+    key: i64,
+) -> Result<Option<(String, OffsetDateTime)>, StoreError> {
+    let client = postgres::connect(store).await?;
+    // An advisory lock on one 64-bit key shows as two 32-bit halves.
+    let bits = u64::from_ne_bytes(key.to_ne_bytes());
+    let high = i64::from(u32::try_from(bits >> 32).unwrap_or(0));
+    let low = i64::from(u32::try_from(bits & 0xffff_ffff).unwrap_or(0));
+    let row = client
+        .query_opt(
+            "SELECT a.application_name, extract(epoch FROM a.backend_start)::BIGINT
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+               AND l.classid::BIGINT = $1 AND l.objid::BIGINT = $2",
+            &[&high, &low],
+        )
+        .await
+        .map_err(|error| postgres::failed(store, error))?;
+    Ok(row.map(|row| {
+        let since =
+            OffsetDateTime::from_unix_timestamp(row.get(1)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        (row.get(0), since)
+    }))
 }
 
 async fn hold_the_lock(

@@ -7,21 +7,35 @@
 //! address, the Message-ID and the server's reply: never the alert's content.
 //!
 //! Two engines behind one interface: SQLite (`store.path`, the default, a
-//! file on this machine) and PostgreSQL (`store.url`, a database several
-//! relais can share). Both have the same schema, brought up to date by
-//! relais at start-up, one versioned step at a time.
+//! file on this machine, `sqlite.rs`) and PostgreSQL (`store.url`, a
+//! database several relais can share, `postgres.rs`). The engines only run
+//! statements and return rows ([`value`]); every operation is written once,
+//! here, in the SQL both understand, and what is derived from the rows (how
+//! long an acknowledgement waited, the pending alerts) is computed here
+//! once. Both engines have the same schema ([`schema`]: each step written
+//! for both under one version number), brought up to date by relais at
+//! start-up. Writes of deliveries that arrive together share one
+//! transaction (group commit), so that durability does not cost one disk
+//! flush per email under load.
 
 pub mod postgres;
+mod schema;
 mod sqlite;
+mod value;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::alert::AlertId;
+use crate::health::Health;
 use crate::settings::StoreSettings;
+use value::{Row, Value};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -36,11 +50,11 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error(
-        "the store {path} has schema version {version}, and this relais knows up to {known}: \
+        "the store {store} has schema version {version}, and this relais knows up to {known}: \
          it was written by a newer relais; run that version, or restore the store's backup"
     )]
     Newer {
-        path: PathBuf,
+        store: String,
         version: usize,
         known: usize,
     },
@@ -48,12 +62,31 @@ pub enum StoreError {
     Thread(std::io::Error),
     #[error("the store failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("the PostgreSQL store {url}: {cause}")]
+    Postgres { url: String, cause: PostgresCause },
+    /// A group commit failed: each delivery of the batch gets its cause.
     #[error("the store could not write: {0}")]
-    Write(String),
+    Write(Arc<StoreError>),
+    #[error("the store's data is not what this relais expects: {0}")]
+    Shape(String),
+    #[error("the store was opened to be read only")]
+    ReadOnly,
     #[error("the store is closed")]
     Closed,
-    #[error("the PostgreSQL store {url}: {message}")]
-    Postgres { url: String, message: String },
+}
+
+/// Why the PostgreSQL store failed.
+#[derive(Debug, Error)]
+pub enum PostgresCause {
+    /// `store.url` or `store.ca_file` cannot be used.
+    #[error("{0}")]
+    Settings(String),
+    /// No connection could be had (PostgreSQL down, unreachable, refusing).
+    #[error("{0}")]
+    Pool(deadpool_postgres::PoolError),
+    /// A statement failed, or the connection broke during it.
+    #[error("{0}")]
+    Query(tokio_postgres::Error),
 }
 
 /// The SHA-256 of an alert's content in its canonical form: what tells two
@@ -135,54 +168,184 @@ pub struct Operation {
     pub count: usize,
 }
 
+/// One statement of a write, with its parameters.
+type Statement = (&'static str, Vec<Value>);
+
+/// The engine that holds the store.
+#[derive(Clone)]
+enum Engine {
+    Sqlite(sqlite::Engine),
+    Postgres(postgres::Engine),
+}
+
+impl Engine {
+    /// A point read: one key's rows (SQLite: on the caller's thread).
+    async fn read(
+        &self,
+        sql: &'static str,
+        parameters: Vec<Value>,
+    ) -> Result<Vec<Row>, StoreError> {
+        match self {
+            Self::Sqlite(engine) => engine.read(sql, &parameters),
+            Self::Postgres(engine) => engine.read(sql, &parameters).await,
+        }
+    }
+
+    /// A long read, that must hold up no point read.
+    async fn scan(
+        &self,
+        sql: &'static str,
+        parameters: Vec<Value>,
+    ) -> Result<Vec<Row>, StoreError> {
+        match self {
+            Self::Sqlite(engine) => engine.scan(sql, parameters).await,
+            Self::Postgres(engine) => engine.read(sql, &parameters).await,
+        }
+    }
+
+    /// `statements` in one transaction; how many rows each changed.
+    async fn write(&self, statements: Vec<Statement>) -> Result<Vec<u64>, StoreError> {
+        match self {
+            Self::Sqlite(engine) => engine.write(statements).await,
+            Self::Postgres(engine) => engine.write(statements).await,
+        }
+    }
+
+    /// One statement, alone; how many rows it changed.
+    async fn execute(&self, sql: &'static str, parameters: Vec<Value>) -> Result<u64, StoreError> {
+        let changed = self.write(vec![(sql, parameters)]).await?;
+        Ok(changed.first().copied().unwrap_or(0))
+    }
+}
+
+/// Deliveries waiting for the group commit; bounded so that a stuck disk
+/// or database slows the consumers instead of growing memory.
+const QUEUE: usize = 1024;
+/// Most deliveries written in one transaction.
+const BATCH: usize = 256;
+
+/// A delivery waiting for the group commit, and who waits for it.
+struct Write {
+    delivery: SentEmail,
+    digest: Digest,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
 /// A handle on the store; cheap to clone.
 #[derive(Clone)]
-pub enum Store {
-    Sqlite(sqlite::Store),
-    Postgres(postgres::Store),
+pub struct Store {
+    engine: Engine,
+    /// To the group commit, when this handle records deliveries.
+    writes: Option<mpsc::Sender<Write>>,
 }
 
 impl Store {
     /// Opens the store the settings name (creating its file or its tables
-    /// if needed, bringing its schema up to date).
+    /// if needed, bringing its schema up to date), for the daemon.
     ///
     /// # Errors
     /// [`StoreError`] when it cannot be reached, opened or migrated.
     pub async fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
-        match &settings.url {
-            Some(_) => Ok(Self::Postgres(postgres::Store::open(settings).await?)),
-            None => Self::sqlite(&settings.path),
-        }
+        let engine = match &settings.url {
+            Some(_) => Engine::Postgres(postgres::Engine::open(settings).await?),
+            None => Engine::Sqlite(sqlite::Engine::open(&settings.path)?),
+        };
+        Ok(Self::writing(engine))
     }
 
-    /// The SQLite store in file `path`.
+    /// The SQLite store in file `path`, for the daemon.
     ///
     /// # Errors
     /// [`StoreError`] when it cannot be opened.
     pub fn sqlite(path: &std::path::Path) -> Result<Self, StoreError> {
-        Ok(Self::Sqlite(sqlite::Store::open(path)?))
+        Ok(Self::writing(Engine::Sqlite(sqlite::Engine::open(path)?)))
+    }
+
+    /// A store for reading the audit trail (`relais audit`, `relais
+    /// pending`), safe while the daemon writes; a SQLite store must exist.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store does not exist or cannot be read.
+    pub async fn open_reader(settings: &StoreSettings) -> Result<Self, StoreError> {
+        let engine = match &settings.url {
+            Some(_) => Engine::Postgres(postgres::Engine::open(settings).await?),
+            None => Engine::Sqlite(sqlite::Engine::open_reader(&settings.path)?),
+        };
+        Ok(Self {
+            engine,
+            writes: None,
+        })
+    }
+
+    /// Where an operator's command is recorded: opened before the command
+    /// does anything (so that a command that could not be recorded is not
+    /// done), written once it is done.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be opened for writing.
+    pub async fn open_log(settings: &StoreSettings) -> Result<OperationLog, StoreError> {
+        let (engine, file) = match &settings.url {
+            Some(_) => (
+                Engine::Postgres(postgres::Engine::open(settings).await?),
+                None,
+            ),
+            None => (
+                Engine::Sqlite(sqlite::Engine::open_direct(&settings.path)?),
+                Some(settings.path.clone()),
+            ),
+        };
+        Ok(OperationLog {
+            store: Self {
+                engine,
+                writes: None,
+            },
+            file,
+        })
+    }
+
+    /// A store on `engine` whose deliveries go through the group commit.
+    fn writing(engine: Engine) -> Self {
+        let (writes, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(group_commit(engine.clone(), receiver));
+        Self {
+            engine,
+            writes: Some(writes),
+        }
     }
 
     /// This store, telling `health` whether it can be reached (a
     /// PostgreSQL store; a SQLite file is on this machine).
     #[must_use]
-    pub fn watched_by(self, health: std::sync::Arc<crate::health::Health>) -> Self {
-        match self {
-            Self::Postgres(store) => Self::Postgres(store.watched_by(health)),
-            sqlite => sqlite,
+    pub fn watched_by(mut self, health: Arc<Health>) -> Self {
+        if let Engine::Postgres(engine) = self.engine {
+            self.engine = Engine::Postgres(engine.watched_by(health));
         }
+        self
     }
 
     /// The référents already emailed about `alert`, with the digest of
-    /// what they received.
+    /// what they received. A point query on the primary key.
     ///
     /// # Errors
     /// [`StoreError`] if the store cannot be read.
     pub async fn served(&self, alert: &AlertId) -> Result<Vec<Served>, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.served(alert),
-            Self::Postgres(store) => store.served(alert).await,
-        }
+        let rows = self
+            .engine
+            .read(
+                "SELECT referent_id, digest FROM deliveries WHERE alert_id = $1",
+                vec![alert.as_str().into()],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|mut row| {
+                Ok(Served {
+                    referent_id: row.text(0)?,
+                    digest: row
+                        .blob_or_null(1)?
+                        .and_then(|bytes| Digest::try_from(bytes).ok()),
+                })
+            })
+            .collect()
     }
 
     /// Records an email the server accepted, about an alert of content
@@ -191,10 +354,17 @@ impl Store {
     /// # Errors
     /// [`StoreError`] if the write failed.
     pub async fn record(&self, delivery: SentEmail, digest: Digest) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(store) => store.record(delivery, digest).await,
-            Self::Postgres(store) => store.record(delivery, digest).await,
-        }
+        let writes = self.writes.as_ref().ok_or(StoreError::ReadOnly)?;
+        let (reply, answer) = oneshot::channel();
+        writes
+            .send(Write {
+                delivery,
+                digest,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Records that `referent_id` acknowledged `alert_id` at `at` (the
@@ -208,13 +378,47 @@ impl Store {
         referent_id: &str,
         at: OffsetDateTime,
     ) -> Result<Acknowledged, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.acknowledge(alert_id, referent_id, at).await,
-            Self::Postgres(store) => store.acknowledge(alert_id, referent_id, at).await,
+        let first = self
+            .engine
+            .execute(
+                "INSERT INTO acknowledgements (alert_id, referent_id, acknowledged_at)
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                vec![alert_id.into(), referent_id.into(), at.into()],
+            )
+            .await?
+            == 1;
+        let rows = self
+            .engine
+            .read(
+                "SELECT referent_id, network, delivered_at FROM deliveries WHERE alert_id = $1",
+                vec![alert_id.into()],
+            )
+            .await?;
+        let mut emails = Vec::with_capacity(rows.len());
+        for mut row in rows {
+            emails.push((row.text(0)?, row.text_or_null(1)?, row.int(2)?));
         }
+        let network = emails
+            .iter()
+            .find(|(referent, _, _)| referent == referent_id)
+            .and_then(|(_, network, _)| network.clone());
+        let since = emails
+            .iter()
+            .filter(|(_, other, _)| *other == network)
+            .map(|(_, _, at)| *at)
+            .min();
+        let waited = since.map(|since| {
+            Duration::from_secs(u64::try_from(at.unix_timestamp() - since).unwrap_or(0))
+        });
+        Ok(Acknowledged {
+            first,
+            network,
+            waited,
+        })
     }
 
-    /// Records that step `step` of `alert`'s escalation is due at `due_at`.
+    /// Records that step `step` of `alert`'s escalation will be due at
+    /// `due_at` (once its message waits in the broker).
     ///
     /// # Errors
     /// [`StoreError`] if the write failed.
@@ -224,14 +428,18 @@ impl Store {
         step: u8,
         due_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(store) => store.escalation_scheduled(alert, step, due_at).await,
-            Self::Postgres(store) => store.escalation_scheduled(alert, step, due_at).await,
-        }
+        self.engine
+            .execute(
+                "INSERT INTO escalations (alert_id, step, due_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                vec![alert.as_str().into(), step.into(), due_at.into()],
+            )
+            .await
+            .map(drop)
     }
 
     /// Records that step `step` of `alert`'s escalation was carried out at
-    /// `at`; `false` if it already had been.
+    /// `at`; `false` if it already had been (the first time stays).
     ///
     /// # Errors
     /// [`StoreError`] if the write failed.
@@ -241,21 +449,44 @@ impl Store {
         step: u8,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.escalation_done(alert, step, at).await,
-            Self::Postgres(store) => store.escalation_done(alert, step, at).await,
-        }
+        let changed = self
+            .engine
+            .execute(
+                "INSERT INTO escalations (alert_id, step, due_at, done_at) VALUES ($1, $2, $3, $3)
+                 ON CONFLICT (alert_id, step) DO UPDATE SET done_at = excluded.done_at
+                 WHERE escalations.done_at IS NULL",
+                vec![alert.as_str().into(), step.into(), at.into()],
+            )
+            .await?;
+        Ok(changed == 1)
     }
 
-    /// The steps of `alert`'s escalation chain, first step first.
+    /// The steps of `alert`'s escalation chain scheduled or carried out,
+    /// first step first.
     ///
     /// # Errors
     /// [`StoreError`] if the store cannot be read.
     pub async fn escalation(&self, alert: &AlertId) -> Result<Vec<EscalationStep>, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.escalation(alert),
-            Self::Postgres(store) => store.escalation(alert.as_str()).await,
-        }
+        self.escalation_of(alert.as_str()).await
+    }
+
+    async fn escalation_of(&self, alert: &str) -> Result<Vec<EscalationStep>, StoreError> {
+        let rows = self
+            .engine
+            .read(
+                "SELECT step, due_at, done_at FROM escalations WHERE alert_id = $1 ORDER BY step",
+                vec![alert.into()],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|mut row| {
+                Ok(EscalationStep {
+                    step: u8::try_from(row.int(0)?).unwrap_or(0),
+                    due_at: row.time(1)?,
+                    done_at: row.time_or_null(2)?,
+                })
+            })
+            .collect()
     }
 
     /// The networks in which someone acknowledged `alert`.
@@ -263,10 +494,16 @@ impl Store {
     /// # Errors
     /// [`StoreError`] if the store cannot be read.
     pub async fn acknowledged_networks(&self, alert: &AlertId) -> Result<Vec<String>, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.acknowledged_networks(alert),
-            Self::Postgres(store) => store.acknowledged_networks(alert).await,
-        }
+        let rows = self
+            .engine
+            .read(
+                "SELECT DISTINCT d.network FROM acknowledgements a
+                 JOIN deliveries d ON d.alert_id = a.alert_id AND d.referent_id = a.referent_id
+                 WHERE a.alert_id = $1 AND d.network IS NOT NULL",
+                vec![alert.as_str().into()],
+            )
+            .await?;
+        rows.into_iter().map(|mut row| row.text(0)).collect()
     }
 
     /// How many alerts emailed since `since` a network has not
@@ -275,20 +512,12 @@ impl Store {
     /// # Errors
     /// [`StoreError`] if the store cannot be read.
     pub async fn pending_count(&self, since: OffsetDateTime) -> Result<usize, StoreError> {
-        let pending = match self {
-            // A long read: on a connection and a thread of its own, so
-            // that it never holds up the dedup check.
-            Self::Sqlite(store) => {
-                let path = store.path().to_owned();
-                tokio::task::spawn_blocking(move || {
-                    sqlite::AuditReader::open(&path)?.pending(since)
-                })
-                .await
-                .map_err(|_| StoreError::Closed)??
-            }
-            Self::Postgres(store) => store.pending(since).await?,
-        };
-        let mut alerts: Vec<String> = pending.into_iter().map(|p| p.alert_id).collect();
+        let mut alerts: Vec<String> = self
+            .unacknowledged(since)
+            .await?
+            .into_iter()
+            .map(|p| p.alert_id)
+            .collect();
         alerts.sort_unstable();
         alerts.dedup();
         Ok(alerts.len())
@@ -300,28 +529,26 @@ impl Store {
     /// # Errors
     /// [`StoreError`] if the delete failed.
     pub async fn prune(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.prune(before).await,
-            Self::Postgres(store) => store.prune(before).await,
-        }
-    }
-}
-
-/// Read access for `relais audit` and `relais pending`, safe while the
-/// daemon writes.
-pub enum AuditReader {
-    Sqlite(sqlite::AuditReader),
-    Postgres(postgres::Store),
-}
-
-impl AuditReader {
-    /// # Errors
-    /// [`StoreError`] when the store does not exist or cannot be read.
-    pub async fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
-        match &settings.url {
-            Some(_) => Ok(Self::Postgres(postgres::Store::open(settings).await?)),
-            None => Ok(Self::Sqlite(sqlite::AuditReader::open(&settings.path)?)),
-        }
+        let deleted = self
+            .engine
+            .write(vec![
+                (
+                    "DELETE FROM deliveries WHERE delivered_at < $1",
+                    vec![before.into()],
+                ),
+                (
+                    "DELETE FROM acknowledgements WHERE acknowledged_at < $1",
+                    vec![before.into()],
+                ),
+                (
+                    "DELETE FROM escalations WHERE due_at < $1",
+                    vec![before.into()],
+                ),
+            ])
+            .await?;
+        Ok(deleted
+            .first()
+            .map_or(0, |n| usize::try_from(*n).unwrap_or(usize::MAX)))
     }
 
     /// Who was emailed about `alert`, oldest first.
@@ -329,10 +556,16 @@ impl AuditReader {
     /// # Errors
     /// [`StoreError`] if the query fails.
     pub async fn alert(&self, alert: &AlertId) -> Result<Vec<SentEmail>, StoreError> {
-        match self {
-            Self::Sqlite(reader) => reader.alert(alert),
-            Self::Postgres(store) => store.deliveries(Some(alert.as_str()), None).await,
-        }
+        let rows = self
+            .engine
+            .scan(
+                "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at, network
+                 FROM deliveries WHERE alert_id = $1
+                 ORDER BY delivered_at, alert_id, referent_id",
+                vec![alert.as_str().into()],
+            )
+            .await?;
+        rows.into_iter().map(sent_email).collect()
     }
 
     /// Every delivery since `since`, oldest first.
@@ -340,10 +573,16 @@ impl AuditReader {
     /// # Errors
     /// [`StoreError`] if the query fails.
     pub async fn since(&self, since: OffsetDateTime) -> Result<Vec<SentEmail>, StoreError> {
-        match self {
-            Self::Sqlite(reader) => reader.since(since),
-            Self::Postgres(store) => store.deliveries(None, Some(since)).await,
-        }
+        let rows = self
+            .engine
+            .scan(
+                "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at, network
+                 FROM deliveries WHERE delivered_at >= $1
+                 ORDER BY delivered_at, alert_id, referent_id",
+                vec![since.into()],
+            )
+            .await?;
+        rows.into_iter().map(sent_email).collect()
     }
 
     /// Who acknowledged `alert`, and when, oldest first.
@@ -354,33 +593,73 @@ impl AuditReader {
         &self,
         alert: &AlertId,
     ) -> Result<Vec<(String, OffsetDateTime)>, StoreError> {
-        match self {
-            Self::Sqlite(reader) => reader.acknowledgements(alert),
-            Self::Postgres(store) => store.acknowledgements(alert.as_str()).await,
-        }
-    }
-
-    /// The steps of `alert`'s escalation chain, first step first.
-    ///
-    /// # Errors
-    /// [`StoreError`] if the query fails.
-    pub async fn escalation(&self, alert: &AlertId) -> Result<Vec<EscalationStep>, StoreError> {
-        match self {
-            Self::Sqlite(reader) => reader.escalation(alert),
-            Self::Postgres(store) => store.escalation(alert.as_str()).await,
-        }
+        let rows = self
+            .engine
+            .read(
+                "SELECT referent_id, acknowledged_at FROM acknowledgements
+                 WHERE alert_id = $1 ORDER BY acknowledged_at, referent_id",
+                vec![alert.as_str().into()],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|mut row| Ok((row.text(0)?, row.time(1)?)))
+            .collect()
     }
 
     /// The alerts emailed since `since` that a network they went to has
-    /// not acknowledged, oldest first.
+    /// not acknowledged, oldest first, each with where its escalation
+    /// chain stands.
     ///
     /// # Errors
     /// [`StoreError`] if the query fails.
     pub async fn pending(&self, since: OffsetDateTime) -> Result<Vec<Pending>, StoreError> {
-        match self {
-            Self::Sqlite(reader) => reader.pending(since),
-            Self::Postgres(store) => store.pending(since).await,
+        let mut pending = self.unacknowledged(since).await?;
+        for alert in &mut pending {
+            let steps = self.escalation_of(&alert.alert_id).await?;
+            alert.chain(&steps);
         }
+        Ok(pending)
+    }
+
+    /// The (alert, network) pairs emailed since `since` with nobody of the
+    /// network acknowledging, oldest first; their chains not read.
+    async fn unacknowledged(&self, since: OffsetDateTime) -> Result<Vec<Pending>, StoreError> {
+        let rows = self
+            .engine
+            .scan(
+                "SELECT d.alert_id, d.network, d.referent_id, d.delivered_at FROM deliveries d
+                 WHERE d.delivered_at >= $1 AND d.network IS NOT NULL
+                   AND NOT EXISTS (
+                       SELECT 1 FROM acknowledgements a
+                       JOIN deliveries o ON o.alert_id = a.alert_id AND o.referent_id = a.referent_id
+                       WHERE a.alert_id = d.alert_id AND o.network = d.network)",
+                vec![since.into()],
+            )
+            .await?;
+        let mut by_network: BTreeMap<(String, String), Pending> = BTreeMap::new();
+        for mut row in rows {
+            let (alert_id, network) = (row.text(0)?, row.text(1)?);
+            let (referent, at) = (row.text(2)?, row.time(3)?);
+            let entry = by_network
+                .entry((alert_id.clone(), network.clone()))
+                .or_insert_with(|| Pending {
+                    alert_id,
+                    network,
+                    referents: Vec::new(),
+                    since: at,
+                    next: None,
+                    unacknowledged_at: None,
+                });
+            entry.referents.push(referent);
+            entry.since = entry.since.min(at);
+        }
+        let mut pending: Vec<Pending> = by_network.into_values().collect();
+        for alert in &mut pending {
+            alert.referents.sort_unstable();
+        }
+        // Oldest first; the map gave (alert, network) order within a time.
+        pending.sort_by_key(|p| p.since);
+        Ok(pending)
     }
 
     /// The operators' commands recorded since `since` (all of them when
@@ -392,29 +671,120 @@ impl AuditReader {
         &self,
         since: Option<OffsetDateTime>,
     ) -> Result<Vec<Operation>, StoreError> {
-        match self {
-            Self::Sqlite(reader) => reader.operations(since),
-            Self::Postgres(store) => store.operations(since).await,
+        let since = since.map_or(i64::MIN, OffsetDateTime::unix_timestamp);
+        let rows = self
+            .engine
+            .scan(
+                "SELECT recorded_at, unix_user, command, count FROM operations
+                 WHERE recorded_at >= $1 ORDER BY recorded_at",
+                vec![since.into()],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|mut row| {
+                Ok(Operation {
+                    recorded_at: row.time(0)?,
+                    unix_user: row.text(1)?,
+                    command: row.text(2)?,
+                    count: usize::try_from(row.int(3)?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+}
+
+fn sent_email(mut row: Row) -> Result<SentEmail, StoreError> {
+    Ok(SentEmail {
+        alert_id: row.text(0)?,
+        referent_id: row.text(1)?,
+        email: row.text(2)?,
+        message_id: row.text(3)?,
+        smtp_reply: row.text(4)?,
+        delivered_at: row.time(5)?,
+        network: row.text_or_null(6)?,
+    })
+}
+
+/// The group commit: takes the deliveries that have arrived (up to
+/// [`BATCH`]), writes them in one transaction, and answers each writer
+/// once it is committed.
+async fn group_commit(engine: Engine, mut writes: mpsc::Receiver<Write>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(first) = writes.recv().await {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match writes.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let statements = batch
+            .iter()
+            .map(|write| {
+                let delivery = &write.delivery;
+                let parameters = vec![
+                    delivery.alert_id.as_str().into(),
+                    delivery.referent_id.as_str().into(),
+                    delivery.email.as_str().into(),
+                    delivery.message_id.as_str().into(),
+                    delivery.smtp_reply.as_str().into(),
+                    delivery.delivered_at.into(),
+                    write.digest.as_slice().into(),
+                    delivery.network.as_deref().into(),
+                ];
+                (
+                    "INSERT INTO deliveries
+                         (alert_id, referent_id, email, message_id, smtp_reply, delivered_at,
+                          digest, network)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (alert_id, referent_id) DO NOTHING",
+                    parameters,
+                )
+            })
+            .collect();
+        let written = engine.write(statements).await.map_err(Arc::new);
+        for write in batch.drain(..) {
+            let _ = write.reply.send(match &written {
+                Ok(_) => Ok(()),
+                // Every writer of a failed batch gets the same failure.
+                Err(error) => Err(StoreError::Write(Arc::clone(error))),
+            });
         }
     }
 }
 
-/// Where operators' commands are recorded: opened before the command does
-/// anything (so that a command that could not be recorded is not done),
-/// written once it is done.
-pub enum OperationLog {
-    Sqlite(sqlite::OperationLog),
-    Postgres(postgres::Store),
+/// Read access for `relais audit` and `relais pending`, safe while the
+/// daemon writes: a [`Store`] opened to be read.
+pub struct AuditReader(Store);
+
+impl AuditReader {
+    /// # Errors
+    /// [`StoreError`] when the store does not exist or cannot be read.
+    pub async fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
+        Store::open_reader(settings).await.map(Self)
+    }
+}
+
+impl std::ops::Deref for AuditReader {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        &self.0
+    }
+}
+
+/// Where an operator's command is recorded (`Store::open_log`).
+pub struct OperationLog {
+    store: Store,
+    /// The SQLite file, given back to its folder's owner once written.
+    file: Option<PathBuf>,
 }
 
 impl OperationLog {
     /// # Errors
     /// [`StoreError`] when the store cannot be opened for writing.
     pub async fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
-        match &settings.url {
-            Some(_) => Ok(Self::Postgres(postgres::Store::open(settings).await?)),
-            None => Ok(Self::Sqlite(sqlite::OperationLog::open(&settings.path)?)),
-        }
+        Store::open_log(settings).await
     }
 
     /// Records `operation`; stored for good when this returns.
@@ -422,10 +792,24 @@ impl OperationLog {
     /// # Errors
     /// [`StoreError`] if the write failed.
     pub async fn record(self, operation: &Operation) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(log) => log.record(operation),
-            Self::Postgres(store) => store.record_operation(operation).await,
+        self.store
+            .engine
+            .execute(
+                "INSERT INTO operations (recorded_at, unix_user, command, count)
+                 VALUES ($1, $2, $3, $4)",
+                vec![
+                    operation.recorded_at.into(),
+                    operation.unix_user.as_str().into(),
+                    operation.command.as_str().into(),
+                    operation.count.into(),
+                ],
+            )
+            .await?;
+        drop(self.store);
+        if let Some(file) = &self.file {
+            sqlite::give_to_folder_owner(file);
         }
+        Ok(())
     }
 }
 
@@ -442,25 +826,5 @@ impl Pending {
     }
 }
 
-/// Creates the folder of the SQLite file `path`, if it has one.
-fn create_folder(path: &std::path::Path) -> Result<(), StoreError> {
-    match path.parent().filter(|f| !f.as_os_str().is_empty()) {
-        Some(folder) => std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
-            path: folder.to_owned(),
-            source,
-        }),
-        None => Ok(()),
-    }
-}
-
-/// Seconds since the Unix epoch, as both engines store times.
-fn instant(unix: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-/// Sorts and splits the `referents` of a pending row.
-fn referent_list(joined: &str) -> Vec<String> {
-    let mut referents: Vec<String> = joined.split(',').map(str::to_owned).collect();
-    referents.sort_unstable();
-    referents
-}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+//! The store's schema, one step per release that changed it, each step
+//! written for both engines under one version number, so that a table or
+//! a column cannot exist in one engine only.
+//!
+//! A store is brought up to date at start-up, in one transaction. Its
+//! version is SQLite's `user_version`, or the highest row of PostgreSQL's
+//! `relais_schema` table. Steps are only ever added, never edited, and none
+//! destroys data; a store whose version is past the last step was written
+//! by a newer relais and is refused (`StoreError::Newer`).
+
+/// One step of the schema, in each engine's words.
+pub struct Step {
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+/// The version a store has once every step is applied.
+pub const VERSION: usize = STEPS.len();
+
+/// The steps, first to last: step `n` brings a store to version `n`.
+pub const STEPS: &[Step] = &[
+    // 1. Who was emailed about which alert (written by every SQLite relais
+    //    so far, hence `IF NOT EXISTS`).
+    Step {
+        sqlite: "CREATE TABLE IF NOT EXISTS deliveries (
+                     alert_id     TEXT NOT NULL,
+                     referent_id  TEXT NOT NULL,
+                     email        TEXT NOT NULL,
+                     message_id   TEXT NOT NULL,
+                     smtp_reply   TEXT NOT NULL,
+                     delivered_at INTEGER NOT NULL,
+                     PRIMARY KEY (alert_id, referent_id)
+                 ) WITHOUT ROWID;
+                 CREATE INDEX IF NOT EXISTS deliveries_by_time ON deliveries (delivered_at);",
+        postgres: "CREATE TABLE deliveries (
+                       alert_id     TEXT NOT NULL,
+                       referent_id  TEXT NOT NULL,
+                       email        TEXT NOT NULL,
+                       message_id   TEXT NOT NULL,
+                       smtp_reply   TEXT NOT NULL,
+                       delivered_at BIGINT NOT NULL,
+                       PRIMARY KEY (alert_id, referent_id)
+                   );
+                   CREATE INDEX deliveries_by_time ON deliveries (delivered_at);",
+    },
+    // 2. The digest of the alert's content each email was about, so that
+    //    another alert reusing the id is caught (NULL: recorded before).
+    Step {
+        sqlite: "ALTER TABLE deliveries ADD COLUMN digest BLOB;",
+        postgres: "ALTER TABLE deliveries ADD COLUMN digest BYTEA;",
+    },
+    // 3. What operators did with the dead letters and the audit trail.
+    Step {
+        sqlite: "CREATE TABLE operations (
+                     recorded_at INTEGER NOT NULL,
+                     unix_user   TEXT NOT NULL,
+                     command     TEXT NOT NULL,
+                     count       INTEGER NOT NULL
+                 );
+                 CREATE INDEX operations_by_time ON operations (recorded_at);",
+        postgres: "CREATE TABLE operations (
+                       recorded_at BIGINT NOT NULL,
+                       unix_user   TEXT NOT NULL,
+                       command     TEXT NOT NULL,
+                       count       BIGINT NOT NULL
+                   );
+                   CREATE INDEX operations_by_time ON operations (recorded_at);",
+    },
+    // 4. Who acknowledged which alert, from the link of its email.
+    Step {
+        sqlite: "CREATE TABLE acknowledgements (
+                     alert_id        TEXT NOT NULL,
+                     referent_id     TEXT NOT NULL,
+                     acknowledged_at INTEGER NOT NULL,
+                     PRIMARY KEY (alert_id, referent_id)
+                 ) WITHOUT ROWID;
+                 CREATE INDEX acknowledgements_by_time ON acknowledgements (acknowledged_at);",
+        postgres: "CREATE TABLE acknowledgements (
+                       alert_id        TEXT NOT NULL,
+                       referent_id     TEXT NOT NULL,
+                       acknowledged_at BIGINT NOT NULL,
+                       PRIMARY KEY (alert_id, referent_id)
+                   );
+                   CREATE INDEX acknowledgements_by_time ON acknowledgements (acknowledged_at);",
+    },
+    // 5. The network of each email (an acknowledgement counts for its
+    //    network), and the escalation chains: each step's due time and
+    //    when it was carried out. The alert itself waits in the broker.
+    Step {
+        sqlite: "ALTER TABLE deliveries ADD COLUMN network TEXT;
+                 CREATE TABLE escalations (
+                     alert_id TEXT NOT NULL,
+                     step     INTEGER NOT NULL,
+                     due_at   INTEGER NOT NULL,
+                     done_at  INTEGER,
+                     PRIMARY KEY (alert_id, step)
+                 ) WITHOUT ROWID;
+                 CREATE INDEX escalations_by_time ON escalations (due_at);",
+        postgres: "ALTER TABLE deliveries ADD COLUMN network TEXT;
+                   CREATE TABLE escalations (
+                       alert_id TEXT NOT NULL,
+                       step     SMALLINT NOT NULL,
+                       due_at   BIGINT NOT NULL,
+                       done_at  BIGINT,
+                       PRIMARY KEY (alert_id, step)
+                   );
+                   CREATE INDEX escalations_by_time ON escalations (due_at);",
+    },
+];
+
+/// The first relais with a PostgreSQL store created the whole schema of
+/// step 5 at once and numbered it 1 in `relais_schema`. Such a store is at
+/// version 5: a version of 1 with the `escalations` table (which only
+/// step 5 makes) is read as 5.
+pub const POSTGRES_FIRST_RELEASE: usize = 5;

@@ -1,0 +1,634 @@
+//! The store's conformance suite: every operation, the group commit and the
+//! migrations, run against each engine. SQLite always; PostgreSQL on the
+//! tests' server (`RELAIS_TEST_POSTGRES`, which `scripts/test` sets, so CI
+//! always runs it; unset, the machine's server on 127.0.0.1:5432 is tried,
+//! and the PostgreSQL half says so and passes over where there is none).
+//! Each test runs on a store of its own: a temporary file, or a database
+//! created empty and dropped at the end.
+
+use secrecy::SecretString;
+use tokio_postgres::NoTls;
+
+use super::schema::{STEPS, VERSION};
+use super::*;
+
+const DIGEST: Digest = [7; 32];
+
+/// Where one test's store lives.
+struct Place {
+    settings: StoreSettings,
+    /// The SQLite file's folder.
+    _folder: tempfile::TempDir,
+    /// The PostgreSQL server and database, dropped at the end.
+    database: Option<(String, String)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Place {
+    /// A new, empty place for the test `name` on `engine`; `None` when
+    /// PostgreSQL is not there and nothing asked for it.
+    async fn new(engine: Engine, name: &str) -> Option<Self> {
+        let folder = tempfile::tempdir().unwrap();
+        let mut settings = StoreSettings {
+            path: folder.path().join("state/relais.db"),
+            ..StoreSettings::default()
+        };
+        let mut database = None;
+        if let Engine::Postgres = engine {
+            let server = postgres_server()?;
+            let name = format!("relais_store_{name}");
+            admin(
+                &server,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await;
+            admin(&server, &format!("CREATE DATABASE {name}")).await;
+            settings.url = Some(SecretString::from(format!("{server}/{name}")));
+            database = Some((server, name));
+        }
+        Some(Self {
+            settings,
+            _folder: folder,
+            database,
+        })
+    }
+
+    async fn open(&self) -> Store {
+        Store::open(&self.settings).await.unwrap()
+    }
+
+    /// Runs `sql` on the store as an earlier relais would have.
+    async fn earlier_relais(&self, sqlite: &str, postgres: &str) {
+        match &self.database {
+            None => {
+                std::fs::create_dir_all(self.settings.path.parent().unwrap()).unwrap();
+                rusqlite::Connection::open(&self.settings.path)
+                    .unwrap()
+                    .execute_batch(sqlite)
+                    .unwrap();
+            }
+            Some((server, name)) => {
+                let (client, connection) =
+                    tokio_postgres::connect(&format!("{server}/{name}"), NoTls)
+                        .await
+                        .unwrap();
+                let driver = tokio::spawn(connection);
+                client.batch_execute(postgres).await.unwrap();
+                drop(client);
+                let _ = driver.await;
+            }
+        }
+    }
+
+    /// The schema version the store records.
+    async fn version(&self) -> i64 {
+        match &self.database {
+            None => rusqlite::Connection::open(&self.settings.path)
+                .unwrap()
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .unwrap(),
+            Some((server, name)) => {
+                let (client, connection) =
+                    tokio_postgres::connect(&format!("{server}/{name}"), NoTls)
+                        .await
+                        .unwrap();
+                tokio::spawn(connection);
+                let version: Option<i32> = client
+                    .query_one("SELECT max(version) FROM relais_schema", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                i64::from(version.unwrap_or(0))
+            }
+        }
+    }
+
+    async fn clean_up(self) {
+        if let Some((server, name)) = &self.database {
+            admin(
+                server,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await;
+        }
+    }
+}
+
+/// The tests' PostgreSQL server, if there is one.
+fn postgres_server() -> Option<String> {
+    match std::env::var("RELAIS_TEST_POSTGRES") {
+        Ok(server) => Some(server),
+        Err(_) => {
+            let default = "127.0.0.1:5432";
+            if std::net::TcpStream::connect(default).is_ok() {
+                Some(format!("postgres://postgres@{default}"))
+            } else {
+                eprintln!(
+                    "no PostgreSQL on {default}: the PostgreSQL half of the store's suite is not run"
+                );
+                None
+            }
+        }
+    }
+}
+
+async fn admin(server: &str, statement: &str) {
+    let (client, connection) = tokio_postgres::connect(&format!("{server}/postgres"), NoTls)
+        .await
+        .expect("the tests' PostgreSQL (RELAIS_TEST_POSTGRES)");
+    let driver = tokio::spawn(connection);
+    client.batch_execute(statement).await.expect(statement);
+    drop(client);
+    let _ = driver.await;
+}
+
+/// Each test of the suite, once per engine.
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let place = super::Place::new(super::Engine::Sqlite, stringify!($test)).await.unwrap();
+                    super::$test(&place).await;
+                    place.clean_up().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let Some(place) = super::Place::new(super::Engine::Postgres, stringify!($test)).await else {
+                        return;
+                    };
+                    super::$test(&place).await;
+                    place.clean_up().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    a_recorded_delivery_is_served_and_survives_a_reopen,
+    concurrent_writes_all_land_in_group_commits,
+    pruning_forgets_only_what_is_older_than_the_retention,
+    an_acknowledgement_counts_for_its_network_and_the_chain_state_is_kept,
+    pending_alerts_are_grouped_by_network_oldest_first,
+    operations_are_recorded_and_read_back,
+    a_store_of_every_earlier_version_is_migrated_and_keeps_its_records,
+    a_store_of_a_newer_relais_is_refused_with_what_to_do,
+    a_reader_cannot_write,
+);
+
+fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> SentEmail {
+    SentEmail {
+        alert_id: alert.into(),
+        referent_id: referent.into(),
+        network: Some("ccas".into()),
+        email: format!("{referent}@example.org"),
+        message_id: format!("<relais.{alert}.{referent}@example.org>"),
+        smtp_reply: "2.0.0 Ok: queued as X".into(),
+        delivered_at: at,
+    }
+}
+
+fn id(alert: &str) -> AlertId {
+    AlertId::parse(alert).unwrap()
+}
+
+/// Now, to the second: both engines keep seconds.
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap()
+}
+
+async fn a_recorded_delivery_is_served_and_survives_a_reopen(place: &Place) {
+    let store = place.open().await;
+    let alert = id("A-1");
+    assert!(store.served(&alert).await.unwrap().is_empty());
+
+    let now = now();
+    store
+        .record(delivery("A-1", "ccas-13", now), DIGEST)
+        .await
+        .unwrap();
+    store
+        .record(delivery("A-1", "ccas-13", now), DIGEST)
+        .await
+        .unwrap(); // a duplicate is a no-op
+    store
+        .record(delivery("A-1", "caf-75", now), DIGEST)
+        .await
+        .unwrap();
+    drop(store);
+
+    let reopened = place.open().await;
+    let mut served = reopened.served(&alert).await.unwrap();
+    served.sort_by(|a, b| a.referent_id.cmp(&b.referent_id));
+    let expected = |referent: &str| Served {
+        referent_id: referent.into(),
+        digest: Some(DIGEST),
+    };
+    assert_eq!(served, [expected("caf-75"), expected("ccas-13")]);
+    let audit = AuditReader::open(&place.settings).await.unwrap();
+    let rows = audit.alert(&alert).await.unwrap();
+    assert_eq!(
+        rows,
+        [
+            delivery("A-1", "caf-75", now),
+            delivery("A-1", "ccas-13", now)
+        ]
+    );
+}
+
+async fn concurrent_writes_all_land_in_group_commits(place: &Place) {
+    let store = place.open().await;
+    let now = now();
+    let writes = (0..500).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .record(delivery(&format!("A-{n}"), "r", now), DIGEST)
+                .await
+        })
+    });
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+
+    let since = AuditReader::open(&place.settings)
+        .await
+        .unwrap()
+        .since(now - time::Duration::seconds(1))
+        .await
+        .unwrap();
+
+    assert_eq!(since.len(), 500);
+    assert!(
+        since
+            .iter()
+            .all(|email| email.referent_id == "r" && email.delivered_at == now)
+    );
+}
+
+async fn pruning_forgets_only_what_is_older_than_the_retention(place: &Place) {
+    let store = place.open().await;
+    let now = now();
+    let (old, new) = (
+        now - time::Duration::days(31),
+        now - time::Duration::days(29),
+    );
+    store
+        .record(delivery("OLD", "r", old), DIGEST)
+        .await
+        .unwrap();
+    store
+        .record(delivery("NEW", "r", new), DIGEST)
+        .await
+        .unwrap();
+    store.acknowledge("OLD", "r", old).await.unwrap();
+    store.acknowledge("NEW", "r", new).await.unwrap();
+    store
+        .escalation_scheduled(&id("OLD"), 1, old)
+        .await
+        .unwrap();
+    store
+        .escalation_scheduled(&id("NEW"), 1, new)
+        .await
+        .unwrap();
+
+    let pruned = store.prune(now - time::Duration::days(30)).await.unwrap();
+
+    assert_eq!(pruned, 1);
+    assert!(store.served(&id("OLD")).await.unwrap().is_empty());
+    assert!(store.acknowledgements(&id("OLD")).await.unwrap().is_empty());
+    assert!(store.escalation(&id("OLD")).await.unwrap().is_empty());
+    let served = store.served(&id("NEW")).await.unwrap();
+    assert_eq!(served.len(), 1);
+    assert_eq!(served[0].referent_id, "r");
+    assert_eq!(
+        store.acknowledgements(&id("NEW")).await.unwrap(),
+        [("r".to_owned(), new)]
+    );
+    assert_eq!(store.escalation(&id("NEW")).await.unwrap().len(), 1);
+}
+
+async fn an_acknowledgement_counts_for_its_network_and_the_chain_state_is_kept(place: &Place) {
+    let store = place.open().await;
+    let alert = id("A-1");
+    let now = now();
+    let mut caf = delivery("A-1", "caf-75", now - time::Duration::minutes(10));
+    caf.network = Some("caf".into());
+    store
+        .record(
+            delivery("A-1", "ccas-13", now - time::Duration::minutes(10)),
+            DIGEST,
+        )
+        .await
+        .unwrap();
+    store
+        .record(
+            delivery("A-1", "ccas-14", now - time::Duration::minutes(4)),
+            DIGEST,
+        )
+        .await
+        .unwrap();
+    store.record(caf, DIGEST).await.unwrap();
+    store
+        .escalation_scheduled(&alert, 1, now + time::Duration::hours(2))
+        .await
+        .unwrap();
+
+    let acknowledged = store.acknowledge("A-1", "ccas-14", now).await.unwrap();
+    let again = store
+        .acknowledge("A-1", "ccas-14", now + time::Duration::minutes(1))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        acknowledged,
+        Acknowledged {
+            first: true,
+            network: Some("ccas".into()),
+            waited: Some(Duration::from_secs(600)),
+        },
+        "counted from the network's first email"
+    );
+    assert!(!again.first);
+    assert_eq!(store.acknowledged_networks(&alert).await.unwrap(), ["ccas"]);
+    assert_eq!(
+        store.acknowledgements(&alert).await.unwrap(),
+        [("ccas-14".to_owned(), now)]
+    );
+    let pending = AuditReader::open(&place.settings)
+        .await
+        .unwrap()
+        .pending(now - time::Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].network, "caf");
+    assert_eq!(pending[0].referents, ["caf-75"]);
+    assert_eq!(pending[0].next.map(|n| n.step), Some(1));
+    assert_eq!(pending[0].unacknowledged_at, None);
+
+    assert!(store.escalation_done(&alert, 1, now).await.unwrap());
+    assert!(
+        !store.escalation_done(&alert, 1, now).await.unwrap(),
+        "once"
+    );
+    assert!(
+        store
+            .escalation_done(&alert, UNACKNOWLEDGED_STEP, now)
+            .await
+            .unwrap()
+    );
+    let steps = store.escalation(&alert).await.unwrap();
+    assert_eq!(
+        steps,
+        [
+            EscalationStep {
+                step: 1,
+                due_at: now + time::Duration::hours(2),
+                done_at: Some(now),
+            },
+            EscalationStep {
+                step: UNACKNOWLEDGED_STEP,
+                due_at: now,
+                done_at: Some(now),
+            },
+        ]
+    );
+    let pending = store.pending(now - time::Duration::days(1)).await.unwrap();
+    assert_eq!(pending[0].next, None);
+    assert_eq!(pending[0].unacknowledged_at, Some(now));
+}
+
+async fn pending_alerts_are_grouped_by_network_oldest_first(place: &Place) {
+    let store = place.open().await;
+    let now = now();
+    let at = |minutes| now - time::Duration::minutes(minutes);
+    let mut later = delivery("B-2", "caf-75", at(5));
+    later.network = Some("caf".into());
+    store.record(later, DIGEST).await.unwrap();
+    store
+        .record(delivery("A-1", "ccas-14", at(20)), DIGEST)
+        .await
+        .unwrap();
+    store
+        .record(delivery("A-1", "ccas-13", at(30)), DIGEST)
+        .await
+        .unwrap();
+    store
+        .record(delivery("C-3", "ccas-13", at(10)), DIGEST)
+        .await
+        .unwrap();
+    let mut no_network = delivery("D-4", "ccas-13", at(1));
+    no_network.network = None;
+    store.record(no_network, DIGEST).await.unwrap();
+    store.acknowledge("C-3", "ccas-13", now).await.unwrap();
+
+    let pending = store.pending(now - time::Duration::days(1)).await.unwrap();
+
+    let seen: Vec<(&str, &str, Vec<&str>, OffsetDateTime)> = pending
+        .iter()
+        .map(|p| {
+            let referents = p.referents.iter().map(String::as_str).collect();
+            (p.alert_id.as_str(), p.network.as_str(), referents, p.since)
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("A-1", "ccas", vec!["ccas-13", "ccas-14"], at(30)),
+            ("B-2", "caf", vec!["caf-75"], at(5)),
+        ]
+    );
+    assert_eq!(
+        store
+            .pending_count(now - time::Duration::days(1))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.pending_count(at(6)).await.unwrap(), 1, "since counts");
+}
+
+async fn operations_are_recorded_and_read_back(place: &Place) {
+    let now = now();
+    let first = Operation {
+        recorded_at: now - time::Duration::minutes(1),
+        unix_user: "root (sudo: alice)".into(),
+        command: "dead-letters list".into(),
+        count: 2,
+    };
+    let second = Operation {
+        recorded_at: now,
+        unix_user: "relais".into(),
+        command: "dead-letters replay --reason rejected".into(),
+        count: 1,
+    };
+
+    Store::open_log(&place.settings)
+        .await
+        .unwrap()
+        .record(&first)
+        .await
+        .unwrap();
+    OperationLog::open(&place.settings)
+        .await
+        .unwrap()
+        .record(&second)
+        .await
+        .unwrap();
+
+    let audit = AuditReader::open(&place.settings).await.unwrap();
+    assert_eq!(
+        audit.operations(None).await.unwrap(),
+        [first, second.clone()]
+    );
+    assert_eq!(audit.operations(Some(now)).await.unwrap(), [second]);
+}
+
+async fn a_store_of_every_earlier_version_is_migrated_and_keeps_its_records(place: &Place) {
+    // Before versions, a SQLite store had the first table and version 0; a
+    // PostgreSQL store began empty.
+    let earlier = |version: usize| {
+        let sqlite: String = STEPS[..version.max(1)]
+            .iter()
+            .map(|s| s.sqlite)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let postgres: String = STEPS[..version]
+            .iter()
+            .map(|s| s.postgres)
+            .collect::<Vec<_>>()
+            .join("\n");
+        (
+            format!("{sqlite}\nPRAGMA user_version = {version};"),
+            format!(
+                "{postgres}\nCREATE TABLE relais_schema (version INTEGER NOT NULL);
+                 INSERT INTO relais_schema VALUES ({version});"
+            ),
+        )
+    };
+    for version in 0..VERSION {
+        let name = format!("migrated_from_{version}");
+        let Some(earlier_place) = Place::new(place.engine(), &name).await else {
+            return;
+        };
+        let (sqlite, postgres) = earlier(version);
+        earlier_place.earlier_relais(&sqlite, &postgres).await;
+        if version >= 1 || earlier_place.database.is_none() {
+            earlier_place
+                .earlier_relais(
+                    "INSERT INTO deliveries (alert_id, referent_id, email, message_id, smtp_reply, delivered_at)
+                     VALUES ('A-1', 'r', 'r@example.org', '<m>', '250 ok', 0)",
+                    "INSERT INTO deliveries (alert_id, referent_id, email, message_id, smtp_reply, delivered_at)
+                     VALUES ('A-1', 'r', 'r@example.org', '<m>', '250 ok', 0)",
+                )
+                .await;
+        }
+
+        let store = earlier_place.open().await;
+        let served = store.served(&id("A-1")).await.unwrap();
+
+        assert_eq!(
+            earlier_place.version().await,
+            VERSION as i64,
+            "from version {version}"
+        );
+        if version >= 1 || earlier_place.database.is_none() {
+            assert_eq!(
+                served,
+                [Served {
+                    referent_id: "r".into(),
+                    digest: None
+                }],
+                "from version {version}"
+            );
+        }
+        store
+            .record(delivery("A-2", "r", now()), DIGEST)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.served(&id("A-2")).await.unwrap().len(),
+            1,
+            "from version {version}"
+        );
+        drop(store);
+        earlier_place.clean_up().await;
+    }
+    // The first relais with a PostgreSQL store numbered its whole schema 1.
+    if place.database.is_some() {
+        let all: Vec<&str> = STEPS.iter().map(|s| s.postgres).collect();
+        place
+            .earlier_relais(
+                "",
+                &format!(
+                    "{}\nCREATE TABLE relais_schema (version INTEGER NOT NULL);
+                     INSERT INTO relais_schema VALUES (1);
+                     INSERT INTO deliveries (alert_id, referent_id, email, message_id, smtp_reply, delivered_at, network)
+                     VALUES ('A-1', 'r', 'r@example.org', '<m>', '250 ok', 0, 'ccas');",
+                    all.join("\n")
+                ),
+            )
+            .await;
+        let store = place.open().await;
+        assert_eq!(store.served(&id("A-1")).await.unwrap().len(), 1);
+        assert_eq!(place.version().await, VERSION as i64);
+    }
+}
+
+async fn a_store_of_a_newer_relais_is_refused_with_what_to_do(place: &Place) {
+    place
+        .earlier_relais(
+            "PRAGMA user_version = 99;",
+            "CREATE TABLE relais_schema (version INTEGER NOT NULL);
+             INSERT INTO relais_schema VALUES (99);",
+        )
+        .await;
+
+    let Err(error) = Store::open(&place.settings).await else {
+        panic!("a newer store was opened");
+    };
+
+    assert!(
+        error.to_string().ends_with(&format!(
+            "has schema version 99, and this relais knows up to {VERSION}: it was written by a \
+             newer relais; run that version, or restore the store's backup"
+        )),
+        "{error}"
+    );
+}
+
+async fn a_reader_cannot_write(place: &Place) {
+    let store = place.open().await;
+    store
+        .record(delivery("A-1", "r", now()), DIGEST)
+        .await
+        .unwrap();
+
+    let reader = AuditReader::open(&place.settings).await.unwrap();
+    let refused = reader.record(delivery("A-2", "r", now()), DIGEST).await;
+
+    assert!(matches!(refused, Err(StoreError::ReadOnly)), "{refused:?}");
+    assert_eq!(reader.served(&id("A-1")).await.unwrap().len(), 1);
+}
+
+impl Place {
+    fn engine(&self) -> Engine {
+        if self.database.is_some() {
+            Engine::Postgres
+        } else {
+            Engine::Sqlite
+        }
+    }
+}
