@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::territory::{Commune, Departement, Territory, TerritoryError};
+use crate::territory::{
+    Commune, Departement, Mapped, MappedCode, Mapping, Territory, TerritoryError,
+};
 
 /// Why a territories file was refused.
 #[derive(Debug, Error)]
@@ -179,35 +181,6 @@ struct Area<C> {
     code: C,
     name: Name,
 }
-
-/// What the geography says of a code that it read as another commune.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct Mapped {
-    /// The code as given.
-    pub from: MappedCode,
-    pub how: Mapping,
-}
-
-/// How an alert's code became a current commune.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum Mapping {
-    /// A commune déléguée or associée: its chef-lieu's commune.
-    Delegated,
-    /// A former code, kept in the commune's `anciensCodes`.
-    Former,
-}
-
-/// A code given in place of a current commune's.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MappedCode(Code);
-
-impl MappedCode {
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-}
-
-code_display!(MappedCode);
 
 /// The official geography of one millésime.
 #[derive(Debug)]
