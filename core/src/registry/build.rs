@@ -193,46 +193,6 @@ impl Builder {
         ))
     }
 
-    /// The index and shared name of a network, added on first sight.
-    fn network(&mut self, name: &str) -> (NetworkIndex, Arc<str>) {
-        let index = match self.networks.iter().position(|n| **n == *name) {
-            Some(index) => index,
-            None => {
-                self.networks.push(Arc::from(name));
-                self.networks.len() - 1
-            }
-        };
-        (index as NetworkIndex, self.networks[index].clone())
-    }
-
-    /// One wait of `escalate_after`, e.g. `2h`, `2d`, `90min`.
-    fn wait(&mut self, at: &dyn fmt::Display, field: &str, text: Option<&str>) -> Option<Duration> {
-        let text = text?;
-        match humantime::parse_duration(text) {
-            Ok(wait) if (ESCALATION_MIN..=ESCALATION_MAX).contains(&wait) => Some(wait),
-            Ok(_) => {
-                self.errors.push(format!(
-                    "{at}: `escalate_after.{field}` must be between 1s and 30d"
-                ));
-                None
-            }
-            Err(_) => {
-                self.errors.push(format!(
-                    "{at}: `escalate_after.{field}` must be a duration such as \"2h\" or \"2d\""
-                ));
-                None
-            }
-        }
-    }
-
-    fn check_line(&mut self, at: &dyn fmt::Display, field: &str, value: &str) {
-        if value.trim().is_empty() || value.chars().any(char::is_control) {
-            self.errors.push(format!(
-                "{at}: `{field}` must be one non-empty line of text"
-            ));
-        }
-    }
-
     /// What a référent covers: each code a current one of the geography,
     /// and at least one territory, or `fallback = true`.
     fn coverage(
@@ -497,6 +457,46 @@ impl Builder {
             publishers,
             geography: self.geography,
             availability,
+        }
+    }
+
+    /// The index and shared name of a network, added on first sight.
+    fn network(&mut self, name: &str) -> (NetworkIndex, Arc<str>) {
+        let index = match self.networks.iter().position(|n| **n == *name) {
+            Some(index) => index,
+            None => {
+                self.networks.push(Arc::from(name));
+                self.networks.len() - 1
+            }
+        };
+        (index as NetworkIndex, self.networks[index].clone())
+    }
+
+    /// One wait of `escalate_after`, e.g. `2h`, `2d`, `90min`.
+    fn wait(&mut self, at: &dyn fmt::Display, field: &str, text: Option<&str>) -> Option<Duration> {
+        let text = text?;
+        match humantime::parse_duration(text) {
+            Ok(wait) if (ESCALATION_MIN..=ESCALATION_MAX).contains(&wait) => Some(wait),
+            Ok(_) => {
+                self.errors.push(format!(
+                    "{at}: `escalate_after.{field}` must be between 1s and 30d"
+                ));
+                None
+            }
+            Err(_) => {
+                self.errors.push(format!(
+                    "{at}: `escalate_after.{field}` must be a duration such as \"2h\" or \"2d\""
+                ));
+                None
+            }
+        }
+    }
+
+    fn check_line(&mut self, at: &dyn fmt::Display, field: &str, value: &str) {
+        if value.trim().is_empty() || value.chars().any(char::is_control) {
+            self.errors.push(format!(
+                "{at}: `{field}` must be one non-empty line of text"
+            ));
         }
     }
 }
