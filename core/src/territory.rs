@@ -5,14 +5,15 @@
 //! resolve an alert with a couple of hash look-ups. This module owns the shape
 //! of the codes and the derivation of a commune's département; whether a code
 //! exists is the official geography's to say (`geography`), and who receives an
-//! alert is the registry's.
+//! alert is the registry's. A territory also carries the code the alert gave
+//! when the geography read it as another commune ([`Mapped`]); the type lives
+//! here, the geography fills it in: `geography` uses this module, never the
+//! reverse.
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
-
-use crate::geography::Mapped;
 
 /// Why a string is not a valid territorial code. The message is meant for the
 /// developer of the dispatch software or the operator who wrote the registry;
@@ -203,6 +204,47 @@ impl Territory {
     /// or a commune déléguée's.
     pub fn mapped(&self) -> Option<Mapped> {
         self.mapped
+    }
+}
+
+/// What the geography says of a code that it read as another commune.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Mapped {
+    /// The code as given.
+    pub from: MappedCode,
+    pub how: Mapping,
+}
+
+/// How an alert's code became a current commune.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Mapping {
+    /// A commune déléguée or associée: its chef-lieu's commune.
+    Delegated,
+    /// A former code, kept in the commune's `anciensCodes`.
+    Former,
+}
+
+/// A code given in place of a current commune's: five characters, not
+/// necessarily a current commune's shape (a former Corsican code starts
+/// `20`). Only the geography makes one, from a code it knows.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MappedCode(pub(crate) [u8; 5]);
+
+impl MappedCode {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for MappedCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for MappedCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
     }
 }
 

@@ -1,0 +1,182 @@
+//! The geography's tests, against the territories file shipped with relais.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use super::*;
+
+/// The geography shipped with relais (`data/territories.tsv`).
+pub(crate) fn france() -> &'static Arc<Geography> {
+    static FRANCE: OnceLock<Arc<Geography>> = OnceLock::new();
+    FRANCE.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/territories.tsv");
+        Arc::new(Geography::load(Path::new(path)).unwrap())
+    })
+}
+
+fn commune(code: &str) -> Result<(String, Option<Mapped>), TerritoryError> {
+    let territory = france().territory(Some(code), None)?;
+    Ok((territory.commune().unwrap().to_string(), territory.mapped()))
+}
+
+#[test]
+fn the_shipped_geography_is_the_2026_millesime() {
+    assert_eq!(france().millesime(), 2026);
+    assert_eq!(france().source(), "@etalab/decoupage-administratif@6.0.0");
+    assert_eq!(france().units().count(), 34_969 - 3 + 45);
+}
+
+#[test]
+fn a_current_commune_or_an_arrondissement_is_itself() {
+    for code in [
+        "75056", "75113", "13201", "69381", "2A004", "97411", "98735", "98901", "97501",
+    ] {
+        assert_eq!(commune(code), Ok((code.to_owned(), None)), "{code}");
+    }
+}
+
+#[test]
+fn a_commune_deleguee_is_its_chef_lieu_s_commune() {
+    let (current, mapped) = commune("01039").unwrap();
+    assert_eq!(current, "01138");
+    assert_eq!(mapped.unwrap().how, Mapping::Delegated);
+    assert_eq!(france().linked_name(mapped.unwrap().from), Some("Béon"));
+}
+
+#[test]
+fn a_former_code_that_is_no_postal_code_is_its_commune() {
+    let (current, mapped) = commune("20004").unwrap();
+    assert_eq!(current, "2A004");
+    assert_eq!(mapped.unwrap().how, Mapping::Former);
+    let with_departement = france().territory(Some("20004"), Some("2A")).unwrap();
+    assert_eq!(with_departement.departement().as_str(), "2A");
+}
+
+#[test]
+fn a_postal_code_is_refused_as_such_even_when_it_was_a_commune_s_code() {
+    // 75013: Paris 13e's postal code, and Le Bourget's code before 1968.
+    assert_eq!(commune("75013"), Err(TerritoryError::PostalCode));
+    assert_eq!(
+        commune("01000"),
+        Err(TerritoryError::PostalCode),
+        "Bourg-en-Bresse's"
+    );
+    // Marseille 1er's postal code is also Aix-en-Provence's INSEE code:
+    // the geography cannot tell, the code is Aix's.
+    assert_eq!(commune("13001").map(|(c, _)| c), Ok("13001".to_owned()));
+    assert_eq!(
+        commune("75120").map(|(c, _)| c),
+        Ok("75120".to_owned()),
+        "Paris 20e's INSEE code is no postal code"
+    );
+    assert_eq!(
+        commune("75999"),
+        Err(TerritoryError::Unknown { millesime: 2026 })
+    );
+    assert_eq!(commune("99999"), Err(TerritoryError::Commune));
+    assert_eq!(commune("7511"), Err(TerritoryError::Commune));
+}
+
+#[test]
+fn an_arrondissement_lies_in_its_commune_its_epci_its_departement_and_its_region() {
+    let territory = france().territory(Some("75113"), None).unwrap();
+    let location = france().location(territory);
+    assert_eq!(
+        location.arrondissement.map(|c| c.to_string()).as_deref(),
+        Some("75113")
+    );
+    assert_eq!(
+        location.commune.map(|c| c.to_string()).as_deref(),
+        Some("75056")
+    );
+    assert_eq!(
+        location.epci.map(|e| e.to_string()).as_deref(),
+        Some("200054781")
+    );
+    assert_eq!(location.departement.as_str(), "75");
+    assert_eq!(
+        location.region.map(|r| r.to_string()).as_deref(),
+        Some("11")
+    );
+    let description = france().describe(territory);
+    assert_eq!(description.place, "Paris 13e Arrondissement (75113)");
+    assert_eq!(description.departement, "Paris (75)");
+    assert_eq!(description.mapped, None);
+}
+
+#[test]
+fn a_mapped_code_is_said_in_words() {
+    let territory = france().territory(Some("01039"), None).unwrap();
+    let description = france().describe(territory);
+    assert_eq!(description.place, "Culoz-Béon (01138)");
+    assert_eq!(description.departement, "Ain (01)");
+    assert_eq!(
+        description.mapped.as_deref(),
+        Some(
+            "l'alerte donnait le code 01039 (Béon, commune déléguée ou associée), désormais Culoz-Béon"
+        )
+    );
+}
+
+#[test]
+fn registry_codes_must_be_current() {
+    assert!(france().check_current("75113").is_ok());
+    assert_eq!(
+        france().check_current("01039"),
+        Err("is a commune déléguée or associée of Culoz-Béon (01138): list 01138 instead".into())
+    );
+    assert_eq!(
+        france().check_current("20004"),
+        Err("is a former code of Ajaccio (2A004): list 2A004 instead".into())
+    );
+}
+
+#[test]
+fn the_built_in_geography_knows_paris_13e_and_says_it_is_built_in() {
+    let built_in = Geography::built_in();
+
+    let territory = built_in.territory(Some("75113"), None).unwrap();
+
+    assert_eq!(
+        built_in.describe(territory).place,
+        "Paris 13e Arrondissement (75113)"
+    );
+    assert_eq!(built_in.millesime(), 2026);
+    assert_eq!(built_in.origin(), &Origin::BuiltIn { millesime: 2026 });
+    assert_eq!(built_in.origin().to_string(), "built in, millésime 2026");
+}
+
+#[test]
+fn the_built_in_geography_is_the_shipped_file_read_from_its_path() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../data/territories.tsv"
+    ));
+
+    let built_in = Geography::built_in();
+    let loaded = Geography::load(path).unwrap();
+
+    assert_eq!(loaded.origin(), &Origin::File(path.to_owned()));
+    assert_eq!(built_in.units().count(), loaded.units().count());
+    assert!(
+        built_in.units().eq(loaded.units()),
+        "same communes, names and populations"
+    );
+    assert_eq!(built_in.source(), loaded.source());
+    for code in ["01039", "20004", "75013", "75999"] {
+        assert_eq!(
+            built_in.territory(Some(code), None),
+            loaded.territory(Some(code), None),
+            "{code}"
+        );
+    }
+}
+
+#[test]
+fn the_built_in_geography_borrows_its_names_from_the_binary() {
+    let built_in = Geography::built_in();
+    let loaded = france();
+
+    assert!(matches!(built_in.names, Cow::Borrowed(_)));
+    assert!(matches!(loaded.names, Cow::Owned(_)));
+}

@@ -1,0 +1,224 @@
+//! The registry: who the référents are, and which of them an alert goes to.
+//!
+//! It is loaded from a TOML file, validated whole (every error is reported at
+//! once, and a registry with any error is refused), then never changed: a
+//! reload builds a new one and swaps it in whole. Resolution is a few hash
+//! look-ups, so it costs the same for one commune or for all of France.
+//!
+//! The rule: for each network the alert's kind routes to, every référent at
+//! the most specific level that matches receives it: the arrondissement
+//! municipal, else the commune, else its EPCI, else the département, else
+//! the région, else the network's fallback référents. Every code is checked
+//! against the official geography (`geography`), which also says where a
+//! commune lies.
+//!
+//! The files: the checked values of a référent (`referent`), the file as
+//! written (`raw`), its checks (`build`), resolution (`resolve`), escalation
+//! (`escalation`) and the summary (`summary`).
+
+mod build;
+mod escalation;
+mod raw;
+mod referent;
+mod resolve;
+mod summary;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use thiserror::Error;
+
+pub use escalation::{EscalateAfter, EscalationTiers};
+pub use referent::{Referent, ReferentId};
+pub use resolve::{Level, NetworkMatch, Resolution, Unroutable};
+pub use summary::{NetworkSummary, Summary};
+
+use crate::alert::Kind;
+use crate::geography::{Epci, Geography, Region};
+use crate::publisher::Publishers;
+use crate::territory::{Commune, Departement};
+use raw::RawRegistry;
+use referent::Availability;
+
+/// A route's kind that matches every kind.
+const ANY_KIND: &str = "*";
+
+/// Why a registry was refused.
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    #[error("cannot read the registry {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the registry {path} is not valid TOML for a registry: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error(
+        "the registry {path} has {} error(s):\n  - {}",
+        errors.len(),
+        errors.join("\n  - ")
+    )]
+    Invalid { path: PathBuf, errors: Vec<String> },
+}
+
+/// Index of a network in `Registry::networks`.
+type NetworkIndex = u16;
+/// Index of a référent in `Registry::referents`.
+type ReferentIndex = u32;
+
+/// A validated, immutable registry.
+#[derive(Debug)]
+pub struct Registry {
+    referents: Vec<Referent>,
+    networks: Vec<String>,
+    /// Kind → networks, in the order the route lists them.
+    routes: HashMap<String, Vec<NetworkIndex>>,
+    /// French label of each routed kind, for the email subject.
+    labels: HashMap<String, String>,
+    /// Networks of the `*` route, added to every kind's.
+    any_kind: Vec<NetworkIndex>,
+    /// Per routed kind (`*` included), how long its alerts wait for an
+    /// acknowledgement before each step of escalation.
+    escalations: HashMap<String, EscalateAfter>,
+    /// Communes and arrondissements municipaux.
+    by_commune: Index<(NetworkIndex, Commune)>,
+    by_epci: Index<(NetworkIndex, Epci)>,
+    by_departement: Index<(NetworkIndex, Departement)>,
+    by_region: Index<(NetworkIndex, Region)>,
+    /// Per network (by index), its fallback référents.
+    fallback: Vec<Vec<ReferentIndex>>,
+    /// The geography its codes were checked against, and which says where a
+    /// territory lies.
+    geography: Arc<Geography>,
+    /// Deputies and absences, for the référents that have any.
+    availability: HashMap<ReferentIndex, Availability>,
+    /// Who may publish what; empty: anyone may publish anything.
+    publishers: Publishers,
+}
+
+impl Registry {
+    /// Reads and validates a registry file: TOML, or JSON with the same
+    /// keys when its name ends in `.json` (for large registries generated
+    /// by a tool: JSON parses faster).
+    ///
+    /// # Errors
+    /// [`RegistryError`]: unreadable file, syntax or shape error, or the
+    /// complete list of validation errors.
+    pub fn load(path: &Path, geography: &Arc<Geography>) -> Result<Self, RegistryError> {
+        let read = |source| RegistryError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        let json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        Self::from_text(&text, json, path, geography)
+    }
+
+    /// Validates a registry given as TOML text.
+    ///
+    /// # Errors
+    /// As [`Registry::load`], with an empty path.
+    pub fn from_toml(text: &str, geography: &Arc<Geography>) -> Result<Self, RegistryError> {
+        Self::from_text(text, false, Path::new(""), geography)
+    }
+
+    /// Validates a registry given as JSON text.
+    ///
+    /// # Errors
+    /// As [`Registry::load`], with an empty path.
+    pub fn from_json(text: &str, geography: &Arc<Geography>) -> Result<Self, RegistryError> {
+        Self::from_text(text, true, Path::new(""), geography)
+    }
+
+    fn from_text(
+        text: &str,
+        json: bool,
+        path: &Path,
+        geography: &Arc<Geography>,
+    ) -> Result<Self, RegistryError> {
+        let syntax = |message: String| RegistryError::Syntax {
+            path: path.to_owned(),
+            message,
+        };
+        let raw: RawRegistry = if json {
+            serde_json::from_str(text).map_err(|error| syntax(error.to_string()))?
+        } else {
+            toml::from_str(text).map_err(|error| syntax(error.to_string()))?
+        };
+        build::build(raw, geography.clone()).map_err(|errors| RegistryError::Invalid {
+            path: path.to_owned(),
+            errors,
+        })
+    }
+
+    /// The geography the registry was checked against.
+    pub fn geography(&self) -> &Arc<Geography> {
+        &self.geography
+    }
+
+    /// How people call a kind: the route's `label`, else the kind with spaces.
+    pub fn kind_label(&self, kind: &Kind) -> String {
+        self.labels
+            .get(kind.as_str())
+            .cloned()
+            .unwrap_or_else(|| kind.as_str().replace('_', " "))
+    }
+
+    pub fn referents(&self) -> &[Referent] {
+        &self.referents
+    }
+
+    /// The place of `referent` in [`Registry::referents`], if it is one of
+    /// this registry's (for counters kept per référent beside a registry).
+    pub fn position(&self, referent: &Referent) -> Option<usize> {
+        let range = self.referents.as_ptr_range();
+        let at = std::ptr::from_ref(referent);
+        range
+            .contains(&at)
+            .then(|| (at as usize - range.start as usize) / std::mem::size_of::<Referent>())
+    }
+
+    /// Who may publish what (see [`Publishers::authorize`]).
+    pub fn publishers(&self) -> &Publishers {
+        &self.publishers
+    }
+}
+
+/// Référents by territory code: each key points at a run of one flat list
+/// of référent indexes (in registry order), so a national registry costs
+/// two allocations, not one per commune.
+#[derive(Debug)]
+struct Index<K> {
+    runs: HashMap<K, (u32, u32)>,
+    referents: Vec<ReferentIndex>,
+}
+
+impl<K: std::hash::Hash + Eq + Ord + Copy> Index<K> {
+    fn new(mut entries: Vec<(K, ReferentIndex)>) -> Self {
+        // Stable: référents of one key keep their registry order.
+        entries.sort_by_key(|(key, _)| *key);
+        let mut runs = HashMap::with_capacity(entries.len());
+        let mut referents = Vec::with_capacity(entries.len());
+        for chunk in entries.chunk_by(|a, b| a.0 == b.0) {
+            let start = referents.len() as u32;
+            referents.extend(chunk.iter().map(|(_, referent)| *referent));
+            runs.insert(chunk[0].0, (start, chunk.len() as u32));
+        }
+        runs.shrink_to_fit();
+        Self { runs, referents }
+    }
+
+    fn get(&self, key: &K) -> Option<&[ReferentIndex]> {
+        let &(start, len) = self.runs.get(key)?;
+        self.referents.get(start as usize..(start + len) as usize)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &K> {
+        self.runs.keys()
+    }
+}
