@@ -10,8 +10,8 @@
 //! - [`audit`], [`pending`]: the store's trail, and the alerts awaiting
 //!   acknowledgement;
 //! - [`status`], [`dead_letters`]: the queues, and the dead letters;
-//! - [`trace`]: the record of each operator command in the store's
-//!   operations log; [`output`]: what the commands print, escaped.
+//! - `trace`: the record of each operator command in the store's
+//!   operations log; `output`: what the commands print, escaped.
 //!
 //! A subcommand never decides what happens to an alert: it reads, or asks
 //! the broker, the store or the relay's own modules to act.
