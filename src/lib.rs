@@ -20,7 +20,6 @@ pub mod ack;
 pub mod amqp;
 pub mod cli;
 pub mod commands;
-pub mod coverage;
 pub mod daemon;
 pub mod flood;
 pub mod health;

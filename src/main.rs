@@ -5,7 +5,7 @@ use relais::cli::Cli;
 
 fn main() -> ExitCode {
     relais::memory::one_arena();
-    let cli = Cli::parse();
+    let Cli { config, command } = Cli::parse();
     // One TLS crypto backend for the whole process (AMQP and SMTP).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -15,5 +15,5 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(relais::commands::dispatch(cli))
+    runtime.block_on(relais::commands::dispatch(config.as_deref(), command))
 }

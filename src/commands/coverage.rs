@@ -7,14 +7,51 @@
 //! The units are those that cover France once: every current commune, with
 //! Paris, Lyon and Marseille counted by arrondissement municipal. Each is
 //! resolved as an alert about it would be.
+//!
+//! It reads the settings, the registry and the geography, and nothing
+//! else: neither the broker nor the store.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
+use anyhow::bail;
+use clap::Args;
 use serde::Serialize;
 
 use crate::geography::Geography;
 use crate::registry::{Level, Registry};
+use crate::settings::Settings;
 use crate::territory::Departement;
+
+/// Which networks `relais coverage` reports on, and how it prints.
+#[derive(Debug, Args)]
+pub struct CoverageArgs {
+    /// Only this network, e.g. ccas.
+    #[arg(long, value_name = "NETWORK")]
+    pub network: Option<String>,
+    /// Print JSON, for scripts: every commune of every gap.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `relais coverage`: what the registry covers of France.
+pub(super) fn coverage(config: Option<&Path>, args: &CoverageArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let geography = super::load_geography(&settings)?;
+    let registry = Registry::load(&settings.registry.path, &geography)?;
+    if let Some(network) = &args.network
+        && !registry.summary().networks.contains_key(network)
+    {
+        bail!("--network {network:?} has no référent in the registry");
+    }
+    let coverage = Coverage::of(&registry, &geography, args.network.as_deref());
+    if args.json {
+        println!("{}", serde_json::to_string(&coverage)?);
+    } else {
+        print!("{}", coverage.text());
+    }
+    Ok(())
+}
 
 /// The coverage of one registry.
 #[derive(Debug, Serialize)]

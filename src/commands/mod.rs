@@ -1,0 +1,108 @@
+//! The operators' and developers' subcommands: one file each, beside its
+//! arguments, and this index that names them and runs the one asked for.
+//! Output is for people (and, where said, for scripts); it never shows a
+//! secret or a patient detail.
+//!
+//! - [`run`]: the daemon;
+//! - [`check`], [`resolve`], [`coverage`]: the settings and the registry,
+//!   read without the broker;
+//! - [`publish`]: an alert published as the dispatch software does;
+//! - [`audit`], [`pending`]: the store's trail, and the alerts awaiting
+//!   acknowledgement;
+//! - [`status`], [`dead_letters`]: the queues, and the dead letters;
+//! - `trace`: the record of each operator command in the store's
+//!   operations log; `output`: what the commands print, escaped.
+//!
+//! A subcommand never decides what happens to an alert: it reads, or asks
+//! the broker, the store or the relay's own modules to act.
+
+pub mod audit;
+pub mod check;
+pub mod coverage;
+pub mod dead_letters;
+mod output;
+pub mod pending;
+pub mod publish;
+pub mod resolve;
+pub mod run;
+pub mod status;
+mod trace;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Subcommand;
+use lapin::Connection;
+
+use crate::geography::Geography;
+use crate::settings::Settings;
+
+pub use check::NO_PUBLISHER;
+
+use audit::AuditArgs;
+use coverage::CoverageArgs;
+use dead_letters::DeadLettersCommand;
+use pending::PendingArgs;
+use publish::PublishArgs;
+use resolve::ResolveArgs;
+use status::StatusArgs;
+
+/// The subcommands, in the order `relais --help` lists them.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: consume alerts and email the référents.
+    Run,
+    /// Check the settings and the registry, and summarise them.
+    Check,
+    /// Show who would receive an alert of a kind about a territory.
+    Resolve(ResolveArgs),
+    /// What the registry covers of France: per network, the communes and
+    /// population served at each level, and the gaps per département.
+    Coverage(CoverageArgs),
+    /// Publish an alert the way the dispatch software does (smoke tests).
+    Publish(PublishArgs),
+    /// Show who was emailed about an alert, or every delivery since a time.
+    Audit(AuditArgs),
+    /// The alerts awaiting acknowledgement: who has them, since when, the
+    /// next step of their escalation.
+    Pending(PendingArgs),
+    /// One screen on the queues: exit 2 when dead letters wait.
+    Status(StatusArgs),
+    /// Look at, replay or purge the dead letters.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
+}
+
+/// Runs the subcommand with the settings file `config`; errors are
+/// printed, and become exit code 1.
+pub async fn dispatch(config: Option<&Path>, command: Command) -> ExitCode {
+    let result = match command {
+        Command::Run => run::run(config).await,
+        Command::Check => check::check(config),
+        Command::Resolve(args) => resolve::resolve(config, &args),
+        Command::Coverage(args) => coverage::coverage(config, &args),
+        Command::Publish(args) => publish::publish(config, &args).await,
+        Command::Audit(args) => audit::audit(config, &args).await,
+        Command::Pending(args) => pending::pending(config, &args).await,
+        Command::Status(args) => return status::status(config, args.json).await,
+        Command::DeadLetters(command) => dead_letters::dead_letters(config, command).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("relais: {}", crate::telemetry::causes(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The official geography the settings name.
+fn load_geography(settings: &Settings) -> anyhow::Result<Arc<Geography>> {
+    Ok(Arc::new(Geography::load(&settings.territories.path)?))
+}
+
+/// Connects to the broker for an operator's command.
+async fn connect(settings: &Settings) -> anyhow::Result<Connection> {
+    crate::amqp::connect(&settings.amqp, "relais (operator)").await
+}
