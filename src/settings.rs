@@ -19,6 +19,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::mail::smtp::Timeouts;
+
+pub use crate::mail::outbound::{Credentials, MailServer, Outbound, SmtpTls};
+pub use crate::secret::{Password, read_secret};
+
 /// The environment variable naming the settings file, when `--config` is not given.
 pub const CONFIG_ENV: &str = "RELAIS_CONFIG";
 
@@ -184,21 +189,6 @@ pub enum TransportKind {
     Smtp,
     File,
 }
-
-/// How the SMTP connection is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpTls {
-    /// STARTTLS, and refuse to send if the server does not offer it.
-    Required,
-    /// STARTTLS if offered, else in clear.
-    Opportunistic,
-    /// TLS from the first byte (SMTPS, port 465).
-    Wrapper,
-    /// In clear: loopback only, unless `allow_plaintext`.
-    None,
-}
-
 /// What the emails say.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -1120,7 +1110,7 @@ impl SmtpSettings {
             ca_file: self.ca_file.clone(),
             credentials,
             pool_size: self.pool_size as usize,
-            timeouts: crate::mail::smtp::Timeouts {
+            timeouts: Timeouts {
                 step: self.timeout,
                 final_reply: self.final_reply_timeout,
             },
@@ -1128,57 +1118,6 @@ impl SmtpSettings {
         }))
     }
 }
-
-/// Where the emails go, as [`SmtpSettings::outbound`] checked it.
-#[derive(Debug, Clone)]
-pub enum Outbound {
-    /// To an SMTP server.
-    Smtp(MailServer),
-    /// As `.eml` files in this folder, for a local trial.
-    Files(PathBuf),
-}
-
-/// An SMTP server relais can use as configured.
-#[derive(Debug, Clone)]
-pub struct MailServer {
-    pub host: String,
-    pub port: u16,
-    pub tls: SmtpTls,
-    /// The authorities to trust instead of the system's.
-    pub ca_file: Option<PathBuf>,
-    pub credentials: Option<Credentials>,
-    /// Connections at once, at least 1.
-    pub pool_size: usize,
-    pub timeouts: crate::mail::smtp::Timeouts,
-    /// `smtp.helo_name`, checked; `None`: the machine's name.
-    pub helo_name: Option<String>,
-}
-
-/// The SMTP login.
-#[derive(Debug, Clone)]
-pub struct Credentials {
-    pub username: String,
-    pub password: Password,
-}
-
-/// Where the SMTP password is: read only when the transport is built.
-#[derive(Debug, Clone)]
-pub enum Password {
-    Inline(SecretString),
-    File(PathBuf),
-}
-
-/// Reads a secret from a file, without its trailing line break.
-///
-/// # Errors
-/// When the file cannot be read.
-pub fn read_secret(path: &Path) -> std::io::Result<SecretString> {
-    let text = std::fs::read_to_string(path)?;
-    Ok(SecretString::from(
-        text.trim_end_matches(['\r', '\n']).to_owned(),
-    ))
-}
-
 /// A warning when the settings file `path`, readable by other users than
 /// its owner, holds a secret inline (a password in `amqp.url`, or
 /// `smtp.password`).
