@@ -6,7 +6,7 @@
 //! what happens to the alert (`relay` does, from the [`classify`]ication).
 //!
 //! [`pool`]: crate::mail::pool
-//! [`classify`]: crate::mail::classify
+//! [`classify`]: mod@crate::mail::classify
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

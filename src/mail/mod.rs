@@ -9,7 +9,7 @@
 //!   each send bounded in time;
 //! - [`pool`]: the SMTP connections, reused;
 //! - [`smtp`]: relais's own SMTP client (TLS, AUTH, pipelining, CHUNKING);
-//! - [`classify`]: what a failed send means, decided in one place.
+//! - [`classify`](mod@classify): what a failed send means, decided in one place.
 //!
 //! It never decides what happens to an alert: `relay` does.
 
