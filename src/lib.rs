@@ -28,6 +28,7 @@ pub mod mail;
 pub mod memory;
 pub mod outcome;
 pub mod relay;
+pub mod secret;
 pub mod settings;
 pub mod standby;
 pub mod store;

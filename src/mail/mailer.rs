@@ -6,7 +6,7 @@
 //! what happens to the alert (`relay` does, from the [`classify`]ication).
 //!
 //! [`pool`]: crate::mail::pool
-//! [`classify`]: crate::mail::classify
+//! [`classify`]: mod@crate::mail::classify
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,10 +18,11 @@ use thiserror::Error;
 
 use crate::health::Health;
 use crate::mail::classify::SendError;
+use crate::mail::outbound::{MailServer, Outbound, SmtpTls};
 use crate::mail::pool::SmtpPool;
 use crate::mail::render::Email;
 use crate::mail::smtp::{self, Hello, Security, Server};
-use crate::settings::{MailServer, Outbound, Password, SmtpTls, read_secret};
+use crate::secret::{Password, read_secret};
 
 /// Why the transport could not be set up from the settings.
 #[derive(Debug, Error)]

@@ -1,0 +1,219 @@
+//! The `[store]` section: where the dedup record and audit trail are kept,
+//! a SQLite file or a PostgreSQL database that several relais share, and
+//! for how long.
+//!
+//! It refuses a retention shorter than the retry ladder and a day (a
+//! retried alert would email again whoever was already emailed), a
+//! PostgreSQL database on another machine without TLS, and a file and a
+//! database at once. The database's URL holds a password: it is only shown
+//! through [`StoreSettings::describe`], without it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::{SettingsError, is_loopback};
+use crate::secret::read_secret;
+
+/// The dedup record and audit trail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// The SQLite file (created if missing), e.g. `/var/lib/relais/relais.db`;
+    /// required, unless `url` is given.
+    pub path: PathBuf,
+    /// `postgres://user:password@host:port/database`: a PostgreSQL store
+    /// that several relais can share, instead of `path` (both is an
+    /// error). It holds a secret, like the broker's URL.
+    pub url: Option<SecretString>,
+    /// A file holding `url` (systemd credential `store-url`).
+    pub url_file: Option<PathBuf>,
+    /// PEM file of the authorities to trust for PostgreSQL's certificate:
+    /// the connection is then TLS (required towards another machine).
+    pub ca_file: Option<PathBuf>,
+    /// How long deliveries are remembered (dedup and audit).
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::new(),
+            url: None,
+            url_file: None,
+            ca_file: None,
+            retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+impl StoreSettings {
+    /// The retention against the retry ladder (`ladder`, the sum of
+    /// `retry.delays`), then where the store is.
+    pub(super) fn check(&self, ladder: Duration, errors: &mut Vec<String>) {
+        let needed = ladder + Duration::from_secs(86_400);
+        if self.retention < needed {
+            errors.push(format!(
+                "store.retention ({}) must be at least the retry ladder ({}) plus a day: a \
+                 shorter one forgets who was emailed while retries are pending, and a retried \
+                 alert would email them again",
+                humantime::format_duration(self.retention),
+                humantime::format_duration(ladder)
+            ));
+        }
+        if let Some(url) = &self.url {
+            self.check_url(url, errors);
+        } else if self.path.as_os_str().is_empty() {
+            errors.push(
+                "store.path is required: the file of the dedup record and audit trail".into(),
+            );
+        }
+    }
+
+    /// Replaces `url` with what `url_file` holds, when it is given.
+    ///
+    /// # Errors
+    /// [`SettingsError::Read`] when the file cannot be read.
+    pub(super) fn read_url_file(&mut self) -> Result<(), SettingsError> {
+        if let Some(path) = &self.url_file {
+            self.url = Some(read_secret(path).map_err(|error| {
+                SettingsError::Read(format!("store.url_file {}: {error}", path.display()))
+            })?);
+        }
+        Ok(())
+    }
+
+    fn check_url(&self, url: &SecretString, errors: &mut Vec<String>) {
+        if !self.path.as_os_str().is_empty() {
+            errors.push(
+                "store.path and store.url are both given: give store.path for a SQLite file, \
+                 or store.url for a PostgreSQL database"
+                    .into(),
+            );
+        }
+        let parsed = match url::Url::parse(url.expose_secret()) {
+            Ok(parsed) if matches!(parsed.scheme(), "postgres" | "postgresql") => parsed,
+            _ => {
+                errors.push("store.url must be postgres://user:password@host:port/database".into());
+                return;
+            }
+        };
+        let host = parsed.host_str().unwrap_or_default();
+        if host.is_empty() {
+            errors.push(
+                "store.url has no host: write it postgres://user:password@host:port/database"
+                    .into(),
+            );
+        } else if !is_loopback(host) && self.ca_file.is_none() {
+            errors.push(format!(
+                "store.url names {host}, which is not this machine: give store.ca_file, the \
+                 authority of its certificate, so that the connection is TLS"
+            ));
+        }
+        if parsed.path().trim_start_matches('/').is_empty() {
+            errors.push(
+                "store.url names no database: postgres://user:password@host:port/database".into(),
+            );
+        }
+    }
+
+    /// Where the store is, for logs and CLI output: the SQLite file, or
+    /// the PostgreSQL URL without its password.
+    pub fn describe(&self) -> String {
+        match &self.url {
+            Some(url) => {
+                let Ok(mut parsed) = url::Url::parse(url.expose_secret()) else {
+                    return "(an invalid URL)".into();
+                };
+                if parsed.password().is_some() {
+                    let _ = parsed.set_password(Some("***"));
+                }
+                parsed.to_string()
+            }
+            None => self.path.display().to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::settings::fixtures::{MINIMAL, env, write};
+    use crate::settings::{CREDENTIALS_ENV, Settings, SettingsError};
+
+    #[test]
+    fn a_postgresql_store_is_one_url_with_a_database_tls_towards_another_machine_and_never_beside_a_path()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let postgres = MINIMAL.replace(
+            "path = \"state/relais.db\"",
+            "url = \"postgres://relais:s3cret@127.0.0.1:5432/relais\"",
+        );
+        let settings =
+            Settings::load_with_env(Some(&write(dir.path(), &postgres)), env(&[])).unwrap();
+        assert_eq!(
+            settings.store.describe(),
+            "postgres://relais:***@127.0.0.1:5432/relais"
+        );
+
+        let both = format!("{MINIMAL}url = \"postgres://relais@db.example.org/\"\n");
+        let Err(SettingsError::Invalid(errors)) =
+            Settings::load_with_env(Some(&write(dir.path(), &both)), env(&[]))
+        else {
+            panic!("accepted");
+        };
+        assert_eq!(
+            errors,
+            [
+                "store.path and store.url are both given: give store.path for a SQLite file, or \
+                 store.url for a PostgreSQL database",
+                "store.url names db.example.org, which is not this machine: give store.ca_file, \
+                 the authority of its certificate, so that the connection is TLS",
+                "store.url names no database: postgres://user:password@host:port/database",
+            ]
+        );
+
+        std::fs::write(
+            dir.path().join("store-url"),
+            "postgres://relais:s3cret@localhost/relais\n",
+        )
+        .unwrap();
+        let credentials = dir.path().join("credentials");
+        std::fs::create_dir(&credentials).unwrap();
+        std::fs::rename(dir.path().join("store-url"), credentials.join("store-url")).unwrap();
+        let from_credential = Settings::load_with_env(
+            Some(&write(
+                dir.path(),
+                &MINIMAL.replace("path = \"state/relais.db\"", ""),
+            )),
+            env(&[(CREDENTIALS_ENV, credentials.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(
+            from_credential.store.describe(),
+            "postgres://relais:***@localhost/relais"
+        );
+    }
+
+    #[test]
+    fn a_retention_shorter_than_the_retry_ladder_and_a_day_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), MINIMAL);
+        let error =
+            Settings::load_with_env(Some(&file), env(&[("RELAIS__STORE__RETENTION", "1day 7h")]))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            error.contains(
+                "store.retention (1day 7h) must be at least the retry ladder (7h 12m 30s) plus a day"
+            ),
+            "{error}"
+        );
+        assert!(
+            Settings::load_with_env(Some(&file), env(&[("RELAIS__STORE__RETENTION", "2days")]))
+                .is_ok()
+        );
+    }
+}
