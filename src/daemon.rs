@@ -63,11 +63,12 @@ pub async fn run(
     };
     let health = Arc::new(Health::default());
 
-    let mut geography = Geography::load(&settings.territories.path)?;
+    let mut geography = settings.territories.geography()?;
     geography.forget_populations();
     let geography = Arc::new(geography);
+    memory::release_pages(Geography::built_in_text().as_bytes());
     tracing::info!(
-        territories = %settings.territories.path.display(),
+        territories = %geography.origin(),
         millesime = geography.millesime(),
         "official geography loaded"
     );

@@ -24,9 +24,8 @@ pub(super) fn check(config: Option<&Path>) -> anyhow::Result<()> {
     let registry = Registry::load(registry_path, &geography)?;
     print!("{}", check_report(&settings, registry_path, &registry));
     println!(
-        "territories: {} — millésime {} ({})",
-        settings.territories.path.display(),
-        geography.millesime(),
+        "territories: {} ({})",
+        geography.origin(),
         geography.source()
     );
     Ok(())

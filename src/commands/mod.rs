@@ -99,7 +99,7 @@ pub async fn dispatch(config: Option<&Path>, command: Command) -> ExitCode {
 
 /// The official geography the settings name.
 fn load_geography(settings: &Settings) -> anyhow::Result<Arc<Geography>> {
-    Ok(Arc::new(Geography::load(&settings.territories.path)?))
+    Ok(Arc::new(settings.territories.geography()?))
 }
 
 /// Connects to the broker for an operator's command.

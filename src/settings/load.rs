@@ -69,12 +69,9 @@ impl Settings {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
-        let required = [
-            &mut self.registry.path,
-            &mut self.store.path,
-            &mut self.territories.path,
-        ];
+        let required = [&mut self.registry.path, &mut self.store.path];
         let optional = [
+            &mut self.territories.path,
             &mut self.smtp.password_file,
             &mut self.smtp.ca_file,
             &mut self.smtp.file_dir,

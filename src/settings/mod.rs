@@ -50,7 +50,7 @@ pub use self::retry::RetrySettings;
 pub use self::secrets::{CREDENTIALS, CREDENTIALS_ENV};
 pub use self::smtp::{SmtpSettings, TransportKind};
 pub use self::store::StoreSettings;
-pub use self::territories::{TERRITORIES, TerritoriesSettings};
+pub use self::territories::TerritoriesSettings;
 pub use crate::mail::outbound::{Credentials, MailServer, Outbound, SmtpTls};
 pub use crate::secret::{Password, read_secret};
 

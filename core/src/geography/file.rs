@@ -33,7 +33,7 @@ pub enum GeographyError {
 
 /// The territories file relais is built with (`data/territories.tsv`, at
 /// the workspace's root): the millésime it ships, and the default.
-const BUILT_IN: &str = include_str!(concat!(
+pub(super) const BUILT_IN: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../data/territories.tsv"
 ));
@@ -112,6 +112,14 @@ impl Geography {
     /// Where the geography was read from.
     pub fn origin(&self) -> &Origin {
         &self.origin
+    }
+
+    /// The text of the built-in geography, where the binary keeps it: once
+    /// parsed, the daemon hands its pages back to the system (what the
+    /// names borrow is read in again when an email needs it).
+    #[must_use]
+    pub fn built_in_text() -> &'static str {
+        BUILT_IN
     }
 }
 
