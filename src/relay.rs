@@ -192,7 +192,7 @@ impl Relay {
         if alert.territory().mapped().is_some() {
             self.events.territory_mapped(alert);
         }
-        let digest = digest(alert);
+        let digest = alert.digest();
 
         let _one_at_a_time = self.in_flight.lock(alert.id()).await;
         let recorded = self
@@ -421,7 +421,7 @@ impl Relay {
         let addressed = Addressed::Escalated {
             unacknowledged_for: waited,
         };
-        let digest = digest(alert);
+        let digest = alert.digest();
         let sends = to_send
             .iter()
             .map(|referent| self.send(alert, referent, &label, &place, addressed, digest));
@@ -565,52 +565,6 @@ fn tier_has_deputy(tiers: &[&crate::registry::EscalationTiers<'_>], referent: &R
     tiers
         .iter()
         .any(|tier| tier.deputies.iter().any(|d| d.id() == referent.id()))
-}
-
-/// The SHA-256 of the alert's content as parsed: each value in a fixed
-/// order, length-prefixed, so that the same alert published twice, however
-/// its JSON was laid out, has one digest, and two different ones never
-/// share it. No copy of the alert is made.
-fn digest(alert: &Alert) -> Digest {
-    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut field = |value: Option<&str>| match value {
-        None => context.update(&[0]),
-        Some(text) => {
-            context.update(&[1]);
-            context.update(&(text.len() as u64).to_be_bytes());
-            context.update(text.as_bytes());
-        }
-    };
-    let territory = alert.territory();
-    let emitted_at = alert.emitted_at();
-    let instant = emitted_at.unix_timestamp_nanos().to_be_bytes();
-    let offset = emitted_at.offset().whole_seconds().to_be_bytes();
-    let patient = alert.patient();
-    let contact = alert.contact();
-    field(Some(alert.id().as_str()));
-    field(Some(alert.kind().as_str()));
-    field(Some(alert.priority().as_str()));
-    field(Some(alert.association()));
-    field(territory.mapped().as_ref().map(|m| m.from.as_str()));
-    field(territory.commune().as_ref().map(|c| c.as_str()));
-    field(Some(territory.departement().as_str()));
-    field(Some(alert.summary()));
-    for value in [
-        &patient.reference,
-        &patient.name,
-        &patient.address,
-        &patient.phone,
-        &contact.name,
-        &contact.phone,
-    ] {
-        field(value.as_deref());
-    }
-    context.update(&instant);
-    context.update(&offset);
-    let hash = context.finish();
-    let mut digest = [0; 32];
-    digest.copy_from_slice(hash.as_ref());
-    digest
 }
 
 /// One lock per alert id in flight, so that two copies of an alert are
