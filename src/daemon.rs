@@ -31,7 +31,7 @@ use crate::settings::{Settings, SettingsError};
 use crate::store::Store;
 use crate::telemetry::events::Events;
 use crate::telemetry::metrics::Metrics;
-use crate::{amqp, http, memory};
+use crate::{amqp, backoff, http, memory};
 
 /// Longest wait between two prunings of the store.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -290,12 +290,12 @@ async fn count_pending(store: Store, link_ttl: Duration, events: Events, stop: C
 /// Opens the store; a PostgreSQL store that cannot be reached yet is
 /// waited for (relais takes no alert meanwhile), as the broker is.
 async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    let mut waits = amqp::connection::reconnect_backoff(Duration::from_millis(500));
+    let mut waits = backoff::waits(Duration::from_millis(500));
     loop {
         match Store::open(&settings.store).await {
             Ok(store) => return Ok(store),
             Err(error @ crate::store::StoreError::Postgres { .. }) => {
-                let wait = waits.next().unwrap_or(amqp::connection::RECONNECT_MAX);
+                let wait = waits.next().unwrap_or(backoff::LONGEST_WAIT);
                 tracing::warn!(%error, ?wait, "cannot open the store; trying again");
                 tokio::time::sleep(wait).await;
             }

@@ -18,6 +18,7 @@
 
 pub mod ack;
 pub mod amqp;
+pub mod backoff;
 pub mod cli;
 pub mod commands;
 pub mod coverage;

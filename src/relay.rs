@@ -296,7 +296,7 @@ impl Relay {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
     {
-        let mut waits = crate::amqp::connection::reconnect_backoff(Duration::from_millis(100));
+        let mut waits = crate::backoff::waits(Duration::from_millis(100));
         let mut failures: u32 = 0;
         loop {
             match read().await {

@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::amqp::connection::{RECONNECT_MAX, reconnect_backoff};
 use crate::amqp::publisher::Publisher;
+use crate::backoff;
 use crate::registry::Referent;
 use crate::settings::Settings;
 use crate::telemetry::metrics::Metrics;
@@ -185,7 +185,7 @@ pub async fn publish_events(
 ) {
     let exchange = settings.events.exchange.clone();
     let mut link: Option<Link> = None;
-    let mut backoff = reconnect_backoff(Duration::from_millis(200));
+    let mut waits = backoff::waits(Duration::from_millis(200));
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut batch: Vec<Encoded> = Vec::with_capacity(BATCH);
     'events: loop {
@@ -232,7 +232,7 @@ pub async fn publish_events(
             Ok(()) => {
                 metrics.events_published.inc_by(batch.len() as u64);
                 batch.clear();
-                backoff = reconnect_backoff(Duration::from_millis(200));
+                waits = backoff::waits(Duration::from_millis(200));
             }
             Err(error) => {
                 metrics.events_failed.inc();
@@ -240,7 +240,7 @@ pub async fn publish_events(
                 if let Some(broken) = link.take() {
                     let _ = broken.connection.close(200, "reconnecting".into()).await;
                 }
-                let wait = backoff.next().unwrap_or(RECONNECT_MAX);
+                let wait = waits.next().unwrap_or(backoff::LONGEST_WAIT);
                 if stop.is_cancelled() && deadline.is_none() {
                     deadline = Some(tokio::time::Instant::now() + FLUSH_AT_STOP);
                 }
