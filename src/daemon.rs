@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ack::{self, Links};
 use crate::amqp::Topology;
-use crate::amqp::status::{self, StatusSink};
+use crate::amqp::status;
 use crate::flood::FloodGuard;
 use crate::geography::Geography;
 use crate::health::Health;
@@ -31,6 +31,7 @@ use crate::settings::{Settings, SettingsError};
 use crate::store::Store;
 use crate::telemetry::events::Events;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::status::StatusSink;
 use crate::{amqp, backoff, http, memory};
 
 /// Longest wait between two prunings of the store.
