@@ -7,12 +7,10 @@
 //! alert: the consumer hands each one to the relay.
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
 use sd_notify::NotifyState;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -26,13 +24,13 @@ use crate::geography::Geography;
 use crate::health::Health;
 use crate::mail::{Mailer, Renderer};
 use crate::registry::Registry;
-use crate::relay::{Relay, SharedRegistry};
+use crate::relay::Relay;
 use crate::settings::{Settings, SettingsError};
 use crate::store::Store;
 use crate::telemetry::events::Events;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::status::StatusSink;
-use crate::{amqp, backoff, http, memory};
+use crate::{amqp, backoff, http, live_registry, memory};
 
 /// Longest wait between two prunings of the store.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -81,7 +79,7 @@ pub async fn run(
     let sender = settings.smtp.sender().map_err(anyhow::Error::msg)?;
     let outbound = settings.smtp.outbound().map_err(SettingsError::Invalid)?;
     let relay = Relay::new(
-        Arc::new(ArcSwap::from_pointee(registry)),
+        live_registry::shared(registry),
         Renderer::new(sender, settings.email.include_patient)?,
         Mailer::new(&outbound, health.clone())?,
         store.clone(),
@@ -180,7 +178,7 @@ pub async fn run(
             }
             Some(()) = reloads.recv() => {
                 systemd::notify(&[NotifyState::Reloading]);
-                reload(relay.registry(), &registry_path, &events);
+                live_registry::reload(relay.registry(), &registry_path, &events);
                 systemd::notify(&[NotifyState::Ready]);
             }
             _ = beat.tick() => {
@@ -208,22 +206,6 @@ async fn expire_idle_connections(relay: Arc<Relay>, stop: CancellationToken) {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(EVERY) => relay.mailer().expire_idle().await,
         }
-    }
-}
-
-/// Replaces the registry with the file's current content if, and only if,
-/// it is valid; alerts in flight finish with the registry they started with.
-fn reload(registry: &SharedRegistry, path: &Path, events: &Events) {
-    let geography = registry.load().geography().clone();
-    match Registry::load(path, &geography) {
-        Ok(new) => {
-            events.registry_loaded(&new, path, true);
-            registry.store(Arc::new(new));
-            // What alerts in flight still hold of the old registry is given
-            // back at a later reload.
-            memory::return_freed();
-        }
-        Err(error) => events.registry_refused(&error),
     }
 }
 

@@ -26,6 +26,7 @@ pub mod daemon;
 pub mod flood;
 pub mod health;
 pub mod http;
+pub mod live_registry;
 pub mod mail;
 pub mod memory;
 pub mod outcome;

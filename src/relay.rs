@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use backon::{ExponentialBuilder, Retryable};
 use futures_util::future::join_all;
 use time::OffsetDateTime;
@@ -25,16 +24,13 @@ use crate::ack::Links;
 use crate::alert::{Alert, AlertId};
 use crate::flood::{Flood, FloodGuard};
 use crate::geography::Description;
+use crate::live_registry::SharedRegistry;
 use crate::mail::{Addressed, Mailer, Renderer, SendError};
 use crate::outcome::{NextStep, Outcome, Reason, Verdict};
 use crate::registry::{Referent, Registry};
 use crate::settings::RetrySettings;
 use crate::store::{Digest, SentEmail, Store, UNACKNOWLEDGED_STEP};
 use crate::telemetry::events::Events;
-
-/// The registry in force. Swapped whole on reload; an alert keeps the
-/// registry it started with until it is done.
-pub type SharedRegistry = Arc<ArcSwap<Registry>>;
 
 /// How each email is retried in process before the alert goes back to the
 /// broker.
@@ -654,7 +650,7 @@ mod tests {
         let registry = Registry::from_toml(registry, crate::testing::france()).unwrap();
         let events = Events::new(Arc::new(Metrics::new()));
         Relay::new(
-            Arc::new(ArcSwap::from_pointee(registry)),
+            crate::live_registry::shared(registry),
             Renderer::new("relais <relais@sos75.example.org>".parse().unwrap(), true).unwrap(),
             Mailer::new(
                 &Outbound::Files(dir.join("mail")),

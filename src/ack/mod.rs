@@ -24,8 +24,8 @@ use axum::routing::get;
 use time::OffsetDateTime;
 
 use crate::alert::{Alert, Kind};
+use crate::live_registry::SharedRegistry;
 use crate::registry::Referent;
-use crate::relay::SharedRegistry;
 use crate::store::Store;
 use crate::telemetry::events::Events;
 use token::{Link, Signer, TokenError};
