@@ -24,7 +24,7 @@ use crate::geography::Geography;
 use crate::health::Health;
 use crate::mail::{Mailer, Renderer};
 use crate::registry::Registry;
-use crate::relay::Relay;
+use crate::relay::{Relay, RelayParts};
 use crate::settings::{Settings, SettingsError};
 use crate::store::Store;
 use crate::telemetry::events::Events;
@@ -78,16 +78,16 @@ pub async fn run(
     let store = open_store(&settings).await?.watched_by(health.clone());
     let sender = settings.smtp.sender().map_err(anyhow::Error::msg)?;
     let outbound = settings.smtp.outbound().map_err(SettingsError::Invalid)?;
-    let relay = Relay::new(
-        live_registry::shared(registry),
-        Renderer::new(sender, settings.email.include_patient)?,
-        Mailer::new(&outbound, health.clone())?,
-        store.clone(),
-        (&settings.retry).into(),
-        settings.amqp.max_message_bytes,
-        FloodGuard::new(settings.registry.max_alerts_per_referent_per_hour),
-        events.clone(),
-    );
+    let relay = Relay::new(RelayParts {
+        registry: live_registry::shared(registry),
+        renderer: Renderer::new(sender, settings.email.include_patient)?,
+        mailer: Mailer::new(&outbound, health.clone())?,
+        store: store.clone(),
+        retry: (&settings.retry).into(),
+        max_message_bytes: settings.amqp.max_message_bytes,
+        flood: FloodGuard::new(settings.registry.max_alerts_per_referent_per_hour),
+        events: events.clone(),
+    });
     let stop = CancellationToken::new();
     let relay = if settings.ack.enabled() {
         let key = settings.ack.key().map_err(anyhow::Error::msg)?;
