@@ -106,7 +106,7 @@ pub async fn run(
             relay.registry().clone(),
             store.clone(),
             events.clone(),
-        );
+        )?;
         tokio::spawn(http::serve_bounded(
             listener,
             pages,
