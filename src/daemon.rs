@@ -7,12 +7,10 @@
 //! alert: the consumer hands each one to the relay.
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
 use sd_notify::NotifyState;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -20,18 +18,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ack::{self, Links};
 use crate::amqp::Topology;
-use crate::amqp::status::{self, StatusSink};
+use crate::amqp::status;
 use crate::flood::FloodGuard;
 use crate::geography::Geography;
 use crate::health::Health;
 use crate::mail::{Mailer, Renderer};
 use crate::registry::Registry;
-use crate::relay::{Relay, SharedRegistry};
+use crate::relay::{Relay, RelayParts};
 use crate::settings::{Settings, SettingsError};
 use crate::store::Store;
 use crate::telemetry::events::Events;
 use crate::telemetry::metrics::Metrics;
-use crate::{amqp, http, memory};
+use crate::telemetry::status::StatusSink;
+use crate::{amqp, backoff, http, live_registry, memory};
 
 /// Longest wait between two prunings of the store.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -80,16 +79,16 @@ pub async fn run(
     let store = open_store(&settings).await?.watched_by(health.clone());
     let sender = settings.smtp.sender().map_err(anyhow::Error::msg)?;
     let outbound = settings.smtp.outbound().map_err(SettingsError::Invalid)?;
-    let relay = Relay::new(
-        Arc::new(ArcSwap::from_pointee(registry)),
-        Renderer::new(sender, settings.email.include_patient)?,
-        Mailer::new(&outbound, health.clone())?,
-        store.clone(),
-        (&settings.retry).into(),
-        settings.amqp.max_message_bytes,
-        FloodGuard::new(settings.registry.max_alerts_per_referent_per_hour),
-        events.clone(),
-    );
+    let relay = Relay::new(RelayParts {
+        registry: live_registry::shared(registry),
+        renderer: Renderer::new(sender, settings.email.include_patient)?,
+        mailer: Mailer::new(&outbound, health.clone())?,
+        store: store.clone(),
+        retry: (&settings.retry).into(),
+        max_message_bytes: settings.amqp.max_message_bytes,
+        flood: FloodGuard::new(settings.registry.max_alerts_per_referent_per_hour),
+        events: events.clone(),
+    });
     let stop = CancellationToken::new();
     let relay = if settings.ack.enabled() {
         let key = settings.ack.key().map_err(anyhow::Error::msg)?;
@@ -108,7 +107,7 @@ pub async fn run(
             relay.registry().clone(),
             store.clone(),
             events.clone(),
-        );
+        )?;
         tokio::spawn(http::serve_bounded(
             listener,
             pages,
@@ -180,7 +179,7 @@ pub async fn run(
             }
             Some(()) = reloads.recv() => {
                 systemd::notify(&[NotifyState::Reloading]);
-                reload(relay.registry(), &registry_path, &events);
+                live_registry::reload(relay.registry(), &registry_path, &events);
                 systemd::notify(&[NotifyState::Ready]);
             }
             _ = beat.tick() => {
@@ -208,22 +207,6 @@ async fn expire_idle_connections(relay: Arc<Relay>, stop: CancellationToken) {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(EVERY) => relay.mailer().expire_idle().await,
         }
-    }
-}
-
-/// Replaces the registry with the file's current content if, and only if,
-/// it is valid; alerts in flight finish with the registry they started with.
-fn reload(registry: &SharedRegistry, path: &Path, events: &Events) {
-    let geography = registry.load().geography().clone();
-    match Registry::load(path, &geography) {
-        Ok(new) => {
-            events.registry_loaded(&new, path, true);
-            registry.store(Arc::new(new));
-            // What alerts in flight still hold of the old registry is given
-            // back at a later reload.
-            memory::return_freed();
-        }
-        Err(error) => events.registry_refused(&error),
     }
 }
 
@@ -291,12 +274,12 @@ async fn count_pending(store: Store, link_ttl: Duration, events: Events, stop: C
 /// Opens the store; a PostgreSQL store that cannot be reached yet is
 /// waited for (relais takes no alert meanwhile), as the broker is.
 async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    let mut waits = amqp::connection::reconnect_backoff(Duration::from_millis(500));
+    let mut waits = backoff::waits(Duration::from_millis(500));
     loop {
         match Store::open(&settings.store).await {
             Ok(store) => return Ok(store),
             Err(error @ crate::store::StoreError::Postgres { .. }) => {
-                let wait = waits.next().unwrap_or(amqp::connection::RECONNECT_MAX);
+                let wait = waits.next().unwrap_or(backoff::LONGEST_WAIT);
                 tracing::warn!(%error, ?wait, "cannot open the store; trying again");
                 tokio::time::sleep(wait).await;
             }

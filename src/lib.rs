@@ -18,12 +18,14 @@
 
 pub mod ack;
 pub mod amqp;
+pub mod backoff;
 pub mod cli;
 pub mod commands;
 pub mod daemon;
 pub mod flood;
 pub mod health;
 pub mod http;
+pub mod live_registry;
 pub mod mail;
 pub mod memory;
 pub mod outcome;

@@ -472,6 +472,56 @@ impl Fields {
     }
 }
 
+impl Alert {
+    /// The SHA-256 of the alert's content as parsed: each value in a fixed
+    /// order, length-prefixed, so that the same alert published twice,
+    /// however its JSON was laid out, has one digest, and two different ones
+    /// never share it. No copy of the alert is made. The store keeps it with
+    /// each delivery: an id used again for another alert is told apart from
+    /// a copy of the same one.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut field = |value: Option<&str>| match value {
+            None => context.update(&[0]),
+            Some(text) => {
+                context.update(&[1]);
+                context.update(&(text.len() as u64).to_be_bytes());
+                context.update(text.as_bytes());
+            }
+        };
+        let territory = self.territory();
+        let emitted_at = self.emitted_at();
+        let instant = emitted_at.unix_timestamp_nanos().to_be_bytes();
+        let offset = emitted_at.offset().whole_seconds().to_be_bytes();
+        let patient = self.patient();
+        let contact = self.contact();
+        field(Some(self.id().as_str()));
+        field(Some(self.kind().as_str()));
+        field(Some(self.priority().as_str()));
+        field(Some(self.association()));
+        field(territory.mapped().as_ref().map(|m| m.from.as_str()));
+        field(territory.commune().as_ref().map(|c| c.as_str()));
+        field(Some(territory.departement().as_str()));
+        field(Some(self.summary()));
+        for value in [
+            &patient.reference,
+            &patient.name,
+            &patient.address,
+            &patient.phone,
+            &contact.name,
+            &contact.phone,
+        ] {
+            field(value.as_deref());
+        }
+        context.update(&instant);
+        context.update(&offset);
+        let hash = context.finish();
+        let mut digest = [0; 32];
+        digest.copy_from_slice(hash.as_ref());
+        digest
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,5 +795,52 @@ mod tests {
         let debug = format!("{alert:?} {:?} {:?}", alert.patient(), alert.contact());
         assert!(!debug.contains("Durand") && !debug.contains("Martin") && !debug.contains("01 4"));
         assert!(debug.contains("SOS75-2026-000123"));
+    }
+
+    fn hex(digest: [u8; 32]) -> String {
+        digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    #[test]
+    fn the_digest_of_an_alert_is_pinned_as_the_stores_hold_it() {
+        // The stores hold these bytes: a change would make every alert
+        // delivered before it a conflict with its own copies.
+        let full = parse(&example()).unwrap();
+        let bare = parse(&serde_json::json!({
+            "id": "SOS01-7",
+            "kind": "orientation_sociale",
+            "emitted_at": "2026-11-22T23:59:30-05:00",
+            "association": "SOS Médecins Ain",
+            "territory": { "commune": "01039" },
+            "summary": "Isolement.",
+        }))
+        .unwrap();
+        assert!(bare.territory().mapped().is_some());
+
+        assert_eq!(
+            hex(full.digest()),
+            "8df07dcbd0f9540278db442588d6b725f6b4131d955fe30edd3975f3029ad00d"
+        );
+        assert_eq!(
+            hex(bare.digest()),
+            "37d59235eaf12f5f9a2ffcdddb9df82c5727a38f162ebe625a68796ec1a60e57"
+        );
+    }
+
+    #[test]
+    fn the_same_alert_laid_out_differently_has_one_digest_and_another_has_another() {
+        let alert = parse(&example()).unwrap();
+        let relaid = Alert::parse(
+            serde_json::to_string_pretty(&example()).unwrap().as_bytes(),
+            MAX,
+            crate::geography::tests::france(),
+        )
+        .unwrap();
+        let mut other = example();
+        other["territory"]["commune"] = "75112".into();
+        let other = parse(&other).unwrap();
+
+        assert_eq!(alert.digest(), relaid.digest());
+        assert_ne!(alert.digest(), other.digest());
     }
 }

@@ -7,10 +7,11 @@
 //! a 4xx status, and changes nothing. The page shows the alert's reference,
 //! kind, place and date, never patient data; it is small, works without
 //! JavaScript and on a phone, and is served with the headers a public page
-//! needs (no caching of the token, no referrer, a strict CSP). It runs on
-//! `ack.listen`, behind the operator's HTTPS reverse proxy
+//! needs (no caching of the token, no referrer, a strict CSP; see [`page`]).
+//! It runs on `ack.listen`, behind the operator's HTTPS reverse proxy
 //! (`ack.public_url`).
 
+mod page;
 pub mod token;
 
 use std::sync::Arc;
@@ -18,16 +19,16 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use time::OffsetDateTime;
 
 use crate::alert::{Alert, Kind};
+use crate::live_registry::SharedRegistry;
 use crate::registry::Referent;
-use crate::relay::SharedRegistry;
 use crate::store::Store;
 use crate::telemetry::events::Events;
+use page::{Page, Templates};
 use token::{Link, Signer, TokenError};
 
 /// What the emails' links are made of.
@@ -75,25 +76,37 @@ struct Pages {
     registry: SharedRegistry,
     store: Store,
     events: Events,
+    templates: Arc<Templates>,
 }
 
 /// The router of the acknowledgement pages.
-pub fn router(links: Arc<Links>, registry: SharedRegistry, store: Store, events: Events) -> Router {
-    Router::new()
+///
+/// # Errors
+/// The pages' template does not compile (it is part of the binary, so
+/// this is caught by the tests).
+pub fn router(
+    links: Arc<Links>,
+    registry: SharedRegistry,
+    store: Store,
+    events: Events,
+) -> Result<Router, minijinja::Error> {
+    let pages = Pages {
+        links,
+        registry,
+        store,
+        events,
+        templates: Arc::new(Templates::new()?),
+    };
+    Ok(Router::new()
         .route("/ack/{token}", get(show).post(acknowledge))
-        .with_state(Pages {
-            links,
-            registry,
-            store,
-            events,
-        })
+        .with_state(pages))
 }
 
 /// GET: the alert, and the button. Changes nothing.
 async fn show(State(pages): State<Pages>, Path(token): Path<String>) -> Response {
     match pages.links.read(&token) {
-        Ok(link) => page(StatusCode::OK, &pages.confirm(&link)),
-        Err(error) => refused(error),
+        Ok(link) => pages.confirm(&link),
+        Err(error) => pages.refused(error),
     }
 }
 
@@ -101,7 +114,7 @@ async fn show(State(pages): State<Pages>, Path(token): Path<String>) -> Response
 async fn acknowledge(State(pages): State<Pages>, Path(token): Path<String>) -> Response {
     let link = match pages.links.read(&token) {
         Ok(link) => link,
-        Err(error) => return refused(error),
+        Err(error) => return pages.refused(error),
     };
     let now = OffsetDateTime::now_utc();
     match pages
@@ -124,30 +137,22 @@ async fn acknowledge(State(pages): State<Pages>, Path(token): Path<String>) -> R
                     &acknowledged,
                 );
             }
-            let body = format!(
-                "<h1>Merci</h1><p>L'alerte <strong>{}</strong> est notée comme prise en compte{}.</p>\
-                 <p>Vous pouvez fermer cette page.</p>",
-                escape(&link.alert_id),
-                if first { "" } else { " (elle l'était déjà)" }
-            );
-            page(StatusCode::OK, &body)
+            pages.templates.render(&Page::Thanks {
+                alert_id: &link.alert_id,
+                first,
+            })
         }
         Err(error) => {
             tracing::error!(alert_id = %link.alert_id, referent = %link.referent_id, %error,
                 "cannot record an acknowledgement");
-            page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "<h1>Réessayez dans un instant</h1><p>La prise en compte n'a pas pu être \
-                 enregistrée. Rien n'est perdu : revenez sur ce lien et appuyez de nouveau \
-                 sur le bouton.</p>",
-            )
+            pages.templates.render(&Page::RetryLater)
         }
     }
 }
 
 impl Pages {
     /// The page a valid link opens.
-    fn confirm(&self, link: &Link) -> String {
+    fn confirm(&self, link: &Link) -> Response {
         let registry = self.registry.load();
         let geography = registry.geography();
         let label = Kind::parse(&link.kind)
@@ -170,91 +175,19 @@ impl Pages {
                 )
             })
             .unwrap_or_default();
-        format!(
-            "<h1>Alerte {reference}</h1>\
-             <dl><dt>Type</dt><dd>{label}</dd><dt>Territoire</dt><dd>{place}</dd>\
-             <dt>Émise le</dt><dd>{emitted}</dd></dl>\
-             <p>En confirmant, vous indiquez à l'association et aux autres référents que \
-             l'alerte est vue et sera traitée.</p>\
-             <form method=\"post\"><button type=\"submit\">J'ai pris connaissance de cette alerte</button></form>",
-            reference = escape(&link.alert_id),
-            label = escape(&label),
-            place = escape(&place),
-        )
+        self.templates.render(&Page::Confirm {
+            alert_id: &link.alert_id,
+            label: &label,
+            place: &place,
+            emitted: &emitted,
+        })
     }
-}
 
-fn refused(error: TokenError) -> Response {
-    match error {
-        TokenError::Expired => page(
-            StatusCode::GONE,
-            "<h1>Lien expiré</h1><p>Ce lien de prise en compte n'est plus valable. Si \
-             l'alerte vous concerne encore, contactez l'association qui vous l'a transmise.</p>",
-        ),
-        TokenError::Forged => page(
-            StatusCode::NOT_FOUND,
-            "<h1>Lien inconnu</h1><p>Ce lien n'est pas un lien de prise en compte valable. \
-             Ouvrez-le depuis le courriel reçu, sans le modifier.</p>",
-        ),
+    /// The page an expired or forged link opens.
+    fn refused(&self, error: TokenError) -> Response {
+        self.templates.render(&match error {
+            TokenError::Expired => Page::Expired,
+            TokenError::Forged => Page::Unknown,
+        })
     }
-}
-
-/// A whole page, with the headers a public page needs.
-fn page(status: StatusCode, body: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html><html lang=\"fr\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>relais — prise en compte d'une alerte</title><style>{STYLE}</style></head>\
-         <body><main>{body}</main></body></html>"
-    );
-    let headers = [
-        (
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        ),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
-                 frame-ancestors 'none'; base-uri 'none'",
-            ),
-        ),
-        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        (
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ),
-        (
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ),
-        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-        (
-            HeaderName::from_static("x-robots-tag"),
-            HeaderValue::from_static("noindex"),
-        ),
-    ];
-    (status, headers, html).into_response()
-}
-
-const STYLE: &str = "body{font-family:system-ui,Arial,sans-serif;margin:0;padding:16px;\
-color:#1a1a1a;background:#fafafa}main{max-width:560px;margin:auto;background:#fff;\
-padding:20px;border-radius:8px}h1{font-size:1.4em}dt{font-weight:bold;margin-top:8px}\
-dd{margin:0}button{width:100%;font-size:1.1em;padding:14px;margin-top:16px;border:0;\
-border-radius:6px;background:#0b5394;color:#fff}";
-
-/// `text` for HTML.
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            _ => escaped.push(c),
-        }
-    }
-    escaped
 }

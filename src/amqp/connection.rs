@@ -80,17 +80,5 @@ async fn connect_node(
     }
 }
 
-/// The waits between two attempts to reach the broker: from `first`,
-/// doubling with jitter, at most 30 s, for as long as it takes.
-pub fn reconnect_backoff(first: std::time::Duration) -> impl Iterator<Item = std::time::Duration> {
-    use backon::BackoffBuilder as _;
-    backon::ExponentialBuilder::default()
-        .with_min_delay(first)
-        .with_max_delay(RECONNECT_MAX)
-        .with_jitter()
-        .without_max_times()
-        .build()
-}
-
-/// The longest wait between two attempts to reach the broker.
-pub const RECONNECT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+/// The broker's reconnection waits are the one schedule of [`crate::backoff`].
+pub use crate::backoff::{LONGEST_WAIT as RECONNECT_MAX, waits as reconnect_backoff};

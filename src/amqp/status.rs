@@ -11,165 +11,29 @@
 //! the buffer is full (the broker unreachable for long), the event is
 //! dropped, counted (`relais_events_dropped_total`) and logged, never lost
 //! silently. An event carries ids, never patient data.
+//!
+//! What an event says and the buffer it waits in are `telemetry::status`'s;
+//! this module only takes events from that buffer to the broker.
 
 use std::time::Duration;
 
 use lapin::BasicProperties;
 use lapin::options::ExchangeDeclareOptions;
 use lapin::types::{FieldTable, ShortString};
-use serde::Serialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::amqp::connection::{RECONNECT_MAX, reconnect_backoff};
 use crate::amqp::publisher::Publisher;
-use crate::registry::Referent;
+use crate::backoff;
 use crate::settings::Settings;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::status::Encoded;
 
-/// Events waiting for the broker; past this many, new ones are dropped
-/// (and counted) rather than holding up deliveries.
-const BUFFER: usize = 10_000;
 /// Most events published in one confirmed batch.
 const BATCH: usize = 256;
 /// How long, at stop, the events still buffered may take to go out.
 const FLUSH_AT_STOP: Duration = Duration::from_secs(5);
-
-/// A change in an alert's fate; the routing key of its event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// A référent's mail server accepted its email.
-    Delivered,
-    /// A référent acknowledged the alert.
-    Acknowledged,
-    /// Nobody acknowledged in time: the next step of the chain was emailed.
-    Escalated,
-    /// The alert went to the dead-letter queue (with the reason).
-    DeadLettered,
-    /// The chain ended with nobody acknowledging.
-    Unacknowledged,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Delivered => "delivered",
-            Self::Acknowledged => "acknowledged",
-            Self::Escalated => "escalated",
-            Self::DeadLettered => "dead_lettered",
-            Self::Unacknowledged => "unacknowledged",
-        }
-    }
-}
-
-/// One event, as published (`schema/event.v1.json`). It borrows what it
-/// says, and is encoded at once into the one allocation that waits for
-/// the broker ([`Encoded`]).
-#[derive(Debug, Clone, Serialize)]
-pub struct StatusEvent<'a> {
-    /// `null` for a message that was not an alert and had no valid id.
-    pub alert_id: Option<&'a str>,
-    pub status: Status,
-    /// When it happened, RFC 3339, UTC.
-    #[serde(serialize_with = "rfc3339")]
-    pub at: OffsetDateTime,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub referent: Option<ReferentRef<'a>>,
-    /// The network nobody acknowledged in (`unacknowledged`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub network: Option<&'a str>,
-    /// Why it was dead-lettered (a dead-letter reason).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'a str>,
-}
-
-/// Who, by the registry's ids: never an address.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReferentRef<'a> {
-    pub id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub organisation: Option<&'a str>,
-    pub network: &'a str,
-}
-
-fn rfc3339<S: serde::Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
-    let mut text = [0u8; 32];
-    let mut cursor = std::io::Cursor::new(&mut text[..]);
-    let written = match at.format_into(&mut cursor, &Rfc3339) {
-        Ok(_) => usize::try_from(cursor.position()).unwrap_or(0),
-        Err(_) => 0,
-    };
-    serializer.serialize_str(std::str::from_utf8(&text[..written]).unwrap_or_default())
-}
-
-impl<'a> StatusEvent<'a> {
-    pub fn new(alert_id: Option<&'a str>, status: Status) -> Self {
-        Self {
-            alert_id,
-            status,
-            at: OffsetDateTime::now_utc(),
-            referent: None,
-            network: None,
-            reason: None,
-        }
-    }
-
-    pub fn for_referent(mut self, referent: &'a Referent) -> Self {
-        self.referent = Some(ReferentRef {
-            id: referent.id().as_str(),
-            organisation: referent.organisation(),
-            network: referent.network(),
-        });
-        self
-    }
-
-    pub fn because(mut self, reason: &'a str) -> Self {
-        self.reason = Some(reason);
-        self
-    }
-
-    /// The event as it will be published.
-    pub fn encode(&self) -> Encoded {
-        let mut body = Vec::with_capacity(224);
-        // Serialising plain strings and a date into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut body, self);
-        Encoded {
-            status: self.status,
-            body,
-        }
-    }
-}
-
-/// An event ready to publish: its routing key and its JSON body.
-#[derive(Debug)]
-pub struct Encoded {
-    pub status: Status,
-    pub body: Vec<u8>,
-}
-
-/// Where events are handed over; cheap to clone.
-#[derive(Clone)]
-pub struct StatusSink {
-    sender: mpsc::Sender<Encoded>,
-}
-
-impl StatusSink {
-    /// The sink, and the receiving end for [`publish_events`].
-    pub fn new() -> (Self, mpsc::Receiver<Encoded>) {
-        let (sender, receiver) = mpsc::channel(BUFFER);
-        (Self { sender }, receiver)
-    }
-
-    /// Hands `event` over without waiting; `false` when it had to be
-    /// dropped (the buffer is full).
-    pub fn send(&self, event: &StatusEvent<'_>) -> bool {
-        self.sender.try_send(event.encode()).is_ok()
-    }
-}
 
 /// Publishes the events until `stop` is cancelled, then for at most
 /// [`FLUSH_AT_STOP`] those still buffered. Events go in batches (what has
@@ -185,7 +49,7 @@ pub async fn publish_events(
 ) {
     let exchange = settings.events.exchange.clone();
     let mut link: Option<Link> = None;
-    let mut backoff = reconnect_backoff(Duration::from_millis(200));
+    let mut waits = backoff::waits(Duration::from_millis(200));
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut batch: Vec<Encoded> = Vec::with_capacity(BATCH);
     'events: loop {
@@ -232,7 +96,7 @@ pub async fn publish_events(
             Ok(()) => {
                 metrics.events_published.inc_by(batch.len() as u64);
                 batch.clear();
-                backoff = reconnect_backoff(Duration::from_millis(200));
+                waits = backoff::waits(Duration::from_millis(200));
             }
             Err(error) => {
                 metrics.events_failed.inc();
@@ -240,7 +104,7 @@ pub async fn publish_events(
                 if let Some(broken) = link.take() {
                     let _ = broken.connection.close(200, "reconnecting".into()).await;
                 }
-                let wait = backoff.next().unwrap_or(RECONNECT_MAX);
+                let wait = waits.next().unwrap_or(backoff::LONGEST_WAIT);
                 if stop.is_cancelled() && deadline.is_none() {
                     deadline = Some(tokio::time::Instant::now() + FLUSH_AT_STOP);
                 }

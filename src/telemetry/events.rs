@@ -10,7 +10,6 @@ use time::OffsetDateTime;
 use tracing::{debug, error, info, warn};
 
 use crate::alert::Alert;
-use crate::amqp::status::{Status, StatusEvent, StatusSink};
 use crate::mail::{Accepted, SendError};
 use crate::outcome::{Outcome, Reason, Verdict};
 use crate::registry::{Referent, Registry};
@@ -19,14 +18,15 @@ use crate::telemetry::metrics::{
     self, ActionLabel, ClassLabel, DelayLabel, Metrics, NetworkLabel, QueueLabel, ReasonLabel,
     StepLabel,
 };
+use crate::telemetry::status::{ReferentRef, Status, StatusEvent, StatusSink};
 
 /// Logs and counts, and tells the dispatch software what became of each
 /// alert; cheap to clone, every clone shares the metrics.
 #[derive(Clone)]
 pub struct Events {
     metrics: Arc<Metrics>,
-    /// Where alerts' status events go (`amqp::status`); none in the unit
-    /// tests.
+    /// Where alerts' status events go (published by `amqp::status`); none
+    /// in the unit tests.
     status: Option<StatusSink>,
 }
 
@@ -295,7 +295,7 @@ impl Events {
         event = match referent {
             Some(referent) => event.for_referent(referent),
             None => {
-                event.referent = Some(crate::amqp::status::ReferentRef {
+                event.referent = Some(ReferentRef {
                     id: referent_id,
                     organisation: None,
                     network: acknowledged.network.as_deref().unwrap_or_default(),

@@ -4,9 +4,13 @@
 //! kind and territory and the référent by its registry id, and nothing
 //! more: patient data never reaches a log line. Under journald (or any
 //! non-terminal) text logs carry no colour codes.
+//!
+//! [`status`] is what the dispatch software is told of each alert's fate,
+//! handed over to the broker side, which publishes it.
 
 pub mod events;
 pub mod metrics;
+pub mod status;
 
 use std::io::IsTerminal;
 

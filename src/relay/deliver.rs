@@ -1,0 +1,154 @@
+//! A new alert, to its référents: the publisher may send it, its route
+//! and territory name référents, an id used again for other content is a
+//! conflict, whoever had it already is skipped, and each of the others is
+//! emailed. The [`Decision`] says how it ended and, when its route
+//! escalates, the first step to schedule.
+//!
+//! It never settles anything with the broker, and never emails a référent
+//! the store or the message says already has the alert.
+
+use std::time::Instant;
+
+use futures_util::future::join_all;
+
+use super::{Decision, Incoming, Relay};
+use crate::alert::Alert;
+use crate::flood::Flood;
+use crate::mail::Addressed;
+use crate::outcome::{NextStep, Reason, Verdict};
+use crate::registry::{Referent, Registry};
+
+impl Relay {
+    /// Emails each référent of `alert` that has not had it yet; decides
+    /// the verdict, every référent that now has it, and the first step of
+    /// its escalation.
+    pub(super) async fn deliver(
+        &self,
+        registry: &Registry,
+        alert: &Alert,
+        message: &Incoming<'_>,
+        started: Instant,
+    ) -> Decision {
+        // Refused before anyone was emailed: nobody to carry on.
+        let dead_letter = |reason, error: String| Decision::dead_letter(reason, error, Vec::new());
+        let geography = registry.geography();
+        let location = geography.location(alert.territory());
+        if let Err(forbidden) = registry
+            .publishers()
+            .authorize(message.publisher, alert, &location)
+        {
+            return dead_letter(Reason::Forbidden, forbidden.to_string());
+        }
+        let resolution = match registry.resolve(alert.kind(), alert.territory()) {
+            Ok(resolution) => resolution,
+            Err(unroutable) => return dead_letter(Reason::Unroutable, unroutable.to_string()),
+        };
+        if alert.territory().mapped().is_some() {
+            self.events.territory_mapped(alert);
+        }
+        let digest = alert.digest();
+
+        let _one_at_a_time = self.in_flight.lock(alert.id()).await;
+        let recorded = self
+            .hold_until_read(alert, || self.store.served(alert.id()))
+            .await;
+        if recorded
+            .iter()
+            .any(|r| r.digest.is_some_and(|d| d != digest))
+        {
+            return dead_letter(
+                Reason::Conflict,
+                format!(
+                    "the id was already used by an alert of different content, delivered to \
+                     {} référent(s); nobody was emailed: publish this alert with a new id",
+                    recorded.len()
+                ),
+            );
+        }
+        let mut served: Vec<String> = message.served.to_vec();
+        served.extend(recorded.into_iter().map(|r| r.referent_id));
+        let (done, to_send): (Vec<&Referent>, Vec<&Referent>) = resolution
+            .referents()
+            .partition(|referent| served.iter().any(|id| id == referent.id().as_str()));
+        for referent in &done {
+            self.events.duplicate_skipped(alert, referent);
+        }
+
+        // Named in words only for the emails that go out.
+        let label = registry.kind_label(alert.kind());
+        let place = geography.describe(alert.territory());
+        let sends = to_send.iter().map(|referent| {
+            let addressed = resolution
+                .on_behalf_of(referent)
+                .map_or(Addressed::Directly, Addressed::OnBehalfOf);
+            self.send(alert, referent, &label, &place, addressed, digest)
+        });
+        let results = join_all(sends).await;
+        let mut failures = Vec::new();
+        for (referent, result) in to_send.iter().zip(results) {
+            match result {
+                Some(failure) => failures.push(failure),
+                None => {
+                    served.push(referent.id().to_string());
+                    let flood = self.flood.count(registry, referent, Instant::now());
+                    if let Flood::Over { count, first } = flood {
+                        self.events.referent_flooded(
+                            alert,
+                            referent,
+                            count,
+                            first,
+                            self.flood.limit(),
+                        );
+                    }
+                }
+            }
+        }
+        served.sort_unstable();
+        served.dedup();
+
+        if let Some(transient) = failures.iter().find(|f| f.is_transient()) {
+            return Decision::retry(transient.to_string(), served);
+        }
+        if !failures.is_empty() {
+            let errors: Vec<String> = failures.iter().map(ToString::to_string).collect();
+            return Decision::dead_letter(Reason::Rejected, errors.join("; "), served);
+        }
+        if let Some(unroutable) = resolution.unmatched_error(alert.territory()) {
+            return Decision::dead_letter(Reason::Unroutable, unroutable.to_string(), served);
+        }
+        // A copy whose référents all had it already is a duplicate (counted
+        // as such), not another delivery.
+        if !to_send.is_empty() {
+            let mut networks: Vec<&str> = to_send.iter().map(|r| r.network()).collect();
+            networks.sort_unstable();
+            networks.dedup();
+            self.events.alert_delivered(alert, &networks, started);
+        }
+        Decision {
+            verdict: Verdict::Delivered {
+                emails: to_send.len(),
+                duplicates: done.len(),
+            },
+            served,
+            next_step: self.first_step(registry, alert).await,
+        }
+    }
+
+    /// The first step of `alert`'s escalation, if its route escalates,
+    /// acknowledgement links go out, and no copy of it scheduled it yet.
+    async fn first_step(&self, registry: &Registry, alert: &Alert) -> Option<NextStep> {
+        self.ack.as_ref()?;
+        let after = registry.escalate_after(alert.kind(), alert.priority())?;
+        match self.store.escalation(alert.id()).await {
+            Ok(steps) if steps.is_empty() => Some(NextStep { step: 1, after }),
+            Ok(_) => None,
+            Err(error) => {
+                // Scheduled again rather than never: a step carried out
+                // twice emails nobody twice.
+                tracing::warn!(alert_id = %alert.id(), %error,
+                    "cannot read the escalation chain; scheduling its first step");
+                Some(NextStep { step: 1, after })
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The timer of an escalation step, come due: for each network the alert
+//! went to that has not acknowledged it, the next people of that network
+//! are emailed (the deputies, then the fallback référents), and at the last
+//! step the alert is declared unacknowledged. The [`Decision`] says how the
+//! step ended and which step to schedule next.
+//!
+//! A step is carried out once: a copy of its message finds it done in the
+//! store and emails nobody, and nobody who had the alert is emailed again.
+
+use futures_util::future::join_all;
+use time::OffsetDateTime;
+
+use super::{Decision, Incoming, Relay};
+use crate::alert::Alert;
+use crate::mail::Addressed;
+use crate::outcome::{NextStep, Verdict};
+use crate::registry::{EscalationTiers, Referent, Registry};
+use crate::store::UNACKNOWLEDGED_STEP;
+
+impl Relay {
+    /// Carries out step `step` of `alert`'s escalation: if a network it
+    /// went to has not acknowledged it, email the next people of that
+    /// network (step 1: the deputies of its référents, or its fallback
+    /// référents if it has no deputy to add; step 2: its fallback
+    /// référents), or, at the last step, declare it unacknowledged.
+    /// Whoever already had the alert is not emailed again; a step already
+    /// carried out (a copy of its message) is not carried out again.
+    pub(super) async fn escalate(
+        &self,
+        registry: &Registry,
+        alert: &Alert,
+        step: u8,
+        message: &Incoming<'_>,
+    ) -> Decision {
+        // The step emailed nobody: carried out already, or nobody waits.
+        let nothing = |served: Vec<String>, next_step: Option<NextStep>| Decision {
+            verdict: Verdict::Delivered {
+                emails: 0,
+                duplicates: 0,
+            },
+            served,
+            next_step,
+        };
+        let _one_at_a_time = self.in_flight.lock(alert.id()).await;
+        let steps = self
+            .hold_until_read(alert, || self.store.escalation(alert.id()))
+            .await;
+        let after = registry.escalate_after(alert.kind(), alert.priority());
+        let next = after
+            .filter(|_| step < UNACKNOWLEDGED_STEP)
+            .map(|after| NextStep {
+                step: step + 1,
+                after,
+            });
+        if steps.iter().any(|s| s.step == step && s.done_at.is_some()) {
+            // A copy: carried out already. Its next step is scheduled
+            // again only if relais stopped before recording it.
+            let next = next.filter(|n| steps.iter().all(|s| s.step != n.step));
+            return nothing(message.served.to_vec(), next);
+        }
+        let recorded = self
+            .hold_until_read(alert, || self.store.served(alert.id()))
+            .await;
+        let acknowledged = self
+            .hold_until_read(alert, || self.store.acknowledged_networks(alert.id()))
+            .await;
+        let mut served: Vec<String> = message.served.to_vec();
+        served.extend(recorded.into_iter().map(|r| r.referent_id));
+        let now = OffsetDateTime::now_utc();
+        let tiers = registry
+            .escalation_tiers(alert.kind(), alert.territory(), now)
+            .unwrap_or_default();
+        let waiting: Vec<_> = tiers
+            .iter()
+            .filter(|tier| !acknowledged.iter().any(|n| n == tier.network))
+            .collect();
+
+        if step >= UNACKNOWLEDGED_STEP || waiting.is_empty() {
+            let first = self.store.escalation_done(alert.id(), step, now).await;
+            if step >= UNACKNOWLEDGED_STEP && matches!(first, Ok(true)) {
+                for tier in &waiting {
+                    self.events.alert_unacknowledged(alert, tier.network);
+                }
+            }
+            return nothing(served, None);
+        }
+
+        let had = |referent: &&Referent| served.iter().any(|id| id == referent.id().as_str());
+        let mut to_send: Vec<&Referent> = Vec::new();
+        for tier in &waiting {
+            let deputies: Vec<&Referent> =
+                tier.deputies.iter().copied().filter(|r| !had(r)).collect();
+            let climb = if step == 1 && !deputies.is_empty() {
+                deputies
+            } else {
+                tier.fallback.iter().copied().filter(|r| !had(r)).collect()
+            };
+            for referent in climb {
+                if !to_send.iter().any(|r| r.id() == referent.id()) {
+                    to_send.push(referent);
+                }
+            }
+        }
+        let waited = after.unwrap_or_default() * u32::from(step);
+        let label = registry.kind_label(alert.kind());
+        let place = registry.geography().describe(alert.territory());
+        let addressed = Addressed::Escalated {
+            unacknowledged_for: waited,
+        };
+        let digest = alert.digest();
+        let sends = to_send
+            .iter()
+            .map(|referent| self.send(alert, referent, &label, &place, addressed, digest));
+        let results = join_all(sends).await;
+        let mut transient = None;
+        let mut emails = 0;
+        for (referent, result) in to_send.iter().zip(results) {
+            match result {
+                None => {
+                    emails += 1;
+                    served.push(referent.id().to_string());
+                    let name = if step == 1 && tier_has_deputy(&waiting, referent) {
+                        "deputies"
+                    } else {
+                        "fallback"
+                    };
+                    self.events.alert_escalated(alert, referent, name);
+                }
+                // A refused address is the registry's to fix (logged and
+                // counted); the chain goes on without it.
+                Some(failure) if failure.is_transient() => transient = Some(failure),
+                Some(_) => {}
+            }
+        }
+        served.sort_unstable();
+        served.dedup();
+        if let Some(failure) = transient {
+            return Decision::retry(failure.to_string(), served);
+        }
+        if let Err(error) = self.store.escalation_done(alert.id(), step, now).await {
+            tracing::warn!(alert_id = %alert.id(), step, %error,
+                "cannot record the escalation step carried out");
+        }
+        Decision {
+            verdict: Verdict::Delivered {
+                emails,
+                duplicates: 0,
+            },
+            served,
+            next_step: next,
+        }
+    }
+}
+
+/// Whether `referent` is among the deputies of a waiting network.
+fn tier_has_deputy(tiers: &[&EscalationTiers<'_>], referent: &Referent) -> bool {
+    tiers
+        .iter()
+        .any(|tier| tier.deputies.iter().any(|d| d.id() == referent.id()))
+}

@@ -1,0 +1,90 @@
+//! One email to one référent: rendered (with its acknowledgement link when
+//! the pages are served), handed to the mailer with the in-process retries
+//! of `retry.immediate`, and recorded in the store as soon as a server
+//! accepted it.
+//!
+//! It decides nothing about the alert: the failure that remains is given
+//! back to [`deliver`](super::deliver) or [`escalate`](super::escalate),
+//! which weigh it with the others.
+
+use backon::{ExponentialBuilder, Retryable};
+use time::OffsetDateTime;
+
+use super::Relay;
+use crate::alert::Alert;
+use crate::geography::Description;
+use crate::mail::{Addressed, SendError};
+use crate::registry::Referent;
+use crate::store::{Digest, SentEmail};
+
+impl Relay {
+    /// Emails one référent, retrying transient failures in process, and
+    /// records the delivery; `Some` is the failure that remains.
+    pub(super) async fn send(
+        &self,
+        alert: &Alert,
+        referent: &Referent,
+        label: &str,
+        place: &Description,
+        addressed: Addressed<'_>,
+        digest: Digest,
+    ) -> Option<SendError> {
+        // A failure to build the email is relais's (or its registry's), not
+        // a mail server's refusal: it is never `rejected`. It is retried, so
+        // that a registry fixed and reloaded meanwhile delivers the alert.
+        let ack_link = self.ack.as_ref().map(|links| links.link(alert, referent));
+        let email = match self.renderer.render(
+            alert,
+            referent,
+            label,
+            place,
+            addressed,
+            ack_link.as_deref(),
+        ) {
+            Ok(email) => email,
+            Err(error) => {
+                let error = SendError::Transient(format!(
+                    "cannot build the email for référent {}: {error}",
+                    referent.id()
+                ));
+                self.events.email_failed(alert, referent, &error);
+                return Some(error);
+            }
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.base)
+            .with_max_times(self.retry.attempts.saturating_sub(1) as usize)
+            .with_jitter();
+        let sent = (|| self.mailer.send(&email))
+            .retry(backoff)
+            .when(SendError::is_transient)
+            .notify(|error, wait| self.events.email_retrying(alert, referent, error, wait))
+            .await;
+        match sent {
+            Ok(accepted) => {
+                let delivered = !matches!(addressed, Addressed::Escalated { .. });
+                self.events
+                    .email_sent(alert, referent, &accepted, delivered);
+                let sent = SentEmail {
+                    alert_id: alert.id().to_string(),
+                    referent_id: referent.id().to_string(),
+                    network: Some(referent.network().to_owned()),
+                    email: referent.email().to_string(),
+                    message_id: email.message_id().to_owned(),
+                    smtp_reply: accepted.reply,
+                    delivered_at: OffsetDateTime::now_utc(),
+                };
+                // The email is delivered whatever happens to the record; a
+                // failed record only costs the dedup of a later redelivery.
+                if let Err(error) = self.store.record(sent, digest).await {
+                    self.events.record_failed(alert, referent, &error);
+                }
+                None
+            }
+            Err(error) => {
+                self.events.email_failed(alert, referent, &error);
+                Some(error)
+            }
+        }
+    }
+}

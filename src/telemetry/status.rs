@@ -1,0 +1,154 @@
+//! The status events of an alert's life, as the dispatch software reads
+//! them (`schema/event.v1.json`): what changed ([`Status`]), for which
+//! alert and référent ([`StatusEvent`]), and the bounded buffer they are
+//! handed over through ([`StatusSink`]).
+//!
+//! This module owns the events' shape and their hand-over; it never touches
+//! the broker (`amqp::status` takes them from the buffer and publishes
+//! them) and never waits: a full buffer drops the event, and says so to the
+//! caller, who counts it. An event carries ids, never patient data.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::mpsc;
+
+use crate::registry::Referent;
+
+/// Events waiting for the broker; past this many, new ones are dropped
+/// (and counted) rather than holding up deliveries.
+const BUFFER: usize = 10_000;
+
+/// A change in an alert's fate; the routing key of its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// A référent's mail server accepted its email.
+    Delivered,
+    /// A référent acknowledged the alert.
+    Acknowledged,
+    /// Nobody acknowledged in time: the next step of the chain was emailed.
+    Escalated,
+    /// The alert went to the dead-letter queue (with the reason).
+    DeadLettered,
+    /// The chain ended with nobody acknowledging.
+    Unacknowledged,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Acknowledged => "acknowledged",
+            Self::Escalated => "escalated",
+            Self::DeadLettered => "dead_lettered",
+            Self::Unacknowledged => "unacknowledged",
+        }
+    }
+}
+
+/// One event, as published (`schema/event.v1.json`). It borrows what it
+/// says, and is encoded at once into the one allocation that waits for
+/// the broker ([`Encoded`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusEvent<'a> {
+    /// `null` for a message that was not an alert and had no valid id.
+    pub alert_id: Option<&'a str>,
+    pub status: Status,
+    /// When it happened, RFC 3339, UTC.
+    #[serde(serialize_with = "rfc3339")]
+    pub at: OffsetDateTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referent: Option<ReferentRef<'a>>,
+    /// The network nobody acknowledged in (`unacknowledged`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<&'a str>,
+    /// Why it was dead-lettered (a dead-letter reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+}
+
+/// Who, by the registry's ids: never an address.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReferentRef<'a> {
+    pub id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<&'a str>,
+    pub network: &'a str,
+}
+
+fn rfc3339<S: serde::Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
+    let mut text = [0u8; 32];
+    let mut cursor = std::io::Cursor::new(&mut text[..]);
+    let written = match at.format_into(&mut cursor, &Rfc3339) {
+        Ok(_) => usize::try_from(cursor.position()).unwrap_or(0),
+        Err(_) => 0,
+    };
+    serializer.serialize_str(std::str::from_utf8(&text[..written]).unwrap_or_default())
+}
+
+impl<'a> StatusEvent<'a> {
+    pub fn new(alert_id: Option<&'a str>, status: Status) -> Self {
+        Self {
+            alert_id,
+            status,
+            at: OffsetDateTime::now_utc(),
+            referent: None,
+            network: None,
+            reason: None,
+        }
+    }
+
+    pub fn for_referent(mut self, referent: &'a Referent) -> Self {
+        self.referent = Some(ReferentRef {
+            id: referent.id().as_str(),
+            organisation: referent.organisation(),
+            network: referent.network(),
+        });
+        self
+    }
+
+    pub fn because(mut self, reason: &'a str) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// The event as it will be published.
+    pub fn encode(&self) -> Encoded {
+        let mut body = Vec::with_capacity(224);
+        // Serialising plain strings and a date into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut body, self);
+        Encoded {
+            status: self.status,
+            body,
+        }
+    }
+}
+
+/// An event ready to publish: its routing key and its JSON body.
+#[derive(Debug)]
+pub struct Encoded {
+    pub status: Status,
+    pub body: Vec<u8>,
+}
+
+/// Where events are handed over; cheap to clone.
+#[derive(Clone)]
+pub struct StatusSink {
+    sender: mpsc::Sender<Encoded>,
+}
+
+impl StatusSink {
+    /// The sink, and the receiving end that `amqp::status::publish_events`
+    /// drains.
+    pub fn new() -> (Self, mpsc::Receiver<Encoded>) {
+        let (sender, receiver) = mpsc::channel(BUFFER);
+        (Self { sender }, receiver)
+    }
+
+    /// Hands `event` over without waiting; `false` when it had to be
+    /// dropped (the buffer is full).
+    pub fn send(&self, event: &StatusEvent<'_>) -> bool {
+        self.sender.try_send(event.encode()).is_ok()
+    }
+}
