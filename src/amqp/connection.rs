@@ -79,6 +79,3 @@ async fn connect_node(
         ),
     }
 }
-
-/// The broker's reconnection waits are the one schedule of [`crate::backoff`].
-pub use crate::backoff::{LONGEST_WAIT as RECONNECT_MAX, waits as reconnect_backoff};

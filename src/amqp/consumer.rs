@@ -19,11 +19,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::amqp::connection::{RECONNECT_MAX, reconnect_backoff};
 use crate::amqp::headers;
 use crate::amqp::publisher::Publisher;
 use crate::amqp::settle::Settler;
 use crate::amqp::topology::Topology;
+use crate::backoff::{LONGEST_WAIT, waits};
 use crate::health::Health;
 use crate::relay::{Incoming, Relay};
 use crate::settings::{AmqpSettings, Settings};
@@ -46,7 +46,7 @@ pub async fn consume(
     let amqp = &settings.amqp;
     let shutdown_timeout = settings.shutdown_timeout;
     let topology = Topology::new(settings);
-    let mut backoff = reconnect_backoff(RECONNECT_MIN);
+    let mut backoff = waits(RECONNECT_MIN);
     loop {
         // A standby waits for the lock before it consumes anything.
         if !*active.borrow() {
@@ -80,7 +80,7 @@ pub async fn consume(
             Ok(SessionEnd::Lost(why)) => {
                 warn!(reason = %why, "lost the broker; reconnecting");
                 health.consumer_down(format!("lost the broker ({why}); reconnecting"));
-                backoff = reconnect_backoff(RECONNECT_MIN);
+                backoff = waits(RECONNECT_MIN);
             }
             Err(error) => {
                 let error = crate::telemetry::one_line(&crate::telemetry::causes(&error));
@@ -88,7 +88,7 @@ pub async fn consume(
                 health.consumer_down(format!("cannot consume from the broker: {error}"));
             }
         }
-        let wait = backoff.next().unwrap_or(RECONNECT_MAX);
+        let wait = backoff.next().unwrap_or(LONGEST_WAIT);
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}

@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::mail::outbound::Outbound;
 use crate::registry::Registry;
-use crate::settings::{Outbound, Settings};
+use crate::settings::Settings;
 
 /// What `relais check` says of a registry without `[[publisher]]`.
 pub const NO_PUBLISHER: &str = "the registry declares no [[publisher]]: any broker user may \

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::alert::AlertId;
 use crate::health::Health;
+use crate::mail::outbound::Outbound;
 use crate::registry::Registry;
-use crate::settings::Outbound;
 use crate::telemetry::metrics::Metrics;
 
 const REGISTRY: &str = r#"

@@ -51,8 +51,6 @@ pub use self::secrets::{CREDENTIALS, CREDENTIALS_ENV};
 pub use self::smtp::{SmtpSettings, TransportKind};
 pub use self::store::StoreSettings;
 pub use self::territories::TerritoriesSettings;
-pub use crate::mail::outbound::{Credentials, MailServer, Outbound, SmtpTls};
-pub use crate::secret::{Password, read_secret};
 
 /// Why the settings were refused.
 #[derive(Debug, Error)]
