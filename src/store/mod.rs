@@ -18,7 +18,10 @@
 //! transaction (group commit), so that durability does not cost one disk
 //! flush per email under load.
 
+mod error;
+mod group_commit;
 pub mod postgres;
+mod records;
 mod schema;
 mod sqlite;
 mod value;
@@ -28,145 +31,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use thiserror::Error;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::alert::AlertId;
 use crate::health::Health;
 use crate::settings::StoreSettings;
+use group_commit::Write;
 use value::{Row, Value};
 
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error("cannot open the store {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("cannot create the store's folder {path}: {source}")]
-    Folder {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "the store {store} has schema version {version}, and this relais knows up to {known}: \
-         it was written by a newer relais; run that version, or restore the store's backup"
-    )]
-    Newer {
-        store: String,
-        version: usize,
-        known: usize,
-    },
-    #[error("cannot start the store's thread: {0}")]
-    Thread(std::io::Error),
-    #[error("the store failed: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("the PostgreSQL store {url}: {cause}")]
-    Postgres { url: String, cause: PostgresCause },
-    /// A group commit failed: each delivery of the batch gets its cause.
-    #[error("the store could not write: {0}")]
-    Write(Arc<StoreError>),
-    #[error("the store's data is not what this relais expects: {0}")]
-    Shape(String),
-    #[error("the store was opened to be read only")]
-    ReadOnly,
-    #[error("the store is closed")]
-    Closed,
-}
-
-/// Why the PostgreSQL store failed.
-#[derive(Debug, Error)]
-pub enum PostgresCause {
-    /// `store.url` or `store.ca_file` cannot be used.
-    #[error("{0}")]
-    Settings(String),
-    /// No connection could be had (PostgreSQL down, unreachable, refusing).
-    #[error("{0}")]
-    Pool(deadpool_postgres::PoolError),
-    /// A statement failed, or the connection broke during it.
-    #[error("{0}")]
-    Query(tokio_postgres::Error),
-}
-
-/// The SHA-256 of an alert's content in its canonical form: what tells two
-/// alerts with one id apart.
-pub type Digest = [u8; 32];
-
-/// A référent already emailed about an alert, and the content it received.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Served {
-    pub referent_id: String,
-    /// `None` for a record older than digests.
-    pub digest: Option<Digest>,
-}
-
-/// One email accepted by a mail server: a line of the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentEmail {
-    pub alert_id: String,
-    pub referent_id: String,
-    /// The référent's network (`None` for a record older than networks).
-    pub network: Option<String>,
-    pub email: String,
-    pub message_id: String,
-    pub smtp_reply: String,
-    pub delivered_at: OffsetDateTime,
-}
-
-/// What an acknowledgement changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Acknowledged {
-    /// The first time this référent acknowledged this alert (a second
-    /// click changes nothing).
-    pub first: bool,
-    /// The référent's network, as recorded with its email.
-    pub network: Option<String>,
-    /// From the alert's first email to its network to this acknowledgement.
-    pub waited: Option<Duration>,
-}
-
-/// The last step of an escalation chain: nobody acknowledged.
-pub const UNACKNOWLEDGED_STEP: u8 = 3;
-
-/// One step of an alert's escalation chain: 1, the deputies; 2, the
-/// fallback référents; 3, declared unacknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EscalationStep {
-    pub step: u8,
-    /// When its wait ends.
-    pub due_at: OffsetDateTime,
-    /// When relais carried it out, if it did.
-    pub done_at: Option<OffsetDateTime>,
-}
-
-/// An alert that a network has not acknowledged yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pending {
-    pub alert_id: String,
-    pub network: String,
-    /// Its référents that were emailed, by id.
-    pub referents: Vec<String>,
-    /// Its first email to the network.
-    pub since: OffsetDateTime,
-    /// The next step of escalation not yet carried out, if the chain runs.
-    pub next: Option<EscalationStep>,
-    /// When the chain ended with nobody acknowledging, if it did.
-    pub unacknowledged_at: Option<OffsetDateTime>,
-}
-
-/// One operator command that read or changed the dead letters or the
-/// audit trail: who, what, how many, when. Never the messages' content.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Operation {
-    pub recorded_at: OffsetDateTime,
-    /// The Unix user, with the one who ran `sudo`, e.g. `root (sudo: alice)`.
-    pub unix_user: String,
-    /// The command, e.g. `dead-letters replay --reason rejected`.
-    pub command: String,
-    /// How many messages or deliveries it read or changed.
-    pub count: usize,
-}
+pub use error::{PostgresCause, StoreError};
+pub use records::{
+    Acknowledged, Digest, EscalationStep, Operation, Pending, SentEmail, Served,
+    UNACKNOWLEDGED_STEP,
+};
 
 /// One statement of a write, with its parameters.
 type Statement = (&'static str, Vec<Value>);
@@ -216,19 +94,6 @@ impl Engine {
         let changed = self.write(vec![(sql, parameters)]).await?;
         Ok(changed.first().copied().unwrap_or(0))
     }
-}
-
-/// Deliveries waiting for the group commit; bounded so that a stuck disk
-/// or database slows the consumers instead of growing memory.
-const QUEUE: usize = 1024;
-/// Most deliveries written in one transaction.
-const BATCH: usize = 256;
-
-/// A delivery waiting for the group commit, and who waits for it.
-struct Write {
-    delivery: SentEmail,
-    digest: Digest,
-    reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
 /// A handle on the store; cheap to clone.
@@ -305,8 +170,8 @@ impl Store {
 
     /// A store on `engine` whose deliveries go through the group commit.
     fn writing(engine: Engine) -> Self {
-        let (writes, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(group_commit(engine.clone(), receiver));
+        let (writes, receiver) = mpsc::channel(group_commit::QUEUE);
+        tokio::spawn(group_commit::run(engine.clone(), receiver));
         Self {
             engine,
             writes: Some(writes),
@@ -705,54 +570,6 @@ fn sent_email(mut row: Row) -> Result<SentEmail, StoreError> {
     })
 }
 
-/// The group commit: takes the deliveries that have arrived (up to
-/// [`BATCH`]), writes them in one transaction, and answers each writer
-/// once it is committed.
-async fn group_commit(engine: Engine, mut writes: mpsc::Receiver<Write>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while let Some(first) = writes.recv().await {
-        batch.push(first);
-        while batch.len() < BATCH {
-            match writes.try_recv() {
-                Ok(write) => batch.push(write),
-                Err(_) => break,
-            }
-        }
-        let statements = batch
-            .iter()
-            .map(|write| {
-                let delivery = &write.delivery;
-                let parameters = vec![
-                    delivery.alert_id.as_str().into(),
-                    delivery.referent_id.as_str().into(),
-                    delivery.email.as_str().into(),
-                    delivery.message_id.as_str().into(),
-                    delivery.smtp_reply.as_str().into(),
-                    delivery.delivered_at.into(),
-                    write.digest.as_slice().into(),
-                    delivery.network.as_deref().into(),
-                ];
-                (
-                    "INSERT INTO deliveries
-                         (alert_id, referent_id, email, message_id, smtp_reply, delivered_at,
-                          digest, network)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (alert_id, referent_id) DO NOTHING",
-                    parameters,
-                )
-            })
-            .collect();
-        let written = engine.write(statements).await.map_err(Arc::new);
-        for write in batch.drain(..) {
-            let _ = write.reply.send(match &written {
-                Ok(_) => Ok(()),
-                // Every writer of a failed batch gets the same failure.
-                Err(error) => Err(StoreError::Write(Arc::clone(error))),
-            });
-        }
-    }
-}
-
 /// Read access for `relais audit` and `relais pending`, safe while the
 /// daemon writes: a [`Store`] opened to be read.
 pub struct AuditReader(Store);
@@ -810,19 +627,6 @@ impl OperationLog {
             sqlite::give_to_folder_owner(file);
         }
         Ok(())
-    }
-}
-
-impl Pending {
-    /// Where its escalation chain stands, from the chain's `steps`: the
-    /// next step not carried out, and when the last one declared it
-    /// unacknowledged.
-    fn chain(&mut self, steps: &[EscalationStep]) {
-        self.next = steps.iter().find(|s| s.done_at.is_none()).copied();
-        self.unacknowledged_at = steps
-            .iter()
-            .find(|s| s.step == UNACKNOWLEDGED_STEP)
-            .and_then(|s| s.done_at);
     }
 }
 

@@ -1,0 +1,61 @@
+//! What can go wrong with the store, for both engines: one error type,
+//! whose causes keep their engine's own types (the daemon waits for a
+//! PostgreSQL store that cannot be reached; any other failure is said
+//! as it is).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open the store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the store's folder {path}: {source}")]
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the store {store} has schema version {version}, and this relais knows up to {known}: \
+         it was written by a newer relais; run that version, or restore the store's backup"
+    )]
+    Newer {
+        store: String,
+        version: usize,
+        known: usize,
+    },
+    #[error("cannot start the store's thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the store failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the PostgreSQL store {url}: {cause}")]
+    Postgres { url: String, cause: PostgresCause },
+    /// A group commit failed: each delivery of the batch gets its cause.
+    #[error("the store could not write: {0}")]
+    Write(Arc<StoreError>),
+    #[error("the store's data is not what this relais expects: {0}")]
+    Shape(String),
+    #[error("the store was opened to be read only")]
+    ReadOnly,
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// Why the PostgreSQL store failed.
+#[derive(Debug, Error)]
+pub enum PostgresCause {
+    /// `store.url` or `store.ca_file` cannot be used.
+    #[error("{0}")]
+    Settings(String),
+    /// No connection could be had (PostgreSQL down, unreachable, refusing).
+    #[error("{0}")]
+    Pool(deadpool_postgres::PoolError),
+    /// A statement failed, or the connection broke during it.
+    #[error("{0}")]
+    Query(tokio_postgres::Error),
+}

@@ -1,0 +1,71 @@
+//! The group commit: deliveries that arrive together are written in one
+//! transaction, so that durability does not cost one disk flush (or one
+//! round trip to PostgreSQL) per email under load. Each writer is answered
+//! once its delivery is committed, or with the batch's failure.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Digest, Engine, SentEmail, StoreError};
+
+/// Deliveries waiting for the group commit; bounded so that a stuck disk
+/// or database slows the consumers instead of growing memory.
+pub const QUEUE: usize = 1024;
+/// Most deliveries written in one transaction.
+const BATCH: usize = 256;
+
+/// A delivery waiting for the group commit, and who waits for it.
+pub struct Write {
+    pub delivery: SentEmail,
+    pub digest: Digest,
+    pub reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The group commit: takes the deliveries that have arrived (up to
+/// [`BATCH`]), writes them in one transaction, and answers each writer
+/// once it is committed.
+pub async fn run(engine: Engine, mut writes: mpsc::Receiver<Write>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(first) = writes.recv().await {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match writes.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let statements = batch
+            .iter()
+            .map(|write| {
+                let delivery = &write.delivery;
+                let parameters = vec![
+                    delivery.alert_id.as_str().into(),
+                    delivery.referent_id.as_str().into(),
+                    delivery.email.as_str().into(),
+                    delivery.message_id.as_str().into(),
+                    delivery.smtp_reply.as_str().into(),
+                    delivery.delivered_at.into(),
+                    write.digest.as_slice().into(),
+                    delivery.network.as_deref().into(),
+                ];
+                (
+                    "INSERT INTO deliveries
+                         (alert_id, referent_id, email, message_id, smtp_reply, delivered_at,
+                          digest, network)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (alert_id, referent_id) DO NOTHING",
+                    parameters,
+                )
+            })
+            .collect();
+        let written = engine.write(statements).await.map_err(Arc::new);
+        for write in batch.drain(..) {
+            let _ = write.reply.send(match &written {
+                Ok(_) => Ok(()),
+                // Every writer of a failed batch gets the same failure.
+                Err(error) => Err(StoreError::Write(Arc::clone(error))),
+            });
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! What the store holds, as relais reads it: the records of emails,
+//! acknowledgements, escalation steps and operators' commands. Ids,
+//! addresses, replies and times only: never an alert's content.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+/// The SHA-256 of an alert's content in its canonical form: what tells two
+/// alerts with one id apart.
+pub type Digest = [u8; 32];
+
+/// A référent already emailed about an alert, and the content it received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    pub referent_id: String,
+    /// `None` for a record older than digests.
+    pub digest: Option<Digest>,
+}
+
+/// One email accepted by a mail server: a line of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentEmail {
+    pub alert_id: String,
+    pub referent_id: String,
+    /// The référent's network (`None` for a record older than networks).
+    pub network: Option<String>,
+    pub email: String,
+    pub message_id: String,
+    pub smtp_reply: String,
+    pub delivered_at: OffsetDateTime,
+}
+
+/// What an acknowledgement changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledged {
+    /// The first time this référent acknowledged this alert (a second
+    /// click changes nothing).
+    pub first: bool,
+    /// The référent's network, as recorded with its email.
+    pub network: Option<String>,
+    /// From the alert's first email to its network to this acknowledgement.
+    pub waited: Option<Duration>,
+}
+
+/// The last step of an escalation chain: nobody acknowledged.
+pub const UNACKNOWLEDGED_STEP: u8 = 3;
+
+/// One step of an alert's escalation chain: 1, the deputies; 2, the
+/// fallback référents; 3, declared unacknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EscalationStep {
+    pub step: u8,
+    /// When its wait ends.
+    pub due_at: OffsetDateTime,
+    /// When relais carried it out, if it did.
+    pub done_at: Option<OffsetDateTime>,
+}
+
+/// An alert that a network has not acknowledged yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub alert_id: String,
+    pub network: String,
+    /// Its référents that were emailed, by id.
+    pub referents: Vec<String>,
+    /// Its first email to the network.
+    pub since: OffsetDateTime,
+    /// The next step of escalation not yet carried out, if the chain runs.
+    pub next: Option<EscalationStep>,
+    /// When the chain ended with nobody acknowledging, if it did.
+    pub unacknowledged_at: Option<OffsetDateTime>,
+}
+
+/// One operator command that read or changed the dead letters or the
+/// audit trail: who, what, how many, when. Never the messages' content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub recorded_at: OffsetDateTime,
+    /// The Unix user, with the one who ran `sudo`, e.g. `root (sudo: alice)`.
+    pub unix_user: String,
+    /// The command, e.g. `dead-letters replay --reason rejected`.
+    pub command: String,
+    /// How many messages or deliveries it read or changed.
+    pub count: usize,
+}
+
+impl Pending {
+    /// Where its escalation chain stands, from the chain's `steps`: the
+    /// next step not carried out, and when the last one declared it
+    /// unacknowledged.
+    pub(super) fn chain(&mut self, steps: &[EscalationStep]) {
+        self.next = steps.iter().find(|s| s.done_at.is_none()).copied();
+        self.unacknowledged_at = steps
+            .iter()
+            .find(|s| s.step == UNACKNOWLEDGED_STEP)
+            .and_then(|s| s.done_at);
+    }
+}
