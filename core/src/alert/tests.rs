@@ -1,0 +1,319 @@
+use super::*;
+
+const MAX: usize = 65536;
+
+fn example() -> Value {
+    serde_json::json!({
+        "id": "SOS75-2026-000123",
+        "kind": "orientation_sociale",
+        "priority": "urgent",
+        "emitted_at": "2026-11-22T08:15:00+01:00",
+        "association": "SOS Médecins Paris",
+        "territory": { "commune": "75113" },
+        "summary": "Personne âgée isolée, sans aide à domicile, chute récente.",
+        "patient": { "reference": "D-2026-4411", "name": "Mme Jeanne Durand",
+                     "address": "12 rue de la Santé, 75013 Paris", "phone": "01 45 00 00 00" },
+        "contact": { "name": "Dr Martin", "phone": "01 47 07 77 77" }
+    })
+}
+
+fn parse(value: &Value) -> Result<Alert, InvalidAlert> {
+    Alert::parse(
+        value.to_string().as_bytes(),
+        MAX,
+        crate::geography::tests::france(),
+    )
+}
+
+fn with(mut value: Value, pointer: &str, replacement: Value) -> Value {
+    *value.pointer_mut(pointer).unwrap() = replacement;
+    value
+}
+
+fn without(mut value: Value, field: &str) -> Value {
+    value.as_object_mut().unwrap().remove(field);
+    value
+}
+
+fn field_error(value: &Value) -> (&'static str, String) {
+    match parse(value) {
+        Err(InvalidAlert::Field { field, problem }) => (field, problem),
+        other => panic!("expected a field error, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_contract_example_parses_into_its_parts() {
+    let alert = parse(&example()).unwrap();
+    assert_eq!(alert.id().as_str(), "SOS75-2026-000123");
+    assert_eq!(alert.kind().as_str(), "orientation_sociale");
+    assert_eq!(alert.priority(), Priority::Urgent);
+    assert_eq!(alert.emitted_at().offset().whole_hours(), 1);
+    assert_eq!(alert.association(), "SOS Médecins Paris");
+    assert_eq!(alert.territory().commune().unwrap().as_str(), "75113");
+    assert_eq!(alert.territory().departement().as_str(), "75");
+    assert_eq!(alert.patient().reference.as_deref(), Some("D-2026-4411"));
+    assert_eq!(alert.contact().phone.as_deref(), Some("01 47 07 77 77"));
+}
+
+#[test]
+fn optional_parts_default_and_unknown_fields_are_ignored() {
+    let mut value = without(
+        without(without(example(), "priority"), "patient"),
+        "contact",
+    );
+    value["future_field"] = serde_json::json!({"anything": [1, 2]});
+    let alert = parse(&value).unwrap();
+    assert_eq!(alert.priority(), Priority::Normal);
+    assert_eq!(alert.patient(), &Patient::default());
+    assert_eq!(alert.contact(), &Contact::default());
+}
+
+#[test]
+fn every_required_field_is_required() {
+    for field in [
+        "id",
+        "kind",
+        "emitted_at",
+        "association",
+        "territory",
+        "summary",
+    ] {
+        assert_eq!(
+            parse(&without(example(), field)).unwrap_err().to_string(),
+            format!("field `{field}` is required")
+        );
+        let null = with(example(), &format!("/{field}"), Value::Null);
+        assert_eq!(field_error(&null).1, "is required");
+    }
+}
+
+#[test]
+fn the_id_is_checked() {
+    for id in ["", "a b", "SOS75/2026", "é", &"x".repeat(129)] {
+        let (field, _) = field_error(&with(example(), "/id", id.into()));
+        assert_eq!(field, "id", "{id:?}");
+    }
+    assert!(parse(&with(example(), "/id", "a.B_9:-".into())).is_ok());
+    assert!(parse(&with(example(), "/id", "x".repeat(128).into())).is_ok());
+}
+
+#[test]
+fn the_kind_must_be_an_identifier() {
+    for kind in [
+        "",
+        "Orientation",
+        "9x",
+        "orientation-sociale",
+        "a b",
+        &"a".repeat(65),
+    ] {
+        assert_eq!(
+            field_error(&with(example(), "/kind", kind.into())).0,
+            "kind"
+        );
+    }
+}
+
+#[test]
+fn the_priority_is_urgent_or_normal() {
+    let (field, problem) = field_error(&with(example(), "/priority", "URGENT".into()));
+    assert_eq!(
+        (field, problem.as_str()),
+        ("priority", "must be `urgent` or `normal`")
+    );
+    let normal = parse(&with(example(), "/priority", "normal".into())).unwrap();
+    assert_eq!(normal.priority(), Priority::Normal);
+}
+
+#[test]
+fn emitted_at_must_be_rfc3339() {
+    for date in ["2026-11-22", "22/11/2026 08:15", "2026-11-22T08:15:00"] {
+        assert_eq!(
+            field_error(&with(example(), "/emitted_at", date.into())).0,
+            "emitted_at"
+        );
+    }
+    assert!(
+        parse(&with(
+            example(),
+            "/emitted_at",
+            "2026-11-22T07:15:00Z".into()
+        ))
+        .is_ok()
+    );
+}
+
+#[test]
+fn the_territory_needs_a_valid_commune_or_departement() {
+    let value = with(example(), "/territory", serde_json::json!({}));
+    assert_eq!(field_error(&value).0, "territory");
+    let value = with(
+        example(),
+        "/territory",
+        serde_json::json!({"commune": "7511"}),
+    );
+    assert_eq!(field_error(&value).0, "territory.commune");
+    let value = with(
+        example(),
+        "/territory",
+        serde_json::json!({"departement": "20"}),
+    );
+    assert_eq!(field_error(&value).0, "territory.departement");
+    let value = with(
+        example(),
+        "/territory",
+        serde_json::json!({"departement": "2A"}),
+    );
+    assert_eq!(
+        parse(&value).unwrap().territory().departement().as_str(),
+        "2A"
+    );
+}
+
+#[test]
+fn the_summary_is_bounded_and_keeps_its_lines() {
+    let long = "é".repeat(SUMMARY_MAX_CHARS + 1);
+    assert_eq!(
+        field_error(&with(example(), "/summary", long.into())).0,
+        "summary"
+    );
+    let exact = "é".repeat(SUMMARY_MAX_CHARS);
+    assert!(parse(&with(example(), "/summary", exact.into())).is_ok());
+    assert_eq!(
+        field_error(&with(example(), "/summary", "  \n ".into())).0,
+        "summary"
+    );
+    assert_eq!(
+        field_error(&with(example(), "/summary", "a\u{7}b".into())).0,
+        "summary"
+    );
+    let lines = parse(&with(
+        example(),
+        "/summary",
+        "ligne 1\r\nligne 2\n\tfin".into(),
+    ));
+    assert_eq!(lines.unwrap().summary(), "ligne 1\nligne 2\n\tfin");
+}
+
+#[test]
+fn one_line_fields_refuse_line_breaks() {
+    for pointer in ["/association", "/patient/name", "/contact/phone"] {
+        let value = with(example(), pointer, "Dr X\r\nBcc: x@evil.example".into());
+        let (_, problem) = field_error(&value);
+        assert_eq!(problem, "must be a single line without control characters");
+    }
+}
+
+#[test]
+fn errors_never_quote_patient_values() {
+    let sentinel = "PATIENT-SENTINEL-42";
+    let cases = [
+        with(example(), "/patient", sentinel.into()),
+        with(example(), "/patient/name", serde_json::json!([sentinel])),
+        with(
+            example(),
+            "/patient/address",
+            format!("{sentinel}\n").into(),
+        ),
+        with(example(), "/contact", serde_json::json!([sentinel])),
+        with(example(), "/summary", format!("{sentinel}\u{0}").into()),
+        with(example(), "/territory", sentinel.into()),
+        with(example(), "/territory/commune", sentinel.into()),
+        with(
+            example(),
+            "/association",
+            serde_json::json!({ "x": sentinel }),
+        ),
+        with(example(), "/id", format!("{sentinel} ").into()),
+    ];
+    for value in cases {
+        let error = parse(&value).unwrap_err().to_string();
+        assert!(!error.contains(sentinel), "{error}");
+    }
+}
+
+#[test]
+fn oversized_non_utf8_and_non_json_bodies_are_invalid() {
+    let body = example().to_string();
+    assert_eq!(
+        Alert::parse(body.as_bytes(), 100, crate::geography::tests::france()),
+        Err(InvalidAlert::TooLarge {
+            size: body.len(),
+            max: 100
+        })
+    );
+    assert_eq!(
+        Alert::parse(
+            b"{\"id\": \"\xff\"}",
+            MAX,
+            crate::geography::tests::france()
+        ),
+        Err(InvalidAlert::NotUtf8)
+    );
+    assert!(matches!(
+        Alert::parse(b"not json", MAX, crate::geography::tests::france()),
+        Err(InvalidAlert::NotJson(_))
+    ));
+    assert_eq!(
+        Alert::parse(b"[1, 2]", MAX, crate::geography::tests::france())
+            .unwrap_err()
+            .to_string(),
+        "field `the alert` must be a JSON object"
+    );
+}
+
+#[test]
+fn debug_output_carries_no_patient_data() {
+    let alert = parse(&example()).unwrap();
+    let debug = format!("{alert:?} {:?} {:?}", alert.patient(), alert.contact());
+    assert!(!debug.contains("Durand") && !debug.contains("Martin") && !debug.contains("01 4"));
+    assert!(debug.contains("SOS75-2026-000123"));
+}
+
+fn hex(digest: [u8; 32]) -> String {
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[test]
+fn the_digest_of_an_alert_is_pinned_as_the_stores_hold_it() {
+    // The stores hold these bytes: a change would make every alert
+    // delivered before it a conflict with its own copies.
+    let full = parse(&example()).unwrap();
+    let bare = parse(&serde_json::json!({
+        "id": "SOS01-7",
+        "kind": "orientation_sociale",
+        "emitted_at": "2026-11-22T23:59:30-05:00",
+        "association": "SOS Médecins Ain",
+        "territory": { "commune": "01039" },
+        "summary": "Isolement.",
+    }))
+    .unwrap();
+    assert!(bare.territory().mapped().is_some());
+
+    assert_eq!(
+        hex(full.digest()),
+        "8df07dcbd0f9540278db442588d6b725f6b4131d955fe30edd3975f3029ad00d"
+    );
+    assert_eq!(
+        hex(bare.digest()),
+        "37d59235eaf12f5f9a2ffcdddb9df82c5727a38f162ebe625a68796ec1a60e57"
+    );
+}
+
+#[test]
+fn the_same_alert_laid_out_differently_has_one_digest_and_another_has_another() {
+    let alert = parse(&example()).unwrap();
+    let relaid = Alert::parse(
+        serde_json::to_string_pretty(&example()).unwrap().as_bytes(),
+        MAX,
+        crate::geography::tests::france(),
+    )
+    .unwrap();
+    let mut other = example();
+    other["territory"]["commune"] = "75112".into();
+    let other = parse(&other).unwrap();
+
+    assert_eq!(alert.digest(), relaid.digest());
+    assert_ne!(alert.digest(), other.digest());
+}
