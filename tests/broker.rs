@@ -8,22 +8,13 @@
 use relais_testkit as support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
-use support::{Broker, REGISTRY, World};
+use support::{Broker, REGISTRY, World, rabbitmqctl};
 
 static BROKER_FAULTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const TOTAL: usize = 500;
-
-fn rabbitmqctl(args: &[&str]) {
-    let status = Command::new("rabbitmqctl")
-        .args(args)
-        .status()
-        .expect("rabbitmqctl is installed (see scripts/rabbitmq)");
-    assert!(status.success(), "rabbitmqctl {args:?}");
-}
 
 /// Publishes `TOTAL` alerts, lets relais start on them, applies `fault` once
 /// about a fifth are emailed, and checks that every alert is emailed exactly

@@ -18,10 +18,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use support::rabbitmq::Cluster;
-use support::{Broker, REGISTRY, World, signal, wait_exit, wait_for_role};
+use support::{Broker, REGISTRY, STREAM_WAIT, World, signal, wait_exit, wait_for_role};
 
 const ALERTS: usize = 1000;
-const WAIT: Duration = Duration::from_secs(120);
 
 /// The cluster of this test binary, started by the first test to need it.
 static CLUSTER: std::sync::OnceLock<Cluster> = std::sync::OnceLock::new();
@@ -76,22 +75,22 @@ async fn the_active_relais_killed_the_leader_node_stopped_and_postgresql_restart
     assert_eq!(wait_for_role(port_b, "standby").await, "standby");
 
     // Act 1: A is killed, its emails in flight unanswered.
-    world.smtp.wait_for(200, WAIT).await;
+    world.smtp.wait_for(200, STREAM_WAIT).await;
     let held = world.smtp.hold_in_flight().await;
     signal(&a, "KILL");
-    wait_exit(&mut a, WAIT).await;
+    wait_exit(&mut a, STREAM_WAIT).await;
     world.smtp.drop_held();
     assert_eq!(wait_for_role(port_b, "active").await, "active");
     // Act 2: the node leading the main queue stops.
-    world.smtp.wait_for(500, WAIT).await;
+    world.smtp.wait_for(500, STREAM_WAIT).await;
     let leader = cluster.leader_of(&world.queue);
     let inspect = Broker::connect_url(&cluster.nodes[(leader + 1) % 3].url()).await;
     let stopping = &cluster.nodes[leader];
     tokio::task::block_in_place(|| stopping.stop_app());
     // Act 3: PostgreSQL restarts.
-    world.smtp.wait_for(700, WAIT).await;
+    world.smtp.wait_for(700, STREAM_WAIT).await;
     tokio::task::block_in_place(support::postgres::restart);
-    let all = world.smtp.wait_for(ALERTS, WAIT).await;
+    let all = world.smtp.wait_for(ALERTS, STREAM_WAIT).await;
     let after = world
         .smtp
         .wait_for(ALERTS + 1, Duration::from_secs(3))
@@ -140,11 +139,11 @@ async fn stop_a_node_in_the_middle(cluster: &Cluster, case: &str, pick: impl Fn(
     let app = world.spawn();
 
     // Act: a node stops in the middle of the stream.
-    world.smtp.wait_for(300, WAIT).await;
+    world.smtp.wait_for(300, STREAM_WAIT).await;
     let node = cluster.nodes[stopped].name.clone();
     let stopping = &cluster.nodes[stopped];
     tokio::task::block_in_place(|| stopping.stop_app());
-    let mails = world.smtp.wait_for(ALERTS, WAIT).await;
+    let mails = world.smtp.wait_for(ALERTS, STREAM_WAIT).await;
     // Nothing more comes.
     let mails_after = world
         .smtp

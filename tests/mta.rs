@@ -14,10 +14,8 @@ use std::time::Duration;
 
 use relais::alert::AlertId;
 use support::mta::{self, Mta};
-use support::{World, alert, registry_of, unique};
+use support::{WAIT, World, alert, registry_of, unique};
 use tokio::sync::{Mutex, MutexGuard};
-
-const WAIT: Duration = Duration::from_secs(30);
 
 /// One test at a time.
 async fn serial() -> MutexGuard<'static, ()> {

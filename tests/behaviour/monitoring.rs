@@ -85,7 +85,7 @@ fn referenced(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn the_alerting_rules_use_only_metrics_relais_exposes() {
-    let rules = include_str!("../monitoring/prometheus-rules.yml");
+    let rules = include_str!("../../monitoring/prometheus-rules.yml");
     let used = referenced(rules);
     assert!(used.len() >= 6, "{used:?}");
     let exposed = exposed();
@@ -109,7 +109,7 @@ fn the_alerting_rules_use_only_metrics_relais_exposes() {
 
 #[test]
 fn the_dashboard_is_valid_json_and_uses_only_metrics_relais_exposes() {
-    let text = include_str!("../monitoring/grafana-dashboard.json");
+    let text = include_str!("../../monitoring/grafana-dashboard.json");
     let dashboard: serde_json::Value = serde_json::from_str(text).expect("valid JSON");
     assert_eq!(dashboard["uid"], "relais");
     let panels = dashboard["panels"].as_array().unwrap();

@@ -6,29 +6,22 @@
 //! the référents already served travel with a dead letter, so that a replay
 //! never emails them twice. Runs against the real broker, with a RabbitMQ
 //! user of the test's own for the dispatch software.
+//!
+//! And `relais publish`, as an operator or a script sends an alert: a valid
+//! one persistently, an invalid one refused, an exchange where nothing
+//! would receive it reported, a full main queue refusing the next alert
+//! and the publisher told.
 
 use relais_testkit as support;
 
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use lapin::BasicProperties;
+use lapin::options::ExchangeDeclareOptions;
+use lapin::types::FieldTable;
 use support::smtp::Fault;
-use support::{Broker, REGISTRY, World, alert};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn rabbitmqctl(args: &[&str]) {
-    let output = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl is installed (see scripts/rabbitmq)");
-    assert!(
-        output.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+use support::{Broker, REGISTRY, WAIT, World, alert, rabbitmqctl, text, unique};
 
 /// A RabbitMQ user of this test, deleted when dropped.
 struct DispatchUser {
@@ -295,5 +288,138 @@ async fn a_replay_never_emails_again_a_referent_served_before_even_once_the_stor
     assert_eq!(replayed, ["referent@caf-paris.test"]);
     assert_eq!(world.broker.depth(&world.dead()).await, 0);
     assert_eq!(world.broker.depth(&world.settings().amqp.queue).await, 0);
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn publish_sends_a_valid_alert_persistently_and_refuses_an_invalid_one() {
+    let world = World::new(REGISTRY).await;
+    let body = alert("SOS75-PUB", "orientation_sociale", "75113");
+
+    let refused = world.cli_with_input(
+        &["publish"],
+        br#"{"id": "x", "kind": "orientation_sociale"}"#,
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr)
+            .contains("not published: the alert is invalid: field `emitted_at` is required")
+    );
+    assert_eq!(
+        world.broker.depth(&world.queue).await,
+        0,
+        "nothing published"
+    );
+
+    let file = world.dir.path().join("alert.json");
+    std::fs::write(&file, &body).unwrap();
+    let sent = world.cli(&["publish", "--file", file.to_str().unwrap()]);
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    assert!(
+        text(&sent.stdout)
+            .contains("published alert SOS75-PUB (kind orientation_sociale, commune 75113)")
+    );
+    assert!(text(&sent.stdout).contains("confirmed by the broker"));
+
+    // The main queue has a single active consumer, which excludes basic.get.
+    let delivery = world.broker.consume_one(&world.queue).await;
+    assert_eq!(delivery.data, body);
+    assert_eq!(delivery.routing_key.as_str(), "orientation_sociale");
+    let properties = &delivery.properties;
+    assert_eq!(properties.delivery_mode(), &Some(2));
+    assert_eq!(
+        properties.content_type().as_ref().map(|c| c.as_str()),
+        Some("application/json")
+    );
+    assert_eq!(
+        properties.message_id().as_ref().map(|m| m.as_str()),
+        Some("SOS75-PUB")
+    );
+    assert_eq!(
+        properties.user_id().as_ref().map(|u| u.as_str()),
+        Some("guest"),
+        "the login of the URL, which the broker vouches for"
+    );
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn publish_reports_an_exchange_where_nothing_would_receive_the_alert() {
+    let mut world = World::new(REGISTRY).await;
+    let body = alert("SOS75-LOST", "orientation_sociale", "75113");
+
+    // An exchange that does not exist.
+    world
+        .env
+        .push(("RELAIS__AMQP__EXCHANGE".into(), unique("missing")));
+    let missing = world.cli_with_input(&["publish"], &body);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("does not exist on the broker"),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    // An exchange with no queue bound: the broker would drop the alert.
+    let unbound = unique("unbound");
+    world
+        .broker
+        .channel
+        .exchange_declare(
+            unbound.as_str().into(),
+            lapin::ExchangeKind::Topic,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    world
+        .env
+        .push(("RELAIS__AMQP__EXCHANGE".into(), unbound.clone()));
+    let dropped = world.cli_with_input(&["publish"], &body);
+    assert_eq!(dropped.status.code(), Some(1));
+    assert!(
+        text(&dropped.stderr).contains("no queue is bound to exchange"),
+        "{}",
+        text(&dropped.stderr)
+    );
+    let _ = world
+        .broker
+        .channel
+        .exchange_delete(
+            unbound.as_str().into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        )
+        .await;
+    world.env.clear();
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_full_main_queue_refuses_the_next_alert_and_the_publisher_is_told() {
+    // Arrange: a main queue of two alerts, and no relais consuming it.
+    let world = World::with_env(REGISTRY, &[("RELAIS__AMQP__MAX_QUEUE_LENGTH", "2")]).await;
+
+    // Act
+    let outputs: Vec<Output> = (1..=4)
+        .map(|n| {
+            let body = alert(&format!("SOS75-FULL{n}"), "orientation_sociale", "75115");
+            world.cli_with_input(&["publish"], &body)
+        })
+        .collect();
+
+    // Assert: the queue full, the next alert refused, and said so.
+    // A quorum queue applies its limit once it is passed: it takes one
+    // alert past it, and refuses the next.
+    for output in &outputs[..3] {
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+    assert_eq!(outputs[3].status.code(), Some(1));
+    let refused = text(&outputs[3].stderr);
+    assert!(
+        refused.contains("not published: the broker refused the alert (nack): the queue is full"),
+        "{refused}"
+    );
+    assert_eq!(world.broker.depth(&world.queue).await, 3);
     world.cleanup().await;
 }

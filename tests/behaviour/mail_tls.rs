@@ -8,15 +8,10 @@
 
 use relais_testkit as support;
 
-use std::time::Duration;
-
-use support::TestCa;
 use support::smtp::{SmtpServer, TlsMode};
-use support::{REGISTRY, World, http_get};
+use support::{REGISTRY, TestCa, WAIT, World, http_get};
 use tempfile::TempDir;
 use tokio_rustls::TlsAcceptor;
-
-const WAIT: Duration = Duration::from_secs(20);
 
 /// A world whose relais sends to `smtp` on `localhost` with `tls`,
 /// trusting `ca` if given; it serves `/readyz` on the port returned.

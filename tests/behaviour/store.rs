@@ -1,3 +1,6 @@
+//! What relais records, and where: `relais audit` lists who was emailed
+//! about an alert and the day's deliveries, from the store relais wrote.
+//!
 //! The PostgreSQL store over TLS (`store.ca_file`), against a PostgreSQL
 //! server of the test's own that accepts TLS connections only, with a
 //! certificate of an authority made at test time: relais connects, creates
@@ -6,12 +9,88 @@
 
 use relais_testkit as support;
 
+use std::time::Duration;
+
 use relais::alert::AlertId;
 use relais::settings::StoreSettings;
 use relais::store::{SentEmail, Store};
 use secrecy::SecretString;
-use support::TestCa;
 use support::postgres::TlsServer;
+use support::{REGISTRY, TestCa, World, alert, text};
+
+#[tokio::test]
+async fn audit_lists_who_was_emailed_about_an_alert_and_the_days_deliveries() {
+    let world = World::new(REGISTRY).await;
+    let app = world.spawn();
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-AUD", "orientation_sociale", "75113"),
+        )
+        .await;
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-AUD2", "orientation_sociale", "75115"),
+        )
+        .await;
+    world.smtp.wait_for(3, Duration::from_secs(20)).await;
+    assert_eq!(
+        world
+            .wait_for_depth(&world.queue, 0, Duration::from_secs(20))
+            .await,
+        0
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.stop().await;
+
+    let one = world.cli(&["audit", "--alert", "SOS75-AUD"]);
+    assert!(one.status.success(), "{}", text(&one.stderr));
+    let lines: Vec<Vec<String>> = text(&one.stdout)
+        .lines()
+        .map(|line| line.split('\t').map(str::to_owned).collect())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let mut who: Vec<(&str, &str, &str)> = lines
+        .iter()
+        .map(|l| (l[1].as_str(), l[2].as_str(), l[3].as_str()))
+        .collect();
+    who.sort();
+    assert_eq!(
+        who,
+        [
+            (
+                "SOS75-AUD",
+                "ccas-paris-13",
+                "camille.martin@ccas-paris13.test"
+            ),
+            (
+                "SOS75-AUD",
+                "ccas-paris-13-accueil",
+                "accueil@ccas-paris13.test"
+            ),
+        ]
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l[0].starts_with("20") && l[4].starts_with("<relais.SOS75-AUD."))
+    );
+
+    let day = world.cli(&["audit", "--since", "24h"]);
+    assert_eq!(text(&day.stdout).lines().count(), 3);
+    let output = format!("{}{}", text(&one.stdout), text(&day.stdout));
+    assert!(
+        !output.contains("Jeanne Durand"),
+        "no patient data in the audit"
+    );
+
+    let none = world.cli(&["audit", "--alert", "NEVER-SEEN"]);
+    assert!(none.status.success());
+    assert!(none.stdout.is_empty());
+    assert!(text(&none.stderr).contains("no delivery recorded"));
+    world.cleanup().await;
+}
 
 fn settings(port: u16, ca_file: &std::path::Path) -> StoreSettings {
     StoreSettings {

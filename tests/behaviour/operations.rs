@@ -1,32 +1,22 @@
 //! What operators see: `/metrics`, `/readyz`, `/healthz`, `relais status`
 //! and the dead-letter tools, after known scenarios on the real broker.
+//! A replay by a reason relais does not know is refused with the list.
 
 use relais_testkit as support;
 
-use std::process::Output;
 use std::time::Duration;
 
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
 use support::smtp::SmtpServer;
-use support::{REGISTRY, World, alert, http_get, sample};
+use support::{REGISTRY, WAIT, World, alert, http_get, sample, text};
 use time::format_description::well_known::Rfc3339;
-
-const WAIT: Duration = Duration::from_secs(20);
 
 async fn world_with_http() -> (World, u16) {
     let port = SmtpServer::free_port().await;
     let listen = format!("127.0.0.1:{port}");
     let world = World::with_env(REGISTRY, &[("RELAIS__HTTP__LISTEN", listen.as_str())]).await;
     (world, port)
-}
-
-fn relais(world: &World, args: &[&str]) -> Output {
-    world.cli(args)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[tokio::test]
@@ -161,7 +151,7 @@ async fn status_and_the_dead_letter_tools_round_trip_real_dead_letters() {
     assert_eq!(world.wait_for_depth(&world.dead(), 4, WAIT).await, 4);
 
     // status: exit 2 while dead letters wait.
-    let status = relais(&world, &["status", "--json"]);
+    let status = world.cli(&["status", "--json"]);
     assert_eq!(status.status.code(), Some(2), "{}", text(&status.stderr));
     let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(report["dead_letters"], 4);
@@ -181,7 +171,7 @@ async fn status_and_the_dead_letter_tools_round_trip_real_dead_letters() {
         (0.into(), 1.into())
     );
     assert!(report["oldest_dead_letter_age_seconds"].as_i64().unwrap() >= 0);
-    let screen = relais(&world, &["status"]);
+    let screen = world.cli(&["status"]);
     assert!(
         text(&screen.stdout).contains(&world.dead()),
         "{}",
@@ -189,7 +179,7 @@ async fn status_and_the_dead_letter_tools_round_trip_real_dead_letters() {
     );
 
     // list: what and why, without consuming, without patient data.
-    let list = relais(&world, &["dead-letters", "list", "--json"]);
+    let list = world.cli(&["dead-letters", "list", "--json"]);
     assert!(list.status.success(), "{}", text(&list.stderr));
     let letters: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     let letters = letters.as_array().unwrap();
@@ -213,7 +203,7 @@ async fn status_and_the_dead_letter_tools_round_trip_real_dead_letters() {
         (invalid["alert_id"].clone(), invalid["kind"].clone()),
         ("-".into(), "orientation_sociale".into())
     );
-    let plain = relais(&world, &["dead-letters", "list"]);
+    let plain = world.cli(&["dead-letters", "list"]);
     assert!(!text(&plain.stdout).contains("Jeanne") && !text(&list.stdout).contains("Jeanne"));
     assert_eq!(
         world.broker.depth(&world.dead()).await,
@@ -222,11 +212,11 @@ async fn status_and_the_dead_letter_tools_round_trip_real_dead_letters() {
     );
 
     // purge needs its confirmation.
-    let unconfirmed = relais(&world, &["dead-letters", "purge", "--id", "-"]);
+    let unconfirmed = world.cli(&["dead-letters", "purge", "--id", "-"]);
     assert_eq!(unconfirmed.status.code(), Some(1));
     assert!(text(&unconfirmed.stderr).contains("run again with --yes"));
     assert_eq!(world.broker.depth(&world.dead()).await, 4);
-    let purged = relais(&world, &["dead-letters", "purge", "--id", "-", "--yes"]);
+    let purged = world.cli(&["dead-letters", "purge", "--id", "-", "--yes"]);
     assert!(
         text(&purged.stdout).contains("purged 1 dead letter(s)"),
         "{}",
@@ -235,7 +225,7 @@ async fn status_and_the_dead_letter_tools_round_trip_real_dead_letters() {
 
     // replay after the mailbox is fixed: delivered, once each.
     world.smtp.heal();
-    let replay = relais(&world, &["dead-letters", "replay", "--reason", "rejected"]);
+    let replay = world.cli(&["dead-letters", "replay", "--reason", "rejected"]);
     assert!(replay.status.success(), "{}", text(&replay.stderr));
     assert!(
         text(&replay.stdout).contains("replayed 3 dead letter(s)"),
@@ -252,14 +242,14 @@ async fn status_and_the_dead_letter_tools_round_trip_real_dead_letters() {
     assert_eq!(world.smtp.mails().len(), 3);
     assert!(mails.iter().all(|m| m.to == ["social@paris.test"]));
     assert_eq!(world.broker.depth(&world.dead()).await, 0);
-    assert_eq!(relais(&world, &["status"]).status.code(), Some(0));
+    assert_eq!(world.cli(&["status"]).status.code(), Some(0));
 
     // Every command that read or changed the dead letters left its trace:
     // who, what, how many (status, which reads only counts, does not; this
     // listing is recorded once it is shown).
-    let audit = relais(&world, &["audit", "--since", "1h"]);
+    let audit = world.cli(&["audit", "--since", "1h"]);
     assert!(audit.status.success(), "{}", text(&audit.stderr));
-    let trace = relais(&world, &["audit", "--operations"]);
+    let trace = world.cli(&["audit", "--operations"]);
     assert!(trace.status.success(), "{}", text(&trace.stderr));
     let operator = String::from_utf8(
         std::process::Command::new("id")
@@ -329,7 +319,7 @@ async fn dead_letters_older_than_a_duration_are_purged_and_the_others_kept() {
     }
 
     // Act and assert: a preview deletes nothing; --yes takes the old one.
-    let preview = relais(&world, &["dead-letters", "purge", "--older-than", "30d"]);
+    let preview = world.cli(&["dead-letters", "purge", "--older-than", "30d"]);
     assert_eq!(preview.status.code(), Some(1));
     assert!(
         text(&preview.stderr).contains(
@@ -339,10 +329,7 @@ async fn dead_letters_older_than_a_duration_are_purged_and_the_others_kept() {
         text(&preview.stderr)
     );
     assert_eq!(world.broker.depth(&world.dead()).await, 2);
-    let purged = relais(
-        &world,
-        &["dead-letters", "purge", "--older-than", "30d", "--yes"],
-    );
+    let purged = world.cli(&["dead-letters", "purge", "--older-than", "30d", "--yes"]);
     assert!(purged.status.success(), "{}", text(&purged.stderr));
     let out = text(&purged.stdout);
     assert!(out.starts_with("SOS75-OLD\t"), "{out}");
@@ -426,5 +413,24 @@ async fn the_http_endpoint_closes_slow_and_idle_clients_and_caps_its_connections
         "{answer:?}"
     );
     app.stop().await;
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_replay_by_a_reason_relais_does_not_know_is_refused_with_the_list_of_reasons() {
+    let world = World::new(REGISTRY).await;
+
+    let output = world.cli(&["dead-letters", "replay", "--reason", "rejeted"]);
+
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(
+            "invalid value 'rejeted' for '--reason <REASON>': is not a dead-letter reason; the \
+             reasons are invalid, unroutable, forbidden, conflict, rejected, exhausted, \
+             delivery_limit"
+        ),
+        "{stderr}"
+    );
     world.cleanup().await;
 }

@@ -3,16 +3,20 @@
 //! step and never for a queue, QUIT and RSET, the EHLO name, and
 //! internationalised addresses. `tests/mta.rs` runs the same against
 //! Postfix and Exim.
+//!
+//! And how each email goes on the wire: one write to a server offering
+//! PIPELINING and CHUNKING, the envelope pipelined then `DATA` without
+//! CHUNKING, one command at a time without PIPELINING; SMTP AUTH over
+//! STARTTLS to a server that requires it, and a wrong password that keeps
+//! the alert and is never shown.
 
 use relais_testkit as support;
 
 use std::time::Duration;
 
 use relais::alert::AlertId;
-use support::smtp::SmtpServer;
-use support::{REGISTRY, World, alert, registry_of};
-
-const WAIT: Duration = Duration::from_secs(30);
+use support::smtp::{SmtpServer, TlsMode};
+use support::{REGISTRY, TestCa, WAIT, World, alert, registry_of};
 
 /// A registry where commune 75113 has `count` référents.
 fn registry_of_size(count: usize) -> String {
@@ -316,5 +320,164 @@ async fn with_smtputf8_a_non_ascii_mailbox_is_sent_with_the_smtputf8_parameter()
         .filter(|command| command.starts_with("MAIL") && command.ends_with(" SMTPUTF8"))
         .collect();
     assert_eq!(utf8_mail.len(), 1, "{:?}", world.smtp.envelopes());
+    world.cleanup().await;
+}
+
+/// Publishes `count` alerts for Paris 15e (one référent, `ccas-paris`),
+/// with ids `<prefix>0`, `<prefix>1`, …
+async fn publish_paris_15(world: &World, prefix: &str, count: usize) {
+    for n in 0..count {
+        let id = format!("{prefix}{n}");
+        world
+            .publish(
+                "orientation_sociale",
+                &alert(&id, "orientation_sociale", "75115"),
+            )
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn each_email_is_one_write_to_a_server_offering_pipelining_and_chunking() {
+    // Arrange: a server offering PIPELINING and CHUNKING (the test
+    // server's default, as Postfix).
+    let world = World::new(REGISTRY).await;
+    let app = world.spawn();
+
+    // Act: three alerts, one référent each.
+    publish_paris_15(&world, "SOS75-P", 3).await;
+    let mails = world.smtp.wait_for(3, WAIT).await;
+    app.stop().await;
+
+    // Assert: in each transaction, RCPT TO and BDAT arrived together with
+    // MAIL FROM (two pipelined commands per email), the message by BDAT,
+    // and every email is whole.
+    assert_eq!(mails.len(), 3);
+    assert_eq!(world.smtp.pipelined(), 6);
+    assert_eq!(world.smtp.chunked(), 3);
+    for mail in &mails {
+        assert_eq!(mail.to, vec!["social@paris.test".to_owned()]);
+        assert_eq!(mail.referent(), "ccas-paris");
+        assert!(mail.text().contains("Référence de l'alerte : SOS75-P"));
+    }
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_server_without_pipelining_gets_one_command_at_a_time() {
+    let world = World::new(REGISTRY).await;
+    world.smtp.without_pipelining();
+    let app = world.spawn();
+
+    publish_paris_15(&world, "SOS75-NP", 2).await;
+    let mails = world.smtp.wait_for(2, WAIT).await;
+    app.stop().await;
+
+    assert_eq!(mails.len(), 2);
+    assert_eq!(world.smtp.pipelined(), 0);
+    assert_eq!(world.smtp.chunked(), 0);
+    let mut ids: Vec<String> = mails.iter().map(|m| m.alert_id()).collect();
+    ids.sort();
+    assert_eq!(ids, ["SOS75-NP0", "SOS75-NP1"]);
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_server_without_chunking_gets_the_envelope_pipelined_then_the_message_by_data() {
+    let world = World::new(REGISTRY).await;
+    world.smtp.without_chunking();
+    let app = world.spawn();
+
+    publish_paris_15(&world, "SOS75-NC", 2).await;
+    let mails = world.smtp.wait_for(2, WAIT).await;
+    app.stop().await;
+
+    // RCPT TO and DATA pipelined with MAIL FROM, the message after 354.
+    assert_eq!(mails.len(), 2);
+    assert_eq!(world.smtp.pipelined(), 4);
+    assert_eq!(world.smtp.chunked(), 0);
+    assert!(mails.iter().all(|m| m.text().contains("SITUATION")));
+    world.cleanup().await;
+}
+
+/// A world whose relais logs in to a server speaking STARTTLS (relais
+/// never sends a password in clear) as `relais-sos75` with `password`.
+async fn world_with_login(password: &str) -> (World, tempfile::TempDir) {
+    let ca = TestCa::new(&["localhost"]);
+    let files = tempfile::tempdir().unwrap();
+    let ca_file = files.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+    let smtp = SmtpServer::start_tls(TlsMode::StartTls(ca.acceptor.clone())).await;
+    let world = World::with_server(
+        REGISTRY,
+        smtp,
+        &[
+            ("RELAIS__SMTP__USERNAME", "relais-sos75"),
+            ("RELAIS__SMTP__PASSWORD", password),
+            ("RELAIS__SMTP__HOST", "localhost"),
+            ("RELAIS__SMTP__TLS", "required"),
+            ("RELAIS__SMTP__CA_FILE", ca_file.to_str().unwrap()),
+        ],
+    )
+    .await;
+    (world, files)
+}
+
+#[tokio::test]
+async fn relais_authenticates_to_a_server_that_requires_it() {
+    let (world, _files) = world_with_login("correct horse").await;
+    world.smtp.require_auth("relais-sos75", "correct horse");
+    let app = world.spawn();
+
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-AUTH", "orientation_sociale", "75115"),
+        )
+        .await;
+    let mails = world.smtp.wait_for(1, WAIT).await;
+    app.stop().await;
+
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].alert_id(), "SOS75-AUTH");
+    assert_eq!(world.smtp.authenticated(), ["relais-sos75"]);
+    assert_eq!(world.smtp.auth_refusals(), 0);
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_wrong_smtp_password_keeps_the_alert_and_never_shows_the_password() {
+    // Arrange: the server wants another password than relais has.
+    let secret = "PASSWORD-SENTINEL-7f3a";
+    let (world, _files) = world_with_login(secret).await;
+    world.smtp.require_auth("relais-sos75", "the right one");
+    let app = world.spawn();
+
+    // Act
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-PW", "orientation_sociale", "75115"),
+        )
+        .await;
+
+    // Assert: a settings problem, not the alert's: it walks the retry
+    // ladder (never `rejected`), then waits in the dead-letter queue with
+    // an error that names the step and the server's reply, not the secret.
+    assert_eq!(world.wait_for_depth(&world.dead(), 1, WAIT).await, 1);
+    app.stop().await;
+    assert!(world.smtp.mails().is_empty());
+    assert_eq!(world.smtp.auth_refusals(), 6, "3 rounds of 2 attempts");
+    let dead = world.broker.take_all(&world.dead()).await;
+    assert_eq!(
+        dead[0].header("x-relais-reason").as_deref(),
+        Some("exhausted")
+    );
+    let error = dead[0].header("x-relais-error").unwrap();
+    assert!(
+        error.contains("AUTH") && error.contains("535 5.7.8"),
+        "{error}"
+    );
+    assert!(!error.contains(secret), "{error}");
     world.cleanup().await;
 }

@@ -8,20 +8,27 @@
 //! `amqp.key_file`, `auth_mechanism=external`). A broker it cannot trust,
 //! or cannot log in to, leaves the alert waiting in its queue (never lost)
 //! and `/readyz` says why.
+//!
+//! And the broker's answers to relais on the machine's broker: a queue that
+//! exists with other arguments is reported clearly while relais keeps
+//! trying; a refused login and a mistyped URL are named without the
+//! password.
 
 use relais_testkit as support;
 
 use std::path::Path;
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use lapin::options::QueueDeclareOptions;
 use lapin::tcp::OwnedTLSConfig;
-use support::TestCa;
+use lapin::types::FieldTable;
 use support::rabbitmq::Node;
 use support::smtp::SmtpServer;
-use support::{Broker, REGISTRY, World, http_get};
-
-const WAIT: Duration = Duration::from_secs(20);
+use support::{
+    Broker, Logs, REGISTRY, TestCa, WAIT, World, http_get, signal, text, unique, wait_exit,
+};
 
 /// The test's RabbitMQ node, and its authority's certificate.
 struct TlsNode {
@@ -237,4 +244,106 @@ async fn a_broker_certificate_for_another_name_is_refused() {
     )
     .await;
     assert!(why.contains("certificate not valid for name"), "{why}");
+}
+
+#[tokio::test]
+async fn a_queue_declared_with_other_arguments_is_reported_clearly_and_relais_keeps_trying() {
+    // Arrange: a deployment whose queue was created by hand as a classic queue.
+    let queue = unique("classic");
+    let mut world = World::new(REGISTRY).await;
+    world
+        .env
+        .push(("RELAIS__AMQP__QUEUE".into(), queue.clone()));
+    world
+        .broker
+        .channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    // Act
+    let mut relais = world.spawn_binary();
+    let logs = Logs::collect(&mut relais);
+
+    // Assert: the message names the queue, the argument, the fix; relais
+    // does not exit, it tries again.
+    assert!(
+        logs.wait_for("exists with other arguments", 2, WAIT).await,
+        "{}",
+        logs.all()
+    );
+    let all = logs.all();
+    let expected = [
+        format!("refused to declare `{queue}`"),
+        "inequivalent arg 'x-dead-letter-exchange'".to_owned(),
+        "relais needs: x-dead-letter-exchange=".to_owned(),
+        "x-queue-type=quorum".to_owned(),
+        format!("rabbitmqctl delete_queue {queue}"),
+    ];
+    for expected in &expected {
+        assert!(all.contains(expected), "logs lack {expected:?}:\n{all}");
+    }
+    assert!(relais.try_wait().unwrap().is_none(), "relais keeps running");
+    signal(&relais, "TERM");
+    assert!(wait_exit(&mut relais, WAIT).await.success());
+    let _ = world
+        .broker
+        .channel
+        .queue_delete(
+            queue.as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await;
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_wrong_broker_password_is_named_as_a_refused_login_without_the_password() {
+    let secret = "WRONG-SECRET-4f1";
+    let url = format!("amqp://guest:{secret}@127.0.0.1:5672/%2f");
+    let world = World::with_env(REGISTRY, &[("RELAIS__AMQP__URL", url.as_str())]).await;
+
+    let status = world.cli(&["status"]);
+
+    assert_eq!(status.status.code(), Some(1));
+    let shown = text(&status.stdout) + &text(&status.stderr);
+    assert!(
+        shown.contains("cannot connect to the broker amqp://guest:***@127.0.0.1:5672/%2f"),
+        "{shown}"
+    );
+    assert!(shown.contains("ACCESS_REFUSED"), "{shown}");
+    assert!(!shown.contains(secret), "{shown}");
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_mistyped_broker_url_is_refused_without_printing_its_password() {
+    let world = World::new(REGISTRY).await;
+    let mut env = world.env.clone();
+    env.push((
+        "RELAIS__AMQP__URL".into(),
+        "amqps:relais:S3CR3T@127.0.0.1/%2f".into(),
+    ));
+
+    for command in [&["check"][..], &["status"], &["dead-letters", "list"]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_relais"))
+            .arg("--config")
+            .arg(&world.config)
+            .args(command)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        assert_eq!(output.status.code(), Some(1), "{command:?}: {all}");
+        assert!(all.contains("amqp.url has no host"), "{command:?}: {all}");
+        assert!(!all.contains("S3CR3T"), "{command:?}: {all}");
+    }
+    world.cleanup().await;
 }

@@ -5,12 +5,8 @@
 
 use relais_testkit as support;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use support::{REGISTRY, World, alert};
-
-const WAIT: Duration = Duration::from_secs(20);
+use support::{REGISTRY, WAIT, World, alert};
 
 #[tokio::test]
 async fn the_dispatch_software_reads_each_delivery_and_each_dead_letter_as_an_event() {
@@ -31,7 +27,7 @@ async fn the_dispatch_software_reads_each_delivery_and_each_dead_letter_as_an_ev
     app.stop().await;
 
     // Assert
-    let schema: Value = serde_json::from_str(include_str!("../schema/event.v1.json")).unwrap();
+    let schema: Value = serde_json::from_str(include_str!("../../schema/event.v1.json")).unwrap();
     let schema = jsonschema::validator_for(&schema).unwrap();
     let mut got: Vec<(String, Value)> = world
         .broker

@@ -12,10 +12,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::smtp::Mail;
-use support::{World, alert, http_request, signal, wait_exit};
+use support::{ACK_SECRET, WAIT, World, alert, http_request, signal, wait_exit};
 
-const WAIT: Duration = Duration::from_secs(30);
-const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-only";
 /// How long an urgent alert waits for an acknowledgement at each step.
 const STEP: Duration = Duration::from_secs(3);
 
@@ -57,7 +55,7 @@ async fn world() -> (World, u16) {
     let metrics = format!("127.0.0.1:{metrics}");
     World::with_ack(
         REGISTRY,
-        SECRET,
+        ACK_SECRET,
         &[("RELAIS__HTTP__LISTEN", metrics.as_str())],
     )
     .await
@@ -70,7 +68,7 @@ fn recipients(mails: &[Mail]) -> Vec<String> {
 /// The events of the queue, as `(routing key, référent or network)`,
 /// each checked against the schema.
 async fn events(world: &World, queue: &str) -> Vec<(String, String)> {
-    let schema: Value = serde_json::from_str(include_str!("../schema/event.v1.json")).unwrap();
+    let schema: Value = serde_json::from_str(include_str!("../../schema/event.v1.json")).unwrap();
     let schema = jsonschema::validator_for(&schema).unwrap();
     world
         .broker

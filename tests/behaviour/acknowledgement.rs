@@ -11,15 +11,12 @@ use std::time::Duration;
 
 use relais::ack::token::{Link, Signer};
 use support::browser::Browser;
-use support::{REGISTRY, World, alert, http_request};
-
-const WAIT: Duration = Duration::from_secs(20);
-const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test-only";
+use support::{ACK_SECRET, REGISTRY, WAIT, World, alert, http_request};
 
 #[tokio::test]
 async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_changes_nothing() {
     // Arrange: relais with acknowledgement pages, a queue for the events.
-    let (world, port) = World::with_ack(REGISTRY, SECRET, &[]).await;
+    let (world, port) = World::with_ack(REGISTRY, ACK_SECRET, &[]).await;
     let public = format!("http://127.0.0.1:{port}");
     let events = world.bind_events("acknowledged").await;
     let app = world.spawn();
@@ -68,7 +65,7 @@ async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_
     let mut altered = path.clone();
     altered.pop();
     altered.push(if path.ends_with('A') { 'B' } else { 'A' });
-    let expired = Signer::new(SECRET).sign(&Link {
+    let expired = Signer::new(ACK_SECRET).sign(&Link {
         alert_id: "SOS75-ACK".into(),
         referent_id: "ccas-paris".into(),
         kind: "orientation_sociale".into(),

@@ -7,12 +7,9 @@
 
 use relais_testkit as support;
 
-use std::time::Duration;
-
 use support::smtp::SmtpServer;
-use support::{Logs, REGISTRY, World, http_get, signal, wait_exit};
+use support::{Logs, REGISTRY, WAIT, World, http_get, signal, wait_exit};
 
-const WAIT: Duration = Duration::from_secs(20);
 const SENTINEL: &str = "PATIENT-SENTINEL";
 
 /// An alert whose summary, patient, contact and association all carry the

@@ -1,0 +1,199 @@
+//! The test's own client of the machine's broker (127.0.0.1:5672): it
+//! publishes as the dispatch software does (persistent, confirmed), reads
+//! queue depths, and takes messages out of queues to look at them. It
+//! never declares relais's topology by hand (the [`crate::World`] does, as
+//! relais would) and never stops the broker; `rabbitmqctl` is here for the
+//! few tests that manage its users or connections.
+
+use std::process::Command;
+use std::time::Duration;
+
+use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use relais::amqp::Publisher;
+
+/// The machine's broker, as every test reaches it.
+pub const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Runs `rabbitmqctl` on the machine's broker (as root, like `.ci/run`);
+/// fails the test with the tool's error when it fails.
+pub fn rabbitmqctl(args: &[&str]) {
+    let output = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl is installed (see scripts/rabbitmq)");
+    assert!(
+        output.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A dead letter as found in `<queue>.dead`.
+#[derive(Debug)]
+pub struct DeadLetter {
+    pub routing_key: String,
+    pub body: Vec<u8>,
+    pub properties: BasicProperties,
+}
+
+impl DeadLetter {
+    pub fn header(&self, name: &str) -> Option<String> {
+        let headers = self.properties.headers().as_ref()?;
+        match headers.inner().get(name)? {
+            AMQPValue::LongString(text) => Some(text.to_string()),
+            AMQPValue::ShortString(text) => Some(text.to_string()),
+            AMQPValue::LongInt(n) => Some(n.to_string()),
+            AMQPValue::LongLongInt(n) => Some(n.to_string()),
+            other => Some(format!("{other:?}")),
+        }
+    }
+}
+
+/// The test's own connection to the broker.
+pub struct Broker {
+    pub connection: Connection,
+    pub channel: Channel,
+    publisher: Publisher,
+}
+
+impl Broker {
+    pub async fn connect() -> Self {
+        Self::connect_url(BROKER).await
+    }
+
+    /// The test's connection to the machine's broker with another login,
+    /// e.g. `amqp://user:password@127.0.0.1:5672/%2f`.
+    pub async fn connect_url(url: &str) -> Self {
+        let connection = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ on 127.0.0.1:5672 (see docs/testing.md)");
+        Self::on(connection).await
+    }
+
+    /// The test's connection to a broker speaking TLS.
+    pub async fn connect_tls(url: &str, tls: lapin::tcp::OwnedTLSConfig) -> Self {
+        let runtime = lapin::runtime::default_runtime().unwrap();
+        let connection =
+            Connection::connect_with_config(url, ConnectionProperties::default(), tls, runtime)
+                .await
+                .expect("the test broker speaking TLS");
+        Self::on(connection).await
+    }
+
+    async fn on(connection: Connection) -> Self {
+        let channel = connection.create_channel().await.unwrap();
+        let publisher = Publisher::open(&connection, Duration::from_secs(10))
+            .await
+            .unwrap();
+        Self {
+            connection,
+            channel,
+            publisher,
+        }
+    }
+
+    /// Publishes as the dispatch software does: persistent JSON, confirmed.
+    pub async fn publish(&self, exchange: &str, routing_key: &str, body: &[u8]) {
+        self.publish_with(exchange, routing_key, body, BasicProperties::default())
+            .await;
+    }
+
+    /// As [`Broker::publish`], with `properties` (e.g. a `user_id`) beside
+    /// the content type and persistence.
+    pub async fn publish_with(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) {
+        let properties = properties
+            .with_content_type(ShortString::from("application/json"))
+            .with_delivery_mode(2);
+        self.publisher
+            .publish_confirmed(exchange, routing_key, body, properties)
+            .await
+            .expect("the broker confirms the test publish");
+    }
+
+    /// Messages in a queue (ready and unacked).
+    pub async fn depth(&self, queue: &str) -> u32 {
+        self.declare_passive(queue).await.message_count()
+    }
+
+    /// The queue's depth, or `None` if it does not exist (yet), asked on a
+    /// channel of its own (a missing queue closes the channel it is asked on).
+    pub async fn depth_if_declared(&self, queue: &str) -> Option<u32> {
+        let channel = self.connection.create_channel().await.ok()?;
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let depth = channel
+            .queue_declare(queue.into(), options, FieldTable::default())
+            .await
+            .ok()
+            .map(|declared| declared.message_count());
+        if channel.status().connected() {
+            let _ = channel.close(200, "depth read".into()).await;
+        }
+        depth
+    }
+
+    async fn declare_passive(&self, queue: &str) -> lapin::Queue {
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        self.channel
+            .queue_declare(queue.into(), options, FieldTable::default())
+            .await
+            .expect("the queue exists")
+    }
+
+    /// Takes one message by consuming (acking it); for queues with a single
+    /// active consumer, which refuse basic.get.
+    pub async fn consume_one(&self, queue: &str) -> lapin::message::Delivery {
+        use futures_util::StreamExt;
+        let channel = self.connection.create_channel().await.unwrap();
+        let mut consumer = channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                lapin::options::BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the consumer is open")
+            .expect("a delivery");
+        delivery.ack(BasicAckOptions::default()).await.unwrap();
+        channel.close(200, "done".into()).await.unwrap();
+        delivery
+    }
+
+    /// Takes every message of a queue (acking them).
+    pub async fn take_all(&self, queue: &str) -> Vec<DeadLetter> {
+        let mut taken = Vec::new();
+        while let Some(message) = self
+            .channel
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .expect("basic.get")
+        {
+            let delivery = message.delivery;
+            delivery.ack(BasicAckOptions::default()).await.expect("ack");
+            taken.push(DeadLetter {
+                routing_key: delivery.routing_key.to_string(),
+                body: delivery.data,
+                properties: delivery.properties,
+            });
+        }
+        taken
+    }
+}

@@ -1,0 +1,79 @@
+//! Two relais, one sender: two real binaries on one queue and one
+//! PostgreSQL store, as on two hosts. One is active (it holds the standby
+//! lock and consumes), the other standby, each saying so on `/readyz`.
+//! In the middle of 1,000 alerts the active one is killed (SIGKILL, the
+//! mail server holding its answers so that no email is half sent): the
+//! standby takes over, and every alert is emailed once, none missing, none
+//! twice; `relais status` names the active instance. (PostgreSQL itself
+//! restarted under relais is `tests/postgresql.rs`: it stops a server
+//! the tests here use.)
+
+use relais_testkit as support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use support::{REGISTRY, STREAM_WAIT, World, signal, wait_exit, wait_for_role};
+
+const ALERTS: usize = 1000;
+
+#[tokio::test]
+async fn the_standby_takes_over_when_the_active_relais_is_killed_and_nothing_is_sent_twice() {
+    // Arrange: 1,000 alerts, relais A active, relais B standby.
+    let world = World::on_postgres(REGISTRY).await;
+    world.smtp.set_latency(Duration::from_millis(5));
+    world.publish_stream("SOS75-HA", ALERTS).await;
+    let (port_a, port_b) = (
+        support::smtp::SmtpServer::free_port().await,
+        support::smtp::SmtpServer::free_port().await,
+    );
+    let listen = |port: u16| format!("127.0.0.1:{port}");
+    let mut a = world.spawn_binary_with(&[("RELAIS__HTTP__LISTEN", &listen(port_a))]);
+    assert_eq!(wait_for_role(port_a, "active").await, "active");
+    let mut b = world.spawn_binary_with(&[("RELAIS__HTTP__LISTEN", &listen(port_b))]);
+    let logs_b = support::Logs::collect(&mut b);
+    assert_eq!(wait_for_role(port_b, "standby").await, "standby");
+    let status = world.cli(&["status"]);
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+
+    // Act: A dies in the middle, its emails in flight unanswered.
+    world.smtp.wait_for(300, STREAM_WAIT).await;
+    let held = world.smtp.hold_in_flight().await;
+    assert!(held > 0, "emails are in flight at the kill");
+    signal(&a, "KILL");
+    wait_exit(&mut a, STREAM_WAIT).await;
+    world.smtp.drop_held();
+    let before = world.smtp.mails().len();
+    let took_over = wait_for_role(port_b, "active").await;
+
+    // Assert: B took over and finished the stream; each alert once.
+    let all = world.smtp.wait_for(ALERTS, STREAM_WAIT).await;
+    let left = world.wait_for_depth(&world.queue, 0, STREAM_WAIT).await;
+    assert_eq!(left, 0, "B's logs:\n{}", logs_b.all());
+    let after = world
+        .smtp
+        .wait_for(ALERTS + 1, Duration::from_secs(2))
+        .await;
+    signal(&b, "TERM");
+    wait_exit(&mut b, STREAM_WAIT).await;
+    assert!(
+        status.contains("active: relais on ")
+            && status.contains("any other relais of this queue is standby"),
+        "{status}"
+    );
+    assert_eq!(took_over, "active");
+    assert!(
+        before < ALERTS,
+        "B had alerts left to send ({before} sent by A)"
+    );
+    let mut per_alert: BTreeMap<String, usize> = BTreeMap::new();
+    for mail in &after {
+        *per_alert.entry(mail.alert_id()).or_default() += 1;
+    }
+    let twice: Vec<_> = per_alert.iter().filter(|(_, n)| **n > 1).collect();
+    assert_eq!(all.len(), ALERTS);
+    assert!(twice.is_empty(), "emailed twice: {twice:?}");
+    assert_eq!((after.len(), per_alert.len()), (ALERTS, ALERTS));
+    assert_eq!(world.broker.depth(&world.dead()).await, 0);
+    world.cleanup().await;
+}
