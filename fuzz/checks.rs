@@ -1,7 +1,7 @@
 //! What the fuzz targets check on each input. `core/tests/fuzz_seeds.rs`
 //! runs the same checks on every committed seed, so that an input a fuzzer
 //! once crashed on, saved in `fuzz/seeds/<target>/`, stays a test on stable;
-//! `tests/properties.rs` runs them on generated alerts.
+//! `tests/behaviour/contract.rs` runs them on generated alerts.
 #![allow(dead_code, reason = "each fuzz target calls one of the checks")]
 
 use std::path::Path;

@@ -243,3 +243,53 @@ async fn a_secret_file_other_users_can_read_is_reported_when_relais_starts() {
     assert!(!logs.all().contains("PASSWORD-9d3"));
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn settings_without_a_territories_section_run_on_the_geography_built_into_the_binary() {
+    // Arrange: settings as written before the geography was built in, and
+    // as the smallest example has them: no [territories] at all.
+    let world = World::new(REGISTRY).await;
+    let settings = std::fs::read_to_string(&world.config).unwrap();
+    let without: String = settings
+        .split("\n\n")
+        .filter(|section| !section.trim_start().starts_with("[territories]"))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    assert!(!without.contains("territories"), "{without}");
+    std::fs::write(&world.config, without).unwrap();
+
+    // Act
+    let check = world.cli(&["check"]);
+    let mut relais = world.spawn_binary();
+    let logs = Logs::collect(&mut relais);
+    logs.expect("consuming alerts").await;
+    world
+        .publish(
+            "orientation_sociale",
+            &support::alert("SOS75-BUILT-IN", "orientation_sociale", "75113"),
+        )
+        .await;
+    let mails = world.smtp.wait_for(2, WAIT).await;
+    signal(&relais, "TERM");
+    let exit = wait_exit(&mut relais, WAIT).await;
+
+    // Assert: the built-in millésime is named, and routes the alert.
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    assert!(
+        text(&check.stdout).contains(
+            "territories: built in, millésime 2026 (@etalab/decoupage-administratif@6.0.0)\n"
+        ),
+        "{}",
+        text(&check.stdout)
+    );
+    let mut referents: Vec<String> = mails.iter().map(|mail| mail.referent()).collect();
+    referents.sort();
+    assert_eq!(referents, ["ccas-paris-13", "ccas-paris-13-accueil"]);
+    assert!(exit.success(), "{}", logs.all());
+    assert!(
+        logs.all().contains("built in, millésime 2026"),
+        "the start-up log names the geography: {}",
+        logs.all()
+    );
+    world.cleanup().await;
+}
