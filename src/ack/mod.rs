@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 use crate::alert::{Alert, Kind};
 use crate::live_registry::SharedRegistry;
 use crate::registry::Referent;
-use crate::store::Store;
+use crate::store::{AlertKey, Store};
 use crate::telemetry::events::Events;
 use page::{Page, Templates};
 use token::{Link, Signer, TokenError};
@@ -119,7 +119,14 @@ async fn acknowledge(State(pages): State<Pages>, Path(token): Path<String>) -> R
     let now = OffsetDateTime::now_utc();
     match pages
         .store
-        .acknowledge(&link.alert_id, &link.referent_id, now)
+        .acknowledge(
+            AlertKey {
+                publisher: "",
+                id: &link.alert_id,
+            },
+            &link.referent_id,
+            now,
+        )
         .await
     {
         Ok(acknowledged) => {

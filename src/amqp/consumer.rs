@@ -214,6 +214,8 @@ async fn process(relay: &Relay, settler: &Settler, delivery: Delivery) {
     };
     let outcome = relay.handle(message).await;
     if settler.settle(&delivery, &outcome).await {
-        relay.escalation_scheduled(&outcome).await;
+        relay
+            .escalation_scheduled(publisher.as_deref(), &outcome)
+            .await;
     }
 }

@@ -75,7 +75,7 @@ pub(super) async fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Re
         (Some(id), _) => {
             let id = AlertId::parse(id).map_err(|problem| anyhow::anyhow!("--alert {problem}"))?;
             acknowledged = reader.acknowledgements(&id).await?;
-            escalation = reader.escalation(&id).await?;
+            escalation = reader.escalations(&id).await?;
             (reader.alert(&id).await?, format!("audit --alert {id}"))
         }
         (None, Some(since)) => (reader.since(since).await?, operations_command(args)),
@@ -84,13 +84,14 @@ pub(super) async fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Re
     trace.done(&command, deliveries.len()).await?;
     for delivery in &deliveries {
         println!(
-            "{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}{}",
             delivery.delivered_at.format(&Rfc3339).unwrap_or_default(),
             printable(&delivery.alert_id),
             printable(&delivery.referent_id),
             printable(&delivery.email),
             printable(&delivery.message_id),
-            printable(&delivery.smtp_reply)
+            printable(&delivery.smtp_reply),
+            of_publisher(&delivery.publisher)
         );
     }
     for (referent, at) in &acknowledged {
@@ -101,16 +102,17 @@ pub(super) async fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Re
             printable(referent)
         );
     }
-    for step in &escalation {
+    for (publisher, step) in &escalation {
         let (at, state) = match step.done_at {
             Some(done) => (done, "escalation"),
             None => (step.due_at, "escalation due"),
         };
         println!(
-            "{}	{}	{}	{state}",
+            "{}\t{}\t{}\t{state}{}",
             at.format(&Rfc3339).unwrap_or_default(),
             printable(args.alert.as_deref().unwrap_or_default()),
-            step_name(step.step)
+            step_name(step.step),
+            of_publisher(publisher)
         );
     }
     if deliveries.is_empty() {
@@ -129,4 +131,14 @@ fn operations_command(args: &AuditArgs) -> String {
         command.push_str(" --operations");
     }
     command
+}
+
+/// The last column of a line about a publisher's alert: two publishers may
+/// use one id. Nothing for an alert of no known publisher.
+fn of_publisher(publisher: &str) -> String {
+    if publisher.is_empty() {
+        String::new()
+    } else {
+        format!("\tpublisher {}", printable(publisher))
+    }
 }

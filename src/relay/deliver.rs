@@ -11,10 +11,10 @@ use std::time::Instant;
 
 use futures_util::future::join_all;
 
-use super::{Decision, Incoming, Relay};
+use super::{Decision, Incoming, Relay, key, published};
 use crate::alert::Alert;
 use crate::flood::Flood;
-use crate::mail::Addressed;
+use crate::mail::{Addressed, Published};
 use crate::outcome::{NextStep, Reason, Verdict};
 use crate::registry::{Referent, Registry};
 
@@ -47,10 +47,11 @@ impl Relay {
             self.events.territory_mapped(alert);
         }
         let digest = alert.digest();
+        let this = published(alert, message);
 
         let _one_at_a_time = self.in_flight.lock(alert.id()).await;
         let recorded = self
-            .hold_until_read(alert, || self.store.served(alert.id()))
+            .hold_until_read(alert, || self.store.served(key(this)))
             .await;
         if recorded
             .iter()
@@ -81,7 +82,7 @@ impl Relay {
             let addressed = resolution
                 .on_behalf_of(referent)
                 .map_or(Addressed::Directly, Addressed::OnBehalfOf);
-            self.send(alert, referent, &label, &place, addressed, digest)
+            self.send(this, referent, &label, &place, addressed, digest)
         });
         let results = join_all(sends).await;
         let mut failures = Vec::new();
@@ -130,16 +131,17 @@ impl Relay {
                 duplicates: done.len(),
             },
             served,
-            next_step: self.first_step(registry, alert).await,
+            next_step: self.first_step(registry, this).await,
         }
     }
 
     /// The first step of `alert`'s escalation, if its route escalates,
     /// acknowledgement links go out, and no copy of it scheduled it yet.
-    async fn first_step(&self, registry: &Registry, alert: &Alert) -> Option<NextStep> {
+    async fn first_step(&self, registry: &Registry, this: Published<'_>) -> Option<NextStep> {
         self.ack.as_ref()?;
+        let alert = this.alert;
         let after = registry.escalate_after(alert.kind(), alert.priority())?;
-        match self.store.escalation(alert.id()).await {
+        match self.store.escalation(key(this)).await {
             Ok(steps) if steps.is_empty() => Some(NextStep { step: 1, after }),
             Ok(_) => None,
             Err(error) => {

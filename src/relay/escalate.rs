@@ -10,7 +10,7 @@
 use futures_util::future::join_all;
 use time::OffsetDateTime;
 
-use super::{Decision, Incoming, Relay};
+use super::{Decision, Incoming, Relay, key, published};
 use crate::alert::Alert;
 use crate::mail::Addressed;
 use crate::outcome::{NextStep, Verdict};
@@ -41,9 +41,10 @@ impl Relay {
             served,
             next_step,
         };
+        let this = published(alert, message);
         let _one_at_a_time = self.in_flight.lock(alert.id()).await;
         let steps = self
-            .hold_until_read(alert, || self.store.escalation(alert.id()))
+            .hold_until_read(alert, || self.store.escalation(key(this)))
             .await;
         let after = registry.escalate_after(alert.kind(), alert.priority());
         let next = after
@@ -59,10 +60,10 @@ impl Relay {
             return nothing(message.served.to_vec(), next);
         }
         let recorded = self
-            .hold_until_read(alert, || self.store.served(alert.id()))
+            .hold_until_read(alert, || self.store.served(key(this)))
             .await;
         let acknowledged = self
-            .hold_until_read(alert, || self.store.acknowledged_networks(alert.id()))
+            .hold_until_read(alert, || self.store.acknowledged_networks(key(this)))
             .await;
         let mut served: Vec<String> = message.served.to_vec();
         served.extend(recorded.into_iter().map(|r| r.referent_id));
@@ -76,7 +77,7 @@ impl Relay {
             .collect();
 
         if step >= UNACKNOWLEDGED_STEP || waiting.is_empty() {
-            let first = self.store.escalation_done(alert.id(), step, now).await;
+            let first = self.store.escalation_done(key(this), step, now).await;
             if step >= UNACKNOWLEDGED_STEP && matches!(first, Ok(true)) {
                 for tier in &waiting {
                     self.events.alert_unacknowledged(alert, tier.network);
@@ -110,7 +111,7 @@ impl Relay {
         let digest = alert.digest();
         let sends = to_send
             .iter()
-            .map(|referent| self.send(alert, referent, &label, &place, addressed, digest));
+            .map(|referent| self.send(this, referent, &label, &place, addressed, digest));
         let results = join_all(sends).await;
         let mut transient = None;
         let mut emails = 0;
@@ -137,7 +138,7 @@ impl Relay {
         if let Some(failure) = transient {
             return Decision::retry(failure.to_string(), served);
         }
-        if let Err(error) = self.store.escalation_done(alert.id(), step, now).await {
+        if let Err(error) = self.store.escalation_done(key(this), step, now).await {
             tracing::warn!(alert_id = %alert.id(), step, %error,
                 "cannot record the escalation step carried out");
         }

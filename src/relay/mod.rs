@@ -32,10 +32,10 @@ use crate::ack::Links;
 use crate::alert::Alert;
 use crate::flood::FloodGuard;
 use crate::live_registry::SharedRegistry;
-use crate::mail::{Mailer, Renderer};
+use crate::mail::{Mailer, Published, Renderer};
 use crate::outcome::{NextStep, Outcome, Reason, Verdict};
 use crate::settings::RetrySettings;
-use crate::store::Store;
+use crate::store::{AlertKey, Store};
 use crate::telemetry::events::Events;
 use locks::AlertLocks;
 
@@ -93,6 +93,23 @@ pub struct Relay {
     events: Events,
     /// The emails' acknowledgement links, when `ack.listen` is set.
     ack: Option<Arc<Links>>,
+}
+
+/// `alert` with its publisher, as `message` came: the two make its identity
+/// (two publishers may use one id).
+fn published<'a>(alert: &'a Alert, message: &Incoming<'a>) -> Published<'a> {
+    Published {
+        alert,
+        publisher: message.publisher.unwrap_or(""),
+    }
+}
+
+/// The store's key of a published alert.
+fn key<'a>(published: Published<'a>) -> AlertKey<'a> {
+    AlertKey {
+        publisher: published.publisher,
+        id: published.alert.id().as_str(),
+    }
 }
 
 /// What [`Relay::deliver`] or [`Relay::escalate`] decided for one alert:
@@ -217,12 +234,16 @@ impl Relay {
     /// Records that the next step of `outcome`'s escalation waits in the
     /// broker (called once the broker confirmed it): what `relais pending`
     /// shows, and what keeps a redelivered copy from scheduling it again.
-    pub async fn escalation_scheduled(&self, outcome: &Outcome) {
+    pub async fn escalation_scheduled(&self, publisher: Option<&str>, outcome: &Outcome) {
         let (Some(alert), Some(next)) = (&outcome.alert_id, outcome.next) else {
             return;
         };
         let due = OffsetDateTime::now_utc() + next.after;
-        if let Err(error) = self.store.escalation_scheduled(alert, next.step, due).await {
+        let key = AlertKey {
+            publisher: publisher.unwrap_or(""),
+            id: alert.as_str(),
+        };
+        if let Err(error) = self.store.escalation_scheduled(key, next.step, due).await {
             tracing::warn!(alert_id = %alert, step = next.step, %error,
                 "cannot record the escalation step scheduled; it will still happen");
         }

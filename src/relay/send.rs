@@ -11,9 +11,8 @@ use backon::{ExponentialBuilder, Retryable};
 use time::OffsetDateTime;
 
 use super::Relay;
-use crate::alert::Alert;
 use crate::geography::Description;
-use crate::mail::{Addressed, SendError};
+use crate::mail::{Addressed, Published, SendError};
 use crate::registry::Referent;
 use crate::store::{Digest, SentEmail};
 
@@ -22,7 +21,7 @@ impl Relay {
     /// records the delivery; `Some` is the failure that remains.
     pub(super) async fn send(
         &self,
-        alert: &Alert,
+        published: Published<'_>,
         referent: &Referent,
         label: &str,
         place: &Description,
@@ -32,9 +31,10 @@ impl Relay {
         // A failure to build the email is relais's (or its registry's), not
         // a mail server's refusal: it is never `rejected`. It is retried, so
         // that a registry fixed and reloaded meanwhile delivers the alert.
+        let Published { alert, publisher } = published;
         let ack_link = self.ack.as_ref().map(|links| links.link(alert, referent));
         let email = match self.renderer.render(
-            alert,
+            published,
             referent,
             label,
             place,
@@ -66,6 +66,7 @@ impl Relay {
                 self.events
                     .email_sent(alert, referent, &accepted, delivered);
                 let sent = SentEmail {
+                    publisher: publisher.to_owned(),
                     alert_id: alert.id().to_string(),
                     referent_id: referent.id().to_string(),
                     network: Some(referent.network().to_owned()),

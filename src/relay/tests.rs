@@ -196,7 +196,10 @@ async fn an_email_that_cannot_be_handed_over_is_retried_later_and_not_recorded()
     assert!(error.starts_with("cannot write the email file"), "{error}");
     let served = relay
         .store
-        .served(&AlertId::parse("SOS75-4").unwrap())
+        .served(crate::store::AlertKey {
+            publisher: "",
+            id: "SOS75-4",
+        })
         .await
         .unwrap();
     assert!(served.is_empty(), "{served:?}");

@@ -40,6 +40,7 @@ pub async fn run(engine: Engine, mut writes: mpsc::Receiver<Write>) {
             .map(|write| {
                 let delivery = &write.delivery;
                 let parameters = vec![
+                    delivery.publisher.as_str().into(),
                     delivery.alert_id.as_str().into(),
                     delivery.referent_id.as_str().into(),
                     delivery.email.as_str().into(),
@@ -51,10 +52,10 @@ pub async fn run(engine: Engine, mut writes: mpsc::Receiver<Write>) {
                 ];
                 (
                     "INSERT INTO deliveries
-                         (alert_id, referent_id, email, message_id, smtp_reply, delivered_at,
-                          digest, network)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (alert_id, referent_id) DO NOTHING",
+                         (publisher, alert_id, referent_id, email, message_id, smtp_reply,
+                          delivered_at, digest, network)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     ON CONFLICT (alert_id, publisher, referent_id) DO NOTHING",
                     parameters,
                 )
             })

@@ -42,7 +42,7 @@ use value::{Row, Value};
 
 pub use error::{PostgresCause, StoreError};
 pub use records::{
-    Acknowledged, Digest, EscalationStep, Operation, Pending, SentEmail, Served,
+    Acknowledged, AlertKey, Digest, EscalationStep, Operation, Pending, SentEmail, Served,
     UNACKNOWLEDGED_STEP,
 };
 
@@ -193,12 +193,13 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] if the store cannot be read.
-    pub async fn served(&self, alert: &AlertId) -> Result<Vec<Served>, StoreError> {
+    pub async fn served(&self, alert: AlertKey<'_>) -> Result<Vec<Served>, StoreError> {
         let rows = self
             .engine
             .read(
-                "SELECT referent_id, digest FROM deliveries WHERE alert_id = $1",
-                vec![alert.as_str().into()],
+                "SELECT referent_id, digest FROM deliveries
+                 WHERE alert_id = $1 AND publisher IN ($2, '')",
+                vec![alert.id.into(), alert.publisher.into()],
             )
             .await?;
         rows.into_iter()
@@ -232,31 +233,37 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Records that `referent_id` acknowledged `alert_id` at `at` (the
-    /// first time stays).
+    /// Records that `referent_id` acknowledged `alert` at `at` (the first
+    /// time stays).
     ///
     /// # Errors
     /// [`StoreError`] if the write failed.
     pub async fn acknowledge(
         &self,
-        alert_id: &str,
+        alert: AlertKey<'_>,
         referent_id: &str,
         at: OffsetDateTime,
     ) -> Result<Acknowledged, StoreError> {
         let first = self
             .engine
             .execute(
-                "INSERT INTO acknowledgements (alert_id, referent_id, acknowledged_at)
-                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                vec![alert_id.into(), referent_id.into(), at.into()],
+                "INSERT INTO acknowledgements (publisher, alert_id, referent_id, acknowledged_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                vec![
+                    alert.publisher.into(),
+                    alert.id.into(),
+                    referent_id.into(),
+                    at.into(),
+                ],
             )
             .await?
             == 1;
         let rows = self
             .engine
             .read(
-                "SELECT referent_id, network, delivered_at FROM deliveries WHERE alert_id = $1",
-                vec![alert_id.into()],
+                "SELECT referent_id, network, delivered_at FROM deliveries
+                 WHERE alert_id = $1 AND publisher IN ($2, '')",
+                vec![alert.id.into(), alert.publisher.into()],
             )
             .await?;
         let mut emails = Vec::with_capacity(rows.len());
@@ -289,15 +296,15 @@ impl Store {
     /// [`StoreError`] if the write failed.
     pub async fn escalation_scheduled(
         &self,
-        alert: &AlertId,
+        alert: AlertKey<'_>,
         step: u8,
         due_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         self.engine
             .execute(
-                "INSERT INTO escalations (alert_id, step, due_at) VALUES ($1, $2, $3)
+                "INSERT INTO escalations (publisher, alert_id, step, due_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT DO NOTHING",
-                vec![alert.as_str().into(), step.into(), due_at.into()],
+                vec![alert.publisher.into(), alert.id.into(), step.into(), due_at.into()],
             )
             .await
             .map(drop)
@@ -310,17 +317,28 @@ impl Store {
     /// [`StoreError`] if the write failed.
     pub async fn escalation_done(
         &self,
-        alert: &AlertId,
+        alert: AlertKey<'_>,
         step: u8,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        // Carried out before relais kept publishers (a row of no publisher).
+        let steps = self.escalation(alert).await?;
+        if steps.iter().any(|s| s.step == step && s.done_at.is_some()) {
+            return Ok(false);
+        }
         let changed = self
             .engine
             .execute(
-                "INSERT INTO escalations (alert_id, step, due_at, done_at) VALUES ($1, $2, $3, $3)
-                 ON CONFLICT (alert_id, step) DO UPDATE SET done_at = excluded.done_at
+                "INSERT INTO escalations (publisher, alert_id, step, due_at, done_at)
+                 VALUES ($1, $2, $3, $4, $4)
+                 ON CONFLICT (alert_id, publisher, step) DO UPDATE SET done_at = excluded.done_at
                  WHERE escalations.done_at IS NULL",
-                vec![alert.as_str().into(), step.into(), at.into()],
+                vec![
+                    alert.publisher.into(),
+                    alert.id.into(),
+                    step.into(),
+                    at.into(),
+                ],
             )
             .await?;
         Ok(changed == 1)
@@ -331,25 +349,55 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] if the store cannot be read.
-    pub async fn escalation(&self, alert: &AlertId) -> Result<Vec<EscalationStep>, StoreError> {
-        self.escalation_of(alert.as_str()).await
-    }
-
-    async fn escalation_of(&self, alert: &str) -> Result<Vec<EscalationStep>, StoreError> {
+    pub async fn escalation(&self, alert: AlertKey<'_>) -> Result<Vec<EscalationStep>, StoreError> {
         let rows = self
             .engine
             .read(
-                "SELECT step, due_at, done_at FROM escalations WHERE alert_id = $1 ORDER BY step",
-                vec![alert.into()],
+                "SELECT step, due_at, done_at FROM escalations
+                 WHERE alert_id = $1 AND publisher IN ($2, '') ORDER BY step",
+                vec![alert.id.into(), alert.publisher.into()],
+            )
+            .await?;
+        let mut steps: Vec<EscalationStep> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let step = escalation_step(row)?;
+            // A step recorded both before relais kept publishers and since:
+            // carried out if either says so.
+            match steps.last_mut() {
+                Some(last) if last.step == step.step => {
+                    if last.done_at.is_none() {
+                        *last = step;
+                    }
+                }
+                _ => steps.push(step),
+            }
+        }
+        Ok(steps)
+    }
+
+    /// Every publisher's escalation steps of alert id `alert`, by publisher
+    /// then step (for `relais audit`).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store cannot be read.
+    pub async fn escalations(
+        &self,
+        alert: &AlertId,
+    ) -> Result<Vec<(String, EscalationStep)>, StoreError> {
+        let rows = self
+            .engine
+            .scan(
+                "SELECT publisher, step, due_at, done_at FROM escalations
+                 WHERE alert_id = $1 ORDER BY publisher, step",
+                vec![alert.as_str().into()],
             )
             .await?;
         rows.into_iter()
             .map(|mut row| {
-                Ok(EscalationStep {
-                    step: u8::try_from(row.int(0)?).unwrap_or(0),
-                    due_at: row.time(1)?,
-                    done_at: row.time_or_null(2)?,
-                })
+                let publisher = row.text(0)?;
+                let Row(mut rest) = row;
+                rest.remove(0);
+                Ok((publisher, escalation_step(Row(rest))?))
             })
             .collect()
     }
@@ -358,14 +406,18 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`] if the store cannot be read.
-    pub async fn acknowledged_networks(&self, alert: &AlertId) -> Result<Vec<String>, StoreError> {
+    pub async fn acknowledged_networks(
+        &self,
+        alert: AlertKey<'_>,
+    ) -> Result<Vec<String>, StoreError> {
         let rows = self
             .engine
             .read(
                 "SELECT DISTINCT d.network FROM acknowledgements a
                  JOIN deliveries d ON d.alert_id = a.alert_id AND d.referent_id = a.referent_id
-                 WHERE a.alert_id = $1 AND d.network IS NOT NULL",
-                vec![alert.as_str().into()],
+                                  AND d.publisher = a.publisher
+                 WHERE a.alert_id = $1 AND a.publisher IN ($2, '') AND d.network IS NOT NULL",
+                vec![alert.id.into(), alert.publisher.into()],
             )
             .await?;
         rows.into_iter().map(|mut row| row.text(0)).collect()
@@ -424,9 +476,10 @@ impl Store {
         let rows = self
             .engine
             .scan(
-                "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at, network
+                "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at, network,
+                        publisher
                  FROM deliveries WHERE alert_id = $1
-                 ORDER BY delivered_at, alert_id, referent_id",
+                 ORDER BY delivered_at, alert_id, publisher, referent_id",
                 vec![alert.as_str().into()],
             )
             .await?;
@@ -441,9 +494,10 @@ impl Store {
         let rows = self
             .engine
             .scan(
-                "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at, network
+                "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at, network,
+                        publisher
                  FROM deliveries WHERE delivered_at >= $1
-                 ORDER BY delivered_at, alert_id, referent_id",
+                 ORDER BY delivered_at, alert_id, publisher, referent_id",
                 vec![since.into()],
             )
             .await?;
@@ -480,7 +534,11 @@ impl Store {
     pub async fn pending(&self, since: OffsetDateTime) -> Result<Vec<Pending>, StoreError> {
         let mut pending = self.unacknowledged(since).await?;
         for alert in &mut pending {
-            let steps = self.escalation_of(&alert.alert_id).await?;
+            let key = AlertKey {
+                publisher: &alert.publisher,
+                id: &alert.alert_id,
+            };
+            let steps = self.escalation(key).await?;
             alert.chain(&steps);
         }
         Ok(pending)
@@ -492,22 +550,26 @@ impl Store {
         let rows = self
             .engine
             .scan(
-                "SELECT d.alert_id, d.network, d.referent_id, d.delivered_at FROM deliveries d
+                "SELECT d.alert_id, d.network, d.referent_id, d.delivered_at, d.publisher
+                 FROM deliveries d
                  WHERE d.delivered_at >= $1 AND d.network IS NOT NULL
                    AND NOT EXISTS (
                        SELECT 1 FROM acknowledgements a
                        JOIN deliveries o ON o.alert_id = a.alert_id AND o.referent_id = a.referent_id
-                       WHERE a.alert_id = d.alert_id AND o.network = d.network)",
+                                        AND o.publisher = a.publisher
+                       WHERE a.alert_id = d.alert_id AND a.publisher IN (d.publisher, '')
+                         AND o.network = d.network)",
                 vec![since.into()],
             )
             .await?;
-        let mut by_network: BTreeMap<(String, String), Pending> = BTreeMap::new();
+        let mut by_network: BTreeMap<(String, String, String), Pending> = BTreeMap::new();
         for mut row in rows {
             let (alert_id, network) = (row.text(0)?, row.text(1)?);
-            let (referent, at) = (row.text(2)?, row.time(3)?);
+            let (referent, at, publisher) = (row.text(2)?, row.time(3)?, row.text(4)?);
             let entry = by_network
-                .entry((alert_id.clone(), network.clone()))
+                .entry((alert_id.clone(), publisher.clone(), network.clone()))
                 .or_insert_with(|| Pending {
+                    publisher,
                     alert_id,
                     network,
                     referents: Vec::new(),
@@ -558,6 +620,14 @@ impl Store {
     }
 }
 
+fn escalation_step(mut row: Row) -> Result<EscalationStep, StoreError> {
+    Ok(EscalationStep {
+        step: u8::try_from(row.int(0)?).unwrap_or(0),
+        due_at: row.time(1)?,
+        done_at: row.time_or_null(2)?,
+    })
+}
+
 fn sent_email(mut row: Row) -> Result<SentEmail, StoreError> {
     Ok(SentEmail {
         alert_id: row.text(0)?,
@@ -567,6 +637,7 @@ fn sent_email(mut row: Row) -> Result<SentEmail, StoreError> {
         smtp_reply: row.text(4)?,
         delivered_at: row.time(5)?,
         network: row.text_or_null(6)?,
+        publisher: row.text(7)?,
     })
 }
 

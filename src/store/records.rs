@@ -10,6 +10,20 @@ use time::OffsetDateTime;
 /// alerts with one id apart.
 pub type Digest = [u8; 32];
 
+/// Which alert: the publisher that sent it and its id. Two publishers may
+/// use one id: each has its own alert, its own deliveries,
+/// acknowledgements and escalation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertKey<'a> {
+    /// The broker user that published it (the broker-checked `user_id`),
+    /// or empty when the message named none. The records written before
+    /// relais kept publishers have it empty too: every publisher's alert of
+    /// that id finds them.
+    pub publisher: &'a str,
+    /// The alert's own id.
+    pub id: &'a str,
+}
+
 /// A référent already emailed about an alert, and the content it received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Served {
@@ -21,6 +35,8 @@ pub struct Served {
 /// One email accepted by a mail server: a line of the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentEmail {
+    /// The alert's publisher (see [`AlertKey`]).
+    pub publisher: String,
     pub alert_id: String,
     pub referent_id: String,
     /// The référent's network (`None` for a record older than networks).
@@ -60,6 +76,8 @@ pub struct EscalationStep {
 /// An alert that a network has not acknowledged yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
+    /// The alert's publisher (see [`AlertKey`]).
+    pub publisher: String,
     pub alert_id: String,
     pub network: String,
     /// Its référents that were emailed, by id.

@@ -106,6 +106,69 @@ pub const STEPS: &[Step] = &[
                    );
                    CREATE INDEX escalations_by_time ON escalations (due_at);",
     },
+    // 6. An alert is its publisher's: two publishers may use one id
+    //    (`deliveries`, `acknowledgements` and `escalations` keyed by the
+    //    publisher too). The rows written before have publisher '' (not
+    //    known), which every publisher's alert of that id still finds, so
+    //    that nobody in flight across the upgrade is emailed twice.
+    Step {
+        sqlite: "CREATE TABLE deliveries_by_publisher (
+                     publisher    TEXT NOT NULL DEFAULT '',
+                     alert_id     TEXT NOT NULL,
+                     referent_id  TEXT NOT NULL,
+                     email        TEXT NOT NULL,
+                     message_id   TEXT NOT NULL,
+                     smtp_reply   TEXT NOT NULL,
+                     delivered_at INTEGER NOT NULL,
+                     digest       BLOB,
+                     network      TEXT,
+                     PRIMARY KEY (alert_id, publisher, referent_id)
+                 ) WITHOUT ROWID;
+                 INSERT INTO deliveries_by_publisher
+                     (alert_id, referent_id, email, message_id, smtp_reply, delivered_at, digest,
+                      network)
+                     SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at,
+                            digest, network
+                     FROM deliveries;
+                 DROP TABLE deliveries;
+                 ALTER TABLE deliveries_by_publisher RENAME TO deliveries;
+                 CREATE INDEX deliveries_by_time ON deliveries (delivered_at);
+                 CREATE TABLE acknowledgements_by_publisher (
+                     publisher       TEXT NOT NULL DEFAULT '',
+                     alert_id        TEXT NOT NULL,
+                     referent_id     TEXT NOT NULL,
+                     acknowledged_at INTEGER NOT NULL,
+                     PRIMARY KEY (alert_id, publisher, referent_id)
+                 ) WITHOUT ROWID;
+                 INSERT INTO acknowledgements_by_publisher (alert_id, referent_id, acknowledged_at)
+                     SELECT alert_id, referent_id, acknowledged_at FROM acknowledgements;
+                 DROP TABLE acknowledgements;
+                 ALTER TABLE acknowledgements_by_publisher RENAME TO acknowledgements;
+                 CREATE INDEX acknowledgements_by_time ON acknowledgements (acknowledged_at);
+                 CREATE TABLE escalations_by_publisher (
+                     publisher TEXT NOT NULL DEFAULT '',
+                     alert_id  TEXT NOT NULL,
+                     step      INTEGER NOT NULL,
+                     due_at    INTEGER NOT NULL,
+                     done_at   INTEGER,
+                     PRIMARY KEY (alert_id, publisher, step)
+                 ) WITHOUT ROWID;
+                 INSERT INTO escalations_by_publisher (alert_id, step, due_at, done_at)
+                     SELECT alert_id, step, due_at, done_at FROM escalations;
+                 DROP TABLE escalations;
+                 ALTER TABLE escalations_by_publisher RENAME TO escalations;
+                 CREATE INDEX escalations_by_time ON escalations (due_at);",
+        postgres: "ALTER TABLE deliveries ADD COLUMN publisher TEXT NOT NULL DEFAULT '';
+                   ALTER TABLE deliveries DROP CONSTRAINT deliveries_pkey;
+                   ALTER TABLE deliveries ADD PRIMARY KEY (alert_id, publisher, referent_id);
+                   ALTER TABLE acknowledgements ADD COLUMN publisher TEXT NOT NULL DEFAULT '';
+                   ALTER TABLE acknowledgements DROP CONSTRAINT acknowledgements_pkey;
+                   ALTER TABLE acknowledgements
+                       ADD PRIMARY KEY (alert_id, publisher, referent_id);
+                   ALTER TABLE escalations ADD COLUMN publisher TEXT NOT NULL DEFAULT '';
+                   ALTER TABLE escalations DROP CONSTRAINT escalations_pkey;
+                   ALTER TABLE escalations ADD PRIMARY KEY (alert_id, publisher, step);",
+    },
 ];
 
 /// The first relais with a PostgreSQL store created the whole schema of

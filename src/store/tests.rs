@@ -9,7 +9,7 @@
 use secrecy::SecretString;
 use tokio_postgres::NoTls;
 
-use super::schema::{STEPS, VERSION};
+use super::schema::{POSTGRES_FIRST_RELEASE, STEPS, VERSION};
 use super::*;
 
 const DIGEST: Digest = [7; 32];
@@ -185,10 +185,13 @@ conformance!(
     a_store_of_every_earlier_version_is_migrated_and_keeps_its_records,
     a_store_of_a_newer_relais_is_refused_with_what_to_do,
     a_reader_cannot_write,
+    two_publishers_may_use_one_id_and_neither_sees_the_other_s_records,
+    records_of_no_known_publisher_are_found_by_every_publisher,
 );
 
 fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> SentEmail {
     SentEmail {
+        publisher: SOS75.into(),
         alert_id: alert.into(),
         referent_id: referent.into(),
         network: Some("ccas".into()),
@@ -203,6 +206,17 @@ fn id(alert: &str) -> AlertId {
     AlertId::parse(alert).unwrap()
 }
 
+/// The publisher of the tests' alerts.
+const SOS75: &str = "sos75-dispatch";
+
+/// Alert `alert` of [`SOS75`].
+fn key(alert: &str) -> AlertKey<'_> {
+    AlertKey {
+        publisher: SOS75,
+        id: alert,
+    }
+}
+
 /// Now, to the second: both engines keep seconds.
 fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap()
@@ -211,7 +225,7 @@ fn now() -> OffsetDateTime {
 async fn a_recorded_delivery_is_served_and_survives_a_reopen(place: &Place) {
     let store = place.open().await;
     let alert = id("A-1");
-    assert!(store.served(&alert).await.unwrap().is_empty());
+    assert!(store.served(key("A-1")).await.unwrap().is_empty());
 
     let now = now();
     store
@@ -229,7 +243,7 @@ async fn a_recorded_delivery_is_served_and_survives_a_reopen(place: &Place) {
     drop(store);
 
     let reopened = place.open().await;
-    let mut served = reopened.served(&alert).await.unwrap();
+    let mut served = reopened.served(key("A-1")).await.unwrap();
     served.sort_by(|a, b| a.referent_id.cmp(&b.referent_id));
     let expected = |referent: &str| Served {
         referent_id: referent.into(),
@@ -292,31 +306,31 @@ async fn pruning_forgets_only_what_is_older_than_the_retention(place: &Place) {
         .record(delivery("NEW", "r", new), DIGEST)
         .await
         .unwrap();
-    store.acknowledge("OLD", "r", old).await.unwrap();
-    store.acknowledge("NEW", "r", new).await.unwrap();
+    store.acknowledge(key("OLD"), "r", old).await.unwrap();
+    store.acknowledge(key("NEW"), "r", new).await.unwrap();
     store
-        .escalation_scheduled(&id("OLD"), 1, old)
+        .escalation_scheduled(key("OLD"), 1, old)
         .await
         .unwrap();
     store
-        .escalation_scheduled(&id("NEW"), 1, new)
+        .escalation_scheduled(key("NEW"), 1, new)
         .await
         .unwrap();
 
     let pruned = store.prune(now - time::Duration::days(30)).await.unwrap();
 
     assert_eq!(pruned, 1);
-    assert!(store.served(&id("OLD")).await.unwrap().is_empty());
+    assert!(store.served(key("OLD")).await.unwrap().is_empty());
     assert!(store.acknowledgements(&id("OLD")).await.unwrap().is_empty());
-    assert!(store.escalation(&id("OLD")).await.unwrap().is_empty());
-    let served = store.served(&id("NEW")).await.unwrap();
+    assert!(store.escalation(key("OLD")).await.unwrap().is_empty());
+    let served = store.served(key("NEW")).await.unwrap();
     assert_eq!(served.len(), 1);
     assert_eq!(served[0].referent_id, "r");
     assert_eq!(
         store.acknowledgements(&id("NEW")).await.unwrap(),
         [("r".to_owned(), new)]
     );
-    assert_eq!(store.escalation(&id("NEW")).await.unwrap().len(), 1);
+    assert_eq!(store.escalation(key("NEW")).await.unwrap().len(), 1);
 }
 
 async fn an_acknowledgement_counts_for_its_network_and_the_chain_state_is_kept(place: &Place) {
@@ -341,13 +355,13 @@ async fn an_acknowledgement_counts_for_its_network_and_the_chain_state_is_kept(p
         .unwrap();
     store.record(caf, DIGEST).await.unwrap();
     store
-        .escalation_scheduled(&alert, 1, now + time::Duration::hours(2))
+        .escalation_scheduled(key("A-1"), 1, now + time::Duration::hours(2))
         .await
         .unwrap();
 
-    let acknowledged = store.acknowledge("A-1", "ccas-14", now).await.unwrap();
+    let acknowledged = store.acknowledge(key("A-1"), "ccas-14", now).await.unwrap();
     let again = store
-        .acknowledge("A-1", "ccas-14", now + time::Duration::minutes(1))
+        .acknowledge(key("A-1"), "ccas-14", now + time::Duration::minutes(1))
         .await
         .unwrap();
 
@@ -361,7 +375,10 @@ async fn an_acknowledgement_counts_for_its_network_and_the_chain_state_is_kept(p
         "counted from the network's first email"
     );
     assert!(!again.first);
-    assert_eq!(store.acknowledged_networks(&alert).await.unwrap(), ["ccas"]);
+    assert_eq!(
+        store.acknowledged_networks(key("A-1")).await.unwrap(),
+        ["ccas"]
+    );
     assert_eq!(
         store.acknowledgements(&alert).await.unwrap(),
         [("ccas-14".to_owned(), now)]
@@ -378,18 +395,18 @@ async fn an_acknowledgement_counts_for_its_network_and_the_chain_state_is_kept(p
     assert_eq!(pending[0].next.map(|n| n.step), Some(1));
     assert_eq!(pending[0].unacknowledged_at, None);
 
-    assert!(store.escalation_done(&alert, 1, now).await.unwrap());
+    assert!(store.escalation_done(key("A-1"), 1, now).await.unwrap());
     assert!(
-        !store.escalation_done(&alert, 1, now).await.unwrap(),
+        !store.escalation_done(key("A-1"), 1, now).await.unwrap(),
         "once"
     );
     assert!(
         store
-            .escalation_done(&alert, UNACKNOWLEDGED_STEP, now)
+            .escalation_done(key("A-1"), UNACKNOWLEDGED_STEP, now)
             .await
             .unwrap()
     );
-    let steps = store.escalation(&alert).await.unwrap();
+    let steps = store.escalation(key("A-1")).await.unwrap();
     assert_eq!(
         steps,
         [
@@ -432,7 +449,7 @@ async fn pending_alerts_are_grouped_by_network_oldest_first(place: &Place) {
     let mut no_network = delivery("D-4", "ccas-13", at(1));
     no_network.network = None;
     store.record(no_network, DIGEST).await.unwrap();
-    store.acknowledge("C-3", "ccas-13", now).await.unwrap();
+    store.acknowledge(key("C-3"), "ccas-13", now).await.unwrap();
 
     let pending = store.pending(now - time::Duration::days(1)).await.unwrap();
 
@@ -537,7 +554,7 @@ async fn a_store_of_every_earlier_version_is_migrated_and_keeps_its_records(plac
         }
 
         let store = earlier_place.open().await;
-        let served = store.served(&id("A-1")).await.unwrap();
+        let served = store.served(key("A-1")).await.unwrap();
 
         assert_eq!(
             earlier_place.version().await,
@@ -559,7 +576,7 @@ async fn a_store_of_every_earlier_version_is_migrated_and_keeps_its_records(plac
             .await
             .unwrap();
         assert_eq!(
-            store.served(&id("A-2")).await.unwrap().len(),
+            store.served(key("A-2")).await.unwrap().len(),
             1,
             "from version {version}"
         );
@@ -568,7 +585,10 @@ async fn a_store_of_every_earlier_version_is_migrated_and_keeps_its_records(plac
     }
     // The first relais with a PostgreSQL store numbered its whole schema 1.
     if place.database.is_some() {
-        let all: Vec<&str> = STEPS.iter().map(|s| s.postgres).collect();
+        let all: Vec<&str> = STEPS[..POSTGRES_FIRST_RELEASE]
+            .iter()
+            .map(|s| s.postgres)
+            .collect();
         place
             .earlier_relais(
                 "",
@@ -582,7 +602,7 @@ async fn a_store_of_every_earlier_version_is_migrated_and_keeps_its_records(plac
             )
             .await;
         let store = place.open().await;
-        assert_eq!(store.served(&id("A-1")).await.unwrap().len(), 1);
+        assert_eq!(store.served(key("A-1")).await.unwrap().len(), 1);
         assert_eq!(place.version().await, VERSION as i64);
     }
 }
@@ -620,7 +640,7 @@ async fn a_reader_cannot_write(place: &Place) {
     let refused = reader.record(delivery("A-2", "r", now()), DIGEST).await;
 
     assert!(matches!(refused, Err(StoreError::ReadOnly)), "{refused:?}");
-    assert_eq!(reader.served(&id("A-1")).await.unwrap().len(), 1);
+    assert_eq!(reader.served(key("A-1")).await.unwrap().len(), 1);
 }
 
 impl Place {
@@ -631,4 +651,81 @@ impl Place {
             Engine::Sqlite
         }
     }
+}
+
+async fn two_publishers_may_use_one_id_and_neither_sees_the_other_s_records(place: &Place) {
+    let store = place.open().await;
+    let now = now();
+    let other = AlertKey {
+        publisher: "sos13-dispatch",
+        id: "A-1",
+    };
+    let mut theirs = delivery("A-1", "ccas-13", now);
+    theirs.publisher = other.publisher.into();
+    store
+        .record(delivery("A-1", "ccas-13", now), DIGEST)
+        .await
+        .unwrap();
+    store.record(theirs, [9; 32]).await.unwrap();
+    store
+        .escalation_scheduled(key("A-1"), 1, now)
+        .await
+        .unwrap();
+
+    let acknowledged = store.acknowledge(other, "ccas-13", now).await.unwrap();
+
+    assert_eq!(
+        store.served(key("A-1")).await.unwrap(),
+        [Served {
+            referent_id: "ccas-13".into(),
+            digest: Some(DIGEST)
+        }]
+    );
+    assert_eq!(
+        store.served(other).await.unwrap(),
+        [Served {
+            referent_id: "ccas-13".into(),
+            digest: Some([9; 32])
+        }]
+    );
+    assert!(acknowledged.first);
+    assert_eq!(store.acknowledged_networks(other).await.unwrap(), ["ccas"]);
+    assert!(
+        store
+            .acknowledged_networks(key("A-1"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.escalation(other).await.unwrap().is_empty());
+    assert_eq!(store.escalation(key("A-1")).await.unwrap().len(), 1);
+    let pending = store.pending(now - time::Duration::days(1)).await.unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].publisher, SOS75);
+    let audit = store.alert(&id("A-1")).await.unwrap();
+    let publishers: Vec<&str> = audit.iter().map(|e| e.publisher.as_str()).collect();
+    assert_eq!(publishers, ["sos13-dispatch", SOS75]);
+}
+
+async fn records_of_no_known_publisher_are_found_by_every_publisher(place: &Place) {
+    // Written before relais kept publishers (the migration gives them
+    // none), or from a message that named no `user_id`.
+    let store = place.open().await;
+    let now = now();
+    let mut before = delivery("A-1", "ccas-13", now);
+    before.publisher = String::new();
+    store.record(before, DIGEST).await.unwrap();
+    let unknown = AlertKey {
+        publisher: "",
+        id: "A-1",
+    };
+    store.escalation_done(unknown, 1, now).await.unwrap();
+
+    assert_eq!(store.served(key("A-1")).await.unwrap().len(), 1);
+    assert_eq!(
+        store.escalation(key("A-1")).await.unwrap()[0].done_at,
+        Some(now),
+        "a step carried out before is not carried out again"
+    );
+    assert!(!store.escalation_done(key("A-1"), 1, now).await.unwrap());
 }

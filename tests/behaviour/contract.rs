@@ -292,7 +292,10 @@ fn header_names(alert: &Alert) -> BTreeSet<String> {
     let registry = registry();
     let message = renderer
         .render(
-            alert,
+            relais::mail::Published {
+                alert,
+                publisher: "",
+            },
             &registry.referents()[0],
             "Orientation sociale",
             &relais_testkit::france().describe(alert.territory()),

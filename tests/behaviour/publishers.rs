@@ -423,3 +423,104 @@ async fn a_full_main_queue_refuses_the_next_alert_and_the_publisher_is_told() {
     assert_eq!(world.broker.depth(&world.queue).await, 3);
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn two_publishers_may_use_one_id_and_neither_blocks_the_other() {
+    // Arrange: two dispatch programs that both number their alerts the
+    // same way, each declared for Paris.
+    let (first, second) = (
+        DispatchUser::create("first"),
+        DispatchUser::create("second"),
+    );
+    let declare = |user: &str| {
+        format!(
+            "[[publisher]]\nuser = \"{user}\"\nassociation = \"SOS Médecins Paris\"\n\
+             departements = [\"75\"]\n"
+        )
+    };
+    let registry = format!(
+        "{REGISTRY}\n{}\n{}",
+        declare(&first.name),
+        declare(&second.name)
+    );
+    let world = World::new(&registry).await;
+    let app = world.spawn();
+
+    // Act: one id, two alerts of different content, one from each.
+    first
+        .publish(
+            &world,
+            &alert("2026-000001", "orientation_sociale", "75113"),
+        )
+        .await;
+    let mails = world.smtp.wait_for(2, WAIT).await;
+    second
+        .publish(
+            &world,
+            &alert("2026-000001", "orientation_sociale", "75115"),
+        )
+        .await;
+    let mails = world.smtp.wait_for(mails.len() + 1, WAIT).await;
+    assert_eq!(world.wait_for_depth(&world.queue, 0, WAIT).await, 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.stop().await;
+
+    // Assert: each alert reached its own référents, nothing was refused as
+    // a conflict, and each email has a Message-ID of its own publisher's.
+    let mut sent: Vec<(String, String)> = mails
+        .iter()
+        .map(|mail| {
+            (
+                mail.to.join(","),
+                mail.header("Message-ID").unwrap_or_default(),
+            )
+        })
+        .collect();
+    sent.sort();
+    let encoded = |user: &str| user.replace('.', "=2E");
+    assert_eq!(
+        sent,
+        [
+            (
+                "accueil@ccas-paris13.test".to_owned(),
+                format!(
+                    "<relais.2026-000001.ccas-paris-13-accueil.{}@sos-medecins.test>",
+                    encoded(&first.name)
+                )
+            ),
+            (
+                "camille.martin@ccas-paris13.test".to_owned(),
+                format!(
+                    "<relais.2026-000001.ccas-paris-13.{}@sos-medecins.test>",
+                    encoded(&first.name)
+                )
+            ),
+            (
+                "social@paris.test".to_owned(),
+                format!(
+                    "<relais.2026-000001.ccas-paris.{}@sos-medecins.test>",
+                    encoded(&second.name)
+                )
+            ),
+        ]
+    );
+    assert_eq!(world.broker.depth(&world.dead()).await, 0);
+    let audit = world.cli(&["audit", "--alert", "2026-000001"]);
+    let audit = text(&audit.stdout);
+    assert_eq!(audit.lines().count(), 3, "{audit}");
+    assert_eq!(
+        audit
+            .matches(&format!("\tpublisher {}", first.name))
+            .count(),
+        2,
+        "{audit}"
+    );
+    assert_eq!(
+        audit
+            .matches(&format!("\tpublisher {}", second.name))
+            .count(),
+        1,
+        "{audit}"
+    );
+    world.cleanup().await;
+}

@@ -123,6 +123,7 @@ async fn the_postgresql_store_speaks_tls_with_the_authority_of_store_ca_file_and
     store
         .record(
             SentEmail {
+                publisher: String::new(),
                 alert_id: "SOS75-TLS".into(),
                 referent_id: "ccas-paris".into(),
                 network: Some("ccas".into()),
@@ -135,7 +136,13 @@ async fn the_postgresql_store_speaks_tls_with_the_authority_of_store_ca_file_and
         )
         .await
         .unwrap();
-    let served = store.served(&alert).await.unwrap();
+    let served = store
+        .served(relais::store::AlertKey {
+            publisher: "",
+            id: alert.as_str(),
+        })
+        .await
+        .unwrap();
     let session = relais::store::postgres::connect(&settings(server.port, &trusted))
         .await
         .unwrap();

@@ -260,13 +260,14 @@ impl Renderer {
     /// [`RenderError`] if a template fails to render.
     pub fn render(
         &self,
-        alert: &Alert,
+        published: Published<'_>,
         referent: &Referent,
         kind_label: &str,
         place: &Description,
         addressed: Addressed<'_>,
         ack_link: Option<&str>,
     ) -> Result<Email, RenderError> {
+        let Published { alert, publisher } = published;
         let urgent = alert.priority() == Priority::Urgent;
         let subject = format!(
             "{}Alerte {} – {} – réf. {}",
@@ -333,7 +334,7 @@ impl Renderer {
         let text = self.templates.get_template("alert.txt")?.render(&view)?;
         let html = html_body(self.templates.get_template("alert.html")?.render(&view)?);
 
-        let message_id = message_id(alert.id(), referent.id(), &self.from);
+        let message_id = message_id(publisher, alert.id(), referent.id(), &self.from);
         let message = Message::builder()
             .from(self.from.clone())
             .to(ascii_domain(referent.mailbox()))
@@ -368,23 +369,52 @@ fn ascii_domain(mailbox: &Mailbox) -> Mailbox {
     }
 }
 
-/// The Message-ID of the email about `alert` for `referent`: the same for
-/// every send of that pair, so a re-send is recognisably the same message
-/// (and mail servers can drop it as a duplicate).
+/// An alert and the publisher that sent it (the broker user, or empty when
+/// the message named none): two publishers may use one id, and each
+/// alert's emails have Message-IDs of their own.
+#[derive(Debug, Clone, Copy)]
+pub struct Published<'a> {
+    pub alert: &'a Alert,
+    pub publisher: &'a str,
+}
+
+/// The Message-ID of the email about `publisher`'s `alert` for
+/// `referent`: the same for every send of that alert to that référent, so a
+/// re-send is recognisably the same message (and mail servers can drop it
+/// as a duplicate); another publisher's alert of the same id has another
+/// (`<relais.<alert>.<référent>.<publisher>@<domain>>`; an alert of no
+/// known publisher, `<relais.<alert>.<référent>@<domain>>`).
 ///
 /// Alert ids may hold `.` and `:`, which cannot stand anywhere in a
 /// Message-ID; they are written `=2E` and `=3A` (`=` is in neither id
-/// alphabet, so the encoding stays one-to-one).
-pub fn message_id(alert: &AlertId, referent: &ReferentId, from: &Mailbox) -> String {
+/// alphabet, so the encoding stays one-to-one). A publisher (a broker user
+/// name, any text) has every character but letters, digits, `-` and `_`
+/// written `=` and its bytes in hexadecimal, `=` included.
+pub fn message_id(
+    publisher: &str,
+    alert: &AlertId,
+    referent: &ReferentId,
+    from: &Mailbox,
+) -> String {
     fn encode(id: &str) -> String {
         id.replace('.', "=2E").replace(':', "=3A")
     }
-    format!(
-        "<relais.{}.{}@{}>",
+    let mut id = format!(
+        "<relais.{}.{}",
         encode(alert.as_str()),
-        encode(referent.as_str()),
-        from.email.domain()
-    )
+        encode(referent.as_str())
+    );
+    if !publisher.is_empty() {
+        id.push('.');
+        for byte in publisher.bytes() {
+            if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+                id.push(char::from(byte));
+            } else {
+                id.push_str(&format!("={byte:02X}"));
+            }
+        }
+    }
+    format!("{id}@{}>", from.email.domain())
 }
 
 #[cfg(test)]

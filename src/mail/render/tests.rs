@@ -47,7 +47,10 @@ fn render(alert: &Alert) -> String {
         Renderer::new("relais <relais@sos75.example.org>".parse().unwrap(), true).unwrap();
     let email = renderer
         .render(
-            alert,
+            Published {
+                alert,
+                publisher: "",
+            },
             &registry.referents()[0],
             "Orientation sociale",
             &france().describe(alert.territory()),
@@ -74,7 +77,10 @@ fn without_patient_details_the_email_gives_whom_to_call_and_the_dossier_only() {
     let renderer = Renderer::new("relais@sos75.example.org".parse().unwrap(), false).unwrap();
     let message = renderer
         .render(
-            &alert(serde_json::json!({})),
+            Published {
+                alert: &alert(serde_json::json!({})),
+                publisher: "",
+            },
             &registry.referents()[0],
             "Orientation sociale",
             &france().describe(alert(serde_json::json!({})).territory()),
@@ -209,7 +215,10 @@ fn the_subject_says_urgent_the_kind_and_the_territory() {
     let renderer = Renderer::new("relais@sos75.example.org".parse().unwrap(), true).unwrap();
     let message = renderer
         .render(
-            &normal,
+            Published {
+                alert: &normal,
+                publisher: "",
+            },
             &registry.referents()[0],
             "Orientation sociale",
             &france().describe(normal.territory()),
@@ -323,7 +332,7 @@ fn message_ids_encode_the_characters_a_message_id_cannot_hold() {
     let alert = AlertId::parse("SOS75:2026.000123").unwrap();
     let referent = ReferentId::parse("ccas.paris-13").unwrap();
     assert_eq!(
-        message_id(&alert, &referent, &from),
+        message_id("", &alert, &referent, &from),
         "<relais.SOS75=3A2026=2E000123.ccas=2Eparis-13@sos75.example.org>"
     );
 }
