@@ -150,6 +150,26 @@ mod tests {
     }
 
     #[test]
+    fn a_token_decoded_shows_none_of_the_alert_the_referent_the_kind_or_the_place() {
+        let signer = Signer::new(&[7; 32]);
+
+        let token = signer.sign(&link());
+
+        let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        for clear in [
+            "SOS75-2026-000123",
+            "ccas-paris-13",
+            "orientation_sociale",
+            "75113",
+        ] {
+            assert!(
+                !bytes.windows(clear.len()).any(|w| w == clear.as_bytes()),
+                "{clear} readable in the token"
+            );
+        }
+    }
+
+    #[test]
     fn an_altered_or_foreign_token_is_refused() {
         let signer = Signer::new(&[7; 32]);
         let now = OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap();

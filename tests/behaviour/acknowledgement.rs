@@ -9,6 +9,9 @@ use relais_testkit as support;
 
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use relais::ack::token::{Link, Signer};
 use support::browser::Browser;
 use support::{ACK_SECRET, REGISTRY, WAIT, World, alert, http_request};
@@ -35,6 +38,17 @@ async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_
         .trim()
         .to_owned();
     let path = link.trim_start_matches(&public).to_owned();
+
+    // Whoever sees the URL (a proxy's log, a mail scanner, a browser's
+    // history) reads nothing of the alert in it.
+    let token = path.trim_start_matches("/ack/");
+    let sealed = URL_SAFE_NO_PAD.decode(token).unwrap();
+    for clear in ["SOS75-ACK", "ccas-paris", "orientation_sociale", "75115"] {
+        assert!(
+            !sealed.windows(clear.len()).any(|w| w == clear.as_bytes()),
+            "{clear} readable in {link}"
+        );
+    }
 
     // A link scanner opens it: the page shows, nothing is acknowledged.
     let (scanned, page) = http_request(port, "GET", &path).await;
