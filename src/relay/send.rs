@@ -32,7 +32,10 @@ impl Relay {
         // A failure to build the email is relais's (or its registry's), not
         // a mail server's refusal: it is never `rejected`. It is retried, so
         // that a registry fixed and reloaded meanwhile delivers the alert.
-        let ack_link = self.ack.as_ref().map(|links| links.link(alert, referent));
+        let ack_link = self
+            .ack
+            .as_ref()
+            .and_then(|links| links.link(alert, referent));
         let email = match self.renderer.render(
             alert,
             referent,
