@@ -135,10 +135,10 @@ fn check_report(settings: &Settings, registry_path: &Path, registry: &Registry) 
             "warning:  routes set escalate_after, but ack.listen is empty: without acknowledgement \
              links, alerts do not escalate"
         );
-    } else if settings.ack.enabled() {
-        if let Some(warning) = link_ttl_warning(longest, settings.ack.link_ttl) {
-            let _ = writeln!(out, "warning:  {warning}");
-        }
+    } else if settings.ack.enabled()
+        && let Some(warning) = link_ttl_warning(longest, settings.ack.link_ttl)
+    {
+        let _ = writeln!(out, "warning:  {warning}");
     }
     out
 }
