@@ -92,8 +92,10 @@ pub async fn run(
     let stop = CancellationToken::new();
     let relay = if settings.ack.enabled() {
         let key = settings.ack.key().map_err(anyhow::Error::msg)?;
+        let previous = settings.ack.previous_key().map_err(anyhow::Error::msg)?;
         let links = Arc::new(Links::new(
             &key,
+            previous.as_deref(),
             &settings.ack.public_url,
             settings.ack.link_ttl,
         ));

@@ -8,6 +8,8 @@
 //! kind, place and date, never patient data; it is small, works without
 //! JavaScript and on a phone, and is served with the headers a public page
 //! needs (no caching of the token, no referrer, a strict CSP; see [`page`]).
+//! The link's token is sealed ([`token`]): its URL, wherever it is logged,
+//! tells nothing of the alert.
 //! It runs on `ack.listen`, behind the operator's HTTPS reverse proxy
 //! (`ack.public_url`).
 
@@ -23,37 +25,49 @@ use axum::response::Response;
 use axum::routing::get;
 use time::OffsetDateTime;
 
-use crate::alert::{Alert, Kind};
+use crate::alert::Kind;
 use crate::live_registry::SharedRegistry;
+use crate::mail::Published;
 use crate::registry::Referent;
 use crate::store::{AlertKey, Store};
 use crate::telemetry::events::Events;
 use page::{Page, Templates};
-use token::{Link, Signer, TokenError};
+use token::{Link, Sealer, TokenError};
 
 /// What the emails' links are made of.
 pub struct Links {
-    signer: Signer,
+    sealer: Sealer,
     /// `ack.public_url`, without a trailing `/`.
     public_url: String,
     ttl: Duration,
 }
 
 impl Links {
-    pub fn new(secret: &[u8], public_url: &str, ttl: Duration) -> Self {
+    /// Links sealed with `secret` (`ack.key_file`'s bytes); those sealed
+    /// with `previous` (`ack.previous_key_file`'s, during a rotation) still
+    /// open.
+    pub fn new(secret: &[u8], previous: Option<&[u8]>, public_url: &str, ttl: Duration) -> Self {
+        let sealer = Sealer::new(secret);
         Self {
-            signer: Signer::new(secret),
+            sealer: match previous {
+                Some(previous) => sealer.with_previous(previous),
+                None => sealer,
+            },
             public_url: public_url.trim_end_matches('/').to_owned(),
             ttl,
         }
     }
 
-    /// The personal link for `referent` to acknowledge `alert`.
-    pub fn link(&self, alert: &Alert, referent: &Referent) -> String {
+    /// The personal link for `referent` to acknowledge `alert`; `None`
+    /// (logged) when the system's random source fails, and the email goes
+    /// without one.
+    pub fn link(&self, published: Published<'_>, referent: &Referent) -> Option<String> {
+        let Published { alert, publisher } = published;
         let territory = alert.territory();
         let expires = OffsetDateTime::now_utc() + self.ttl;
         let link = Link {
             alert_id: alert.id().to_string(),
+            publisher: publisher.to_owned(),
             referent_id: referent.id().to_string(),
             kind: alert.kind().to_string(),
             commune: territory.commune().map(|c| c.to_string()),
@@ -61,11 +75,18 @@ impl Links {
             emitted_at: alert.emitted_at().unix_timestamp(),
             expires_at: expires.unix_timestamp(),
         };
-        format!("{}/ack/{}", self.public_url, self.signer.sign(&link))
+        match self.sealer.seal(&link) {
+            Ok(token) => Some(format!("{}/ack/{token}", self.public_url)),
+            Err(error) => {
+                tracing::error!(alert_id = %link.alert_id, referent = %link.referent_id, %error,
+                    "cannot make an acknowledgement link; the email goes without one");
+                None
+            }
+        }
     }
 
     fn read(&self, token: &str) -> Result<Link, TokenError> {
-        self.signer.read(token, OffsetDateTime::now_utc())
+        self.sealer.open(token, OffsetDateTime::now_utc())
     }
 }
 
@@ -121,7 +142,7 @@ async fn acknowledge(State(pages): State<Pages>, Path(token): Path<String>) -> R
         .store
         .acknowledge(
             AlertKey {
-                publisher: "",
+                publisher: &link.publisher,
                 id: &link.alert_id,
             },
             &link.referent_id,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::mail::outbound::Outbound;
 use crate::registry::Registry;
-use crate::settings::Settings;
+use crate::settings::{AckSettings, Settings};
 
 /// What `relais check` says of a registry without `[[publisher]]`.
 pub const NO_PUBLISHER: &str = "the registry declares no [[publisher]]: any broker user may \
@@ -135,17 +135,47 @@ fn check_report(settings: &Settings, registry_path: &Path, registry: &Registry) 
             "warning:  routes set escalate_after, but ack.listen is empty: without acknowledgement \
              links, alerts do not escalate"
         );
-    } else if longest * 3 > settings.ack.link_ttl && settings.ack.enabled() {
-        let _ = writeln!(
-            out,
-            "warning:  an escalation chain lasts up to {} (three waits of {}), longer than \
-             ack.link_ttl ({}): its links expire before it ends",
-            humantime::format_duration(longest * 3),
-            humantime::format_duration(longest),
-            humantime::format_duration(settings.ack.link_ttl)
-        );
+    } else if settings.ack.enabled()
+        && let Some(warning) = link_ttl_warning(longest, settings.ack.link_ttl)
+    {
+        let _ = writeln!(out, "warning:  {warning}");
     }
     out
+}
+
+/// What `relais check` says of `ack.link_ttl` against the longest wait of
+/// an escalation chain (three steps of it): links that die before the chain
+/// ends cannot stop it; links that live far past it are a credential left
+/// lying in proxies' logs and mail scanners for nothing. Far past: beyond
+/// both the default and the chain plus a day.
+fn link_ttl_warning(longest_wait: Duration, link_ttl: Duration) -> Option<String> {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let chain = longest_wait * 3;
+    let format = humantime::format_duration;
+    if chain > link_ttl {
+        return Some(format!(
+            "an escalation chain lasts up to {} (three waits of {}), longer than \
+             ack.link_ttl ({}): its links expire before it ends",
+            format(chain),
+            format(longest_wait),
+            format(link_ttl)
+        ));
+    }
+    let enough = (chain + DAY).max(AckSettings::DEFAULT_LINK_TTL);
+    (link_ttl > enough).then(|| {
+        let chain = if chain.is_zero() {
+            "no route escalates".to_owned()
+        } else {
+            format!("the longest escalation chain ends after {}", format(chain))
+        };
+        format!(
+            "ack.link_ttl ({}) keeps links working far longer than needed ({chain}): whoever \
+             sees one (a proxy's log, a mail scanner) can acknowledge its alert all that time; \
+             {} is enough",
+            format(link_ttl),
+            format(enough)
+        )
+    })
 }
 
 #[cfg(test)]
@@ -210,6 +240,44 @@ mod tests {
                  than ack.link_ttl (1day): its links expire before it ends"
             ),
             "{short_links}"
+        );
+    }
+
+    #[test]
+    fn check_warns_when_links_outlive_by_far_what_the_longest_chain_needs() {
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        let days = |d: u64| hours(24 * d);
+
+        let default_no_escalation = link_ttl_warning(Duration::ZERO, days(14));
+        let default_short_chain = link_ttl_warning(hours(12), days(14));
+        let long_chain_fits = link_ttl_warning(days(10), days(31));
+        let old_default = link_ttl_warning(days(2), days(30));
+        let nothing_escalates = link_ttl_warning(Duration::ZERO, days(15));
+        let too_short = link_ttl_warning(days(10), days(14));
+
+        assert_eq!(default_no_escalation, None);
+        assert_eq!(default_short_chain, None);
+        assert_eq!(long_chain_fits, None);
+        assert_eq!(
+            old_default.as_deref(),
+            Some(
+                "ack.link_ttl (30days) keeps links working far longer than needed (the longest \
+                 escalation chain ends after 6days): whoever sees one (a proxy's log, a mail \
+                 scanner) can acknowledge its alert all that time; 14days is enough"
+            )
+        );
+        assert!(
+            nothing_escalates
+                .as_deref()
+                .is_some_and(|w| w.contains("(no route escalates)")),
+            "{nothing_escalates:?}"
+        );
+        assert_eq!(
+            too_short.as_deref(),
+            Some(
+                "an escalation chain lasts up to 30days (three waits of 10days), longer than \
+                 ack.link_ttl (14days): its links expire before it ends"
+            )
         );
     }
 }

@@ -32,7 +32,10 @@ impl Relay {
         // a mail server's refusal: it is never `rejected`. It is retried, so
         // that a registry fixed and reloaded meanwhile delivers the alert.
         let Published { alert, publisher } = published;
-        let ack_link = self.ack.as_ref().map(|links| links.link(alert, referent));
+        let ack_link = self
+            .ack
+            .as_ref()
+            .and_then(|links| links.link(published, referent));
         let email = match self.renderer.render(
             published,
             referent,

@@ -80,6 +80,7 @@ impl Settings {
             &mut self.amqp.cert_file,
             &mut self.amqp.key_file,
             &mut self.ack.key_file,
+            &mut self.ack.previous_key_file,
             &mut self.store.url_file,
             &mut self.store.ca_file,
         ];

@@ -16,23 +16,25 @@ pub const CREDENTIALS_ENV: &str = "CREDENTIALS_DIRECTORY";
 /// The credentials relais takes from `$CREDENTIALS_DIRECTORY` when they are
 /// there, in place of the setting's file: the service's private copies win
 /// over the paths the settings file gives for `relais check` run as root.
-pub const CREDENTIALS: [&str; 5] = [
+pub const CREDENTIALS: [&str; 6] = [
     "amqp-url",
     "amqp-client-key",
     "smtp-password",
     "ack-key",
+    "ack-previous-key",
     "store-url",
 ];
 
 impl Settings {
     /// The settings that name a secret file, in the order of
     /// [`CREDENTIALS`], the credentials that replace them under systemd.
-    fn secret_files(&mut self) -> [(&'static str, &mut Option<PathBuf>); 5] {
+    fn secret_files(&mut self) -> [(&'static str, &mut Option<PathBuf>); 6] {
         [
             ("amqp.url_file", &mut self.amqp.url_file),
             ("amqp.key_file", &mut self.amqp.key_file),
             ("smtp.password_file", &mut self.smtp.password_file),
             ("ack.key_file", &mut self.ack.key_file),
+            ("ack.previous_key_file", &mut self.ack.previous_key_file),
             ("store.url_file", &mut self.store.url_file),
         ]
     }

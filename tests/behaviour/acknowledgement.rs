@@ -4,19 +4,36 @@
 //! clicked; the acknowledgement then in the store (`relais audit`) and on
 //! the events exchange. A plain GET (a link scanner) acknowledges nothing;
 //! a forged, altered or expired link gets a 4xx page and changes nothing.
+//! The link's token shows nothing of the alert, and during a key rotation
+//! a link sealed with the previous key still opens.
 
 use relais_testkit as support;
 
 use std::time::Duration;
 
-use relais::ack::token::{Link, Signer};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use relais::ack::token::{Link, Sealer};
 use support::browser::Browser;
 use support::{ACK_SECRET, REGISTRY, WAIT, World, alert, http_request};
+
+/// The key `ack.key_file` held before [`ACK_SECRET`].
+const PREVIOUS_SECRET: &[u8] = b"the key before this one, 32 bytes or more";
 
 #[tokio::test]
 async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_changes_nothing() {
     // Arrange: relais with acknowledgement pages, a queue for the events.
-    let (world, port) = World::with_ack(REGISTRY, ACK_SECRET, &[]).await;
+    // The key before ACK_SECRET is still kept: a rotation is under way.
+    let rotation = tempfile::tempdir().unwrap();
+    let previous = rotation.path().join("ack-key.previous");
+    std::fs::write(&previous, PREVIOUS_SECRET).unwrap();
+    let (world, port) = World::with_ack(
+        REGISTRY,
+        ACK_SECRET,
+        &[("RELAIS__ACK__PREVIOUS_KEY_FILE", previous.to_str().unwrap())],
+    )
+    .await;
     let public = format!("http://127.0.0.1:{port}");
     let events = world.bind_events("acknowledged").await;
     let app = world.spawn();
@@ -35,6 +52,17 @@ async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_
         .trim()
         .to_owned();
     let path = link.trim_start_matches(&public).to_owned();
+
+    // Whoever sees the URL (a proxy's log, a mail scanner, a browser's
+    // history) reads nothing of the alert in it.
+    let token = path.trim_start_matches("/ack/");
+    let sealed = URL_SAFE_NO_PAD.decode(token).unwrap();
+    for clear in ["SOS75-ACK", "ccas-paris", "orientation_sociale", "75115"] {
+        assert!(
+            !sealed.windows(clear.len()).any(|w| w == clear.as_bytes()),
+            "{clear} readable in {link}"
+        );
+    }
 
     // A link scanner opens it: the page shows, nothing is acknowledged.
     let (scanned, page) = http_request(port, "GET", &path).await;
@@ -65,24 +93,31 @@ async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_
     let mut altered = path.clone();
     altered.pop();
     altered.push(if path.ends_with('A') { 'B' } else { 'A' });
-    let expired = Signer::new(ACK_SECRET).sign(&Link {
+    let expired = Sealer::new(ACK_SECRET)
+        .seal(&Link {
+            alert_id: "SOS75-ACK".into(),
+            publisher: String::new(),
+            referent_id: "ccas-paris".into(),
+            kind: "orientation_sociale".into(),
+            commune: Some("75115".into()),
+            departement: "75".into(),
+            emitted_at: 1_795_000_000,
+            expires_at: 1_795_000_001,
+        })
+        .unwrap();
+    let forged_link = Link {
         alert_id: "SOS75-ACK".into(),
-        referent_id: "ccas-paris".into(),
-        kind: "orientation_sociale".into(),
-        commune: Some("75115".into()),
-        departement: "75".into(),
-        emitted_at: 1_795_000_000,
-        expires_at: 1_795_000_001,
-    });
-    let forged = Signer::new(b"another key, not relais's, 32 bytes!").sign(&Link {
-        alert_id: "SOS75-ACK".into(),
+        publisher: String::new(),
         referent_id: "ccas-paris".into(),
         kind: "orientation_sociale".into(),
         commune: None,
         departement: "75".into(),
         emitted_at: 1_795_000_000,
         expires_at: 4_000_000_000,
-    });
+    };
+    let forged = Sealer::new(b"another key, not relais's, 32 bytes!")
+        .seal(&forged_link)
+        .unwrap();
     for (bad, status) in [
         (altered, 404),
         (format!("/ack/{forged}"), 404),
@@ -100,6 +135,13 @@ async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_
             .unwrap()
             .is_empty()
     );
+
+    // A link sealed with the previous key, sent before the rotation, still
+    // opens.
+    let before_rotation = Sealer::new(PREVIOUS_SECRET).seal(&forged_link).unwrap();
+    let (opened, page) = http_request(port, "GET", &format!("/ack/{before_rotation}")).await;
+    assert_eq!(opened, 200, "{page}");
+    assert!(page.contains("Alerte SOS75-ACK"), "{page}");
 
     // Act: the référent opens the link in a browser and clicks.
     let browser = Browser::start().await;
