@@ -159,6 +159,7 @@ async fn acknowledge(State(pages): State<Pages>, Path(token): Path<String>) -> R
                     .iter()
                     .find(|r| r.id().as_str() == link.referent_id);
                 pages.events.alert_acknowledged(
+                    &link.publisher,
                     &link.alert_id,
                     &link.referent_id,
                     referent,

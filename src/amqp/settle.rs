@@ -172,7 +172,9 @@ impl Settler {
             )
             .await;
         if published.is_ok() {
-            self.events.dead_lettered(alert_id, reason);
+            let publisher = headers::publisher(&delivery.properties, self.login.as_deref());
+            self.events
+                .dead_lettered(publisher.as_deref().unwrap_or(""), alert_id, reason);
         }
         self.ack_once_published(delivery, alert_id, "dead-letter", published)
             .await;

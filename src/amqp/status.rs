@@ -1,8 +1,10 @@
 //! Each alert's fate, told back to the dispatch software: a JSON event on
-//! the topic exchange `events.exchange` (`relais.events`), with the status
-//! as routing key (`delivered` per référent, `dead_lettered` with the
-//! reason; `schema/event.v1.json`). The dispatch software binds a queue of
-//! its own to it and shows a doctor what became of an alert.
+//! the topic exchange `events.exchange` (`relais.events`), with the alert's
+//! publisher and the status as routing key (`<publisher>.delivered` per
+//! référent, `<publisher>.dead_lettered` with the reason;
+//! `schema/event.v2.json`). Each dispatch software binds a queue of its
+//! own to its own events (`<its user>.#`) and shows a doctor what became of
+//! an alert.
 //!
 //! Events go through a bounded buffer to one task with a connection of its
 //! own, which publishes each persistently and waits for the broker's
@@ -48,6 +50,7 @@ pub async fn publish_events(
     stop: CancellationToken,
 ) {
     let exchange = settings.events.exchange.clone();
+    let login = settings.amqp.login();
     let mut link: Option<Link> = None;
     let mut waits = backoff::waits(Duration::from_millis(200));
     let mut deadline: Option<tokio::time::Instant> = None;
@@ -79,7 +82,7 @@ pub async fn publish_events(
         }
         let messages: Vec<(&str, &[u8])> = batch
             .iter()
-            .map(|event| (event.status.as_str(), event.body.as_slice()))
+            .map(|event| (event.routing_key.as_str(), event.body.as_slice()))
             .collect();
         if link.is_none() {
             link = connect(&settings).await;
@@ -87,7 +90,7 @@ pub async fn publish_events(
         let published = match &link {
             Some(open) => open
                 .publisher
-                .publish_all_confirmed(&exchange, &messages, &properties())
+                .publish_all_confirmed(&exchange, &messages, &properties(login.as_deref()))
                 .await
                 .map_err(|error| error.to_string()),
             None => Err("cannot reach the broker".to_owned()),
@@ -130,12 +133,19 @@ pub async fn publish_events(
     }
 }
 
-fn properties() -> BasicProperties {
-    BasicProperties::default()
+/// Persistent JSON of the version the schema names, with relais's own
+/// login in `user_id`: the broker checks it, so that a consumer can tell
+/// relais's events from any other publisher's on the exchange.
+fn properties(login: Option<&str>) -> BasicProperties {
+    let properties = BasicProperties::default()
         .with_content_type(ShortString::from("application/json"))
         .with_delivery_mode(2)
-        .with_type(ShortString::from("relais.event.v1"))
-        .with_app_id(ShortString::from("relais"))
+        .with_type(ShortString::from("relais.event.v2"))
+        .with_app_id(ShortString::from("relais"));
+    match login {
+        Some(login) => properties.with_user_id(ShortString::from(login)),
+        None => properties,
+    }
 }
 
 /// A connection of the events' own, and its confirming channel.

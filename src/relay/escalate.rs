@@ -80,7 +80,8 @@ impl Relay {
             let first = self.store.escalation_done(key(this), step, now).await;
             if step >= UNACKNOWLEDGED_STEP && matches!(first, Ok(true)) {
                 for tier in &waiting {
-                    self.events.alert_unacknowledged(alert, tier.network);
+                    self.events
+                        .alert_unacknowledged(this.publisher, alert, tier.network);
                 }
             }
             return nothing(served, None);
@@ -125,7 +126,8 @@ impl Relay {
                     } else {
                         "fallback"
                     };
-                    self.events.alert_escalated(alert, referent, name);
+                    self.events
+                        .alert_escalated(this.publisher, alert, referent, name);
                 }
                 // A refused address is the registry's to fix (logged and
                 // counted); the chain goes on without it.

@@ -67,7 +67,7 @@ impl Relay {
             Ok(accepted) => {
                 let delivered = !matches!(addressed, Addressed::Escalated { .. });
                 self.events
-                    .email_sent(alert, referent, &accepted, delivered);
+                    .email_sent(publisher, alert, referent, &accepted, delivered);
                 let sent = SentEmail {
                     publisher: publisher.to_owned(),
                     alert_id: alert.id().to_string(),

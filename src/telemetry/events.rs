@@ -141,6 +141,7 @@ impl Events {
     /// `escalated` instead, by [`Events::alert_escalated`]).
     pub fn email_sent(
         &self,
+        publisher: &str,
         alert: &Alert,
         referent: &Referent,
         accepted: &Accepted,
@@ -149,7 +150,7 @@ impl Events {
         self.metrics.emails_sent.inc();
         if delivered {
             self.status(
-                StatusEvent::new(Some(alert.id().as_str()), Status::Delivered)
+                StatusEvent::new(publisher, Some(alert.id().as_str()), Status::Delivered)
                     .for_referent(referent),
             );
         }
@@ -275,6 +276,7 @@ impl Events {
     /// time; `referent` is `None` if it has left the registry since).
     pub fn alert_acknowledged(
         &self,
+        publisher: &str,
         alert_id: &str,
         referent_id: &str,
         referent: Option<&Referent>,
@@ -291,7 +293,7 @@ impl Events {
                 .observe(waited.as_secs_f64());
         }
         info!(alert_id, referent = referent_id, "alert acknowledged");
-        let mut event = StatusEvent::new(Some(alert_id), Status::Acknowledged);
+        let mut event = StatusEvent::new(publisher, Some(alert_id), Status::Acknowledged);
         event = match referent {
             Some(referent) => event.for_referent(referent),
             None => {
@@ -308,7 +310,13 @@ impl Events {
 
     /// Nobody in `referent`'s network acknowledged the alert in time, and
     /// step `step` of escalation emailed it.
-    pub fn alert_escalated(&self, alert: &Alert, referent: &Referent, step: &'static str) {
+    pub fn alert_escalated(
+        &self,
+        publisher: &str,
+        alert: &Alert,
+        referent: &Referent,
+        step: &'static str,
+    ) {
         self.metrics
             .escalations
             .get_or_create(&StepLabel { step })
@@ -321,12 +329,13 @@ impl Events {
             "alert escalated: nobody acknowledged it in time"
         );
         self.status(
-            StatusEvent::new(Some(alert.id().as_str()), Status::Escalated).for_referent(referent),
+            StatusEvent::new(publisher, Some(alert.id().as_str()), Status::Escalated)
+                .for_referent(referent),
         );
     }
 
     /// The escalation chain ended with nobody in `network` acknowledging.
-    pub fn alert_unacknowledged(&self, alert: &Alert, network: &str) {
+    pub fn alert_unacknowledged(&self, publisher: &str, alert: &Alert, network: &str) {
         let label = NetworkLabel {
             network: network.to_owned(),
         };
@@ -340,7 +349,8 @@ impl Events {
             network,
             "alert unacknowledged: its escalation chain ended and nobody in the network acknowledged it"
         );
-        let mut event = StatusEvent::new(Some(alert.id().as_str()), Status::Unacknowledged);
+        let mut event =
+            StatusEvent::new(publisher, Some(alert.id().as_str()), Status::Unacknowledged);
         event.network = Some(network);
         self.status(event);
     }
@@ -402,7 +412,7 @@ impl Events {
         warn!(alert_id, attempts, retry_in = %delay, "alert sent to the retry queue");
     }
 
-    pub fn dead_lettered(&self, alert_id: &str, reason: Reason) {
+    pub fn dead_lettered(&self, publisher: &str, alert_id: &str, reason: Reason) {
         let label = ReasonLabel {
             reason: reason.as_str().to_owned(),
         };
@@ -412,7 +422,9 @@ impl Events {
             .inc();
         warn!(alert_id, reason = reason.as_str(), "alert dead-lettered");
         let known = (alert_id != "-").then_some(alert_id);
-        self.status(StatusEvent::new(known, Status::DeadLettered).because(reason.as_str()));
+        self.status(
+            StatusEvent::new(publisher, known, Status::DeadLettered).because(reason.as_str()),
+        );
     }
 
     pub fn settle_failed(&self, alert_id: &str, action: &str, error: &dyn std::fmt::Display) {

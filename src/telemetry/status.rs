@@ -1,7 +1,11 @@
 //! The status events of an alert's life, as the dispatch software reads
-//! them (`schema/event.v1.json`): what changed ([`Status`]), for which
-//! alert and référent ([`StatusEvent`]), and the bounded buffer they are
-//! handed over through ([`StatusSink`]).
+//! them (`schema/event.v2.json`): what changed ([`Status`]), for which
+//! publisher's alert and référent ([`StatusEvent`]), and the bounded buffer
+//! they are handed over through ([`StatusSink`]).
+//!
+//! Each event's routing key is `<publisher>.<status>`, so that each dispatch
+//! software binds (and RabbitMQ's topic permissions let it bind) only its
+//! own alerts' events.
 //!
 //! This module owns the events' shape and their hand-over; it never touches
 //! the broker (`amqp::status` takes them from the buffer and publishes
@@ -19,7 +23,7 @@ use crate::registry::Referent;
 /// (and counted) rather than holding up deliveries.
 const BUFFER: usize = 10_000;
 
-/// A change in an alert's fate; the routing key of its event.
+/// A change in an alert's fate; the last word of its event's routing key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -47,11 +51,14 @@ impl Status {
     }
 }
 
-/// One event, as published (`schema/event.v1.json`). It borrows what it
+/// One event, as published (`schema/event.v2.json`). It borrows what it
 /// says, and is encoded at once into the one allocation that waits for
 /// the broker ([`Encoded`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusEvent<'a> {
+    /// The broker user that published the alert (empty when its message
+    /// named none): whose alert it is, and the first word of the routing key.
+    pub publisher: &'a str,
     /// `null` for a message that was not an alert and had no valid id.
     pub alert_id: Option<&'a str>,
     pub status: Status,
@@ -88,8 +95,9 @@ fn rfc3339<S: serde::Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S
 }
 
 impl<'a> StatusEvent<'a> {
-    pub fn new(alert_id: Option<&'a str>, status: Status) -> Self {
+    pub fn new(publisher: &'a str, alert_id: Option<&'a str>, status: Status) -> Self {
         Self {
+            publisher,
             alert_id,
             status,
             at: OffsetDateTime::now_utc(),
@@ -119,16 +127,38 @@ impl<'a> StatusEvent<'a> {
         // Serialising plain strings and a date into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut body, self);
         Encoded {
-            status: self.status,
+            routing_key: routing_key(self.publisher, self.status),
             body,
         }
     }
 }
 
+/// `<publisher>.<status>`: the publisher is one word of the key whatever
+/// its name holds (every character but letters, digits, `-` and `_` is
+/// written `=` and its bytes in hexadecimal, so that neither a dot nor a
+/// wildcard of another's name can reach into a binding of one's own);
+/// `=` stands for no publisher.
+pub fn routing_key(publisher: &str, status: Status) -> String {
+    let mut key = String::with_capacity(publisher.len() + 16);
+    if publisher.is_empty() {
+        key.push('=');
+    }
+    for byte in publisher.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+            key.push(char::from(byte));
+        } else {
+            key.push_str(&format!("={byte:02X}"));
+        }
+    }
+    key.push('.');
+    key.push_str(status.as_str());
+    key
+}
+
 /// An event ready to publish: its routing key and its JSON body.
 #[derive(Debug)]
 pub struct Encoded {
-    pub status: Status,
+    pub routing_key: String,
     pub body: Vec<u8>,
 }
 
@@ -150,5 +180,36 @@ impl StatusSink {
     /// dropped (the buffer is full).
     pub fn send(&self, event: &StatusEvent<'_>) -> bool {
         self.sender.try_send(event.encode()).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_routing_key_is_the_publisher_then_the_status_each_one_word() {
+        assert_eq!(
+            routing_key("sos75-dispatch", Status::Delivered),
+            "sos75-dispatch.delivered"
+        );
+        assert_eq!(
+            routing_key("sos.75", Status::Acknowledged),
+            "sos=2E75.acknowledged"
+        );
+        assert_eq!(routing_key("a#*", Status::Escalated), "a=23=2A.escalated");
+        assert_eq!(routing_key("", Status::DeadLettered), "=.dead_lettered");
+    }
+
+    #[test]
+    fn an_event_says_whose_alert_it_is() {
+        let event = StatusEvent::new("sos75-dispatch", Some("SOS75-1"), Status::Delivered);
+
+        let encoded = event.encode();
+
+        let body: serde_json::Value = serde_json::from_slice(&encoded.body).unwrap();
+        assert_eq!(encoded.routing_key, "sos75-dispatch.delivered");
+        assert_eq!(body["publisher"], "sos75-dispatch");
+        assert_eq!(body["alert_id"], "SOS75-1");
     }
 }

@@ -366,7 +366,13 @@ delays = ["200ms", "400ms"]
     /// with `routing_key` (`#` for every status), as a dispatch software
     /// would bind one; returns its name (deleted by [`World::cleanup`]).
     pub async fn bind_events(&self, routing_key: &str) -> String {
-        let queue = format!("{}.dispatch-events", self.queue);
+        self.bind_events_to("dispatch-events", routing_key).await
+    }
+
+    /// As [`World::bind_events`], with a queue of its own named
+    /// `<queue>.<name>`: one per dispatch software of the test.
+    pub async fn bind_events_to(&self, name: &str, routing_key: &str) -> String {
+        let queue = format!("{}.{name}", self.queue);
         let channel = &self.broker.channel;
         channel
             .queue_declare(

@@ -35,7 +35,7 @@ async fn a_referent_acknowledges_from_the_email_in_a_real_browser_and_a_scanner_
     )
     .await;
     let public = format!("http://127.0.0.1:{port}");
-    let events = world.bind_events("acknowledged").await;
+    let events = world.bind_events("*.acknowledged").await;
     let app = world.spawn();
     world
         .publish(

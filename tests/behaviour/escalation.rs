@@ -68,7 +68,7 @@ fn recipients(mails: &[Mail]) -> Vec<String> {
 /// The events of the queue, as `(routing key, référent or network)`,
 /// each checked against the schema.
 async fn events(world: &World, queue: &str) -> Vec<(String, String)> {
-    let schema: Value = serde_json::from_str(include_str!("../../schema/event.v1.json")).unwrap();
+    let schema: Value = serde_json::from_str(include_str!("../../schema/event.v2.json")).unwrap();
     let schema = jsonschema::validator_for(&schema).unwrap();
     world
         .broker
@@ -79,13 +79,16 @@ async fn events(world: &World, queue: &str) -> Vec<(String, String)> {
             let event: Value = serde_json::from_slice(&message.body).unwrap();
             assert!(schema.is_valid(&event), "{event}");
             assert_eq!(event["alert_id"], "SOS75-ESC");
-            assert_eq!(event["status"], message.routing_key.as_str());
+            // The alert's publisher (none: `=`), then the status.
+            let (publisher, status) = message.routing_key.split_once('.').unwrap();
+            assert_eq!(publisher, "=");
+            assert_eq!(event["status"], status);
             let who = event["referent"]["id"]
                 .as_str()
                 .or(event["network"].as_str())
                 .unwrap_or_default()
                 .to_owned();
-            (message.routing_key, who)
+            (status.to_owned(), who)
         })
         .collect()
 }

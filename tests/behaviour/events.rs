@@ -1,7 +1,7 @@
 //! Each alert's fate, told back to the dispatch software on
 //! `events.exchange`: the real binary's events, read from a queue the test
 //! binds as a dispatch software would, checked against
-//! `schema/event.v1.json` and for exactly what they say.
+//! `schema/event.v2.json` and for exactly what they say.
 
 use relais_testkit as support;
 
@@ -27,7 +27,7 @@ async fn the_dispatch_software_reads_each_delivery_and_each_dead_letter_as_an_ev
     app.stop().await;
 
     // Assert
-    let schema: Value = serde_json::from_str(include_str!("../../schema/event.v1.json")).unwrap();
+    let schema: Value = serde_json::from_str(include_str!("../../schema/event.v2.json")).unwrap();
     let schema = jsonschema::validator_for(&schema).unwrap();
     let mut got: Vec<(String, Value)> = world
         .broker
@@ -57,17 +57,18 @@ async fn the_dispatch_software_reads_each_delivery_and_each_dead_letter_as_an_ev
         got,
         [
             (
-                "dead_lettered".to_owned(),
-                json!({ "alert_id": null, "status": "dead_lettered", "reason": "invalid" })
+                "=.dead_lettered".to_owned(),
+                json!({ "publisher": "", "alert_id": null, "status": "dead_lettered",
+                        "reason": "invalid" })
             ),
             (
-                "delivered".to_owned(),
-                json!({ "alert_id": "SOS75-EVT", "status": "delivered",
+                "=.delivered".to_owned(),
+                json!({ "publisher": "", "alert_id": "SOS75-EVT", "status": "delivered",
                         "referent": { "id": "caf-75", "network": "caf" } })
             ),
             (
-                "delivered".to_owned(),
-                json!({ "alert_id": "SOS75-EVT", "status": "delivered",
+                "=.delivered".to_owned(),
+                json!({ "publisher": "", "alert_id": "SOS75-EVT", "status": "delivered",
                         "referent": { "id": "cpam-75", "network": "cpam" } })
             ),
         ]

@@ -524,3 +524,86 @@ async fn two_publishers_may_use_one_id_and_neither_blocks_the_other() {
     );
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn each_dispatch_software_reads_only_its_own_alerts_events_which_relais_signs() {
+    // Arrange: two associations' dispatch programs, each bound as the
+    // contract tells it to, to `<its user>.#`.
+    let (first, second) = (
+        DispatchUser::create("ev-first"),
+        DispatchUser::create("ev-second"),
+    );
+    let world = World::new(REGISTRY).await;
+    let first_queue = world
+        .bind_events_to("first-events", &format!("{}.#", first.name))
+        .await;
+    let second_queue = world
+        .bind_events_to("second-events", &format!("{}.#", second.name))
+        .await;
+    let app = world.spawn();
+
+    // Act: each publishes one alert under the same id.
+    first
+        .publish(
+            &world,
+            &alert("2026-000042", "orientation_sociale", "75115"),
+        )
+        .await;
+    second
+        .publish(
+            &world,
+            &alert("2026-000042", "orientation_sociale", "75113"),
+        )
+        .await;
+    assert_eq!(world.wait_for_depth(&first_queue, 1, WAIT).await, 1);
+    assert_eq!(world.wait_for_depth(&second_queue, 2, WAIT).await, 2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.stop().await;
+
+    // Assert: each saw its own deliveries, and nothing of the other's.
+    let read = |messages: Vec<support::DeadLetter>| {
+        let mut seen: Vec<(String, String, String, Option<String>)> = messages
+            .iter()
+            .map(|message| {
+                let event: serde_json::Value = serde_json::from_slice(&message.body).unwrap();
+                (
+                    message.routing_key.clone(),
+                    event["publisher"].as_str().unwrap().to_owned(),
+                    event["referent"]["id"].as_str().unwrap().to_owned(),
+                    message.properties.user_id().as_ref().map(|u| u.to_string()),
+                )
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    let guest = Some("guest".to_owned());
+    let delivered = |user: &str, referent: &str| {
+        (
+            format!("{user}.delivered"),
+            user.to_owned(),
+            referent.to_owned(),
+            guest.clone(),
+        )
+    };
+    assert_eq!(
+        read(world.broker.take_all(&first_queue).await),
+        [delivered(&first.name, "ccas-paris")]
+    );
+    assert_eq!(
+        read(world.broker.take_all(&second_queue).await),
+        [
+            delivered(&second.name, "ccas-paris-13"),
+            delivered(&second.name, "ccas-paris-13-accueil")
+        ]
+    );
+    for queue in [&first_queue, &second_queue] {
+        world
+            .broker
+            .channel
+            .queue_delete(queue.as_str().into(), Default::default())
+            .await
+            .unwrap();
+    }
+    world.cleanup().await;
+}
