@@ -241,7 +241,11 @@ async fn a_forged_escalation_step_changes_nothing(step: i32) {
     assert_eq!(world.wait_for_depth(&world.queue, 0, WAIT).await, 0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     app.stop().await;
-    assert_eq!(recipients(&world), ["camille@ccas-paris13.test"], "step {step}");
+    assert_eq!(
+        recipients(&world),
+        ["camille@ccas-paris13.test"],
+        "step {step}"
+    );
     assert_eq!(world.smtp.attempts(), 3, "step {step}: 451 twice, then 250");
     assert_eq!(
         statuses(&world, &events).await,
@@ -308,9 +312,7 @@ async fn a_forged_routing_key_does_not_relabel_a_publishers_dead_letter() {
     world
         .smtp
         .fail_next(2, Fault::Reply(451, "4.3.0 try again later"));
-    world
-        .smtp
-        .fail_next(1, Fault::Reply(550, "5.7.1 refused"));
+    world.smtp.fail_next(1, Fault::Reply(550, "5.7.1 refused"));
     let app = world.spawn();
 
     // Act
@@ -351,9 +353,7 @@ async fn an_unknown_relais_header_is_carried_neither_onto_the_retry_nor_onto_the
     world
         .smtp
         .fail_next(2, Fault::Reply(451, "4.3.0 try again later"));
-    world
-        .smtp
-        .fail_next(1, Fault::Reply(550, "5.7.1 refused"));
+    world.smtp.fail_next(1, Fault::Reply(550, "5.7.1 refused"));
     let app = world.spawn();
 
     // Act
@@ -449,9 +449,7 @@ async fn a_publishers_forged_reason_and_routing_key_survive_neither_dead_letters
     world
         .smtp
         .fail_next(2, Fault::Reply(451, "4.3.0 try again later"));
-    world
-        .smtp
-        .fail_next(1, Fault::Reply(550, "5.7.1 refused"));
+    world.smtp.fail_next(1, Fault::Reply(550, "5.7.1 refused"));
     let app = world.spawn();
     let replay = world.cli(&["dead-letters", "replay", "--reason", "delivery_limit"]);
     assert!(replay.status.success(), "{}", text(&replay.stderr));
