@@ -202,8 +202,13 @@ impl Session<'_> {
     }
 }
 
-async fn process(relay: &Relay, settler: &Settler, delivery: Delivery) {
+/// Relays one delivery and settles it. relais's own headers are dropped
+/// from it first unless relais published it: the relay reads, and the
+/// settler copies onto a retry, an escalation timer or a dead letter, only
+/// what relais wrote.
+async fn process(relay: &Relay, settler: &Settler, mut delivery: Delivery) {
     let login = settler.login();
+    delivery.properties = headers::strip_foreign(delivery.properties, login);
     let publisher = headers::publisher(&delivery.properties, login);
     let served = headers::served(&delivery.properties, login);
     let message = Incoming {

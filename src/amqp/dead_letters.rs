@@ -9,6 +9,12 @@
 //! harmless, the store prevents a second email). What is shown of a message
 //! is its checked identity (id, kind, territory) and relais's headers, never
 //! its content.
+//!
+//! A message the broker dead-lettered itself (past `delivery_limit`) still
+//! has its publisher's `user_id` and headers: every message is taken with
+//! [`headers::strip_foreign`], so that neither what operators see and
+//! select (a reason, a kind) nor a replay, published under relais's own
+//! login, takes a publisher's `x-relais-*` header for relais's.
 
 use std::time::Duration;
 
@@ -122,14 +128,12 @@ pub async fn list(
     connection: &Connection,
     topology: &Topology,
     limit: usize,
+    login: Option<&str>,
 ) -> Result<Vec<DeadLetter>, lapin::Error> {
     let channel = connection.create_channel().await?;
     let mut letters = Vec::new();
     while letters.len() < limit {
-        match channel
-            .basic_get(topology.dead.as_str().into(), BasicGetOptions::default())
-            .await?
-        {
+        match take(&channel, topology, login).await? {
             Some(message) => letters.push(DeadLetter::read(&message)),
             None => break,
         }
@@ -148,7 +152,10 @@ pub struct Taken {
 
 /// Publishes the selected dead letters back to the main queue, with their
 /// original routing key and their attempt count reset, each removed from
-/// `.dead` only once the broker confirmed it.
+/// `.dead` only once the broker confirmed it. It is relais's own publish,
+/// under its `login`: it keeps the référents served that relais recorded
+/// (nobody is emailed twice), and nothing of relais's vocabulary that a
+/// publisher wrote.
 ///
 /// # Errors
 /// When the broker fails; what was confirmed is moved, the rest stays.
@@ -160,7 +167,7 @@ pub async fn replay(
     login: Option<&str>,
 ) -> Result<Taken, anyhow::Error> {
     let publisher = Publisher::open(connection, confirm_timeout).await?;
-    walk(connection, topology, selection, |message| {
+    walk(connection, topology, selection, login, |message| {
         let publisher = publisher.clone();
         let queue = topology.queue.clone();
         async move {
@@ -193,8 +200,26 @@ pub async fn purge(
     connection: &Connection,
     topology: &Topology,
     selection: &Selection,
+    login: Option<&str>,
 ) -> Result<Taken, anyhow::Error> {
-    walk(connection, topology, selection, |_| async { Ok(()) }).await
+    walk(connection, topology, selection, login, |_| async { Ok(()) }).await
+}
+
+/// The next message of `.dead`, taken unacknowledged, with relais's headers
+/// only (see [`headers::strip_foreign`]).
+async fn take(
+    channel: &Channel,
+    topology: &Topology,
+    login: Option<&str>,
+) -> Result<Option<BasicGetMessage>, lapin::Error> {
+    let taken = channel
+        .basic_get(topology.dead.as_str().into(), BasicGetOptions::default())
+        .await?;
+    Ok(taken.map(|mut message| {
+        let properties = std::mem::take(&mut message.delivery.properties);
+        message.delivery.properties = headers::strip_foreign(properties, login);
+        message
+    }))
 }
 
 /// Takes every message of `.dead` once; for the selected ones runs `act`
@@ -205,6 +230,7 @@ async fn walk<F, Fut>(
     connection: &Connection,
     topology: &Topology,
     selection: &Selection,
+    login: Option<&str>,
     act: F,
 ) -> Result<Taken, anyhow::Error>
 where
@@ -215,10 +241,7 @@ where
     let present = Topology::depth(&channel, &topology.dead).await?;
     let mut taken = Taken::default();
     for _ in 0..present {
-        let Some(message) = channel
-            .basic_get(topology.dead.as_str().into(), BasicGetOptions::default())
-            .await?
-        else {
+        let Some(message) = take(&channel, topology, login).await? else {
             break;
         };
         let letter = DeadLetter::read(&message);

@@ -5,6 +5,15 @@
 //! Every header relais writes is built here, from the message's own
 //! headers; every header it reads is read here, whatever type the writer
 //! gave it. It never reads the message's body.
+//!
+//! relais's headers are relais's: a message relais did not publish itself
+//! (its `user_id`, which the broker checks, is not relais's login) loses
+//! every `x-relais-*` header as it comes in ([`strip_foreign`], called
+//! where a delivery enters: the consumer and the dead-letter tools), before
+//! anything reads or copies it. So a publisher cannot make an alert skip
+//! its référent or climb its escalation, shorten its retry ladder, relabel
+//! its dead letter, or have relais carry a header of its vocabulary under
+//! relais's own login.
 
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -40,6 +49,10 @@ pub const SERVED: &str = "x-relais-served";
 /// escalation it is the timer of (1, 2 or 3). Trusted only on a message
 /// relais published (see [`escalation`]).
 pub const ESCALATION: &str = "x-relais-escalation";
+
+/// What every header of relais's vocabulary starts with (compared without
+/// regard to case: none of them may come from outside).
+const PREFIX: &str = "x-relais-";
 
 /// The broker's reason for a message it dead-lettered itself.
 const FIRST_DEATH_REASON: &str = "x-first-death-reason";
@@ -87,7 +100,7 @@ pub fn for_replay(original: &FieldTable, routing_key: &str, served: &[String]) -
     let mut headers = FieldTable::default();
     for (key, value) in original.inner() {
         let name = key.as_str();
-        let recorded = name.starts_with("x-relais-")
+        let recorded = is_relais_s(name)
             || name.starts_with("x-death")
             || name.starts_with("x-first-death")
             || name.starts_with("x-last-death")
@@ -107,12 +120,10 @@ pub fn for_replay(original: &FieldTable, routing_key: &str, served: &[String]) -
 /// otherwise keep an alert from its référents. Ids that are not référent
 /// ids are left out.
 pub fn served(properties: &BasicProperties, login: Option<&str>) -> Vec<String> {
-    let from_relais =
-        login.is_some() && properties.user_id().as_ref().map(ShortString::as_str) == login;
     let listed = properties
         .headers()
         .as_ref()
-        .filter(|_| from_relais)
+        .filter(|_| from_relais(properties, login))
         .and_then(|headers| text(headers, SERVED));
     listed
         .iter()
@@ -128,12 +139,58 @@ pub fn served(properties: &BasicProperties, login: Option<&str>) -> Vec<String> 
 /// deputies and fallback référents at once); a value relais could not have
 /// written counts as none.
 pub fn escalation(properties: &BasicProperties, login: Option<&str>) -> Option<u8> {
-    let from_relais =
-        login.is_some() && properties.user_id().as_ref().map(ShortString::as_str) == login;
-    let headers = properties.headers().as_ref().filter(|_| from_relais)?;
+    let headers = properties
+        .headers()
+        .as_ref()
+        .filter(|_| from_relais(properties, login))?;
     number(headers, ESCALATION)
         .and_then(|step| u8::try_from(step).ok())
         .filter(|step| (1..=3).contains(step))
+}
+
+/// `properties` as relais takes the message in: without a single
+/// `x-relais-*` header unless relais may have published it itself, so that
+/// what relais reads and copies of its vocabulary is what it wrote.
+///
+/// relais published a message when its `user_id` is relais's own `login`
+/// (the broker refuses any other `user_id` than the publishing login). When
+/// relais logs in without a user name (`login` is `None`: a client
+/// certificate), it publishes without a `user_id` and cannot tell its own
+/// messages from an anonymous publisher's: only a message that carries a
+/// `user_id` is then known to be foreign. [`served`] and [`escalation`]
+/// trust nothing on such a login, whatever stays.
+#[must_use]
+pub fn strip_foreign(properties: BasicProperties, login: Option<&str>) -> BasicProperties {
+    let foreign = match login {
+        Some(_) => !from_relais(&properties, login),
+        None => properties.user_id().is_some(),
+    };
+    let Some(headers) = properties.headers().as_ref().filter(|_| foreign) else {
+        return properties;
+    };
+    if !headers
+        .inner()
+        .keys()
+        .any(|name| is_relais_s(name.as_str()))
+    {
+        return properties;
+    }
+    let mut kept = headers.inner().clone();
+    kept.retain(|name, _| !is_relais_s(name.as_str()));
+    properties.with_headers(FieldTable::from(kept))
+}
+
+/// Whether the broker vouches that relais published the message: its
+/// `user_id` is relais's own `login` (never, without a login name).
+fn from_relais(properties: &BasicProperties, login: Option<&str>) -> bool {
+    login.is_some() && properties.user_id().as_ref().map(ShortString::as_str) == login
+}
+
+/// Whether `name` is of relais's vocabulary (`x-relais-…`, in any case).
+fn is_relais_s(name: &str) -> bool {
+    name.as_bytes()
+        .get(..PREFIX.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(PREFIX.as_bytes()))
 }
 
 /// The headers of the copy of an alert that waits for step `step` of its
@@ -480,6 +537,138 @@ mod tests {
             let properties = from_relais.clone().with_headers(headers);
             assert_eq!(escalation(&properties, Some("relais")), None, "{value:?}");
         }
+    }
+
+    /// Every header of relais's vocabulary, forged, beside the publisher's
+    /// own and the broker's.
+    fn forged_headers() -> FieldTable {
+        let mut headers = publisher_headers();
+        for name in [
+            ESCALATION,
+            ATTEMPTS,
+            ROUTING_KEY,
+            SERVED,
+            REASON,
+            "x-relais-whatever",
+            "X-Relais-Escalation",
+        ] {
+            headers.insert(name.into(), AMQPValue::LongInt(2));
+        }
+        headers.insert(
+            "x-death".into(),
+            AMQPValue::FieldArray(FieldArray::default()),
+        );
+        headers
+    }
+
+    fn names(properties: &BasicProperties) -> Vec<String> {
+        let headers = properties.headers().clone().unwrap_or_default();
+        let mut names: Vec<String> = headers.inner().keys().map(|k| k.to_string()).collect();
+        names.sort_unstable();
+        names
+    }
+
+    #[test]
+    fn a_message_relais_did_not_publish_loses_every_header_of_relais_s_vocabulary() {
+        let from_publisher = BasicProperties::default()
+            .with_user_id("sos75-dispatch".into())
+            .with_message_id("SOS75-1".into())
+            .with_headers(forged_headers());
+        let taken = strip_foreign(from_publisher, Some("relais"));
+        assert_eq!(names(&taken), ["x-death", "x-dispatch-trace"]);
+        assert_eq!(
+            taken.user_id().as_ref().map(|u| u.as_str()),
+            Some("sos75-dispatch")
+        );
+        assert_eq!(
+            taken.message_id().as_ref().map(|m| m.as_str()),
+            Some("SOS75-1")
+        );
+
+        // Nor does a message without any user_id keep them.
+        let anonymous = BasicProperties::default().with_headers(forged_headers());
+        let taken = strip_foreign(anonymous, Some("relais"));
+        assert_eq!(names(&taken), ["x-death", "x-dispatch-trace"]);
+
+        // A message without headers stays as it is.
+        let bare = BasicProperties::default().with_user_id("sos75-dispatch".into());
+        assert_eq!(strip_foreign(bare, Some("relais")).headers(), &None);
+    }
+
+    #[test]
+    fn a_message_relais_published_keeps_what_relais_wrote() {
+        let from_publisher = BasicProperties::default().with_user_id("sos75-dispatch".into());
+        let served = ["camille".to_owned()];
+        let retry = republish(
+            &from_publisher,
+            for_retry(
+                &publisher_headers(),
+                1,
+                "451",
+                "orientation_sociale",
+                &served,
+            ),
+            Some("relais"),
+        );
+        let taken = strip_foreign(retry.clone(), Some("relais"));
+        assert_eq!(taken.headers(), retry.headers());
+        assert_eq!(super::served(&taken, Some("relais")), served);
+        assert_eq!(
+            publisher(&taken, Some("relais")).as_deref(),
+            Some("sos75-dispatch")
+        );
+    }
+
+    #[test]
+    fn a_publishers_forged_headers_do_not_come_back_trusted_from_a_retry() {
+        // A publisher's alert is taken in, fails, and is retried under
+        // relais's login: what comes back is what relais wrote.
+        let from_publisher = BasicProperties::default()
+            .with_user_id("sos75-dispatch".into())
+            .with_headers(forged_headers());
+        let taken = strip_foreign(from_publisher, Some("relais"));
+        let original = taken.headers().clone().unwrap_or_default();
+        let count = attempts(&original, 2) + 1;
+        let key = routing_key(&original, "orientation_sociale");
+        let retry = republish(
+            &taken,
+            for_retry(&original, count, "451", &key, &[]),
+            Some("relais"),
+        );
+        let back = strip_foreign(retry, Some("relais"));
+        assert_eq!(escalation(&back, Some("relais")), None);
+        assert!(super::served(&back, Some("relais")).is_empty());
+        let headers = back.headers().clone().unwrap_or_default();
+        assert_eq!(attempts(&headers, 2), 1);
+        assert_eq!(routing_key(&headers, "relais.q"), "orientation_sociale");
+        assert_eq!(
+            names(&back),
+            [
+                "x-death",
+                "x-dispatch-trace",
+                ATTEMPTS,
+                ERROR,
+                PUBLISHER,
+                ROUTING_KEY
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_login_name_only_a_message_with_a_user_id_is_known_to_be_foreign() {
+        // relais then publishes without a user_id: such a message may be
+        // its own, and keeps its headers (but none is trusted as relais's).
+        let from_publisher = BasicProperties::default()
+            .with_user_id("sos75-dispatch".into())
+            .with_headers(forged_headers());
+        let taken = strip_foreign(from_publisher, None);
+        assert_eq!(names(&taken), ["x-death", "x-dispatch-trace"]);
+
+        let unknown = BasicProperties::default().with_headers(forged_headers());
+        let taken = strip_foreign(unknown, None);
+        assert_eq!(taken.headers().as_ref(), Some(&forged_headers()));
+        assert_eq!(escalation(&taken, None), None);
+        assert!(super::served(&taken, None).is_empty());
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //! The retry ladder: an alert that failed transiently for the n-th time goes
 //! to the n-th retry queue; after the last one it is dead-lettered as
 //! `exhausted`. The count travels with the message in `x-relais-attempts`.
+//!
+//! The deliveries it is given carry only relais's own `x-relais-*` headers
+//! (the consumer dropped any other, see `headers::strip_foreign`): what it
+//! copies onto a retry, an escalation timer or a dead letter is what relais
+//! wrote, never a publisher's.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};

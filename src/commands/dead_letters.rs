@@ -75,9 +75,11 @@ pub(super) async fn dead_letters(
     let trace = Trace::open(&settings).await?;
     let topology = Topology::new(&settings);
     let connection = super::connect(&settings).await?;
+    let login = settings.amqp.login();
+    let login = login.as_deref();
     let result = match command {
         DeadLettersCommand::List { limit, json } => {
-            let letters = dead_letters::list(&connection, &topology, limit).await?;
+            let letters = dead_letters::list(&connection, &topology, limit, login).await?;
             trace.done("dead-letters list", letters.len()).await?;
             if json {
                 println!("{}", serde_json::to_string(&letters)?);
@@ -98,7 +100,7 @@ pub(super) async fn dead_letters(
                 &topology,
                 &selection,
                 settings.amqp.confirm_timeout,
-                settings.amqp.login().as_deref(),
+                login,
             )
             .await?;
             trace
@@ -132,7 +134,7 @@ pub(super) async fn dead_letters(
                 (None, None) => bail!("give --id ID or --older-than DURATION"),
             };
             if args.yes {
-                let purged = dead_letters::purge(&connection, &topology, &selection).await?;
+                let purged = dead_letters::purge(&connection, &topology, &selection, login).await?;
                 trace
                     .done(
                         &format!("dead-letters purge {option} --yes"),
@@ -143,7 +145,7 @@ pub(super) async fn dead_letters(
                 println!("purged {} dead letter(s) {which}", purged.taken.len());
                 Ok(())
             } else {
-                let letters = dead_letters::list(&connection, &topology, usize::MAX).await?;
+                let letters = dead_letters::list(&connection, &topology, usize::MAX, login).await?;
                 let chosen: Vec<DeadLetter> = letters
                     .into_iter()
                     .filter(|letter| selection.takes(letter))

@@ -31,10 +31,11 @@ pub(super) async fn status(config: Option<&Path>, json: bool) -> ExitCode {
         let topology = Topology::new(&settings);
         let connection = super::connect(&settings).await?;
         let queues = topology.inspect(&connection).await?;
-        let oldest = dead_letters::list(&connection, &topology, 1)
-            .await?
-            .into_iter()
-            .next();
+        let oldest =
+            dead_letters::list(&connection, &topology, 1, settings.amqp.login().as_deref())
+                .await?
+                .into_iter()
+                .next();
         let _ = connection.close(200, "status".into()).await;
         let active = active_instance(&settings).await;
         anyhow::Ok((settings, topology, queues, oldest, active))

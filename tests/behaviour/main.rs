@@ -19,6 +19,7 @@ mod contract;
 mod delivery;
 mod escalation;
 mod events;
+mod forged_headers;
 mod limits;
 mod mail;
 mod mail_tls;

@@ -294,8 +294,11 @@ async fn status_and_the_dead_letter_tools_round_trip_real_dead_letters() {
 
 #[tokio::test]
 async fn dead_letters_older_than_a_duration_are_purged_and_the_others_kept() {
-    // Arrange: two dead letters, one of 40 days ago and one of today.
+    // Arrange: two dead letters, one of 40 days ago and one of today, as
+    // relais writes them: under its login (relais ignores its headers on
+    // any other message).
     let world = World::new(REGISTRY).await;
+    let relais = world.settings().amqp.login().unwrap();
     for (id, days) in [("SOS75-OLD", 40), ("SOS75-NEW", 0)] {
         let at = time::OffsetDateTime::now_utc() - time::Duration::days(days);
         let mut headers = FieldTable::default();
@@ -313,7 +316,9 @@ async fn dead_letters_older_than_a_duration_are_purged_and_the_others_kept() {
                 &world.dead(),
                 "orientation_sociale",
                 &alert(id, "orientation_sociale", "75115"),
-                BasicProperties::default().with_headers(headers),
+                BasicProperties::default()
+                    .with_user_id(relais.as_str().into())
+                    .with_headers(headers),
             )
             .await;
     }
