@@ -135,6 +135,38 @@ mod tests {
     }
 
     #[test]
+    fn a_settings_file_others_can_read_with_the_password_of_store_url_inline_is_a_warning() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let with_url = |url: &str| {
+            let text = MINIMAL.replace("path = \"state/relais.db\"", &format!("url = {url:?}"));
+            let file = write(dir.path(), &text);
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            Settings::load_with_env(Some(&file), env(&[]))
+                .unwrap()
+                .warnings
+        };
+
+        for url in [
+            "postgres://relais:PASSWORD-78@127.0.0.1/relais",
+            "postgres://relais@127.0.0.1/relais?password=PASSWORD-78",
+        ] {
+            let warnings = with_url(url);
+            assert_eq!(warnings.len(), 1, "{url}: {warnings:?}");
+            assert!(
+                warnings[0].contains(
+                    "holds a secret inline (the password of store.url) and can be read by other \
+                     users (mode 0644): `chmod 600` it, or move the secret to store.url_file"
+                ),
+                "{warnings:?}"
+            );
+            assert!(!warnings[0].contains("PASSWORD-78"));
+        }
+        let without = with_url("postgres://relais@127.0.0.1/relais");
+        assert!(without.is_empty(), "{without:?}");
+    }
+
+    #[test]
     fn systemd_credentials_replace_the_secret_files_of_the_settings() {
         let dir = tempfile::tempdir().unwrap();
         let credentials = dir.path().join("credentials");

@@ -140,6 +140,9 @@ impl StoreSettings {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::SecretString;
+
+    use super::StoreSettings;
     use crate::settings::fixtures::{MINIMAL, env, write};
     use crate::settings::{CREDENTIALS_ENV, Settings, SettingsError};
 
@@ -195,6 +198,163 @@ mod tests {
             from_credential.store.describe(),
             "postgres://relais:***@localhost/relais"
         );
+    }
+
+    /// Loads the minimal settings with `store.url` = `url` (and
+    /// `store.ca_file` when `ca_file`): the errors, or none.
+    fn errors_with(url: &str, ca_file: bool) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = format!("url = {url:?}");
+        if ca_file {
+            store.push_str("\nca_file = \"db-ca.pem\"");
+        }
+        let text = MINIMAL.replace("path = \"state/relais.db\"", &store);
+        match Settings::load_with_env(Some(&write(dir.path(), &text)), env(&[])) {
+            Ok(_) => Vec::new(),
+            Err(SettingsError::Invalid(errors)) => errors,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    #[test]
+    fn an_sslmode_other_than_require_or_verify_full_is_refused_and_either_needs_store_ca_file() {
+        let url = |mode: &str| format!("postgres://relais@db.example.org/relais?sslmode={mode}");
+
+        for mode in ["require", "verify-full"] {
+            assert_eq!(
+                errors_with(&url(mode), true),
+                Vec::<String>::new(),
+                "{mode}"
+            );
+        }
+        for mode in ["disable", "allow", "prefer"] {
+            assert_eq!(
+                errors_with(&url(mode), true),
+                [format!(
+                    "store.url has sslmode={mode}: relais decides TLS itself, always TLS with \
+                     store.ca_file (which a database on another machine needs) and in clear only \
+                     to this machine without it; leave sslmode out, or write sslmode=verify-full"
+                )],
+                "{mode}"
+            );
+        }
+        assert_eq!(
+            errors_with(&url("verify-ca"), true),
+            [
+                "store.url has sslmode=verify-ca, which leaves the server's name unchecked: relais \
+                 always checks PostgreSQL's certificate against store.ca_file and the host's \
+                 name; leave sslmode out, or write sslmode=verify-full"
+            ]
+        );
+        assert_eq!(
+            errors_with(&url("sometimes"), true),
+            [
+                "store.url has an sslmode PostgreSQL does not know; leave sslmode out, or write \
+                 sslmode=verify-full"
+            ]
+        );
+        // Asked for on this machine without an authority to check against.
+        assert_eq!(
+            errors_with("postgres://relais@127.0.0.1/relais?sslmode=require", false),
+            [
+                "store.url has sslmode=require without store.ca_file: give store.ca_file, the \
+                 authority relais checks PostgreSQL's certificate against"
+            ]
+        );
+        // Even to this machine, no sslmode may turn TLS off.
+        assert_eq!(
+            errors_with("postgres://relais@127.0.0.1/relais?sslmode=disable", false).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn every_host_and_host_address_of_store_url_must_be_this_machine_without_store_ca_file() {
+        let elsewhere = |place: &str| {
+            vec![format!(
+                "store.url names {place}, which is not this machine: give store.ca_file, the \
+                 authority of its certificate, so that the connection is TLS"
+            )]
+        };
+        for (url, place) in [
+            (
+                "postgres://relais@127.0.0.1/relais?host=db.example.org",
+                "db.example.org",
+            ),
+            (
+                "postgres://relais@localhost/relais?hostaddr=10.1.2.3",
+                "10.1.2.3",
+            ),
+            (
+                "postgres://relais@localhost/relais?host=localhost,db.example.org",
+                "db.example.org",
+            ),
+            (
+                "postgres://relais@localhost/relais?hostaddr=127.0.0.1,10.1.2.3",
+                "10.1.2.3",
+            ),
+            (
+                "postgres://localhost:5432,db.example.org:5433/relais",
+                "db.example.org",
+            ),
+            (
+                "postgres://relais@localhost/relais?host=db%2Eexample%2Eorg",
+                "db.example.org",
+            ),
+            // The client takes everything before the first `@` as the
+            // user: this URL goes to db.example.org.
+            (
+                "postgres://127.0.0.1/relais?application_name=a@db.example.org/relais",
+                "db.example.org",
+            ),
+        ] {
+            assert_eq!(errors_with(url, false), elsewhere(place), "{url}");
+            assert_eq!(errors_with(url, true), Vec::<String>::new(), "{url}");
+        }
+        for here in [
+            "postgres://relais@localhost/relais?host=/run/postgresql",
+            "postgres://relais@localhost/relais?host=%2Frun%2Fpostgresql",
+            "postgres://relais@localhost/relais?hostaddr=127.0.0.1",
+            "postgres://relais@[::1]:5432/relais",
+            "postgres://relais@localhost/relais?host=localhost,127.0.0.1",
+            "postgres://relais@localhost,127.0.0.1:5433/relais",
+        ] {
+            assert_eq!(errors_with(here, false), Vec::<String>::new(), "{here}");
+        }
+    }
+
+    #[test]
+    fn the_password_of_store_url_is_never_shown() {
+        let shown = |url: &str| {
+            StoreSettings {
+                url: Some(SecretString::from(url.to_owned())),
+                ..StoreSettings::default()
+            }
+            .describe()
+        };
+        assert_eq!(
+            shown("postgres://relais@127.0.0.1/relais?password=s3cret&sslmode=require"),
+            "postgres://relais@127.0.0.1/relais?password=***&sslmode=require"
+        );
+        assert_eq!(
+            shown("postgres://relais@127.0.0.1/relais?pass%77ord=s3cret"),
+            "postgres://relais@127.0.0.1/relais?pass%77ord=***"
+        );
+        assert_eq!(
+            shown("postgresql://relais:s3cret@db.example.org:5432,db2.example.org:5433/relais"),
+            "postgresql://relais:***@db.example.org:5432,db2.example.org:5433/relais"
+        );
+        assert_eq!(
+            shown("postgres://relais:s3c?ret@127.0.0.1/relais"),
+            "postgres://relais:***@127.0.0.1/relais"
+        );
+
+        let errors = errors_with(
+            "postgres://relais:s3cret@db.example.org/relais?password=s3cret&sslmode=prefer",
+            false,
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(!errors.concat().contains("s3cret"), "{errors:?}");
     }
 
     #[test]
