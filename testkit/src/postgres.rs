@@ -175,11 +175,20 @@ impl Server {
             .stdin(std::process::Stdio::null())
             .spawn()
             .expect("start a PostgreSQL server");
+        // Until it accepts sessions: it listens before it has finished
+        // starting up ("the database system is starting up").
+        let accepting = || {
+            std::process::Command::new(bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p"])
+                .arg(port.to_string())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !accepting() {
             assert!(
                 std::time::Instant::now() < deadline,
-                "the test's PostgreSQL did not listen: {}",
+                "the test's PostgreSQL did not start: {}",
                 std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
             );
             std::thread::sleep(std::time::Duration::from_millis(100));
