@@ -325,6 +325,17 @@ mod tests {
             errors_with("postgres://relais@127.0.0.1/relais?sslmode=disable", false).len(),
             1
         );
+        // libpq's own TLS files are not read: store.ca_file is.
+        assert_eq!(
+            errors_with(
+                "postgres://relais@127.0.0.1/relais?sslrootcert=ca.pem",
+                false
+            ),
+            [
+                "store.url cannot be read as a PostgreSQL URL (unknown option `sslrootcert`): \
+                 write it postgres://user:password@host:port/database"
+            ]
+        );
     }
 
     #[test]
@@ -405,6 +416,10 @@ mod tests {
         );
         assert_eq!(
             shown("postgres://relais:s3c?ret@127.0.0.1/relais"),
+            "postgres://relais:***@127.0.0.1/relais"
+        );
+        assert_eq!(
+            shown("postgres://relais:s3@cr@et@127.0.0.1/relais"),
             "postgres://relais:***@127.0.0.1/relais"
         );
 

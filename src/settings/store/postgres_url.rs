@@ -109,7 +109,7 @@ impl PostgresUrl {
                     .map_or(String::new(), |why| format!(" ({why})"));
                 format!(
                     "store.url cannot be read as a PostgreSQL URL{why}: write it \
-                 postgres://user:password@host:port/database"
+                     postgres://user:password@host:port/database"
                 )
             })?;
         Ok(Self { config, sslmodes })
@@ -150,17 +150,26 @@ impl PostgresUrl {
 }
 
 /// `url` as it may be shown: its password, in the user info or as
-/// `?password=`, replaced by `***`.
+/// `?password=`, replaced by `***`. A password written with an `@` left
+/// unescaped (`user:p@ss@host`) is hidden whole: the client reads `ss@host`
+/// as the host, and shows nothing of it either.
 pub(super) fn redacted(url: &str) -> String {
     let Some(parts) = Parts::of(url) else {
         return "(an invalid URL)".into();
     };
+    let hosts_end = parts.address.find('/').unwrap_or(parts.address.len());
+    let (spilled, address) = match parts.address[..hosts_end].rfind('@') {
+        Some(at) => (true, &parts.address[at + 1..]),
+        None => (false, parts.address),
+    };
     let user_info = parts.user_info.map(|info| match info.split_once(':') {
         Some((user, _)) => format!("{user}:***"),
+        None if spilled => format!("{info}:***"),
         None => info.to_owned(),
     });
     let shown = Parts {
         user_info: user_info.as_deref(),
+        address,
         ..parts
     };
     shown.rebuilt(|key, pair| {
