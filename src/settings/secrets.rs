@@ -4,11 +4,12 @@
 //!
 //! It warns, at start and in `relais check`, about a secret that users
 //! other than relais's can read: a secret file, or a settings file holding
-//! a password inline. It never reads, shows or logs a secret's value.
+//! a password inline (`amqp.url`'s, `smtp.password`, `store.url`'s). It never reads, shows or logs a secret's value.
 
 use std::path::{Path, PathBuf};
 
 use super::Settings;
+use super::store::holds_password;
 
 /// Where systemd puts the service's credentials (`LoadCredential=`).
 pub const CREDENTIALS_ENV: &str = "CREDENTIALS_DIRECTORY";
@@ -67,8 +68,9 @@ impl Settings {
 }
 
 /// A warning when the settings file `path`, readable by other users than
-/// its owner, holds a secret inline (a password in `amqp.url`, or
-/// `smtp.password`).
+/// its owner, holds a secret inline (a password in `amqp.url` or
+/// `store.url`, or `smtp.password`), naming each and the file setting
+/// that would keep it instead.
 pub(super) fn exposed_inline_secret(path: &Path, text: &str) -> Option<String> {
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
@@ -76,10 +78,13 @@ pub(super) fn exposed_inline_secret(path: &Path, text: &str) -> Option<String> {
         return None;
     }
     let value: toml::Value = toml::from_str(text).ok()?;
-    let url_password = value
-        .get("amqp")
-        .and_then(|amqp| amqp.get("url"))
-        .and_then(toml::Value::as_str)
+    let setting = |section: &str, key: &str| {
+        value
+            .get(section)
+            .and_then(|table| table.get(key))
+            .and_then(toml::Value::as_str)
+    };
+    let amqp_password = setting("amqp", "url")
         .and_then(|url| url::Url::parse(url).ok())
         // RabbitMQ's built-in guest:guest, which it accepts only from the
         // broker's own machine, is no secret.
@@ -91,19 +96,31 @@ pub(super) fn exposed_inline_secret(path: &Path, text: &str) -> Option<String> {
         .get("smtp")
         .and_then(|smtp| smtp.get("password"))
         .is_some();
-    (url_password || smtp_password).then(|| {
-        format!(
-            "{} holds a secret inline ({}) and can be read by other users (mode {mode:04o}): \
-             `chmod 600` it, or move the secret to amqp.url_file / smtp.password_file (or a \
-             systemd credential)",
-            path.display(),
-            if url_password {
-                "the password of amqp.url"
-            } else {
-                "smtp.password"
-            }
-        )
-    })
+    let store_password = setting("store", "url").is_some_and(holds_password);
+    let exposed: Vec<(&str, &str)> = [
+        (amqp_password, "the password of amqp.url", "amqp.url_file"),
+        (smtp_password, "smtp.password", "smtp.password_file"),
+        (
+            store_password,
+            "the password of store.url",
+            "store.url_file",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(found, secret, file)| found.then_some((secret, file)))
+    .collect();
+    if exposed.is_empty() {
+        return None;
+    }
+    let secrets: Vec<&str> = exposed.iter().map(|(secret, _)| *secret).collect();
+    let files: Vec<&str> = exposed.iter().map(|(_, file)| *file).collect();
+    Some(format!(
+        "{} holds a secret inline ({}) and can be read by other users (mode {mode:04o}): \
+         `chmod 600` it, or move the secret to {} (or a systemd credential)",
+        path.display(),
+        secrets.join(", "),
+        files.join(" / ")
+    ))
 }
 
 #[cfg(test)]
@@ -134,6 +151,38 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let private = Settings::load_with_env(Some(&file), env(&[])).unwrap();
         assert!(private.warnings.is_empty(), "{:?}", private.warnings);
+    }
+
+    #[test]
+    fn a_settings_file_others_can_read_with_the_password_of_store_url_inline_is_a_warning() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let with_url = |url: &str| {
+            let text = MINIMAL.replace("path = \"state/relais.db\"", &format!("url = {url:?}"));
+            let file = write(dir.path(), &text);
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            Settings::load_with_env(Some(&file), env(&[]))
+                .unwrap()
+                .warnings
+        };
+
+        for url in [
+            "postgres://relais:PASSWORD-78@127.0.0.1/relais",
+            "postgres://relais@127.0.0.1/relais?password=PASSWORD-78",
+        ] {
+            let warnings = with_url(url);
+            assert_eq!(warnings.len(), 1, "{url}: {warnings:?}");
+            assert!(
+                warnings[0].contains(
+                    "holds a secret inline (the password of store.url) and can be read by other \
+                     users (mode 0644): `chmod 600` it, or move the secret to store.url_file"
+                ),
+                "{warnings:?}"
+            );
+            assert!(!warnings[0].contains("PASSWORD-78"));
+        }
+        let without = with_url("postgres://relais@127.0.0.1/relais");
+        assert!(without.is_empty(), "{without:?}");
     }
 
     #[test]

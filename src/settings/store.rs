@@ -3,19 +3,28 @@
 //! for how long.
 //!
 //! It refuses a retention shorter than the retry ladder and a day (a
-//! retried alert would email again whoever was already emailed), a
-//! PostgreSQL database on another machine without TLS, and a file and a
-//! database at once. The database's URL holds a password: it is only shown
-//! through [`StoreSettings::describe`], without it.
+//! retried alert would email again whoever was already emailed), a file
+//! and a database at once, and any way for the database's connection to go
+//! in clear off this machine: a host or host address in the URL that is
+//! not this machine without `store.ca_file`, and an `sslmode` that would
+//! let TLS be stripped. It decides TLS for the store (`postgres_url.rs`
+//! reads the URL as the client does). The database's URL holds a
+//! password: it is only shown through [`StoreSettings::describe`], without
+//! it.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use tokio_postgres::config::SslMode;
 
-use super::{SettingsError, is_loopback};
+use self::postgres_url::PostgresUrl;
+pub(super) use self::postgres_url::holds_password;
+use super::SettingsError;
 use crate::secret::read_secret;
+
+mod postgres_url;
 
 /// The dedup record and audit trail.
 #[derive(Debug, Clone, Deserialize)]
@@ -26,12 +35,17 @@ pub struct StoreSettings {
     pub path: PathBuf,
     /// `postgres://user:password@host:port/database`: a PostgreSQL store
     /// that several relais can share, instead of `path` (both is an
-    /// error). It holds a secret, like the broker's URL.
+    /// error). It holds a secret, like the broker's URL. Its `sslmode`, if
+    /// any, may only be `require` or `verify-full`: relais decides TLS
+    /// from `ca_file`.
     pub url: Option<SecretString>,
     /// A file holding `url` (systemd credential `store-url`).
     pub url_file: Option<PathBuf>,
     /// PEM file of the authorities to trust for PostgreSQL's certificate:
-    /// the connection is then TLS (required towards another machine).
+    /// the connection is then TLS, always (a server that does not offer it
+    /// is refused), the certificate checked against these authorities and
+    /// the host's name. Required when any host of `url` is not this
+    /// machine.
     pub ca_file: Option<PathBuf>,
     /// How long deliveries are remembered (dedup and audit).
     #[serde(with = "humantime_serde")]
@@ -94,45 +108,90 @@ impl StoreSettings {
                     .into(),
             );
         }
-        let parsed = match url::Url::parse(url.expose_secret()) {
-            Ok(parsed) if matches!(parsed.scheme(), "postgres" | "postgresql") => parsed,
-            _ => {
-                errors.push("store.url must be postgres://user:password@host:port/database".into());
+        let parsed = match PostgresUrl::parse(url.expose_secret()) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                errors.push(error);
                 return;
             }
         };
-        let host = parsed.host_str().unwrap_or_default();
-        if host.is_empty() {
+        let elsewhere = parsed.elsewhere();
+        if parsed.has_no_host() {
             errors.push(
                 "store.url has no host: write it postgres://user:password@host:port/database"
                     .into(),
             );
-        } else if !is_loopback(host) && self.ca_file.is_none() {
-            errors.push(format!(
-                "store.url names {host}, which is not this machine: give store.ca_file, the \
-                 authority of its certificate, so that the connection is TLS"
-            ));
+        } else if self.ca_file.is_none() {
+            errors.extend(elsewhere.iter().map(|place| {
+                format!(
+                    "store.url names {place}, which is not this machine: give store.ca_file, \
+                     the authority of its certificate, so that the connection is TLS"
+                )
+            }));
         }
-        if parsed.path().trim_start_matches('/').is_empty() {
+        for mode in &parsed.sslmodes {
+            let error = match mode.as_str() {
+                // relais's TLS is verify-full whatever the URL says.
+                "require" | "verify-full" if self.ca_file.is_some() => continue,
+                // Said already: the host needs store.ca_file.
+                "require" | "verify-full" if !elsewhere.is_empty() => continue,
+                "require" | "verify-full" => format!(
+                    "store.url has sslmode={mode} without store.ca_file: give store.ca_file, \
+                     the authority relais checks PostgreSQL's certificate against"
+                ),
+                "disable" | "allow" | "prefer" => format!(
+                    "store.url has sslmode={mode}: relais decides TLS itself, always TLS with \
+                     store.ca_file (which a database on another machine needs) and in clear \
+                     only to this machine without it; leave sslmode out, or write \
+                     sslmode=verify-full"
+                ),
+                "verify-ca" => "store.url has sslmode=verify-ca, which leaves the server's name \
+                                unchecked: relais always checks PostgreSQL's certificate against \
+                                store.ca_file and the host's name; leave sslmode out, or write \
+                                sslmode=verify-full"
+                    .into(),
+                _ => "store.url has an sslmode PostgreSQL does not know; leave sslmode out, or \
+                      write sslmode=verify-full"
+                    .into(),
+            };
+            if !errors.contains(&error) {
+                errors.push(error);
+            }
+        }
+        if parsed.config.get_dbname().is_none() {
             errors.push(
                 "store.url names no database: postgres://user:password@host:port/database".into(),
             );
         }
     }
 
+    /// `url` as the PostgreSQL client connects with it, TLS decided by
+    /// relais whatever the URL's `sslmode` says: required (a server that
+    /// does not offer it is refused, never talked to in clear) with
+    /// `ca_file` or towards any host that is not this machine; off
+    /// otherwise (this machine, no authority to check against).
+    ///
+    /// # Errors
+    /// A message when there is no `url` or the client cannot read it.
+    pub fn postgres_config(&self) -> Result<tokio_postgres::Config, String> {
+        let url = self.url.as_ref().ok_or("no store.url")?;
+        let parsed = PostgresUrl::parse(url.expose_secret())?;
+        let tls = self.ca_file.is_some() || !parsed.elsewhere().is_empty();
+        let mut config = parsed.config;
+        config.ssl_mode(if tls {
+            SslMode::Require
+        } else {
+            SslMode::Disable
+        });
+        Ok(config)
+    }
+
     /// Where the store is, for logs and CLI output: the SQLite file, or
-    /// the PostgreSQL URL without its password.
+    /// the PostgreSQL URL without its password (user info and
+    /// `?password=`).
     pub fn describe(&self) -> String {
         match &self.url {
-            Some(url) => {
-                let Ok(mut parsed) = url::Url::parse(url.expose_secret()) else {
-                    return "(an invalid URL)".into();
-                };
-                if parsed.password().is_some() {
-                    let _ = parsed.set_password(Some("***"));
-                }
-                parsed.to_string()
-            }
+            Some(url) => postgres_url::redacted(url.expose_secret()),
             None => self.path.display().to_string(),
         }
     }
@@ -140,6 +199,9 @@ impl StoreSettings {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::SecretString;
+
+    use super::StoreSettings;
     use crate::settings::fixtures::{MINIMAL, env, write};
     use crate::settings::{CREDENTIALS_ENV, Settings, SettingsError};
 
@@ -194,6 +256,217 @@ mod tests {
         assert_eq!(
             from_credential.store.describe(),
             "postgres://relais:***@localhost/relais"
+        );
+    }
+
+    /// Loads the minimal settings with `store.url` = `url` (and
+    /// `store.ca_file` when `ca_file`): the errors, or none.
+    fn errors_with(url: &str, ca_file: bool) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = format!("url = {url:?}");
+        if ca_file {
+            store.push_str("\nca_file = \"db-ca.pem\"");
+        }
+        let text = MINIMAL.replace("path = \"state/relais.db\"", &store);
+        match Settings::load_with_env(Some(&write(dir.path(), &text)), env(&[])) {
+            Ok(_) => Vec::new(),
+            Err(SettingsError::Invalid(errors)) => errors,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    #[test]
+    fn an_sslmode_other_than_require_or_verify_full_is_refused_and_either_needs_store_ca_file() {
+        let url = |mode: &str| format!("postgres://relais@db.example.org/relais?sslmode={mode}");
+
+        for mode in ["require", "verify-full"] {
+            assert_eq!(
+                errors_with(&url(mode), true),
+                Vec::<String>::new(),
+                "{mode}"
+            );
+        }
+        for mode in ["disable", "allow", "prefer"] {
+            assert_eq!(
+                errors_with(&url(mode), true),
+                [format!(
+                    "store.url has sslmode={mode}: relais decides TLS itself, always TLS with \
+                     store.ca_file (which a database on another machine needs) and in clear only \
+                     to this machine without it; leave sslmode out, or write sslmode=verify-full"
+                )],
+                "{mode}"
+            );
+        }
+        assert_eq!(
+            errors_with(&url("verify-ca"), true),
+            [
+                "store.url has sslmode=verify-ca, which leaves the server's name unchecked: relais \
+                 always checks PostgreSQL's certificate against store.ca_file and the host's \
+                 name; leave sslmode out, or write sslmode=verify-full"
+            ]
+        );
+        assert_eq!(
+            errors_with(&url("sometimes"), true),
+            [
+                "store.url has an sslmode PostgreSQL does not know; leave sslmode out, or write \
+                 sslmode=verify-full"
+            ]
+        );
+        // Asked for on this machine without an authority to check against.
+        assert_eq!(
+            errors_with("postgres://relais@127.0.0.1/relais?sslmode=require", false),
+            [
+                "store.url has sslmode=require without store.ca_file: give store.ca_file, the \
+                 authority relais checks PostgreSQL's certificate against"
+            ]
+        );
+        // Even to this machine, no sslmode may turn TLS off.
+        assert_eq!(
+            errors_with("postgres://relais@127.0.0.1/relais?sslmode=disable", false).len(),
+            1
+        );
+        // libpq's own TLS files are not read: store.ca_file is.
+        assert_eq!(
+            errors_with(
+                "postgres://relais@127.0.0.1/relais?sslrootcert=ca.pem",
+                false
+            ),
+            [
+                "store.url cannot be read as a PostgreSQL URL (unknown option `sslrootcert`): \
+                 write it postgres://user:password@host:port/database"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_host_and_host_address_of_store_url_must_be_this_machine_without_store_ca_file() {
+        let elsewhere = |place: &str| {
+            vec![format!(
+                "store.url names {place}, which is not this machine: give store.ca_file, the \
+                 authority of its certificate, so that the connection is TLS"
+            )]
+        };
+        for (url, place) in [
+            (
+                "postgres://relais@127.0.0.1/relais?host=db.example.org",
+                "db.example.org",
+            ),
+            (
+                "postgres://relais@localhost/relais?hostaddr=10.1.2.3",
+                "10.1.2.3",
+            ),
+            (
+                "postgres://relais@localhost/relais?host=localhost,db.example.org",
+                "db.example.org",
+            ),
+            (
+                "postgres://relais@localhost/relais?hostaddr=127.0.0.1,10.1.2.3",
+                "10.1.2.3",
+            ),
+            (
+                "postgres://localhost:5432,db.example.org:5433/relais",
+                "db.example.org",
+            ),
+            (
+                "postgres://relais@localhost/relais?host=db%2Eexample%2Eorg",
+                "db.example.org",
+            ),
+            // The client takes everything before the first `@` as the
+            // user: this URL goes to db.example.org.
+            (
+                "postgres://127.0.0.1/relais?application_name=a@db.example.org/relais",
+                "db.example.org",
+            ),
+        ] {
+            assert_eq!(errors_with(url, false), elsewhere(place), "{url}");
+            assert_eq!(errors_with(url, true), Vec::<String>::new(), "{url}");
+        }
+        for here in [
+            "postgres://relais@localhost/relais?host=/run/postgresql",
+            "postgres://relais@localhost/relais?host=%2Frun%2Fpostgresql",
+            "postgres://relais@localhost/relais?hostaddr=127.0.0.1",
+            "postgres://relais@[::1]:5432/relais",
+            "postgres://relais@localhost/relais?host=localhost,127.0.0.1",
+            "postgres://relais@localhost,127.0.0.1:5433/relais",
+        ] {
+            assert_eq!(errors_with(here, false), Vec::<String>::new(), "{here}");
+        }
+    }
+
+    #[test]
+    fn the_password_of_store_url_is_never_shown() {
+        let shown = |url: &str| {
+            StoreSettings {
+                url: Some(SecretString::from(url.to_owned())),
+                ..StoreSettings::default()
+            }
+            .describe()
+        };
+        assert_eq!(
+            shown("postgres://relais@127.0.0.1/relais?password=s3cret&sslmode=require"),
+            "postgres://relais@127.0.0.1/relais?password=***&sslmode=require"
+        );
+        assert_eq!(
+            shown("postgres://relais@127.0.0.1/relais?pass%77ord=s3cret"),
+            "postgres://relais@127.0.0.1/relais?pass%77ord=***"
+        );
+        assert_eq!(
+            shown("postgresql://relais:s3cret@db.example.org:5432,db2.example.org:5433/relais"),
+            "postgresql://relais:***@db.example.org:5432,db2.example.org:5433/relais"
+        );
+        assert_eq!(
+            shown("postgres://relais:s3c?ret@127.0.0.1/relais"),
+            "postgres://relais:***@127.0.0.1/relais"
+        );
+        assert_eq!(
+            shown("postgres://relais:s3@cr@et@127.0.0.1/relais"),
+            "postgres://relais:***@127.0.0.1/relais"
+        );
+
+        let errors = errors_with(
+            "postgres://relais:s3cret@db.example.org/relais?password=s3cret&sslmode=prefer",
+            false,
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(!errors.concat().contains("s3cret"), "{errors:?}");
+    }
+
+    #[test]
+    fn relais_requires_tls_with_store_ca_file_or_towards_another_machine_whatever_sslmode_says() {
+        use tokio_postgres::config::SslMode;
+        let mode = |url: &str, ca_file: bool| {
+            StoreSettings {
+                url: Some(SecretString::from(url.to_owned())),
+                ca_file: ca_file.then(|| "db-ca.pem".into()),
+                ..StoreSettings::default()
+            }
+            .postgres_config()
+            .unwrap()
+            .get_ssl_mode()
+        };
+        assert_eq!(
+            mode("postgres://relais@127.0.0.1/relais?sslmode=disable", true),
+            SslMode::Require
+        );
+        assert_eq!(
+            mode(
+                "postgres://relais@db.example.org/relais?sslmode=verify-full",
+                true
+            ),
+            SslMode::Require
+        );
+        // Settings not checked (built in code): never in clear off this
+        // machine, even without an authority (the connection then fails).
+        assert_eq!(
+            mode(
+                "postgres://relais@localhost/relais?hostaddr=10.1.2.3&sslmode=prefer",
+                false
+            ),
+            SslMode::Require
+        );
+        assert_eq!(
+            mode("postgres://relais@localhost/relais", false),
+            SslMode::Disable
         );
     }
 

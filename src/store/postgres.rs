@@ -18,7 +18,6 @@ use std::time::Duration;
 use bytes::BytesMut;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::future::try_join_all;
-use secrecy::ExposeSecret;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -49,22 +48,20 @@ pub struct Engine {
     health: Option<Arc<Health>>,
 }
 
-/// How to reach the database `settings` name: the parsed URL (sessions
-/// named `relais on <host>`, for `relais status`), and TLS when
-/// `store.ca_file` is given.
+/// How to reach the database `settings` name: the URL as the settings
+/// read it, with the TLS they decide (required with `store.ca_file` or
+/// towards another machine: a server that answers "no TLS", or a machine
+/// in the middle answering for it, is refused, never talked to in clear),
+/// sessions named `relais on <host>` (for `relais status`), and the
+/// connector that checks the server's certificate against `store.ca_file`
+/// and the host's name. Without `store.ca_file` there is no connector: a
+/// connection that requires TLS then fails rather than going on in clear.
 fn reach(
     settings: &StoreSettings,
 ) -> Result<(tokio_postgres::Config, Option<MakeRustlsConnect>), StoreError> {
     let failed =
         |message: String| postgres_error(&settings.describe(), PostgresCause::Settings(message));
-    let secret = settings
-        .url
-        .as_ref()
-        .ok_or_else(|| failed("no store.url".into()))?;
-    let mut config: tokio_postgres::Config = secret
-        .expose_secret()
-        .parse()
-        .map_err(|_| failed("is not a PostgreSQL URL relais can use".into()))?;
+    let mut config = settings.postgres_config().map_err(failed)?;
     config.connect_timeout(CONNECT_TIMEOUT);
     config.application_name(format!("relais on {}", host_name()));
     let tls = match &settings.ca_file {

@@ -2,7 +2,8 @@
 //! machine's server (`RELAIS_TEST_POSTGRES`, by default
 //! `postgres://postgres@127.0.0.1:5432`), created empty, so that relais
 //! creates its schema as at a first deployment, and dropped by
-//! `World::cleanup`.
+//! `World::cleanup`; and servers of a test's own, one that speaks TLS only
+//! and one that never does, for the store's TLS.
 
 use tokio_postgres::NoTls;
 
@@ -76,21 +77,33 @@ pub fn restart() {
     assert!(status.success(), "pg_ctlcluster {version} {name} restart");
 }
 
-/// A PostgreSQL server of a test's own, on a loopback port, that speaks TLS
-/// with a certificate of a [`crate::TestCa`]: made with `initdb` in a
-/// temporary folder (as the `postgres` user: PostgreSQL refuses to run as
-/// root), stopped and removed by a shell beside it when the test process
-/// ends. The machine's server is untouched.
-pub struct TlsServer {
+/// A PostgreSQL server of a test's own, on a loopback port: made with
+/// `initdb` in a temporary folder (as the `postgres` user: PostgreSQL
+/// refuses to run as root), stopped and removed by a shell beside it when
+/// the test process ends. It speaks TLS only ([`Server::with_tls`]), or
+/// never ([`Server::in_clear`]: what a machine in the middle answers to
+/// strip TLS). The machine's server is untouched.
+pub struct Server {
     /// The shell that stops the server when this process ends.
     _keeper: std::process::Child,
     pub port: u16,
 }
 
-impl TlsServer {
-    /// Starts it with the certificate `cert_pem` and key `key_pem`, trust
-    /// authentication for `postgres` from 127.0.0.1 over TLS only.
-    pub fn start(cert_pem: &str, key_pem: &str) -> Self {
+impl Server {
+    /// Starts it with the certificate `cert_pem` (of a [`crate::TestCa`])
+    /// and key `key_pem`, trust authentication for `postgres` from
+    /// 127.0.0.1 over TLS only.
+    pub fn with_tls(cert_pem: &str, key_pem: &str) -> Self {
+        Self::start(Some((cert_pem, key_pem)))
+    }
+
+    /// Starts it without TLS (it answers "no" to a client asking for it),
+    /// trust authentication for `postgres` from 127.0.0.1.
+    pub fn in_clear() -> Self {
+        Self::start(None)
+    }
+
+    fn start(tls: Option<(&str, &str)>) -> Self {
         use std::os::unix::fs::PermissionsExt as _;
         use std::os::unix::process::CommandExt as _;
         let bin = std::fs::read_dir("/usr/lib/postgresql")
@@ -104,13 +117,15 @@ impl TlsServer {
             .tempdir()
             .unwrap()
             .keep();
-        std::fs::write(dir.join("server.crt"), cert_pem).unwrap();
-        std::fs::write(dir.join("server.key"), key_pem).unwrap();
-        std::fs::set_permissions(
-            dir.join("server.key"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .unwrap();
+        if let Some((cert_pem, key_pem)) = tls {
+            std::fs::write(dir.join("server.crt"), cert_pem).unwrap();
+            std::fs::write(dir.join("server.key"), key_pem).unwrap();
+            std::fs::set_permissions(
+                dir.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+        }
         let owned = std::process::Command::new("chown")
             .args(["-R", "postgres:postgres"])
             .arg(&dir)
@@ -133,23 +148,26 @@ impl TlsServer {
             "initdb: {}",
             String::from_utf8_lossy(&init.stderr)
         );
-        // TLS only, from 127.0.0.1.
-        std::fs::write(
-            data.join("pg_hba.conf"),
-            "hostssl all postgres 127.0.0.1/32 trust\n",
-        )
-        .unwrap();
+        // From 127.0.0.1 only: over TLS only, or in clear only.
+        let (hba, ssl) = match tls {
+            Some(_) => (
+                "hostssl all postgres 127.0.0.1/32 trust\n",
+                r#"-c ssl=on -c ssl_cert_file="$1/server.crt" -c ssl_key_file="$1/server.key""#,
+            ),
+            None => ("hostnossl all postgres 127.0.0.1/32 trust\n", "-c ssl=off"),
+        };
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
         let port = crate::rabbitmq::free_port();
-        let script = r#"
+        let script = format!(
+            r#"
             runuser -u postgres -- "$0" -D "$1/data" -p "$2" -k "$1" \
-              -c listen_addresses=127.0.0.1 -c ssl=on \
-              -c ssl_cert_file="$1/server.crt" -c ssl_key_file="$1/server.key" \
-              >"$1/server.log" 2>&1 &
+              -c listen_addresses=127.0.0.1 {ssl} >"$1/server.log" 2>&1 &
             trap '' TERM
             while kill -0 "$PPID" 2>/dev/null; do sleep 1; done
-            kill -TERM $!; wait; rm -rf "$1""#;
+            kill -TERM $!; wait; rm -rf "$1""#
+        );
         let keeper = std::process::Command::new("sh")
-            .args(["-c", script])
+            .args(["-c", &script])
             .arg(bin.join("postgres"))
             .arg(&dir)
             .arg(port.to_string())
@@ -157,11 +175,20 @@ impl TlsServer {
             .stdin(std::process::Stdio::null())
             .spawn()
             .expect("start a PostgreSQL server");
+        // Until it accepts sessions: it listens before it has finished
+        // starting up ("the database system is starting up").
+        let accepting = || {
+            std::process::Command::new(bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p"])
+                .arg(port.to_string())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !accepting() {
             assert!(
                 std::time::Instant::now() < deadline,
-                "the test's PostgreSQL did not listen: {}",
+                "the test's PostgreSQL did not start: {}",
                 std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
             );
             std::thread::sleep(std::time::Duration::from_millis(100));

@@ -6,6 +6,9 @@
 //! certificate of an authority made at test time: relais connects, creates
 //! its schema and records a delivery, over TLS (PostgreSQL's `pg_stat_ssl`
 //! says so); with another authority, it refuses the server's certificate.
+//! Against a server that offers no TLS (what a machine in the middle would
+//! answer), relais with `store.ca_file` never goes on in clear: the store
+//! does not open, and the daemon stays unready, writing nothing there.
 
 use relais_testkit as support;
 
@@ -15,8 +18,9 @@ use relais::alert::AlertId;
 use relais::settings::StoreSettings;
 use relais::store::{SentEmail, Store};
 use secrecy::SecretString;
-use support::postgres::TlsServer;
-use support::{REGISTRY, TestCa, World, alert, text};
+use support::postgres::Server;
+use support::smtp::SmtpServer;
+use support::{Logs, REGISTRY, TestCa, World, alert, http_get, text};
 
 #[tokio::test]
 async fn audit_lists_who_was_emailed_about_an_alert_and_the_days_deliveries() {
@@ -95,7 +99,7 @@ async fn audit_lists_who_was_emailed_about_an_alert_and_the_days_deliveries() {
 fn settings(port: u16, ca_file: &std::path::Path) -> StoreSettings {
     StoreSettings {
         url: Some(SecretString::from(format!(
-            "postgres://postgres@localhost:{port}/postgres?sslmode=require"
+            "postgres://postgres@localhost:{port}/postgres"
         ))),
         ca_file: Some(ca_file.to_owned()),
         ..StoreSettings::default()
@@ -108,7 +112,7 @@ async fn the_postgresql_store_speaks_tls_with_the_authority_of_store_ca_file_and
     // another authority.
     let ca = TestCa::new(&["localhost"]);
     let (cert, key) = ca.issue(&["localhost"], "localhost");
-    let server = tokio::task::spawn_blocking(move || TlsServer::start(&cert, &key))
+    let server = tokio::task::spawn_blocking(move || Server::with_tls(&cert, &key))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -169,4 +173,86 @@ async fn the_postgresql_store_speaks_tls_with_the_authority_of_store_ca_file_and
             .contains("the PostgreSQL store postgres://postgres@localhost"),
         "{error}"
     );
+}
+
+/// Whether relais created its schema on the server on `port` (read in
+/// clear, by the test).
+async fn schema_created(port: u16) -> bool {
+    let (client, connection) = tokio_postgres::connect(
+        &format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    client
+        .query_one("SELECT to_regclass('relais_schema') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn with_store_ca_file_the_postgresql_store_refuses_a_server_that_offers_no_tls() {
+    // Arrange: a server that answers "no TLS", and an authority relais
+    // would check its certificate against.
+    let server = tokio::task::spawn_blocking(Server::in_clear).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, TestCa::new(&["localhost"]).ca_pem).unwrap();
+
+    // Act
+    let opened = Store::open(&settings(server.port, &ca_file)).await;
+    let session = relais::store::postgres::connect(&settings(server.port, &ca_file)).await;
+
+    // Assert
+    let Err(error) = opened else {
+        panic!("the store opened in clear");
+    };
+    assert!(error.to_string().contains("TLS"), "{error}");
+    let Err(error) = session else {
+        panic!("a session was opened in clear");
+    };
+    assert!(error.to_string().contains("TLS"), "{error}");
+    assert!(!schema_created(server.port).await, "relais wrote in clear");
+}
+
+#[tokio::test]
+async fn the_daemon_with_store_ca_file_stays_unready_against_a_postgresql_that_offers_no_tls() {
+    // Arrange: the world's store replaced by the server without TLS.
+    let server = tokio::task::spawn_blocking(Server::in_clear).await.unwrap();
+    let port = SmtpServer::free_port().await;
+    let listen = format!("127.0.0.1:{port}");
+    let world = World::with_env(REGISTRY, &[("RELAIS__HTTP__LISTEN", listen.as_str())]).await;
+    let ca_file = world.dir.path().join("db-ca.pem");
+    std::fs::write(&ca_file, TestCa::new(&["localhost"]).ca_pem).unwrap();
+    let text = std::fs::read_to_string(&world.config).unwrap();
+    let (head, tail) = text.split_once("[store]\n").unwrap();
+    let (_, rest) = tail.split_once('\n').unwrap();
+    std::fs::write(
+        &world.config,
+        format!(
+            "{head}[store]\nurl = \"postgres://postgres@localhost:{}/postgres\"\nca_file = {:?}\n{rest}",
+            server.port,
+            ca_file.display().to_string()
+        ),
+    )
+    .unwrap();
+
+    // Act
+    let mut relais = world.spawn_binary();
+    let logs = Logs::collect(&mut relais);
+    let refused = logs
+        .wait_for("cannot open the store", 2, Duration::from_secs(20))
+        .await;
+    let (ready, _) = http_get(port, "/readyz").await;
+    let _ = relais.kill();
+    let _ = relais.wait();
+
+    // Assert
+    assert!(refused, "{}", logs.all());
+    assert!(logs.all().contains("TLS handshake"), "{}", logs.all());
+    assert_ne!(ready, 200, "ready against a store in clear");
+    assert!(!schema_created(server.port).await, "relais wrote in clear");
+    world.cleanup().await;
 }
