@@ -65,8 +65,8 @@ impl Settings {
 }
 
 /// A warning when the settings file `path`, readable by other users than
-/// its owner, holds a secret inline (a password in `amqp.url`, or
-/// `smtp.password`).
+/// its owner, holds a secret inline (a password in `amqp.url` or one of
+/// `amqp.urls`, or `smtp.password`).
 pub(super) fn exposed_inline_secret(path: &Path, text: &str) -> Option<String> {
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
@@ -74,22 +74,27 @@ pub(super) fn exposed_inline_secret(path: &Path, text: &str) -> Option<String> {
         return None;
     }
     let value: toml::Value = toml::from_str(text).ok()?;
-    let url_password = value
-        .get("amqp")
-        .and_then(|amqp| amqp.get("url"))
-        .and_then(toml::Value::as_str)
-        .and_then(|url| url::Url::parse(url).ok())
-        // RabbitMQ's built-in guest:guest, which it accepts only from the
-        // broker's own machine, is no secret.
-        .is_some_and(|url| {
-            url.password()
-                .is_some_and(|p| !(url.username() == "guest" && p == "guest"))
-        });
+    // RabbitMQ's built-in guest:guest, which it accepts only from the
+    // broker's own machine, is no secret.
+    let secret = |url: &toml::Value| {
+        url.as_str()
+            .and_then(|url| url::Url::parse(url).ok())
+            .is_some_and(|url| {
+                url.password()
+                    .is_some_and(|p| !(url.username() == "guest" && p == "guest"))
+            })
+    };
+    let amqp = value.get("amqp");
+    let url_password = amqp.and_then(|amqp| amqp.get("url")).is_some_and(secret);
+    let urls_password = amqp
+        .and_then(|amqp| amqp.get("urls"))
+        .and_then(toml::Value::as_array)
+        .is_some_and(|urls| urls.iter().any(secret));
     let smtp_password = value
         .get("smtp")
         .and_then(|smtp| smtp.get("password"))
         .is_some();
-    (url_password || smtp_password).then(|| {
+    (url_password || urls_password || smtp_password).then(|| {
         format!(
             "{} holds a secret inline ({}) and can be read by other users (mode {mode:04o}): \
              `chmod 600` it, or move the secret to amqp.url_file / smtp.password_file (or a \
@@ -97,6 +102,8 @@ pub(super) fn exposed_inline_secret(path: &Path, text: &str) -> Option<String> {
             path.display(),
             if url_password {
                 "the password of amqp.url"
+            } else if urls_password {
+                "the password of amqp.urls"
             } else {
                 "smtp.password"
             }
