@@ -3,8 +3,8 @@
 //! declared publisher, escalations that cannot happen or outlive their
 //! links), and refusing a registry that the daemon would refuse with
 //! these settings (a publisher logged in as relais, escalation chains
-//! longer than the store remembers). It reads files only: never the broker, the store or a mail
-//! server.
+//! longer than the store remembers). It reads files only: never the
+//! broker, the store or a mail server.
 
 use std::fmt::Write as _;
 use std::path::Path;
