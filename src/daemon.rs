@@ -23,7 +23,6 @@ use crate::flood::FloodGuard;
 use crate::geography::Geography;
 use crate::health::Health;
 use crate::mail::{Mailer, Renderer};
-use crate::registry::Registry;
 use crate::relay::{Relay, RelayParts};
 use crate::settings::{Settings, SettingsError};
 use crate::store::Store;
@@ -72,7 +71,8 @@ pub async fn run(
         "official geography loaded"
     );
     let registry_path = settings.registry.path.clone();
-    let registry = Registry::load(&registry_path, &geography)?;
+    let fences = live_registry::Fences::from(&settings);
+    let registry = live_registry::load(&registry_path, &geography, &fences)?;
     events.registry_loaded(&registry, &registry_path, false);
     memory::return_freed();
     health.registry_loaded();
@@ -181,7 +181,7 @@ pub async fn run(
             }
             Some(()) = reloads.recv() => {
                 systemd::notify(&[NotifyState::Reloading]);
-                live_registry::reload(relay.registry(), &registry_path, &events);
+                live_registry::reload(relay.registry(), &registry_path, &fences, &events);
                 systemd::notify(&[NotifyState::Ready]);
             }
             _ = beat.tick() => {

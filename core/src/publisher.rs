@@ -185,6 +185,11 @@ impl Publishers {
         self.by_user.is_empty()
     }
 
+    /// Whether broker user `user` has a `[[publisher]]` entry.
+    pub fn declares(&self, user: &str) -> bool {
+        self.by_user.contains_key(user)
+    }
+
     /// Whether the broker user `user` (the message's `user_id`, as the
     /// broker vouches for it) may publish `alert`, which lies at `location`
     /// (an arrondissement is within its commune).

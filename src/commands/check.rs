@@ -1,8 +1,10 @@
 //! `relais check`: the settings and the registry validated and summarised
 //! on one screen, with a warning for each choice that weakens relais (no
 //! declared publisher, escalations that cannot happen or outlive their
-//! links). It reads files only: never the broker, the store or a mail
-//! server.
+//! links), and refusing a registry that the daemon would refuse with
+//! these settings (a publisher logged in as relais, escalation chains
+//! longer than the store remembers). It reads files only: never the
+//! broker, the store or a mail server.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -12,10 +14,9 @@ use crate::mail::outbound::Outbound;
 use crate::registry::Registry;
 use crate::settings::{AckSettings, Settings};
 
-/// What `relais check` says of a registry without `[[publisher]]`.
-pub const NO_PUBLISHER: &str = "the registry declares no [[publisher]]: any broker user may \
-     publish alerts for any territory, as any association; declare each dispatch software's \
-     RabbitMQ user (docs/operations.md, \"Publishers\")";
+/// What `relais check` says of a registry without `[[publisher]]`, as the
+/// daemon does at each load.
+pub use crate::telemetry::events::NO_PUBLISHER;
 
 /// `relais check`: validates settings and registry, prints a summary.
 pub(super) fn check(config: Option<&Path>) -> anyhow::Result<()> {
@@ -23,6 +24,7 @@ pub(super) fn check(config: Option<&Path>) -> anyhow::Result<()> {
     let geography = super::load_geography(&settings)?;
     let registry_path = &settings.registry.path;
     let registry = Registry::load(registry_path, &geography)?;
+    crate::live_registry::admit(&registry, &(&settings).into())?;
     print!("{}", check_report(&settings, registry_path, &registry));
     println!(
         "territories: {} ({})",

@@ -1,7 +1,9 @@
 //! `relais publish`: an alert published the way the dispatch software
 //! does (for smoke tests): checked first, then mandatory and persistent,
 //! with the login as `user_id`, reported as published only once the broker
-//! confirmed it. An invalid alert is never published.
+//! confirmed it. An invalid alert is never published, nor one that relais
+//! would refuse as `forbidden` because its login is not a declared
+//! publisher (relais's own login never is one).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,8 @@ use lapin::types::ShortString;
 use crate::alert::Alert;
 use crate::amqp::topology::soft_error;
 use crate::amqp::{PublishError, Publisher};
+use crate::publisher::Publishers;
+use crate::registry::Registry;
 use crate::settings::Settings;
 
 /// Where `relais publish` reads the alert.
@@ -46,6 +50,10 @@ pub(super) async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow
         .context("not published: the alert is invalid")?;
 
     let amqp = &settings.amqp;
+    let registry = Registry::load(&settings.registry.path, &geography)?;
+    if let Err(refusal) = as_publisher(registry.publishers(), amqp.login().as_deref()) {
+        bail!("not published: {refusal}");
+    }
     let connection = crate::amqp::connect(amqp, "relais publish").await?;
     let publisher = Publisher::open(&connection, amqp.confirm_timeout).await?;
     let mut properties = BasicProperties::default()
@@ -94,5 +102,88 @@ pub(super) async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow
              resources; publish it again later"
         ),
         Err(error) => Err(error).context("not published"),
+    }
+}
+
+/// Whether an alert published as broker user `login` can pass the
+/// registry's publishers: any user when none is declared; otherwise only
+/// a declared one. relais's own login is never one (`relais check`
+/// refuses it), so `relais publish` with relais's settings is refused
+/// here, before the broker, instead of dead-lettered as `forbidden`.
+///
+/// # Errors
+/// What to do instead, in words.
+fn as_publisher(publishers: &Publishers, login: Option<&str>) -> Result<(), String> {
+    if !publishers.declared() {
+        return Ok(());
+    }
+    match login {
+        Some(user) if publishers.declares(user) => Ok(()),
+        Some(user) => Err(format!(
+            "the registry declares its publishers, and broker user `{user}` is not one of them: \
+             relais would dead-letter the alert as `forbidden`; publish with a declared \
+             publisher's broker URL (RELAIS__AMQP__URL, or amqp.url_file)"
+        )),
+        None => Err(
+            "the registry declares its publishers, and this login by certificate puts no user in \
+             `user_id`: relais would dead-letter the alert as `forbidden`; publish with a \
+             declared publisher's broker URL (RELAIS__AMQP__URL, or amqp.url_file)"
+                .to_owned(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    fn publishers(extra: &str) -> Registry {
+        Registry::from_toml(
+            &format!(
+                r#"
+                [[route]]
+                kind = "orientation_sociale"
+                networks = ["ccas"]
+
+                [[referent]]
+                id = "ccas-paris"
+                network = "ccas"
+                email = "social@paris.test"
+                departements = ["75"]
+                {extra}
+                "#
+            ),
+            crate::testing::france(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn with_publishers_declared_only_a_declared_login_may_publish() {
+        let open = publishers("");
+        let declared = publishers(
+            r#"
+            [[publisher]]
+            user = "sos75-dispatch"
+            association = "SOS Médecins Paris"
+            departements = ["75"]
+            "#,
+        );
+
+        assert_eq!(as_publisher(open.publishers(), Some("relais")), Ok(()));
+        assert_eq!(as_publisher(open.publishers(), None), Ok(()));
+        assert_eq!(
+            as_publisher(declared.publishers(), Some("sos75-dispatch")),
+            Ok(())
+        );
+        let refused = as_publisher(declared.publishers(), Some("relais")).unwrap_err();
+        assert!(
+            refused.starts_with(
+                "the registry declares its publishers, and broker user `relais` is not one of them"
+            ),
+            "{refused}"
+        );
+        assert!(as_publisher(declared.publishers(), None).is_err());
     }
 }

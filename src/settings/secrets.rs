@@ -68,9 +68,9 @@ impl Settings {
 }
 
 /// A warning when the settings file `path`, readable by other users than
-/// its owner, holds a secret inline (a password in `amqp.url` or
-/// `store.url`, or `smtp.password`), naming each and the file setting
-/// that would keep it instead.
+/// its owner, holds a secret inline (a password in `amqp.url`, one of
+/// `amqp.urls` or `store.url`, or `smtp.password`), naming each and the
+/// file setting that would keep it instead.
 pub(super) fn exposed_inline_secret(path: &Path, text: &str) -> Option<String> {
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
@@ -84,14 +84,20 @@ pub(super) fn exposed_inline_secret(path: &Path, text: &str) -> Option<String> {
             .and_then(|table| table.get(key))
             .and_then(toml::Value::as_str)
     };
-    let amqp_password = setting("amqp", "url")
-        .and_then(|url| url::Url::parse(url).ok())
-        // RabbitMQ's built-in guest:guest, which it accepts only from the
-        // broker's own machine, is no secret.
-        .is_some_and(|url| {
+    // RabbitMQ's built-in guest:guest, which it accepts only from the
+    // broker's own machine, is no secret.
+    let amqp_secret = |url: &str| {
+        url::Url::parse(url).ok().is_some_and(|url| {
             url.password()
                 .is_some_and(|p| !(url.username() == "guest" && p == "guest"))
-        });
+        })
+    };
+    let amqp_password = setting("amqp", "url").is_some_and(amqp_secret);
+    let urls_password = value
+        .get("amqp")
+        .and_then(|amqp| amqp.get("urls"))
+        .and_then(toml::Value::as_array)
+        .is_some_and(|urls| urls.iter().filter_map(toml::Value::as_str).any(amqp_secret));
     let smtp_password = value
         .get("smtp")
         .and_then(|smtp| smtp.get("password"))
@@ -99,6 +105,7 @@ pub(super) fn exposed_inline_secret(path: &Path, text: &str) -> Option<String> {
     let store_password = setting("store", "url").is_some_and(holds_password);
     let exposed: Vec<(&str, &str)> = [
         (amqp_password, "the password of amqp.url", "amqp.url_file"),
+        (urls_password, "the password of amqp.urls", "amqp.url_file"),
         (smtp_password, "smtp.password", "smtp.password_file"),
         (
             store_password,
@@ -113,7 +120,8 @@ pub(super) fn exposed_inline_secret(path: &Path, text: &str) -> Option<String> {
         return None;
     }
     let secrets: Vec<&str> = exposed.iter().map(|(secret, _)| *secret).collect();
-    let files: Vec<&str> = exposed.iter().map(|(_, file)| *file).collect();
+    let mut files: Vec<&str> = exposed.iter().map(|(_, file)| *file).collect();
+    files.dedup();
     Some(format!(
         "{} holds a secret inline ({}) and can be read by other users (mode {mode:04o}): \
          `chmod 600` it, or move the secret to {} (or a systemd credential)",

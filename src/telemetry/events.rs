@@ -20,6 +20,12 @@ use crate::telemetry::metrics::{
 };
 use crate::telemetry::status::{ReferentRef, Status, StatusEvent, StatusSink};
 
+/// What relais says of a registry without `[[publisher]]`, at each load
+/// and in `relais check`.
+pub const NO_PUBLISHER: &str = "the registry declares no [[publisher]]: any broker user may \
+     publish alerts for any territory, as any association; declare each dispatch software's \
+     RabbitMQ user (docs/operations.md, \"Publishers\")";
+
 /// Logs and counts, and tells the dispatch software what became of each
 /// alert; cheap to clone, every clone shares the metrics.
 #[derive(Clone)]
@@ -69,6 +75,7 @@ impl Events {
     /// A registry was loaded, at start-up or on reload.
     pub fn registry_loaded(&self, registry: &Registry, path: &std::path::Path, reload: bool) {
         let referents = registry.referents().len();
+        let publishers = registry.publishers().len();
         self.metrics
             .registry_referents
             .set(i64::try_from(referents).unwrap_or(i64::MAX));
@@ -80,6 +87,19 @@ impl Events {
             info!(%registry, referents, "registry reloaded");
         } else {
             info!(%registry, referents, "registry loaded");
+        }
+        self.publishers_declared(publishers);
+    }
+
+    /// How many publishers the registry in force declares; with none, a
+    /// warning at each load, since any broker user may then alert any
+    /// office as any association.
+    fn publishers_declared(&self, publishers: usize) {
+        self.metrics
+            .publishers_declared
+            .set(i64::try_from(publishers).unwrap_or(i64::MAX));
+        if publishers == 0 {
+            warn!("{NO_PUBLISHER}");
         }
     }
 

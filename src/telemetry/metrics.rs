@@ -100,6 +100,9 @@ pub struct Metrics {
     /// Alerts to a référent past the hourly limit, per network.
     pub referent_floods: Family<NetworkLabel, Counter>,
     pub registry_referents: Gauge,
+    /// `[[publisher]]` entries in the registry in force; 0: any broker
+    /// user may alert any office.
+    pub publishers_declared: Gauge,
     pub registry_reload_success: TimestampGauge,
     pub registry_reload_failure: TimestampGauge,
     pub registry_reload_failures: Counter,
@@ -141,6 +144,7 @@ impl Metrics {
             events_dropped: Counter::default(),
             referent_floods: Family::default(),
             registry_referents: Gauge::default(),
+            publishers_declared: Gauge::default(),
             registry_reload_success: TimestampGauge::default(),
             registry_reload_failure: TimestampGauge::default(),
             registry_reload_failures: Counter::default(),
@@ -276,6 +280,11 @@ impl Metrics {
             "Référents in the registry in force",
             metrics.registry_referents.clone(),
         );
+        r.register(
+            "publishers_declared",
+            "[[publisher]] entries in the registry in force; 0: any broker user may alert any office",
+            metrics.publishers_declared.clone(),
+        );
         r.register_with_unit(
             "registry_last_reload_success_timestamp",
             "When the registry was last loaded successfully (Unix time)",
@@ -290,7 +299,7 @@ impl Metrics {
         );
         r.register(
             "registry_reload_failures",
-            "Registry reloads refused because the file was invalid",
+            "Registry reloads refused because the file was invalid or unfit for the settings",
             metrics.registry_reload_failures.clone(),
         );
         r.register(

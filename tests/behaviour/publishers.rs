@@ -24,12 +24,12 @@ use support::smtp::Fault;
 use support::{Broker, REGISTRY, WAIT, World, alert, rabbitmqctl, text, unique};
 
 /// A RabbitMQ user of this test, deleted when dropped.
-struct DispatchUser {
-    name: String,
+pub(crate) struct DispatchUser {
+    pub(crate) name: String,
 }
 
 impl DispatchUser {
-    fn create(test: &str) -> Self {
+    pub(crate) fn create(test: &str) -> Self {
         let name = format!("relais-test-{test}-{}", std::process::id());
         rabbitmqctl(&["add_user", &name, "dispatch-secret"]);
         rabbitmqctl(&["set_permissions", "-p", "/", &name, ".*", ".*", ".*"]);
