@@ -80,7 +80,7 @@ pub struct EscalationQueue {
 
 /// What operators see of one copy: the alert's id, its step, its queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Copy {
+struct WaitingCopy {
     queue: String,
     alert_id: String,
     step: u8,
@@ -242,7 +242,7 @@ async fn waited(
 struct Swept {
     /// The copies of acknowledged alerts: removed, or (without `--yes`)
     /// to be.
-    acknowledged: Vec<Copy>,
+    acknowledged: Vec<WaitingCopy>,
     /// The copies put back.
     kept: usize,
 }
@@ -286,7 +286,7 @@ async fn walk(
         let properties = &message.delivery.properties;
         let copy = alert_id(&message.delivery.data)
             .zip(headers::escalation(properties, login))
-            .map(|(id, step)| Copy {
+            .map(|(id, step)| WaitingCopy {
                 queue: queue.to_owned(),
                 alert_id: id.to_string(),
                 step,
@@ -362,7 +362,7 @@ fn print_queues(queues: &[EscalationQueue]) {
     }
 }
 
-fn print_copies(copies: &[Copy]) {
+fn print_copies(copies: &[WaitingCopy]) {
     for copy in copies {
         println!(
             "{}	{}	{}",

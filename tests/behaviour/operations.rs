@@ -574,3 +574,44 @@ async fn the_escalation_copy_of_an_acknowledged_alert_is_purged_and_the_others_k
         .await;
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_copy_the_purge_keeps_falls_due_when_it_was_due_not_a_wait_later() {
+    // Arrange: an alert nobody acknowledges, its copy due 3 s after the
+    // email; most of the wait goes by.
+    let registry = ESCALATING.replace("urgent = \"1h\"", "urgent = \"3s\"");
+    let (world, _port) = World::with_ack(&registry, ACK_SECRET, &[]).await;
+    let escalation = format!("{}.escalation.3s", world.queue);
+    let app = world.spawn();
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-KEPT", "orientation_sociale", "75113"),
+        )
+        .await;
+    let first = world.smtp.wait_for(1, WAIT).await;
+    assert_eq!(world.wait_for_depth(&escalation, 1, WAIT).await, 1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // Act: the purge takes the copy and gives it back.
+    let purged = world.cli(&["escalations", "purge", "--acknowledged", "--yes"]);
+    assert!(purged.status.success(), "{}", text(&purged.stderr));
+    assert!(
+        text(&purged.stdout)
+            .contains("purged 0 escalation cop(ies) of acknowledged alerts; 1 kept")
+    );
+
+    // Assert: the deputy is emailed when the step was due, not a whole
+    // wait after the purge (as a republished copy would be).
+    let both = world.smtp.wait_for(2, WAIT).await;
+    app.stop().await;
+    assert_eq!(both[1].to, ["dominique@ccas-paris13.test"]);
+    let waited = both[1].at.duration_since(first[0].at);
+    assert!(waited < Duration::from_millis(5000), "{waited:?}");
+    let _ = world
+        .broker
+        .channel
+        .queue_delete(escalation.as_str().into(), Default::default())
+        .await;
+    world.cleanup().await;
+}
