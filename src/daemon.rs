@@ -151,7 +151,12 @@ pub async fn run(
             stop.clone(),
         ));
     }
-    tokio::spawn(prune(store, settings.store.retention, stop.clone()));
+    tokio::spawn(prune(
+        store,
+        settings.store.retention,
+        settings.store.operations_retention,
+        stop.clone(),
+    ));
     tokio::spawn(expire_idle_connections(relay.clone(), stop.clone()));
     let active = crate::standby::start(&settings.store, &settings.amqp.queue, stop.clone());
     let consumer = amqp::consumer::consume(
@@ -290,15 +295,26 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     }
 }
 
-/// Forgets deliveries older than `retention`, now and then.
-async fn prune(store: Store, retention: Duration, stop: CancellationToken) {
+/// Forgets deliveries older than `retention`, and operators' commands
+/// older than `operations_retention` (the operator trace), now and then.
+async fn prune(
+    store: Store,
+    retention: Duration,
+    operations_retention: Duration,
+    stop: CancellationToken,
+) {
     let every = PRUNE_EVERY.min(retention / 10).max(Duration::from_secs(1));
     loop {
-        let before = OffsetDateTime::now_utc() - retention;
-        match store.prune(before).await {
+        let now = OffsetDateTime::now_utc();
+        match store.prune(now - retention).await {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "store pruned"),
             Err(error) => tracing::warn!(%error, "cannot prune the store"),
+        }
+        match store.prune_operations(now - operations_retention).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "operator trace pruned"),
+            Err(error) => tracing::warn!(%error, "cannot prune the operator trace"),
         }
         tokio::select! {
             () = stop.cancelled() => return,

@@ -1,5 +1,6 @@
 //! The operators' tools on `<queue>.dead`: look, replay, purge, without
-//! touching RabbitMQ by hand.
+//! touching RabbitMQ by hand; and the one [`Pass`] over a queue that
+//! nothing consumes, which the tools on the escalation queues share.
 //!
 //! Looking never consumes: messages are taken unacknowledged and given back
 //! when the channel closes. Replaying publishes each chosen message to the
@@ -133,7 +134,7 @@ pub async fn list(
     let channel = connection.create_channel().await?;
     let mut letters = Vec::new();
     while letters.len() < limit {
-        match take(&channel, topology, login).await? {
+        match take(&channel, &topology.dead, login).await? {
             Some(message) => letters.push(DeadLetter::read(&message)),
             None => break,
         }
@@ -205,15 +206,15 @@ pub async fn purge(
     walk(connection, topology, selection, login, |_| async { Ok(()) }).await
 }
 
-/// The next message of `.dead`, taken unacknowledged, with relais's headers
-/// only (see [`headers::strip_foreign`]).
+/// The next message of `queue`, taken unacknowledged, with relais's
+/// headers only (see [`headers::strip_foreign`]).
 async fn take(
     channel: &Channel,
-    topology: &Topology,
+    queue: &str,
     login: Option<&str>,
 ) -> Result<Option<BasicGetMessage>, lapin::Error> {
     let taken = channel
-        .basic_get(topology.dead.as_str().into(), BasicGetOptions::default())
+        .basic_get(queue.into(), BasicGetOptions::default())
         .await?;
     Ok(taken.map(|mut message| {
         let properties = std::mem::take(&mut message.delivery.properties);
@@ -222,10 +223,73 @@ async fn take(
     }))
 }
 
+/// One pass over a queue that nothing consumes (`.dead`, an escalation
+/// queue): each message it held when the pass began, taken once,
+/// unacknowledged, with relais's headers only. The caller removes a
+/// message by acking it; every other goes back when the pass closes, as
+/// it was: a message given back keeps its place and, in a queue with a
+/// TTL, the time it entered (republishing it would restart its wait).
+/// It takes no more than the queue held at the start: a message that
+/// comes back meanwhile (a replayed alert that fails again) is not taken
+/// twice.
+pub struct Pass {
+    channel: Channel,
+    queue: String,
+    login: Option<String>,
+    /// Messages still to take of those the queue held at the start.
+    remaining: u32,
+}
+
+impl Pass {
+    /// Starts a pass over `queue`, under relais's `login` (to tell its own
+    /// messages' headers from a publisher's).
+    ///
+    /// # Errors
+    /// When the queue does not exist or the broker fails.
+    pub async fn open(
+        connection: &Connection,
+        queue: &str,
+        login: Option<&str>,
+    ) -> Result<Self, lapin::Error> {
+        let channel = connection.create_channel().await?;
+        let remaining = Topology::depth(&channel, queue).await?;
+        Ok(Self {
+            channel,
+            queue: queue.to_owned(),
+            login: login.map(str::to_owned),
+            remaining,
+        })
+    }
+
+    /// How many messages the pass has still to take.
+    pub fn remaining(&self) -> u32 {
+        self.remaining
+    }
+
+    /// The next message, or `None` once the pass took every message the
+    /// queue held at its start (or the queue is empty).
+    ///
+    /// # Errors
+    /// When the broker fails.
+    pub async fn next(&mut self) -> Result<Option<BasicGetMessage>, lapin::Error> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        take(&self.channel, &self.queue, self.login.as_deref()).await
+    }
+
+    /// Ends the pass: every message taken and not acked goes back.
+    ///
+    /// # Errors
+    /// When the broker fails (the messages go back all the same).
+    pub async fn close(self) -> Result<(), lapin::Error> {
+        self.channel.close(200, "done".into()).await
+    }
+}
+
 /// Takes every message of `.dead` once; for the selected ones runs `act`
-/// then acks (removes) them; the others go back when the channel closes.
-/// It takes no more than the queue held when it started: a replayed alert
-/// that fails again comes back to `.dead`, and must not be replayed twice.
+/// then acks (removes) them; the others go back when the pass closes.
 async fn walk<F, Fut>(
     connection: &Connection,
     topology: &Topology,
@@ -237,13 +301,9 @@ where
     F: Fn(BasicGetMessage) -> Fut,
     Fut: Future<Output = Result<(), anyhow::Error>>,
 {
-    let channel: Channel = connection.create_channel().await?;
-    let present = Topology::depth(&channel, &topology.dead).await?;
+    let mut pass = Pass::open(connection, &topology.dead, login).await?;
     let mut taken = Taken::default();
-    for _ in 0..present {
-        let Some(message) = take(&channel, topology, login).await? else {
-            break;
-        };
+    while let Some(message) = pass.next().await? {
         let letter = DeadLetter::read(&message);
         if !selection.takes(&letter) {
             taken.left += 1;
@@ -254,7 +314,7 @@ where
         acker.ack(BasicAckOptions::default()).await?;
         taken.taken.push(letter);
     }
-    channel.close(200, "done".into()).await?;
+    pass.close().await?;
     Ok(taken)
 }
 

@@ -30,8 +30,8 @@ pub struct AuditArgs {
     /// this last span of time, e.g. 24h or 7d.
     #[arg(long, group = "which", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub since: Option<std::time::Duration>,
-    /// The operators' commands on the dead letters and the audit trail:
-    /// when, which Unix user, what, how many.
+    /// The operators' commands on the dead letters, the escalation copies
+    /// and the audit trail: when, which Unix user, what, how many.
     #[arg(long, group = "which")]
     pub operations: bool,
 }

@@ -9,7 +9,8 @@
 //! - [`publish`]: an alert published as the dispatch software does;
 //! - [`audit`], [`pending`]: the store's trail, and the alerts awaiting
 //!   acknowledgement;
-//! - [`status`], [`dead_letters`]: the queues, and the dead letters;
+//! - [`status`], [`dead_letters`], [`escalations`]: the queues, the dead
+//!   letters, and the copies waiting for a step of escalation;
 //! - `trace`: the record of each operator command in the store's
 //!   operations log; `output`: what the commands print, escaped.
 //!
@@ -20,6 +21,7 @@ pub mod audit;
 pub mod check;
 pub mod coverage;
 pub mod dead_letters;
+pub mod escalations;
 mod output;
 pub mod pending;
 pub mod publish;
@@ -43,6 +45,7 @@ pub use check::NO_PUBLISHER;
 use audit::AuditArgs;
 use coverage::CoverageArgs;
 use dead_letters::DeadLettersCommand;
+use escalations::EscalationsCommand;
 use pending::PendingArgs;
 use publish::PublishArgs;
 use resolve::ResolveArgs;
@@ -72,6 +75,9 @@ pub enum Command {
     /// Look at, replay or purge the dead letters.
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
+    /// Look at, or purge of acknowledged alerts, the escalation queues.
+    #[command(subcommand)]
+    Escalations(EscalationsCommand),
 }
 
 /// Runs the subcommand with the settings file `config`; errors are
@@ -87,6 +93,7 @@ pub async fn dispatch(config: Option<&Path>, command: Command) -> ExitCode {
         Command::Pending(args) => pending::pending(config, &args).await,
         Command::Status(args) => return status::status(config, args.json).await,
         Command::DeadLetters(command) => dead_letters::dead_letters(config, command).await,
+        Command::Escalations(command) => escalations::escalations(config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,8 @@
-//! The record of each operator command on the dead letters and the audit
-//! trail, in the store's operations log: when, which Unix user (with the
-//! one who ran `sudo`), what, how many. A command that cannot be recorded
-//! is not done; this module never records a message's content.
+//! The record of each operator command on the dead letters, the escalation
+//! copies and the audit trail, in the store's operations log: when, which
+//! Unix user (with the one who ran `sudo`), what, how many. A command that
+//! cannot be recorded is not done; this module never records a message's
+//! content.
 
 use anyhow::Context;
 use time::OffsetDateTime;
@@ -19,9 +20,9 @@ pub(super) struct Trace {
 impl Trace {
     pub(super) async fn open(settings: &Settings) -> anyhow::Result<Self> {
         let log = OperationLog::open(&settings.store).await.with_context(|| {
-            "operator commands on the dead letters and the audit trail are recorded in the \
-             store, and it cannot be written: run this command as root or as the user relais \
-             runs as"
+            "operator commands on the dead letters, the escalation copies and the audit trail \
+             are recorded in the store, and it cannot be written: run this command as root or \
+             as the user relais runs as"
         })?;
         Ok(Self { log })
     }

@@ -50,6 +50,13 @@ pub struct StoreSettings {
     /// How long deliveries are remembered (dedup and audit).
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
+    /// How long the operator trace is kept: who listed, replayed or purged
+    /// dead letters and escalation copies, and who read the audit trail,
+    /// when. Default: a year, the record of who reached patient data's
+    /// traces being kept as long as audit rules ask; never shorter than
+    /// `retention` (the trace of a read must outlive what was read).
+    #[serde(with = "humantime_serde")]
+    pub operations_retention: Duration,
 }
 
 impl Default for StoreSettings {
@@ -60,13 +67,15 @@ impl Default for StoreSettings {
             url_file: None,
             ca_file: None,
             retention: Duration::from_secs(30 * 24 * 3600),
+            operations_retention: Duration::from_secs(365 * 24 * 3600),
         }
     }
 }
 
 impl StoreSettings {
     /// The retention against the retry ladder (`ladder`, the sum of
-    /// `retry.delays`), then where the store is.
+    /// `retry.delays`), the operator trace's against the retention, then
+    /// where the store is.
     pub(super) fn check(&self, ladder: Duration, errors: &mut Vec<String>) {
         let needed = ladder + Duration::from_secs(86_400);
         if self.retention < needed {
@@ -76,6 +85,14 @@ impl StoreSettings {
                  alert would email them again",
                 humantime::format_duration(self.retention),
                 humantime::format_duration(ladder)
+            ));
+        }
+        if self.operations_retention < self.retention {
+            errors.push(format!(
+                "store.operations_retention ({}) must be at least store.retention ({}): the \
+                 trace of who read or purged the deliveries must outlive them",
+                humantime::format_duration(self.operations_retention),
+                humantime::format_duration(self.retention)
             ));
         }
         if let Some(url) = &self.url {
@@ -487,6 +504,44 @@ mod tests {
         assert!(
             Settings::load_with_env(Some(&file), env(&[("RELAIS__STORE__RETENTION", "2days")]))
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_operator_trace_is_kept_a_year_and_never_less_than_the_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), MINIMAL);
+        let settings = Settings::load_with_env(Some(&file), env(&[])).unwrap();
+        assert_eq!(
+            settings.store.operations_retention,
+            std::time::Duration::from_secs(365 * 86_400)
+        );
+
+        let Err(SettingsError::Invalid(errors)) = Settings::load_with_env(
+            Some(&file),
+            env(&[
+                ("RELAIS__STORE__RETENTION", "2days"),
+                ("RELAIS__STORE__OPERATIONS_RETENTION", "1day"),
+            ]),
+        ) else {
+            panic!("accepted");
+        };
+        assert_eq!(
+            errors,
+            [
+                "store.operations_retention (1day) must be at least store.retention (2days): \
+                 the trace of who read or purged the deliveries must outlive them"
+            ]
+        );
+        assert!(
+            Settings::load_with_env(
+                Some(&file),
+                env(&[
+                    ("RELAIS__STORE__RETENTION", "2days"),
+                    ("RELAIS__STORE__OPERATIONS_RETENTION", "2days"),
+                ]),
+            )
+            .is_ok()
         );
     }
 }

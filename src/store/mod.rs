@@ -468,6 +468,25 @@ impl Store {
             .map_or(0, |n| usize::try_from(*n).unwrap_or(usize::MAX)))
     }
 
+    /// Forgets the operators' commands recorded before `before` (the
+    /// operator trace has a retention of its own, `store.operations_retention`);
+    /// returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the delete failed.
+    pub async fn prune_operations(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        let deleted = self
+            .engine
+            .write(vec![(
+                "DELETE FROM operations WHERE recorded_at < $1",
+                vec![before.into()],
+            )])
+            .await?;
+        Ok(deleted
+            .first()
+            .map_or(0, |n| usize::try_from(*n).unwrap_or(usize::MAX)))
+    }
+
     /// Who was emailed about `alert`, oldest first.
     ///
     /// # Errors

@@ -182,6 +182,7 @@ conformance!(
     an_acknowledgement_counts_for_its_network_and_the_chain_state_is_kept,
     pending_alerts_are_grouped_by_network_oldest_first,
     operations_are_recorded_and_read_back,
+    the_operator_trace_forgets_only_what_is_older_than_its_retention,
     a_store_of_every_earlier_version_is_migrated_and_keeps_its_records,
     a_store_of_a_newer_relais_is_refused_with_what_to_do,
     a_reader_cannot_write,
@@ -511,6 +512,46 @@ async fn operations_are_recorded_and_read_back(place: &Place) {
         [first, second.clone()]
     );
     assert_eq!(audit.operations(Some(now)).await.unwrap(), [second]);
+}
+
+async fn the_operator_trace_forgets_only_what_is_older_than_its_retention(place: &Place) {
+    let now = now();
+    let operation = |days: i64, command: &str| Operation {
+        recorded_at: now - time::Duration::days(days),
+        unix_user: "root (sudo: alice)".into(),
+        command: command.into(),
+        count: 1,
+    };
+    let (old, new) = (
+        operation(366, "dead-letters list"),
+        operation(364, "audit --id SOS75-1"),
+    );
+    for recorded in [&old, &new] {
+        OperationLog::open(&place.settings)
+            .await
+            .unwrap()
+            .record(recorded)
+            .await
+            .unwrap();
+    }
+    let store = place.open().await;
+    store
+        .record(delivery("KEPT", "r", old.recorded_at), DIGEST)
+        .await
+        .unwrap();
+
+    let pruned = store
+        .prune_operations(now - time::Duration::days(365))
+        .await
+        .unwrap();
+
+    assert_eq!(pruned, 1);
+    assert_eq!(store.operations(None).await.unwrap(), [new]);
+    assert_eq!(
+        store.served(key("KEPT")).await.unwrap().len(),
+        1,
+        "the deliveries have their own retention"
+    );
 }
 
 async fn a_store_of_every_earlier_version_is_migrated_and_keeps_its_records(place: &Place) {

@@ -1,6 +1,8 @@
-//! What operators see: `/metrics`, `/readyz`, `/healthz`, `relais status`
-//! and the dead-letter tools, after known scenarios on the real broker.
-//! A replay by a reason relais does not know is refused with the list.
+//! What operators see: `/metrics`, `/readyz`, `/healthz`, `relais status`,
+//! the dead-letter tools and the escalation queues' tools, after known
+//! scenarios on the real broker. A replay by a reason relais does not know
+//! is refused with the list; an escalation copy is purged only once its
+//! alert is acknowledged, and the purge emails nobody.
 
 use relais_testkit as support;
 
@@ -9,7 +11,7 @@ use std::time::Duration;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
 use support::smtp::SmtpServer;
-use support::{REGISTRY, WAIT, World, alert, http_get, sample, text};
+use support::{ACK_SECRET, REGISTRY, WAIT, World, alert, http_get, http_request, sample, text};
 use time::format_description::well_known::Rfc3339;
 
 async fn world_with_http() -> (World, u16) {
@@ -440,5 +442,176 @@ async fn a_replay_by_a_reason_relais_does_not_know_is_refused_with_the_list_of_r
         ),
         "{stderr}"
     );
+    world.cleanup().await;
+}
+
+/// A route whose alerts wait an hour for an acknowledgement: their copies
+/// stay in `<queue>.escalation.1h` for the whole test.
+const ESCALATING: &str = r#"
+[[route]]
+kind = "orientation_sociale"
+networks = ["ccas"]
+label = "Orientation sociale"
+escalate_after = { urgent = "1h" }
+
+[[referent]]
+id = "camille"
+network = "ccas"
+name = "Camille Martin"
+email = "camille@ccas-paris13.test"
+communes = ["75113"]
+deputies = ["dominique"]
+
+[[referent]]
+id = "dominique"
+network = "ccas"
+name = "Dominique Petit"
+email = "dominique@ccas-paris13.test"
+communes = ["75114"]
+"#;
+
+#[tokio::test]
+async fn the_escalation_copy_of_an_acknowledged_alert_is_purged_and_the_others_kept() {
+    // Arrange: two alerts reach Camille, each with its copy waiting an hour
+    // for the deputies; she acknowledges one through her link.
+    let (world, port) = World::with_ack(ESCALATING, ACK_SECRET, &[]).await;
+    let escalation = format!("{}.escalation.1h", world.queue);
+    let app = world.spawn();
+    for id in ["SOS75-ACKED", "SOS75-WAITING"] {
+        world
+            .publish(
+                "orientation_sociale",
+                &alert(id, "orientation_sociale", "75113"),
+            )
+            .await;
+    }
+    let mails = world.smtp.wait_for(2, WAIT).await;
+    assert_eq!(world.wait_for_depth(&escalation, 2, WAIT).await, 2);
+    let acked = mails
+        .iter()
+        .find(|mail| mail.alert_id() == "SOS75-ACKED")
+        .unwrap()
+        .text();
+    let link = acked.lines().find(|line| line.contains("/ack/")).unwrap();
+    let (status, page) = http_request(port, "POST", &link[link.find("/ack/").unwrap()..]).await;
+    assert_eq!(status, 200, "{page}");
+
+    // Act and Assert: the list counts the copies, never shows them.
+    let list = world.cli(&["escalations", "list", "--json"]);
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let queue = &listed["queues"][0];
+    assert_eq!(queue["queue"], escalation.as_str(), "{listed}");
+    assert_eq!(
+        (queue["wait"].clone(), queue["messages"].clone()),
+        ("1h".into(), 2.into())
+    );
+    assert!(queue["oldest_seconds"].as_u64().unwrap() < 60, "{listed}");
+    let plain = world.cli(&["escalations", "list"]);
+    assert!(text(&plain.stdout).contains(&format!("{escalation}\t2 waiting\toldest=")));
+    for output in [&list.stdout, &plain.stdout] {
+        assert!(!text(output).contains("Jeanne") && !text(output).contains("SOS75"));
+    }
+
+    // Without --yes, only what would go.
+    let preview = world.cli(&["escalations", "purge", "--acknowledged"]);
+    assert_eq!(preview.status.code(), Some(1));
+    assert!(
+        text(&preview.stderr).contains(
+            "1 escalation cop(ies) of acknowledged alerts would be removed for good (1 kept); \
+             run again with --yes"
+        ),
+        "{}",
+        text(&preview.stderr)
+    );
+    assert_eq!(world.broker.depth(&escalation).await, 2);
+
+    let purged = world.cli(&["escalations", "purge", "--acknowledged", "--yes"]);
+    assert!(purged.status.success(), "{}", text(&purged.stderr));
+    assert_eq!(
+        text(&purged.stdout),
+        format!(
+            "{escalation}\tSOS75-ACKED\tdeputies\n\
+             purged 1 escalation cop(ies) of acknowledged alerts; 1 kept\n"
+        )
+    );
+
+    // The unacknowledged alert's copy waits on, as it was; nothing was
+    // emailed, nothing went back to the main queue.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(world.broker.depth(&world.queue).await, 0);
+    app.stop().await;
+    assert_eq!(world.smtp.mails().len(), 2);
+    let left = world.broker.take_all(&escalation).await;
+    assert_eq!(left.len(), 1);
+    let body: serde_json::Value = serde_json::from_slice(&left[0].body).unwrap();
+    assert_eq!(body["id"], "SOS75-WAITING");
+    assert_eq!(left[0].header("x-relais-escalation").as_deref(), Some("1"));
+
+    // Each command left its trace.
+    let trace = world.cli(&["audit", "--operations"]);
+    let commands: Vec<(String, String)> = text(&trace.stdout)
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            (fields[2].to_owned(), fields[3].to_owned())
+        })
+        .collect();
+    let done = |command: &str, count: &str| (command.to_owned(), count.to_owned());
+    assert_eq!(
+        commands,
+        [
+            done("escalations list", "2"),
+            done("escalations list", "2"),
+            done("escalations purge --acknowledged", "1"),
+            done("escalations purge --acknowledged --yes", "1"),
+        ]
+    );
+    let _ = world
+        .broker
+        .channel
+        .queue_delete(escalation.as_str().into(), Default::default())
+        .await;
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_copy_the_purge_keeps_falls_due_when_it_was_due_not_a_wait_later() {
+    // Arrange: an alert nobody acknowledges, its copy due 3 s after the
+    // email; most of the wait goes by.
+    let registry = ESCALATING.replace("urgent = \"1h\"", "urgent = \"3s\"");
+    let (world, _port) = World::with_ack(&registry, ACK_SECRET, &[]).await;
+    let escalation = format!("{}.escalation.3s", world.queue);
+    let app = world.spawn();
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-KEPT", "orientation_sociale", "75113"),
+        )
+        .await;
+    let first = world.smtp.wait_for(1, WAIT).await;
+    assert_eq!(world.wait_for_depth(&escalation, 1, WAIT).await, 1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // Act: the purge takes the copy and gives it back.
+    let purged = world.cli(&["escalations", "purge", "--acknowledged", "--yes"]);
+    assert!(purged.status.success(), "{}", text(&purged.stderr));
+    assert!(
+        text(&purged.stdout)
+            .contains("purged 0 escalation cop(ies) of acknowledged alerts; 1 kept")
+    );
+
+    // Assert: the deputy is emailed when the step was due, not a whole
+    // wait after the purge (as a republished copy would be).
+    let both = world.smtp.wait_for(2, WAIT).await;
+    app.stop().await;
+    assert_eq!(both[1].to, ["dominique@ccas-paris13.test"]);
+    let waited = both[1].at.duration_since(first[0].at);
+    assert!(waited < Duration::from_millis(5000), "{waited:?}");
+    let _ = world
+        .broker
+        .channel
+        .queue_delete(escalation.as_str().into(), Default::default())
+        .await;
     world.cleanup().await;
 }
