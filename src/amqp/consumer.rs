@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -63,6 +65,7 @@ pub async fn consume(
         }
         let session = Session {
             active: active.clone(),
+            store_is_shared: settings.store.url.is_some(),
             amqp,
             topology: &topology,
             relay: relay.clone(),
@@ -108,6 +111,10 @@ enum SessionEnd {
 struct Session<'a> {
     /// Whether this relais holds the standby lock (see `standby`).
     active: Active,
+    /// Whether the store is one several relais share (PostgreSQL): on
+    /// SQLite, another consumer of the same queue is a relais that does not
+    /// know what this one sent.
+    store_is_shared: bool,
     amqp: &'a AmqpSettings,
     topology: &'a Topology,
     relay: Arc<Relay>,
@@ -136,6 +143,23 @@ impl Session<'_> {
         consuming
             .basic_qos(self.amqp.prefetch, BasicQosOptions::default())
             .await?;
+        if !self.store_is_shared {
+            let others = consuming
+                .queue_declare(
+                    self.topology.queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?
+                .consumer_count();
+            if others > 0 {
+                self.events
+                    .queue_shared_on_sqlite(&self.topology.queue, others);
+            }
+        }
         let mut consumer = consuming
             .basic_consume(
                 self.topology.queue.as_str().into(),

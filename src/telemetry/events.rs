@@ -118,6 +118,20 @@ impl Events {
         self.metrics.amqp_connected.set(1);
     }
 
+    /// Another consumer is on the main queue while this relais keeps its
+    /// store in a SQLite file of its own: the two do not know what the
+    /// other sent, so an alert redelivered from one to the other may be
+    /// emailed twice.
+    pub fn queue_shared_on_sqlite(&self, queue: &str, consumers: u32) {
+        warn!(
+            queue,
+            consumers,
+            "another consumer is on this queue, and this relais's store is SQLite: two relais \
+             on one queue must share a PostgreSQL store (store.url), or a référent may be \
+             emailed twice"
+        );
+    }
+
     /// The session with the broker ended.
     pub fn broker_disconnected(&self) {
         self.metrics.amqp_connected.set(0);

@@ -147,3 +147,42 @@ async fn json_logs_are_one_object_per_line_and_text_logs_carry_no_colour_codes()
     assert!(!logs.all().contains('\u{1b}'), "{}", logs.all());
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_second_relais_on_the_same_queue_with_a_sqlite_store_is_warned_of_at_start() {
+    // Arrange: one relais consuming, on the store of this world.
+    let world = World::new(REGISTRY).await;
+    let on_postgres = support::test_store().is_some();
+    let mut first = world.spawn_binary();
+    let first_logs = Logs::collect(&mut first);
+    first_logs.expect("consuming alerts").await;
+
+    // Act: another on the same queue, as on a second host.
+    let mut second = world.spawn_binary();
+    let second_logs = Logs::collect(&mut second);
+    second_logs
+        .expect(if on_postgres {
+            "standby: another relais holds the lock of this queue"
+        } else {
+            "consuming alerts"
+        })
+        .await;
+
+    // Assert: on SQLite the second says what it risks and what to do; the
+    // first, alone when it started, said nothing of it. On a shared
+    // PostgreSQL store the second is a standby, and nothing is at risk.
+    for relais in [&first, &second] {
+        signal(relais, "TERM");
+    }
+    assert!(wait_exit(&mut first, WAIT).await.success());
+    assert!(wait_exit(&mut second, WAIT).await.success());
+    let warned = "two relais on one queue must share a PostgreSQL store";
+    assert_eq!(
+        second_logs.all().contains(warned),
+        !on_postgres,
+        "{}",
+        second_logs.all()
+    );
+    assert!(!first_logs.all().contains(warned), "{}", first_logs.all());
+    world.cleanup().await;
+}
