@@ -12,7 +12,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::{SettingsError, is_loopback};
+use super::{SettingsError, is_loopback, percent_decoded};
 use crate::secret::read_secret;
 
 /// The broker, and the names relais declares there.
@@ -303,30 +303,6 @@ pub fn redacted(url: &SecretString) -> String {
         shown.push_str(query);
     }
     shown
-}
-
-/// `text` with its `%XX` escapes decoded (a URL's user name).
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| text.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

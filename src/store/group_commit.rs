@@ -35,20 +35,22 @@ pub async fn run(engine: Engine, mut writes: mpsc::Receiver<Write>) {
                 Err(_) => break,
             }
         }
+        // The deliveries' fields move into the statements: only the
+        // writers' replies are needed once written.
         let statements = batch
-            .iter()
+            .iter_mut()
             .map(|write| {
-                let delivery = &write.delivery;
+                let delivery = &mut write.delivery;
                 let parameters = vec![
-                    delivery.publisher.as_str().into(),
-                    delivery.alert_id.as_str().into(),
-                    delivery.referent_id.as_str().into(),
-                    delivery.email.as_str().into(),
-                    delivery.message_id.as_str().into(),
-                    delivery.smtp_reply.as_str().into(),
+                    std::mem::take(&mut delivery.publisher).into(),
+                    std::mem::take(&mut delivery.alert_id).into(),
+                    std::mem::take(&mut delivery.referent_id).into(),
+                    std::mem::take(&mut delivery.email).into(),
+                    std::mem::take(&mut delivery.message_id).into(),
+                    std::mem::take(&mut delivery.smtp_reply).into(),
                     delivery.delivered_at.into(),
                     write.digest.as_slice().into(),
-                    delivery.network.as_deref().into(),
+                    delivery.network.take().into(),
                 ];
                 (
                     "INSERT INTO deliveries

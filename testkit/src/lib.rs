@@ -17,6 +17,7 @@
 pub mod broker;
 pub mod browser;
 pub mod ca;
+pub mod dispatch;
 pub mod fixtures;
 pub mod http;
 pub mod mta;
@@ -28,6 +29,7 @@ pub mod world;
 
 pub use broker::{BROKER, Broker, DeadLetter, rabbitmqctl};
 pub use ca::TestCa;
+pub use dispatch::DispatchUser;
 pub use fixtures::{
     ACK_SECRET, REGISTRY, STREAM_WAIT, TERRITORIES, WAIT, alert, france, registry_of, unique,
 };

@@ -15,7 +15,7 @@ use relais_testkit as support;
 use support::smtp::SmtpServer;
 use support::{Logs, REGISTRY, WAIT, World, alert, http_get, sample, signal, text, wait_exit};
 
-use crate::publishers::DispatchUser;
+use support::DispatchUser;
 
 /// The warning relais logs when the registry declares no publisher.
 const NO_PUBLISHER: &str = "the registry declares no [[publisher]]";

@@ -15,16 +15,14 @@
 
 use relais_testkit as support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::BasicProperties;
 use lapin::options::BasicConsumeOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use serde_json::Value;
 use support::smtp::Fault;
-use support::{ACK_SECRET, Broker, DeadLetter, REGISTRY, WAIT, World, alert, rabbitmqctl, text};
+use support::{ACK_SECRET, DeadLetter, DispatchUser, REGISTRY, WAIT, World, alert, text};
 
 /// Camille serves commune 75113, Dominique is her deputy, the permanence
 /// is the fallback; the chain waits an hour at each step, so that within a
@@ -55,45 +53,6 @@ network = "ccas"
 email = "permanence@paris.test"
 fallback = true
 "#;
-
-/// A RabbitMQ user of this test, deleted when dropped.
-struct DispatchUser {
-    name: String,
-}
-
-impl DispatchUser {
-    fn create(test: &str) -> Self {
-        let name = format!("relais-test-forged-{test}-{}", std::process::id());
-        rabbitmqctl(&["add_user", &name, "dispatch-secret"]);
-        rabbitmqctl(&["set_permissions", "-p", "/", &name, ".*", ".*", ".*"]);
-        Self { name }
-    }
-
-    /// Publishes as the dispatch software does, its login in `user_id`,
-    /// with `headers` of its own making.
-    async fn publish(&self, world: &World, body: &[u8], headers: FieldTable) {
-        let broker = Broker::connect_url(&format!(
-            "amqp://{}:dispatch-secret@127.0.0.1:5672/%2f",
-            self.name
-        ))
-        .await;
-        let properties = BasicProperties::default()
-            .with_user_id(self.name.as_str().into())
-            .with_headers(headers);
-        broker
-            .publish_with(&world.exchange, "orientation_sociale", body, properties)
-            .await;
-        let _ = broker.connection.close(200, "published".into()).await;
-    }
-}
-
-impl Drop for DispatchUser {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_user", &self.name])
-            .output();
-    }
-}
 
 /// Headers as a publisher writes them.
 fn headers(pairs: &[(&str, AMQPValue)]) -> FieldTable {
@@ -228,7 +187,7 @@ async fn a_forged_escalation_step_changes_nothing(step: i32) {
 
     // Act
     dispatch
-        .publish(
+        .publish_with_headers(
             &world,
             &alert("SOS75-FORGED-ESC", "orientation_sociale", "75113"),
             headers(&[("x-relais-escalation", AMQPValue::LongInt(step))]),
@@ -285,7 +244,7 @@ async fn a_forged_attempt_count_does_not_shorten_a_publishers_retry_ladder() {
 
     // Act
     dispatch
-        .publish(
+        .publish_with_headers(
             &world,
             &alert("SOS75-FORGED-ATT", "orientation_sociale", "75115"),
             headers(&[("x-relais-attempts", AMQPValue::LongInt(2))]),
@@ -317,7 +276,7 @@ async fn a_forged_routing_key_does_not_relabel_a_publishers_dead_letter() {
 
     // Act
     dispatch
-        .publish(
+        .publish_with_headers(
             &world,
             &alert("SOS75-FORGED-RK", "orientation_sociale", "75115"),
             headers(&[("x-relais-routing-key", long_string("acces_aux_droits"))]),
@@ -358,7 +317,7 @@ async fn an_unknown_relais_header_is_carried_neither_onto_the_retry_nor_onto_the
 
     // Act
     dispatch
-        .publish(
+        .publish_with_headers(
             &world,
             &alert("SOS75-FORGED-X", "orientation_sociale", "75115"),
             headers(&[
@@ -395,7 +354,7 @@ async fn a_replay_does_not_make_a_publishers_forged_escalation_or_served_list_tr
     .await;
     let events = world.bind_events("#").await;
     dispatch
-        .publish(
+        .publish_with_headers(
             &world,
             &alert("SOS75-FORGED-REPLAY", "orientation_sociale", "75113"),
             every_forgery(),
@@ -435,7 +394,7 @@ async fn a_publishers_forged_reason_and_routing_key_survive_neither_dead_letters
     let dispatch = DispatchUser::create("replay-label");
     let world = World::with_env(REGISTRY, &[("RELAIS__AMQP__DELIVERY_LIMIT", "2")]).await;
     dispatch
-        .publish(
+        .publish_with_headers(
             &world,
             &alert("SOS75-FORGED-LABEL", "orientation_sociale", "75115"),
             every_forgery(),

@@ -14,54 +14,13 @@
 
 use relais_testkit as support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
-use lapin::BasicProperties;
 use lapin::options::ExchangeDeclareOptions;
 use lapin::types::FieldTable;
 use support::smtp::Fault;
-use support::{Broker, REGISTRY, WAIT, World, alert, rabbitmqctl, text, unique};
-
-/// A RabbitMQ user of this test, deleted when dropped.
-pub(crate) struct DispatchUser {
-    pub(crate) name: String,
-}
-
-impl DispatchUser {
-    pub(crate) fn create(test: &str) -> Self {
-        let name = format!("relais-test-{test}-{}", std::process::id());
-        rabbitmqctl(&["add_user", &name, "dispatch-secret"]);
-        rabbitmqctl(&["set_permissions", "-p", "/", &name, ".*", ".*", ".*"]);
-        Self { name }
-    }
-
-    async fn broker(&self) -> Broker {
-        Broker::connect_url(&format!(
-            "amqp://{}:dispatch-secret@127.0.0.1:5672/%2f",
-            self.name
-        ))
-        .await
-    }
-
-    /// Publishes as the dispatch software does, its login in `user_id`.
-    async fn publish(&self, world: &World, body: &[u8]) {
-        let broker = self.broker().await;
-        let properties = BasicProperties::default().with_user_id(self.name.as_str().into());
-        broker
-            .publish_with(&world.exchange, "orientation_sociale", body, properties)
-            .await;
-        let _ = broker.connection.close(200, "published".into()).await;
-    }
-}
-
-impl Drop for DispatchUser {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_user", &self.name])
-            .output();
-    }
-}
+use support::{DispatchUser, REGISTRY, WAIT, World, alert, text, unique};
 
 #[tokio::test]
 async fn an_alert_whose_publisher_set_user_id_is_retried_under_relais_s_login_and_delivered_once() {

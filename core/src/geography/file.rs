@@ -1,10 +1,11 @@
 //! The territories file: its format, read line by line into a
 //! [`Geography`], from a path ([`Geography::load`]) or from the copy compiled
-//! into relais ([`Geography::built_in`]). The compiled-in text is borrowed,
-//! never copied: the names point into it. This module builds a geography and
-//! never answers a question about one; the lookups are `geography`'s.
+//! into relais ([`Geography::built_in`]). Either way the names are copied end
+//! to end into one buffer of their own, so that once parsed the text is
+//! never read again (the daemon hands the built-in text's pages back to the
+//! system). This module builds a geography and never answers a question
+//! about one; the lookups are `geography`'s.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -91,13 +92,12 @@ impl Geography {
     }
 
     /// The geography compiled into relais: the millésime it ships with,
-    /// read from the binary's own copy of `data/territories.tsv`. The text
-    /// is borrowed, not copied (the names point into it): only the indexes
-    /// are allocated. Each call parses it anew: take it once at start-up and
-    /// share it, as [`Geography::load`]'s result (an owned geography, so
-    /// that the daemon can forget the populations).
+    /// read from the binary's own copy of `data/territories.tsv`. Each call
+    /// parses it anew: take it once at start-up and share it, as
+    /// [`Geography::load`]'s result (an owned geography, so that the daemon
+    /// can forget the populations).
     pub fn built_in() -> Self {
-        let mut geography = Parser::borrowing(BUILT_IN)
+        let mut geography = Parser::default()
             .parse(BUILT_IN)
             // Not input: the tests parse this very text.
             .unwrap_or_else(|(line, problem)| {
@@ -115,8 +115,8 @@ impl Geography {
     }
 
     /// The text of the built-in geography, where the binary keeps it: once
-    /// parsed, the daemon hands its pages back to the system (what the
-    /// names borrow is read in again when an email needs it).
+    /// parsed, nothing reads it again, and the daemon hands its pages back
+    /// to the system.
     #[must_use]
     pub fn built_in_text() -> &'static str {
         BUILT_IN
@@ -126,11 +126,8 @@ impl Geography {
 /// Reads a territories file line by line, each kind of line in its turn.
 #[derive(Default)]
 struct Parser {
-    /// The names read, end to end; empty while borrowing.
+    /// The names read, end to end.
     names: String,
-    /// The text being read, when it lives as long as relais (the built-in
-    /// file): names are then ranges of it, not copies.
-    borrowed: Option<&'static str>,
     millesime: Option<(u16, String)>,
     regions: Vec<Area<Region>>,
     departements: Vec<(Area<Departement>, Region)>,
@@ -146,14 +143,6 @@ struct Parser {
 }
 
 impl Parser {
-    /// A parser of `text` whose names stay in `text`.
-    fn borrowing(text: &'static str) -> Self {
-        Self {
-            borrowed: Some(text),
-            ..Self::default()
-        }
-    }
-
     fn parse(mut self, text: &str) -> Result<Geography, (usize, String)> {
         for (number, line) in text.lines().enumerate() {
             if line.is_empty() || line.starts_with('#') {
@@ -173,15 +162,9 @@ impl Parser {
     }
 
     fn name(&mut self, name: &str) -> Result<Name, String> {
-        let start = match self.borrowed {
-            Some(text) => offset_in(text, name).ok_or("a name is not part of the text")?,
-            None => self.names.len(),
-        };
-        let start = u32::try_from(start).map_err(|_| "too many names")?;
+        let start = u32::try_from(self.names.len()).map_err(|_| "too many names")?;
         let len = u8::try_from(name.len()).map_err(|_| "a name is longer than 255 bytes")?;
-        if self.borrowed.is_none() {
-            self.names.push_str(name);
-        }
+        self.names.push_str(name);
         Ok(Name { start, len })
     }
 
@@ -313,13 +296,8 @@ impl Parser {
         linked.sort_by_key(|l| l.code);
         former.sort_by_key(|f| f.0);
         self.postal.sort_unstable();
-        let names = match self.borrowed {
-            Some(text) => Cow::Borrowed(text),
-            None => {
-                self.names.shrink_to_fit();
-                Cow::Owned(self.names)
-            }
-        };
+        self.names.shrink_to_fit();
+        let names = self.names;
         Ok(Geography {
             millesime,
             source,
@@ -341,10 +319,4 @@ fn code_of(text: &str) -> Result<Code, String> {
     text.as_bytes()
         .try_into()
         .map_err(|_| format!("{text:?} is not a five-character code"))
-}
-
-/// Where `part`, a slice of `text`, starts in it.
-fn offset_in(text: &str, part: &str) -> Option<usize> {
-    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
-    (start + part.len() <= text.len()).then_some(start)
 }

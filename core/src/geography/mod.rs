@@ -24,8 +24,6 @@ mod file;
 #[cfg(test)]
 pub(crate) mod tests;
 
-use std::borrow::Cow;
-
 pub use areas::{Epci, Region};
 pub use file::{GeographyError, Origin};
 
@@ -92,9 +90,8 @@ pub struct Geography {
     millesime: u16,
     source: String,
     origin: Origin,
-    /// Every name, end to end; or, for the built-in geography, the text of
-    /// its file, which names point into.
-    names: Cow<'static, str>,
+    /// Every name, end to end.
+    names: String,
     /// Sorted by code.
     places: Vec<Place>,
     /// Each place's population, in the same order; empty once forgotten.

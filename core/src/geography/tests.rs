@@ -171,12 +171,3 @@ fn the_built_in_geography_is_the_shipped_file_read_from_its_path() {
         );
     }
 }
-
-#[test]
-fn the_built_in_geography_borrows_its_names_from_the_binary() {
-    let built_in = Geography::built_in();
-    let loaded = france();
-
-    assert!(matches!(built_in.names, Cow::Borrowed(_)));
-    assert!(matches!(loaded.names, Cow::Owned(_)));
-}

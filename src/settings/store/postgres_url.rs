@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 use tokio_postgres::config::Host;
 
-use crate::settings::is_loopback;
+use crate::settings::{is_loopback, percent_decoded};
 
 /// A `postgres://` URL split where the client splits it.
 struct Parts<'a> {
@@ -197,29 +197,4 @@ pub(in crate::settings) fn holds_password(url: &str) -> bool {
         })
     });
     in_user_info || in_query
-}
-
-/// `text` with its `%XX` escapes decoded, as the client decodes a
-/// parameter's name and value.
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| text.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
