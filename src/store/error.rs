@@ -53,9 +53,26 @@ pub enum PostgresCause {
     #[error("{0}")]
     Settings(String),
     /// No connection could be had (PostgreSQL down, unreachable, refusing).
-    #[error("{0}")]
+    #[error("{}", with_causes(.0))]
     Pool(deadpool_postgres::PoolError),
     /// A statement failed, or the connection broke during it.
-    #[error("{0}")]
+    #[error("{}", with_causes(.0))]
     Query(tokio_postgres::Error),
+}
+
+/// `error` and each of its causes that its own words do not already say
+/// (tokio-postgres says "error performing TLS handshake", and its cause
+/// why: e.g. that the server does not support TLS).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut said = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !said.contains(&text) {
+            said.push_str(": ");
+            said.push_str(&text);
+        }
+        source = cause.source();
+    }
+    said
 }

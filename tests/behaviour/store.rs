@@ -252,6 +252,11 @@ async fn the_daemon_with_store_ca_file_stays_unready_against_a_postgresql_that_o
     // Assert
     assert!(refused, "{}", logs.all());
     assert!(logs.all().contains("TLS handshake"), "{}", logs.all());
+    assert!(
+        logs.all().contains("server does not support TLS"),
+        "the log says why: {}",
+        logs.all()
+    );
     assert_ne!(ready, 200, "ready against a store in clear");
     assert!(!schema_created(server.port).await, "relais wrote in clear");
     world.cleanup().await;
