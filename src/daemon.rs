@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ack::{self, Links};
 use crate::amqp::Topology;
 use crate::amqp::status;
+use crate::fence::Fence;
 use crate::flood::FloodGuard;
 use crate::geography::Geography;
 use crate::health::Health;
@@ -79,15 +80,24 @@ pub async fn run(
     let store = open_store(&settings).await?.watched_by(health.clone());
     let sender = settings.smtp.sender().map_err(anyhow::Error::msg)?;
     let outbound = settings.smtp.outbound().map_err(SettingsError::Invalid)?;
+    // With a store shared by a standby pair, this relais sends only while
+    // it holds the queue's lease (`standby`).
+    let fence = if settings.store.url.is_some() {
+        Fence::closed()
+    } else {
+        Fence::open()
+    };
+    let digest_key = store.key("digest").await?;
     let relay = Relay::new(RelayParts {
         registry: live_registry::shared(registry),
         renderer: Renderer::new(sender, settings.email.include_patient)?,
-        mailer: Mailer::new(&outbound, health.clone())?,
+        mailer: Mailer::new(&outbound, health.clone(), fence.clone())?,
         store: store.clone(),
         retry: (&settings.retry).into(),
         max_message_bytes: settings.amqp.max_message_bytes,
         flood: FloodGuard::new(settings.registry.max_alerts_per_referent_per_hour),
         events: events.clone(),
+        digest_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &digest_key),
     });
     let stop = CancellationToken::new();
     let relay = if settings.ack.enabled() {
@@ -158,13 +168,13 @@ pub async fn run(
         stop.clone(),
     ));
     tokio::spawn(expire_idle_connections(relay.clone(), stop.clone()));
-    let active = crate::standby::start(&settings.store, &settings.amqp.queue, stop.clone());
+    let standby = crate::standby::start(&settings.store, &settings.amqp.queue, fence);
     let consumer = amqp::consumer::consume(
         &settings,
         relay.clone(),
         events.clone(),
         health.clone(),
-        active,
+        standby.active.clone(),
         stop.clone(),
     );
     tokio::pin!(consumer);
@@ -196,8 +206,9 @@ pub async fn run(
         }
     }
     stop.cancel();
-    // The alerts in flight are done: close the idle SMTP connections, and
-    // let the last events out.
+    // The alerts in flight are done: give the lease to a standby, close the
+    // idle SMTP connections, and let the last events out.
+    standby.release().await;
     relay.mailer().close().await;
     if let Some(publishing) = publishing {
         let _ = publishing.await;

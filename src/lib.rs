@@ -22,6 +22,7 @@ pub mod backoff;
 pub mod cli;
 pub mod commands;
 pub mod daemon;
+pub mod fence;
 pub mod flood;
 pub mod health;
 pub mod http;

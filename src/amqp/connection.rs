@@ -22,6 +22,7 @@ use crate::settings::AmqpSettings;
 /// tried, with its password hidden.
 pub async fn connect(amqp: &AmqpSettings, name: &str) -> anyhow::Result<Connection> {
     let tls = crate::tls::broker(amqp.tls_files())?;
+    let heartbeat = u16::try_from(amqp.heartbeat.as_secs()).unwrap_or(u16::MAX);
     let nodes: Vec<&SecretString> = amqp.nodes().collect();
     // After a drop, the node that answered last is tried last.
     let first = LAST.load(Ordering::Relaxed).wrapping_add(1) % nodes.len().max(1);
@@ -29,7 +30,7 @@ pub async fn connect(amqp: &AmqpSettings, name: &str) -> anyhow::Result<Connecti
     for offset in 0..nodes.len() {
         let index = (first + offset) % nodes.len();
         let node = nodes[index];
-        match connect_node(node, name, tls.clone()).await {
+        match connect_node(node, name, tls.clone(), heartbeat).await {
             Ok(connection) => {
                 LAST.store(index, Ordering::Relaxed);
                 return Ok(connection);
@@ -54,15 +55,17 @@ async fn connect_node(
     url: &SecretString,
     name: &str,
     tls: OwnedTLSConfig,
+    heartbeat: u16,
 ) -> anyhow::Result<Connection> {
     // Parsed here, so that the AMQP library's error (which quotes the URL,
     // password included) never reaches a log or the terminal.
-    let uri: AMQPUri = url.expose_secret().parse().map_err(|_| {
+    let mut uri: AMQPUri = url.expose_secret().parse().map_err(|_| {
         anyhow::anyhow!(
             "amqp.url {} is not an AMQP URL relais can use",
             crate::settings::redacted(url)
         )
     })?;
+    uri.query.heartbeat.get_or_insert(heartbeat);
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     let runtime = lapin::runtime::default_runtime()?;
     let connecting = Connection::connect_uri_with_config(uri, properties, tls, runtime);

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
@@ -109,7 +109,7 @@ enum SessionEnd {
 
 /// One connection's worth of consuming.
 struct Session<'a> {
-    /// Whether this relais holds the standby lock (see `standby`).
+    /// Whether this relais holds the queue's lease (see `standby`).
     active: Active,
     /// Whether the store is one several relais share (PostgreSQL): on
     /// SQLite, another consumer of the same queue is a relais that does not
@@ -184,7 +184,7 @@ impl Session<'_> {
                 () = shutdown.cancelled() => break SessionEnd::Stopped,
                 // (With the SQLite store nothing sends: the branch never fires.)
                 Ok(_) = active.wait_for(|active| !*active) => {
-                    break SessionEnd::Lost("this relais lost the standby lock".into());
+                    break SessionEnd::Lost("this relais lost the lease of its queue".into());
                 }
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
@@ -242,6 +242,20 @@ async fn process(relay: &Relay, settler: &Settler, mut delivery: Delivery) {
         escalation: headers::escalation(&delivery.properties, login),
     };
     let outcome = relay.handle(message).await;
+    if !relay.mailer().fence().holds() {
+        // This relais lost its standby lease meanwhile: it settles
+        // nothing, and the alert goes back to the queue as it came, for the
+        // relais that holds the lease now (the store says whom this one
+        // emailed).
+        let requeue = BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        };
+        if let Err(error) = delivery.nack(requeue).await {
+            warn!(%error, "cannot give an alert back to the broker; it returns when the channel closes");
+        }
+        return;
+    }
     if settler.settle(&delivery, &outcome).await {
         relay
             .escalation_scheduled(publisher.as_deref(), &outcome)

@@ -97,18 +97,17 @@ pub(super) async fn status(config: Option<&Path>, json: bool) -> ExitCode {
 }
 
 /// With a PostgreSQL store, which relais is active: the holder of the
-/// standby lock, by the name its session gives (`relais on <host>`).
+/// queue's lease (`relais on <host> (pid <n>)`).
 async fn active_instance(settings: &Settings) -> Option<String> {
     settings.store.url.as_ref()?;
-    let key = crate::standby::lock_key(&settings.amqp.queue);
     Some(
-        match crate::standby::lock_holder(&settings.store, key).await {
+        match crate::standby::lease_holder(&settings.store, &settings.amqp.queue).await {
             Ok(Some((name, since))) => format!(
-                "active: {} (connected since {}); any other relais of this queue is standby",
+                "active: {} (active since {}); any other relais of this queue is standby",
                 printable(&name),
                 since.format(&Rfc3339).unwrap_or_default()
             ),
-            Ok(None) => "active: none (no relais holds the lock of this queue)".to_owned(),
+            Ok(None) => "active: none (no relais holds the lease of this queue)".to_owned(),
             Err(error) => format!("active: unknown ({error})"),
         },
     )

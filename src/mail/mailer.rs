@@ -16,6 +16,7 @@ use rustls::pki_types::ServerName;
 use rustls_platform_verifier::ConfigVerifierExt;
 use thiserror::Error;
 
+use crate::fence::Fence;
 use crate::health::Health;
 use crate::mail::classify::SendError;
 use crate::mail::outbound::{MailServer, Outbound, SmtpTls};
@@ -64,16 +65,22 @@ enum Transport {
 #[derive(Clone)]
 pub struct Mailer {
     transport: Transport,
+    /// Whether this relais may still hand emails over (`fence`).
+    fence: Fence,
 }
 
 impl Mailer {
-    /// Builds the transport the settings describe. Nothing is sent and no
-    /// connection is opened yet.
+    /// Builds the transport the settings describe, sending only while
+    /// `fence` holds. Nothing is sent and no connection is opened yet.
     ///
     /// # Errors
     /// [`MailerError`] when a password file cannot be read, the folder of a
     /// trial cannot be made, or the TLS parameters are unusable.
-    pub fn new(outbound: &Outbound, health: Arc<Health>) -> Result<Self, MailerError> {
+    pub fn new(
+        outbound: &Outbound,
+        health: Arc<Health>,
+        fence: Fence,
+    ) -> Result<Self, MailerError> {
         let transport = match outbound {
             Outbound::Files(dir) => {
                 std::fs::create_dir_all(dir).map_err(|source| MailerError::FileDir {
@@ -86,9 +93,10 @@ impl Mailer {
                 smtp_server(server)?,
                 server.pool_size,
                 health,
+                fence.clone(),
             ))),
         };
-        Ok(Self { transport })
+        Ok(Self { transport, fence })
     }
 
     /// Hands one email to the server. Returns once the server accepted it
@@ -100,6 +108,9 @@ impl Mailer {
     /// # Errors
     /// [`SendError`], classified by [`classify`](crate::mail::classify()).
     pub async fn send(&self, email: &Email) -> Result<Accepted, SendError> {
+        if !self.fence.holds() {
+            return Err(crate::mail::classify(smtp::Error::Fenced));
+        }
         let started = Instant::now();
         match &self.transport {
             Transport::Smtp(smtp) => {
@@ -121,6 +132,11 @@ impl Mailer {
                     SendError::Transient(format!("cannot write the email file: {error}"))
                 }),
         }
+    }
+
+    /// Whether this relais may still hand emails over.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
     }
 
     /// Closes (`QUIT`) the SMTP connections idle for too long; call it now

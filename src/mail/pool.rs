@@ -16,6 +16,7 @@ use futures_util::future::join_all;
 use lettre::address::Envelope;
 use tokio::sync::Semaphore;
 
+use crate::fence::Fence;
 use crate::health::Health;
 use crate::mail::classify::{SendError, classify};
 use crate::mail::smtp::{self, Connection, Server};
@@ -40,15 +41,18 @@ pub struct SmtpPool {
     health: Arc<Health>,
     slots: Semaphore,
     idle: Mutex<Vec<(Connection, Instant)>>,
+    /// Whether this relais may still hand messages over (`fence`).
+    fence: Fence,
 }
 
 impl SmtpPool {
-    pub fn new(server: Server, slots: usize, health: Arc<Health>) -> Self {
+    pub fn new(server: Server, slots: usize, health: Arc<Health>, fence: Fence) -> Self {
         Self {
             server,
             health,
             slots: Semaphore::new(slots),
             idle: Mutex::new(Vec::new()),
+            fence,
         }
     }
 
@@ -65,7 +69,7 @@ impl SmtpPool {
         };
         // If this future is dropped (shutdown), `connection` is dropped
         // with it, closing the socket: it never returns to the pool.
-        match connection.send(envelope, email).await {
+        match connection.send(envelope, email, &self.fence).await {
             Ok(reply) => {
                 self.lock().push((connection, Instant::now()));
                 Ok(reply)

@@ -46,17 +46,18 @@ impl Relay {
         if alert.territory().mapped().is_some() {
             self.events.territory_mapped(alert);
         }
-        let digest = alert.digest();
+        let digest = alert.digest(&self.digest_key);
         let this = published(alert, message);
 
         let _one_at_a_time = self.in_flight.lock(alert.id()).await;
         let recorded = self
             .hold_until_read(alert, || self.store.served(key(this)))
             .await;
-        if recorded
-            .iter()
-            .any(|r| r.digest.is_some_and(|d| d != digest))
-        {
+        // A delivery recorded before the digests were keyed holds the
+        // unkeyed one until the store forgets it.
+        let other_content =
+            |recorded: [u8; 32]| recorded != digest && recorded != alert.unkeyed_digest();
+        if recorded.iter().any(|r| r.digest.is_some_and(other_content)) {
             return dead_letter(
                 Reason::Conflict,
                 format!(

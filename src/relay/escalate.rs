@@ -109,7 +109,7 @@ impl Relay {
         let addressed = Addressed::Escalated {
             unacknowledged_for: waited,
         };
-        let digest = alert.digest();
+        let digest = alert.digest(&self.digest_key);
         let sends = to_send
             .iter()
             .map(|referent| self.send(this, referent, &label, &place, addressed, digest));

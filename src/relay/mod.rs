@@ -77,6 +77,9 @@ pub struct RelayParts {
     pub flood: FloodGuard,
     /// Logs and counts each event of an alert's life.
     pub events: Events,
+    /// The key of the content digests kept with each delivery (the
+    /// store's `digest` key, shared by every relais on the store).
+    pub digest_key: ring::hmac::Key,
 }
 
 /// Everything needed to relay alerts; one per daemon, shared by every task.
@@ -91,6 +94,7 @@ pub struct Relay {
     in_flight: AlertLocks,
     flood: FloodGuard,
     events: Events,
+    digest_key: ring::hmac::Key,
     /// The emails' acknowledgement links, when `ack.listen` is set.
     ack: Option<Arc<Links>>,
 }
@@ -158,6 +162,7 @@ impl Relay {
             max_message_bytes,
             flood,
             events,
+            digest_key,
         } = parts;
         Self {
             registry,
@@ -169,6 +174,7 @@ impl Relay {
             in_flight: AlertLocks::default(),
             flood,
             events,
+            digest_key,
             ack: None,
         }
     }

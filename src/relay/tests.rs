@@ -46,6 +46,7 @@ fn relay_with(dir: &Path, registry: &str) -> Relay {
         mailer: Mailer::new(
             &Outbound::Files(dir.join("mail")),
             Arc::new(Health::default()),
+            crate::fence::Fence::open(),
         )
         .unwrap(),
         store: Store::sqlite(&dir.join("relais.db")).unwrap(),
@@ -56,6 +57,7 @@ fn relay_with(dir: &Path, registry: &str) -> Relay {
         max_message_bytes: 65536,
         flood: FloodGuard::new(50),
         events,
+        digest_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[7; 32]),
     })
 }
 

@@ -214,6 +214,43 @@ impl Store {
             .collect()
     }
 
+    /// The secret named `name`, shared by every relais on this store: made
+    /// at random by the first relais that asks for it, then kept for good
+    /// (the content digest's key, so that the digests kept with each
+    /// delivery cannot be checked against a guess without it).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store cannot be read or written.
+    pub async fn key(&self, name: &'static str) -> Result<[u8; 32], StoreError> {
+        use ring::rand::SecureRandom as _;
+        let mut fresh = [0_u8; 32];
+        ring::rand::SystemRandom::new()
+            .fill(&mut fresh)
+            .map_err(|_| StoreError::Shape("no randomness to make a key".into()))?;
+        self.engine
+            .execute(
+                "INSERT INTO keys (name, secret, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO NOTHING",
+                vec![
+                    name.into(),
+                    fresh.as_slice().into(),
+                    OffsetDateTime::now_utc().into(),
+                ],
+            )
+            .await?;
+        let mut rows = self
+            .engine
+            .read("SELECT secret FROM keys WHERE name = $1", vec![name.into()])
+            .await?;
+        let secret = match rows.first_mut() {
+            Some(row) => row.blob_or_null(0)?,
+            None => None,
+        };
+        secret
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or_else(|| StoreError::Shape(format!("the key {name} is not 32 bytes")))
+    }
+
     /// Records an email the server accepted, about an alert of content
     /// `digest`; stored for good when this returns.
     ///

@@ -63,7 +63,7 @@ fn reach(
         |message: String| postgres_error(&settings.describe(), PostgresCause::Settings(message));
     let mut config = settings.postgres_config().map_err(failed)?;
     config.connect_timeout(CONNECT_TIMEOUT);
-    config.application_name(format!("relais on {}", host_name()));
+    config.application_name(session_name());
     let tls = match &settings.ca_file {
         Some(ca_file) => Some(MakeRustlsConnect::new(
             crate::tls::trusting("store.ca_file", ca_file)
@@ -348,6 +348,11 @@ impl<'a> FromSql<'a> for Value {
 }
 
 /// This machine's name, as `relais status` shows the active instance.
+/// How relais names itself to PostgreSQL: `relais on <host>`.
+pub fn session_name() -> String {
+    format!("relais on {}", host_name())
+}
+
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())

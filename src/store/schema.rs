@@ -169,6 +169,36 @@ pub const STEPS: &[Step] = &[
                    ALTER TABLE escalations DROP CONSTRAINT escalations_pkey;
                    ALTER TABLE escalations ADD PRIMARY KEY (alert_id, publisher, step);",
     },
+    // 7. The lease that makes one relais of a queue the active one
+    //    (`standby`: renewed every second, taken over once it expires),
+    //    and the keys relais keeps for every relais on the store (the
+    //    content digest's key): both shared by the hosts of a standby pair.
+    Step {
+        sqlite: "CREATE TABLE leases (
+                     name        TEXT PRIMARY KEY,
+                     holder      TEXT NOT NULL,
+                     epoch       INTEGER NOT NULL,
+                     acquired_at INTEGER NOT NULL,
+                     expires_at  INTEGER NOT NULL
+                 ) WITHOUT ROWID;
+                 CREATE TABLE keys (
+                     name       TEXT PRIMARY KEY,
+                     secret     BLOB NOT NULL,
+                     created_at INTEGER NOT NULL
+                 ) WITHOUT ROWID;",
+        postgres: "CREATE TABLE leases (
+                       name        TEXT PRIMARY KEY,
+                       holder      TEXT NOT NULL,
+                       epoch       BIGINT NOT NULL,
+                       acquired_at BIGINT NOT NULL,
+                       expires_at  BIGINT NOT NULL
+                   );
+                   CREATE TABLE keys (
+                       name       TEXT PRIMARY KEY,
+                       secret     BYTEA NOT NULL,
+                       created_at BIGINT NOT NULL
+                   );",
+    },
 ];
 
 /// The first relais with a PostgreSQL store created the whole schema of

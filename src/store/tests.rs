@@ -188,6 +188,7 @@ conformance!(
     a_reader_cannot_write,
     two_publishers_may_use_one_id_and_neither_sees_the_other_s_records,
     records_of_no_known_publisher_are_found_by_every_publisher,
+    a_key_is_made_once_and_shared_by_every_handle_on_the_store,
 );
 
 fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> SentEmail {
@@ -769,4 +770,20 @@ async fn records_of_no_known_publisher_are_found_by_every_publisher(place: &Plac
         "a step carried out before is not carried out again"
     );
     assert!(!store.escalation_done(key("A-1"), 1, now).await.unwrap());
+}
+
+async fn a_key_is_made_once_and_shared_by_every_handle_on_the_store(place: &Place) {
+    let first = place.open().await;
+    let second = place.open().await;
+
+    let made = first.key("digest").await.unwrap();
+    let read = second.key("digest").await.unwrap();
+    let other = first.key("bounce").await.unwrap();
+    drop((first, second));
+    let reopened = place.open().await.key("digest").await.unwrap();
+
+    assert_eq!(made, read);
+    assert_eq!(made, reopened);
+    assert_ne!(made, other);
+    assert_ne!(made, [0; 32]);
 }

@@ -162,7 +162,7 @@ async fn a_second_relais_on_the_same_queue_with_a_sqlite_store_is_warned_of_at_s
     let second_logs = Logs::collect(&mut second);
     second_logs
         .expect(if on_postgres {
-            "standby: another relais holds the lock of this queue"
+            "standby: another relais holds the lease of this queue"
         } else {
             "consuming alerts"
         })

@@ -473,20 +473,42 @@ impl Fields {
 }
 
 impl Alert {
-    /// The SHA-256 of the alert's content as parsed: each value in a fixed
-    /// order, length-prefixed, so that the same alert published twice,
-    /// however its JSON was laid out, has one digest, and two different ones
-    /// never share it. No copy of the alert is made. The store keeps it with
-    /// each delivery: an id used again for another alert is told apart from
-    /// a copy of the same one.
-    pub fn digest(&self) -> [u8; 32] {
+    /// The HMAC-SHA-256, under `key`, of the alert's content as parsed:
+    /// each value in a fixed order, length-prefixed, so that the same alert
+    /// published twice, however its JSON was laid out, has one digest, and
+    /// two different ones never share it. No copy of the alert is made. The
+    /// store keeps it with each delivery: an id used again for another
+    /// alert is told apart from a copy of the same one. Keyed (the key is
+    /// the store's), so that whoever reads the store cannot confirm a guess
+    /// of a patient's details against it.
+    pub fn digest(&self, key: &ring::hmac::Key) -> [u8; 32] {
+        let mut context = ring::hmac::Context::with_key(key);
+        self.content(|bytes| context.update(bytes));
+        let mut digest = [0; 32];
+        digest.copy_from_slice(context.sign().as_ref());
+        digest
+    }
+
+    /// The unkeyed SHA-256 of the same content, as relais kept it before
+    /// its digests were keyed: a delivery recorded then is still told
+    /// apart from another alert of the same id until the store forgets it
+    /// (`store.retention`).
+    pub fn unkeyed_digest(&self) -> [u8; 32] {
         let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        self.content(|bytes| context.update(bytes));
+        let mut digest = [0; 32];
+        digest.copy_from_slice(context.finish().as_ref());
+        digest
+    }
+
+    /// Feeds the alert's content to `update`, in the digests' order.
+    fn content(&self, mut update: impl FnMut(&[u8])) {
         let mut field = |value: Option<&str>| match value {
-            None => context.update(&[0]),
+            None => update(&[0]),
             Some(text) => {
-                context.update(&[1]);
-                context.update(&(text.len() as u64).to_be_bytes());
-                context.update(text.as_bytes());
+                update(&[1]);
+                update(&(text.len() as u64).to_be_bytes());
+                update(text.as_bytes());
             }
         };
         let territory = self.territory();
@@ -513,12 +535,8 @@ impl Alert {
         ] {
             field(value.as_deref());
         }
-        context.update(&instant);
-        context.update(&offset);
-        let hash = context.finish();
-        let mut digest = [0; 32];
-        digest.copy_from_slice(hash.as_ref());
-        digest
+        update(&instant);
+        update(&offset);
     }
 }
 

@@ -276,9 +276,10 @@ fn hex(digest: [u8; 32]) -> String {
 }
 
 #[test]
-fn the_digest_of_an_alert_is_pinned_as_the_stores_hold_it() {
-    // The stores hold these bytes: a change would make every alert
-    // delivered before it a conflict with its own copies.
+fn the_unkeyed_digest_of_an_alert_is_pinned_as_the_stores_of_earlier_releases_hold_it() {
+    // Stores written before the digests were keyed hold these bytes: a
+    // change would make every alert delivered then a conflict with its own
+    // copies.
     let full = parse(&example()).unwrap();
     let bare = parse(&serde_json::json!({
         "id": "SOS01-7",
@@ -292,11 +293,11 @@ fn the_digest_of_an_alert_is_pinned_as_the_stores_hold_it() {
     assert!(bare.territory().mapped().is_some());
 
     assert_eq!(
-        hex(full.digest()),
+        hex(full.unkeyed_digest()),
         "8df07dcbd0f9540278db442588d6b725f6b4131d955fe30edd3975f3029ad00d"
     );
     assert_eq!(
-        hex(bare.digest()),
+        hex(bare.unkeyed_digest()),
         "37d59235eaf12f5f9a2ffcdddb9df82c5727a38f162ebe625a68796ec1a60e57"
     );
 }
@@ -314,6 +315,24 @@ fn the_same_alert_laid_out_differently_has_one_digest_and_another_has_another() 
     other["territory"]["commune"] = "75112".into();
     let other = parse(&other).unwrap();
 
-    assert_eq!(alert.digest(), relaid.digest());
-    assert_ne!(alert.digest(), other.digest());
+    assert_eq!(alert.digest(&KEY), relaid.digest(&KEY));
+    assert_ne!(alert.digest(&KEY), other.digest(&KEY));
+}
+
+static KEY: std::sync::LazyLock<ring::hmac::Key> =
+    std::sync::LazyLock::new(|| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[7; 32]));
+
+#[test]
+fn the_digest_is_keyed_so_that_without_the_key_a_guess_cannot_be_checked_against_it() {
+    let alert = parse(&example()).unwrap();
+    let other_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[8; 32]);
+
+    let keyed = alert.digest(&KEY);
+
+    assert_eq!(
+        hex(keyed),
+        "ea32500221f21a6b222158c931ec6de4262a27810f0a3899f6b73abdf22e2316"
+    );
+    assert_ne!(keyed, alert.unkeyed_digest());
+    assert_ne!(keyed, alert.digest(&other_key));
 }

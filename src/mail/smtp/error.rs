@@ -75,6 +75,10 @@ pub enum Error {
     Utf8Address,
     #[error("no answer at {step} within {}", humantime::format_duration(*after))]
     Timeout { step: Step, after: Duration },
+    /// This relais no longer holds the standby lease (`fence`): the
+    /// message was not handed over, and the session is abandoned.
+    #[error("not sent: this relais no longer holds the standby lease")]
+    Fenced,
     #[error("the server broke the protocol at {step}: {what}")]
     Protocol { step: Step, what: &'static str },
 }
@@ -103,9 +107,11 @@ impl Error {
             Self::Refused { .. } | Self::NoStartTls | Self::NoAuthMechanism => true,
             Self::AuthInClear => true,
             Self::EightBit | Self::Utf8Address => true,
-            Self::Io { .. } | Self::Tls { .. } | Self::Timeout { .. } | Self::Protocol { .. } => {
-                false
-            }
+            Self::Io { .. }
+            | Self::Tls { .. }
+            | Self::Timeout { .. }
+            | Self::Protocol { .. }
+            | Self::Fenced => false,
         }
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use lettre::address::Envelope;
 
 use super::{Connection, Error, Reply, Step};
+use crate::fence::Fence;
 
 impl Connection {
     /// Hands one email to the server; returns its final reply once it
@@ -25,12 +26,22 @@ impl Connection {
     /// domain in its ASCII form (IDNA) unless the address needs SMTPUTF8
     /// anyway (a non-ASCII local part) and the server offers it.
     ///
+    /// The message is handed over only if `fence` still holds right
+    /// before it is written: a relais that lost its standby lease while it
+    /// waited for the server's replies sends nothing more.
+    ///
     /// After an error, [`Connection::recover`] says whether the connection
     /// can serve again.
     ///
     /// # Errors
-    /// [`Error::Refused`] with the server's reply, or the failure.
-    pub async fn send(&mut self, envelope: &Envelope, message: &[u8]) -> Result<Reply, Error> {
+    /// [`Error::Refused`] with the server's reply, [`Error::Fenced`], or
+    /// the failure.
+    pub async fn send(
+        &mut self,
+        envelope: &Envelope,
+        message: &[u8],
+        fence: &Fence,
+    ) -> Result<Reply, Error> {
         let eight_bit = !message.is_ascii();
         if eight_bit && !self.extensions.eight_bit_mime {
             return Err(Error::EightBit);
@@ -66,7 +77,7 @@ impl Connection {
             out.extend_from_slice(b">\r\n");
             steps.push(Step::Rcpt);
         }
-        let sent = self.transaction(&mut out, steps, message).await;
+        let sent = self.transaction(&mut out, steps, message, fence).await;
         self.out = out;
         sent
     }
@@ -83,6 +94,7 @@ impl Connection {
         out: &mut Vec<u8>,
         mut steps: Vec<Step>,
         message: &[u8],
+        fence: &Fence,
     ) -> Result<Reply, Error> {
         if self.extensions.pipelining && self.extensions.chunking {
             // The server reads a chunk by its length whatever it thinks of
@@ -91,6 +103,9 @@ impl Connection {
             let _ = write!(out, "BDAT {} LAST\r\n", message.len());
             out.extend_from_slice(message);
             steps.push(Step::Message);
+            if !fence.holds() {
+                return Err(Error::Fenced);
+            }
             self.wire.write(out, Step::Mail).await?;
             // The server may hold the envelope's replies until the end of
             // the message (RFC 2920 lets it): the whole batch has the final
@@ -111,6 +126,11 @@ impl Connection {
         }
         out.clear();
         dot_stuff(message, out);
+        if !fence.holds() {
+            // The server waits for the message after its 354: the session
+            // is out of step, and `recover` does not reuse it.
+            return Err(Error::Fenced);
+        }
         self.wire.write(out, Step::Message).await?;
         self.wire.expect(Step::Message).await
     }
