@@ -339,3 +339,51 @@ async fn with_publishers_declared_an_alert_from_another_user_is_forbidden() {
         ["camille.martin@ccas-paris13.example.org"]
     );
 }
+
+#[tokio::test]
+async fn a_delivery_recorded_before_the_digests_were_keyed_still_tells_a_copy_from_a_conflict() {
+    // Arrange: SOS75-7 was emailed by a relais that kept unkeyed digests.
+    let dir = tempfile::tempdir().unwrap();
+    let body = alert("SOS75-7", "75113");
+    let parsed = crate::alert::Alert::parse(&body, 65536, crate::testing::france()).unwrap();
+    let earlier = Store::sqlite(&dir.path().join("relais.db")).unwrap();
+    let sent = crate::store::SentEmail {
+        publisher: String::new(),
+        alert_id: "SOS75-7".into(),
+        referent_id: "ccas-paris-13".into(),
+        network: Some("ccas".into()),
+        email: "camille.martin@ccas-paris13.example.org".into(),
+        message_id: "<relais.SOS75-7.ccas-paris-13@sos75.example.org>".into(),
+        smtp_reply: "250 2.0.0 Ok".into(),
+        delivered_at: time::OffsetDateTime::now_utc(),
+    };
+    earlier.record(sent, parsed.unkeyed_digest()).await.unwrap();
+    drop(earlier);
+    let relay = relay(dir.path());
+
+    // Act
+    let copy = relay.handle(Incoming::body(&body)).await;
+    let other = relay
+        .handle(Incoming::body(&alert("SOS75-7", "75112")))
+        .await;
+
+    // Assert
+    assert_eq!(
+        copy.verdict,
+        Verdict::Delivered {
+            emails: 0,
+            duplicates: 1
+        }
+    );
+    assert!(
+        matches!(
+            other.verdict,
+            Verdict::DeadLetter {
+                reason: Reason::Conflict,
+                ..
+            }
+        ),
+        "{other:?}"
+    );
+    assert!(emails(dir.path()).is_empty());
+}
