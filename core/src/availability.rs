@@ -2,13 +2,13 @@
 //! in Europe/Paris, as an office writes them on a leave calendar), and the
 //! date in Paris of any instant.
 //!
-//! Paris's offset follows the EU rule (Directive 2000/84/EC): UTC+2 from
-//! the last Sunday of March at 01:00 UTC to the last Sunday of October at
-//! 01:00 UTC, UTC+1 otherwise. relais carries no time-zone database for
-//! this one zone; the overseas départements' offices write their absences
-//! in Paris dates too (the registry says so).
+//! Paris's offset comes from the time-zone database bundled in relais
+//! ([`crate::calendar::Zone`]); the overseas départements' offices write
+//! their absences in Paris dates too (the registry says so).
 
-use time::{Date, Duration, Month, OffsetDateTime, UtcOffset};
+use time::{Date, Duration, OffsetDateTime, UtcOffset};
+
+use crate::calendar::Zone;
 
 /// The longest absence, in days: a longer one is a référent to replace.
 pub const LONGEST_DAYS: i64 = 366;
@@ -60,24 +60,16 @@ pub fn paris_date(at: OffsetDateTime) -> Date {
     at.to_offset(paris_offset(at)).date()
 }
 
-/// Paris's offset from UTC at the instant `at`.
+/// Paris's offset from UTC at the instant `at`: UTC+2 in summer time,
+/// UTC+1 otherwise (and should `at` lie beyond the years the time-zone
+/// database covers, -9999 to 9999).
 pub fn paris_offset(at: OffsetDateTime) -> UtcOffset {
-    let utc = at.to_offset(UtcOffset::UTC);
-    let year = utc.year();
-    let change = |month| {
-        let last = last_sunday(year, month);
-        last.midnight().assume_utc() + Duration::hours(1)
+    let winter = UtcOffset::from_hms(1, 0, 0).unwrap_or(UtcOffset::UTC);
+    let Ok(instant) = jiff::Timestamp::new(at.unix_timestamp(), 0) else {
+        return winter;
     };
-    let summer = change(Month::March) <= utc && utc < change(Month::October);
-    let hours = if summer { 2 } else { 1 };
-    UtcOffset::from_hms(hours, 0, 0).unwrap_or(UtcOffset::UTC)
-}
-
-fn last_sunday(year: i32, month: Month) -> Date {
-    let days = month.length(year);
-    let last = Date::from_calendar_date(year, month, days).unwrap_or(Date::MIN);
-    let back = last.weekday().number_days_from_sunday();
-    last - Duration::days(i64::from(back))
+    let offset = Zone::Paris.offset(instant);
+    UtcOffset::from_whole_seconds(offset.seconds()).unwrap_or(winter)
 }
 
 #[cfg(test)]

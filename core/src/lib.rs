@@ -9,6 +9,7 @@
 
 pub mod alert;
 pub mod availability;
+pub mod calendar;
 pub mod geography;
 pub mod publisher;
 pub mod registry;
