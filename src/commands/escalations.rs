@@ -35,7 +35,7 @@ use crate::amqp::headers;
 use crate::amqp::topology::soft_error;
 use crate::registry::Registry;
 use crate::settings::Settings;
-use crate::store::{AlertKey, AuditReader, Store, StoreError};
+use crate::store::{AlertKey, AuditReader, OperationLog, Store, StoreError};
 
 /// What `relais escalations` does with the escalation queues.
 #[derive(Debug, Subcommand)]
@@ -113,7 +113,8 @@ pub(super) async fn escalations(
             Ok(())
         }
         EscalationsCommand::Purge(PurgeArgs { yes, .. }) => {
-            let swept = sweep(&connection, &store, &queues, login, yes).await?;
+            let remove = yes.then(|| trace.log());
+            let swept = sweep(&connection, &store, &queues, login, remove).await?;
             let command = if yes {
                 "escalations purge --acknowledged --yes"
             } else {
@@ -249,7 +250,8 @@ struct Swept {
 
 /// Takes each copy of the escalation queues once; those of alerts
 /// acknowledged in every network they were emailed to are removed when
-/// `remove`, every other goes back as it was.
+/// `remove` is given (their steps recorded as over in it), every other
+/// goes back as it was.
 ///
 /// # Errors
 /// When the broker or the store fails; what was removed is gone, the rest
@@ -259,7 +261,7 @@ async fn sweep(
     store: &Store,
     queues: &[(String, Duration)],
     login: Option<&str>,
-    remove: bool,
+    remove: Option<&OperationLog>,
 ) -> anyhow::Result<Swept> {
     let mut swept = Swept::default();
     for (queue, _) in queues {
@@ -279,7 +281,7 @@ async fn walk(
     queue: &str,
     store: &Store,
     login: Option<&str>,
-    remove: bool,
+    remove: Option<&OperationLog>,
     swept: &mut Swept,
 ) -> anyhow::Result<()> {
     while let Some(message) = pass.next().await? {
@@ -298,13 +300,20 @@ async fn walk(
         };
         match copy {
             Some(copy) if done => {
-                if remove {
+                if let Some(log) = remove {
                     message
                         .delivery
                         .acker
                         .ack(BasicAckOptions::default())
                         .await
                         .context("cannot remove an escalation copy")?;
+                    let key = AlertKey {
+                        publisher: &publisher,
+                        id: &copy.alert_id,
+                    };
+                    log.escalation_purged(key, copy.step)
+                        .await
+                        .context("the copy was removed, but its step could not be recorded")?;
                 }
                 swept.acknowledged.push(copy);
             }

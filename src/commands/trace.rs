@@ -27,6 +27,11 @@ impl Trace {
         Ok(Self { log })
     }
 
+    /// The store, to record what the command changed there.
+    pub(super) fn log(&self) -> &OperationLog {
+        &self.log
+    }
+
     pub(super) async fn done(self, command: &str, count: usize) -> anyhow::Result<()> {
         let operation = Operation {
             recorded_at: OffsetDateTime::now_utc(),

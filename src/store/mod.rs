@@ -731,6 +731,19 @@ impl OperationLog {
         Store::open_log(settings).await
     }
 
+    /// Records that step `step` of `alert`'s escalation is over, its copy
+    /// removed by an operator (`relais escalations purge`) because every
+    /// network acknowledged the alert: as its timer would have found it.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the write failed.
+    pub async fn escalation_purged(&self, alert: AlertKey<'_>, step: u8) -> Result<(), StoreError> {
+        self.store
+            .escalation_done(alert, step, OffsetDateTime::now_utc())
+            .await
+            .map(|_| ())
+    }
+
     /// Records `operation`; stored for good when this returns.
     ///
     /// # Errors

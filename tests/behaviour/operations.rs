@@ -567,6 +567,19 @@ async fn the_escalation_copy_of_an_acknowledged_alert_is_purged_and_the_others_k
             done("escalations purge --acknowledged --yes", "1"),
         ]
     );
+
+    // The purged copy's step is over in the audit trail, as if its timer
+    // had found the alert acknowledged; the kept one's is still due.
+    let steps = |id: &str| -> Vec<String> {
+        let audit = world.cli(&["audit", "--alert", id]);
+        text(&audit.stdout)
+            .lines()
+            .filter(|line| line.contains("escalation"))
+            .map(|line| line.split('\t').skip(2).collect::<Vec<_>>().join("\t"))
+            .collect()
+    };
+    assert_eq!(steps("SOS75-ACKED"), ["deputies\tescalation"]);
+    assert_eq!(steps("SOS75-WAITING"), ["deputies\tescalation due"]);
     let _ = world
         .broker
         .channel
