@@ -153,12 +153,12 @@ pub fn escalation(properties: &BasicProperties, login: Option<&str>) -> Option<u
 /// what relais reads and copies of its vocabulary is what it wrote.
 ///
 /// relais published a message when its `user_id` is relais's own `login`
-/// (the broker refuses any other `user_id` than the publishing login). When
-/// relais logs in without a user name (`login` is `None`: a client
-/// certificate), it publishes without a `user_id` and cannot tell its own
-/// messages from an anonymous publisher's: only a message that carries a
-/// `user_id` is then known to be foreign. [`served`] and [`escalation`]
-/// trust nothing on such a login, whatever stays.
+/// (the broker refuses any other `user_id` than the publishing login; with
+/// a client certificate, `amqp.user` names it). Without a login name (which
+/// the settings' check refuses), relais could not tell its own messages
+/// from an anonymous publisher's: only a message that carries a `user_id`
+/// would be known to be foreign, and [`served`] and [`escalation`] trust
+/// nothing then, whatever stays.
 #[must_use]
 pub fn strip_foreign(properties: BasicProperties, login: Option<&str>) -> BasicProperties {
     let foreign = match login {

@@ -77,6 +77,12 @@ pub struct AmqpSettings {
     /// host risks false alarms.
     #[serde(with = "humantime_serde")]
     pub heartbeat: Duration,
+    /// With a client-certificate login (`?auth_mechanism=external`), the
+    /// user name the broker gives relais's certificate (with RabbitMQ's
+    /// `ssl_cert_login_from = common_name`, its CN). Required then: relais
+    /// stamps what it publishes with it, and trusts its own `x-relais-*`
+    /// headers on nothing else.
+    pub user: Option<String>,
 }
 
 /// The broker of the quick start: this machine's, as `guest`.
@@ -101,6 +107,7 @@ impl Default for AmqpSettings {
             max_queue_length: 1_000_000,
             confirm_timeout: Duration::from_secs(30),
             heartbeat: Duration::from_secs(5),
+            user: None,
         }
     }
 }
@@ -113,6 +120,22 @@ impl AmqpSettings {
                  amqp.urls for the nodes of a cluster"
                     .into(),
             );
+        }
+        let by_certificate = self.nodes().any(|url| login_of(url).is_none());
+        match (&self.user, by_certificate) {
+            (None, true) => errors.push(
+                "amqp.url logs in by client certificate (auth_mechanism=external): set amqp.user \
+                 to the user name the broker gives relais's certificate (its CN with RabbitMQ's \
+                 ssl_cert_login_from = common_name), so that relais tells what it published \
+                 from what others did"
+                    .into(),
+            ),
+            (Some(_), false) => errors.push(
+                "amqp.user is for a client-certificate login (auth_mechanism=external); with a \
+                 password, the user is the URL's"
+                    .into(),
+            ),
+            _ => {}
         }
         if !(1..=600).contains(&self.heartbeat.as_secs()) {
             errors.push("amqp.heartbeat must be from 1 s to 10 min (5 s by default)".into());
@@ -247,11 +270,14 @@ impl AmqpSettings {
 
     /// The user name relais logs in with, which the broker checks against
     /// the `user_id` of what relais publishes: the URL's (`guest` when it
-    /// gives none, as for the AMQP client); `None` with a client certificate
-    /// login (`auth_mechanism=external`), where the broker derives it. All
-    /// the nodes of a cluster have the same (checked).
+    /// gives none, as for the AMQP client); `amqp.user` with a client
+    /// certificate login (`auth_mechanism=external`), where the broker
+    /// derives it. All the nodes of a cluster have the same (checked).
     pub fn login(&self) -> Option<String> {
-        self.nodes().next().and_then(login_of)
+        self.nodes()
+            .next()
+            .and_then(login_of)
+            .or_else(|| self.user.clone())
     }
 
     /// The certificate files of an `amqps://` connection.
@@ -424,6 +450,45 @@ mod tests {
         assert_eq!(
             login("amqps://broker.example.org/%2f?auth_mechanism=external"),
             None
+        );
+    }
+
+    #[test]
+    fn a_client_certificate_login_needs_the_user_name_the_broker_gives_it() {
+        let external = "amqps://broker.example.org/%2f?auth_mechanism=external";
+        let errors = |url: &str, user: Option<&str>| {
+            let amqp = AmqpSettings {
+                url: url.to_owned().into(),
+                user: user.map(str::to_owned),
+                ..AmqpSettings::default()
+            };
+            let mut errors = Vec::new();
+            amqp.check(&mut errors);
+            (errors, amqp.login())
+        };
+
+        let (without, none) = errors(external, None);
+        let (with, named) = errors(external, Some("relais-sos"));
+        let (both, _) = errors("amqps://relais:secret@broker.example.org/", Some("other"));
+
+        assert_eq!(
+            without,
+            [
+                "amqp.url logs in by client certificate (auth_mechanism=external): set amqp.user to \
+              the user name the broker gives relais's certificate (its CN with RabbitMQ's \
+              ssl_cert_login_from = common_name), so that relais tells what it published from \
+              what others did"
+            ]
+        );
+        assert_eq!(none, None);
+        assert!(with.is_empty(), "{with:?}");
+        assert_eq!(named.as_deref(), Some("relais-sos"));
+        assert_eq!(
+            both,
+            [
+                "amqp.user is for a client-certificate login (auth_mechanism=external); with a \
+              password, the user is the URL's"
+            ]
         );
     }
 

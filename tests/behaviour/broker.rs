@@ -117,12 +117,17 @@ async fn world(env: &[(&str, &str)]) -> (World, u16) {
     (world, http)
 }
 
-/// `/readyz`'s status and its `consumer` line, once relais has tried the
-/// broker at least once.
+/// `/readyz`'s status and its `consumer` line, once relais listens and
+/// has tried the broker at least once.
 async fn consumer_readiness(port: u16) -> (u16, String) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let (status, body) = http_get(port, "/readyz").await;
+        if status == 0 && tokio::time::Instant::now() < deadline {
+            // Not listening yet: relais is still starting.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
         let body: serde_json::Value = serde_json::from_str(&body).unwrap();
         let consumer = body["consumer"].as_str().unwrap().to_owned();
         if consumer != "not connected to the broker yet" || tokio::time::Instant::now() > deadline {
@@ -202,6 +207,7 @@ async fn a_client_certificate_logs_relais_in_without_a_password() {
     delivered(
         &[
             ("RELAIS__AMQP__URL", &url),
+            ("RELAIS__AMQP__USER", "guest"),
             ("RELAIS__AMQP__CA_FILE", &ca),
             ("RELAIS__AMQP__CERT_FILE", &cert),
             ("RELAIS__AMQP__KEY_FILE", &key),
@@ -217,7 +223,11 @@ async fn without_its_client_certificate_relais_cannot_log_in_and_the_alert_waits
     let url = node.url("localhost", "", "?auth_mechanism=external");
     let ca = node.file("ca.pem");
     let why = refused(
-        &[("RELAIS__AMQP__URL", &url), ("RELAIS__AMQP__CA_FILE", &ca)],
+        &[
+            ("RELAIS__AMQP__URL", &url),
+            ("RELAIS__AMQP__USER", "guest"),
+            ("RELAIS__AMQP__CA_FILE", &ca),
+        ],
         "SOS75-AMQPS3",
     )
     .await;
