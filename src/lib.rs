@@ -24,6 +24,7 @@ pub mod commands;
 pub mod daemon;
 pub mod fence;
 pub mod flood;
+pub mod follow_up;
 pub mod health;
 pub mod http;
 pub mod live_registry;

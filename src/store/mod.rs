@@ -1,5 +1,6 @@
 //! The store: which référent was emailed about which alert, and when; who
-//! acknowledged it; the steps of its escalation; what operators did.
+//! acknowledged it, and what they did about it; the steps of its
+//! escalation; what operators did.
 //!
 //! It is both the dedup record (a référent receives a given alert at most
 //! once, across redeliveries, restarts and duplicate publishes) and the audit
@@ -35,6 +36,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::alert::AlertId;
+use crate::follow_up::FollowUp;
 use crate::health::Health;
 use crate::settings::StoreSettings;
 use group_commit::Write;
@@ -42,8 +44,8 @@ use value::{Row, Value};
 
 pub use error::{PostgresCause, StoreError};
 pub use records::{
-    Acknowledged, AlertKey, Digest, EscalationStep, Operation, Pending, SentEmail, Served,
-    UNACKNOWLEDGED_STEP,
+    Acknowledged, AlertKey, Digest, EscalationStep, FollowUpRecord, FollowedUp, Handling,
+    Operation, Pending, SentEmail, Served, UNACKNOWLEDGED_STEP,
 };
 
 /// One statement of a write, with its parameters.
@@ -283,18 +285,75 @@ impl Store {
     ) -> Result<Acknowledged, StoreError> {
         let first = self
             .engine
-            .execute(
-                "INSERT INTO acknowledgements (publisher, alert_id, referent_id, acknowledged_at)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            .execute(ACKNOWLEDGE, acknowledgement(alert, referent_id, at))
+            .await?
+            == 1;
+        self.acknowledged(alert, referent_id, at, first).await
+    }
+
+    /// Records that `referent_id` did `follow_up` about `alert` at `at`,
+    /// which also acknowledges it if they had not: each choice is kept
+    /// with its time, and the last one stands. A choice that is already
+    /// their last one records nothing new.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store cannot be read or written.
+    pub async fn follow_up(
+        &self,
+        alert: AlertKey<'_>,
+        referent_id: &str,
+        follow_up: FollowUp,
+        at: OffsetDateTime,
+    ) -> Result<FollowedUp, StoreError> {
+        let rows = self
+            .engine
+            .read(
+                "SELECT outcome FROM follow_ups
+                 WHERE alert_id = $1 AND publisher = $2 AND referent_id = $3
+                 ORDER BY recorded_at DESC LIMIT 1",
+                vec![alert.id.into(), alert.publisher.into(), referent_id.into()],
+            )
+            .await?;
+        let mut last = None;
+        for mut row in rows {
+            last = Some(follow_up_code(&row.text(0)?)?);
+        }
+        let recorded = last != Some(follow_up);
+        let mut statements = vec![(ACKNOWLEDGE, acknowledgement(alert, referent_id, at))];
+        if recorded {
+            statements.push((
+                // Two choices within one second: the later one stands.
+                "INSERT INTO follow_ups (publisher, alert_id, referent_id, outcome, recorded_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (alert_id, publisher, referent_id, recorded_at)
+                 DO UPDATE SET outcome = excluded.outcome",
                 vec![
                     alert.publisher.into(),
                     alert.id.into(),
                     referent_id.into(),
+                    follow_up.code().into(),
                     at.into(),
                 ],
-            )
-            .await?
-            == 1;
+            ));
+        }
+        let changed = self.engine.write(statements).await?;
+        let first = changed.first() == Some(&1);
+        Ok(FollowedUp {
+            acknowledged: self.acknowledged(alert, referent_id, at, first).await?,
+            recorded,
+        })
+    }
+
+    /// What an acknowledgement of `alert` by `referent_id` at `at`
+    /// changed: its network, as recorded with its email, and how long the
+    /// network waited for it.
+    async fn acknowledged(
+        &self,
+        alert: AlertKey<'_>,
+        referent_id: &str,
+        at: OffsetDateTime,
+        first: bool,
+    ) -> Result<Acknowledged, StoreError> {
         let rows = self
             .engine
             .read(
@@ -323,6 +382,91 @@ impl Store {
             first,
             network,
             waited,
+        })
+    }
+
+    /// Where `alert` stands for `referent_id`: when they acknowledged it,
+    /// who of their network (the référents emailed about it with the same
+    /// network) acknowledged it first if it was another, and the last
+    /// follow-up recorded in the network. A référent whose email recorded
+    /// no network sees only their own.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store cannot be read.
+    pub async fn handling(
+        &self,
+        alert: AlertKey<'_>,
+        referent_id: &str,
+    ) -> Result<Handling, StoreError> {
+        let key = || vec![alert.id.into(), alert.publisher.into()];
+        let mut emails = Vec::new();
+        for mut row in self
+            .engine
+            .read(
+                "SELECT referent_id, network FROM deliveries
+                 WHERE alert_id = $1 AND publisher IN ($2, '')",
+                key(),
+            )
+            .await?
+        {
+            emails.push((row.text(0)?, row.text_or_null(1)?));
+        }
+        let network = emails
+            .iter()
+            .find(|(referent, _)| referent == referent_id)
+            .and_then(|(_, network)| network.clone());
+        let of_network = |other: &str| {
+            other == referent_id
+                || network.is_some()
+                    && emails
+                        .iter()
+                        .any(|(referent, theirs)| referent == other && *theirs == network)
+        };
+        let mut acknowledgements = Vec::new();
+        for mut row in self
+            .engine
+            .read(
+                "SELECT referent_id, acknowledged_at FROM acknowledgements
+                 WHERE alert_id = $1 AND publisher IN ($2, '')",
+                key(),
+            )
+            .await?
+        {
+            let (referent, at) = (row.text(0)?, row.time(1)?);
+            if of_network(&referent) {
+                acknowledgements.push((at, referent));
+            }
+        }
+        acknowledgements.sort();
+        let mut follow_up = None;
+        for row in self
+            .engine
+            .read(
+                "SELECT publisher, alert_id, referent_id, outcome, recorded_at FROM follow_ups
+                 WHERE alert_id = $1 AND publisher = $2",
+                key(),
+            )
+            .await?
+        {
+            let record = follow_up_record(row)?;
+            let later = follow_up.as_ref().is_none_or(|last: &FollowUpRecord| {
+                (record.recorded_at, &record.referent_id) > (last.recorded_at, &last.referent_id)
+            });
+            if of_network(&record.referent_id) && later {
+                follow_up = Some(record);
+            }
+        }
+        Ok(Handling {
+            acknowledged_at: acknowledgements
+                .iter()
+                .find(|(_, referent)| referent == referent_id)
+                .map(|(at, _)| *at),
+            first_colleague: acknowledgements
+                .into_iter()
+                .next()
+                .filter(|(_, referent)| referent != referent_id)
+                .map(|(at, referent)| (referent, at)),
+            follow_up,
         })
     }
 
@@ -477,8 +621,8 @@ impl Store {
         Ok(alerts.len())
     }
 
-    /// Forgets deliveries, acknowledgements and escalations older than
-    /// `before`; returns how many deliveries.
+    /// Forgets deliveries, acknowledgements, follow-ups and escalations
+    /// older than `before`; returns how many deliveries.
     ///
     /// # Errors
     /// [`StoreError`] if the delete failed.
@@ -492,6 +636,10 @@ impl Store {
                 ),
                 (
                     "DELETE FROM acknowledgements WHERE acknowledged_at < $1",
+                    vec![before.into()],
+                ),
+                (
+                    "DELETE FROM follow_ups WHERE recorded_at < $1",
                     vec![before.into()],
                 ),
                 (
@@ -579,6 +727,23 @@ impl Store {
         rows.into_iter()
             .map(|mut row| Ok((row.text(0)?, row.time(1)?)))
             .collect()
+    }
+
+    /// What the référents did about `alert` (every publisher's), each
+    /// choice with its time, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub async fn follow_ups(&self, alert: &AlertId) -> Result<Vec<FollowUpRecord>, StoreError> {
+        let rows = self
+            .engine
+            .read(
+                "SELECT publisher, alert_id, referent_id, outcome, recorded_at FROM follow_ups
+                 WHERE alert_id = $1 ORDER BY recorded_at, publisher, referent_id",
+                vec![alert.as_str().into()],
+            )
+            .await?;
+        rows.into_iter().map(follow_up_record).collect()
     }
 
     /// The alerts emailed since `since` that a network they went to has
@@ -674,6 +839,37 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// An acknowledgement, recorded once (the first time stays).
+const ACKNOWLEDGE: &str =
+    "INSERT INTO acknowledgements (publisher, alert_id, referent_id, acknowledged_at)
+     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+
+fn acknowledgement(alert: AlertKey<'_>, referent_id: &str, at: OffsetDateTime) -> Vec<Value> {
+    vec![
+        alert.publisher.into(),
+        alert.id.into(),
+        referent_id.into(),
+        at.into(),
+    ]
+}
+
+/// The follow-up of a stored code; one this relais does not know (written
+/// by a newer one) is an error of the store's shape.
+fn follow_up_code(code: &str) -> Result<FollowUp, StoreError> {
+    FollowUp::parse(code)
+        .ok_or_else(|| StoreError::Shape(format!("the follow-up {code:?} is not one relais knows")))
+}
+
+fn follow_up_record(mut row: Row) -> Result<FollowUpRecord, StoreError> {
+    Ok(FollowUpRecord {
+        publisher: row.text(0)?,
+        alert_id: row.text(1)?,
+        referent_id: row.text(2)?,
+        follow_up: follow_up_code(&row.text(3)?)?,
+        recorded_at: row.time(4)?,
+    })
 }
 
 fn escalation_step(mut row: Row) -> Result<EscalationStep, StoreError> {

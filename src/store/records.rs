@@ -1,10 +1,12 @@
 //! What the store holds, as relais reads it: the records of emails,
-//! acknowledgements, escalation steps and operators' commands. Ids,
-//! addresses, replies and times only: never an alert's content.
+//! acknowledgements, follow-ups, escalation steps and operators' commands.
+//! Ids, addresses, replies, codes and times only: never an alert's content.
 
 use std::time::Duration;
 
 use time::OffsetDateTime;
+
+use crate::follow_up::FollowUp;
 
 /// The SHA-256 of an alert's content in its canonical form: what tells two
 /// alerts with one id apart.
@@ -57,6 +59,43 @@ pub struct Acknowledged {
     pub network: Option<String>,
     /// From the alert's first email to its network to this acknowledgement.
     pub waited: Option<Duration>,
+}
+
+/// A follow-up a référent recorded (the "suite donnée"): a line of the
+/// audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUpRecord {
+    /// The alert's publisher (see [`AlertKey`]).
+    pub publisher: String,
+    pub alert_id: String,
+    pub referent_id: String,
+    pub follow_up: FollowUp,
+    pub recorded_at: OffsetDateTime,
+}
+
+/// What recording a follow-up changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowedUp {
+    /// The acknowledgement it also counts as: `first` when the référent
+    /// had not acknowledged the alert before.
+    pub acknowledged: Acknowledged,
+    /// `false` when it was already the référent's last follow-up: nothing
+    /// new was recorded.
+    pub recorded: bool,
+}
+
+/// Where an alert stands for one of its référents, as their page shows
+/// it: what they did, and what the others of their network did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Handling {
+    /// When this référent acknowledged it (the first time).
+    pub acknowledged_at: Option<OffsetDateTime>,
+    /// The first of the network to acknowledge it, by id, when it was
+    /// another référent than this one.
+    pub first_colleague: Option<(String, OffsetDateTime)>,
+    /// The last follow-up recorded by anyone of the network, this
+    /// référent included.
+    pub follow_up: Option<FollowUpRecord>,
 }
 
 /// The last step of an escalation chain: nobody acknowledged.

@@ -199,6 +199,30 @@ pub const STEPS: &[Step] = &[
                        created_at BIGINT NOT NULL
                    );",
     },
+    // 8. What each référent did about an alert once they had it (the
+    //    "suite donnée", a code of the closed list `follow_up::FollowUp`):
+    //    every choice kept with its time, the last one standing; one per
+    //    référent and second (a second choice within it replaces the first).
+    Step {
+        sqlite: "CREATE TABLE follow_ups (
+                     publisher   TEXT NOT NULL DEFAULT '',
+                     alert_id    TEXT NOT NULL,
+                     referent_id TEXT NOT NULL,
+                     outcome     TEXT NOT NULL,
+                     recorded_at INTEGER NOT NULL,
+                     PRIMARY KEY (alert_id, publisher, referent_id, recorded_at)
+                 ) WITHOUT ROWID;
+                 CREATE INDEX follow_ups_by_time ON follow_ups (recorded_at);",
+        postgres: "CREATE TABLE follow_ups (
+                       publisher   TEXT NOT NULL DEFAULT '',
+                       alert_id    TEXT NOT NULL,
+                       referent_id TEXT NOT NULL,
+                       outcome     TEXT NOT NULL,
+                       recorded_at BIGINT NOT NULL,
+                       PRIMARY KEY (alert_id, publisher, referent_id, recorded_at)
+                   );
+                   CREATE INDEX follow_ups_by_time ON follow_ups (recorded_at);",
+    },
 ];
 
 /// The first relais with a PostgreSQL store created the whole schema of

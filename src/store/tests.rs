@@ -11,6 +11,7 @@ use tokio_postgres::NoTls;
 
 use super::schema::{POSTGRES_FIRST_RELEASE, STEPS, VERSION};
 use super::*;
+use crate::follow_up::FollowUp;
 
 const DIGEST: Digest = [7; 32];
 
@@ -189,6 +190,8 @@ conformance!(
     two_publishers_may_use_one_id_and_neither_sees_the_other_s_records,
     records_of_no_known_publisher_are_found_by_every_publisher,
     a_key_is_made_once_and_shared_by_every_handle_on_the_store,
+    a_follow_up_acknowledges_and_the_last_choice_of_each_referent_stands,
+    a_referent_sees_who_of_their_network_acknowledged_first_and_its_last_follow_up,
 );
 
 fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> SentEmail {
@@ -311,6 +314,14 @@ async fn pruning_forgets_only_what_is_older_than_the_retention(place: &Place) {
     store.acknowledge(key("OLD"), "r", old).await.unwrap();
     store.acknowledge(key("NEW"), "r", new).await.unwrap();
     store
+        .follow_up(key("OLD"), "r", FollowUp::Refus, old)
+        .await
+        .unwrap();
+    store
+        .follow_up(key("NEW"), "r", FollowUp::Refus, new)
+        .await
+        .unwrap();
+    store
         .escalation_scheduled(key("OLD"), 1, old)
         .await
         .unwrap();
@@ -325,6 +336,8 @@ async fn pruning_forgets_only_what_is_older_than_the_retention(place: &Place) {
     assert!(store.served(key("OLD")).await.unwrap().is_empty());
     assert!(store.acknowledgements(&id("OLD")).await.unwrap().is_empty());
     assert!(store.escalation(key("OLD")).await.unwrap().is_empty());
+    assert!(store.follow_ups(&id("OLD")).await.unwrap().is_empty());
+    assert_eq!(store.follow_ups(&id("NEW")).await.unwrap().len(), 1);
     let served = store.served(key("NEW")).await.unwrap();
     assert_eq!(served.len(), 1);
     assert_eq!(served[0].referent_id, "r");
@@ -786,4 +799,177 @@ async fn a_key_is_made_once_and_shared_by_every_handle_on_the_store(place: &Plac
     assert_eq!(made, reopened);
     assert_ne!(made, other);
     assert_ne!(made, [0; 32]);
+}
+
+/// A follow-up of [`SOS75`]'s alert `alert`, as `relais audit` reads it.
+fn followed(
+    alert: &str,
+    referent: &str,
+    follow_up: FollowUp,
+    at: OffsetDateTime,
+) -> FollowUpRecord {
+    FollowUpRecord {
+        publisher: SOS75.into(),
+        alert_id: alert.into(),
+        referent_id: referent.into(),
+        follow_up,
+        recorded_at: at,
+    }
+}
+
+async fn a_follow_up_acknowledges_and_the_last_choice_of_each_referent_stands(place: &Place) {
+    let store = place.open().await;
+    let now = now();
+    let at = |minutes| now + time::Duration::minutes(minutes);
+    store
+        .record(
+            delivery("A-1", "ccas-13", now - time::Duration::minutes(5)),
+            DIGEST,
+        )
+        .await
+        .unwrap();
+
+    let first = store
+        .follow_up(key("A-1"), "ccas-13", FollowUp::Oriente, at(0))
+        .await
+        .unwrap();
+    let same = store
+        .follow_up(key("A-1"), "ccas-13", FollowUp::Oriente, at(1))
+        .await
+        .unwrap();
+    let changed = store
+        .follow_up(key("A-1"), "ccas-13", FollowUp::Injoignable, at(2))
+        .await
+        .unwrap();
+    let within_the_second = store
+        .follow_up(key("A-1"), "ccas-13", FollowUp::HorsPerimetre, at(2))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        first,
+        FollowedUp {
+            acknowledged: Acknowledged {
+                first: true,
+                network: Some("ccas".into()),
+                waited: Some(Duration::from_secs(300)),
+            },
+            recorded: true,
+        },
+        "a follow-up acknowledges an alert not acknowledged yet"
+    );
+    assert!(!same.recorded, "the last choice again records nothing");
+    assert!(!same.acknowledged.first);
+    assert!(changed.recorded);
+    assert!(within_the_second.recorded);
+    assert_eq!(
+        store.acknowledgements(&id("A-1")).await.unwrap(),
+        [("ccas-13".to_owned(), at(0))]
+    );
+    assert_eq!(
+        AuditReader::open(&place.settings)
+            .await
+            .unwrap()
+            .follow_ups(&id("A-1"))
+            .await
+            .unwrap(),
+        [
+            followed("A-1", "ccas-13", FollowUp::Oriente, at(0)),
+            followed("A-1", "ccas-13", FollowUp::HorsPerimetre, at(2)),
+        ]
+    );
+}
+
+async fn a_referent_sees_who_of_their_network_acknowledged_first_and_its_last_follow_up(
+    place: &Place,
+) {
+    let store = place.open().await;
+    let now = now();
+    let at = |minutes| now + time::Duration::minutes(minutes);
+    let mut caf = delivery("A-1", "caf-75", now);
+    caf.network = Some("caf".into());
+    store.record(caf, DIGEST).await.unwrap();
+    for referent in ["ccas-13", "ccas-14"] {
+        store
+            .record(delivery("A-1", referent, now), DIGEST)
+            .await
+            .unwrap();
+    }
+    let untouched = store.handling(key("A-1"), "ccas-14").await.unwrap();
+
+    // Another network acts first: it is not the ccas's.
+    store
+        .follow_up(key("A-1"), "caf-75", FollowUp::Refus, at(1))
+        .await
+        .unwrap();
+    store
+        .acknowledge(key("A-1"), "ccas-13", at(2))
+        .await
+        .unwrap();
+    store
+        .acknowledge(key("A-1"), "ccas-14", at(3))
+        .await
+        .unwrap();
+    let acknowledged = store.handling(key("A-1"), "ccas-14").await.unwrap();
+    store
+        .follow_up(key("A-1"), "ccas-14", FollowUp::Injoignable, at(4))
+        .await
+        .unwrap();
+    store
+        .follow_up(key("A-1"), "ccas-13", FollowUp::ContactEtabli, at(5))
+        .await
+        .unwrap();
+
+    let second = store.handling(key("A-1"), "ccas-14").await.unwrap();
+    let first = store.handling(key("A-1"), "ccas-13").await.unwrap();
+    let other_network = store.handling(key("A-1"), "caf-75").await.unwrap();
+    let never_emailed = store.handling(key("A-1"), "ccas-15").await.unwrap();
+    let other_publisher = store
+        .handling(
+            AlertKey {
+                publisher: "sos13-dispatch",
+                id: "A-1",
+            },
+            "ccas-14",
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(untouched, Handling::default());
+    assert_eq!(
+        acknowledged,
+        Handling {
+            acknowledged_at: Some(at(3)),
+            first_colleague: Some(("ccas-13".into(), at(2))),
+            follow_up: None,
+        }
+    );
+    let last = followed("A-1", "ccas-13", FollowUp::ContactEtabli, at(5));
+    assert_eq!(
+        second,
+        Handling {
+            acknowledged_at: Some(at(3)),
+            first_colleague: Some(("ccas-13".into(), at(2))),
+            follow_up: Some(last.clone()),
+        }
+    );
+    assert_eq!(
+        first,
+        Handling {
+            acknowledged_at: Some(at(2)),
+            first_colleague: None,
+            follow_up: Some(last),
+        },
+        "the first to acknowledge is nobody's colleague but theirs"
+    );
+    assert_eq!(
+        other_network,
+        Handling {
+            acknowledged_at: Some(at(1)),
+            first_colleague: None,
+            follow_up: Some(followed("A-1", "caf-75", FollowUp::Refus, at(1))),
+        }
+    );
+    assert_eq!(never_emailed, Handling::default());
+    assert_eq!(other_publisher, Handling::default());
 }
