@@ -4,10 +4,15 @@
 //! Only the POST of the page's button acknowledges: mail security gateways
 //! open every link of an email, and a GET changes nothing. Acknowledging
 //! twice is harmless; an expired or forged link gets a page saying so, with
-//! a 4xx status, and changes nothing. The page shows the alert's reference,
-//! kind, place and date, never patient data; it is small, works without
-//! JavaScript and on a phone, and is served with the headers a public page
-//! needs (no caching of the token, no referrer, a strict CSP; see [`page`]).
+//! a 4xx status, and changes nothing. Once acknowledged, the page offers
+//! the follow-ups ([`FollowUp`], the "suite donnée"), each a button posting
+//! its code: the référent's last choice stands, and a choice also
+//! acknowledges. The page tells a référent who of their network
+//! acknowledged first (organisation and name, from the registry) and the
+//! network's last follow-up. It shows the alert's reference, kind, place
+//! and date, never patient data; it is small, works without JavaScript and
+//! on a phone, and is served with the headers a public page needs (no
+//! caching of the token, no referrer, a strict CSP; see [`page`]).
 //! The link's token is sealed ([`token`]): its URL, wherever it is logged,
 //! tells nothing of the alert.
 //! It runs on `ack.listen`, behind the operator's HTTPS reverse proxy
@@ -20,19 +25,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use time::OffsetDateTime;
 
 use crate::alert::Kind;
+use crate::follow_up::FollowUp;
 use crate::live_registry::SharedRegistry;
 use crate::mail::Published;
-use crate::registry::Referent;
-use crate::store::{AlertKey, Store};
+use crate::registry::{Referent, Registry};
+use crate::store::{AlertKey, Handling, Store};
 use crate::telemetry::events::Events;
-use page::{Page, Templates};
+use page::{Colleague, Page, Templates};
 use token::{Link, Sealer, TokenError};
+
+/// The largest form a page posts: one follow-up's code, with room to spare.
+const MAX_FORM: usize = 1024;
 
 /// What the emails' links are made of.
 pub struct Links {
@@ -120,68 +130,54 @@ pub fn router(
     };
     Ok(Router::new()
         .route("/ack/{token}", get(show).post(acknowledge))
+        .layer(DefaultBodyLimit::max(MAX_FORM))
         .with_state(pages))
 }
 
-/// GET: the alert, and the button. Changes nothing.
+/// GET: the alert, where it stands, and the button (or the follow-ups).
+/// Changes nothing.
 async fn show(State(pages): State<Pages>, Path(token): Path<String>) -> Response {
     match pages.links.read(&token) {
-        Ok(link) => pages.confirm(&link),
+        Ok(link) => pages.confirm(&link).await,
         Err(error) => pages.refused(error),
     }
 }
 
-/// POST: the button. Records the acknowledgement (once).
-async fn acknowledge(State(pages): State<Pages>, Path(token): Path<String>) -> Response {
+/// POST: the button, which records the acknowledgement (once), or a
+/// follow-up's button (`suite=<code>`), which records that follow-up.
+async fn acknowledge(
+    State(pages): State<Pages>,
+    Path(token): Path<String>,
+    form: Bytes,
+) -> Response {
     let link = match pages.links.read(&token) {
         Ok(link) => link,
         Err(error) => return pages.refused(error),
     };
-    let now = OffsetDateTime::now_utc();
-    match pages
-        .store
-        .acknowledge(
-            AlertKey {
-                publisher: &link.publisher,
-                id: &link.alert_id,
-            },
-            &link.referent_id,
-            now,
-        )
-        .await
-    {
-        Ok(acknowledged) => {
-            let first = acknowledged.first;
-            if first {
-                let registry = pages.registry.load();
-                let referent = registry
-                    .referents()
-                    .iter()
-                    .find(|r| r.id().as_str() == link.referent_id);
-                pages.events.alert_acknowledged(
-                    &link.publisher,
-                    &link.alert_id,
-                    &link.referent_id,
-                    referent,
-                    &acknowledged,
-                );
-            }
-            pages.templates.render(&Page::Thanks {
-                alert_id: &link.alert_id,
-                first,
-            })
-        }
-        Err(error) => {
-            tracing::error!(alert_id = %link.alert_id, referent = %link.referent_id, %error,
-                "cannot record an acknowledgement");
-            pages.templates.render(&Page::RetryLater)
-        }
+    let choice = url::form_urlencoded::parse(&form)
+        .find(|(name, _)| name == "suite")
+        .map(|(_, code)| FollowUp::parse(&code));
+    match choice {
+        None => pages.acknowledge(&link).await,
+        Some(Some(FollowUp::HorsPerimetre)) => pages.hand_back(&link).await,
+        Some(Some(follow_up)) => pages.follow_up(&link, follow_up).await,
+        Some(None) => pages.templates.render(&Page::UnknownChoice),
     }
 }
 
 impl Pages {
-    /// The page a valid link opens.
-    fn confirm(&self, link: &Link) -> Response {
+    /// The page a valid link opens. Without the store, the alert and the
+    /// button alone.
+    async fn confirm(&self, link: &Link) -> Response {
+        let handling = self
+            .store
+            .handling(key(link), &link.referent_id)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(alert_id = %link.alert_id, referent = %link.referent_id, %error,
+                    "cannot read where an alert stands; its page shows the button alone");
+                Handling::default()
+            });
         let registry = self.registry.load();
         let geography = registry.geography();
         let label = Kind::parse(&link.kind)
@@ -204,11 +200,109 @@ impl Pages {
                 )
             })
             .unwrap_or_default();
+        let colleague = handling
+            .first_colleague
+            .as_ref()
+            .map(|(id, at)| (who(&registry, id), paris_time(*at)));
+        let acknowledged = handling.acknowledged_at.map(paris_time);
         self.templates.render(&Page::Confirm {
             alert_id: &link.alert_id,
             label: &label,
             place: &place,
             emitted: &emitted,
+            colleague: colleague.as_ref().map(|(by, at)| Colleague { by, at }),
+            acknowledged: acknowledged.as_deref(),
+            follow_up: handling.follow_up.map(|last| last.follow_up.label()),
+        })
+    }
+
+    /// The button pressed: the acknowledgement recorded (the first time
+    /// told to the association), and the follow-ups offered.
+    async fn acknowledge(&self, link: &Link) -> Response {
+        let now = OffsetDateTime::now_utc();
+        let acknowledged = match self
+            .store
+            .acknowledge(key(link), &link.referent_id, now)
+            .await
+        {
+            Ok(acknowledged) => acknowledged,
+            Err(error) => {
+                tracing::error!(alert_id = %link.alert_id, referent = %link.referent_id, %error,
+                    "cannot record an acknowledgement");
+                return self.templates.render(&Page::RetryLater);
+            }
+        };
+        if acknowledged.first {
+            let registry = self.registry.load();
+            self.events.alert_acknowledged(
+                &link.publisher,
+                &link.alert_id,
+                &link.referent_id,
+                referent(&registry, &link.referent_id),
+                &acknowledged,
+            );
+        }
+        let follow_up = match self.store.handling(key(link), &link.referent_id).await {
+            Ok(handling) => handling.follow_up.map(|last| last.follow_up.label()),
+            Err(_) => None,
+        };
+        self.templates.render(&Page::Thanks {
+            alert_id: &link.alert_id,
+            first: acknowledged.first,
+            follow_up,
+        })
+    }
+
+    /// A référent hands the alert back: it is not their service's
+    /// ("Ne relève pas de notre service"). It is recorded and published as
+    /// any follow-up (the association learns of it from the `followed_up`
+    /// event), and the page tells the référent that the association is
+    /// informed.
+    async fn hand_back(&self, link: &Link) -> Response {
+        self.follow_up(link, FollowUp::HorsPerimetre).await
+    }
+
+    /// A follow-up's button pressed: recorded (and the acknowledgement
+    /// with it, if it was not), each told to the association once.
+    async fn follow_up(&self, link: &Link, follow_up: FollowUp) -> Response {
+        let now = OffsetDateTime::now_utc();
+        let followed = match self
+            .store
+            .follow_up(key(link), &link.referent_id, follow_up, now)
+            .await
+        {
+            Ok(followed) => followed,
+            Err(error) => {
+                tracing::error!(alert_id = %link.alert_id, referent = %link.referent_id, %error,
+                    "cannot record a follow-up");
+                return self.templates.render(&Page::RetryLater);
+            }
+        };
+        let registry = self.registry.load();
+        let referent = referent(&registry, &link.referent_id);
+        if followed.acknowledged.first {
+            self.events.alert_acknowledged(
+                &link.publisher,
+                &link.alert_id,
+                &link.referent_id,
+                referent,
+                &followed.acknowledged,
+            );
+        }
+        if followed.recorded {
+            self.events.alert_followed_up(
+                &link.publisher,
+                &link.alert_id,
+                &link.referent_id,
+                referent,
+                followed.acknowledged.network.as_deref(),
+                follow_up,
+            );
+        }
+        self.templates.render(&Page::FollowedUp {
+            alert_id: &link.alert_id,
+            follow_up: follow_up.label(),
+            handed_back: follow_up == FollowUp::HorsPerimetre,
         })
     }
 
@@ -218,5 +312,109 @@ impl Pages {
             TokenError::Expired => Page::Expired,
             TokenError::Forged => Page::Unknown,
         })
+    }
+}
+
+/// The alert a link is about.
+fn key(link: &Link) -> AlertKey<'_> {
+    AlertKey {
+        publisher: &link.publisher,
+        id: &link.alert_id,
+    }
+}
+
+/// The référent `id` in the registry in force, if it still has them.
+fn referent<'r>(registry: &'r Registry, id: &str) -> Option<&'r Referent> {
+    registry.referents().iter().find(|r| r.id().as_str() == id)
+}
+
+/// A référent as their colleagues read them: their organisation and name
+/// from the registry (`CCAS de Paris 13e — Camille Martin`), either one
+/// alone if it has only one; nothing else of them.
+fn who(registry: &Registry, id: &str) -> String {
+    let known = referent(registry, id);
+    match (
+        known.and_then(Referent::organisation),
+        known.and_then(Referent::name),
+    ) {
+        (Some(organisation), Some(name)) => format!("{organisation} — {name}"),
+        (Some(one), None) | (None, Some(one)) => one.to_owned(),
+        (None, None) => "un autre référent".to_owned(),
+    }
+}
+
+/// `at`, Paris time, as the pages write it: `22/11/2026 à 08:15`.
+fn paris_time(at: OffsetDateTime) -> String {
+    let paris = at.to_offset(crate::availability::paris_offset(at));
+    format!(
+        "{:02}/{:02}/{} à {:02}:{:02}",
+        paris.day(),
+        u8::from(paris.month()),
+        paris.year(),
+        paris.hour(),
+        paris.minute()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_time_is_written_in_paris_time_summer_and_winter() {
+        let at = |unix| OffsetDateTime::from_unix_timestamp(unix).unwrap();
+
+        // 2026-11-22 07:15 UTC, and 2026-07-01 06:15 UTC.
+        assert_eq!(paris_time(at(1_795_331_700)), "22/11/2026 à 08:15");
+        assert_eq!(paris_time(at(1_782_886_500)), "01/07/2026 à 08:15");
+    }
+
+    #[test]
+    fn a_colleague_is_named_by_organisation_and_name_and_nothing_else() {
+        let registry = Registry::from_toml(
+            r#"
+            [[route]]
+            kind = "orientation_sociale"
+            networks = ["ccas"]
+
+            [[referent]]
+            id = "both"
+            network = "ccas"
+            name = "Camille Martin"
+            organisation = "CCAS de Paris 13e"
+            email = "camille.martin@ccas-paris13.test"
+            communes = ["75113"]
+
+            [[referent]]
+            id = "organisation"
+            network = "ccas"
+            organisation = "CCAS de Paris 13e"
+            email = "accueil@ccas-paris13.test"
+            communes = ["75113"]
+
+            [[referent]]
+            id = "name"
+            network = "ccas"
+            name = "Léa Petit"
+            email = "lea.petit@ccas-paris13.test"
+            communes = ["75113"]
+
+            [[referent]]
+            id = "neither"
+            network = "ccas"
+            email = "social@ccas-paris13.test"
+            communes = ["75113"]
+            "#,
+            &Arc::clone(crate::testing::france()),
+        )
+        .unwrap();
+
+        assert_eq!(who(&registry, "both"), "CCAS de Paris 13e — Camille Martin");
+        assert_eq!(who(&registry, "organisation"), "CCAS de Paris 13e");
+        assert_eq!(who(&registry, "name"), "Léa Petit");
+        assert_eq!(who(&registry, "neither"), "un autre référent");
+        assert_eq!(who(&registry, "gone"), "un autre référent");
     }
 }

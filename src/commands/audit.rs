@@ -1,5 +1,6 @@
 //! `relais audit`: the store's trail, read back: who was emailed about an
-//! alert (and who acknowledged it, and its escalation), every delivery
+//! alert (and who acknowledged it, what they did about it, and its
+//! escalation), every delivery
 //! since a time, or the operators' own commands. Each reading is itself
 //! recorded in the operations log before anything is printed; the trail is
 //! never changed.
@@ -23,7 +24,8 @@ use crate::store::AuditReader;
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("which").required(true).multiple(true))]
 pub struct AuditArgs {
-    /// An alert id: who was emailed about it, and when.
+    /// An alert id: who was emailed about it, and when; who acknowledged
+    /// it, what they did about it, and its escalation.
     #[arg(long, group = "which", value_name = "ID", conflicts_with_all = ["since", "operations"])]
     pub alert: Option<String>,
     /// Every delivery (or, with --operations, every operator command) in
@@ -70,11 +72,13 @@ pub(super) async fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Re
         return Ok(());
     }
     let mut acknowledged = Vec::new();
+    let mut follow_ups = Vec::new();
     let mut escalation = Vec::new();
     let (deliveries, command) = match (&args.alert, since) {
         (Some(id), _) => {
             let id = AlertId::parse(id).map_err(|problem| anyhow::anyhow!("--alert {problem}"))?;
             acknowledged = reader.acknowledgements(&id).await?;
+            follow_ups = reader.follow_ups(&id).await?;
             escalation = reader.escalations(&id).await?;
             (reader.alert(&id).await?, format!("audit --alert {id}"))
         }
@@ -100,6 +104,16 @@ pub(super) async fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Re
             at.format(&Rfc3339).unwrap_or_default(),
             printable(args.alert.as_deref().unwrap_or_default()),
             printable(referent)
+        );
+    }
+    for follow_up in &follow_ups {
+        println!(
+            "{}\t{}\t{}\tfollowed_up {}{}",
+            follow_up.recorded_at.format(&Rfc3339).unwrap_or_default(),
+            printable(&follow_up.alert_id),
+            printable(&follow_up.referent_id),
+            follow_up.follow_up.code(),
+            of_publisher(&follow_up.publisher)
         );
     }
     for (publisher, step) in &escalation {

@@ -10,13 +10,14 @@ use time::OffsetDateTime;
 use tracing::{debug, error, info, warn};
 
 use crate::alert::Alert;
+use crate::follow_up::FollowUp;
 use crate::mail::{Accepted, SendError};
 use crate::outcome::{Outcome, Reason, Verdict};
 use crate::registry::{Referent, Registry};
 use crate::store::{Acknowledged, StoreError};
 use crate::telemetry::metrics::{
-    self, ActionLabel, ClassLabel, DelayLabel, Metrics, NetworkLabel, QueueLabel, ReasonLabel,
-    StepLabel,
+    self, ActionLabel, ClassLabel, DelayLabel, FollowUpLabel, Metrics, NetworkLabel, QueueLabel,
+    ReasonLabel, StepLabel,
 };
 use crate::telemetry::status::{ReferentRef, Status, StatusEvent, StatusSink};
 
@@ -327,19 +328,41 @@ impl Events {
                 .observe(waited.as_secs_f64());
         }
         info!(alert_id, referent = referent_id, "alert acknowledged");
-        let mut event = StatusEvent::new(publisher, Some(alert_id), Status::Acknowledged);
-        event = match referent {
-            Some(referent) => event.for_referent(referent),
-            None => {
-                event.referent = Some(ReferentRef {
-                    id: referent_id,
-                    organisation: None,
-                    network: acknowledged.network.as_deref().unwrap_or_default(),
-                });
-                event
-            }
+        let event = StatusEvent::new(publisher, Some(alert_id), Status::Acknowledged);
+        self.status(about(
+            event,
+            referent_id,
+            referent,
+            acknowledged.network.as_deref(),
+        ));
+    }
+
+    /// A référent said what they did about an alert (`referent` is `None`
+    /// if it has left the registry since; `network` as recorded with its
+    /// email).
+    pub fn alert_followed_up(
+        &self,
+        publisher: &str,
+        alert_id: &str,
+        referent_id: &str,
+        referent: Option<&Referent>,
+        network: Option<&str>,
+        follow_up: FollowUp,
+    ) {
+        let label = FollowUpLabel {
+            outcome: follow_up.code(),
+            network: network.unwrap_or_default().to_owned(),
         };
-        self.status(event);
+        self.metrics.follow_ups.get_or_create(&label).inc();
+        info!(
+            alert_id,
+            referent = referent_id,
+            outcome = follow_up.code(),
+            "alert followed up"
+        );
+        let mut event = StatusEvent::new(publisher, Some(alert_id), Status::FollowedUp);
+        event.outcome = Some(follow_up.code());
+        self.status(about(event, referent_id, referent, network));
     }
 
     /// Nobody in `referent`'s network acknowledged the alert in time, and
@@ -480,5 +503,26 @@ impl Events {
             alert_id,
             "the delivery could no longer be acked (channel lost); the broker will deliver it again"
         );
+    }
+}
+
+/// `event`, about the référent `referent_id`: as the registry names them,
+/// or by id and the network recorded with their email if they have left it.
+fn about<'a>(
+    event: StatusEvent<'a>,
+    referent_id: &'a str,
+    referent: Option<&'a Referent>,
+    network: Option<&'a str>,
+) -> StatusEvent<'a> {
+    match referent {
+        Some(referent) => event.for_referent(referent),
+        None => StatusEvent {
+            referent: Some(ReferentRef {
+                id: referent_id,
+                organisation: None,
+                network: network.unwrap_or_default(),
+            }),
+            ..event
+        },
     }
 }

@@ -21,6 +21,13 @@ pub struct NetworkLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FollowUpLabel {
+    /// A code of `follow_up::FollowUp`.
+    pub outcome: &'static str,
+    pub network: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StepLabel {
     pub step: &'static str,
 }
@@ -83,6 +90,8 @@ pub struct Metrics {
     /// From an alert's first email to a network to the first
     /// acknowledgement in it, per network.
     pub acknowledgement_time: Family<NetworkLabel, Histogram, fn() -> Histogram>,
+    /// Follow-ups recorded by référents, per outcome and network.
+    pub follow_ups: Family<FollowUpLabel, Counter>,
     /// Alerts emailed within the links' life that a network has not
     /// acknowledged (refreshed every minute from the store).
     pub alerts_pending: Gauge,
@@ -136,6 +145,7 @@ impl Metrics {
             acks_lost: Counter::default(),
             acknowledgements: Counter::default(),
             acknowledgement_time: Family::new_with_constructor(acknowledgement_buckets),
+            follow_ups: Family::default(),
             alerts_pending: Gauge::default(),
             escalations: Family::default(),
             alerts_unacknowledged: Family::default(),
@@ -239,6 +249,11 @@ impl Metrics {
             "From an alert's first email to a network to the first acknowledgement in it, per network",
             Unit::Seconds,
             metrics.acknowledgement_time.clone(),
+        );
+        r.register(
+            "follow_ups",
+            "What référents did about alerts (a choice of the acknowledgement page), per outcome and network",
+            metrics.follow_ups.clone(),
         );
         r.register(
             "alerts_pending",

@@ -31,6 +31,8 @@ pub enum Status {
     Delivered,
     /// A référent acknowledged the alert.
     Acknowledged,
+    /// A référent said what they did about it (the "suite donnée").
+    FollowedUp,
     /// Nobody acknowledged in time: the next step of the chain was emailed.
     Escalated,
     /// The alert went to the dead-letter queue (with the reason).
@@ -44,6 +46,7 @@ impl Status {
         match self {
             Self::Delivered => "delivered",
             Self::Acknowledged => "acknowledged",
+            Self::FollowedUp => "followed_up",
             Self::Escalated => "escalated",
             Self::DeadLettered => "dead_lettered",
             Self::Unacknowledged => "unacknowledged",
@@ -73,6 +76,10 @@ pub struct StatusEvent<'a> {
     /// Why it was dead-lettered (a dead-letter reason).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
+    /// What the référent did (`followed_up`): a code of the closed list
+    /// of `follow_up::FollowUp`, never free text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'a str>,
 }
 
 /// Who, by the registry's ids: never an address.
@@ -104,6 +111,7 @@ impl<'a> StatusEvent<'a> {
             referent: None,
             network: None,
             reason: None,
+            outcome: None,
         }
     }
 
@@ -199,6 +207,23 @@ mod tests {
         );
         assert_eq!(routing_key("a#*", Status::Escalated), "a=23=2A.escalated");
         assert_eq!(routing_key("", Status::DeadLettered), "=.dead_lettered");
+    }
+
+    #[test]
+    fn a_follow_up_event_says_what_was_done_by_its_code() {
+        let mut event = StatusEvent::new("sos75-dispatch", Some("SOS75-1"), Status::FollowedUp);
+        event.outcome = Some("injoignable");
+
+        let encoded = event.encode();
+
+        let mut body: serde_json::Value = serde_json::from_slice(&encoded.body).unwrap();
+        body.as_object_mut().unwrap().remove("at");
+        assert_eq!(encoded.routing_key, "sos75-dispatch.followed_up");
+        assert_eq!(
+            body,
+            serde_json::json!({ "publisher": "sos75-dispatch", "alert_id": "SOS75-1",
+                                "status": "followed_up", "outcome": "injoignable" })
+        );
     }
 
     #[test]
