@@ -86,6 +86,7 @@ pub async fn run(
         store: store.clone(),
         retry: (&settings.retry).into(),
         max_message_bytes: settings.amqp.max_message_bytes,
+        consent_required: settings.consent.required,
         flood: FloodGuard::new(settings.registry.max_alerts_per_referent_per_hour),
         events: events.clone(),
     });
