@@ -199,6 +199,13 @@ pub const STEPS: &[Step] = &[
                        created_at BIGINT NOT NULL
                    );",
     },
+    // 8. What the alert of each email said of the person's agreement, in
+    //    short (`given:person:2026-11-22T07:10:00Z`,
+    //    `not_required:vital_interest`, `none`); NULL: recorded before.
+    Step {
+        sqlite: "ALTER TABLE deliveries ADD COLUMN consent TEXT;",
+        postgres: "ALTER TABLE deliveries ADD COLUMN consent TEXT;",
+    },
 ];
 
 /// The first relais with a PostgreSQL store created the whole schema of
