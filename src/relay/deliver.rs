@@ -1,11 +1,14 @@
-//! A new alert, to its référents: the publisher may send it, its route
-//! and territory name référents, an id used again for other content is a
+//! A new alert, to its référents: it says whether the person agreed (when
+//! the operator requires it), the publisher may send it, its route and
+//! territory name référents, an id used again for other content is a
 //! conflict, whoever had it already is skipped, and each of the others is
 //! emailed. The [`Decision`] says how it ended and, when its route
 //! escalates, the first step to schedule.
 //!
 //! It never settles anything with the broker, and never emails a référent
-//! the store or the message says already has the alert.
+//! the store or the message says already has the alert. Consent is checked
+//! here only: an escalation step (`escalate`) carries out what an earlier
+//! delivery accepted, and never refuses it for a setting changed since.
 
 use std::time::Instant;
 
@@ -17,6 +20,12 @@ use crate::flood::Flood;
 use crate::mail::{Addressed, Published};
 use crate::outcome::{NextStep, Reason, Verdict};
 use crate::registry::{Referent, Registry};
+
+/// Why an alert without `consent` is refused while `consent.required` is
+/// on: for the dispatch software's developers, in `x-relais-error`.
+pub const CONSENT_REQUIRED: &str = "consent is required: the alert has no `consent`, and this \
+    relais shares an alert outside the care team only when it says that the person agreed, or \
+    on which legal basis they were not asked (consent.required); see the contract";
 
 impl Relay {
     /// Emails each référent of `alert` that has not had it yet; decides
@@ -31,6 +40,9 @@ impl Relay {
     ) -> Decision {
         // Refused before anyone was emailed: nobody to carry on.
         let dead_letter = |reason, error: String| Decision::dead_letter(reason, error, Vec::new());
+        if self.consent_required && alert.consent().is_none() {
+            return dead_letter(Reason::Invalid, CONSENT_REQUIRED.to_owned());
+        }
         let geography = registry.geography();
         let location = geography.location(alert.territory());
         if let Err(forbidden) = registry

@@ -23,6 +23,8 @@ mod send;
 #[cfg(test)]
 mod tests;
 
+pub use deliver::CONSENT_REQUIRED;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,6 +75,8 @@ pub struct RelayParts {
     pub retry: ImmediateRetry,
     /// The largest body read as an alert (`amqp.max_message_bytes`).
     pub max_message_bytes: usize,
+    /// Whether an alert without `consent` is refused (`consent.required`).
+    pub consent_required: bool,
     /// Counts the alerts each référent receives, to tell of a flood.
     pub flood: FloodGuard,
     /// Logs and counts each event of an alert's life.
@@ -90,6 +94,7 @@ pub struct Relay {
     store: Store,
     retry: ImmediateRetry,
     max_message_bytes: usize,
+    consent_required: bool,
     /// One lock per alert in flight: copies of an alert, one at a time.
     in_flight: AlertLocks,
     flood: FloodGuard,
@@ -160,6 +165,7 @@ impl Relay {
             store,
             retry,
             max_message_bytes,
+            consent_required,
             flood,
             events,
             digest_key,
@@ -171,6 +177,7 @@ impl Relay {
             store,
             retry,
             max_message_bytes,
+            consent_required,
             in_flight: AlertLocks::default(),
             flood,
             events,

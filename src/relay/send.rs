@@ -14,7 +14,7 @@ use super::Relay;
 use crate::geography::Description;
 use crate::mail::{Addressed, Published, SendError};
 use crate::registry::Referent;
-use crate::store::{Digest, SentEmail};
+use crate::store::{Digest, SentEmail, consent_record};
 
 impl Relay {
     /// Emails one référent, retrying transient failures in process, and
@@ -77,6 +77,7 @@ impl Relay {
                     message_id: email.message_id().to_owned(),
                     smtp_reply: accepted.reply,
                     delivered_at: OffsetDateTime::now_utc(),
+                    consent: Some(consent_record(alert.consent())),
                 };
                 // The email is delivered whatever happens to the record; a
                 // failed record only costs the dedup of a later redelivery.

@@ -199,7 +199,14 @@ pub const STEPS: &[Step] = &[
                        created_at BIGINT NOT NULL
                    );",
     },
-    // 8. What each référent did about an alert once they had it (the
+    // 8. What the alert of each email said of the person's agreement, in
+    //    short (`given:person:2026-11-22T07:10:00Z`,
+    //    `not_required:vital_interest`, `none`); NULL: recorded before.
+    Step {
+        sqlite: "ALTER TABLE deliveries ADD COLUMN consent TEXT;",
+        postgres: "ALTER TABLE deliveries ADD COLUMN consent TEXT;",
+    },
+    // 9. What each référent did about an alert once they had it (the
     //    "suite donnée", a code of the closed list `follow_up::FollowUp`):
     //    every choice kept with its time, the last one standing; one per
     //    référent and second (a second choice within it replaces the first).

@@ -18,6 +18,7 @@
 
 mod build;
 mod escalation;
+mod office_hours;
 mod raw;
 mod referent;
 mod resolve;
@@ -97,6 +98,8 @@ pub struct Registry {
     availability: HashMap<ReferentIndex, Availability>,
     /// Who may publish what; empty: anyone may publish anything.
     publishers: Publishers,
+    /// The opening hours networks and référents declare.
+    openings: office_hours::Openings,
 }
 
 impl Registry {

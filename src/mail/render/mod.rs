@@ -24,7 +24,7 @@ use thiserror::Error;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
-use crate::alert::{Alert, AlertId, Priority};
+use crate::alert::{Alert, AlertId, Basis, Consent, GivenBy, Priority};
 use crate::geography::Description;
 use crate::registry::{Referent, ReferentId};
 
@@ -33,6 +33,11 @@ use crate::registry::{Referent, ReferentId};
 const EMITTED_AT: &[BorrowedFormatItem<'static>] = format_description!(
     "[day]/[month]/[year] à [hour]:[minute] (UTC[offset_hour sign:mandatory]:[offset_minute])"
 );
+
+/// How the time of the person's agreement is shown: `22/11/2026 à 08:10`,
+/// in the offset of `emitted_at`, shown just above it.
+const CONSENT_AT: &[BorrowedFormatItem<'static>] =
+    format_description!("[day]/[month]/[year] à [hour]:[minute]");
 
 #[derive(Debug, Error)]
 pub enum RenderError {
@@ -188,6 +193,38 @@ fn french_duration(wait: Duration) -> String {
     }
 }
 
+/// What the email says of the person's agreement to the alert being
+/// shared with the référent: who agreed and when (in the alert's own
+/// offset, as `emitted_at` is shown), on which legal basis nobody was
+/// asked, or, from a relais that does not require consent, that the alert
+/// does not say. No patient data: it stays when the details do not.
+fn consent_sentence(alert: &Alert) -> String {
+    match alert.consent() {
+        Some(Consent::Given { by, at }) => {
+            let who = match by {
+                GivenBy::Person => "La personne",
+                GivenBy::LegalRepresentative => "Son représentant légal",
+                GivenBy::TrustedPerson => "Sa personne de confiance",
+            };
+            let at = at.to_offset(alert.emitted_at().offset());
+            format!(
+                "{who} a donné son accord pour ce signalement le {}.",
+                at.format(CONSENT_AT).unwrap_or_else(|_| at.to_string())
+            )
+        }
+        Some(Consent::NotRequired { basis }) => {
+            let why = match basis {
+                Basis::VitalInterest => {
+                    "intérêt vital de la personne, hors d'état de donner son accord"
+                }
+                Basis::LegalObligation => "obligation légale de signalement",
+            };
+            format!("Signalement sans recueil du consentement : {why}.")
+        }
+        None => "Ce signalement n'indique pas si la personne a donné son accord.".to_owned(),
+    }
+}
+
 /// What the templates see. Only this struct decides what of an alert
 /// reaches the référent.
 #[derive(Serialize)]
@@ -213,6 +250,8 @@ struct View<'a> {
     /// The référent's personal acknowledgement link.
     ack_link: Option<&'a str>,
     emitted_at: String,
+    /// Whether the person agreed, in one sentence (see [`consent_sentence`]).
+    consent: String,
     summary: &'a str,
     patient: PatientView<'a>,
     contact: ContactView<'a>,
@@ -310,6 +349,7 @@ impl Renderer {
                 .emitted_at()
                 .format(EMITTED_AT)
                 .unwrap_or_else(|_| alert.emitted_at().to_string()),
+            consent: consent_sentence(alert),
             summary: if details { alert.summary() } else { "" },
             patient: PatientView {
                 any: patient.reference.is_some()

@@ -13,7 +13,8 @@ fn alert(patch: serde_json::Value) -> Alert {
         "summary": "Personne âgée isolée,\nsans aide à domicile.",
         "patient": { "reference": "D-2026-4411", "name": "Mme Jeanne Durand",
                      "address": "12 rue de la Santé", "phone": "01 45 00 00 00" },
-        "contact": { "name": "Dr Martin", "phone": "01 47 07 77 77" }
+        "contact": { "name": "Dr Martin", "phone": "01 47 07 77 77" },
+        "consent": { "status": "given", "given_by": "person", "at": "2026-11-22T08:10:00+01:00" }
     });
     for (key, patch) in patch.as_object().unwrap() {
         value[key] = patch.clone();
@@ -105,6 +106,11 @@ fn without_patient_details_the_email_gives_whom_to_call_and_the_dossier_only() {
     assert!(text.contains(
         "ne sont pas transmises par courriel : rappelez le contact ci-dessous en citant la r\u{e9}f\u{e9}rence du dossier."
     ), "{text}");
+    // Whether the person agreed is no patient detail: it stays.
+    assert!(
+        text.contains("La personne a donné son accord pour ce signalement le 22/11/2026 à 08:10."),
+        "{text}"
+    );
     for detail in [
         "Jeanne",
         "Durand",
@@ -335,4 +341,64 @@ fn message_ids_encode_the_characters_a_message_id_cannot_hold() {
         message_id("", &alert, &referent, &from),
         "<relais.SOS75=3A2026=2E000123.ccas=2Eparis-13@sos75.example.org>"
     );
+}
+
+#[test]
+fn the_email_says_who_agreed_to_the_alert_and_when_in_the_alerts_own_offset() {
+    let cases = [
+        (
+            serde_json::json!({ "status": "given", "given_by": "person",
+                                "at": "2026-11-22T08:10:00+01:00" }),
+            "La personne a donné son accord pour ce signalement le 22/11/2026 à 08:10.",
+        ),
+        (
+            serde_json::json!({ "status": "given", "given_by": "legal_representative",
+                                "at": "2026-11-21T23:05:00Z" }),
+            "Son représentant légal a donné son accord pour ce signalement le 22/11/2026 à 00:05.",
+        ),
+        (
+            serde_json::json!({ "status": "given", "given_by": "trusted_person",
+                                "at": "2026-11-22T10:00:00+03:00" }),
+            "Sa personne de confiance a donné son accord pour ce signalement le 22/11/2026 à 08:00.",
+        ),
+        (
+            serde_json::json!({ "status": "not_required", "basis": "vital_interest" }),
+            "Signalement sans recueil du consentement : intérêt vital de la personne, hors \
+             d'état de donner son accord.",
+        ),
+        (
+            serde_json::json!({ "status": "not_required", "basis": "legal_obligation" }),
+            "Signalement sans recueil du consentement : obligation légale de signalement.",
+        ),
+        (
+            serde_json::Value::Null,
+            "Ce signalement n'indique pas si la personne a donné son accord.",
+        ),
+    ];
+    for (consent, sentence) in cases {
+        let (text, html) = parts(&render(&alert(serde_json::json!({ "consent": consent }))));
+
+        assert!(
+            text.contains(&format!(
+                "territoire : Paris 13e Arrondissement (75113).\n\n{sentence}\n\n"
+            )),
+            "text part lacks {sentence:?}:\n{text}"
+        );
+        let encoded: String = sentence
+            .replace('\'', "&#x27;")
+            .replace('/', "&#x2f;")
+            .chars()
+            .map(|c| {
+                if c.is_ascii() {
+                    c.to_string()
+                } else {
+                    format!("&#{};", u32::from(c))
+                }
+            })
+            .collect();
+        assert!(
+            html.contains(&format!("<p>{encoded}</p>")),
+            "{encoded}:\n{html}"
+        );
+    }
 }
