@@ -311,7 +311,7 @@ impl Store {
             .read(
                 "SELECT outcome FROM follow_ups
                  WHERE alert_id = $1 AND publisher = $2 AND referent_id = $3
-                 ORDER BY recorded_at DESC LIMIT 1",
+                 ORDER BY recorded_at DESC, id DESC LIMIT 1",
                 vec![alert.id.into(), alert.publisher.into(), referent_id.into()],
             )
             .await?;
@@ -323,11 +323,8 @@ impl Store {
         let mut statements = vec![(ACKNOWLEDGE, acknowledgement(alert, referent_id, at))];
         if recorded {
             statements.push((
-                // Two choices within one second: the later one stands.
                 "INSERT INTO follow_ups (publisher, alert_id, referent_id, outcome, recorded_at)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (alert_id, publisher, referent_id, recorded_at)
-                 DO UPDATE SET outcome = excluded.outcome",
+                 VALUES ($1, $2, $3, $4, $5)",
                 vec![
                     alert.publisher.into(),
                     alert.id.into(),
@@ -444,16 +441,13 @@ impl Store {
             .engine
             .read(
                 "SELECT publisher, alert_id, referent_id, outcome, recorded_at FROM follow_ups
-                 WHERE alert_id = $1 AND publisher = $2",
+                 WHERE alert_id = $1 AND publisher = $2 ORDER BY recorded_at, id",
                 key(),
             )
             .await?
         {
             let record = follow_up_record(row)?;
-            let later = follow_up.as_ref().is_none_or(|last: &FollowUpRecord| {
-                (record.recorded_at, &record.referent_id) > (last.recorded_at, &last.referent_id)
-            });
-            if of_network(&record.referent_id) && later {
+            if of_network(&record.referent_id) {
                 follow_up = Some(record);
             }
         }
@@ -740,7 +734,7 @@ impl Store {
             .engine
             .read(
                 "SELECT publisher, alert_id, referent_id, outcome, recorded_at FROM follow_ups
-                 WHERE alert_id = $1 ORDER BY recorded_at, publisher, referent_id",
+                 WHERE alert_id = $1 ORDER BY recorded_at, id",
                 vec![alert.as_str().into()],
             )
             .await?;

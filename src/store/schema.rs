@@ -208,26 +208,28 @@ pub const STEPS: &[Step] = &[
     },
     // 9. What each référent did about an alert once they had it (the
     //    "suite donnée", a code of the closed list `follow_up::FollowUp`):
-    //    every choice kept with its time, the last one standing; one per
-    //    référent and second (a second choice within it replaces the first).
+    //    every choice kept with its time, the last one standing (`id`
+    //    orders the choices of one second).
     Step {
         sqlite: "CREATE TABLE follow_ups (
+                     id          INTEGER PRIMARY KEY,
                      publisher   TEXT NOT NULL DEFAULT '',
                      alert_id    TEXT NOT NULL,
                      referent_id TEXT NOT NULL,
                      outcome     TEXT NOT NULL,
-                     recorded_at INTEGER NOT NULL,
-                     PRIMARY KEY (alert_id, publisher, referent_id, recorded_at)
-                 ) WITHOUT ROWID;
+                     recorded_at INTEGER NOT NULL
+                 );
+                 CREATE INDEX follow_ups_by_alert ON follow_ups (alert_id, publisher, referent_id);
                  CREATE INDEX follow_ups_by_time ON follow_ups (recorded_at);",
         postgres: "CREATE TABLE follow_ups (
+                       id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                        publisher   TEXT NOT NULL DEFAULT '',
                        alert_id    TEXT NOT NULL,
                        referent_id TEXT NOT NULL,
                        outcome     TEXT NOT NULL,
-                       recorded_at BIGINT NOT NULL,
-                       PRIMARY KEY (alert_id, publisher, referent_id, recorded_at)
+                       recorded_at BIGINT NOT NULL
                    );
+                   CREATE INDEX follow_ups_by_alert ON follow_ups (alert_id, publisher, referent_id);
                    CREATE INDEX follow_ups_by_time ON follow_ups (recorded_at);",
     },
 ];

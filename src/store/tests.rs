@@ -880,8 +880,19 @@ async fn a_follow_up_acknowledges_and_the_last_choice_of_each_referent_stands(pl
             .unwrap(),
         [
             followed("A-1", "ccas-13", FollowUp::Oriente, at(0)),
+            followed("A-1", "ccas-13", FollowUp::Injoignable, at(2)),
             followed("A-1", "ccas-13", FollowUp::HorsPerimetre, at(2)),
-        ]
+        ],
+        "each choice kept, in order, two within one second too"
+    );
+    assert_eq!(
+        store
+            .handling(key("A-1"), "ccas-13")
+            .await
+            .unwrap()
+            .follow_up,
+        Some(followed("A-1", "ccas-13", FollowUp::HorsPerimetre, at(2))),
+        "the last one stands"
     );
 }
 

@@ -79,15 +79,34 @@ impl Browser {
 
     /// The text the page shows.
     pub async fn text(&self) -> String {
-        let path = format!("/session/{}/execute/sync", self.session);
-        let value = self
-            .call(
-                "POST",
-                &path,
-                json!({ "script": "return document.body.innerText", "args": [] }),
-            )
-            .await;
+        let value = self.evaluate("return document.body.innerText").await;
         value.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// What `script` returns, run in the page (as the test's, not the
+    /// page's: a page's CSP does not stop it).
+    pub async fn evaluate(&self, script: &str) -> Value {
+        let path = format!("/session/{}/execute/sync", self.session);
+        self.call("POST", &path, json!({ "script": script, "args": [] }))
+            .await
+    }
+
+    /// Makes the window `width` by `height` CSS pixels, as a phone's.
+    pub async fn resize(&self, width: u32, height: u32) {
+        let path = format!("/session/{}/window/rect", self.session);
+        self.call("POST", &path, json!({ "width": width, "height": height }))
+            .await;
+    }
+
+    /// Saves what the window shows as a PNG file at `path`.
+    pub async fn screenshot(&self, path: &std::path::Path) {
+        use base64::Engine as _;
+        let url = format!("/session/{}/screenshot", self.session);
+        let png = self.call("GET", &url, Value::Null).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap_or_default())
+            .expect("a base64 PNG from WebDriver");
+        std::fs::write(path, png).expect("write the screenshot");
     }
 
     /// Clicks the first element `selector` finds.
