@@ -21,6 +21,7 @@ mod delivery;
 mod escalation;
 mod events;
 mod fail_closed;
+mod follow_up;
 mod forged_headers;
 mod limits;
 mod mail;
