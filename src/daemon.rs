@@ -88,10 +88,15 @@ pub async fn run(
         Fence::open()
     };
     let digest_key = store.key("digest").await?;
+    let mailer = Mailer::new(&outbound, health.clone(), fence.clone())?;
+    let notices = settings.ack.notify_colleagues.then(|| ack::Notices {
+        mailer: mailer.clone(),
+        from: sender.clone(),
+    });
     let relay = Relay::new(RelayParts {
         registry: live_registry::shared(registry),
         renderer: Renderer::new(sender, settings.email.include_patient)?,
-        mailer: Mailer::new(&outbound, health.clone(), fence.clone())?,
+        mailer,
         store: store.clone(),
         retry: (&settings.retry).into(),
         max_message_bytes: settings.amqp.max_message_bytes,
@@ -120,6 +125,7 @@ pub async fn run(
             relay.registry().clone(),
             store.clone(),
             events.clone(),
+            notices,
         )?;
         tokio::spawn(http::serve_bounded(
             listener,

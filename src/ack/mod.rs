@@ -9,7 +9,9 @@
 //! its code: the référent's last choice stands, and a choice also
 //! acknowledges. The page tells a référent who of their network
 //! acknowledged first (organisation and name, from the registry) and the
-//! network's last follow-up. It shows the alert's reference, kind, place
+//! network's last follow-up; with `ack.notify_colleagues`, the first
+//! acknowledgement in a network is also emailed to its other référents
+//! ([`Notices`]). It shows the alert's reference, kind, place
 //! and date, never patient data; it is small, works without JavaScript and
 //! on a phone, and is served with the headers a public page needs (no
 //! caching of the token, no referrer, a strict CSP; see [`page`]).
@@ -31,10 +33,11 @@ use axum::response::Response;
 use axum::routing::get;
 use time::OffsetDateTime;
 
-use crate::alert::Kind;
+use crate::alert::{AlertId, Kind};
 use crate::follow_up::FollowUp;
 use crate::live_registry::SharedRegistry;
-use crate::mail::Published;
+use crate::mail::render::notice;
+use crate::mail::{Mailer, Published};
 use crate::registry::{Referent, Registry};
 use crate::store::{AlertKey, Handling, Store};
 use crate::telemetry::events::Events;
@@ -100,6 +103,15 @@ impl Links {
     }
 }
 
+/// The emails that tell référents a colleague of their network
+/// acknowledged an alert they also received (`ack.notify_colleagues`).
+#[derive(Clone)]
+pub struct Notices {
+    pub mailer: Mailer,
+    /// `smtp.from`, as the alerts' emails have it.
+    pub from: lettre::message::Mailbox,
+}
+
 /// What the pages need.
 #[derive(Clone)]
 struct Pages {
@@ -108,6 +120,8 @@ struct Pages {
     store: Store,
     events: Events,
     templates: Arc<Templates>,
+    /// `None` unless `ack.notify_colleagues`.
+    notices: Option<Notices>,
 }
 
 /// The router of the acknowledgement pages.
@@ -120,6 +134,7 @@ pub fn router(
     registry: SharedRegistry,
     store: Store,
     events: Events,
+    notices: Option<Notices>,
 ) -> Result<Router, minijinja::Error> {
     let pages = Pages {
         links,
@@ -127,6 +142,7 @@ pub fn router(
         store,
         events,
         templates: Arc::new(Templates::new()?),
+        notices,
     };
     Ok(Router::new()
         .route("/ack/{token}", get(show).post(acknowledge))
@@ -232,6 +248,7 @@ impl Pages {
                 return self.templates.render(&Page::RetryLater);
             }
         };
+        let handling = self.store.handling(key(link), &link.referent_id).await;
         if acknowledged.first {
             let registry = self.registry.load();
             self.events.alert_acknowledged(
@@ -241,8 +258,11 @@ impl Pages {
                 referent(&registry, &link.referent_id),
                 &acknowledged,
             );
+            if let Ok(handling) = &handling {
+                self.notify_colleagues(link, handling, &registry, now);
+            }
         }
-        let follow_up = match self.store.handling(key(link), &link.referent_id).await {
+        let follow_up = match handling {
             Ok(handling) => handling.follow_up.map(|last| last.follow_up.label()),
             Err(_) => None,
         };
@@ -288,6 +308,9 @@ impl Pages {
                 referent,
                 &followed.acknowledged,
             );
+            if let Ok(handling) = self.store.handling(key(link), &link.referent_id).await {
+                self.notify_colleagues(link, &handling, &registry, now);
+            }
         }
         if followed.recorded {
             self.events.alert_followed_up(
@@ -304,6 +327,60 @@ impl Pages {
             follow_up: follow_up.label(),
             handed_back: follow_up == FollowUp::HorsPerimetre,
         })
+    }
+
+    /// With `ack.notify_colleagues`, emails the other référents of the
+    /// network (those the registry still has) that `link`'s référent just
+    /// acknowledged the alert at `at`, when they are the first of the
+    /// network to: one short email each, sent in the background, logged and
+    /// counted, not tried again if refused (each one's page says the same).
+    fn notify_colleagues(
+        &self,
+        link: &Link,
+        handling: &Handling,
+        registry: &Registry,
+        at: OffsetDateTime,
+    ) {
+        let Some(notices) = &self.notices else {
+            return;
+        };
+        let Ok(alert) = AlertId::parse(&link.alert_id) else {
+            return;
+        };
+        if handling.first_colleague.is_some() {
+            return;
+        }
+        let by = who(registry, &link.referent_id);
+        let at = paris_time(at);
+        for colleague in &handling.colleagues {
+            let Some(to) = referent(registry, colleague) else {
+                continue;
+            };
+            let email = notice::acknowledged(
+                &notices.from,
+                to,
+                notice::Acknowledged {
+                    publisher: &link.publisher,
+                    alert: &alert,
+                    by: &by,
+                    at: &at,
+                },
+            );
+            let email = match email {
+                Ok(email) => email,
+                Err(error) => {
+                    tracing::error!(alert_id = %link.alert_id, referent = %colleague, %error,
+                        "cannot render the email that a colleague acknowledged the alert");
+                    continue;
+                }
+            };
+            let (mailer, events) = (notices.mailer.clone(), self.events.clone());
+            let (alert_id, referent_id) = (link.alert_id.clone(), colleague.clone());
+            tokio::spawn(async move {
+                let sent = mailer.send(&email).await;
+                events.colleague_notified(&alert_id, &referent_id, sent.as_ref());
+            });
+        }
     }
 
     /// The page an expired or forged link opens.

@@ -32,6 +32,13 @@ pub struct AckSettings {
     /// How long a link works: [`AckSettings::DEFAULT_LINK_TTL`] unless set.
     #[serde(with = "humantime_serde")]
     pub link_ttl: Duration,
+    /// Whether the first acknowledgement of an alert in a network is also
+    /// emailed to the other référents of that network who received it
+    /// (one short email each: who acknowledged it and when, never patient
+    /// data). Off unless set: most offices have one référent per network,
+    /// and where there are several, each one's page already says who
+    /// acknowledged first, so an email per acknowledgement would be noise.
+    pub notify_colleagues: bool,
 }
 
 impl Default for AckSettings {
@@ -42,6 +49,7 @@ impl Default for AckSettings {
             key_file: None,
             previous_key_file: None,
             link_ttl: Self::DEFAULT_LINK_TTL,
+            notify_colleagues: false,
         }
     }
 }
@@ -171,6 +179,17 @@ mod tests {
 
         assert_eq!(settings.ack.link_ttl, Duration::from_secs(14 * 24 * 3600));
         assert_eq!(settings.ack.previous_key().unwrap(), None);
+    }
+
+    #[test]
+    fn colleagues_are_emailed_of_an_acknowledgement_only_when_set() {
+        let dir = tempfile::tempdir().unwrap();
+
+        let default = with_ack(dir.path(), &[]).unwrap();
+        let set = with_ack(dir.path(), &[("RELAIS__ACK__NOTIFY_COLLEAGUES", "true")]).unwrap();
+
+        assert!(!default.ack.notify_colleagues);
+        assert!(set.ack.notify_colleagues);
     }
 
     #[test]

@@ -385,9 +385,9 @@ impl Store {
 
     /// Where `alert` stands for `referent_id`: when they acknowledged it,
     /// who of their network (the référents emailed about it with the same
-    /// network) acknowledged it first if it was another, and the last
-    /// follow-up recorded in the network. A référent whose email recorded
-    /// no network sees only their own.
+    /// network) acknowledged it first if it was another, the last
+    /// follow-up recorded in the network, and the others of the network.
+    /// A référent whose email recorded no network sees only their own.
     ///
     /// # Errors
     /// [`StoreError`] if the store cannot be read.
@@ -451,6 +451,13 @@ impl Store {
                 follow_up = Some(record);
             }
         }
+        let mut colleagues: Vec<String> = emails
+            .iter()
+            .filter(|(referent, _)| referent != referent_id && of_network(referent))
+            .map(|(referent, _)| referent.clone())
+            .collect();
+        colleagues.sort_unstable();
+        colleagues.dedup();
         Ok(Handling {
             acknowledged_at: acknowledgements
                 .iter()
@@ -462,6 +469,7 @@ impl Store {
                 .filter(|(_, referent)| referent != referent_id)
                 .map(|(at, referent)| (referent, at)),
             follow_up,
+            colleagues,
         })
     }
 

@@ -108,6 +108,8 @@ pub struct Handling {
     /// The last follow-up recorded by anyone of the network, this
     /// référent included.
     pub follow_up: Option<FollowUpRecord>,
+    /// The other référents of the network emailed about it, by id.
+    pub colleagues: Vec<String>,
 }
 
 /// The last step of an escalation chain: nobody acknowledged.

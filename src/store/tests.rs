@@ -951,13 +951,20 @@ async fn a_referent_sees_who_of_their_network_acknowledged_first_and_its_last_fo
         .await
         .unwrap();
 
-    assert_eq!(untouched, Handling::default());
+    assert_eq!(
+        untouched,
+        Handling {
+            colleagues: vec!["ccas-13".into()],
+            ..Handling::default()
+        }
+    );
     assert_eq!(
         acknowledged,
         Handling {
             acknowledged_at: Some(at(3)),
             first_colleague: Some(("ccas-13".into(), at(2))),
             follow_up: None,
+            colleagues: vec!["ccas-13".into()],
         }
     );
     let last = followed("A-1", "ccas-13", FollowUp::ContactEtabli, at(5));
@@ -967,6 +974,7 @@ async fn a_referent_sees_who_of_their_network_acknowledged_first_and_its_last_fo
             acknowledged_at: Some(at(3)),
             first_colleague: Some(("ccas-13".into(), at(2))),
             follow_up: Some(last.clone()),
+            colleagues: vec!["ccas-13".into()],
         }
     );
     assert_eq!(
@@ -975,6 +983,7 @@ async fn a_referent_sees_who_of_their_network_acknowledged_first_and_its_last_fo
             acknowledged_at: Some(at(2)),
             first_colleague: None,
             follow_up: Some(last),
+            colleagues: vec!["ccas-14".into()],
         },
         "the first to acknowledge is nobody's colleague but theirs"
     );
@@ -984,6 +993,7 @@ async fn a_referent_sees_who_of_their_network_acknowledged_first_and_its_last_fo
             acknowledged_at: Some(at(1)),
             first_colleague: None,
             follow_up: Some(followed("A-1", "caf-75", FollowUp::Refus, at(1))),
+            colleagues: vec![],
         }
     );
     assert_eq!(never_emailed, Handling::default());

@@ -365,6 +365,39 @@ impl Events {
         self.status(about(event, referent_id, referent, network));
     }
 
+    /// A référent was emailed that a colleague of their network
+    /// acknowledged an alert they also received (`ack.notify_colleagues`),
+    /// or the mail server did not take that email (it is not tried again:
+    /// their page says the same).
+    pub fn colleague_notified(
+        &self,
+        alert_id: &str,
+        referent_id: &str,
+        sent: Result<&Accepted, &SendError>,
+    ) {
+        match sent {
+            Ok(accepted) => {
+                self.metrics.emails_sent.inc();
+                info!(
+                    alert_id,
+                    referent = referent_id,
+                    smtp_reply = %accepted.reply,
+                    "référent emailed that a colleague acknowledged the alert"
+                );
+            }
+            Err(failure) => {
+                self.count_failure(failure);
+                warn!(
+                    alert_id,
+                    referent = referent_id,
+                    class = failure.class(),
+                    error = %failure,
+                    "cannot email a référent that a colleague acknowledged the alert; their page says so"
+                );
+            }
+        }
+    }
+
     /// Nobody in `referent`'s network acknowledged the alert in time, and
     /// step `step` of escalation emailed it.
     pub fn alert_escalated(

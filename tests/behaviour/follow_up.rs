@@ -3,7 +3,8 @@
 //! alert is acknowledged, each choice recorded (the last one standing),
 //! told to the association as a `followed_up` event, counted, and listed
 //! by `relais audit`; a co-recipient's page saying who of their network
-//! acknowledged first and what was done. No page shows patient data.
+//! acknowledged first and what was done, and, with
+//! `ack.notify_colleagues`, an email saying it. No page shows patient data.
 
 use relais_testkit as support;
 
@@ -336,5 +337,61 @@ async fn a_co_recipient_sees_who_of_their_network_acknowledged_first_and_what_wa
         })
         .collect();
     assert_eq!(told, ["ccas-paris-13", "ccas-paris-13-accueil"]);
+    assert_eq!(
+        world.smtp.count(),
+        2,
+        "no email of the acknowledgement unless ack.notify_colleagues"
+    );
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn with_notify_colleagues_the_first_acknowledgement_in_a_network_is_emailed_to_the_others() {
+    // Arrange: colleagues emailed of acknowledgements (ack.notify_colleagues).
+    let dispatch = DispatchUser::create("notify-colleagues");
+    let (world, port) = World::with_ack(
+        REGISTRY,
+        ACK_SECRET,
+        &[("RELAIS__ACK__NOTIFY_COLLEAGUES", "true")],
+    )
+    .await;
+    let app = world.spawn();
+    dispatch
+        .publish(&world, &alert("SOS75-AVIS", "orientation_sociale", "75113"))
+        .await;
+    let mails = world.smtp.wait_for(2, WAIT).await;
+    let link = link_for(&mails, "ccas-paris-13", port);
+    let path = link.trim_start_matches(&format!("http://127.0.0.1:{port}"));
+
+    // Act: Camille Martin acknowledges.
+    let (status, _) = support::http_request(port, "POST", path).await;
+    let mails = world.smtp.wait_for(3, WAIT).await;
+    app.stop().await;
+
+    // Assert: one short email to the other référent of the CCAS, saying
+    // who and when, nothing of the person.
+    assert_eq!(status, 200);
+    let id = relais::alert::AlertId::parse("SOS75-AVIS").unwrap();
+    let at = world.audit().await.acknowledgements(&id).await.unwrap()[0].1;
+    let notice = &mails[2];
+    assert_eq!(notice.to, ["accueil@ccas-paris13.test"]);
+    assert_eq!(
+        notice.parsed().subject(),
+        Some("Alerte SOS75-AVIS : déjà prise en compte")
+    );
+    assert_eq!(
+        notice.text(),
+        format!(
+            "Bonjour,\r\n\r\nCCAS de Paris 13e — Camille Martin a pris en compte l'alerte \
+             SOS75-AVIS le {}.\r\n\r\nVous avez reçu cette alerte vous aussi : le lien de votre \
+             courriel d'alerte indique qui l'a prise en compte et la suite donnée.\r\n\r\nCe \
+             message ne contient aucune donnée sur la personne.\r\n",
+            paris(at)
+        )
+    );
+    let raw = String::from_utf8_lossy(&notice.data);
+    for patient in PATIENT {
+        assert!(!raw.contains(patient), "{patient} in {raw}");
+    }
     world.cleanup().await;
 }

@@ -9,6 +9,10 @@
 //!
 //! An email is rendered once into an [`Email`]: its Message-ID, envelope
 //! and bytes, everything the mailer, its retries and the store need.
+//! [`notice`] renders the short email that tells a référent a colleague
+//! acknowledged an alert.
+
+pub mod notice;
 
 use std::io::Write as _;
 use std::time::Duration;
