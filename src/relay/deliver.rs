@@ -153,16 +153,19 @@ impl Relay {
     async fn first_step(&self, registry: &Registry, this: Published<'_>) -> Option<NextStep> {
         self.ack.as_ref()?;
         let alert = this.alert;
-        let after = registry.escalate_after(alert.kind(), alert.priority())?;
+        let wait = registry.escalate_after(alert.kind(), alert.priority())?;
+        let now = time::OffsetDateTime::now_utc();
+        let due = registry.step_due(alert.kind(), alert.territory(), now, wait);
+        let first = NextStep::towards(1, wait, now, due);
         match self.store.escalation(key(this)).await {
-            Ok(steps) if steps.is_empty() => Some(NextStep { step: 1, after }),
+            Ok(steps) if steps.is_empty() => Some(first),
             Ok(_) => None,
             Err(error) => {
                 // Scheduled again rather than never: a step carried out
                 // twice emails nobody twice.
                 tracing::warn!(alert_id = %alert.id(), %error,
                     "cannot read the escalation chain; scheduling its first step");
-                Some(NextStep { step: 1, after })
+                Some(first)
             }
         }
     }

@@ -7,6 +7,8 @@
 //! A step is carried out once: a copy of its message finds it done in the
 //! store and emails nobody, and nobody who had the alert is emailed again.
 
+use std::time::Duration;
+
 use futures_util::future::join_all;
 use time::OffsetDateTime;
 
@@ -47,17 +49,24 @@ impl Relay {
             .hold_until_read(alert, || self.store.escalation(key(this)))
             .await;
         let after = registry.escalate_after(alert.kind(), alert.priority());
-        let next = after
-            .filter(|_| step < UNACKNOWLEDGED_STEP)
-            .map(|after| NextStep {
-                step: step + 1,
-                after,
-            });
+        let started = OffsetDateTime::now_utc();
+        let next = after.filter(|_| step < UNACKNOWLEDGED_STEP).map(|wait| {
+            let due = registry.step_due(alert.kind(), alert.territory(), started, wait);
+            NextStep::towards(step + 1, wait, started, due)
+        });
         if steps.iter().any(|s| s.step == step && s.done_at.is_some()) {
             // A copy: carried out already. Its next step is scheduled
             // again only if relais stopped before recording it.
             let next = next.filter(|n| steps.iter().all(|s| s.step != n.step));
             return nothing(message.served.to_vec(), next);
+        }
+        // A hop towards a step that waits for an office to open: the
+        // timer goes on, the step still falls when it was due. (A step
+        // without opening hours is never early: its due time, kept to the
+        // second below, was set before its timer started.)
+        if let Some(waiting) = steps.iter().find(|s| s.step == step && s.due_at > started) {
+            let hop = NextStep::towards(step, Duration::ZERO, started, waiting.due_at);
+            return nothing(message.served.to_vec(), Some(hop));
         }
         let recorded = self
             .hold_until_read(alert, || self.store.served(key(this)))

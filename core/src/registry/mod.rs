@@ -19,6 +19,8 @@
 mod build;
 mod escalation;
 mod office_hours;
+
+pub use office_hours::{HOPS, hop};
 mod raw;
 mod referent;
 mod resolve;

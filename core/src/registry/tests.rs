@@ -751,9 +751,12 @@ fn a_step_counts_open_time_in_the_office_s_own_zone_and_wall_time_without_hours(
     let hour = Duration::from_secs(3600);
 
     let cpam = registry.step_due(&kind("acces_aux_droits"), commune("97411"), afternoon, hour);
-    let without = Registry::from_toml(REGISTRY, france())
-        .unwrap()
-        .step_due(&kind("acces_aux_droits"), commune("97411"), afternoon, hour);
+    let without = Registry::from_toml(REGISTRY, france()).unwrap().step_due(
+        &kind("acces_aux_droits"),
+        commune("97411"),
+        afternoon,
+        hour,
+    );
 
     // The CAF of the same alert declares no hours: its step would fall at
     // 15:00; the CPAM's on Monday 09:00 Réunion time; the latest stands.
@@ -785,9 +788,18 @@ fn hours_and_zones_that_cannot_be_read_are_refused_with_every_error() {
     };
 
     assert_eq!(errors.len(), 4, "{errors:#?}");
-    assert!(errors[0].starts_with("network #1 (\"ccas\"): hours: "), "{errors:#?}");
-    assert!(errors[1].starts_with("network #1 (\"ccas\"): hours: "), "{errors:#?}");
-    assert_eq!(errors[2], "network #2 (\"restos\"): no référent is of this network");
+    assert!(
+        errors[0].starts_with("network #1 (\"ccas\"): hours: "),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1].starts_with("network #1 (\"ccas\"): hours: "),
+        "{errors:#?}"
+    );
+    assert_eq!(
+        errors[2],
+        "network #2 (\"restos\"): no référent is of this network"
+    );
     assert_eq!(
         errors[3],
         "network #3 (\"caf\"): time_zone is given without hours: it says in which zone the hours are"
