@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::{Decision, Incoming, Relay, key, published};
 use crate::alert::Alert;
-use crate::mail::Addressed;
+use crate::mail::{Addressed, Wording};
 use crate::outcome::{NextStep, Verdict};
 use crate::registry::{EscalationTiers, Referent, Registry};
 use crate::store::UNACKNOWLEDGED_STEP;
@@ -114,6 +114,11 @@ impl Relay {
         }
         let waited = after.unwrap_or_default() * u32::from(step);
         let label = registry.kind_label(alert.kind());
+        let wording = Wording {
+            kind_label: &label,
+            author: registry.author(alert.kind(), this.publisher),
+            reply_to: registry.publishers().contact(this.publisher),
+        };
         let place = registry.geography().describe(alert.territory());
         let addressed = Addressed::Escalated {
             unacknowledged_for: waited,
@@ -121,7 +126,7 @@ impl Relay {
         let digest = alert.digest(&self.digest_key);
         let sends = to_send
             .iter()
-            .map(|referent| self.send(this, referent, &label, &place, addressed, digest));
+            .map(|referent| self.send(this, referent, wording, &place, addressed, digest));
         let results = join_all(sends).await;
         let mut transient = None;
         let mut emails = 0;
