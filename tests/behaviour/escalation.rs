@@ -384,3 +384,35 @@ async fn a_step_counts_only_the_office_s_open_time_and_falls_after_it_opens() {
     );
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn resolve_says_when_the_first_step_would_fall_in_the_office_s_open_time() {
+    // Arrange: the CCAS opens weekdays 09:00-17:00.
+    let registry = format!(
+        "{REGISTRY}\n[[network]]\nname = \"ccas\"\nhours = {{ mon-fri = \"09:00-17:00\" }}\n"
+    );
+    let world = World::new(&registry).await;
+
+    // Act: an alert on a Friday evening.
+    let resolved = world.cli(&[
+        "resolve",
+        "--kind",
+        "orientation_sociale",
+        "--commune",
+        "75113",
+        "--at",
+        "2026-12-04T18:00:00+01:00",
+    ]);
+
+    // Assert: its steps wait 3 s of open time, from Monday 09:00.
+    assert!(resolved.status.success(), "{resolved:?}");
+    let said = String::from_utf8_lossy(&resolved.stderr);
+    assert!(
+        said.ends_with(
+            "# escalation (urgent): its first step would fall on 07/12/2026 à 09:00 (heure de Paris)\n\
+             # escalation (normal): its first step would fall on 07/12/2026 à 10:00 (heure de Paris)\n"
+        ),
+        "{said}"
+    );
+    world.cleanup().await;
+}

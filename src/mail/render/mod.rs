@@ -43,18 +43,7 @@ pub struct Wording<'a> {
 /// `22/11/2026 à 08:15 (heure de Paris)`: an instant in the local time of
 /// the alert's territory, its zone named in words.
 fn local_time(at: OffsetDateTime, zone: Zone) -> String {
-    let local = jiff::Timestamp::from_nanosecond(at.unix_timestamp_nanos())
-        .map(|at| zone.local(at))
-        .unwrap_or_default();
-    format!(
-        "{:02}/{:02}/{} à {:02}:{:02} ({})",
-        local.day(),
-        local.month(),
-        local.year(),
-        local.hour(),
-        local.minute(),
-        zone.name_fr()
-    )
+    zone.in_words(jiff::Timestamp::from_nanosecond(at.unix_timestamp_nanos()).unwrap_or_default())
 }
 
 #[derive(Debug, Error)]
