@@ -27,32 +27,9 @@ use support::{ACK_SECRET, DeadLetter, DispatchUser, REGISTRY, WAIT, World, alert
 /// Camille serves commune 75113, Dominique is her deputy, the permanence
 /// is the fallback; the chain waits an hour at each step, so that within a
 /// test only a forged step could make the alert climb.
-const ESCALATING: &str = r#"
-[[route]]
-kind = "orientation_sociale"
-networks = ["ccas"]
-label = "Orientation sociale"
-escalate_after = { urgent = "1h", normal = "1h" }
-
-[[referent]]
-id = "camille"
-network = "ccas"
-email = "camille@ccas-paris13.test"
-communes = ["75113"]
-deputies = ["dominique"]
-
-[[referent]]
-id = "dominique"
-network = "ccas"
-email = "dominique@ccas-paris13.test"
-communes = ["75114"]
-
-[[referent]]
-id = "permanence"
-network = "ccas"
-email = "permanence@paris.test"
-fallback = true
-"#;
+fn escalating_hourly() -> String {
+    support::escalating("urgent = \"1h\", normal = \"1h\"")
+}
 
 /// Headers as a publisher writes them.
 fn headers(pairs: &[(&str, AMQPValue)]) -> FieldTable {
@@ -178,7 +155,7 @@ async fn delete_escalation_queue(world: &World) {
 async fn a_forged_escalation_step_changes_nothing(step: i32) {
     // Arrange
     let dispatch = DispatchUser::create(&format!("escalation{step}"));
-    let (world, _port) = World::with_ack(ESCALATING, ACK_SECRET, &[]).await;
+    let (world, _port) = World::with_ack(&escalating_hourly(), ACK_SECRET, &[]).await;
     let events = world.bind_events("#").await;
     world
         .smtp
@@ -347,7 +324,7 @@ async fn a_replay_does_not_make_a_publishers_forged_escalation_or_served_list_tr
     // the broker dead-letters itself (headers and all) after crashes.
     let dispatch = DispatchUser::create("replay-escalation");
     let (world, _port) = World::with_ack(
-        ESCALATING,
+        &escalating_hourly(),
         ACK_SECRET,
         &[("RELAIS__AMQP__DELIVERY_LIMIT", "2")],
     )
