@@ -17,7 +17,7 @@ use futures_util::future::join_all;
 use super::{Decision, Incoming, Relay, key, published};
 use crate::alert::Alert;
 use crate::flood::Flood;
-use crate::mail::{Addressed, Published};
+use crate::mail::{Addressed, Published, Wording};
 use crate::outcome::{NextStep, Reason, Verdict};
 use crate::registry::{Referent, Registry};
 
@@ -90,12 +90,17 @@ impl Relay {
 
         // Named in words only for the emails that go out.
         let label = registry.kind_label(alert.kind());
+        let wording = Wording {
+            kind_label: &label,
+            author: registry.author(alert.kind(), this.publisher),
+            reply_to: registry.publishers().contact(this.publisher),
+        };
         let place = geography.describe(alert.territory());
         let sends = to_send.iter().map(|referent| {
             let addressed = resolution
                 .on_behalf_of(referent)
                 .map_or(Addressed::Directly, Addressed::OnBehalfOf);
-            self.send(this, referent, &label, &place, addressed, digest)
+            self.send(this, referent, wording, &place, addressed, digest)
         });
         let results = join_all(sends).await;
         let mut failures = Vec::new();
@@ -153,16 +158,19 @@ impl Relay {
     async fn first_step(&self, registry: &Registry, this: Published<'_>) -> Option<NextStep> {
         self.ack.as_ref()?;
         let alert = this.alert;
-        let after = registry.escalate_after(alert.kind(), alert.priority())?;
+        let wait = registry.escalate_after(alert.kind(), alert.priority())?;
+        let now = time::OffsetDateTime::now_utc();
+        let due = registry.step_due(alert.kind(), alert.territory(), now, wait);
+        let first = NextStep::towards(1, wait, now, due);
         match self.store.escalation(key(this)).await {
-            Ok(steps) if steps.is_empty() => Some(NextStep { step: 1, after }),
+            Ok(steps) if steps.is_empty() => Some(first),
             Ok(_) => None,
             Err(error) => {
                 // Scheduled again rather than never: a step carried out
                 // twice emails nobody twice.
                 tracing::warn!(alert_id = %alert.id(), %error,
                     "cannot read the escalation chain; scheduling its first step");
-                Some(NextStep { step: 1, after })
+                Some(first)
             }
         }
     }

@@ -28,8 +28,6 @@ pub use deliver::CONSENT_REQUIRED;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use time::OffsetDateTime;
-
 use crate::ack::Links;
 use crate::alert::Alert;
 use crate::flood::FloodGuard;
@@ -251,7 +249,7 @@ impl Relay {
         let (Some(alert), Some(next)) = (&outcome.alert_id, outcome.next) else {
             return;
         };
-        let due = OffsetDateTime::now_utc() + next.after;
+        let due = next.due;
         let key = AlertKey {
             publisher: publisher.unwrap_or(""),
             id: alert.as_str(),

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::Relay;
 use crate::geography::Description;
-use crate::mail::{Addressed, Published, SendError};
+use crate::mail::{Addressed, Published, SendError, Wording};
 use crate::registry::Referent;
 use crate::store::{Digest, SentEmail, consent_record};
 
@@ -23,7 +23,7 @@ impl Relay {
         &self,
         published: Published<'_>,
         referent: &Referent,
-        label: &str,
+        wording: Wording<'_>,
         place: &Description,
         addressed: Addressed<'_>,
         digest: Digest,
@@ -39,7 +39,7 @@ impl Relay {
         let email = match self.renderer.render(
             published,
             referent,
-            label,
+            wording,
             place,
             addressed,
             ack_link.as_deref(),

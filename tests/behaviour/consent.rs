@@ -84,7 +84,7 @@ async fn an_alert_with_consent_is_delivered_and_its_email_and_audit_say_who_agre
     assert!(
         text.contains(
             "pour une personne de votre territoire : Paris 15e Arrondissement (75115).\n\n\
-             La personne a donné son accord pour ce signalement le 22/11/2026 à 08:10.\n"
+             La personne a donné son accord pour ce signalement le 22/11/2026 à 08:10 (heure de Paris).\n"
         ),
         "{text}"
     );

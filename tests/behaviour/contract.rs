@@ -369,7 +369,11 @@ fn header_names(alert: &Alert) -> BTreeSet<String> {
                 publisher: "",
             },
             &registry.referents()[0],
-            "Orientation sociale",
+            relais::mail::Wording {
+                kind_label: "Orientation sociale",
+                author: None,
+                reply_to: None,
+            },
             &relais_testkit::france().describe(alert.territory()),
             Addressed::Directly,
             None,

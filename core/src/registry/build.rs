@@ -110,6 +110,8 @@ struct Routes {
     /// Kind → networks, in the order the route lists them.
     by_kind: HashMap<String, Vec<NetworkIndex>>,
     labels: HashMap<String, String>,
+    /// Kind → who writes its alerts, as the email names them.
+    authors: HashMap<String, String>,
     escalations: HashMap<String, EscalateAfter>,
     /// Networks of the `*` route.
     any_kind: Vec<NetworkIndex>,
@@ -315,6 +317,10 @@ impl Builder {
             self.check_line(&at, "label", &label);
             routes.labels.insert(route.kind.clone(), label);
         }
+        if let Some(author) = route.author {
+            self.check_line(&at, "author", &author);
+            routes.authors.insert(route.kind.clone(), author);
+        }
         if let Some(raw) = &route.escalate_after {
             let escalate = EscalateAfter {
                 urgent: self.wait(&at, "urgent", raw.urgent.as_deref()),
@@ -452,6 +458,7 @@ impl Builder {
             networks: self.networks.iter().map(|n| n.to_string()).collect(),
             routes: routes.by_kind,
             labels: routes.labels,
+            authors: routes.authors,
             any_kind: routes.any_kind,
             escalations: routes.escalations,
             by_commune: Index::new(coverage.communes),

@@ -19,6 +19,28 @@ use crate::alert::Kind;
 use crate::calendar::{Calendar, Hours, Zone};
 use crate::territory::Territory;
 
+/// The waits of the broker's timers that carry a step due at a time no
+/// route's wait gives (a step that waits for Monday): a timer goes, hop
+/// after hop, through the longest of these not past the step's due time,
+/// so that the broker keeps a handful of queues, not one per instant.
+pub const HOPS: [Duration; 7] = [
+    Duration::from_secs(24 * 3600),
+    Duration::from_secs(6 * 3600),
+    Duration::from_secs(3600),
+    Duration::from_secs(600),
+    Duration::from_secs(60),
+    Duration::from_secs(10),
+    Duration::from_secs(1),
+];
+
+/// The next hop towards a step due in `remaining`: the longest of
+/// [`HOPS`] not past it (at least a second).
+pub fn hop(remaining: Duration) -> Duration {
+    HOPS.into_iter()
+        .find(|hop| *hop <= remaining)
+        .unwrap_or(Duration::from_secs(1))
+}
+
 /// An office's declared opening: its hours, and its zone when it names one.
 #[derive(Debug, Clone)]
 pub(super) struct Opening {
@@ -54,7 +76,11 @@ pub(super) fn opening(
         }
         return None;
     };
-    match Hours::parse(hours.iter().map(|(day, ranges)| (day.as_str(), ranges.as_str()))) {
+    match Hours::parse(
+        hours
+            .iter()
+            .map(|(day, ranges)| (day.as_str(), ranges.as_str())),
+    ) {
         Ok(hours) => Some(Opening { hours, zone }),
         Err(problems) => {
             for problem in problems {
@@ -160,6 +186,12 @@ impl Registry {
         own.or(of_network)
             .and_then(|opening| opening.zone)
             .unwrap_or_else(|| Zone::of_departement(territory.departement()))
+    }
+
+    /// Whether any network or référent declares opening hours (then some
+    /// steps wait in the broker's [`HOPS`]).
+    pub fn has_opening_hours(&self) -> bool {
+        !self.openings.networks.is_empty() || !self.openings.referents.is_empty()
     }
 
     fn network_index(&self, name: &str) -> Option<NetworkIndex> {

@@ -49,6 +49,10 @@ pub(super) struct RawRoute {
     pub(super) label: Option<String>,
     #[serde(default)]
     pub(super) escalate_after: Option<RawEscalateAfter>,
+    /// Who writes alerts of this kind, as the email names them (`un
+    /// médecin`, `le CCAS`).
+    #[serde(default)]
+    pub(super) author: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -751,9 +751,12 @@ fn a_step_counts_open_time_in_the_office_s_own_zone_and_wall_time_without_hours(
     let hour = Duration::from_secs(3600);
 
     let cpam = registry.step_due(&kind("acces_aux_droits"), commune("97411"), afternoon, hour);
-    let without = Registry::from_toml(REGISTRY, france())
-        .unwrap()
-        .step_due(&kind("acces_aux_droits"), commune("97411"), afternoon, hour);
+    let without = Registry::from_toml(REGISTRY, france()).unwrap().step_due(
+        &kind("acces_aux_droits"),
+        commune("97411"),
+        afternoon,
+        hour,
+    );
 
     // The CAF of the same alert declares no hours: its step would fall at
     // 15:00; the CPAM's on Monday 09:00 Réunion time; the latest stands.
@@ -785,11 +788,70 @@ fn hours_and_zones_that_cannot_be_read_are_refused_with_every_error() {
     };
 
     assert_eq!(errors.len(), 4, "{errors:#?}");
-    assert!(errors[0].starts_with("network #1 (\"ccas\"): hours: "), "{errors:#?}");
-    assert!(errors[1].starts_with("network #1 (\"ccas\"): hours: "), "{errors:#?}");
-    assert_eq!(errors[2], "network #2 (\"restos\"): no référent is of this network");
+    assert!(
+        errors[0].starts_with("network #1 (\"ccas\"): hours: "),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1].starts_with("network #1 (\"ccas\"): hours: "),
+        "{errors:#?}"
+    );
+    assert_eq!(
+        errors[2],
+        "network #2 (\"restos\"): no référent is of this network"
+    );
     assert_eq!(
         errors[3],
         "network #3 (\"caf\"): time_zone is given without hours: it says in which zone the hours are"
+    );
+}
+
+#[test]
+fn an_alert_s_author_is_its_route_s_else_its_publisher_s_and_a_contact_must_be_an_address() {
+    let text = format!(
+        "{REGISTRY}
+    [[route]]
+    kind = \"demande_visite\"
+    networks = [\"ccas\"]
+    author = \"le CCAS\"
+
+    [[publisher]]
+    user = \"sos75\"
+    association = \"SOS Médecins Paris\"
+    departements = [\"75\"]
+    author = \"un médecin\"
+    contact = \"Régulation <regulation@sos75.example.org>\"
+    "
+    );
+    let registry = Registry::from_toml(&text, france()).unwrap();
+    let broken = text.replace("Régulation <regulation@sos75.example.org>", "la régulation");
+
+    let RegistryError::Invalid { errors, .. } = Registry::from_toml(&broken, france()).unwrap_err()
+    else {
+        panic!("not refused as invalid");
+    };
+
+    assert_eq!(
+        registry.author(&kind("demande_visite"), "sos75"),
+        Some("le CCAS")
+    );
+    assert_eq!(
+        registry.author(&kind("orientation_sociale"), "sos75"),
+        Some("un médecin")
+    );
+    assert_eq!(registry.author(&kind("orientation_sociale"), "other"), None);
+    assert_eq!(
+        registry
+            .publishers()
+            .contact("sos75")
+            .map(|m| m.email.to_string())
+            .as_deref(),
+        Some("regulation@sos75.example.org")
+    );
+    assert_eq!(
+        errors,
+        [
+            "publisher #1 (\"sos75\"): `contact` must be an email address (e.g. \"regulation@sos75.example.org\")"
+        ]
     );
 }

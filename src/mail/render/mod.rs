@@ -25,23 +25,30 @@ use lettre::{Address, Message};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 use thiserror::Error;
-use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
+use time::OffsetDateTime;
 
 use crate::alert::{Alert, AlertId, Basis, Consent, GivenBy, Priority};
+use crate::calendar::Zone;
 use crate::geography::Description;
 use crate::registry::{Referent, ReferentId};
 
-/// How `emitted_at` is shown: `22/11/2026 à 08:15 (UTC+01:00)`, in the
-/// alert's own offset, which is the association's local time.
-const EMITTED_AT: &[BorrowedFormatItem<'static>] = format_description!(
-    "[day]/[month]/[year] à [hour]:[minute] (UTC[offset_hour sign:mandatory]:[offset_minute])"
-);
+/// How the registry has an email speak: the kind's label, who wrote the
+/// alert, and where the référent's reply goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Wording<'a> {
+    /// `Orientation sociale`.
+    pub kind_label: &'a str,
+    /// `un médecin`, `le CCAS` (the route's or the publisher's `author`).
+    pub author: Option<&'a str>,
+    /// The publisher's `contact`: the email's `Reply-To`.
+    pub reply_to: Option<&'a Mailbox>,
+}
 
-/// How the time of the person's agreement is shown: `22/11/2026 à 08:10`,
-/// in the offset of `emitted_at`, shown just above it.
-const CONSENT_AT: &[BorrowedFormatItem<'static>] =
-    format_description!("[day]/[month]/[year] à [hour]:[minute]");
+/// `22/11/2026 à 08:15 (heure de Paris)`: an instant in the local time of
+/// the alert's territory, its zone named in words.
+fn local_time(at: OffsetDateTime, zone: Zone) -> String {
+    zone.in_words(jiff::Timestamp::from_nanosecond(at.unix_timestamp_nanos()).unwrap_or_default())
+}
 
 #[derive(Debug, Error)]
 pub enum RenderError {
@@ -198,11 +205,11 @@ fn french_duration(wait: Duration) -> String {
 }
 
 /// What the email says of the person's agreement to the alert being
-/// shared with the référent: who agreed and when (in the alert's own
-/// offset, as `emitted_at` is shown), on which legal basis nobody was
-/// asked, or, from a relais that does not require consent, that the alert
-/// does not say. No patient data: it stays when the details do not.
-fn consent_sentence(alert: &Alert) -> String {
+/// shared with the référent: who agreed and when (in the territory's local
+/// time, as `emitted_at` is shown), on which legal basis nobody was asked,
+/// or, from a relais that does not require consent, that the alert does
+/// not say. No patient data: it stays when the details do not.
+fn consent_sentence(alert: &Alert, zone: Zone) -> String {
     match alert.consent() {
         Some(Consent::Given { by, at }) => {
             let who = match by {
@@ -210,10 +217,9 @@ fn consent_sentence(alert: &Alert) -> String {
                 GivenBy::LegalRepresentative => "Son représentant légal",
                 GivenBy::TrustedPerson => "Sa personne de confiance",
             };
-            let at = at.to_offset(alert.emitted_at().offset());
             format!(
                 "{who} a donné son accord pour ce signalement le {}.",
-                at.format(CONSENT_AT).unwrap_or_else(|_| at.to_string())
+                local_time(at, zone)
             )
         }
         Some(Consent::NotRequired { basis }) => {
@@ -236,6 +242,10 @@ struct View<'a> {
     subject: &'a str,
     alert_id: &'a str,
     kind_label: &'a str,
+    /// Who wrote the alert (`un médecin`), when the registry says.
+    author: Option<&'a str>,
+    /// Whether a reply reaches the association (`Reply-To`).
+    reply_to: bool,
     urgent: bool,
     /// The summary and the patient's details are in the email.
     details: bool,
@@ -305,12 +315,18 @@ impl Renderer {
         &self,
         published: Published<'_>,
         referent: &Referent,
-        kind_label: &str,
+        wording: Wording<'_>,
         place: &Description,
         addressed: Addressed<'_>,
         ack_link: Option<&str>,
     ) -> Result<Email, RenderError> {
         let Published { alert, publisher } = published;
+        let Wording {
+            kind_label,
+            author,
+            reply_to,
+        } = wording;
+        let zone = Zone::of_departement(alert.territory().departement());
         let urgent = alert.priority() == Priority::Urgent;
         let subject = format!(
             "{}Alerte {} – {} – réf. {}",
@@ -327,6 +343,8 @@ impl Renderer {
             subject: &subject,
             alert_id: alert.id().as_str(),
             kind_label,
+            author,
+            reply_to: reply_to.is_some(),
             urgent,
             details,
             association: alert.association(),
@@ -349,11 +367,8 @@ impl Renderer {
                 }
                 _ => None,
             },
-            emitted_at: alert
-                .emitted_at()
-                .format(EMITTED_AT)
-                .unwrap_or_else(|_| alert.emitted_at().to_string()),
-            consent: consent_sentence(alert),
+            emitted_at: local_time(alert.emitted_at(), zone),
+            consent: consent_sentence(alert, zone),
             summary: if details { alert.summary() } else { "" },
             patient: PatientView {
                 any: patient.reference.is_some()
@@ -379,8 +394,11 @@ impl Renderer {
         let html = html_body(self.templates.get_template("alert.html")?.render(&view)?);
 
         let message_id = message_id(publisher, alert.id(), referent.id(), &self.from);
-        let message = Message::builder()
-            .from(self.from.clone())
+        let mut message = Message::builder().from(self.from.clone());
+        if let Some(reply_to) = reply_to {
+            message = message.reply_to(reply_to.clone());
+        }
+        let message = message
             .to(ascii_domain(referent.mailbox()))
             .subject(subject)
             .message_id(Some(message_id.clone()))
