@@ -20,6 +20,7 @@
 //! It runs on `ack.listen`, behind the operator's HTTPS reverse proxy
 //! (`ack.public_url`).
 
+pub mod copy;
 mod page;
 pub mod token;
 
@@ -50,6 +51,8 @@ const MAX_FORM: usize = 1024;
 /// What the emails' links are made of.
 pub struct Links {
     sealer: Sealer,
+    /// Seals and opens the alerts' copies kept for hand-backs.
+    copies: copy::CopySealer,
     /// `ack.public_url`, without a trailing `/`.
     public_url: String,
     ttl: Duration,
@@ -62,6 +65,7 @@ impl Links {
     pub fn new(secret: &[u8], previous: Option<&[u8]>, public_url: &str, ttl: Duration) -> Self {
         let sealer = Sealer::new(secret);
         Self {
+            copies: copy::CopySealer::new(secret, previous),
             sealer: match previous {
                 Some(previous) => sealer.with_previous(previous),
                 None => sealer,
@@ -96,6 +100,18 @@ impl Links {
                 None
             }
         }
+    }
+
+    /// `body` (an alert as published) sealed for the store, and until when
+    /// it is kept: as long as its links live.
+    pub fn seal_copy(&self, body: &[u8]) -> Option<(Vec<u8>, OffsetDateTime)> {
+        let sealed = self.copies.seal(body)?;
+        Some((sealed, OffsetDateTime::now_utc() + self.ttl))
+    }
+
+    /// The alert a copy sealed, if this relais's keys open it.
+    pub fn open_copy(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.copies.open(sealed)
     }
 
     fn read(&self, token: &str) -> Result<Link, TokenError> {

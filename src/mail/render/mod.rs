@@ -181,6 +181,9 @@ pub enum Addressed<'a> {
     /// Nobody acknowledged the alert for this long: it climbs to this
     /// référent (a deputy, or a fallback référent).
     Escalated { unacknowledged_for: Duration },
+    /// This référent handed the alert back ("ne relève pas de notre
+    /// service"): it goes to the network's fallback référents.
+    HandedBack(&'a Referent),
 }
 
 /// A wait as people write it: `2 h`, `1 j 12 h`, `30 min`, `45 s`.
@@ -261,6 +264,9 @@ struct View<'a> {
     /// How long nobody acknowledged the alert, when it reaches this
     /// référent by escalation (`2 h`, `1 j 12 h`).
     escalated_after: Option<String>,
+    /// Who handed the alert back (`CCAS de Paris 13e — Camille Martin`),
+    /// when it reaches this référent so.
+    handed_back_by: Option<String>,
     /// The référent's personal acknowledgement link.
     ack_link: Option<&'a str>,
     emitted_at: String,
@@ -365,6 +371,14 @@ impl Renderer {
                 Addressed::Escalated { unacknowledged_for } => {
                     Some(french_duration(unacknowledged_for))
                 }
+                _ => None,
+            },
+            handed_back_by: match addressed {
+                Addressed::HandedBack(by) => Some(match (by.organisation(), by.name()) {
+                    (Some(organisation), Some(name)) => format!("{organisation} — {name}"),
+                    (Some(one), None) | (None, Some(one)) => one.to_owned(),
+                    (None, None) => by.id().to_string(),
+                }),
                 _ => None,
             },
             emitted_at: local_time(alert.emitted_at(), zone),
