@@ -292,9 +292,21 @@ impl Pages {
     /// A référent hands the alert back: it is not their service's
     /// ("Ne relève pas de notre service"). It is recorded and published as
     /// any follow-up (the association learns of it from the `followed_up`
-    /// event), and the page tells the référent that the association is
-    /// informed.
+    /// event), and recorded as a hand-back: the active relais emails the
+    /// network's fallback référents (`relay::hand_back`), and this
+    /// référent no longer counts as having acknowledged it, so that the
+    /// network's escalation goes on.
     async fn hand_back(&self, link: &Link) -> Response {
+        let now = OffsetDateTime::now_utc();
+        if let Err(error) = self
+            .store
+            .hand_back(key(link), &link.referent_id, now)
+            .await
+        {
+            tracing::error!(alert_id = %link.alert_id, referent = %link.referent_id, %error,
+                "cannot record a hand-back");
+            return self.templates.render(&Page::RetryLater);
+        }
         self.follow_up(link, FollowUp::HorsPerimetre).await
     }
 

@@ -406,7 +406,8 @@ mod tests {
                 StatusCode::OK,
                 format!(
                     "{HEAD}<h1>Alerte SOS75-1</h1><p>Merci : l'association est informée que cette \
-                     alerte ne relève pas de votre service.</p><p>Vous pouvez fermer cette \
+                     alerte ne relève pas de votre service. Elle est transmise au référent de repli de \
+                     votre réseau.</p><p>Vous pouvez fermer cette \
                      page.</p><h2>Modifier la suite donnée</h2>{FOLLOW_UPS}{TAIL}"
                 )
             )

@@ -786,7 +786,11 @@ impl Store {
                        JOIN deliveries o ON o.alert_id = a.alert_id AND o.referent_id = a.referent_id
                                         AND o.publisher = a.publisher
                        WHERE a.alert_id = d.alert_id AND a.publisher IN (d.publisher, '')
-                         AND o.network = d.network)",
+                         AND o.network = d.network
+                         AND NOT EXISTS (SELECT 1 FROM handbacks h
+                                         WHERE h.alert_id = a.alert_id
+                                           AND h.publisher = a.publisher
+                                           AND h.referent_id = a.referent_id))",
                 vec![since.into()],
             )
             .await?;

@@ -395,3 +395,80 @@ async fn with_notify_colleagues_the_first_acknowledgement_in_a_network_is_emaile
     }
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_alert_handed_back_goes_to_the_network_s_fallback_and_its_escalation_goes_on() {
+    // Arrange: Camille's CCAS, its permanence as fallback, alerts that
+    // escalate after an hour; relais serves the pages.
+    let (world, port) =
+        World::with_ack(&support::escalating("urgent = \"1h\""), ACK_SECRET, &[]).await;
+    let app = world.spawn();
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-RENDU", "orientation_sociale", "75113"),
+        )
+        .await;
+    let first = world.smtp.wait_for(1, WAIT).await;
+    let link = first[0]
+        .text()
+        .lines()
+        .find(|line| line.starts_with(&format!("http://127.0.0.1:{port}/ack/")))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let browser = Browser::start().await;
+    browser.resize(PHONE, 800).await;
+
+    // Act: Camille acknowledges, then says it is not her service's.
+    browser.open(&link).await;
+    browser.click("form:not(.suite) button").await;
+    shown(&browser, "Quelle suite avez-vous donnée ?").await;
+    browser.click("button[value=\"hors_perimetre\"]").await;
+    let page = shown(
+        &browser,
+        "Elle est transmise au référent de repli de votre réseau.",
+    )
+    .await;
+    let both = world.smtp.wait_for(2, WAIT).await;
+    let pending = world.cli(&["pending", "--json"]);
+    drop(browser);
+    app.stop().await;
+
+    // Assert: the permanence has the whole alert, told who handed it back
+    // and why; nobody else was emailed; the network still waits for an
+    // acknowledgement (its escalation goes on); the page shows no patient
+    // data.
+    assert_eq!(
+        both.iter()
+            .map(|mail| mail.to.join(","))
+            .collect::<Vec<_>>(),
+        ["camille@ccas-paris13.test", "permanence@paris.test"]
+    );
+    let handed = both[1].text();
+    assert!(
+        handed.contains(
+            "Restitution : CCAS de Paris 13e — Camille Martin indique que cette alerte ne relève \
+             pas de son service. Elle vous est transmise comme référent·e de repli du réseau ccas."
+        ),
+        "{handed}"
+    );
+    assert!(handed.contains("Nom : Mme Jeanne Durand"), "{handed}");
+    assert_eq!(
+        world
+            .smtp
+            .wait_for(3, std::time::Duration::from_secs(3))
+            .await
+            .len(),
+        2
+    );
+    let pending: Value = serde_json::from_slice(&pending.stdout).unwrap();
+    assert_eq!(
+        pending["pending"][0]["alert_id"], "SOS75-RENDU",
+        "{pending}"
+    );
+    for patient in PATIENT {
+        assert!(!page.contains(patient), "{patient} in {page}");
+    }
+    world.cleanup().await;
+}
