@@ -119,6 +119,7 @@ pub async fn run(
             relay.registry().clone(),
             store.clone(),
             events.clone(),
+            relay.absences().clone(),
         )?;
         tokio::spawn(http::serve_bounded(
             listener,

@@ -1,5 +1,8 @@
-//! Acknowledgement: each email carries a personal link, and the page it
-//! opens lets the référent say "I have seen this alert".
+//! The référents' pages: each email carries two personal links. The
+//! acknowledgement page lets the référent say "I have seen this alert";
+//! the absence page (`absence`, its own link, the référent's rather than
+//! the alert's) lets it say when it will be away, and who of its deputies
+//! stands in.
 //!
 //! Only the POST of the page's button acknowledges: mail security gateways
 //! open every link of an email, and a GET changes nothing. Acknowledging
@@ -8,11 +11,13 @@
 //! kind, place and date, never patient data; it is small, works without
 //! JavaScript and on a phone, and is served with the headers a public page
 //! needs (no caching of the token, no referrer, a strict CSP; see [`page`]).
-//! The link's token is sealed ([`token`]): its URL, wherever it is logged,
-//! tells nothing of the alert.
+//! The links' tokens are sealed ([`token`]), each kind under its own key: a
+//! URL, wherever it is logged, tells nothing of the alert or the référent,
+//! and an acknowledgement link never opens the absence page.
 //! It runs on `ack.listen`, behind the operator's HTTPS reverse proxy
 //! (`ack.public_url`).
 
+mod absence;
 mod page;
 pub mod token;
 
@@ -25,6 +30,7 @@ use axum::response::Response;
 use axum::routing::get;
 use time::OffsetDateTime;
 
+use crate::absences::DeclaredAbsences;
 use crate::alert::Kind;
 use crate::live_registry::SharedRegistry;
 use crate::mail::Published;
@@ -32,11 +38,22 @@ use crate::registry::Referent;
 use crate::store::{AlertKey, Store};
 use crate::telemetry::events::Events;
 use page::{Page, Templates};
-use token::{Link, Sealer, TokenError};
+use token::{AbsenceLink, Link, Sealer, TokenError};
+
+/// How long an absence page's link works: 90 days. Each email brings a
+/// fresh one, but a référent of a quiet territory may go weeks without an
+/// alert, and plans a leave weeks ahead: the link of its last email must
+/// still open then. Longer than an acknowledgement link's
+/// (`ack.link_ttl`), since what it opens is bounded: the référent's own
+/// absences, and only its deputies in the registry (or its network's
+/// fallback référents) can be made to receive its alerts.
+pub const ABSENCE_LINK_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// What the emails' links are made of.
 pub struct Links {
-    sealer: Sealer,
+    sealer: Sealer<Link>,
+    /// The absence pages' links: the same secrets, another purpose.
+    absences: Sealer<AbsenceLink>,
     /// `ack.public_url`, without a trailing `/`.
     public_url: String,
     ttl: Duration,
@@ -47,15 +64,43 @@ impl Links {
     /// with `previous` (`ack.previous_key_file`'s, during a rotation) still
     /// open.
     pub fn new(secret: &[u8], previous: Option<&[u8]>, public_url: &str, ttl: Duration) -> Self {
-        let sealer = Sealer::new(secret);
+        let (sealer, absences) = (Sealer::new(secret), Sealer::new(secret));
+        let (sealer, absences) = match previous {
+            Some(previous) => (
+                sealer.with_previous(previous),
+                absences.with_previous(previous),
+            ),
+            None => (sealer, absences),
+        };
         Self {
-            sealer: match previous {
-                Some(previous) => sealer.with_previous(previous),
-                None => sealer,
-            },
+            sealer,
+            absences,
             public_url: public_url.trim_end_matches('/').to_owned(),
             ttl,
         }
+    }
+
+    /// The personal link to the absence page of the référent `referent_id`
+    /// (valid [`ABSENCE_LINK_TTL`]); `None` (logged) when the system's
+    /// random source fails, and the email or page goes without one.
+    pub fn absence_link(&self, referent_id: &str) -> Option<String> {
+        let expires = OffsetDateTime::now_utc() + ABSENCE_LINK_TTL;
+        let link = AbsenceLink {
+            referent_id: referent_id.to_owned(),
+            expires_at: expires.unix_timestamp(),
+        };
+        match self.absences.seal(&link) {
+            Ok(token) => Some(format!("{}/absence/{token}", self.public_url)),
+            Err(error) => {
+                tracing::error!(referent = referent_id, %error,
+                    "cannot make an absence link; the email goes without one");
+                None
+            }
+        }
+    }
+
+    fn read_absence(&self, token: &str) -> Result<AbsenceLink, TokenError> {
+        self.absences.open(token, OffsetDateTime::now_utc())
     }
 
     /// The personal link for `referent` to acknowledge `alert`; `None`
@@ -97,29 +142,36 @@ struct Pages {
     registry: SharedRegistry,
     store: Store,
     events: Events,
+    /// The relay's declared absences, told when the absence page changes
+    /// one (so that the next alert counts it).
+    absences: DeclaredAbsences,
     templates: Arc<Templates>,
 }
 
-/// The router of the acknowledgement pages.
+/// The router of the référents' pages: `/ack/{token}` and
+/// `/absence/{token}`.
 ///
 /// # Errors
-/// The pages' template does not compile (it is part of the binary, so
+/// The pages' templates do not compile (they are part of the binary, so
 /// this is caught by the tests).
 pub fn router(
     links: Arc<Links>,
     registry: SharedRegistry,
     store: Store,
     events: Events,
+    absences: DeclaredAbsences,
 ) -> Result<Router, minijinja::Error> {
     let pages = Pages {
         links,
         registry,
         store,
         events,
+        absences,
         templates: Arc::new(Templates::new()?),
     };
     Ok(Router::new()
         .route("/ack/{token}", get(show).post(acknowledge))
+        .route("/absence/{token}", get(absence::show).post(absence::change))
         .with_state(pages))
 }
 
@@ -166,9 +218,11 @@ async fn acknowledge(State(pages): State<Pages>, Path(token): Path<String>) -> R
                     &acknowledged,
                 );
             }
+            let absence = pages.links.absence_link(&link.referent_id);
             pages.templates.render(&Page::Thanks {
                 alert_id: &link.alert_id,
                 first,
+                absence: absence.as_deref(),
             })
         }
         Err(error) => {
@@ -204,11 +258,13 @@ impl Pages {
                 )
             })
             .unwrap_or_default();
+        let absence = self.links.absence_link(&link.referent_id);
         self.templates.render(&Page::Confirm {
             alert_id: &link.alert_id,
             label: &label,
             place: &place,
             emitted: &emitted,
+            absence: absence.as_deref(),
         })
     }
 

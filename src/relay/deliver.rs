@@ -1,5 +1,6 @@
 //! A new alert, to its référents: the publisher may send it, its route
-//! and territory name référents, an id used again for other content is a
+//! and territory name référents (those away that day replaced, by the
+//! registry's absences and those they declared), an id used again for other content is a
 //! conflict, whoever had it already is skipped, and each of the others is
 //! emailed. The [`Decision`] says how it ended and, when its route
 //! escalates, the first step to schedule.
@@ -10,6 +11,7 @@
 use std::time::Instant;
 
 use futures_util::future::join_all;
+use time::OffsetDateTime;
 
 use super::{Decision, Incoming, Relay, key, published};
 use crate::alert::Alert;
@@ -39,10 +41,13 @@ impl Relay {
         {
             return dead_letter(Reason::Forbidden, forbidden.to_string());
         }
-        let resolution = match registry.resolve(alert.kind(), alert.territory()) {
-            Ok(resolution) => resolution,
-            Err(unroutable) => return dead_letter(Reason::Unroutable, unroutable.to_string()),
-        };
+        let now = OffsetDateTime::now_utc();
+        let declared = self.absences.in_force(now).await;
+        let resolution =
+            match registry.resolve_with(alert.kind(), alert.territory(), now, &declared) {
+                Ok(resolution) => resolution,
+                Err(unroutable) => return dead_letter(Reason::Unroutable, unroutable.to_string()),
+            };
         if alert.territory().mapped().is_some() {
             self.events.territory_mapped(alert);
         }

@@ -43,8 +43,8 @@ use value::{Row, Value};
 
 pub use error::{PostgresCause, StoreError};
 pub use records::{
-    AbsenceDeclaration, Acknowledged, AlertKey, DeclaredAbsence, Digest, EscalationStep,
-    Operation, Pending, SentEmail, Served, UNACKNOWLEDGED_STEP,
+    AbsenceDeclaration, Acknowledged, AlertKey, DeclaredAbsence, Digest, EscalationStep, Operation,
+    Pending, SentEmail, Served, UNACKNOWLEDGED_STEP,
 };
 
 /// One statement of a write, with its parameters.

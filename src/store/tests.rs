@@ -838,7 +838,10 @@ async fn a_declared_absence_counts_from_its_declaration_until_it_ends_or_its_ref
     let later = declared_at + time::Duration::hours(1);
 
     // Act: Sacha tries to cancel Camille's; Camille cancels hers, twice.
-    let all = store.declared_absences(date("2026-12-01"), later).await.unwrap();
+    let all = store
+        .declared_absences(date("2026-12-01"), later)
+        .await
+        .unwrap();
     let camille_id = all[1].id;
     let by_another = store
         .cancel_absence("sacha", camille_id, later)

@@ -300,7 +300,7 @@ fn header_names(alert: &Alert) -> BTreeSet<String> {
             "Orientation sociale",
             &relais_testkit::france().describe(alert.territory()),
             Addressed::Directly,
-            None,
+            relais::mail::PageLinks::default(),
         )
         .unwrap();
     let raw = String::from_utf8(message.bytes().to_vec()).unwrap();

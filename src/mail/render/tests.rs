@@ -55,7 +55,7 @@ fn render(alert: &Alert) -> String {
             "Orientation sociale",
             &france().describe(alert.territory()),
             Addressed::Directly,
-            None,
+            PageLinks::default(),
         )
         .unwrap();
     String::from_utf8(email.bytes().to_vec()).unwrap()
@@ -85,7 +85,7 @@ fn without_patient_details_the_email_gives_whom_to_call_and_the_dossier_only() {
             "Orientation sociale",
             &france().describe(alert(serde_json::json!({})).territory()),
             Addressed::Directly,
-            None,
+            PageLinks::default(),
         )
         .unwrap();
     let raw = String::from_utf8(message.bytes().to_vec()).unwrap();
@@ -223,7 +223,7 @@ fn the_subject_says_urgent_the_kind_and_the_territory() {
             "Orientation sociale",
             &france().describe(normal.territory()),
             Addressed::Directly,
-            None,
+            PageLinks::default(),
         )
         .unwrap();
     let parsed = mail_parser::MessageParser::default()
@@ -334,5 +334,46 @@ fn message_ids_encode_the_characters_a_message_id_cannot_hold() {
     assert_eq!(
         message_id("", &alert, &referent, &from),
         "<relais.SOS75=3A2026=2E000123.ccas=2Eparis-13@sos75.example.org>"
+    );
+}
+
+#[test]
+fn the_email_links_to_the_referent_s_absence_page_in_one_line() {
+    let registry = registry();
+    let renderer = Renderer::new("relais@sos75.example.org".parse().unwrap(), false).unwrap();
+    let alert = alert(serde_json::json!({}));
+    let links = PageLinks {
+        ack: Some("https://relais.example.org/ack/A"),
+        absence: Some("https://relais.example.org/absence/B"),
+    };
+
+    let message = renderer
+        .render(
+            Published {
+                alert: &alert,
+                publisher: "",
+            },
+            &registry.referents()[0],
+            "Orientation sociale",
+            &france().describe(alert.territory()),
+            Addressed::Directly,
+            links,
+        )
+        .unwrap();
+    let (text, html) = parts(&String::from_utf8(message.bytes().to_vec()).unwrap());
+
+    assert!(
+        text.contains(
+            "https://relais.example.org/ack/A\n\nAbsent·e ? Indiquez vos dates d'absence : \
+             https://relais.example.org/absence/B\n\nRéférence de l'alerte"
+        ),
+        "{text}"
+    );
+    assert!(
+        html.contains(
+            "<p>Absent&#183;e ? <a href=\"https:&#x2f;&#x2f;relais.example.org&#x2f;absence&#x2f;B\">\
+             Indiquez vos dates d'absence</a></p>"
+        ),
+        "{html}"
     );
 }
