@@ -266,24 +266,11 @@ impl Registry {
             })
     }
 
-    /// Which level of each network would serve `location`, `None` where
-    /// none would (for `relais coverage`).
-    pub fn level_per_network(&self, location: &Location) -> Vec<(&str, Option<Level>)> {
-        (0..self.networks.len())
-            .map(|index| {
-                let network = index as NetworkIndex;
-                let level = self
-                    .match_network(network, location)
-                    .map(|(level, _)| level);
-                (self.networks[index].as_str(), level)
-            })
-            .collect()
-    }
-
-    /// As [`Registry::level_per_network`], for the alerts of `date` with
-    /// its absences (the registry's and `extra`'s): where every référent
-    /// found is away and only fallback référents stand in, the level is
-    /// [`Level::Fallback`] (for `relais coverage`).
+    /// Which level of each network would serve `location` for the alerts
+    /// of `date`, `None` where none would (for `relais coverage`). With the
+    /// absences of that day (the registry's and `extra`'s): where every
+    /// référent found is away and only fallback référents stand in, the
+    /// level is [`Level::Fallback`].
     pub fn level_per_network_on(
         &self,
         location: &Location,

@@ -888,7 +888,7 @@ fn a_declared_absence_takes_the_referent_out_of_the_escalation_and_the_coverage(
         [("ccas", Some(Level::Fallback))]
     );
     assert_eq!(
-        registry.level_per_network(&location),
+        registry.level_per_network_on(&location, date!(2026 - 12 - 01), &ExtraAbsences::default()),
         [("ccas", Some(Level::Arrondissement))]
     );
 }

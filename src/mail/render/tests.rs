@@ -360,7 +360,7 @@ fn the_email_links_to_the_referent_s_absence_page_in_one_line() {
             links,
         )
         .unwrap();
-    let (text, html) = parts(&String::from_utf8(message.bytes().to_vec()).unwrap());
+    let (text, html) = parts(std::str::from_utf8(message.bytes()).unwrap());
 
     assert!(
         text.contains(
