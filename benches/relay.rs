@@ -581,7 +581,8 @@ fn alert_body(id: &str, commune: &str) -> Vec<u8> {
         "territory": { "commune": commune },
         "summary": "Personne âgée isolée, sans aide à domicile, chute récente. Vit seule au 4e étage sans ascenseur.",
         "patient": { "reference": "D-2026-4411", "name": "Mme Jeanne Durand", "address": "12 rue de la Santé", "phone": "01 45 00 00 00" },
-        "contact": { "name": "Dr Martin", "phone": "01 47 07 77 77" }
+        "contact": { "name": "Dr Martin", "phone": "01 47 07 77 77" },
+        "consent": { "status": "given", "given_by": "person", "at": "2026-11-22T08:10:00+01:00" }
     })
     .to_string()
     .into_bytes()

@@ -29,8 +29,9 @@ fn france() -> &'static Arc<Geography> {
 
 /// Any bytes as an alert body: refused or accepted, never a panic; an
 /// accepted alert holds no control character in a one-line value (nor in
-/// its summary, but line breaks and tabs) and parses back from its
-/// contract form to the same alert.
+/// its summary, but line breaks and tabs, nor in the short form of its
+/// consent that the audit trail keeps) and parses back from its contract
+/// form to the same alert.
 pub fn alert(body: &[u8]) {
     let Ok(alert) = Alert::parse(body, 65_536, france()) else {
         return;
@@ -45,13 +46,15 @@ pub fn alert(body: &[u8]) {
         &contact.name,
         &contact.phone,
     ];
+    let consent = alert.consent().map(|consent| consent.code());
     let one_line = [
         alert.id().as_str(),
         alert.kind().as_str(),
         alert.association(),
     ]
     .into_iter()
-    .chain(optional.into_iter().flatten().map(String::as_str));
+    .chain(optional.into_iter().flatten().map(String::as_str))
+    .chain(consent.as_deref());
     for value in one_line {
         assert!(!value.chars().any(char::is_control), "{value:?}");
         assert!(!value.trim().is_empty());

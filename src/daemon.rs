@@ -95,6 +95,7 @@ pub async fn run(
         store: store.clone(),
         retry: (&settings.retry).into(),
         max_message_bytes: settings.amqp.max_message_bytes,
+        consent_required: settings.consent.required,
         flood: FloodGuard::new(settings.registry.max_alerts_per_referent_per_hour),
         events: events.clone(),
         digest_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &digest_key),

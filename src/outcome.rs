@@ -119,12 +119,37 @@ pub struct Outcome {
     pub next: Option<NextStep>,
 }
 
-/// A step of escalation to come: its number and how long it waits.
+/// A step of escalation to come: its number, when it falls, and how long
+/// the broker's timer that carries it waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NextStep {
     /// 1: deputies, 2: fallback référents, 3: declared unacknowledged.
     pub step: u8,
+    /// The timer's wait: the step's whole wait, or, for a step that waits
+    /// for an office to open, a hop towards it (`registry::hop`).
     pub after: Duration,
+    /// When the step falls.
+    pub due: time::OffsetDateTime,
+}
+
+impl NextStep {
+    /// Step `step`, falling at `due`, scheduled at `now` by a route that
+    /// waits `wait`: its timer waits the whole `wait` when that is when it
+    /// falls (no opening hours), else the first hop towards `due`.
+    pub fn towards(
+        step: u8,
+        wait: Duration,
+        now: time::OffsetDateTime,
+        due: time::OffsetDateTime,
+    ) -> Self {
+        let remaining = Duration::try_from(due - now).unwrap_or_default();
+        let after = if remaining <= wait && !wait.is_zero() {
+            wait
+        } else {
+            crate::registry::hop(remaining)
+        };
+        Self { step, after, due }
+    }
 }
 
 #[cfg(test)]

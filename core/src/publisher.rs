@@ -59,6 +59,14 @@ pub(crate) struct RawPublisher {
     everywhere: bool,
     #[serde(default)]
     kinds: Option<Vec<String>>,
+    /// Who writes its alerts, as the email names them (`un médecin`, `un
+    /// ou une bénévole`), unless their route names them.
+    #[serde(default)]
+    author: Option<String>,
+    /// Where the référents' replies go (the email's `Reply-To`): the
+    /// association's regulation desk, say.
+    #[serde(default)]
+    contact: Option<String>,
 }
 
 /// One dispatch software's rights.
@@ -70,6 +78,8 @@ struct Publisher {
     everywhere: bool,
     /// `None`: every kind.
     kinds: Option<HashSet<Kind>>,
+    author: Option<String>,
+    contact: Option<lettre::message::Mailbox>,
 }
 
 /// The registry's publishers, by RabbitMQ user.
@@ -148,6 +158,25 @@ impl Publishers {
                     })
                     .collect()
             });
+            if raw
+                .author
+                .as_deref()
+                .is_some_and(|author| !printable(author) || author.len() > 80)
+            {
+                errors.push(format!(
+                    "{at}: `author` must be one line of text, at most 80 bytes (e.g. \"un médecin\")"
+                ));
+            }
+            let contact = raw.contact.as_deref().and_then(|contact| {
+                contact
+                    .parse::<lettre::message::Mailbox>()
+                    .map_err(|_| {
+                        errors.push(format!(
+                            "{at}: `contact` must be an email address (e.g. \"regulation@sos75.example.org\")"
+                        ));
+                    })
+                    .ok()
+            });
             if !users.insert(raw.user.clone()) {
                 errors.push(format!(
                     "{at}: this user already has a [[publisher]]; one entry per RabbitMQ user"
@@ -164,6 +193,8 @@ impl Publishers {
                     departements,
                     everywhere: raw.everywhere,
                     kinds,
+                    author: raw.author,
+                    contact,
                 },
             );
         }
@@ -183,6 +214,17 @@ impl Publishers {
 
     pub fn is_empty(&self) -> bool {
         self.by_user.is_empty()
+    }
+
+    /// Who writes the alerts of broker user `user`, as its entry says.
+    pub fn author(&self, user: &str) -> Option<&str> {
+        self.by_user.get(user)?.author.as_deref()
+    }
+
+    /// Where replies to the emails about `user`'s alerts go, as its entry
+    /// says.
+    pub fn contact(&self, user: &str) -> Option<&lettre::message::Mailbox> {
+        self.by_user.get(user)?.contact.as_ref()
     }
 
     /// Whether broker user `user` has a `[[publisher]]` entry.

@@ -37,8 +37,9 @@ pub struct AuditArgs {
 }
 
 /// `relais audit`: deliveries from the store, one line each, oldest first:
-/// time, alert id, référent id, address, Message-ID, the server's reply; or,
-/// with `--operations`, the operators' commands.
+/// time, alert id, référent id, address, Message-ID, the server's reply,
+/// what the alert said of consent; or, with `--operations`, the operators'
+/// commands.
 pub(super) async fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     let trace = Trace::open(&settings).await?;
@@ -84,13 +85,15 @@ pub(super) async fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Re
     trace.done(&command, deliveries.len()).await?;
     for delivery in &deliveries {
         println!(
-            "{}\t{}\t{}\t{}\t{}\t{}{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\tconsent {}{}",
             delivery.delivered_at.format(&Rfc3339).unwrap_or_default(),
             printable(&delivery.alert_id),
             printable(&delivery.referent_id),
             printable(&delivery.email),
             printable(&delivery.message_id),
             printable(&delivery.smtp_reply),
+            // Recorded before relais kept it: not known.
+            printable(delivery.consent.as_deref().unwrap_or("unknown")),
             of_publisher(&delivery.publisher)
         );
     }

@@ -156,6 +156,10 @@ fn escalation_queues(settings: &Settings) -> anyhow::Result<Vec<(String, Duratio
         .flat_map(|escalate| [escalate.urgent, escalate.normal])
         .flatten()
         .collect();
+    // Steps that wait for an office to open go through the hops' queues.
+    if registry.has_opening_hours() {
+        waits.extend(crate::registry::HOPS);
+    }
     waits.sort_unstable();
     waits.dedup();
     let topology = Topology::new(settings);

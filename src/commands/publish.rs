@@ -1,9 +1,10 @@
 //! `relais publish`: an alert published the way the dispatch software
 //! does (for smoke tests): checked first, then mandatory and persistent,
 //! with the login as `user_id`, reported as published only once the broker
-//! confirmed it. An invalid alert is never published, nor one that relais
-//! would refuse as `forbidden` because its login is not a declared
-//! publisher (relais's own login never is one).
+//! confirmed it. An invalid alert is never published (nor one without
+//! `consent` while `consent.required` is on), nor one that relais would
+//! refuse as `forbidden` because its login is not a declared publisher
+//! (relais's own login never is one).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use crate::amqp::topology::soft_error;
 use crate::amqp::{PublishError, Publisher};
 use crate::publisher::Publishers;
 use crate::registry::Registry;
+use crate::relay::CONSENT_REQUIRED;
 use crate::settings::Settings;
 
 /// Where `relais publish` reads the alert.
@@ -48,6 +50,9 @@ pub(super) async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow
     let geography = super::load_geography(&settings)?;
     let alert = Alert::parse(&body, settings.amqp.max_message_bytes, &geography)
         .context("not published: the alert is invalid")?;
+    if settings.consent.required && alert.consent().is_none() {
+        bail!("not published: the alert is invalid: {CONSENT_REQUIRED}");
+    }
 
     let amqp = &settings.amqp;
     let registry = Registry::load(&settings.registry.path, &geography)?;

@@ -1,12 +1,15 @@
-//! A new alert, to its référents: the publisher may send it, its route
-//! and territory name référents (those away that day replaced, by the
-//! registry's absences and those they declared), an id used again for other content is a
-//! conflict, whoever had it already is skipped, and each of the others is
-//! emailed. The [`Decision`] says how it ended and, when its route
+//! A new alert, to its référents: it says whether the person agreed (when
+//! the operator requires it), the publisher may send it, its route and
+//! territory name référents (those away that day replaced, by the
+//! registry's absences and those they declared), an id used again for
+//! other content is a conflict, whoever had it already is skipped, and
+//! each of the others is emailed. The [`Decision`] says how it ended and, when its route
 //! escalates, the first step to schedule.
 //!
 //! It never settles anything with the broker, and never emails a référent
-//! the store or the message says already has the alert.
+//! the store or the message says already has the alert. Consent is checked
+//! here only: an escalation step (`escalate`) carries out what an earlier
+//! delivery accepted, and never refuses it for a setting changed since.
 
 use std::time::Instant;
 
@@ -16,9 +19,15 @@ use time::OffsetDateTime;
 use super::{Decision, Incoming, Relay, key, published};
 use crate::alert::Alert;
 use crate::flood::Flood;
-use crate::mail::{Addressed, Published};
+use crate::mail::{Addressed, Published, Wording};
 use crate::outcome::{NextStep, Reason, Verdict};
 use crate::registry::{Referent, Registry};
+
+/// Why an alert without `consent` is refused while `consent.required` is
+/// on: for the dispatch software's developers, in `x-relais-error`.
+pub const CONSENT_REQUIRED: &str = "consent is required: the alert has no `consent`, and this \
+    relais shares an alert outside the care team only when it says that the person agreed, or \
+    on which legal basis they were not asked (consent.required); see the contract";
 
 impl Relay {
     /// Emails each référent of `alert` that has not had it yet; decides
@@ -33,6 +42,9 @@ impl Relay {
     ) -> Decision {
         // Refused before anyone was emailed: nobody to carry on.
         let dead_letter = |reason, error: String| Decision::dead_letter(reason, error, Vec::new());
+        if self.consent_required && alert.consent().is_none() {
+            return dead_letter(Reason::Invalid, CONSENT_REQUIRED.to_owned());
+        }
         let geography = registry.geography();
         let location = geography.location(alert.territory());
         if let Err(forbidden) = registry
@@ -83,12 +95,17 @@ impl Relay {
 
         // Named in words only for the emails that go out.
         let label = registry.kind_label(alert.kind());
+        let wording = Wording {
+            kind_label: &label,
+            author: registry.author(alert.kind(), this.publisher),
+            reply_to: registry.publishers().contact(this.publisher),
+        };
         let place = geography.describe(alert.territory());
         let sends = to_send.iter().map(|referent| {
             let addressed = resolution
                 .on_behalf_of(referent)
                 .map_or(Addressed::Directly, Addressed::OnBehalfOf);
-            self.send(this, referent, &label, &place, addressed, digest)
+            self.send(this, referent, wording, &place, addressed, digest)
         });
         let results = join_all(sends).await;
         let mut failures = Vec::new();
@@ -146,16 +163,19 @@ impl Relay {
     async fn first_step(&self, registry: &Registry, this: Published<'_>) -> Option<NextStep> {
         self.ack.as_ref()?;
         let alert = this.alert;
-        let after = registry.escalate_after(alert.kind(), alert.priority())?;
+        let wait = registry.escalate_after(alert.kind(), alert.priority())?;
+        let now = time::OffsetDateTime::now_utc();
+        let due = registry.step_due(alert.kind(), alert.territory(), now, wait);
+        let first = NextStep::towards(1, wait, now, due);
         match self.store.escalation(key(this)).await {
-            Ok(steps) if steps.is_empty() => Some(NextStep { step: 1, after }),
+            Ok(steps) if steps.is_empty() => Some(first),
             Ok(_) => None,
             Err(error) => {
                 // Scheduled again rather than never: a step carried out
                 // twice emails nobody twice.
                 tracing::warn!(alert_id = %alert.id(), %error,
                     "cannot read the escalation chain; scheduling its first step");
-                Some(NextStep { step: 1, after })
+                Some(first)
             }
         }
     }

@@ -7,12 +7,14 @@
 //! A step is carried out once: a copy of its message finds it done in the
 //! store and emails nobody, and nobody who had the alert is emailed again.
 
+use std::time::Duration;
+
 use futures_util::future::join_all;
 use time::OffsetDateTime;
 
 use super::{Decision, Incoming, Relay, key, published};
 use crate::alert::Alert;
-use crate::mail::Addressed;
+use crate::mail::{Addressed, Wording};
 use crate::outcome::{NextStep, Verdict};
 use crate::registry::{EscalationTiers, Referent, Registry};
 use crate::store::UNACKNOWLEDGED_STEP;
@@ -47,17 +49,24 @@ impl Relay {
             .hold_until_read(alert, || self.store.escalation(key(this)))
             .await;
         let after = registry.escalate_after(alert.kind(), alert.priority());
-        let next = after
-            .filter(|_| step < UNACKNOWLEDGED_STEP)
-            .map(|after| NextStep {
-                step: step + 1,
-                after,
-            });
+        let started = OffsetDateTime::now_utc();
+        let next = after.filter(|_| step < UNACKNOWLEDGED_STEP).map(|wait| {
+            let due = registry.step_due(alert.kind(), alert.territory(), started, wait);
+            NextStep::towards(step + 1, wait, started, due)
+        });
         if steps.iter().any(|s| s.step == step && s.done_at.is_some()) {
             // A copy: carried out already. Its next step is scheduled
             // again only if relais stopped before recording it.
             let next = next.filter(|n| steps.iter().all(|s| s.step != n.step));
             return nothing(message.served.to_vec(), next);
+        }
+        // A hop towards a step that waits for an office to open: the
+        // timer goes on, the step still falls when it was due. (A step
+        // without opening hours is never early: its due time, kept to the
+        // second below, was set before its timer started.)
+        if let Some(waiting) = steps.iter().find(|s| s.step == step && s.due_at > started) {
+            let hop = NextStep::towards(step, Duration::ZERO, started, waiting.due_at);
+            return nothing(message.served.to_vec(), Some(hop));
         }
         let recorded = self
             .hold_until_read(alert, || self.store.served(key(this)))
@@ -106,6 +115,11 @@ impl Relay {
         }
         let waited = after.unwrap_or_default() * u32::from(step);
         let label = registry.kind_label(alert.kind());
+        let wording = Wording {
+            kind_label: &label,
+            author: registry.author(alert.kind(), this.publisher),
+            reply_to: registry.publishers().contact(this.publisher),
+        };
         let place = registry.geography().describe(alert.territory());
         let addressed = Addressed::Escalated {
             unacknowledged_for: waited,
@@ -113,7 +127,7 @@ impl Relay {
         let digest = alert.digest(&self.digest_key);
         let sends = to_send
             .iter()
-            .map(|referent| self.send(this, referent, &label, &place, addressed, digest));
+            .map(|referent| self.send(this, referent, wording, &place, addressed, digest));
         let results = join_all(sends).await;
         let mut transient = None;
         let mut emails = 0;

@@ -23,10 +23,10 @@ mod send;
 #[cfg(test)]
 mod tests;
 
+pub use deliver::CONSENT_REQUIRED;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use time::OffsetDateTime;
 
 use crate::absences::DeclaredAbsences;
 use crate::ack::Links;
@@ -74,6 +74,8 @@ pub struct RelayParts {
     pub retry: ImmediateRetry,
     /// The largest body read as an alert (`amqp.max_message_bytes`).
     pub max_message_bytes: usize,
+    /// Whether an alert without `consent` is refused (`consent.required`).
+    pub consent_required: bool,
     /// Counts the alerts each référent receives, to tell of a flood.
     pub flood: FloodGuard,
     /// Logs and counts each event of an alert's life.
@@ -91,6 +93,7 @@ pub struct Relay {
     store: Store,
     retry: ImmediateRetry,
     max_message_bytes: usize,
+    consent_required: bool,
     /// One lock per alert in flight: copies of an alert, one at a time.
     in_flight: AlertLocks,
     flood: FloodGuard,
@@ -164,6 +167,7 @@ impl Relay {
             store,
             retry,
             max_message_bytes,
+            consent_required,
             flood,
             events,
             digest_key,
@@ -176,6 +180,7 @@ impl Relay {
             store,
             retry,
             max_message_bytes,
+            consent_required,
             in_flight: AlertLocks::default(),
             flood,
             events,
@@ -255,7 +260,7 @@ impl Relay {
         let (Some(alert), Some(next)) = (&outcome.alert_id, outcome.next) else {
             return;
         };
-        let due = OffsetDateTime::now_utc() + next.after;
+        let due = next.due;
         let key = AlertKey {
             publisher: publisher.unwrap_or(""),
             id: alert.as_str(),

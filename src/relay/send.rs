@@ -12,9 +12,9 @@ use time::OffsetDateTime;
 
 use super::Relay;
 use crate::geography::Description;
-use crate::mail::{Addressed, PageLinks, Published, SendError};
+use crate::mail::{Addressed, PageLinks, Published, SendError, Wording};
 use crate::registry::Referent;
-use crate::store::{Digest, SentEmail};
+use crate::store::{Digest, SentEmail, consent_record};
 
 impl Relay {
     /// Emails one référent, retrying transient failures in process, and
@@ -23,7 +23,7 @@ impl Relay {
         &self,
         published: Published<'_>,
         referent: &Referent,
-        label: &str,
+        wording: Wording<'_>,
         place: &Description,
         addressed: Addressed<'_>,
         digest: Digest,
@@ -46,7 +46,7 @@ impl Relay {
         };
         let email = match self
             .renderer
-            .render(published, referent, label, place, addressed, links)
+            .render(published, referent, wording, place, addressed, links)
         {
             Ok(email) => email,
             Err(error) => {
@@ -81,6 +81,7 @@ impl Relay {
                     message_id: email.message_id().to_owned(),
                     smtp_reply: accepted.reply,
                     delivered_at: OffsetDateTime::now_utc(),
+                    consent: Some(consent_record(alert.consent())),
                 };
                 // The email is delivered whatever happens to the record; a
                 // failed record only costs the dedup of a later redelivery.

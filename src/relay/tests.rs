@@ -31,12 +31,12 @@ const REGISTRY: &str = r#"
 "#;
 
 /// A relay writing its emails as `.eml` files in `mail/`, with its
-/// store in `relais.db`, both in `dir`.
+/// store in `relais.db`, both in `dir`, requiring consent.
 fn relay(dir: &Path) -> Relay {
-    relay_with(dir, REGISTRY)
+    relay_with(dir, REGISTRY, true)
 }
 
-fn relay_with(dir: &Path, registry: &str) -> Relay {
+fn relay_with(dir: &Path, registry: &str, consent_required: bool) -> Relay {
     let registry = Registry::from_toml(registry, crate::testing::france()).unwrap();
     let events = Events::new(Arc::new(Metrics::new()));
     Relay::new(RelayParts {
@@ -55,6 +55,7 @@ fn relay_with(dir: &Path, registry: &str) -> Relay {
             base: Duration::from_millis(1),
         },
         max_message_bytes: 65536,
+        consent_required,
         flood: FloodGuard::new(50),
         events,
         digest_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[7; 32]),
@@ -62,6 +63,10 @@ fn relay_with(dir: &Path, registry: &str) -> Relay {
 }
 
 fn alert(id: &str, commune: &str) -> Vec<u8> {
+    alert_json(id, commune).to_string().into_bytes()
+}
+
+fn alert_json(id: &str, commune: &str) -> serde_json::Value {
     serde_json::json!({
         "id": id,
         "kind": "orientation_sociale",
@@ -70,9 +75,15 @@ fn alert(id: &str, commune: &str) -> Vec<u8> {
         "association": "SOS Médecins Paris",
         "territory": { "commune": commune },
         "summary": "Personne âgée isolée.",
+        "consent": { "status": "given", "given_by": "person", "at": "2026-11-22T08:10:00+01:00" },
     })
-    .to_string()
-    .into_bytes()
+}
+
+/// An alert as [`alert`] makes it, without its `consent`.
+fn alert_without_consent(id: &str, commune: &str) -> Vec<u8> {
+    let mut alert = alert_json(id, commune);
+    alert.as_object_mut().unwrap().remove("consent");
+    alert.to_string().into_bytes()
 }
 
 /// The `.eml` files written so far.
@@ -243,6 +254,7 @@ async fn the_same_alert_laid_out_differently_is_a_duplicate_not_a_conflict() {
         .handle(Incoming::body(&alert("SOS75-6", "75113")))
         .await;
     let relaid = "{ \"summary\": \"Personne âgée isolée.\", \"territory\": {\"commune\": \"75113\"},\n\
+          \"consent\": {\"at\": \"2026-11-22T08:10:00+01:00\", \"given_by\": \"person\", \"status\": \"given\"},\n\
           \"association\": \"SOS Médecins Paris\", \"emitted_at\": \"2026-11-22T08:15:00+01:00\",\n\
           \"priority\": \"urgent\", \"kind\": \"orientation_sociale\", \"id\": \"SOS75-6\" }";
 
@@ -295,7 +307,7 @@ async fn with_publishers_declared_an_alert_from_another_user_is_forbidden() {
         departements = [\"75\"]
         "
     );
-    let relay = relay_with(dir.path(), &registry);
+    let relay = relay_with(dir.path(), &registry, true);
     let body = alert("SOS75-8", "75113");
     let from = |publisher| Incoming {
         body: &body,
@@ -356,6 +368,7 @@ async fn a_delivery_recorded_before_the_digests_were_keyed_still_tells_a_copy_fr
         message_id: "<relais.SOS75-7.ccas-paris-13@sos75.example.org>".into(),
         smtp_reply: "250 2.0.0 Ok".into(),
         delivered_at: time::OffsetDateTime::now_utc(),
+        consent: None,
     };
     earlier.record(sent, parsed.unkeyed_digest()).await.unwrap();
     drop(earlier);
@@ -389,6 +402,96 @@ async fn a_delivery_recorded_before_the_digests_were_keyed_still_tells_a_copy_fr
 }
 
 #[tokio::test]
+async fn an_alert_without_consent_is_dead_lettered_as_invalid_and_emails_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay(dir.path());
+
+    let outcome = relay
+        .handle(Incoming::body(&alert_without_consent("SOS75-9", "75113")))
+        .await;
+
+    assert_eq!(outcome.alert_id, Some(AlertId::parse("SOS75-9").unwrap()));
+    assert_eq!(
+        outcome.verdict,
+        Verdict::DeadLetter {
+            reason: Reason::Invalid,
+            error: CONSENT_REQUIRED.into()
+        }
+    );
+    assert!(outcome.served.is_empty(), "{:?}", outcome.served);
+    assert!(emails(dir.path()).is_empty());
+}
+
+#[tokio::test]
+async fn an_alert_shared_without_consent_on_a_legal_basis_is_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay(dir.path());
+    let mut body = alert_json("SOS75-10", "75113");
+    body["consent"] = serde_json::json!({ "status": "not_required", "basis": "vital_interest" });
+
+    let outcome = relay
+        .handle(Incoming::body(body.to_string().as_bytes()))
+        .await;
+
+    assert_eq!(
+        outcome.verdict,
+        Verdict::Delivered {
+            emails: 1,
+            duplicates: 0
+        }
+    );
+}
+
+#[tokio::test]
+async fn with_consent_not_required_an_alert_without_it_is_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay_with(dir.path(), REGISTRY, false);
+
+    let outcome = relay
+        .handle(Incoming::body(&alert_without_consent("SOS75-11", "75113")))
+        .await;
+
+    assert_eq!(
+        outcome.verdict,
+        Verdict::Delivered {
+            emails: 1,
+            duplicates: 0
+        }
+    );
+    assert_eq!(
+        recipients(dir.path()),
+        ["camille.martin@ccas-paris13.example.org"]
+    );
+}
+
+#[tokio::test]
+async fn an_escalation_step_never_refuses_its_alert_for_consent() {
+    // Arrange: the timer of an alert accepted before consent was required.
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay(dir.path());
+    let body = alert_without_consent("SOS75-12", "75113");
+
+    // Act
+    let outcome = relay
+        .handle(Incoming {
+            body: &body,
+            publisher: None,
+            served: &[],
+            escalation: Some(1),
+        })
+        .await;
+
+    // Assert: carried out (nobody waits in this registry), not refused.
+    assert_eq!(
+        outcome.verdict,
+        Verdict::Delivered {
+            emails: 0,
+            duplicates: 0
+        }
+    );
+}
+
+#[tokio::test]
 async fn an_absence_declared_in_the_store_sends_the_next_alert_to_the_chosen_deputy() {
     // Arrange: Paris 13e's référent has two deputies; she declares herself
     // away today, Paris 14e's standing in.
@@ -417,8 +520,8 @@ async fn an_absence_declared_in_the_store_sends_the_next_alert_to_the_chosen_dep
         communes = ["75114"]
     "#;
     let dir = tempfile::tempdir().unwrap();
-    let relay = relay_with(dir.path(), registry);
-    let now = OffsetDateTime::now_utc();
+    let relay = relay_with(dir.path(), registry, true);
+    let now = time::OffsetDateTime::now_utc();
     let today = crate::availability::paris_date(now);
     relay
         .store

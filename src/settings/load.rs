@@ -62,6 +62,7 @@ impl Settings {
         settings.warnings = settings.take_secret_files(credentials.as_deref());
         settings.warnings.extend(exposed_file);
         settings.warnings.extend(settings.http.exposure());
+        settings.warnings.extend(settings.consent.waived());
         settings.amqp.read_url_file()?;
         settings.store.read_url_file()?;
         settings.check().map_err(SettingsError::Invalid)?;

@@ -10,7 +10,8 @@
 //!
 //! One file per section of the settings file, each owning its struct, its
 //! defaults, its check and its tests: `amqp`, `smtp`, `store`, `retry`,
-//! `ack`, `events`, `http`, `territories`, `registry`, `email`, `log`.
+//! `ack`, `events`, `http`, `territories`, `registry`, `email`, `consent`,
+//! `log`.
 //! `load` reads them (file, then environment); `secrets` puts systemd's
 //! credentials in place of the secret files and warns about secrets other
 //! users can read. `Settings::check` only calls each section's check, in
@@ -24,6 +25,7 @@ use thiserror::Error;
 
 mod ack;
 mod amqp;
+mod consent;
 mod email;
 mod events;
 #[cfg(test)]
@@ -40,6 +42,7 @@ mod territories;
 
 pub use self::ack::AckSettings;
 pub use self::amqp::{AmqpSettings, redacted};
+pub use self::consent::ConsentSettings;
 pub use self::email::EmailSettings;
 pub use self::events::EventsSettings;
 pub use self::http::HttpSettings;
@@ -87,6 +90,8 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub email: EmailSettings,
+    #[serde(default)]
+    pub consent: ConsentSettings,
     /// How long in-flight alerts may take to finish once a stop is asked
     /// (SIGTERM/SIGINT); what is left after that is not acked, so the broker
     /// delivers it again.

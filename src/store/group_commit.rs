@@ -51,12 +51,13 @@ pub async fn run(engine: Engine, mut writes: mpsc::Receiver<Write>) {
                     delivery.delivered_at.into(),
                     write.digest.as_slice().into(),
                     delivery.network.take().into(),
+                    delivery.consent.take().into(),
                 ];
                 (
                     "INSERT INTO deliveries
                          (publisher, alert_id, referent_id, email, message_id, smtp_reply,
-                          delivered_at, digest, network)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                          delivered_at, digest, network, consent)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                      ON CONFLICT (alert_id, publisher, referent_id) DO NOTHING",
                     parameters,
                 )

@@ -5,7 +5,8 @@
 //! It is both the dedup record (a référent receives a given alert at most
 //! once, across redeliveries, restarts and duplicate publishes) and the audit
 //! trail operators query with `relais audit`. It holds ids, the référent's
-//! address, the Message-ID and the server's reply: never the alert's content.
+//! address, the Message-ID, the server's reply and what the alert said of
+//! the person's consent, in short: never the alert's content.
 //!
 //! Two engines behind one interface: SQLite (`store.path`, the default, a
 //! file on this machine, `sqlite.rs`) and PostgreSQL (`store.url`, a
@@ -44,7 +45,7 @@ use value::{Row, Value};
 pub use error::{PostgresCause, StoreError};
 pub use records::{
     AbsenceDeclaration, Acknowledged, AlertKey, DeclaredAbsence, Digest, EscalationStep, Operation,
-    Pending, SentEmail, Served, UNACKNOWLEDGED_STEP,
+    Pending, SentEmail, Served, UNACKNOWLEDGED_STEP, consent_record,
 };
 
 /// One statement of a write, with its parameters.
@@ -540,7 +541,7 @@ impl Store {
             .engine
             .scan(
                 "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at, network,
-                        publisher
+                        publisher, consent
                  FROM deliveries WHERE alert_id = $1
                  ORDER BY delivered_at, alert_id, publisher, referent_id",
                 vec![alert.as_str().into()],
@@ -558,7 +559,7 @@ impl Store {
             .engine
             .scan(
                 "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at, network,
-                        publisher
+                        publisher, consent
                  FROM deliveries WHERE delivered_at >= $1
                  ORDER BY delivered_at, alert_id, publisher, referent_id",
                 vec![since.into()],
@@ -790,6 +791,7 @@ fn sent_email(mut row: Row) -> Result<SentEmail, StoreError> {
         delivered_at: row.time(5)?,
         network: row.text_or_null(6)?,
         publisher: row.text(7)?,
+        consent: row.text_or_null(8)?,
     })
 }
 

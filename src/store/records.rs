@@ -1,11 +1,13 @@
 //! What the store holds, as relais reads it: the records of emails,
 //! acknowledgements, escalation steps, operators' commands and the
-//! absences référents declare. Ids, addresses, replies, dates and times
-//! only: never an alert's content.
+//! absences référents declare. Ids, addresses, replies, dates and times,
+//! and what an alert said of consent, in short: never an alert's content.
 
 use std::time::Duration;
 
 use time::{Date, OffsetDateTime};
+
+use crate::alert::Consent;
 
 /// The SHA-256 of an alert's content in its canonical form: what tells two
 /// alerts with one id apart.
@@ -46,6 +48,16 @@ pub struct SentEmail {
     pub message_id: String,
     pub smtp_reply: String,
     pub delivered_at: OffsetDateTime,
+    /// What the alert said of the person's agreement (see
+    /// [`consent_record`]); `None` for a record older than consents.
+    pub consent: Option<String>,
+}
+
+/// What the audit trail keeps of an alert's consent: its short form
+/// ([`Consent::code`]), or `none` when the alert said nothing (delivered
+/// by a relais that does not require consent).
+pub fn consent_record(consent: Option<Consent>) -> String {
+    consent.map_or_else(|| "none".to_owned(), |consent| consent.code())
 }
 
 /// What an acknowledgement changed.

@@ -199,6 +199,13 @@ pub const STEPS: &[Step] = &[
                        created_at BIGINT NOT NULL
                    );",
     },
+    // 8. What the alert of each email said of the person's agreement, in
+    //    short (`given:person:2026-11-22T07:10:00Z`,
+    //    `not_required:vital_interest`, `none`); NULL: recorded before.
+    Step {
+        sqlite: "ALTER TABLE deliveries ADD COLUMN consent TEXT;",
+        postgres: "ALTER TABLE deliveries ADD COLUMN consent TEXT;",
+    },
     // 9. The absences référents declare themselves, from the link of their
     //    emails: who is away (`referent_id`), from and to which Paris dates
     //    (`YYYY-MM-DD`, included), which of its deputies stands in, who

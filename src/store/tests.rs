@@ -11,6 +11,7 @@ use tokio_postgres::NoTls;
 
 use super::schema::{POSTGRES_FIRST_RELEASE, STEPS, VERSION};
 use super::*;
+use crate::alert::{Basis, Consent, GivenBy};
 
 const DIGEST: Digest = [7; 32];
 
@@ -191,6 +192,7 @@ conformance!(
     a_key_is_made_once_and_shared_by_every_handle_on_the_store,
     a_declared_absence_counts_from_its_declaration_until_it_ends_or_its_referent_cancels_it,
     declared_absences_are_forgotten_once_ended_or_cancelled_longer_ago_than_the_retention,
+    each_delivery_keeps_what_its_alert_said_of_consent,
 );
 
 fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> SentEmail {
@@ -203,6 +205,7 @@ fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> SentEmail {
         message_id: format!("<relais.{alert}.{referent}@example.org>"),
         smtp_reply: "2.0.0 Ok: queued as X".into(),
         delivered_at: at,
+        consent: Some("given:person:2026-11-22T07:10:00Z".into()),
     }
 }
 
@@ -557,28 +560,30 @@ async fn the_operator_trace_forgets_only_what_is_older_than_its_retention(place:
     );
 }
 
+/// The schema of a store at `version`, as each engine's relais left it
+/// (SQLite, then PostgreSQL). Before versions, a SQLite store had the first
+/// table and version 0; a PostgreSQL store began empty.
+fn earlier(version: usize) -> (String, String) {
+    let sqlite: String = STEPS[..version.max(1)]
+        .iter()
+        .map(|s| s.sqlite)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let postgres: String = STEPS[..version]
+        .iter()
+        .map(|s| s.postgres)
+        .collect::<Vec<_>>()
+        .join("\n");
+    (
+        format!("{sqlite}\nPRAGMA user_version = {version};"),
+        format!(
+            "{postgres}\nCREATE TABLE relais_schema (version INTEGER NOT NULL);
+             INSERT INTO relais_schema VALUES ({version});"
+        ),
+    )
+}
+
 async fn a_store_of_every_earlier_version_is_migrated_and_keeps_its_records(place: &Place) {
-    // Before versions, a SQLite store had the first table and version 0; a
-    // PostgreSQL store began empty.
-    let earlier = |version: usize| {
-        let sqlite: String = STEPS[..version.max(1)]
-            .iter()
-            .map(|s| s.sqlite)
-            .collect::<Vec<_>>()
-            .join("\n");
-        let postgres: String = STEPS[..version]
-            .iter()
-            .map(|s| s.postgres)
-            .collect::<Vec<_>>()
-            .join("\n");
-        (
-            format!("{sqlite}\nPRAGMA user_version = {version};"),
-            format!(
-                "{postgres}\nCREATE TABLE relais_schema (version INTEGER NOT NULL);
-                 INSERT INTO relais_schema VALUES ({version});"
-            ),
-        )
-    };
     for version in 0..VERSION {
         let name = format!("migrated_from_{version}");
         let Some(earlier_place) = Place::new(place.engine(), &name).await else {
@@ -960,4 +965,77 @@ async fn declared_absences_are_forgotten_once_ended_or_cancelled_longer_ago_than
         .collect();
     kept.sort();
     assert_eq!(kept, ["cancelled-since", "ended-that-day", "to-come"]);
+}
+
+async fn each_delivery_keeps_what_its_alert_said_of_consent(place: &Place) {
+    // Arrange: a store as the relais before consents left it, with one
+    // delivery.
+    let before_consents = STEPS
+        .iter()
+        .position(|step| step.sqlite.contains("ADD COLUMN consent"))
+        .unwrap();
+    let (sqlite, postgres) = earlier(before_consents);
+    let old_row = "INSERT INTO deliveries (publisher, alert_id, referent_id, email, message_id,
+                       smtp_reply, delivered_at, network)
+                   VALUES ('sos75-dispatch', 'A-1', 'old', 'old@example.org', '<m>', '250 ok', 0,
+                           'ccas');";
+    place
+        .earlier_relais(
+            &format!("{sqlite}\n{old_row}"),
+            &format!("{postgres}\n{old_row}"),
+        )
+        .await;
+    let store = place.open().await;
+    let at = OffsetDateTime::parse(
+        "2026-11-22T08:10:00+01:00",
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let consents = [
+        (
+            "given",
+            Some(Consent::Given {
+                by: GivenBy::LegalRepresentative,
+                at,
+            }),
+        ),
+        (
+            "waived",
+            Some(Consent::NotRequired {
+                basis: Basis::VitalInterest,
+            }),
+        ),
+        ("unsaid", None),
+    ];
+    let now = now();
+
+    // Act
+    for (referent, consent) in consents {
+        let mut sent = delivery("A-1", referent, now);
+        sent.consent = Some(consent_record(consent));
+        store.record(sent, DIGEST).await.unwrap();
+    }
+
+    // Assert: each record says what its alert said; the one of before,
+    // nothing.
+    let audit = AuditReader::open(&place.settings).await.unwrap();
+    let kept = |rows: Vec<SentEmail>| -> Vec<(String, Option<String>)> {
+        rows.into_iter()
+            .map(|row| (row.referent_id, row.consent))
+            .collect()
+    };
+    let expected = [
+        ("old".to_owned(), None),
+        (
+            "given".to_owned(),
+            Some("given:legal_representative:2026-11-22T07:10:00Z".to_owned()),
+        ),
+        ("unsaid".to_owned(), Some("none".to_owned())),
+        (
+            "waived".to_owned(),
+            Some("not_required:vital_interest".to_owned()),
+        ),
+    ];
+    assert_eq!(kept(audit.alert(&id("A-1")).await.unwrap()), expected);
+    assert_eq!(kept(audit.since(now).await.unwrap()), expected[1..]);
 }

@@ -110,7 +110,8 @@ pub fn registry_of(referents: &[(String, String)]) -> String {
     registry
 }
 
-/// An alert body of the contract, with a given id, kind and commune.
+/// An alert body of the contract, with a given id, kind and commune; the
+/// person agreed to it (its `consent`, which relais requires by default).
 pub fn alert(id: &str, kind: &str, commune: &str) -> Vec<u8> {
     serde_json::json!({
         "id": id,
@@ -121,7 +122,8 @@ pub fn alert(id: &str, kind: &str, commune: &str) -> Vec<u8> {
         "territory": { "commune": commune },
         "summary": "Personne âgée isolée, sans aide à domicile, chute récente.",
         "patient": { "reference": "D-2026-4411", "name": "Mme Jeanne Durand" },
-        "contact": { "name": "Dr Martin", "phone": "01 47 07 77 77" }
+        "contact": { "name": "Dr Martin", "phone": "01 47 07 77 77" },
+        "consent": { "status": "given", "given_by": "person", "at": "2026-11-22T08:10:00+01:00" }
     })
     .to_string()
     .into_bytes()

@@ -1,5 +1,7 @@
 //! The written contract (`schema/alert.v1.json`, the examples) and the
-//! parser must agree: what one accepts the other accepts.
+//! parser must agree: what one accepts the other accepts (but for what
+//! only the parser can know: whether a code exists, whether a consent is
+//! dated in the future).
 //!
 //! The message contract's invariants, over generated alerts (proptest):
 //! well-formed ones, and ones with every field mangled (control
@@ -91,6 +93,19 @@ fn the_schema_and_the_parser_refuse_the_same_alerts() {
         patched("/patient/name", json!(42)),
         patched("/patient/phone", json!("01\r\n02")),
         patched("/contact", json!([1])),
+        patched("/consent", json!("given")),
+        patched("/consent", json!({ "status": "agreed" })),
+        patched("/consent/given_by", json!("doctor")),
+        patched("/consent/at", json!("2026-11-22")),
+        patched(
+            "/consent",
+            json!({ "status": "given", "given_by": "person" }),
+        ),
+        patched("/consent", json!({ "status": "not_required" })),
+        patched(
+            "/consent",
+            json!({ "status": "not_required", "basis": "convention" }),
+        ),
     ];
     for alert in refused {
         assert!(!schema.is_valid(&alert), "schema accepts {alert}");
@@ -121,6 +136,12 @@ fn the_schema_and_the_parser_refuse_the_same_alerts() {
         patched("/patient/name", json!("")),
         patched("/summary", json!("é".repeat(4000))),
         patched("/id", json!("SOS:75.2026_1-a")),
+        patched("/consent", Value::Null),
+        patched(
+            "/consent",
+            json!({ "status": "not_required", "basis": "legal_obligation" }),
+        ),
+        patched("/consent/at", json!("2026-11-22T07:10:00Z")),
     ];
     for alert in accepted {
         assert!(schema.is_valid(&alert), "schema refuses {alert}");
@@ -154,6 +175,25 @@ fn a_code_of_the_right_shape_must_also_exist_which_only_the_parser_knows() {
             "parser accepts {alert}"
         );
     }
+}
+
+#[test]
+fn a_consent_dated_in_the_future_is_refused_which_only_the_parser_knows() {
+    let schema = schema();
+    let alert = patched("/consent/at", json!("2999-01-01T00:00:00Z"));
+
+    let parsed = Alert::parse(
+        alert.to_string().as_bytes(),
+        65536,
+        &relais_testkit::france(),
+    );
+
+    assert!(schema.is_valid(&alert), "schema refuses {alert}");
+    assert_eq!(
+        parsed.unwrap_err().to_string(),
+        "field `consent.at` must not be in the future (more than 5 minutes ahead of relais's \
+         clock)"
+    );
 }
 
 /// Text that is sometimes clean and sometimes hostile.
@@ -217,6 +257,35 @@ fn alert_json() -> impl Strategy<Value = Vec<u8>> {
     ];
     let patient = (maybe(text()), maybe(text()), maybe(text()), maybe(text()));
     let contact = (maybe(text()), maybe(text()));
+    let given_by = prop_oneof![
+        10 => prop_oneof![
+            Just("person".to_owned()),
+            Just("legal_representative".to_owned()),
+            Just("trusted_person".to_owned()),
+        ],
+        1 => any::<String>(),
+    ];
+    // Mostly in the past; sometimes in the future, which is refused.
+    let at = prop_oneof![
+        20 => "20(0[0-9]|1[0-9]|2[0-5])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])",
+        1 => "2[1-9][0-9]{2}-0[1-9]-1[0-9]T10:00:00Z",
+        1 => any::<String>(),
+    ];
+    let basis = prop_oneof![
+        10 => prop_oneof![
+            Just("vital_interest".to_owned()),
+            Just("legal_obligation".to_owned()),
+        ],
+        1 => any::<String>(),
+    ];
+    let consent = prop_oneof![
+        2 => Just(Value::Null),
+        10 => (shaped(given_by), shaped(at)).prop_map(|(by, at)| {
+            json!({ "status": "given", "given_by": by, "at": at })
+        }),
+        4 => shaped(basis).prop_map(|basis| json!({ "status": "not_required", "basis": basis })),
+        1 => shaped(text()),
+    ];
     (
         (
             shaped(id),
@@ -229,6 +298,7 @@ fn alert_json() -> impl Strategy<Value = Vec<u8>> {
         shaped(summary),
         patient,
         contact,
+        consent,
     )
         .prop_map(
             |(
@@ -237,6 +307,7 @@ fn alert_json() -> impl Strategy<Value = Vec<u8>> {
                 summary,
                 patient,
                 contact,
+                consent,
             )| {
                 let mut territory = Map::new();
                 if let Some(commune) = commune {
@@ -261,6 +332,7 @@ fn alert_json() -> impl Strategy<Value = Vec<u8>> {
                         "phone": sentinel(patient.3),
                     },
                     "contact": { "name": contact.0, "phone": contact.1 },
+                    "consent": consent,
                 });
                 alert.to_string().into_bytes()
             },
@@ -297,7 +369,11 @@ fn header_names(alert: &Alert) -> BTreeSet<String> {
                 publisher: "",
             },
             &registry.referents()[0],
-            "Orientation sociale",
+            relais::mail::Wording {
+                kind_label: "Orientation sociale",
+                author: None,
+                reply_to: None,
+            },
             &relais_testkit::france().describe(alert.territory()),
             Addressed::Directly,
             relais::mail::PageLinks::default(),
@@ -313,7 +389,8 @@ fn header_names(alert: &Alert) -> BTreeSet<String> {
 
 fn reference_headers() -> BTreeSet<String> {
     let body = r#"{"id":"SOS75-1","kind":"orientation_sociale","emitted_at":"2026-11-22T08:15:00+01:00",
-        "association":"SOS Médecins Paris","territory":{"commune":"75113"},"summary":"Isolée."}"#;
+        "association":"SOS Médecins Paris","territory":{"commune":"75113"},"summary":"Isolée.",
+        "consent":{"status":"given","given_by":"person","at":"2026-11-22T08:10:00+01:00"}}"#;
     header_names(&Alert::parse(body.as_bytes(), MAX_BYTES, &relais_testkit::france()).unwrap())
 }
 

@@ -280,3 +280,107 @@ async fn an_acknowledgement_stops_the_chain() {
         .await;
     world.cleanup().await;
 }
+
+/// A zone where the next whole minute (or the one after, when this one is
+/// nearly over) is daytime on a day that is no public holiday in Paris:
+/// the zone, that minute as `HH:MM` in it, and the instant it begins.
+fn next_opening() -> (relais::calendar::Zone, String, std::time::SystemTime) {
+    use relais::calendar::{Zone, is_holiday};
+    let paris = relais::territory::Departement::parse("75").unwrap();
+    let now = jiff::Timestamp::now();
+    Zone::ALL
+        .into_iter()
+        .find_map(|zone| {
+            let local = zone.local(now);
+            let ahead = if local.second() < 45 { 1 } else { 2 };
+            let minutes = i32::from(local.hour()) * 60 + i32::from(local.minute()) + ahead;
+            let daytime = (60..22 * 60).contains(&minutes);
+            (daytime && !is_holiday(local.date(), paris)).then(|| {
+                let wait = (minutes * 60)
+                    - (i32::from(local.hour()) * 3600
+                        + i32::from(local.minute()) * 60
+                        + i32::from(local.second()));
+                let begins = now
+                    .checked_add(jiff::SignedDuration::from_secs(i64::from(wait)))
+                    .unwrap()
+                    .round(jiff::Unit::Second)
+                    .unwrap();
+                let begins = std::time::UNIX_EPOCH
+                    + Duration::from_secs(u64::try_from(begins.as_second()).unwrap());
+                (
+                    zone,
+                    format!("{:02}:{:02}", minutes / 60, minutes % 60),
+                    begins,
+                )
+            })
+        })
+        .expect("a zone where the next minute is daytime on a working day")
+}
+
+#[tokio::test]
+async fn a_step_counts_only_the_office_s_open_time_and_falls_after_it_opens() {
+    // Arrange: the CCAS opens at the next whole minute, in its own zone,
+    // every day; its steps wait 3 s of open time.
+    let (zone, opens, opens_at) = next_opening();
+    let registry = format!(
+        "{REGISTRY}\n[[network]]\nname = \"ccas\"\ntime_zone = \"{}\"\nhours = {{ mon-sun = \"{opens}-23:59\" }}\n",
+        zone.iana()
+    );
+    let (world, _port) = World::with_ack(&registry, ACK_SECRET, &[]).await;
+    let opened = std::time::Instant::now()
+        + opens_at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+    let mut relais = world.spawn_binary();
+
+    // Act: the alert comes while the office is closed.
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-HOURS", "orientation_sociale", "75113"),
+        )
+        .await;
+    let first = world.smtp.wait_for(1, WAIT).await;
+    let due_line = |world: &World| {
+        let audit = world.cli(&["audit", "--alert", "SOS75-HOURS"]);
+        String::from_utf8_lossy(&audit.stdout)
+            .lines()
+            .find(|line| line.contains("escalation due"))
+            .map(str::to_owned)
+    };
+    let scheduled = {
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut line = due_line(&world);
+        while line.is_none() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            line = due_line(&world);
+        }
+        line.unwrap()
+    };
+    let both = world.smtp.wait_for(2, Duration::from_secs(150)).await;
+    signal(&relais, "TERM");
+    wait_exit(&mut relais, WAIT).await;
+
+    // Assert: Camille at once, day or night; the step falls 3 s after the
+    // opening, not 3 s after the email; Dominique then.
+    let due = time::OffsetDateTime::from(opens_at + STEP)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(
+        recipients(&both),
+        ["camille@ccas-paris13.test", "dominique@ccas-paris13.test"]
+    );
+    assert!(
+        first[0].at < opened,
+        "the first email waited for the opening"
+    );
+    assert!(
+        scheduled.starts_with(&format!("{due}\tSOS75-HOURS\tdeputies\tescalation due")),
+        "{scheduled} (due {due})"
+    );
+    assert!(
+        both[1].at >= opened + STEP,
+        "the step fell before the office had 3 s open"
+    );
+    world.cleanup().await;
+}

@@ -15,6 +15,7 @@
 
 mod acknowledgement;
 mod broker;
+mod consent;
 mod contract;
 mod delivery;
 mod escalation;

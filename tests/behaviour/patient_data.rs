@@ -30,7 +30,8 @@ fn sentinel_alert(id: &str, commune: &str) -> Vec<u8> {
             "address": mark("address"),
             "phone": mark("phone"),
         },
-        "contact": { "name": mark("contact"), "phone": mark("contact phone") }
+        "contact": { "name": mark("contact"), "phone": mark("contact phone") },
+        "consent": { "status": "given", "given_by": "person", "at": "2026-11-22T08:10:00+01:00" }
     })
     .to_string()
     .into_bytes()

@@ -135,6 +135,7 @@ async fn the_postgresql_store_speaks_tls_with_the_authority_of_store_ca_file_and
                 message_id: "<relais.SOS75-TLS.ccas-paris@sos-medecins.test>".into(),
                 smtp_reply: "250 2.0.0 Ok".into(),
                 delivered_at: time::OffsetDateTime::now_utc(),
+                consent: Some("given:person:2026-11-22T07:10:00Z".into()),
             },
             [1; 32],
         )

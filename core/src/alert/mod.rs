@@ -6,6 +6,8 @@
 //! broken, and never repeat a patient value: they travel in dead-letter
 //! headers and are printed by the operators' tools.
 
+mod consent;
+
 use std::fmt;
 
 use serde_json::Value;
@@ -15,6 +17,8 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::geography::Geography;
 use crate::territory::{Territory, TerritoryError};
+
+pub use consent::{Basis, CONSENT_CLOCK_SKEW, Consent, GivenBy};
 
 /// Longest `summary`, in characters.
 pub const SUMMARY_MAX_CHARS: usize = 4000;
@@ -185,6 +189,7 @@ pub struct Alert {
     summary: String,
     patient: Patient,
     contact: Contact,
+    consent: Option<Consent>,
 }
 
 /// Only what may be logged: identity, kind, priority, territory.
@@ -200,7 +205,8 @@ impl fmt::Debug for Alert {
 }
 
 impl Alert {
-    /// Checks a message body against the contract (see `schema/alert.v1.json`).
+    /// Checks a message body against the contract (see `schema/alert.v1.json`),
+    /// now.
     ///
     /// # Errors
     /// [`InvalidAlert`] naming the first rule the body breaks.
@@ -208,6 +214,21 @@ impl Alert {
         body: &[u8],
         max_bytes: usize,
         geography: &Geography,
+    ) -> Result<Self, InvalidAlert> {
+        Self::parse_at(body, max_bytes, geography, OffsetDateTime::now_utc())
+    }
+
+    /// As [`Alert::parse`], at `now`: the one rule that depends on the
+    /// time is that `consent.at` is not in the future (beyond
+    /// [`CONSENT_CLOCK_SKEW`]).
+    ///
+    /// # Errors
+    /// As [`Alert::parse`].
+    pub fn parse_at(
+        body: &[u8],
+        max_bytes: usize,
+        geography: &Geography,
+        now: OffsetDateTime,
     ) -> Result<Self, InvalidAlert> {
         if body.len() > max_bytes {
             return Err(InvalidAlert::TooLarge {
@@ -234,13 +255,7 @@ impl Alert {
                 ));
             }
         };
-        let emitted_at = OffsetDateTime::parse(&fields.required_string("emitted_at")?, &Rfc3339)
-            .map_err(|_| {
-                InvalidAlert::field(
-                    "emitted_at",
-                    "must be an RFC 3339 date-time, e.g. 2026-11-22T08:15:00+01:00",
-                )
-            })?;
+        let emitted_at = instant("emitted_at", &fields.required_string("emitted_at")?)?;
         let association = one_line("association", fields.required_string("association")?)?;
         let territory = parse_territory(fields.required_object("territory")?, geography)?;
         let summary = parse_summary(fields.required_string("summary")?)?;
@@ -260,6 +275,10 @@ impl Alert {
                 phone: contact.optional_line("contact.phone")?,
             },
         };
+        let consent = fields
+            .optional_object("consent")?
+            .map(|consent| consent::parse(consent, now))
+            .transpose()?;
 
         Ok(Self {
             id,
@@ -271,6 +290,7 @@ impl Alert {
             summary,
             patient,
             contact,
+            consent,
         })
     }
 
@@ -312,6 +332,12 @@ impl Alert {
         &self.contact
     }
 
+    /// What the alert says of the person's agreement to being reported;
+    /// `None` when it says nothing.
+    pub fn consent(&self) -> Option<Consent> {
+        self.consent
+    }
+
     /// The alert in the contract's form: what [`Alert::parse`] accepts back
     /// as the same alert (the département is given only with a commune-less
     /// territory, the one form that needs it).
@@ -342,8 +368,20 @@ impl Alert {
                 "phone": self.patient.phone,
             },
             "contact": { "name": self.contact.name, "phone": self.contact.phone },
+            "consent": self.consent.as_ref().map(Consent::to_json),
         })
     }
+}
+
+/// An instant of the alert (`emitted_at`, `consent.at`): RFC 3339, with an
+/// offset.
+fn instant(field: &'static str, text: &str) -> Result<OffsetDateTime, InvalidAlert> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+        InvalidAlert::field(
+            field,
+            "must be an RFC 3339 date-time, e.g. 2026-11-22T08:15:00+01:00",
+        )
+    })
 }
 
 /// The territory, read against the official geography: a commune code that
@@ -537,6 +575,23 @@ impl Alert {
         }
         update(&instant);
         update(&offset);
+        // After everything else, and nothing when absent: an alert without
+        // a consent keeps the digest the stores have held since before.
+        if let Some(consent) = self.consent() {
+            update(&[2]);
+            let words: &[&str] = match &consent {
+                Consent::Given { by, .. } => &[consent.status(), by.as_str()],
+                Consent::NotRequired { basis } => &[consent.status(), basis.as_str()],
+            };
+            for word in words {
+                update(&(word.len() as u64).to_be_bytes());
+                update(word.as_bytes());
+            }
+            if let Consent::Given { at, .. } = consent {
+                update(&at.unix_timestamp_nanos().to_be_bytes());
+                update(&at.offset().whole_seconds().to_be_bytes());
+            }
+        }
     }
 }
 

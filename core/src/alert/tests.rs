@@ -13,15 +13,22 @@ fn example() -> Value {
         "summary": "Personne âgée isolée, sans aide à domicile, chute récente.",
         "patient": { "reference": "D-2026-4411", "name": "Mme Jeanne Durand",
                      "address": "12 rue de la Santé, 75013 Paris", "phone": "01 45 00 00 00" },
-        "contact": { "name": "Dr Martin", "phone": "01 47 07 77 77" }
+        "contact": { "name": "Dr Martin", "phone": "01 47 07 77 77" },
+        "consent": { "status": "given", "given_by": "person", "at": "2026-11-22T08:10:00+01:00" }
     })
 }
 
+/// The instant the tests parse at: a fortnight after the example.
+fn now() -> OffsetDateTime {
+    OffsetDateTime::parse("2026-12-06T05:00:00Z", &Rfc3339).unwrap()
+}
+
 fn parse(value: &Value) -> Result<Alert, InvalidAlert> {
-    Alert::parse(
+    Alert::parse_at(
         value.to_string().as_bytes(),
         MAX,
         crate::geography::tests::france(),
+        now(),
     )
 }
 
@@ -54,19 +61,30 @@ fn the_contract_example_parses_into_its_parts() {
     assert_eq!(alert.territory().departement().as_str(), "75");
     assert_eq!(alert.patient().reference.as_deref(), Some("D-2026-4411"));
     assert_eq!(alert.contact().phone.as_deref(), Some("01 47 07 77 77"));
+    assert_eq!(
+        alert.consent(),
+        Some(Consent::Given {
+            by: GivenBy::Person,
+            at: OffsetDateTime::parse("2026-11-22T08:10:00+01:00", &Rfc3339).unwrap(),
+        })
+    );
 }
 
 #[test]
 fn optional_parts_default_and_unknown_fields_are_ignored() {
     let mut value = without(
-        without(without(example(), "priority"), "patient"),
-        "contact",
+        without(
+            without(without(example(), "priority"), "patient"),
+            "contact",
+        ),
+        "consent",
     );
     value["future_field"] = serde_json::json!({"anything": [1, 2]});
     let alert = parse(&value).unwrap();
     assert_eq!(alert.priority(), Priority::Normal);
     assert_eq!(alert.patient(), &Patient::default());
     assert_eq!(alert.contact(), &Contact::default());
+    assert_eq!(alert.consent(), None);
 }
 
 #[test]
@@ -280,7 +298,7 @@ fn the_unkeyed_digest_of_an_alert_is_pinned_as_the_stores_of_earlier_releases_ho
     // Stores written before the digests were keyed hold these bytes: a
     // change would make every alert delivered then a conflict with its own
     // copies.
-    let full = parse(&example()).unwrap();
+    let full = parse(&without(example(), "consent")).unwrap();
     let bare = parse(&serde_json::json!({
         "id": "SOS01-7",
         "kind": "orientation_sociale",
@@ -331,8 +349,198 @@ fn the_digest_is_keyed_so_that_without_the_key_a_guess_cannot_be_checked_against
 
     assert_eq!(
         hex(keyed),
-        "ea32500221f21a6b222158c931ec6de4262a27810f0a3899f6b73abdf22e2316"
+        "7e2817c9a7a1354adfc8ba41784ebd90d3a5261ad5fcb171a19235813663b6c4"
     );
     assert_ne!(keyed, alert.unkeyed_digest());
     assert_ne!(keyed, alert.digest(&other_key));
+}
+
+#[test]
+fn a_consent_given_says_by_whom_and_when_and_one_not_required_says_why() {
+    let cases = [
+        (
+            serde_json::json!({ "status": "given", "given_by": "legal_representative",
+                                "at": "2026-11-22T07:10:00.250Z" }),
+            "given:legal_representative:2026-11-22T07:10:00Z",
+        ),
+        (
+            serde_json::json!({ "status": "given", "given_by": "trusted_person",
+                                "at": "2026-11-22T08:10:00+01:00", "note": "ignored" }),
+            "given:trusted_person:2026-11-22T07:10:00Z",
+        ),
+        (
+            serde_json::json!({ "status": "not_required", "basis": "vital_interest" }),
+            "not_required:vital_interest",
+        ),
+        (
+            serde_json::json!({ "status": "not_required", "basis": "legal_obligation" }),
+            "not_required:legal_obligation",
+        ),
+    ];
+    for (consent, code) in cases {
+        let alert = parse(&with(example(), "/consent", consent)).unwrap();
+        assert_eq!(alert.consent().unwrap().code(), code);
+    }
+    let null = parse(&with(example(), "/consent", Value::Null)).unwrap();
+    assert_eq!(null.consent(), None);
+}
+
+#[test]
+fn a_consent_breaking_a_rule_names_the_field_and_the_rule() {
+    let given = |at: &str| serde_json::json!({ "status": "given", "given_by": "person", "at": at });
+    let cases = [
+        (
+            serde_json::json!("given"),
+            "consent",
+            "must be a JSON object",
+        ),
+        (serde_json::json!({}), "consent.status", "is required"),
+        (
+            serde_json::json!({ "status": "GIVEN" }),
+            "consent.status",
+            "must be `given` or `not_required`",
+        ),
+        (
+            serde_json::json!({ "status": "given", "at": "2026-11-22T08:10:00+01:00" }),
+            "consent.given_by",
+            "is required",
+        ),
+        (
+            serde_json::json!({ "status": "given", "given_by": "doctor",
+                                "at": "2026-11-22T08:10:00+01:00" }),
+            "consent.given_by",
+            "must be `person`, `legal_representative` or `trusted_person`",
+        ),
+        (
+            serde_json::json!({ "status": "given", "given_by": "person" }),
+            "consent.at",
+            "is required",
+        ),
+        (
+            given("22/11/2026 08:10"),
+            "consent.at",
+            "must be an RFC 3339 date-time, e.g. 2026-11-22T08:15:00+01:00",
+        ),
+        (
+            given("2026-11-22T08:10:00"),
+            "consent.at",
+            "must be an RFC 3339 date-time, e.g. 2026-11-22T08:15:00+01:00",
+        ),
+        (
+            serde_json::json!({ "status": "not_required" }),
+            "consent.basis",
+            "is required",
+        ),
+        (
+            serde_json::json!({ "status": "not_required", "basis": "convention" }),
+            "consent.basis",
+            "must be `vital_interest` or `legal_obligation`",
+        ),
+    ];
+    for (consent, field, problem) in cases {
+        let value = with(example(), "/consent", consent.clone());
+        assert_eq!(
+            field_error(&value),
+            (field, problem.to_owned()),
+            "{consent}"
+        );
+    }
+}
+
+#[test]
+fn a_consent_dated_in_the_future_is_refused_beyond_the_clock_skew() {
+    // Arrange: now() is 2026-12-06T05:00:00Z.
+    let at = |instant: &str| {
+        with(
+            example(),
+            "/consent",
+            serde_json::json!({ "status": "given", "given_by": "person", "at": instant }),
+        )
+    };
+
+    // Act
+    let within_skew = parse(&at("2026-12-06T06:05:00+01:00"));
+    let beyond_skew = parse(&at("2026-12-06T05:05:01Z"));
+
+    // Assert
+    assert!(within_skew.is_ok(), "{within_skew:?}");
+    assert_eq!(
+        beyond_skew.unwrap_err().to_string(),
+        "field `consent.at` must not be in the future (more than 5 minutes ahead of relais's \
+         clock)"
+    );
+}
+
+#[test]
+fn consent_errors_never_quote_the_values_given() {
+    let sentinel = "PATIENT-SENTINEL-42";
+    for consent in [
+        serde_json::json!({ "status": sentinel }),
+        serde_json::json!({ "status": "given", "given_by": sentinel, "at": "2026-11-22T08:10:00Z" }),
+        serde_json::json!({ "status": "given", "given_by": "person", "at": sentinel }),
+        serde_json::json!({ "status": "not_required", "basis": sentinel }),
+        serde_json::json!(sentinel),
+    ] {
+        let error = parse(&with(example(), "/consent", consent))
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains(sentinel), "{error}");
+    }
+}
+
+#[test]
+fn an_alert_with_a_consent_reads_back_from_its_contract_form() {
+    let alert = parse(&example()).unwrap();
+
+    let again = parse(&alert.to_json()).unwrap();
+
+    assert_eq!(again, alert);
+    assert_eq!(
+        alert.to_json()["consent"],
+        serde_json::json!({ "status": "given", "given_by": "person",
+                            "at": "2026-11-22T08:10:00+01:00" })
+    );
+}
+
+#[test]
+fn the_consent_is_part_of_the_digest_and_its_absence_changes_nothing() {
+    // Arrange
+    let given = parse(&example()).unwrap();
+    let by_representative = parse(&with(
+        example(),
+        "/consent/given_by",
+        "legal_representative".into(),
+    ))
+    .unwrap();
+    let later = parse(&with(
+        example(),
+        "/consent/at",
+        "2026-11-22T08:11:00+01:00".into(),
+    ))
+    .unwrap();
+    let not_required = parse(&with(
+        example(),
+        "/consent",
+        serde_json::json!({ "status": "not_required", "basis": "vital_interest" }),
+    ))
+    .unwrap();
+
+    // Act
+    let digests = [
+        given.digest(&KEY),
+        by_representative.digest(&KEY),
+        later.digest(&KEY),
+        not_required.digest(&KEY),
+    ];
+
+    // Assert: four consents, four digests; the one of the example pinned.
+    for (i, a) in digests.iter().enumerate() {
+        for b in &digests[i + 1..] {
+            assert_ne!(a, b);
+        }
+    }
+    assert_eq!(
+        hex(given.digest(&KEY)),
+        "7e2817c9a7a1354adfc8ba41784ebd90d3a5261ad5fcb171a19235813663b6c4"
+    );
 }

@@ -14,7 +14,8 @@ use lettre::Address;
 use lettre::message::Mailbox;
 use time::Date;
 
-use super::raw::{RawReferent, RawRegistry, RawRoute};
+use super::office_hours::{self, Openings};
+use super::raw::{RawNetwork, RawReferent, RawRegistry, RawRoute};
 use super::{
     ANY_KIND, Availability, EscalateAfter, Index, NetworkIndex, Referent, ReferentId,
     ReferentIndex, Registry,
@@ -45,16 +46,20 @@ pub(super) fn build(
         route: raw_routes,
         referent: raw_referents,
         publisher: raw_publishers,
+        network: raw_networks,
     } = raw;
     let mut builder = Builder::new(geography);
     let referents = builder.referents(&raw_referents);
     let routes = builder.routes(raw_routes);
     let publishers = Publishers::build(raw_publishers, &builder.geography, &mut builder.errors);
     let availability = builder.availability(&referents);
+    let openings = builder.openings(&raw_referents, &referents, &raw_networks);
     if !builder.errors.is_empty() {
         return Err(builder.errors);
     }
-    Ok(builder.assemble(referents, routes, publishers, availability))
+    let mut registry = builder.assemble(referents, routes, publishers, availability);
+    registry.openings = openings;
+    Ok(registry)
 }
 
 /// Where an error is, e.g. `referent #12 ("ccas-paris")`; formatted only
@@ -105,6 +110,8 @@ struct Routes {
     /// Kind → networks, in the order the route lists them.
     by_kind: HashMap<String, Vec<NetworkIndex>>,
     labels: HashMap<String, String>,
+    /// Kind → who writes its alerts, as the email names them.
+    authors: HashMap<String, String>,
     escalations: HashMap<String, EscalateAfter>,
     /// Networks of the `*` route.
     any_kind: Vec<NetworkIndex>,
@@ -310,6 +317,10 @@ impl Builder {
             self.check_line(&at, "label", &label);
             routes.labels.insert(route.kind.clone(), label);
         }
+        if let Some(author) = route.author {
+            self.check_line(&at, "author", &author);
+            routes.authors.insert(route.kind.clone(), author);
+        }
         if let Some(raw) = &route.escalate_after {
             let escalate = EscalateAfter {
                 urgent: self.wait(&at, "urgent", raw.urgent.as_deref()),
@@ -447,6 +458,7 @@ impl Builder {
             networks: self.networks.iter().map(|n| n.to_string()).collect(),
             routes: routes.by_kind,
             labels: routes.labels,
+            authors: routes.authors,
             any_kind: routes.any_kind,
             escalations: routes.escalations,
             by_commune: Index::new(coverage.communes),
@@ -457,7 +469,37 @@ impl Builder {
             publishers,
             geography: self.geography,
             availability,
+            openings: Openings::default(),
         }
+    }
+
+    /// The opening hours the networks and référents declare.
+    fn openings(
+        &mut self,
+        raws: &[RawReferent<'_>],
+        referents: &Referents<'_>,
+        networks: &[RawNetwork],
+    ) -> Openings {
+        let mut openings = Openings {
+            networks: office_hours::networks(networks, &self.networks, &mut self.errors),
+            referents: HashMap::new(),
+        };
+        for (position, raw) in raws.iter().enumerate() {
+            if raw.hours.is_none() && raw.time_zone.is_none() {
+                continue;
+            }
+            let at = At(position + 1, &raw.id);
+            let opening = office_hours::opening(
+                &at,
+                raw.hours.as_ref(),
+                raw.time_zone.as_deref(),
+                &mut self.errors,
+            );
+            if let (Some(opening), Some((index, _))) = (opening, referents.by_id.get(&*raw.id)) {
+                openings.referents.insert(*index, opening);
+            }
+        }
+        openings
     }
 
     /// The index and shared name of a network, added on first sight.

@@ -20,6 +20,9 @@
 mod absences;
 mod build;
 mod escalation;
+mod office_hours;
+
+pub use office_hours::{HOPS, hop};
 mod raw;
 mod referent;
 mod resolve;
@@ -81,6 +84,8 @@ pub struct Registry {
     routes: HashMap<String, Vec<NetworkIndex>>,
     /// French label of each routed kind, for the email subject.
     labels: HashMap<String, String>,
+    /// Who writes each routed kind's alerts (`un médecin`), as declared.
+    authors: HashMap<String, String>,
     /// Networks of the `*` route, added to every kind's.
     any_kind: Vec<NetworkIndex>,
     /// Per routed kind (`*` included), how long its alerts wait for an
@@ -100,6 +105,8 @@ pub struct Registry {
     availability: HashMap<ReferentIndex, Availability>,
     /// Who may publish what; empty: anyone may publish anything.
     publishers: Publishers,
+    /// The opening hours networks and référents declare.
+    openings: office_hours::Openings,
 }
 
 impl Registry {
@@ -170,6 +177,17 @@ impl Registry {
             .get(kind.as_str())
             .cloned()
             .unwrap_or_else(|| kind.as_str().replace('_', " "))
+    }
+
+    /// Who writes an alert of `kind` from broker user `publisher`, as the
+    /// email names them: its route's `author`, else the `*` route's, else
+    /// its publisher's; `None` when nobody says.
+    pub fn author(&self, kind: &Kind, publisher: &str) -> Option<&str> {
+        self.authors
+            .get(kind.as_str())
+            .or_else(|| self.authors.get(ANY_KIND))
+            .map(String::as_str)
+            .or_else(|| self.publishers.author(publisher))
     }
 
     pub fn referents(&self) -> &[Referent] {

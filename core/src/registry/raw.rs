@@ -4,6 +4,7 @@
 //! here checks a value; `build` does, and lists every error at once.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
@@ -23,6 +24,19 @@ pub(super) struct RawRegistry<'a> {
     pub(super) referent: Vec<RawReferent<'a>>,
     #[serde(default)]
     pub(super) publisher: Vec<RawPublisher>,
+    #[serde(default)]
+    pub(super) network: Vec<RawNetwork>,
+}
+
+/// A network's description: its opening hours (`office_hours`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNetwork {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) hours: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub(super) time_zone: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -35,6 +49,10 @@ pub(super) struct RawRoute {
     pub(super) label: Option<String>,
     #[serde(default)]
     pub(super) escalate_after: Option<RawEscalateAfter>,
+    /// Who writes alerts of this kind, as the email names them (`un
+    /// médecin`, `le CCAS`).
+    #[serde(default)]
+    pub(super) author: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -73,6 +91,11 @@ pub(super) struct RawReferent<'a> {
     pub(super) deputies: Vec<Text<'a>>,
     #[serde(default)]
     pub(super) absences: Vec<RawAbsence>,
+    /// The référent's own opening hours, over its network's.
+    #[serde(default)]
+    pub(super) hours: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub(super) time_zone: Option<String>,
 }
 
 #[derive(Deserialize)]

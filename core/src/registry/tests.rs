@@ -706,6 +706,156 @@ fn every_error_of_the_deputies_and_absences_is_listed() {
     );
 }
 
+/// [`REGISTRY`] with the CCAS open on weekdays, 09:00-17:00, and the CPAM
+/// of La Réunion on weekday mornings.
+fn with_hours() -> Registry {
+    let text = format!(
+        "{REGISTRY}
+    [[network]]
+    name = \"ccas\"
+    hours = {{ mon-fri = \"09:00-17:00\" }}
+    "
+    )
+    .replace(
+        "email = \"referent@cpam-reunion.example.org\"",
+        "email = \"referent@cpam-reunion.example.org\"\n    hours = { mon-fri = \"08:00-12:00\" }",
+    );
+    Registry::from_toml(&text, france()).unwrap()
+}
+
+fn paris(text: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+}
+
+#[test]
+fn a_friday_evening_alert_s_step_falls_after_two_open_hours_on_monday() {
+    let registry = with_hours();
+    let friday_evening = paris("2026-12-04T18:00:00+01:00");
+
+    let due = registry.step_due(
+        &kind("orientation_sociale"),
+        commune("75113"),
+        friday_evening,
+        Duration::from_secs(2 * 3600),
+    );
+
+    assert_eq!(due, paris("2026-12-07T11:00:00+01:00"));
+}
+
+#[test]
+fn a_step_counts_open_time_in_the_office_s_own_zone_and_wall_time_without_hours() {
+    let registry = with_hours();
+    // 14:00 in Paris is 17:00 in La Réunion: the CPAM there has closed;
+    // its mornings are 08:00-12:00 Réunion time (04:00-08:00 UTC).
+    let afternoon = paris("2026-12-04T14:00:00+01:00");
+    let hour = Duration::from_secs(3600);
+
+    let cpam = registry.step_due(&kind("acces_aux_droits"), commune("97411"), afternoon, hour);
+    let without = Registry::from_toml(REGISTRY, france()).unwrap().step_due(
+        &kind("acces_aux_droits"),
+        commune("97411"),
+        afternoon,
+        hour,
+    );
+
+    // The CAF of the same alert declares no hours: its step would fall at
+    // 15:00; the CPAM's on Monday 09:00 Réunion time; the latest stands.
+    assert_eq!(cpam, paris("2026-12-07T05:00:00Z"));
+    assert_eq!(without, paris("2026-12-04T15:00:00+01:00"));
+}
+
+#[test]
+fn hours_and_zones_that_cannot_be_read_are_refused_with_every_error() {
+    let broken = format!(
+        "{REGISTRY}
+    [[network]]
+    name = \"ccas\"
+    hours = {{ mon-fri = \"17:00-09:00\", funday = \"09:00-12:00\" }}
+
+    [[network]]
+    name = \"restos\"
+    hours = {{ sat = \"09:00-12:00\" }}
+
+    [[network]]
+    name = \"caf\"
+    time_zone = \"Europe/Paris\"
+    "
+    );
+
+    let RegistryError::Invalid { errors, .. } = Registry::from_toml(&broken, france()).unwrap_err()
+    else {
+        panic!("not refused as invalid");
+    };
+
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    assert!(
+        errors[0].starts_with("network #1 (\"ccas\"): hours: "),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1].starts_with("network #1 (\"ccas\"): hours: "),
+        "{errors:#?}"
+    );
+    assert_eq!(
+        errors[2],
+        "network #2 (\"restos\"): no référent is of this network"
+    );
+    assert_eq!(
+        errors[3],
+        "network #3 (\"caf\"): time_zone is given without hours: it says in which zone the hours are"
+    );
+}
+
+#[test]
+fn an_alert_s_author_is_its_route_s_else_its_publisher_s_and_a_contact_must_be_an_address() {
+    let text = format!(
+        "{REGISTRY}
+    [[route]]
+    kind = \"demande_visite\"
+    networks = [\"ccas\"]
+    author = \"le CCAS\"
+
+    [[publisher]]
+    user = \"sos75\"
+    association = \"SOS Médecins Paris\"
+    departements = [\"75\"]
+    author = \"un médecin\"
+    contact = \"Régulation <regulation@sos75.example.org>\"
+    "
+    );
+    let registry = Registry::from_toml(&text, france()).unwrap();
+    let broken = text.replace("Régulation <regulation@sos75.example.org>", "la régulation");
+
+    let RegistryError::Invalid { errors, .. } = Registry::from_toml(&broken, france()).unwrap_err()
+    else {
+        panic!("not refused as invalid");
+    };
+
+    assert_eq!(
+        registry.author(&kind("demande_visite"), "sos75"),
+        Some("le CCAS")
+    );
+    assert_eq!(
+        registry.author(&kind("orientation_sociale"), "sos75"),
+        Some("un médecin")
+    );
+    assert_eq!(registry.author(&kind("orientation_sociale"), "other"), None);
+    assert_eq!(
+        registry
+            .publishers()
+            .contact("sos75")
+            .map(|m| m.email.to_string())
+            .as_deref(),
+        Some("regulation@sos75.example.org")
+    );
+    assert_eq!(
+        errors,
+        [
+            "publisher #1 (\"sos75\"): `contact` must be an email address (e.g. \"regulation@sos75.example.org\")"
+        ]
+    );
+}
+
 /// An absence declared outside the registry file.
 fn declared(referent: &str, from: &str, to: &str, deputy: Option<&str>) -> ExtraAbsence {
     ExtraAbsence {

@@ -21,18 +21,41 @@ use lettre::{Address, Message};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 use thiserror::Error;
-use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
+use time::OffsetDateTime;
 
-use crate::alert::{Alert, AlertId, Priority};
+use crate::alert::{Alert, AlertId, Basis, Consent, GivenBy, Priority};
+use crate::calendar::Zone;
 use crate::geography::Description;
 use crate::registry::{Referent, ReferentId};
 
-/// How `emitted_at` is shown: `22/11/2026 à 08:15 (UTC+01:00)`, in the
-/// alert's own offset, which is the association's local time.
-const EMITTED_AT: &[BorrowedFormatItem<'static>] = format_description!(
-    "[day]/[month]/[year] à [hour]:[minute] (UTC[offset_hour sign:mandatory]:[offset_minute])"
-);
+/// How the registry has an email speak: the kind's label, who wrote the
+/// alert, and where the référent's reply goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Wording<'a> {
+    /// `Orientation sociale`.
+    pub kind_label: &'a str,
+    /// `un médecin`, `le CCAS` (the route's or the publisher's `author`).
+    pub author: Option<&'a str>,
+    /// The publisher's `contact`: the email's `Reply-To`.
+    pub reply_to: Option<&'a Mailbox>,
+}
+
+/// `22/11/2026 à 08:15 (heure de Paris)`: an instant in the local time of
+/// the alert's territory, its zone named in words.
+fn local_time(at: OffsetDateTime, zone: Zone) -> String {
+    let local = jiff::Timestamp::from_nanosecond(at.unix_timestamp_nanos())
+        .map(|at| zone.local(at))
+        .unwrap_or_default();
+    format!(
+        "{:02}/{:02}/{} à {:02}:{:02} ({})",
+        local.day(),
+        local.month(),
+        local.year(),
+        local.hour(),
+        local.minute(),
+        zone.name_fr()
+    )
+}
 
 #[derive(Debug, Error)]
 pub enum RenderError {
@@ -198,6 +221,37 @@ fn french_duration(wait: Duration) -> String {
     }
 }
 
+/// What the email says of the person's agreement to the alert being
+/// shared with the référent: who agreed and when (in the territory's local
+/// time, as `emitted_at` is shown), on which legal basis nobody was asked,
+/// or, from a relais that does not require consent, that the alert does
+/// not say. No patient data: it stays when the details do not.
+fn consent_sentence(alert: &Alert, zone: Zone) -> String {
+    match alert.consent() {
+        Some(Consent::Given { by, at }) => {
+            let who = match by {
+                GivenBy::Person => "La personne",
+                GivenBy::LegalRepresentative => "Son représentant légal",
+                GivenBy::TrustedPerson => "Sa personne de confiance",
+            };
+            format!(
+                "{who} a donné son accord pour ce signalement le {}.",
+                local_time(at, zone)
+            )
+        }
+        Some(Consent::NotRequired { basis }) => {
+            let why = match basis {
+                Basis::VitalInterest => {
+                    "intérêt vital de la personne, hors d'état de donner son accord"
+                }
+                Basis::LegalObligation => "obligation légale de signalement",
+            };
+            format!("Signalement sans recueil du consentement : {why}.")
+        }
+        None => "Ce signalement n'indique pas si la personne a donné son accord.".to_owned(),
+    }
+}
+
 /// What the templates see. Only this struct decides what of an alert
 /// reaches the référent.
 #[derive(Serialize)]
@@ -205,6 +259,10 @@ struct View<'a> {
     subject: &'a str,
     alert_id: &'a str,
     kind_label: &'a str,
+    /// Who wrote the alert (`un médecin`), when the registry says.
+    author: Option<&'a str>,
+    /// Whether a reply reaches the association (`Reply-To`).
+    reply_to: bool,
     urgent: bool,
     /// The summary and the patient's details are in the email.
     details: bool,
@@ -225,6 +283,8 @@ struct View<'a> {
     /// The référent's personal link to its absence page.
     absence_link: Option<&'a str>,
     emitted_at: String,
+    /// Whether the person agreed, in one sentence (see [`consent_sentence`]).
+    consent: String,
     summary: &'a str,
     patient: PatientView<'a>,
     contact: ContactView<'a>,
@@ -274,12 +334,18 @@ impl Renderer {
         &self,
         published: Published<'_>,
         referent: &Referent,
-        kind_label: &str,
+        wording: Wording<'_>,
         place: &Description,
         addressed: Addressed<'_>,
         links: PageLinks<'_>,
     ) -> Result<Email, RenderError> {
         let Published { alert, publisher } = published;
+        let Wording {
+            kind_label,
+            author,
+            reply_to,
+        } = wording;
+        let zone = Zone::of_departement(alert.territory().departement());
         let urgent = alert.priority() == Priority::Urgent;
         let subject = format!(
             "{}Alerte {} – {} – réf. {}",
@@ -296,6 +362,8 @@ impl Renderer {
             subject: &subject,
             alert_id: alert.id().as_str(),
             kind_label,
+            author,
+            reply_to: reply_to.is_some(),
             urgent,
             details,
             association: alert.association(),
@@ -319,10 +387,8 @@ impl Renderer {
                 }
                 _ => None,
             },
-            emitted_at: alert
-                .emitted_at()
-                .format(EMITTED_AT)
-                .unwrap_or_else(|_| alert.emitted_at().to_string()),
+            emitted_at: local_time(alert.emitted_at(), zone),
+            consent: consent_sentence(alert, zone),
             summary: if details { alert.summary() } else { "" },
             patient: PatientView {
                 any: patient.reference.is_some()
@@ -348,8 +414,11 @@ impl Renderer {
         let html = html_body(self.templates.get_template("alert.html")?.render(&view)?);
 
         let message_id = message_id(publisher, alert.id(), referent.id(), &self.from);
-        let message = Message::builder()
-            .from(self.from.clone())
+        let mut message = Message::builder().from(self.from.clone());
+        if let Some(reply_to) = reply_to {
+            message = message.reply_to(reply_to.clone());
+        }
+        let message = message
             .to(ascii_domain(referent.mailbox()))
             .subject(subject)
             .message_id(Some(message_id.clone()))

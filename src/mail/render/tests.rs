@@ -13,7 +13,8 @@ fn alert(patch: serde_json::Value) -> Alert {
         "summary": "Personne âgée isolée,\nsans aide à domicile.",
         "patient": { "reference": "D-2026-4411", "name": "Mme Jeanne Durand",
                      "address": "12 rue de la Santé", "phone": "01 45 00 00 00" },
-        "contact": { "name": "Dr Martin", "phone": "01 47 07 77 77" }
+        "contact": { "name": "Dr Martin", "phone": "01 47 07 77 77" },
+        "consent": { "status": "given", "given_by": "person", "at": "2026-11-22T08:10:00+01:00" }
     });
     for (key, patch) in patch.as_object().unwrap() {
         value[key] = patch.clone();
@@ -41,6 +42,13 @@ fn registry() -> Registry {
     .unwrap()
 }
 
+/// The email's words when the registry says nothing of author or contact.
+const WORDING: Wording<'static> = Wording {
+    kind_label: "Orientation sociale",
+    author: None,
+    reply_to: None,
+};
+
 fn render(alert: &Alert) -> String {
     let registry = registry();
     let renderer =
@@ -52,7 +60,7 @@ fn render(alert: &Alert) -> String {
                 publisher: "",
             },
             &registry.referents()[0],
-            "Orientation sociale",
+            WORDING,
             &france().describe(alert.territory()),
             Addressed::Directly,
             PageLinks::default(),
@@ -82,7 +90,7 @@ fn without_patient_details_the_email_gives_whom_to_call_and_the_dossier_only() {
                 publisher: "",
             },
             &registry.referents()[0],
-            "Orientation sociale",
+            WORDING,
             &france().describe(alert(serde_json::json!({})).territory()),
             Addressed::Directly,
             PageLinks::default(),
@@ -105,6 +113,11 @@ fn without_patient_details_the_email_gives_whom_to_call_and_the_dossier_only() {
     assert!(text.contains(
         "ne sont pas transmises par courriel : rappelez le contact ci-dessous en citant la r\u{e9}f\u{e9}rence du dossier."
     ), "{text}");
+    // Whether the person agreed is no patient detail: it stays.
+    assert!(
+        text.contains("La personne a donné son accord pour ce signalement le 22/11/2026 à 08:10 (heure de Paris)."),
+        "{text}"
+    );
     for detail in [
         "Jeanne",
         "Durand",
@@ -220,7 +233,7 @@ fn the_subject_says_urgent_the_kind_and_the_territory() {
                 publisher: "",
             },
             &registry.referents()[0],
-            "Orientation sociale",
+            WORDING,
             &france().describe(normal.territory()),
             Addressed::Directly,
             PageLinks::default(),
@@ -242,7 +255,7 @@ fn the_body_lays_out_every_field_in_french() {
         "Bonjour Camille Martin,",
         "SOS Médecins Paris vous transmet une alerte « Orientation sociale », signalée URGENTE",
         "Référence de l'alerte : SOS75-2026-000123",
-        "Émise le : 22/11/2026 à 08:15 (UTC+01:00)",
+        "Émise le : 22/11/2026 à 08:15 (heure de Paris)",
         "Territoire : Paris 13e Arrondissement (75113), Paris (75)",
         "Personne âgée isolée,\nsans aide à domicile.",
         "Référence du dossier : D-2026-4411",
@@ -250,7 +263,7 @@ fn the_body_lays_out_every_field_in_french() {
         "Adresse : 12 rue de la Santé",
         "Téléphone : 01 45 00 00 00",
         "Dr Martin : 01 47 07 77 77",
-        "de CCAS de Paris 13e (réseau ccas, identifiant ccas-paris-13)",
+        "en tant que référent·e pour l'organisme « CCAS de Paris 13e » (réseau ccas, identifiant ccas-paris-13)",
     ] {
         assert!(
             text.contains(expected),
@@ -338,6 +351,123 @@ fn message_ids_encode_the_characters_a_message_id_cannot_hold() {
 }
 
 #[test]
+fn the_email_says_who_agreed_to_the_alert_and_when_in_the_territory_s_local_time() {
+    let cases = [
+        (
+            serde_json::json!({ "status": "given", "given_by": "person",
+                                "at": "2026-11-22T08:10:00+01:00" }),
+            "La personne a donné son accord pour ce signalement le 22/11/2026 à 08:10 (heure de Paris).",
+        ),
+        (
+            serde_json::json!({ "status": "given", "given_by": "legal_representative",
+                                "at": "2026-11-21T23:05:00Z" }),
+            "Son représentant légal a donné son accord pour ce signalement le 22/11/2026 à 00:05 (heure de Paris).",
+        ),
+        (
+            serde_json::json!({ "status": "given", "given_by": "trusted_person",
+                                "at": "2026-11-22T10:00:00+03:00" }),
+            "Sa personne de confiance a donné son accord pour ce signalement le 22/11/2026 à 08:00 (heure de Paris).",
+        ),
+        (
+            serde_json::json!({ "status": "not_required", "basis": "vital_interest" }),
+            "Signalement sans recueil du consentement : intérêt vital de la personne, hors \
+             d'état de donner son accord.",
+        ),
+        (
+            serde_json::json!({ "status": "not_required", "basis": "legal_obligation" }),
+            "Signalement sans recueil du consentement : obligation légale de signalement.",
+        ),
+        (
+            serde_json::Value::Null,
+            "Ce signalement n'indique pas si la personne a donné son accord.",
+        ),
+    ];
+    for (consent, sentence) in cases {
+        let (text, html) = parts(&render(&alert(serde_json::json!({ "consent": consent }))));
+
+        assert!(
+            text.contains(&format!(
+                "territoire : Paris 13e Arrondissement (75113).\n\n{sentence}\n\n"
+            )),
+            "text part lacks {sentence:?}:\n{text}"
+        );
+        let encoded: String = sentence
+            .replace('\'', "&#x27;")
+            .replace('/', "&#x2f;")
+            .chars()
+            .map(|c| {
+                if c.is_ascii() {
+                    c.to_string()
+                } else {
+                    format!("&#{};", u32::from(c))
+                }
+            })
+            .collect();
+        assert!(
+            html.contains(&format!("<p>{encoded}</p>")),
+            "{encoded}:\n{html}"
+        );
+    }
+}
+
+#[test]
+fn the_email_names_its_author_gives_the_territory_s_time_in_words_and_replies_to_the_association() {
+    // Arrange: an alert of La Réunion (UTC+4), from a publisher that names
+    // its author and its regulation desk.
+    let alert = alert(serde_json::json!({
+        "territory": { "commune": "97411" },
+        "emitted_at": "2026-11-22T08:15:00+04:00",
+        "consent": { "status": "given", "given_by": "person", "at": "2026-11-22T04:10:00Z" },
+    }));
+    let contact: Mailbox = "Régulation SOS Médecins <regulation@sos974.example.org>"
+        .parse()
+        .unwrap();
+    let wording = Wording {
+        kind_label: "Orientation sociale",
+        author: Some("un médecin de garde"),
+        reply_to: Some(&contact),
+    };
+    let registry = registry();
+    let renderer =
+        Renderer::new("relais <relais@sos974.example.org>".parse().unwrap(), true).unwrap();
+
+    // Act
+    let email = renderer
+        .render(
+            Published {
+                alert: &alert,
+                publisher: "",
+            },
+            &registry.referents()[0],
+            wording,
+            &france().describe(alert.territory()),
+            Addressed::Directly,
+            PageLinks::default(),
+        )
+        .unwrap();
+
+    // Assert
+    let raw = String::from_utf8(email.bytes().to_vec()).unwrap();
+    let parsed = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .unwrap();
+    let reply_to = parsed.reply_to().unwrap().first().unwrap();
+    assert_eq!(reply_to.address(), Some("regulation@sos974.example.org"));
+    let (text, html) = parts(&raw);
+    for expected in [
+        "vous transmet une alerte « Orientation sociale », signalée URGENTE par un médecin de garde, \
+         pour une personne de votre territoire",
+        "Émise le : 22/11/2026 à 08:15 (heure de La Réunion)",
+        "La personne a donné son accord pour ce signalement le 22/11/2026 à 08:10 (heure de La Réunion).",
+        "Une question sur cette alerte ? Répondez à ce message : votre réponse parvient à SOS Médecins Paris.",
+    ] {
+        assert!(text.contains(expected), "{expected}\n---\n{text}");
+    }
+    assert!(html.contains("par un m&#233;decin de garde"), "{html}");
+    assert!(!text.contains("merci de ne pas y répondre"), "{text}");
+}
+
+#[test]
 fn the_email_links_to_the_referent_s_absence_page_in_one_line() {
     let registry = registry();
     let renderer = Renderer::new("relais@sos75.example.org".parse().unwrap(), false).unwrap();
@@ -354,7 +484,7 @@ fn the_email_links_to_the_referent_s_absence_page_in_one_line() {
                 publisher: "",
             },
             &registry.referents()[0],
-            "Orientation sociale",
+            WORDING,
             &france().describe(alert.territory()),
             Addressed::Directly,
             links,
