@@ -1,6 +1,6 @@
 //! A real browser for the tests of web pages: Debian's Chromium, headless,
 //! driven through chromedriver's W3C WebDriver protocol (a few JSON calls
-//! over HTTP on a loopback port; `scripts/browser` installs both).
+//! over HTTP on a loopback port; `scripts/tools` installs both).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ impl Browser {
     pub async fn start() -> Self {
         assert!(
             std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
-            "Chromium and chromedriver (scripts/browser installs them)"
+            "Chromium and chromedriver (scripts/tools installs them)"
         );
         let port = crate::rabbitmq::free_port();
         let driver = Command::new(CHROMEDRIVER)
@@ -92,6 +92,46 @@ impl Browser {
 
     /// Clicks the first element `selector` finds.
     pub async fn click(&self, selector: &str) {
+        let element = self.element(selector).await;
+        let path = format!("/session/{}/element/{element}/click", self.session);
+        self.call("POST", &path, json!({})).await;
+    }
+
+    /// Sets the window to `width` × `height` CSS pixels (a phone's, say).
+    pub async fn set_window_size(&self, width: u32, height: u32) {
+        let path = format!("/session/{}/window/rect", self.session);
+        self.call("POST", &path, json!({ "width": width, "height": height }))
+            .await;
+    }
+
+    /// What `script` returns, run in the page (the test's own script: the
+    /// page's policy forbids scripts of its own).
+    pub async fn execute(&self, script: &str) -> Value {
+        let path = format!("/session/{}/execute/sync", self.session);
+        self.call("POST", &path, json!({ "script": script, "args": [] }))
+            .await
+    }
+
+    /// The viewport as a PNG image.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let path = format!("/session/{}/screenshot", self.session);
+        let value = self.call("GET", &path, Value::Null).await;
+        base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().unwrap_or_default())
+            .expect("a PNG image in base64")
+    }
+
+    /// Types `keys` into the first element `selector` finds, as a keyboard
+    /// would (WebDriver's codes for special keys: `\u{E007}` is Enter).
+    pub async fn type_keys(&self, selector: &str, keys: &str) {
+        let element = self.element(selector).await;
+        let path = format!("/session/{}/element/{element}/value", self.session);
+        self.call("POST", &path, json!({ "text": keys })).await;
+    }
+
+    /// The WebDriver reference of the first element `selector` finds.
+    async fn element(&self, selector: &str) -> String {
         let path = format!("/session/{}/element", self.session);
         let found = self
             .call(
@@ -100,14 +140,12 @@ impl Browser {
                 json!({ "using": "css selector", "value": selector }),
             )
             .await;
-        let element = found
+        found
             .as_object()
             .and_then(|object| object.values().next())
             .and_then(Value::as_str)
             .unwrap_or_else(|| panic!("no element {selector}: {found}"))
-            .to_owned();
-        let path = format!("/session/{}/element/{element}/click", self.session);
-        self.call("POST", &path, json!({})).await;
+            .to_owned()
     }
 
     /// One WebDriver command; its `value`.
