@@ -93,7 +93,7 @@ impl Links {
             Ok(token) => Some(format!("{}/absence/{token}", self.public_url)),
             Err(error) => {
                 tracing::error!(referent = referent_id, %error,
-                    "cannot make an absence link; the email goes without one");
+                    "cannot make an absence link; the email or page goes without one");
                 None
             }
         }

@@ -337,7 +337,10 @@ async fn a_referent_declares_an_absence_from_the_email_and_the_next_alert_goes_t
         cancelled.contains(&format!("Absence le {day} annulée.")),
         "{cancelled}"
     );
-    assert!(!cancelled.contains("vous remplace : Dominique"), "{cancelled}");
+    assert!(
+        !cancelled.contains("vous remplace : Dominique"),
+        "{cancelled}"
+    );
     assert_eq!(world.smtp.mails().len(), 3);
     world.cleanup().await;
 }
