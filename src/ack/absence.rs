@@ -79,20 +79,21 @@ impl Pages {
         let today = paris_date(now);
         let absence = match Absence::parse(&form.from, &form.to) {
             Ok(absence) if absence.to < today => Err(
-                "Cette absence est déjà terminée : indiquez un dernier jour d'aujourd'hui ou à venir.",
+                "Cette absence est déjà terminée : indiquez un dernier jour d'aujourd'hui ou à venir."
+                    .to_owned(),
             ),
             Ok(absence) => Ok(absence),
             Err(AbsenceError::NotADate(_)) => {
-                Err("Indiquez le premier et le dernier jour de l'absence.")
+                Err("Indiquez le premier et le dernier jour de l'absence.".to_owned())
             }
             Err(AbsenceError::Reversed) => {
-                Err("Le dernier jour est avant le premier : vérifiez les dates.")
+                Err("Le dernier jour est avant le premier : vérifiez les dates.".to_owned())
             }
-            Err(AbsenceError::TooLong) => Err(
-                "Une absence dure au plus 366 jours : au-delà, l'association doit désigner une autre personne.",
-            ),
+            Err(AbsenceError::TooLong) => Err(format!(
+                "Une absence dure au plus {LONGEST_DAYS} jours : au-delà, l'association doit \
+                 désigner une autre personne."
+            )),
         };
-        const _: () = assert!(LONGEST_DAYS == 366, "the page says 366 days");
         let deputy = match form.deputy.as_str() {
             "" => Ok(None),
             chosen => registry
@@ -100,12 +101,16 @@ impl Pages {
                 .into_iter()
                 .find(|deputy| deputy.id().as_str() == chosen)
                 .map(Some)
-                .ok_or("La personne choisie n'est pas l'un·e de vos suppléant·es : choisissez dans la liste."),
+                .ok_or_else(|| {
+                    "La personne choisie n'est pas l'un·e de vos suppléant·es : choisissez dans \
+                     la liste."
+                        .to_owned()
+                }),
         };
         let (absence, deputy) = match (absence, deputy) {
             (Ok(absence), Ok(deputy)) => (absence, deputy),
             (Err(problem), _) | (_, Err(problem)) => {
-                return self.absences(link, Some(refused(problem)), form).await;
+                return self.absences(link, Some(refused(&problem)), form).await;
             }
         };
         let deputy_id = deputy.map(|d| d.id().as_str());
