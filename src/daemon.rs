@@ -170,6 +170,9 @@ pub async fn run(
         stop.clone(),
     ));
     tokio::spawn(expire_idle_connections(relay.clone(), stop.clone()));
+    if settings.ack.enabled() {
+        tokio::spawn(carry_out_hand_backs(relay.clone(), stop.clone()));
+    }
     let standby = crate::standby::start(&settings.store, &settings.amqp.queue, fence);
     let consumer = amqp::consumer::consume(
         &settings,
@@ -217,6 +220,18 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Carries out the hand-backs the acknowledgement pages recorded (on any
+/// relais of the store), every two seconds, while this relais may send.
+async fn carry_out_hand_backs(relay: Arc<Relay>, stop: CancellationToken) {
+    const EVERY: Duration = Duration::from_secs(2);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(EVERY) => relay.hand_backs().await,
+        }
+    }
 }
 
 /// Closes the SMTP connections idle for too long, every few seconds.

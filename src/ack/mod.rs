@@ -18,6 +18,7 @@
 //! (`ack.public_url`).
 
 mod absence;
+pub mod copy;
 mod page;
 pub mod token;
 
@@ -54,6 +55,8 @@ pub struct Links {
     sealer: Sealer<Link>,
     /// The absence pages' links: the same secrets, another purpose.
     absences: Sealer<AbsenceLink>,
+    /// Seals and opens the alerts' copies kept for hand-backs.
+    copies: copy::CopySealer,
     /// `ack.public_url`, without a trailing `/`.
     public_url: String,
     ttl: Duration,
@@ -73,6 +76,7 @@ impl Links {
             None => (sealer, absences),
         };
         Self {
+            copies: copy::CopySealer::new(secret, previous),
             sealer,
             absences,
             public_url: public_url.trim_end_matches('/').to_owned(),
@@ -128,6 +132,18 @@ impl Links {
                 None
             }
         }
+    }
+
+    /// `body` (an alert as published) sealed for the store, and until when
+    /// it is kept: as long as its links live.
+    pub fn seal_copy(&self, body: &[u8]) -> Option<(Vec<u8>, OffsetDateTime)> {
+        let sealed = self.copies.seal(body)?;
+        Some((sealed, OffsetDateTime::now_utc() + self.ttl))
+    }
+
+    /// The alert a copy sealed, if this relais's keys open it.
+    pub fn open_copy(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.copies.open(sealed)
     }
 
     fn read(&self, token: &str) -> Result<Link, TokenError> {

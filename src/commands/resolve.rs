@@ -10,7 +10,7 @@ use clap::Args;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::alert::Kind;
+use crate::alert::{Kind, Priority};
 use crate::availability::paris_date;
 use crate::registry::Registry;
 use crate::settings::Settings;
@@ -89,6 +89,19 @@ pub(super) async fn resolve(config: Option<&Path>, args: &ResolveArgs) -> anyhow
             matched.referents.len(),
             matched.level.as_str()
         );
+    }
+    let zone = crate::calendar::Zone::of_departement(territory.departement());
+    for priority in [Priority::Urgent, Priority::Normal] {
+        if let Some(wait) = registry.escalate_after(&kind, priority) {
+            let due = registry.step_due(&kind, territory, at, wait);
+            let due =
+                jiff::Timestamp::from_nanosecond(due.unix_timestamp_nanos()).unwrap_or_default();
+            eprintln!(
+                "# escalation ({}): its first step would fall on {}",
+                priority.as_str(),
+                zone.in_words(due)
+            );
+        }
     }
     if let Some(unmatched) = resolution.unmatched_error(territory) {
         eprintln!("# {unmatched}: such an alert would also be dead-lettered as unroutable");

@@ -93,6 +93,15 @@ impl Relay {
             self.events.duplicate_skipped(alert, referent);
         }
 
+        // Kept, sealed, for a référent who hands it back from the page.
+        if let Some(links) = self.ack.as_ref().filter(|_| !to_send.is_empty())
+            && let Some((sealed, until)) = links.seal_copy(message.body)
+            && let Err(error) = self.store.keep_copy(key(this), &sealed, until).await
+        {
+            tracing::warn!(alert_id = %alert.id(), %error,
+                "cannot keep the alert's sealed copy: a hand-back of it would reach nobody");
+        }
+
         // Named in words only for the emails that go out.
         let label = registry.kind_label(alert.kind());
         let wording = Wording {

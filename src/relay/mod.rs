@@ -18,6 +18,7 @@
 
 mod deliver;
 mod escalate;
+mod hand_back;
 mod locks;
 mod send;
 #[cfg(test)]

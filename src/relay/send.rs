@@ -69,7 +69,7 @@ impl Relay {
             .await;
         match sent {
             Ok(accepted) => {
-                let delivered = !matches!(addressed, Addressed::Escalated { .. });
+                let delivered = matches!(addressed, Addressed::Directly | Addressed::OnBehalfOf(_));
                 self.events
                     .email_sent(publisher, alert, referent, &accepted, delivered);
                 let sent = SentEmail {

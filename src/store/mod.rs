@@ -22,6 +22,7 @@
 
 mod error;
 mod group_commit;
+mod handback;
 pub mod postgres;
 mod records;
 mod schema;
@@ -43,6 +44,7 @@ use group_commit::Write;
 use value::{Row, Value};
 
 pub use error::{PostgresCause, StoreError};
+pub use handback::HandBack;
 pub use records::{
     AbsenceDeclaration, Acknowledged, AlertKey, DeclaredAbsence, Digest, EscalationStep, Operation,
     Pending, SentEmail, Served, UNACKNOWLEDGED_STEP, consent_record,
@@ -455,7 +457,10 @@ impl Store {
                 "SELECT DISTINCT d.network FROM acknowledgements a
                  JOIN deliveries d ON d.alert_id = a.alert_id AND d.referent_id = a.referent_id
                                   AND d.publisher = a.publisher
-                 WHERE a.alert_id = $1 AND a.publisher IN ($2, '') AND d.network IS NOT NULL",
+                 WHERE a.alert_id = $1 AND a.publisher IN ($2, '') AND d.network IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM handbacks h
+                                   WHERE h.alert_id = a.alert_id AND h.publisher = a.publisher
+                                     AND h.referent_id = a.referent_id)",
                 vec![alert.id.into(), alert.publisher.into()],
             )
             .await?;
@@ -487,27 +492,26 @@ impl Store {
     /// [`StoreError`] if the delete failed.
     pub async fn prune(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
         let ended = crate::availability::paris_date(before);
-        let deleted = self
-            .engine
-            .write(vec![
-                (
-                    "DELETE FROM deliveries WHERE delivered_at < $1",
-                    vec![before.into()],
-                ),
-                (
-                    "DELETE FROM acknowledgements WHERE acknowledged_at < $1",
-                    vec![before.into()],
-                ),
-                (
-                    "DELETE FROM escalations WHERE due_at < $1",
-                    vec![before.into()],
-                ),
-                (
-                    "DELETE FROM declared_absences WHERE to_date < $1 OR cancelled_at < $2",
-                    vec![ended.into(), before.into()],
-                ),
-            ])
-            .await?;
+        let mut statements = vec![
+            (
+                "DELETE FROM deliveries WHERE delivered_at < $1",
+                vec![before.into()],
+            ),
+            (
+                "DELETE FROM acknowledgements WHERE acknowledged_at < $1",
+                vec![before.into()],
+            ),
+            (
+                "DELETE FROM escalations WHERE due_at < $1",
+                vec![before.into()],
+            ),
+            (
+                "DELETE FROM declared_absences WHERE to_date < $1 OR cancelled_at < $2",
+                vec![ended.into(), before.into()],
+            ),
+        ];
+        statements.extend(Self::prune_hand_backs(before));
+        let deleted = self.engine.write(statements).await?;
         Ok(deleted
             .first()
             .map_or(0, |n| usize::try_from(*n).unwrap_or(usize::MAX)))
@@ -724,7 +728,6 @@ impl Store {
         let changed = self
             .engine
             .execute(
-                // SQLite numbers `$n` in the order they first appear.
                 "UPDATE declared_absences SET cancelled_at = $1
                  WHERE id = $2 AND referent_id = $3 AND cancelled_at IS NULL",
                 vec![at.into(), id.into(), referent_id.into()],

@@ -236,6 +236,44 @@ pub const STEPS: &[Step] = &[
                    );
                    CREATE INDEX declared_absences_by_end ON declared_absences (to_date);",
     },
+    // 11. Hand-backs: the sealed copy of each alert delivered while the
+    //     acknowledgement pages are served (for as long as its links live),
+    //     and the référents who said it is not theirs, until the network's
+    //     fallback référents were emailed it.
+    Step {
+        sqlite: "CREATE TABLE alert_copies (
+                     publisher  TEXT NOT NULL,
+                     alert_id   TEXT NOT NULL,
+                     sealed     BLOB NOT NULL,
+                     expires_at INTEGER NOT NULL,
+                     PRIMARY KEY (alert_id, publisher)
+                 ) WITHOUT ROWID;
+                 CREATE INDEX alert_copies_by_expiry ON alert_copies (expires_at);
+                 CREATE TABLE handbacks (
+                     publisher    TEXT NOT NULL,
+                     alert_id     TEXT NOT NULL,
+                     referent_id  TEXT NOT NULL,
+                     requested_at INTEGER NOT NULL,
+                     done_at      INTEGER,
+                     PRIMARY KEY (alert_id, publisher, referent_id)
+                 ) WITHOUT ROWID;",
+        postgres: "CREATE TABLE alert_copies (
+                       publisher  TEXT NOT NULL,
+                       alert_id   TEXT NOT NULL,
+                       sealed     BYTEA NOT NULL,
+                       expires_at BIGINT NOT NULL,
+                       PRIMARY KEY (alert_id, publisher)
+                   );
+                   CREATE INDEX alert_copies_by_expiry ON alert_copies (expires_at);
+                   CREATE TABLE handbacks (
+                       publisher    TEXT NOT NULL,
+                       alert_id     TEXT NOT NULL,
+                       referent_id  TEXT NOT NULL,
+                       requested_at BIGINT NOT NULL,
+                       done_at      BIGINT,
+                       PRIMARY KEY (alert_id, publisher, referent_id)
+                   );",
+    },
 ];
 
 /// The first relais with a PostgreSQL store created the whole schema of

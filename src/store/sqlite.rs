@@ -190,13 +190,28 @@ fn query(
 ) -> Result<Vec<Row>, rusqlite::Error> {
     let mut statement = connection.prepare_cached(sql)?;
     let columns = statement.column_count();
-    let rows = statement.query_map(rusqlite::params_from_iter(parameters), |row| {
-        (0..columns)
+    bind(&mut statement, parameters)?;
+    let mut rows = statement.raw_query();
+    let mut read = Vec::new();
+    while let Some(row) = rows.next()? {
+        let values = (0..columns)
             .map(|index| value(index, row.get_ref(index)?))
-            .collect::<Result<Vec<Value>, _>>()
-            .map(Row)
-    })?;
-    rows.collect()
+            .collect::<Result<Vec<Value>, _>>()?;
+        read.push(Row(values));
+    }
+    Ok(read)
+}
+
+/// Binds `parameters` to `$1`, `$2`… by their numbers, as PostgreSQL does:
+/// SQLite numbers a `$n` by where it first appears, so that a statement
+/// naming `$4` before `$1` would bind them crosswise.
+fn bind(statement: &mut rusqlite::Statement<'_>, parameters: &[Value]) -> rusqlite::Result<()> {
+    for (number, parameter) in parameters.iter().enumerate() {
+        if let Some(index) = statement.parameter_index(&format!("${}", number + 1))? {
+            statement.raw_bind_parameter(index, parameter)?;
+        }
+    }
+    Ok(())
 }
 
 fn transaction(
@@ -207,7 +222,8 @@ fn transaction(
     let mut changed = Vec::with_capacity(statements.len());
     for (sql, parameters) in statements {
         let mut statement = transaction.prepare_cached(sql)?;
-        let rows = statement.execute(rusqlite::params_from_iter(parameters))?;
+        bind(&mut statement, parameters)?;
+        let rows = statement.raw_execute()?;
         changed.push(u64::try_from(rows).unwrap_or(u64::MAX));
     }
     transaction.commit()?;

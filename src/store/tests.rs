@@ -193,6 +193,8 @@ conformance!(
     a_declared_absence_counts_from_its_declaration_until_it_ends_or_its_referent_cancels_it,
     declared_absences_are_forgotten_once_ended_or_cancelled_longer_ago_than_the_retention,
     each_delivery_keeps_what_its_alert_said_of_consent,
+    a_hand_back_is_kept_until_done_and_its_referent_no_longer_counts_as_acknowledging,
+    parameters_bind_by_their_numbers_whatever_their_order_in_the_statement,
 );
 
 fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> SentEmail {
@@ -1038,4 +1040,85 @@ async fn each_delivery_keeps_what_its_alert_said_of_consent(place: &Place) {
     ];
     assert_eq!(kept(audit.alert(&id("A-1")).await.unwrap()), expected);
     assert_eq!(kept(audit.since(now).await.unwrap()), expected[1..]);
+}
+
+async fn a_hand_back_is_kept_until_done_and_its_referent_no_longer_counts_as_acknowledging(
+    place: &Place,
+) {
+    // Arrange: A-1 emailed to two référents of the ccas network, its copy
+    // kept; both acknowledged, then the first handed it back.
+    let store = place.open().await;
+    let at = now();
+    for referent in ["r1", "r2"] {
+        store
+            .record(delivery("A-1", referent, at), DIGEST)
+            .await
+            .unwrap();
+    }
+    store
+        .keep_copy(key("A-1"), b"sealed bytes", at + time::Duration::days(14))
+        .await
+        .unwrap();
+    store.acknowledge(key("A-1"), "r1", at).await.unwrap();
+
+    // Act
+    let first = store.hand_back(key("A-1"), "r1", at).await.unwrap();
+    let again = store.hand_back(key("A-1"), "r1", at).await.unwrap();
+    let due = store.hand_backs_due().await.unwrap();
+    let acknowledging = store.acknowledged_networks(key("A-1")).await.unwrap();
+    store.hand_back_done(&due[0], at).await.unwrap();
+    let after = store.hand_backs_due().await.unwrap();
+    store.acknowledge(key("A-1"), "r2", at).await.unwrap();
+    let by_the_other = store.acknowledged_networks(key("A-1")).await.unwrap();
+
+    // Assert
+    assert!(first && !again);
+    assert_eq!(
+        due,
+        [HandBack {
+            publisher: SOS75.into(),
+            alert_id: "A-1".into(),
+            referent_id: "r1".into(),
+            requested_at: OffsetDateTime::from_unix_timestamp(at.unix_timestamp()).unwrap(),
+        }]
+    );
+    assert!(acknowledging.is_empty(), "{acknowledging:?}");
+    assert!(after.is_empty());
+    assert_eq!(by_the_other, ["ccas"]);
+    assert_eq!(
+        store.copy(key("A-1")).await.unwrap().as_deref(),
+        Some(&b"sealed bytes"[..])
+    );
+    assert_eq!(
+        store.handed_back(key("A-1")).await.unwrap(),
+        [("r1".to_owned(), due[0].requested_at)]
+    );
+}
+
+async fn parameters_bind_by_their_numbers_whatever_their_order_in_the_statement(place: &Place) {
+    let store = place.open().await;
+
+    store
+        .engine
+        .execute(
+            "INSERT INTO keys (name, secret, created_at) VALUES ($2, $3, $1)",
+            vec![7_i64.into(), "seven".into(), b"secret".as_slice().into()],
+        )
+        .await
+        .unwrap();
+    let mut rows = store
+        .engine
+        .read(
+            "SELECT created_at, secret FROM keys WHERE name = $1",
+            vec!["seven".into()],
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].int(0).unwrap(), 7);
+    assert_eq!(
+        rows[0].blob_or_null(1).unwrap().as_deref(),
+        Some(&b"secret"[..])
+    );
 }

@@ -86,6 +86,45 @@ departements = ["75"]
 "#;
 
 /// A name no other test (or run) uses.
+/// The registry of the escalation tests: Camille of the CCAS of Paris 13e,
+/// her deputy Dominique, and the permanence as the network's fallback;
+/// `orientation_sociale` alerts escalate after `waits`, an
+/// `escalate_after` table's content (`urgent = "3s", normal = "1h"`).
+pub fn escalating(waits: &str) -> String {
+    format!(
+        r#"
+[[route]]
+kind = "orientation_sociale"
+networks = ["ccas"]
+label = "Orientation sociale"
+escalate_after = {{ {waits} }}
+
+[[referent]]
+id = "camille"
+network = "ccas"
+name = "Camille Martin"
+organisation = "CCAS de Paris 13e"
+email = "camille@ccas-paris13.test"
+communes = ["75113"]
+deputies = ["dominique"]
+
+[[referent]]
+id = "dominique"
+network = "ccas"
+name = "Dominique Petit"
+email = "dominique@ccas-paris13.test"
+communes = ["75114"]
+
+[[referent]]
+id = "permanence"
+network = "ccas"
+organisation = "CCAS de Paris, permanence"
+email = "permanence@paris.test"
+fallback = true
+"#
+    )
+}
+
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let nanos = SystemTime::now()

@@ -12,41 +12,16 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::smtp::Mail;
-use support::{ACK_SECRET, WAIT, World, alert, http_request, signal, wait_exit};
+use support::{ACK_SECRET, WAIT, World, alert, escalating, http_request, signal, wait_exit};
+
+/// The escalation tests' registry, its urgent alerts waiting [`STEP`] at
+/// each step.
+fn registry() -> String {
+    escalating("urgent = \"3s\", normal = \"1h\"")
+}
 
 /// How long an urgent alert waits for an acknowledgement at each step.
 const STEP: Duration = Duration::from_secs(3);
-
-const REGISTRY: &str = r#"
-[[route]]
-kind = "orientation_sociale"
-networks = ["ccas"]
-label = "Orientation sociale"
-escalate_after = { urgent = "3s", normal = "1h" }
-
-[[referent]]
-id = "camille"
-network = "ccas"
-name = "Camille Martin"
-organisation = "CCAS de Paris 13e"
-email = "camille@ccas-paris13.test"
-communes = ["75113"]
-deputies = ["dominique"]
-
-[[referent]]
-id = "dominique"
-network = "ccas"
-name = "Dominique Petit"
-email = "dominique@ccas-paris13.test"
-communes = ["75114"]
-
-[[referent]]
-id = "permanence"
-network = "ccas"
-organisation = "CCAS de Paris, permanence"
-email = "permanence@paris.test"
-fallback = true
-"#;
 
 /// A world whose relais sends acknowledgement links and serves /metrics;
 /// returns it with the port of the acknowledgement pages.
@@ -54,7 +29,7 @@ async fn world() -> (World, u16) {
     let metrics = support::smtp::SmtpServer::free_port().await;
     let metrics = format!("127.0.0.1:{metrics}");
     World::with_ack(
-        REGISTRY,
+        &registry(),
         ACK_SECRET,
         &[("RELAIS__HTTP__LISTEN", metrics.as_str())],
     )
@@ -300,13 +275,10 @@ fn next_opening() -> (relais::calendar::Zone, String, std::time::SystemTime) {
                     - (i32::from(local.hour()) * 3600
                         + i32::from(local.minute()) * 60
                         + i32::from(local.second()));
-                let begins = now
-                    .checked_add(jiff::SignedDuration::from_secs(i64::from(wait)))
-                    .unwrap()
-                    .round(jiff::Unit::Second)
-                    .unwrap();
-                let begins = std::time::UNIX_EPOCH
-                    + Duration::from_secs(u64::try_from(begins.as_second()).unwrap());
+                // Whole seconds: `now`'s fraction is below its local second.
+                let begins = now.as_second() + i64::from(wait);
+                let begins =
+                    std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(begins).unwrap());
                 (
                     zone,
                     format!("{:02}:{:02}", minutes / 60, minutes % 60),
@@ -323,7 +295,8 @@ async fn a_step_counts_only_the_office_s_open_time_and_falls_after_it_opens() {
     // every day; its steps wait 3 s of open time.
     let (zone, opens, opens_at) = next_opening();
     let registry = format!(
-        "{REGISTRY}\n[[network]]\nname = \"ccas\"\ntime_zone = \"{}\"\nhours = {{ mon-sun = \"{opens}-23:59\" }}\n",
+        "{}\n[[network]]\nname = \"ccas\"\ntime_zone = \"{}\"\nhours = {{ mon-sun = \"{opens}-23:59\" }}\n",
+        registry(),
         zone.iana()
     );
     let (world, _port) = World::with_ack(&registry, ACK_SECRET, &[]).await;
@@ -381,6 +354,39 @@ async fn a_step_counts_only_the_office_s_open_time_and_falls_after_it_opens() {
     assert!(
         both[1].at >= opened + STEP,
         "the step fell before the office had 3 s open"
+    );
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn resolve_says_when_the_first_step_would_fall_in_the_office_s_open_time() {
+    // Arrange: the CCAS opens weekdays 09:00-17:00.
+    let registry = format!(
+        "{}\n[[network]]\nname = \"ccas\"\nhours = {{ mon-fri = \"09:00-17:00\" }}\n",
+        registry()
+    );
+    let world = World::new(&registry).await;
+
+    // Act: an alert on a Friday evening.
+    let resolved = world.cli(&[
+        "resolve",
+        "--kind",
+        "orientation_sociale",
+        "--commune",
+        "75113",
+        "--at",
+        "2026-12-04T18:00:00+01:00",
+    ]);
+
+    // Assert: its steps wait 3 s of open time, from Monday 09:00.
+    assert!(resolved.status.success(), "{resolved:?}");
+    let said = String::from_utf8_lossy(&resolved.stderr);
+    assert!(
+        said.ends_with(
+            "# escalation (urgent): its first step would fall on 07/12/2026 à 09:00 (heure de Paris)\n\
+             # escalation (normal): its first step would fall on 07/12/2026 à 10:00 (heure de Paris)\n"
+        ),
+        "{said}"
     );
     world.cleanup().await;
 }

@@ -118,49 +118,10 @@ async fn a_publisher_logged_in_as_relais_itself_is_refused_by_check_at_start_and
     let refusal = "publisher `guest` is relais's own broker login";
     let (world, port) = world_with_endpoint(&forging, &[]).await;
 
-    // Act: check, then start.
-    let checked = world.cli(&["check"]);
-    let mut refused = world.spawn_binary();
-    let start_logs = Logs::collect(&mut refused);
-    let start = exit_or_kill(&mut refused).await;
-
-    // Assert
-    assert_eq!(checked.status.code(), Some(1), "{}", text(&checked.stdout));
-    assert!(
-        text(&checked.stderr).contains(refusal),
-        "{}",
-        text(&checked.stderr)
-    );
-    assert!(start.is_some_and(|status| !status.success()), "{start:?}");
-    assert!(
-        start_logs.wait_for(refusal, 1, WAIT).await,
-        "{}",
-        start_logs.all()
-    );
-
-    // Act: a relais started on a valid registry is given the forging one.
-    std::fs::write(world.dir.path().join("referents.toml"), REGISTRY).unwrap();
-    let mut relais = world.spawn_binary();
-    let logs = Logs::collect(&mut relais);
-    logs.expect("registry loaded").await;
-    std::fs::write(world.dir.path().join("referents.toml"), &forging).unwrap();
-    signal(&relais, "HUP");
-
-    // Assert: refused, the registry in force kept, relais still alive.
-    assert!(logs.wait_for("registry reload refused", 1, WAIT).await);
-    assert_eq!(logs.count(refusal), 1, "{}", logs.all());
-    let after = metrics(port).await;
-    assert_eq!(
-        sample(&after, "relais_registry_reload_failures_total"),
-        Some(1.0)
-    );
+    // Act and Assert: refused by check, at start, and at reload (the
+    // registry in force kept, relais alive).
+    let after = refused_everywhere(&world, port, &forging, refusal).await;
     assert_eq!(sample(&after, "relais_publishers_declared"), Some(0.0));
-    assert_eq!(
-        http_get(port, "/healthz").await,
-        (200, "alive\n".to_owned())
-    );
-    signal(&relais, "TERM");
-    assert!(wait_exit(&mut relais, WAIT).await.success());
     world.cleanup().await;
 }
 
@@ -180,44 +141,8 @@ async fn escalation_chains_longer_than_the_store_remembers_are_refused_by_check_
                    (2days)";
     let (world, port) = world_with_endpoint(&long, &[("RELAIS__STORE__RETENTION", "2days")]).await;
 
-    // Act
-    let checked = world.cli(&["check"]);
-    let mut refused = world.spawn_binary();
-    let start_logs = Logs::collect(&mut refused);
-    let start = exit_or_kill(&mut refused).await;
-
-    // Assert
-    assert_eq!(checked.status.code(), Some(1), "{}", text(&checked.stdout));
-    assert!(
-        text(&checked.stderr).contains(refusal),
-        "{}",
-        text(&checked.stderr)
-    );
-    assert!(start.is_some_and(|status| !status.success()), "{start:?}");
-    assert!(
-        start_logs.wait_for(refusal, 1, WAIT).await,
-        "{}",
-        start_logs.all()
-    );
-
-    // Act: the same chain given to a running relais.
-    std::fs::write(world.dir.path().join("referents.toml"), REGISTRY).unwrap();
-    let mut relais = world.spawn_binary();
-    let logs = Logs::collect(&mut relais);
-    logs.expect("registry loaded").await;
-    std::fs::write(world.dir.path().join("referents.toml"), &long).unwrap();
-    signal(&relais, "HUP");
-
-    // Assert
-    assert!(logs.wait_for("registry reload refused", 1, WAIT).await);
-    assert_eq!(logs.count(refusal), 1, "{}", logs.all());
-    let after = metrics(port).await;
-    assert_eq!(
-        sample(&after, "relais_registry_reload_failures_total"),
-        Some(1.0)
-    );
-    signal(&relais, "TERM");
-    assert!(wait_exit(&mut relais, WAIT).await.success());
+    // Act and Assert: refused by check, at start, and at reload.
+    refused_everywhere(&world, port, &long, refusal).await;
     world.cleanup().await;
 }
 
@@ -317,4 +242,50 @@ async fn check_warns_of_a_readable_settings_file_holding_a_cluster_s_passwords()
     );
     assert!(!out.contains("PASSWORD-NODE"), "{out}");
     world.cleanup().await;
+}
+
+/// Checks that registry `bad` is refused, saying `refusal`: by `relais
+/// check`, by a relais starting on it, and by a relais running on
+/// [`REGISTRY`] given it at a reload, which keeps its registry, stays
+/// alive, and counts the failure. Returns that relais's metrics after the
+/// reload; it is stopped.
+async fn refused_everywhere(world: &World, port: u16, bad: &str, refusal: &str) -> String {
+    std::fs::write(world.dir.path().join("referents.toml"), bad).unwrap();
+    let checked = world.cli(&["check"]);
+    let mut refused = world.spawn_binary();
+    let start_logs = Logs::collect(&mut refused);
+    let start = exit_or_kill(&mut refused).await;
+    assert_eq!(checked.status.code(), Some(1), "{}", text(&checked.stdout));
+    assert!(
+        text(&checked.stderr).contains(refusal),
+        "{}",
+        text(&checked.stderr)
+    );
+    assert!(start.is_some_and(|status| !status.success()), "{start:?}");
+    assert!(
+        start_logs.wait_for(refusal, 1, WAIT).await,
+        "{}",
+        start_logs.all()
+    );
+
+    std::fs::write(world.dir.path().join("referents.toml"), REGISTRY).unwrap();
+    let mut relais = world.spawn_binary();
+    let logs = Logs::collect(&mut relais);
+    logs.expect("registry loaded").await;
+    std::fs::write(world.dir.path().join("referents.toml"), bad).unwrap();
+    signal(&relais, "HUP");
+    assert!(logs.wait_for("registry reload refused", 1, WAIT).await);
+    assert_eq!(logs.count(refusal), 1, "{}", logs.all());
+    let after = metrics(port).await;
+    assert_eq!(
+        sample(&after, "relais_registry_reload_failures_total"),
+        Some(1.0)
+    );
+    assert_eq!(
+        http_get(port, "/healthz").await,
+        (200, "alive\n".to_owned())
+    );
+    signal(&relais, "TERM");
+    assert!(wait_exit(&mut relais, WAIT).await.success());
+    after
 }

@@ -27,32 +27,9 @@ use support::{ACK_SECRET, DeadLetter, DispatchUser, REGISTRY, WAIT, World, alert
 /// Camille serves commune 75113, Dominique is her deputy, the permanence
 /// is the fallback; the chain waits an hour at each step, so that within a
 /// test only a forged step could make the alert climb.
-const ESCALATING: &str = r#"
-[[route]]
-kind = "orientation_sociale"
-networks = ["ccas"]
-label = "Orientation sociale"
-escalate_after = { urgent = "1h", normal = "1h" }
-
-[[referent]]
-id = "camille"
-network = "ccas"
-email = "camille@ccas-paris13.test"
-communes = ["75113"]
-deputies = ["dominique"]
-
-[[referent]]
-id = "dominique"
-network = "ccas"
-email = "dominique@ccas-paris13.test"
-communes = ["75114"]
-
-[[referent]]
-id = "permanence"
-network = "ccas"
-email = "permanence@paris.test"
-fallback = true
-"#;
+fn escalating_hourly() -> String {
+    support::escalating("urgent = \"1h\", normal = \"1h\"")
+}
 
 /// Headers as a publisher writes them.
 fn headers(pairs: &[(&str, AMQPValue)]) -> FieldTable {
@@ -178,7 +155,7 @@ async fn delete_escalation_queue(world: &World) {
 async fn a_forged_escalation_step_changes_nothing(step: i32) {
     // Arrange
     let dispatch = DispatchUser::create(&format!("escalation{step}"));
-    let (world, _port) = World::with_ack(ESCALATING, ACK_SECRET, &[]).await;
+    let (world, _port) = World::with_ack(&escalating_hourly(), ACK_SECRET, &[]).await;
     let events = world.bind_events("#").await;
     world
         .smtp
@@ -264,27 +241,15 @@ async fn a_forged_attempt_count_does_not_shorten_a_publishers_retry_ladder() {
 
 #[tokio::test]
 async fn a_forged_routing_key_does_not_relabel_a_publishers_dead_letter() {
-    // Arrange: the first round fails (451), the retry is refused for good
-    // (550): a retry, then a dead letter.
-    let dispatch = DispatchUser::create("routing-key");
-    let world = World::new(REGISTRY).await;
-    world
-        .smtp
-        .fail_next(2, Fault::Reply(451, "4.3.0 try again later"));
-    world.smtp.fail_next(1, Fault::Reply(550, "5.7.1 refused"));
-    let app = world.spawn();
-
-    // Act
-    dispatch
-        .publish_with_headers(
-            &world,
-            &alert("SOS75-FORGED-RK", "orientation_sociale", "75115"),
-            headers(&[("x-relais-routing-key", long_string("acces_aux_droits"))]),
-        )
-        .await;
+    // Arrange and Act: a retry, then a dead letter.
+    let (world, _dispatch, app) = dead_after_a_retry(
+        "routing-key",
+        "SOS75-FORGED-RK",
+        headers(&[("x-relais-routing-key", long_string("acces_aux_droits"))]),
+    )
+    .await;
 
     // Assert: the dead letter carries the routing key the alert came with.
-    assert_eq!(world.wait_for_depth(&world.dead(), 1, WAIT).await, 1);
     let listed = world.cli(&["dead-letters", "list", "--json"]);
     app.stop().await;
     assert!(listed.status.success(), "{}", text(&listed.stderr));
@@ -306,29 +271,18 @@ async fn a_forged_routing_key_does_not_relabel_a_publishers_dead_letter() {
 
 #[tokio::test]
 async fn an_unknown_relais_header_is_carried_neither_onto_the_retry_nor_onto_the_dead_letter() {
-    // Arrange: a retry (451 for the first round), then a dead letter (550).
-    let dispatch = DispatchUser::create("unknown");
-    let world = World::new(REGISTRY).await;
-    world
-        .smtp
-        .fail_next(2, Fault::Reply(451, "4.3.0 try again later"));
-    world.smtp.fail_next(1, Fault::Reply(550, "5.7.1 refused"));
-    let app = world.spawn();
-
-    // Act
-    dispatch
-        .publish_with_headers(
-            &world,
-            &alert("SOS75-FORGED-X", "orientation_sociale", "75115"),
-            headers(&[
-                ("x-relais-whatever", long_string("forged")),
-                ("x-dispatch-trace", long_string("kept")),
-            ]),
-        )
-        .await;
+    // Arrange and Act: a retry, then a dead letter.
+    let (world, dispatch, app) = dead_after_a_retry(
+        "unknown",
+        "SOS75-FORGED-X",
+        headers(&[
+            ("x-relais-whatever", long_string("forged")),
+            ("x-dispatch-trace", long_string("kept")),
+        ]),
+    )
+    .await;
 
     // Assert: relais's headers only, and the publisher's own kept.
-    assert_eq!(world.wait_for_depth(&world.dead(), 1, WAIT).await, 1);
     app.stop().await;
     let dead = world.broker.take_all(&world.dead()).await;
     assert_eq!(dead.len(), 1);
@@ -347,7 +301,7 @@ async fn a_replay_does_not_make_a_publishers_forged_escalation_or_served_list_tr
     // the broker dead-letters itself (headers and all) after crashes.
     let dispatch = DispatchUser::create("replay-escalation");
     let (world, _port) = World::with_ack(
-        ESCALATING,
+        &escalating_hourly(),
         ACK_SECRET,
         &[("RELAIS__AMQP__DELIVERY_LIMIT", "2")],
     )
@@ -448,4 +402,27 @@ async fn a_publishers_forged_reason_and_routing_key_survive_neither_dead_letters
     );
     assert_eq!(recipients(&world), Vec::<String>::new());
     world.cleanup().await;
+}
+
+/// Publisher `user`'s alert `id` for 75115, carrying `forged` headers: its
+/// first round is refused for now (451) and its retry for good (550), so
+/// that it goes through a retry to a dead letter. Returns once the dead
+/// letter is there, relais still running.
+async fn dead_after_a_retry(
+    user: &str,
+    id: &str,
+    forged: FieldTable,
+) -> (World, DispatchUser, support::RunningApp) {
+    let dispatch = DispatchUser::create(user);
+    let world = World::new(REGISTRY).await;
+    world
+        .smtp
+        .fail_next(2, Fault::Reply(451, "4.3.0 try again later"));
+    world.smtp.fail_next(1, Fault::Reply(550, "5.7.1 refused"));
+    let app = world.spawn();
+    dispatch
+        .publish_with_headers(&world, &alert(id, "orientation_sociale", "75115"), forged)
+        .await;
+    assert_eq!(world.wait_for_depth(&world.dead(), 1, WAIT).await, 1);
+    (world, dispatch, app)
 }

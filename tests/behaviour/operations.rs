@@ -447,34 +447,15 @@ async fn a_replay_by_a_reason_relais_does_not_know_is_refused_with_the_list_of_r
 
 /// A route whose alerts wait an hour for an acknowledgement: their copies
 /// stay in `<queue>.escalation.1h` for the whole test.
-const ESCALATING: &str = r#"
-[[route]]
-kind = "orientation_sociale"
-networks = ["ccas"]
-label = "Orientation sociale"
-escalate_after = { urgent = "1h" }
-
-[[referent]]
-id = "camille"
-network = "ccas"
-name = "Camille Martin"
-email = "camille@ccas-paris13.test"
-communes = ["75113"]
-deputies = ["dominique"]
-
-[[referent]]
-id = "dominique"
-network = "ccas"
-name = "Dominique Petit"
-email = "dominique@ccas-paris13.test"
-communes = ["75114"]
-"#;
+fn escalating_hourly() -> String {
+    support::escalating("urgent = \"1h\"")
+}
 
 #[tokio::test]
 async fn the_escalation_copy_of_an_acknowledged_alert_is_purged_and_the_others_kept() {
     // Arrange: two alerts reach Camille, each with its copy waiting an hour
     // for the deputies; she acknowledges one through her link.
-    let (world, port) = World::with_ack(ESCALATING, ACK_SECRET, &[]).await;
+    let (world, port) = World::with_ack(&escalating_hourly(), ACK_SECRET, &[]).await;
     let escalation = format!("{}.escalation.1h", world.queue);
     let app = world.spawn();
     for id in ["SOS75-ACKED", "SOS75-WAITING"] {
@@ -592,7 +573,7 @@ async fn the_escalation_copy_of_an_acknowledged_alert_is_purged_and_the_others_k
 async fn a_copy_the_purge_keeps_falls_due_when_it_was_due_not_a_wait_later() {
     // Arrange: an alert nobody acknowledges, its copy due 3 s after the
     // email; most of the wait goes by.
-    let registry = ESCALATING.replace("urgent = \"1h\"", "urgent = \"3s\"");
+    let registry = support::escalating("urgent = \"3s\"");
     let (world, _port) = World::with_ack(&registry, ACK_SECRET, &[]).await;
     let escalation = format!("{}.escalation.3s", world.queue);
     let app = world.spawn();

@@ -111,6 +111,22 @@ impl Zone {
     }
 
     /// The wall-clock date and time in the zone at the instant `at`.
+    /// `22/11/2026 à 08:15 (heure de La Réunion)`: the instant `at` in
+    /// this zone's time, the zone named in words, as emails and the CLI
+    /// give times to people.
+    pub fn in_words(self, at: Timestamp) -> String {
+        let local = self.local(at);
+        format!(
+            "{:02}/{:02}/{} à {:02}:{:02} ({})",
+            local.day(),
+            local.month(),
+            local.year(),
+            local.hour(),
+            local.minute(),
+            self.name_fr()
+        )
+    }
+
     pub fn local(self, at: Timestamp) -> DateTime {
         self.time_zone().to_datetime(at)
     }

@@ -43,18 +43,7 @@ pub struct Wording<'a> {
 /// `22/11/2026 à 08:15 (heure de Paris)`: an instant in the local time of
 /// the alert's territory, its zone named in words.
 fn local_time(at: OffsetDateTime, zone: Zone) -> String {
-    let local = jiff::Timestamp::from_nanosecond(at.unix_timestamp_nanos())
-        .map(|at| zone.local(at))
-        .unwrap_or_default();
-    format!(
-        "{:02}/{:02}/{} à {:02}:{:02} ({})",
-        local.day(),
-        local.month(),
-        local.year(),
-        local.hour(),
-        local.minute(),
-        zone.name_fr()
-    )
+    zone.in_words(jiff::Timestamp::from_nanosecond(at.unix_timestamp_nanos()).unwrap_or_default())
 }
 
 #[derive(Debug, Error)]
@@ -188,6 +177,9 @@ pub enum Addressed<'a> {
     /// Nobody acknowledged the alert for this long: it climbs to this
     /// référent (a deputy, or a fallback référent).
     Escalated { unacknowledged_for: Duration },
+    /// This référent handed the alert back ("ne relève pas de notre
+    /// service"): it goes to the network's fallback référents.
+    HandedBack(&'a Referent),
 }
 
 /// The référent's personal links that an email carries, when the pages
@@ -278,6 +270,9 @@ struct View<'a> {
     /// How long nobody acknowledged the alert, when it reaches this
     /// référent by escalation (`2 h`, `1 j 12 h`).
     escalated_after: Option<String>,
+    /// Who handed the alert back (`CCAS de Paris 13e — Camille Martin`),
+    /// when it reaches this référent so.
+    handed_back_by: Option<String>,
     /// The référent's personal acknowledgement link.
     ack_link: Option<&'a str>,
     /// The référent's personal link to its absence page.
@@ -385,6 +380,14 @@ impl Renderer {
                 Addressed::Escalated { unacknowledged_for } => {
                     Some(french_duration(unacknowledged_for))
                 }
+                _ => None,
+            },
+            handed_back_by: match addressed {
+                Addressed::HandedBack(by) => Some(match (by.organisation(), by.name()) {
+                    (Some(organisation), Some(name)) => format!("{organisation} — {name}"),
+                    (Some(one), None) | (None, Some(one)) => one.to_owned(),
+                    (None, None) => by.id().to_string(),
+                }),
                 _ => None,
             },
             emitted_at: local_time(alert.emitted_at(), zone),
