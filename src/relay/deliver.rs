@@ -3,8 +3,8 @@
 //! territory name référents (those away that day replaced, by the
 //! registry's absences and those they declared), an id used again for
 //! other content is a conflict, whoever had it already is skipped, and
-//! each of the others is emailed. The [`Decision`] says how it ended and, when its route
-//! escalates, the first step to schedule.
+//! each of the others is emailed. The [`Decision`] says how it ended and,
+//! when its route escalates, the first step to schedule.
 //!
 //! It never settles anything with the broker, and never emails a référent
 //! the store or the message says already has the alert. Consent is checked
