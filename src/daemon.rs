@@ -126,6 +126,7 @@ pub async fn run(
             store.clone(),
             events.clone(),
             notices,
+            relay.absences().clone(),
         )?;
         tokio::spawn(http::serve_bounded(
             listener,

@@ -11,11 +11,14 @@
 //! 5. [`amqp::settle`]: the outcome becomes broker actions: retries and
 //!    dead letters published with confirms, then the ack.
 //!
-//! [`daemon`] starts it all; [`commands`] are the operators' subcommands.
+//! [`daemon`] starts it all; [`commands`] are the operators' subcommands;
+//! [`ack`] serves the référents' pages (acknowledgement, absences), and
+//! [`absences`] hands the absences they declare to the relay.
 //! Two failures matter above all: an alert lost, and an alert sent to the
 //! wrong person or in clear. Every module's documentation says how it
 //! guards against them.
 
+pub mod absences;
 pub mod ack;
 pub mod amqp;
 pub mod backoff;

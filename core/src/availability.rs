@@ -6,12 +6,18 @@
 //! ([`crate::calendar::Zone`]); the overseas départements' offices write
 //! their absences in Paris dates too (the registry says so).
 
+use thiserror::Error;
 use time::{Date, Duration, OffsetDateTime, UtcOffset};
 
 use crate::calendar::Zone;
 
 /// The longest absence, in days: a longer one is a référent to replace.
 pub const LONGEST_DAYS: i64 = 366;
+
+/// How an absence's dates are written: `YYYY-MM-DD`, in the registry, on
+/// the absence page and in the store.
+pub const DATE: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
 
 /// A period of absence: `from` and `to` included, Paris dates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,25 +26,42 @@ pub struct Absence {
     pub to: Date,
 }
 
+/// Why two dates are not an absence: the registry's rules, which an
+/// absence a référent declares on its page follows too. Each variant is a
+/// rule, so that a page can say it in the référent's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum AbsenceError {
+    /// The field named is not a `YYYY-MM-DD` date.
+    #[error("`{0}` must be a date, YYYY-MM-DD (e.g. 2026-12-24)")]
+    NotADate(&'static str),
+    #[error("`to` is before `from`")]
+    Reversed,
+    #[error("lasts more than {LONGEST_DAYS} days: name another référent instead")]
+    TooLong,
+}
+
 impl Absence {
     /// Parses `from` and `to` (`YYYY-MM-DD`).
     ///
     /// # Errors
-    /// What is wrong, naming the field.
-    pub fn parse(from: &str, to: &str) -> Result<Self, String> {
-        let date = |field: &str, text: &str| {
-            let format = time::macros::format_description!("[year]-[month]-[day]");
-            Date::parse(text, &format)
-                .map_err(|_| format!("`{field}` must be a date, YYYY-MM-DD (e.g. 2026-12-24)"))
+    /// [`AbsenceError`]: which rule is broken, naming the field.
+    pub fn parse(from: &str, to: &str) -> Result<Self, AbsenceError> {
+        let date = |field: &'static str, text: &str| {
+            Date::parse(text, DATE).map_err(|_| AbsenceError::NotADate(field))
         };
-        let (from, to) = (date("from", from)?, date("to", to)?);
+        Self::new(date("from", from)?, date("to", to)?)
+    }
+
+    /// The absence from `from` to `to`, both included.
+    ///
+    /// # Errors
+    /// [`AbsenceError::Reversed`] or [`AbsenceError::TooLong`].
+    pub fn new(from: Date, to: Date) -> Result<Self, AbsenceError> {
         if to < from {
-            return Err("`to` is before `from`".into());
+            return Err(AbsenceError::Reversed);
         }
         if (to - from).whole_days() >= LONGEST_DAYS {
-            return Err(format!(
-                "lasts more than {LONGEST_DAYS} days: name another référent instead"
-            ));
+            return Err(AbsenceError::TooLong);
         }
         Ok(Self { from, to })
     }
@@ -127,11 +150,27 @@ mod tests {
         assert_eq!(absence.dates().count(), 10);
         assert_eq!(
             Absence::parse("2027-01-02", "2026-12-24"),
-            Err("`to` is before `from`".into())
+            Err(AbsenceError::Reversed)
         );
         assert_eq!(
-            Absence::parse("24/12/2026", "2026-12-24"),
-            Err("`from` must be a date, YYYY-MM-DD (e.g. 2026-12-24)".into())
+            Absence::parse("24/12/2026", "2026-12-24")
+                .unwrap_err()
+                .to_string(),
+            "`from` must be a date, YYYY-MM-DD (e.g. 2026-12-24)"
+        );
+        assert_eq!(
+            Absence::parse("2026-01-01", "2026-12-31").map(|a| a.dates().count()),
+            Ok(365)
+        );
+        assert_eq!(
+            Absence::parse("2024-01-01", "2024-12-31").map(|a| a.dates().count()),
+            Ok(366)
+        );
+        assert_eq!(
+            Absence::parse("2026-01-01", "2027-01-02")
+                .unwrap_err()
+                .to_string(),
+            "lasts more than 366 days: name another référent instead"
         );
     }
 }

@@ -114,7 +114,7 @@ mod tests {
             [&[2_u8][..], &copy].concat(),
         );
 
-        let opened = super::super::token::Sealer::new(SECRET)
+        let opened = super::super::token::Sealer::<super::super::token::Link>::new(SECRET)
             .open(&as_token, time::OffsetDateTime::now_utc());
 
         assert!(opened.is_err());

@@ -1,5 +1,8 @@
-//! Acknowledgement: each email carries a personal link, and the page it
-//! opens lets the référent say "I have seen this alert".
+//! The référents' pages: each email carries two personal links. The
+//! acknowledgement page lets the référent say "I have seen this alert";
+//! the absence page (`absence`, its own link, the référent's rather than
+//! the alert's) lets it say when it will be away, and who of its deputies
+//! stands in.
 //!
 //! Only the POST of the page's button acknowledges: mail security gateways
 //! open every link of an email, and a GET changes nothing. Acknowledging
@@ -15,11 +18,14 @@
 //! and date, never patient data; it is small, works without JavaScript and
 //! on a phone, and is served with the headers a public page needs (no
 //! caching of the token, no referrer, a strict CSP; see [`page`]).
-//! The link's token is sealed ([`token`]): its URL, wherever it is logged,
-//! tells nothing of the alert.
+//! The links' tokens are sealed ([`token`]), each kind under its own key: a
+//! URL, wherever it is logged, tells nothing of the alert or the référent,
+//! and an acknowledgement link never opens the absence page. Each page of
+//! a valid link leads to the référent's absence page ([`absence`]).
 //! It runs on `ack.listen`, behind the operator's HTTPS reverse proxy
 //! (`ack.public_url`).
 
+mod absence;
 pub mod copy;
 mod page;
 pub mod token;
@@ -34,6 +40,7 @@ use axum::response::Response;
 use axum::routing::get;
 use time::OffsetDateTime;
 
+use crate::absences::DeclaredAbsences;
 use crate::alert::{AlertId, Kind};
 use crate::follow_up::FollowUp;
 use crate::live_registry::SharedRegistry;
@@ -43,14 +50,25 @@ use crate::registry::{Referent, Registry};
 use crate::store::{AlertKey, Handling, Store};
 use crate::telemetry::events::Events;
 use page::{Colleague, Page, Templates};
-use token::{Link, Sealer, TokenError};
+use token::{AbsenceLink, Link, Sealer, TokenError};
+
+/// How long an absence page's link works: 90 days. Each email brings a
+/// fresh one, but a référent of a quiet territory may go weeks without an
+/// alert, and plans a leave weeks ahead: the link of its last email must
+/// still open then. Longer than an acknowledgement link's
+/// (`ack.link_ttl`), since what it opens is bounded: the référent's own
+/// absences, and only its deputies in the registry (or its network's
+/// fallback référents) can be made to receive its alerts.
+pub const ABSENCE_LINK_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// The largest form a page posts: one follow-up's code, with room to spare.
 const MAX_FORM: usize = 1024;
 
 /// What the emails' links are made of.
 pub struct Links {
-    sealer: Sealer,
+    sealer: Sealer<Link>,
+    /// The absence pages' links: the same secrets, another purpose.
+    absences: Sealer<AbsenceLink>,
     /// Seals and opens the alerts' copies kept for hand-backs.
     copies: copy::CopySealer,
     /// `ack.public_url`, without a trailing `/`.
@@ -63,16 +81,44 @@ impl Links {
     /// with `previous` (`ack.previous_key_file`'s, during a rotation) still
     /// open.
     pub fn new(secret: &[u8], previous: Option<&[u8]>, public_url: &str, ttl: Duration) -> Self {
-        let sealer = Sealer::new(secret);
+        let (sealer, absences) = (Sealer::new(secret), Sealer::new(secret));
+        let (sealer, absences) = match previous {
+            Some(previous) => (
+                sealer.with_previous(previous),
+                absences.with_previous(previous),
+            ),
+            None => (sealer, absences),
+        };
         Self {
             copies: copy::CopySealer::new(secret, previous),
-            sealer: match previous {
-                Some(previous) => sealer.with_previous(previous),
-                None => sealer,
-            },
+            sealer,
+            absences,
             public_url: public_url.trim_end_matches('/').to_owned(),
             ttl,
         }
+    }
+
+    /// The personal link to the absence page of the référent `referent_id`
+    /// (valid [`ABSENCE_LINK_TTL`]); `None` (logged) when the system's
+    /// random source fails, and the email or page goes without one.
+    pub fn absence_link(&self, referent_id: &str) -> Option<String> {
+        let expires = OffsetDateTime::now_utc() + ABSENCE_LINK_TTL;
+        let link = AbsenceLink {
+            referent_id: referent_id.to_owned(),
+            expires_at: expires.unix_timestamp(),
+        };
+        match self.absences.seal(&link) {
+            Ok(token) => Some(format!("{}/absence/{token}", self.public_url)),
+            Err(error) => {
+                tracing::error!(referent = referent_id, %error,
+                    "cannot make an absence link; the email or page goes without one");
+                None
+            }
+        }
+    }
+
+    fn read_absence(&self, token: &str) -> Result<AbsenceLink, TokenError> {
+        self.absences.open(token, OffsetDateTime::now_utc())
     }
 
     /// The personal link for `referent` to acknowledge `alert`; `None`
@@ -135,15 +181,19 @@ struct Pages {
     registry: SharedRegistry,
     store: Store,
     events: Events,
+    /// The relay's declared absences, told when the absence page changes
+    /// one (so that the next alert counts it).
+    absences: DeclaredAbsences,
     templates: Arc<Templates>,
     /// `None` unless `ack.notify_colleagues`.
     notices: Option<Notices>,
 }
 
-/// The router of the acknowledgement pages.
+/// The router of the référents' pages: `/ack/{token}` and
+/// `/absence/{token}`.
 ///
 /// # Errors
-/// The pages' template does not compile (it is part of the binary, so
+/// The pages' templates do not compile (they are part of the binary, so
 /// this is caught by the tests).
 pub fn router(
     links: Arc<Links>,
@@ -151,17 +201,20 @@ pub fn router(
     store: Store,
     events: Events,
     notices: Option<Notices>,
+    absences: DeclaredAbsences,
 ) -> Result<Router, minijinja::Error> {
     let pages = Pages {
         links,
         registry,
         store,
         events,
+        absences,
         templates: Arc::new(Templates::new()?),
         notices,
     };
     Ok(Router::new()
         .route("/ack/{token}", get(show).post(acknowledge))
+        .route("/absence/{token}", get(absence::show).post(absence::change))
         .layer(DefaultBodyLimit::max(MAX_FORM))
         .with_state(pages))
 }
@@ -237,6 +290,7 @@ impl Pages {
             .as_ref()
             .map(|(id, at)| (who(&registry, id), paris_time(*at)));
         let acknowledged = handling.acknowledged_at.map(paris_time);
+        let absence = self.links.absence_link(&link.referent_id);
         self.templates.render(&Page::Confirm {
             alert_id: &link.alert_id,
             label: &label,
@@ -245,6 +299,7 @@ impl Pages {
             colleague: colleague.as_ref().map(|(by, at)| Colleague { by, at }),
             acknowledged: acknowledged.as_deref(),
             follow_up: handling.follow_up.map(|last| last.follow_up.label()),
+            absence: absence.as_deref(),
         })
     }
 
@@ -282,10 +337,12 @@ impl Pages {
             Ok(handling) => handling.follow_up.map(|last| last.follow_up.label()),
             Err(_) => None,
         };
+        let absence = self.links.absence_link(&link.referent_id);
         self.templates.render(&Page::Thanks {
             alert_id: &link.alert_id,
             first: acknowledged.first,
             follow_up,
+            absence: absence.as_deref(),
         })
     }
 

@@ -1,7 +1,8 @@
-//! The acknowledgement pages as the référent's browser receives them: the
-//! HTML, rendered from `templates/ack.html` (compiled in) with every value
-//! auto-escaped, and the headers a public page needs (no caching of the
-//! token, no referrer, a strict CSP, no framing, no indexing).
+//! The référents' pages as their browser receives them: the HTML, rendered
+//! from `templates/ack.html` and `templates/absence.html` (compiled in)
+//! with every value auto-escaped, and the headers a public page needs (no
+//! caching of the token, no referrer, a strict CSP, no framing, no
+//! indexing).
 //!
 //! This module only renders: it never reads a token, the registry or the
 //! store, and it is given ids, labels, places, times and the names of
@@ -39,6 +40,8 @@ pub(super) enum Page<'a> {
         acknowledged: Option<&'a str>,
         /// The network's last follow-up, in words.
         follow_up: Option<&'a str>,
+        /// The référent's absence page.
+        absence: Option<&'a str>,
     },
     /// The button pressed: recorded now (`first`), or recorded already;
     /// the follow-ups offered.
@@ -47,6 +50,8 @@ pub(super) enum Page<'a> {
         first: bool,
         /// The network's last follow-up, in words.
         follow_up: Option<&'a str>,
+        /// The référent's absence page.
+        absence: Option<&'a str>,
     },
     /// A follow-up chosen and recorded (the label of the choice); the
     /// others still offered, to change it.
@@ -96,15 +101,104 @@ struct Choice {
     label: &'static str,
 }
 
-/// The pages' template, compiled once; shared by every request.
+/// One of the absence page's answers, with what it shows; the template's
+/// `page`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "page", rename_all = "snake_case")]
+pub(super) enum AbsencePage<'a> {
+    /// The référent's absences and the form; `status` says whether what
+    /// was sent was refused.
+    Absences {
+        #[serde(skip)]
+        status: StatusCode,
+        #[serde(flatten)]
+        view: &'a AbsencesView,
+    },
+    /// The store could not be read or written: nothing changed.
+    RetryLater,
+    /// A link past its validity.
+    Expired,
+    /// A link relais did not seal for this page, or that was altered.
+    Unknown,
+    /// A valid link of a référent the registry no longer names.
+    Gone,
+}
+
+impl AbsencePage<'_> {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Absences { status, .. } => *status,
+            Self::RetryLater => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Expired | Self::Gone => StatusCode::GONE,
+            Self::Unknown => StatusCode::NOT_FOUND,
+        }
+    }
+}
+
+/// What the absence page shows of a référent: its name, its absences (the
+/// registry's and its own), its deputies, and what its last change did.
+/// Dates are written as people read them (`24/12/2026`); no patient data
+/// ever reaches it.
+#[derive(Debug, Default, Serialize)]
+pub(super) struct AbsencesView {
+    /// The référent as the emails name it: its name, else its office,
+    /// else its id.
+    pub referent: String,
+    pub network: String,
+    /// What the last change did, or why it was refused.
+    pub notice: Option<Notice>,
+    /// Its absences in force or to come, first day first.
+    pub absences: Vec<AbsenceView>,
+    /// Its deputies in the registry: (id, name).
+    pub deputies: Vec<(String, String)>,
+    /// Today in Paris, `YYYY-MM-DD` (the date fields' lowest value).
+    pub today: String,
+    /// What the form held when it was refused, to fill it again.
+    pub form: FormView,
+    /// Until when the link works, `24/12/2026`.
+    pub valid_until: String,
+}
+
+/// What the last change did (`ok`) or why it was refused (`error`).
+#[derive(Debug, Serialize)]
+pub(super) struct Notice {
+    pub ok: bool,
+    pub text: String,
+}
+
+/// One absence of the list.
+#[derive(Debug, Serialize)]
+pub(super) struct AbsenceView {
+    /// The store's number of an absence the référent declared (what its
+    /// cancel button sends); `None` for one of the registry.
+    pub id: Option<i64>,
+    /// `du 24/12/2026 au 02/01/2027`, or `le 24/12/2026`.
+    pub dates: String,
+    /// The deputy it chose, by name.
+    pub deputy: Option<String>,
+    /// The days on which only the network's fallback référents stand in.
+    pub fallback_days: Option<String>,
+    /// The days on which nobody can stand in.
+    pub nobody_days: Option<String>,
+}
+
+/// The form's values, as sent.
+#[derive(Debug, Default, Serialize)]
+pub(super) struct FormView {
+    pub from: String,
+    pub to: String,
+    pub deputy: String,
+}
+
+/// The pages' templates, compiled once; shared by every request.
 pub(super) struct Templates {
     templates: Environment<'static>,
 }
 
 impl Templates {
     /// # Errors
-    /// A template that does not compile (it is part of the binary, so this
-    /// is caught by the tests).
+    /// A template that does not compile (they are part of the binary, so
+    /// this is caught by the tests).
     pub(super) fn new() -> Result<Self, minijinja::Error> {
         let mut templates = Environment::new();
         templates.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -119,20 +213,30 @@ impl Templates {
         templates.add_global("choices", Value::from(minijinja::value::Serde(&choices)));
         // `.html`: every value is HTML-escaped (see `escape`).
         templates.add_template("ack.html", include_str!("../../templates/ack.html"))?;
+        templates.add_template("absence.html", include_str!("../../templates/absence.html"))?;
         Ok(Self { templates })
     }
 
     /// `page`, whole, with its status and the headers a public page needs.
     pub(super) fn render(&self, page: &Page<'_>) -> Response {
+        self.render_as("ack.html", page.status(), page)
+    }
+
+    /// The absence page `page`, as [`Templates::render`].
+    pub(super) fn render_absence(&self, page: &AbsencePage<'_>) -> Response {
+        self.render_as("absence.html", page.status(), page)
+    }
+
+    fn render_as(&self, name: &str, status: StatusCode, page: &impl Serialize) -> Response {
         let view = Value::from(minijinja::value::Serde(page));
         match self
             .templates
-            .get_template("ack.html")
+            .get_template(name)
             .and_then(|template| template.render(&view))
         {
-            Ok(html) => (page.status(), headers(), html).into_response(),
+            Ok(html) => (status, headers(), html).into_response(),
             Err(error) => {
-                tracing::error!(%error, "cannot render an acknowledgement page");
+                tracing::error!(%error, template = name, "cannot render a référent's page");
                 StatusCode::INTERNAL_SERVER_ERROR.into_response()
             }
         }
@@ -249,6 +353,7 @@ mod tests {
             colleague: None,
             acknowledged: None,
             follow_up: None,
+            absence: None,
         };
         let pages: [(Page<'_>, StatusCode, &str); 7] = [
             (
@@ -267,6 +372,7 @@ mod tests {
                     alert_id: REFERENCE,
                     first: true,
                     follow_up: None,
+                    absence: None,
                 },
                 StatusCode::OK,
                 &format!(
@@ -281,6 +387,7 @@ mod tests {
                     alert_id: REFERENCE,
                     first: false,
                     follow_up: Some("Personne injoignable"),
+                    absence: None,
                 },
                 StatusCode::OK,
                 &format!(
@@ -337,6 +444,7 @@ mod tests {
             colleague,
             acknowledged,
             follow_up,
+            absence: None,
         };
         let head = "<h1>Alerte SOS75-1</h1><dl><dt>Type</dt><dd>Orientation sociale</dd>\
             <dt>Territoire</dt><dd>Paris 13e Arrondissement (75113)</dd><dt>Émise le</dt>\
@@ -412,6 +520,176 @@ mod tests {
                 )
             )
         );
+    }
+
+    #[tokio::test]
+    async fn the_pages_of_a_valid_link_lead_to_the_referent_s_absence_page() {
+        let link = "https://relais.example.org/absence/T0K'EN";
+        let confirm = Page::Confirm {
+            alert_id: "A-1",
+            label: "Orientation sociale",
+            place: "Paris 13e Arrondissement (75113)",
+            emitted: "22/11/2026 à 08h15",
+            colleague: None,
+            acknowledged: None,
+            follow_up: None,
+            absence: Some(link),
+        };
+        let thanks = Page::Thanks {
+            alert_id: "A-1",
+            first: true,
+            follow_up: None,
+            absence: Some(link),
+        };
+
+        for page in [confirm, thanks] {
+            let (status, html) = rendered(&page).await;
+
+            assert_eq!(status, StatusCode::OK);
+            assert!(
+                html.ends_with(
+                    "<p><a href=\"https://relais.example.org/absence/T0K&#39;EN\">Absent·e ? \
+                     Indiquez vos dates d'absence</a></p></main></body></html>"
+                ),
+                "{html}"
+            );
+        }
+    }
+
+    async fn rendered_absence(page: &AbsencePage<'_>) -> (StatusCode, String) {
+        let response = Templates::new().unwrap().render_absence(page);
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// A référent with a deputy, one absence of the registry and one of
+    /// its own with days only the fallback covers.
+    fn absences_view() -> AbsencesView {
+        AbsencesView {
+            referent: "Camille <Martin>".into(),
+            network: "ccas".into(),
+            notice: Some(Notice {
+                ok: true,
+                text: "Absence enregistrée le 10/12/2026 : elle compte dès maintenant pour les \
+                       alertes."
+                    .into(),
+            }),
+            absences: vec![
+                AbsenceView {
+                    id: None,
+                    dates: "Du 24/12/2026 au 02/01/2027".into(),
+                    deputy: None,
+                    fallback_days: None,
+                    nobody_days: None,
+                },
+                AbsenceView {
+                    id: Some(7),
+                    dates: "Du 10/12/2026 au 12/12/2026".into(),
+                    deputy: Some("Dominique Petit".into()),
+                    fallback_days: Some("Le 12/12/2026".into()),
+                    nobody_days: None,
+                },
+            ],
+            deputies: vec![("dominique".into(), "Dominique Petit".into())],
+            today: "2026-12-10".into(),
+            form: FormView::default(),
+            valid_until: "10/03/2027".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_absence_page_lists_the_absences_and_says_when_the_fallback_stands_in() {
+        let view = absences_view();
+
+        let (status, html) = rendered_absence(&AbsencePage::Absences {
+            status: StatusCode::OK,
+            view: &view,
+        })
+        .await;
+
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.starts_with("<!DOCTYPE html><html lang=\"fr\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>relais — vos absences</title><style>"), "{html}");
+        let main = html
+            .split_once("<main>")
+            .and_then(|(_, rest)| rest.split_once("</main>"))
+            .map(|(main, _)| main)
+            .unwrap();
+        assert_eq!(
+            main,
+            "<h1>Vos absences</h1><p>Camille &lt;Martin&gt;, réseau ccas. Pendant vos absences, \
+             relais adresse vos alertes à la personne qui vous remplace.</p><p class=\"ok\" \
+             role=\"status\">Absence enregistrée le 10/12/2026 : elle compte dès maintenant pour \
+             les alertes.</p><h2>Absences en cours et à venir</h2><ul><li><strong>Du 24/12/2026 \
+             au 02/01/2027</strong><br><span class=\"small\">Inscrite au registre par \
+             l'association : seuls ses opérateurs peuvent la modifier.</span></li><li><strong>Du \
+             10/12/2026 au 12/12/2026</strong> · vous remplace : Dominique Petit<p \
+             class=\"note\">Le 12/12/2026 : aucun·e de vos suppléant·es n'est présent·e ; ces \
+             jours-là, les alertes iront au référent de repli du réseau.</p><form \
+             method=\"post\"><input type=\"hidden\" name=\"action\" value=\"cancel\"><input \
+             type=\"hidden\" name=\"id\" value=\"7\"><button type=\"submit\" \
+             class=\"cancel\">Annuler cette absence</button></form></li></ul><h2>Déclarer une \
+             absence</h2><form method=\"post\"><input type=\"hidden\" name=\"action\" \
+             value=\"declare\"><label for=\"from\">Premier jour d'absence</label><input \
+             type=\"date\" id=\"from\" name=\"from\" required min=\"2026-12-10\" value=\"\">\
+             <label for=\"to\">Dernier jour d'absence (inclus)</label><input type=\"date\" \
+             id=\"to\" name=\"to\" required min=\"2026-12-10\" value=\"\"><label \
+             for=\"deputy\">Qui vous remplace</label><select id=\"deputy\" \
+             name=\"deputy\"><option value=\"\">Vos suppléant·es présent·es</option><option \
+             value=\"dominique\">Dominique Petit</option></select><button \
+             type=\"submit\">Enregistrer l'absence</button></form><p class=\"small\">Ce lien \
+             vous est personnel : ne le transférez pas. Il est valable jusqu'au 10/03/2027 ; \
+             chaque courriel d'alerte en contient un nouveau.</p>"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_absence_says_why_and_a_bad_link_gets_a_4xx_page_with_the_same_headers() {
+        let mut view = absences_view();
+        view.notice = Some(Notice {
+            ok: false,
+            text: "Le dernier jour est avant le premier : vérifiez les dates.".into(),
+        });
+        view.form = FormView {
+            from: "2026-12-12".into(),
+            to: "2026-12-10".into(),
+            deputy: "dominique".into(),
+        };
+
+        let (status, html) = rendered_absence(&AbsencePage::Absences {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            view: &view,
+        })
+        .await;
+        let pages = [
+            (AbsencePage::Unknown, StatusCode::NOT_FOUND),
+            (AbsencePage::Expired, StatusCode::GONE),
+            (AbsencePage::Gone, StatusCode::GONE),
+            (AbsencePage::RetryLater, StatusCode::SERVICE_UNAVAILABLE),
+        ];
+
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(html.contains("<p class=\"error\" role=\"alert\">Le dernier jour est avant le premier : vérifiez les dates.</p>"), "{html}");
+        assert!(html.contains("value=\"2026-12-12\">"), "{html}");
+        assert!(
+            html.contains("<option value=\"dominique\" selected>"),
+            "{html}"
+        );
+        for (page, status) in pages {
+            let response = Templates::new().unwrap().render_absence(&page);
+            assert_eq!(response.status(), status);
+            let headers = response.headers();
+            assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+            assert_eq!(headers[header::REFERRER_POLICY], "no-referrer");
+            assert!(
+                headers[header::CONTENT_SECURITY_POLICY]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("default-src 'none';")
+            );
+        }
     }
 
     #[tokio::test]

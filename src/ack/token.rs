@@ -1,8 +1,18 @@
-//! The acknowledgement link's token: which alert, for which référent, until
-//! when, sealed with ChaCha20-Poly1305 under a key derived from
-//! `ack.key_file`'s secret. It carries what the page shows beside (the
-//! alert's kind, territory code and date), so that the page needs no
-//! lookup; never patient data.
+//! The links' tokens, sealed with ChaCha20-Poly1305 under a key derived
+//! from `ack.key_file`'s secret, one key per purpose:
+//!
+//! - [`Link`], the acknowledgement link: which alert, for which référent,
+//!   until when. It carries what the page shows beside (the alert's kind,
+//!   territory code and date), so that the page needs no lookup; never
+//!   patient data.
+//! - [`AbsenceLink`], the absence page's link: which référent, until when.
+//!   It is the référent's, not an alert's: every email (and every
+//!   acknowledgement page) carries a fresh one.
+//!
+//! Each purpose has its own key, derived from the same secret under its own
+//! label ([`Sealed::PURPOSE`]): a token sealed for one purpose is forged
+//! for the other, so an acknowledgement link can never open the absence
+//! page, nor the other way round.
 //!
 //! Sealed, a token reveals nothing but its length to whoever sees the URL
 //! (a proxy's log, a mail scanner that rewrites links, a browser's
@@ -12,6 +22,8 @@
 //! (`ack.previous_key_file`) still opens the links it sealed; new links are
 //! always sealed with the current key. This module never logs a token or
 //! what it carries, and never reads a key file: it is given the secrets.
+
+use std::marker::PhantomData;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,12 +38,21 @@ use time::OffsetDateTime;
 /// readable, is refused.
 const VERSION: u8 = 2;
 
-/// What the key file's secret keys, and only this: the HKDF label that
-/// derives the links' key from it, so that the same secret can never key
-/// two uses (or two versions of this format) with the same bytes.
-const PURPOSE: &[u8] = b"relais acknowledgement link token v2 (ChaCha20-Poly1305)";
+/// What a token can carry: its purpose, and its bytes.
+pub trait Sealed: Sized {
+    /// What the key file's secret keys for this kind of token, and only
+    /// this: the HKDF label that derives its key, so that the same secret
+    /// can never key two uses (or two versions of this format) with the
+    /// same bytes.
+    const PURPOSE: &'static [u8];
+    /// Until when the token works (Unix time).
+    fn expires_at(&self) -> i64;
+    fn encode(&self) -> Vec<u8>;
+    /// `None` for bytes that are not such a payload.
+    fn decode(payload: &[u8]) -> Option<Self>;
+}
 
-/// What a link says.
+/// What an acknowledgement link says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
     pub alert_id: String,
@@ -45,6 +66,14 @@ pub struct Link {
     pub departement: String,
     /// When the doctor emitted the alert (Unix time).
     pub emitted_at: i64,
+    /// Until when the link works (Unix time).
+    pub expires_at: i64,
+}
+
+/// What an absence page's link says: whose page it opens, until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbsenceLink {
+    pub referent_id: String,
     /// Until when the link works (Unix time).
     pub expires_at: i64,
 }
@@ -63,23 +92,25 @@ pub enum TokenError {
 #[error("the system's random source gave no nonce for an acknowledgement link")]
 pub struct SealError;
 
-/// Seals tokens with the current key, and opens them with the current key,
-/// then the previous one.
-pub struct Sealer {
+/// Seals tokens of one purpose (`T`) with the current key, and opens them
+/// with the current key, then the previous one.
+pub struct Sealer<T> {
     current: LessSafeKey,
     /// The key before the current one, kept during a rotation so that the
     /// links already sent still open; never used to seal.
     previous: Option<LessSafeKey>,
     random: SystemRandom,
+    sealed: PhantomData<fn(T) -> T>,
 }
 
-impl Sealer {
+impl<T: Sealed> Sealer<T> {
     /// A sealer whose key is derived from `secret` (the key file's bytes).
     pub fn new(secret: &[u8]) -> Self {
         Self {
-            current: derive(secret),
+            current: derive::<T>(secret),
             previous: None,
             random: SystemRandom::new(),
+            sealed: PhantomData,
         }
     }
 
@@ -87,7 +118,7 @@ impl Sealer {
     /// being rotated out.
     #[must_use]
     pub fn with_previous(mut self, secret: &[u8]) -> Self {
-        self.previous = Some(derive(secret));
+        self.previous = Some(derive::<T>(secret));
         self
     }
 
@@ -96,10 +127,10 @@ impl Sealer {
     ///
     /// # Errors
     /// [`SealError`] when the system's random source fails.
-    pub fn seal(&self, link: &Link) -> Result<String, SealError> {
+    pub fn seal(&self, link: &T) -> Result<String, SealError> {
         let mut nonce = [0; NONCE_LEN];
         self.random.fill(&mut nonce).map_err(|_| SealError)?;
-        let mut sealed = encode(link);
+        let mut sealed = link.encode();
         self.current
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
@@ -114,14 +145,14 @@ impl Sealer {
         Ok(URL_SAFE_NO_PAD.encode(token))
     }
 
-    /// What `token` says, if relais sealed it (with the current or the
-    /// previous key) and it has not expired at `now`.
+    /// What `token` says, if relais sealed it for this purpose (with the
+    /// current or the previous key) and it has not expired at `now`.
     ///
     /// # Errors
-    /// [`TokenError::Forged`] for anything relais did not seal unchanged,
-    /// truncated or sealed with another key; [`TokenError::Expired`] for a
-    /// link past its time.
-    pub fn open(&self, token: &str, now: OffsetDateTime) -> Result<Link, TokenError> {
+    /// [`TokenError::Forged`] for anything relais did not seal unchanged
+    /// for this purpose, truncated or sealed with another key;
+    /// [`TokenError::Expired`] for a link past its time.
+    pub fn open(&self, token: &str, now: OffsetDateTime) -> Result<T, TokenError> {
         let bytes = URL_SAFE_NO_PAD
             .decode(token)
             .map_err(|_| TokenError::Forged)?;
@@ -138,70 +169,105 @@ impl Sealer {
                 let payload = key
                     .open_in_place(nonce, Aad::from([VERSION]), &mut sealed)
                     .ok()?;
-                decode(payload)
+                T::decode(payload)
             })
             .ok_or(TokenError::Forged)?;
-        if now.unix_timestamp() > link.expires_at {
+        if now.unix_timestamp() > link.expires_at() {
             return Err(TokenError::Expired);
         }
         Ok(link)
     }
 }
 
-/// The links' key, derived from the key file's secret (HKDF-SHA256, with
-/// [`PURPOSE`] as its label).
-fn derive(secret: &[u8]) -> LessSafeKey {
+/// The key of `T`'s tokens, derived from the key file's secret
+/// (HKDF-SHA256, with `T`'s [`Sealed::PURPOSE`] as its label).
+fn derive<T: Sealed>(secret: &[u8]) -> LessSafeKey {
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(secret);
     let okm = prk
-        .expand(&[PURPOSE], &aead::CHACHA20_POLY1305)
+        .expand(&[T::PURPOSE], &aead::CHACHA20_POLY1305)
         // HKDF-SHA256 gives up to 8,160 bytes; the key is 32.
         .expect("a 32-byte key is within what HKDF-SHA256 can derive");
     LessSafeKey::new(UnboundKey::from(okm))
 }
 
-/// The link's fields, compactly: the two times as variable-length integers
-/// (5 bytes each today), then each text as its length and its bytes.
-fn encode(link: &Link) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(96);
-    push_int(&mut payload, zigzag(link.expires_at));
-    push_int(&mut payload, zigzag(link.emitted_at));
-    for field in [
-        &link.alert_id,
-        &link.publisher,
-        &link.referent_id,
-        &link.kind,
-        &link.departement,
-    ] {
-        push_text(&mut payload, field);
+impl Sealed for Link {
+    const PURPOSE: &'static [u8] = b"relais acknowledgement link token v2 (ChaCha20-Poly1305)";
+
+    fn expires_at(&self) -> i64 {
+        self.expires_at
     }
-    push_text(&mut payload, link.commune.as_deref().unwrap_or_default());
-    payload
+
+    /// The link's fields, compactly: the two times as variable-length
+    /// integers (5 bytes each today), then each text as its length and its
+    /// bytes.
+    fn encode(&self) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(96);
+        push_int(&mut payload, zigzag(self.expires_at));
+        push_int(&mut payload, zigzag(self.emitted_at));
+        for field in [
+            &self.alert_id,
+            &self.publisher,
+            &self.referent_id,
+            &self.kind,
+            &self.departement,
+        ] {
+            push_text(&mut payload, field);
+        }
+        push_text(&mut payload, self.commune.as_deref().unwrap_or_default());
+        payload
+    }
+
+    fn decode(mut payload: &[u8]) -> Option<Self> {
+        let expires_at = unzigzag(next_int(&mut payload)?);
+        let emitted_at = unzigzag(next_int(&mut payload)?);
+        let (alert_id, publisher, referent_id, kind, departement, commune) = (
+            next_text(&mut payload)?,
+            next_text(&mut payload)?,
+            next_text(&mut payload)?,
+            next_text(&mut payload)?,
+            next_text(&mut payload)?,
+            next_text(&mut payload)?,
+        );
+        if !payload.is_empty() {
+            return None;
+        }
+        Some(Self {
+            alert_id,
+            publisher,
+            referent_id,
+            kind,
+            commune: (!commune.is_empty()).then_some(commune),
+            departement,
+            emitted_at,
+            expires_at,
+        })
+    }
 }
 
-fn decode(mut payload: &[u8]) -> Option<Link> {
-    let expires_at = unzigzag(next_int(&mut payload)?);
-    let emitted_at = unzigzag(next_int(&mut payload)?);
-    let (alert_id, publisher, referent_id, kind, departement, commune) = (
-        next_text(&mut payload)?,
-        next_text(&mut payload)?,
-        next_text(&mut payload)?,
-        next_text(&mut payload)?,
-        next_text(&mut payload)?,
-        next_text(&mut payload)?,
-    );
-    if !payload.is_empty() {
-        return None;
+impl Sealed for AbsenceLink {
+    const PURPOSE: &'static [u8] = b"relais absence page link token v1 (ChaCha20-Poly1305)";
+
+    fn expires_at(&self) -> i64 {
+        self.expires_at
     }
-    Some(Link {
-        alert_id,
-        publisher,
-        referent_id,
-        kind,
-        commune: (!commune.is_empty()).then_some(commune),
-        departement,
-        emitted_at,
-        expires_at,
-    })
+
+    /// The expiry as a variable-length integer, then the référent's id as
+    /// its length and its bytes.
+    fn encode(&self) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(32);
+        push_int(&mut payload, zigzag(self.expires_at));
+        push_text(&mut payload, &self.referent_id);
+        payload
+    }
+
+    fn decode(mut payload: &[u8]) -> Option<Self> {
+        let expires_at = unzigzag(next_int(&mut payload)?);
+        let referent_id = next_text(&mut payload)?;
+        payload.is_empty().then_some(Self {
+            referent_id,
+            expires_at,
+        })
+    }
 }
 
 /// LEB128: seven bits a byte, the high bit set on all but the last.
@@ -340,7 +406,7 @@ mod tests {
             Ok(link())
         );
         assert_eq!(
-            Sealer::new(&PREVIOUS).open(&after, at(1_795_000_000)),
+            Sealer::<Link>::new(&PREVIOUS).open(&after, at(1_795_000_000)),
             Err(TokenError::Forged),
             "new links are sealed with the current key"
         );
@@ -352,10 +418,10 @@ mod tests {
 
     #[test]
     fn a_link_sealed_with_an_unknown_key_is_refused() {
-        let rotated = Sealer::new(&KEY).with_previous(&PREVIOUS);
+        let rotated = Sealer::<Link>::new(&KEY).with_previous(&PREVIOUS);
         let foreign = Sealer::new(&[8; 32]).seal(&link()).unwrap();
         // The key file's bytes used directly, without the derivation.
-        let mut raw = encode(&link());
+        let mut raw = link().encode();
         LessSafeKey::new(UnboundKey::new(&aead::CHACHA20_POLY1305, &KEY).unwrap())
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key([0; NONCE_LEN]),
@@ -397,9 +463,57 @@ mod tests {
         }
     }
 
+    fn absence() -> AbsenceLink {
+        AbsenceLink {
+            referent_id: "ccas-paris-13".into(),
+            expires_at: 1_797_600_000,
+        }
+    }
+
+    #[test]
+    fn an_absence_link_opens_until_it_expires_and_during_a_rotation() {
+        let sealer = Sealer::<AbsenceLink>::new(&KEY);
+        let rotated = Sealer::<AbsenceLink>::new(&KEY).with_previous(&PREVIOUS);
+        let before_rotation = Sealer::<AbsenceLink>::new(&PREVIOUS)
+            .seal(&absence())
+            .unwrap();
+
+        let token = sealer.seal(&absence()).unwrap();
+
+        assert_eq!(sealer.open(&token, at(1_797_600_000)), Ok(absence()));
+        assert_eq!(
+            sealer.open(&token, at(1_797_600_001)),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            rotated.open(&before_rotation, at(1_795_000_000)),
+            Ok(absence())
+        );
+        let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        assert!(!bytes.windows(13).any(|w| w == b"ccas-paris-13"));
+    }
+
+    #[test]
+    fn an_acknowledgement_link_never_opens_the_absence_page_nor_the_other_way_round() {
+        let (acks, absences) = (
+            Sealer::<Link>::new(&KEY).with_previous(&PREVIOUS),
+            Sealer::<AbsenceLink>::new(&KEY).with_previous(&PREVIOUS),
+        );
+        let ack = acks.seal(&link()).unwrap();
+        let page = absences.seal(&absence()).unwrap();
+        let now = at(1_795_000_000);
+
+        assert_eq!(absences.open(&ack, now), Err(TokenError::Forged));
+        assert_eq!(acks.open(&page, now), Err(TokenError::Forged));
+        // Even the payload of one purpose sealed under the other's key
+        // does not read as the other.
+        assert_eq!(AbsenceLink::decode(&link().encode()), None);
+        assert_eq!(Link::decode(&absence().encode()), None);
+    }
+
     #[test]
     fn a_link_of_the_readable_format_relais_made_before_is_refused() {
-        let sealer = Sealer::new(&KEY);
+        let sealer = Sealer::<Link>::new(&KEY);
         let mut v1 = vec![1u8];
         v1.extend_from_slice(&1_797_600_000i64.to_be_bytes());
         v1.extend_from_slice(&1_795_000_000i64.to_be_bytes());

@@ -6,10 +6,14 @@
 //!
 //! The units are those that cover France once: every current commune, with
 //! Paris, Lyon and Marseille counted by arrondissement municipal. Each is
-//! resolved as an alert about it would be.
+//! resolved as an alert about it would be today, with today's absences
+//! (the registry's and those the référents declared): a commune whose
+//! référents are all away with no deputy present counts as served by the
+//! fallback.
 //!
-//! It reads the settings, the registry and the geography, and nothing
-//! else: neither the broker nor the store.
+//! It reads the settings, the registry, the geography and the declared
+//! absences (from the store, when there is one), and nothing else: never
+//! the broker.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,8 +22,11 @@ use anyhow::bail;
 use clap::Args;
 use serde::Serialize;
 
+use time::{Date, OffsetDateTime};
+
+use crate::availability::paris_date;
 use crate::geography::Geography;
-use crate::registry::{Level, Registry};
+use crate::registry::{ExtraAbsences, Level, Registry, StandIn};
 use crate::settings::Settings;
 use crate::territory::Departement;
 
@@ -35,7 +42,7 @@ pub struct CoverageArgs {
 }
 
 /// `relais coverage`: what the registry covers of France.
-pub(super) fn coverage(config: Option<&Path>, args: &CoverageArgs) -> anyhow::Result<()> {
+pub(super) async fn coverage(config: Option<&Path>, args: &CoverageArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     let geography = super::load_geography(&settings)?;
     let registry = Registry::load(&settings.registry.path, &geography)?;
@@ -44,7 +51,24 @@ pub(super) fn coverage(config: Option<&Path>, args: &CoverageArgs) -> anyhow::Re
     {
         bail!("--network {network:?} has no référent in the registry");
     }
-    let coverage = Coverage::of(&registry, &geography, args.network.as_deref());
+    let now = OffsetDateTime::now_utc();
+    let today = paris_date(now);
+    let declared = match super::absences::declared(&settings, today, now).await {
+        Ok(declared) => crate::absences::extra(declared),
+        Err(error) => {
+            eprintln!(
+                "relais: the declared absences cannot be read ({error}): the registry's absences only"
+            );
+            ExtraAbsences::default()
+        }
+    };
+    let coverage = Coverage::of(
+        &registry,
+        &geography,
+        args.network.as_deref(),
+        today,
+        &declared,
+    );
     if args.json {
         println!("{}", serde_json::to_string(&coverage)?);
     } else {
@@ -57,6 +81,11 @@ pub(super) fn coverage(config: Option<&Path>, args: &CoverageArgs) -> anyhow::Re
 #[derive(Debug, Serialize)]
 pub struct Coverage {
     pub millesime: u16,
+    /// The day the communes are resolved for (Paris), `YYYY-MM-DD`.
+    pub date: String,
+    /// The référents away that day (the registry's absences and the
+    /// declared ones), of the networks reported.
+    pub absent: usize,
     /// Communes and arrondissements municipaux.
     pub communes: usize,
     pub population: u64,
@@ -98,9 +127,16 @@ pub struct CommuneName {
 pub const NONE: &str = "none";
 
 impl Coverage {
-    /// Resolves every commune of `geography` against `registry`, for the
-    /// networks `only` names (all when `None`).
-    pub fn of(registry: &Registry, geography: &Geography, only: Option<&str>) -> Self {
+    /// Resolves every commune of `geography` against `registry` as an
+    /// alert of `date` would be (with the registry's absences and
+    /// `declared`), for the networks `only` names (all when `None`).
+    pub fn of(
+        registry: &Registry,
+        geography: &Geography,
+        only: Option<&str>,
+        date: Date,
+        declared: &ExtraAbsences,
+    ) -> Self {
         let mut networks: BTreeMap<String, Tally> = BTreeMap::new();
         let (mut communes, mut population) = (0, 0u64);
         for unit in geography.units() {
@@ -110,7 +146,7 @@ impl Coverage {
             communes += 1;
             population += u64::from(unit.population);
             let location = geography.location(territory);
-            for (network, level) in registry.level_per_network(&location) {
+            for (network, level) in registry.level_per_network_on(&location, date, declared) {
                 if only.is_some_and(|only| only != network) {
                     continue;
                 }
@@ -158,8 +194,16 @@ impl Coverage {
                 }
             })
             .collect();
+        let absent = registry
+            .referents()
+            .iter()
+            .filter(|r| only.is_none_or(|only| only == r.network()))
+            .filter(|r| !matches!(registry.stand_in(r, date, declared), StandIn::Present))
+            .count();
         Self {
             millesime: geography.millesime(),
+            date: date.to_string(),
+            absent,
             communes,
             population,
             networks,
@@ -176,6 +220,14 @@ impl Coverage {
             "official geography, millésime {}: {} communes and arrondissements, {} inhabitants",
             self.millesime, self.communes, self.population
         );
+        if self.absent > 0 {
+            let _ = writeln!(
+                out,
+                "on {} (Paris), {} référent(s) away (the registry's absences and the declared \
+                 ones): their communes are counted as that day's alerts would be served",
+                self.date, self.absent
+            );
+        }
         let percent = |part: u64, whole: u64| {
             if whole == 0 {
                 0.0

@@ -5,7 +5,10 @@
 //!
 //! - [`run`]: the daemon;
 //! - [`check`], [`resolve`], [`coverage`]: the settings and the registry,
-//!   read without the broker;
+//!   read without the broker (the last two with the absences the référents
+//!   declared, from the store);
+//! - [`absences`]: the absences in force or to come, the registry's and the
+//!   declared ones;
 //! - [`publish`]: an alert published as the dispatch software does;
 //! - [`audit`], [`pending`]: the store's trail, and the alerts awaiting
 //!   acknowledgement;
@@ -17,6 +20,7 @@
 //! A subcommand never decides what happens to an alert: it reads, or asks
 //! the broker, the store or the relay's own modules to act.
 
+pub mod absences;
 pub mod audit;
 pub mod check;
 pub mod coverage;
@@ -42,6 +46,7 @@ use crate::settings::Settings;
 
 pub use check::NO_PUBLISHER;
 
+use absences::AbsencesArgs;
 use audit::AuditArgs;
 use coverage::CoverageArgs;
 use dead_letters::DeadLettersCommand;
@@ -63,6 +68,9 @@ pub enum Command {
     /// What the registry covers of France: per network, the communes and
     /// population served at each level, and the gaps per département.
     Coverage(CoverageArgs),
+    /// The absences in force or to come: the registry's, and those the
+    /// référents declared on their page.
+    Absences(AbsencesArgs),
     /// Publish an alert the way the dispatch software does (smoke tests).
     Publish(PublishArgs),
     /// Show who was emailed about an alert, or every delivery since a time.
@@ -86,8 +94,9 @@ pub async fn dispatch(config: Option<&Path>, command: Command) -> ExitCode {
     let result = match command {
         Command::Run => run::run(config).await,
         Command::Check => check::check(config),
-        Command::Resolve(args) => resolve::resolve(config, &args),
-        Command::Coverage(args) => coverage::coverage(config, &args),
+        Command::Resolve(args) => resolve::resolve(config, &args).await,
+        Command::Coverage(args) => coverage::coverage(config, &args).await,
+        Command::Absences(args) => absences::absences(config, &args).await,
         Command::Publish(args) => publish::publish(config, &args).await,
         Command::Audit(args) => audit::audit(config, &args).await,
         Command::Pending(args) => pending::pending(config, &args).await,

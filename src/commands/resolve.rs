@@ -1,7 +1,8 @@
 //! `relais resolve`: who would receive an alert of a kind about a
 //! territory, at an instant, as the relay would resolve it, with why on
 //! standard error (the place, the level, a deputy standing in, a gap). It
-//! reads the settings and the registry only, and never sends anything.
+//! reads the settings, the registry and the absences the référents
+//! declared (from the store, when there is one), and never sends anything.
 
 use std::path::Path;
 
@@ -10,6 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::alert::{Kind, Priority};
+use crate::availability::paris_date;
 use crate::registry::Registry;
 use crate::settings::Settings;
 use crate::territory::TerritoryError;
@@ -28,13 +30,14 @@ pub struct ResolveArgs {
     #[arg(long, group = "territory")]
     pub departement: Option<String>,
     /// The instant of the alert, RFC 3339 (e.g. 2026-12-25T10:00:00+01:00),
-    /// for the référents' absences; now by default.
+    /// for the référents' absences (the registry's, and those declared by
+    /// then); now by default.
     #[arg(long, value_name = "INSTANT")]
     pub at: Option<String>,
 }
 
 /// `relais resolve`: who would receive an alert, one `<id> <email>` line each.
-pub(super) fn resolve(config: Option<&Path>, args: &ResolveArgs) -> anyhow::Result<()> {
+pub(super) async fn resolve(config: Option<&Path>, args: &ResolveArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     let geography = super::load_geography(&settings)?;
     let registry_path = &settings.registry.path;
@@ -59,7 +62,16 @@ pub(super) fn resolve(config: Option<&Path>, args: &ResolveArgs) -> anyhow::Resu
         eprintln!("# {mapped}");
     }
 
-    let resolution = registry.resolve_at(&kind, territory, at)?;
+    let declared = match super::absences::declared(&settings, paris_date(at), at).await {
+        Ok(declared) => crate::absences::extra(declared),
+        Err(error) => {
+            eprintln!(
+                "# the declared absences cannot be read ({error}): the registry's absences only"
+            );
+            crate::registry::ExtraAbsences::default()
+        }
+    };
+    let resolution = registry.resolve_with(&kind, territory, at, &declared)?;
     for matched in &resolution.matched {
         for referent in &matched.referents {
             println!("{} {}", referent.id(), referent.email());

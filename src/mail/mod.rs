@@ -22,4 +22,4 @@ pub mod smtp;
 
 pub use classify::{SendError, classify};
 pub use mailer::{Accepted, Mailer, MailerError};
-pub use render::{Addressed, Email, Published, RenderError, Renderer, Wording};
+pub use render::{Addressed, Email, PageLinks, Published, RenderError, Renderer, Wording};

@@ -1,9 +1,10 @@
 //! A new alert, to its référents: it says whether the person agreed (when
 //! the operator requires it), the publisher may send it, its route and
-//! territory name référents, an id used again for other content is a
-//! conflict, whoever had it already is skipped, and each of the others is
-//! emailed. The [`Decision`] says how it ended and, when its route
-//! escalates, the first step to schedule.
+//! territory name référents (those away that day replaced, by the
+//! registry's absences and those they declared), an id used again for
+//! other content is a conflict, whoever had it already is skipped, and
+//! each of the others is emailed. The [`Decision`] says how it ended and,
+//! when its route escalates, the first step to schedule.
 //!
 //! It never settles anything with the broker, and never emails a référent
 //! the store or the message says already has the alert. Consent is checked
@@ -13,6 +14,7 @@
 use std::time::Instant;
 
 use futures_util::future::join_all;
+use time::OffsetDateTime;
 
 use super::{Decision, Incoming, Relay, key, published};
 use crate::alert::Alert;
@@ -51,10 +53,13 @@ impl Relay {
         {
             return dead_letter(Reason::Forbidden, forbidden.to_string());
         }
-        let resolution = match registry.resolve(alert.kind(), alert.territory()) {
-            Ok(resolution) => resolution,
-            Err(unroutable) => return dead_letter(Reason::Unroutable, unroutable.to_string()),
-        };
+        let now = OffsetDateTime::now_utc();
+        let declared = self.absences.in_force(now).await;
+        let resolution =
+            match registry.resolve_with(alert.kind(), alert.territory(), now, &declared) {
+                Ok(resolution) => resolution,
+                Err(unroutable) => return dead_letter(Reason::Unroutable, unroutable.to_string()),
+            };
         if alert.territory().mapped().is_some() {
             self.events.territory_mapped(alert);
         }

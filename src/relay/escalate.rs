@@ -77,8 +77,9 @@ impl Relay {
         let mut served: Vec<String> = message.served.to_vec();
         served.extend(recorded.into_iter().map(|r| r.referent_id));
         let now = OffsetDateTime::now_utc();
+        let declared = self.absences.in_force(now).await;
         let tiers = registry
-            .escalation_tiers(alert.kind(), alert.territory(), now)
+            .escalation_tiers_with(alert.kind(), alert.territory(), now, &declared)
             .unwrap_or_default();
         let waiting: Vec<_> = tiers
             .iter()

@@ -103,8 +103,9 @@ impl Relay {
             .await
             .map_err(|e| NotYet(e.to_string()))?;
         let now = OffsetDateTime::now_utc();
+        let declared = self.absences.in_force(now).await;
         let tiers = registry
-            .escalation_tiers(alert.kind(), alert.territory(), now)
+            .escalation_tiers_with(alert.kind(), alert.territory(), now, &declared)
             .unwrap_or_default();
         let to_send: Vec<_> = tiers
             .iter()

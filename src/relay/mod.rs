@@ -29,6 +29,7 @@ pub use deliver::CONSENT_REQUIRED;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::absences::DeclaredAbsences;
 use crate::ack::Links;
 use crate::alert::Alert;
 use crate::flood::FloodGuard;
@@ -101,6 +102,9 @@ pub struct Relay {
     digest_key: ring::hmac::Key,
     /// The emails' acknowledgement links, when `ack.listen` is set.
     ack: Option<Arc<Links>>,
+    /// The absences référents declared on their page, read from the store
+    /// and counted beside the registry's.
+    absences: DeclaredAbsences,
 }
 
 /// `alert` with its publisher, as `message` came: the two make its identity
@@ -170,6 +174,7 @@ impl Relay {
             digest_key,
         } = parts;
         Self {
+            absences: DeclaredAbsences::new(store.clone(), events.clone()),
             registry,
             renderer,
             mailer,
@@ -195,6 +200,12 @@ impl Relay {
     /// The registry in force (for reloads and the metrics).
     pub fn registry(&self) -> &SharedRegistry {
         &self.registry
+    }
+
+    /// The absences référents declare, as this relay reads them (for the
+    /// pages, that tell it when one changed).
+    pub fn absences(&self) -> &DeclaredAbsences {
+        &self.absences
     }
 
     /// The way out (to close its connections).

@@ -1,5 +1,5 @@
-//! One email to one référent: rendered (with its acknowledgement link when
-//! the pages are served), handed to the mailer with the in-process retries
+//! One email to one référent: rendered (with its acknowledgement and
+//! absence links when the pages are served), handed to the mailer with the in-process retries
 //! of `retry.immediate`, and recorded in the store as soon as a server
 //! accepted it.
 //!
@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::Relay;
 use crate::geography::Description;
-use crate::mail::{Addressed, Published, SendError, Wording};
+use crate::mail::{Addressed, PageLinks, Published, SendError, Wording};
 use crate::registry::Referent;
 use crate::store::{Digest, SentEmail, consent_record};
 
@@ -36,14 +36,18 @@ impl Relay {
             .ack
             .as_ref()
             .and_then(|links| links.link(published, referent));
-        let email = match self.renderer.render(
-            published,
-            referent,
-            wording,
-            place,
-            addressed,
-            ack_link.as_deref(),
-        ) {
+        let absence_link = self
+            .ack
+            .as_ref()
+            .and_then(|links| links.absence_link(referent.id().as_str()));
+        let links = PageLinks {
+            ack: ack_link.as_deref(),
+            absence: absence_link.as_deref(),
+        };
+        let email = match self
+            .renderer
+            .render(published, referent, wording, place, addressed, links)
+        {
             Ok(email) => email,
             Err(error) => {
                 let error = SendError::Transient(format!(

@@ -490,3 +490,58 @@ async fn an_escalation_step_never_refuses_its_alert_for_consent() {
         }
     );
 }
+
+#[tokio::test]
+async fn an_absence_declared_in_the_store_sends_the_next_alert_to_the_chosen_deputy() {
+    // Arrange: Paris 13e's référent has two deputies; she declares herself
+    // away today, Paris 14e's standing in.
+    let registry = r#"
+        [[route]]
+        kind = "orientation_sociale"
+        networks = ["ccas"]
+
+        [[referent]]
+        id = "ccas-paris-13"
+        network = "ccas"
+        email = "camille.martin@ccas-paris13.example.org"
+        communes = ["75113"]
+        deputies = ["ccas-paris", "ccas-paris-14"]
+
+        [[referent]]
+        id = "ccas-paris"
+        network = "ccas"
+        email = "social@paris.example.org"
+        departements = ["75"]
+
+        [[referent]]
+        id = "ccas-paris-14"
+        network = "ccas"
+        email = "ccas14@paris.example.org"
+        communes = ["75114"]
+    "#;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay_with(dir.path(), registry, true);
+    let now = time::OffsetDateTime::now_utc();
+    let today = crate::availability::paris_date(now);
+    relay
+        .store
+        .declare_absence(crate::store::AbsenceDeclaration {
+            referent_id: "ccas-paris-13",
+            from: today,
+            to: today,
+            deputy_id: Some("ccas-paris-14"),
+            declared_by: "ccas-paris-13",
+            declared_at: now,
+        })
+        .await
+        .unwrap();
+    relay.absences().changed();
+
+    // Act
+    relay
+        .handle(Incoming::body(&alert("SOS75-AWAY", "75113")))
+        .await;
+
+    // Assert
+    assert_eq!(recipients(dir.path()), ["ccas14@paris.example.org"]);
+}

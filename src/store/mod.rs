@@ -1,6 +1,7 @@
 //! The store: which référent was emailed about which alert, and when; who
 //! acknowledged it, and what they did about it; the steps of its
-//! escalation; what operators did.
+//! escalation; what operators did; the absences référents declared
+//! themselves.
 //!
 //! It is both the dedup record (a référent receives a given alert at most
 //! once, across redeliveries, restarts and duplicate publishes) and the audit
@@ -34,7 +35,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::alert::AlertId;
@@ -47,8 +48,9 @@ use value::{Row, Value};
 pub use error::{PostgresCause, StoreError};
 pub use handback::HandBack;
 pub use records::{
-    Acknowledged, AlertKey, Digest, EscalationStep, FollowUpRecord, FollowedUp, Handling,
-    Operation, Pending, SentEmail, Served, UNACKNOWLEDGED_STEP, consent_record,
+    AbsenceDeclaration, Acknowledged, AlertKey, DeclaredAbsence, Digest, EscalationStep,
+    FollowUpRecord, FollowedUp, Handling, Operation, Pending, SentEmail, Served,
+    UNACKNOWLEDGED_STEP, consent_record,
 };
 
 /// One statement of a write, with its parameters.
@@ -630,11 +632,13 @@ impl Store {
     }
 
     /// Forgets deliveries, acknowledgements, follow-ups and escalations
-    /// older than `before`; returns how many deliveries.
+    /// older than `before`, and the declared absences that ended (in Paris)
+    /// or were cancelled before it; returns how many deliveries.
     ///
     /// # Errors
     /// [`StoreError`] if the delete failed.
     pub async fn prune(&self, before: OffsetDateTime) -> Result<usize, StoreError> {
+        let ended = crate::availability::paris_date(before);
         let mut statements = vec![
             (
                 "DELETE FROM deliveries WHERE delivered_at < $1",
@@ -651,6 +655,10 @@ impl Store {
             (
                 "DELETE FROM escalations WHERE due_at < $1",
                 vec![before.into()],
+            ),
+            (
+                "DELETE FROM declared_absences WHERE to_date < $1 OR cancelled_at < $2",
+                vec![ended.into(), before.into()],
             ),
         ];
         statements.extend(Self::prune_hand_backs(before));
@@ -880,6 +888,94 @@ fn follow_up_record(mut row: Row) -> Result<FollowUpRecord, StoreError> {
         referent_id: row.text(2)?,
         follow_up: follow_up_code(&row.text(3)?)?,
         recorded_at: row.time(4)?,
+    })
+}
+
+impl Store {
+    /// Records an absence a référent declared on its page; stored for good
+    /// when this returns.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the write failed.
+    pub async fn declare_absence(&self, absence: AbsenceDeclaration<'_>) -> Result<(), StoreError> {
+        self.engine
+            .execute(
+                "INSERT INTO declared_absences
+                     (referent_id, from_date, to_date, deputy_id, declared_by, declared_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                vec![
+                    absence.referent_id.into(),
+                    absence.from.into(),
+                    absence.to.into(),
+                    absence.deputy_id.into(),
+                    absence.declared_by.into(),
+                    absence.declared_at.into(),
+                ],
+            )
+            .await
+            .map(drop)
+    }
+
+    /// Cancels absence `id` of `referent_id` at `at`; `false` when that
+    /// référent has no such absence, or it was cancelled already (the
+    /// first time stays).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the write failed.
+    pub async fn cancel_absence(
+        &self,
+        referent_id: &str,
+        id: i64,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .engine
+            .execute(
+                "UPDATE declared_absences SET cancelled_at = $1
+                 WHERE id = $2 AND referent_id = $3 AND cancelled_at IS NULL",
+                vec![at.into(), id.into(), referent_id.into()],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// The declared absences in force at the instant `at` (declared by
+    /// then, not cancelled by then) that end on `from` or later, first day
+    /// first: with `from` today and `at` now, those that count now or will.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store cannot be read.
+    pub async fn declared_absences(
+        &self,
+        from: Date,
+        at: OffsetDateTime,
+    ) -> Result<Vec<DeclaredAbsence>, StoreError> {
+        let rows = self
+            .engine
+            .read(
+                "SELECT id, referent_id, from_date, to_date, deputy_id, declared_by, declared_at,
+                        cancelled_at
+                 FROM declared_absences
+                 WHERE to_date >= $1 AND declared_at <= $2
+                   AND (cancelled_at IS NULL OR cancelled_at > $2)
+                 ORDER BY from_date, to_date, referent_id, id",
+                vec![from.into(), at.into()],
+            )
+            .await?;
+        rows.into_iter().map(declared_absence).collect()
+    }
+}
+
+fn declared_absence(mut row: Row) -> Result<DeclaredAbsence, StoreError> {
+    Ok(DeclaredAbsence {
+        id: row.int(0)?,
+        referent_id: row.text(1)?,
+        from: row.date(2)?,
+        to: row.date(3)?,
+        deputy_id: row.text_or_null(4)?,
+        declared_by: row.text(5)?,
+        declared_at: row.time(6)?,
+        cancelled_at: row.time_or_null(7)?,
     })
 }
 

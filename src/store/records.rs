@@ -1,11 +1,12 @@
 //! What the store holds, as relais reads it: the records of emails,
-//! acknowledgements, follow-ups, escalation steps and operators' commands.
-//! Ids, addresses, replies, codes, times and what an alert said of consent,
-//! in short: never an alert's content.
+//! acknowledgements, follow-ups, escalation steps, operators' commands and
+//! the absences référents declare. Ids, addresses, replies, codes, dates
+//! and times, and what an alert said of consent, in short: never an
+//! alert's content.
 
 use std::time::Duration;
 
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 use crate::alert::Consent;
 use crate::follow_up::FollowUp;
@@ -154,6 +155,37 @@ pub struct Operation {
     pub command: String,
     /// How many messages or deliveries it read or changed.
     pub count: usize,
+}
+
+/// An absence a référent declared on its absence page, as the store
+/// keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredAbsence {
+    /// The store's number for it (what the page's cancel button names).
+    pub id: i64,
+    /// Who is away.
+    pub referent_id: String,
+    /// The first and the last day of the absence (Paris dates, included).
+    pub from: Date,
+    pub to: Date,
+    /// Which of its deputies it chose to stand in, if it chose.
+    pub deputy_id: Option<String>,
+    /// Who declared it: the référent whose personal link opened the page.
+    pub declared_by: String,
+    pub declared_at: OffsetDateTime,
+    /// When it was cancelled (from the same page), if it was.
+    pub cancelled_at: Option<OffsetDateTime>,
+}
+
+/// An absence to record (see [`DeclaredAbsence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbsenceDeclaration<'a> {
+    pub referent_id: &'a str,
+    pub from: Date,
+    pub to: Date,
+    pub deputy_id: Option<&'a str>,
+    pub declared_by: &'a str,
+    pub declared_at: OffsetDateTime,
 }
 
 impl Pending {

@@ -193,6 +193,8 @@ conformance!(
     a_key_is_made_once_and_shared_by_every_handle_on_the_store,
     a_follow_up_acknowledges_and_the_last_choice_of_each_referent_stands,
     a_referent_sees_who_of_their_network_acknowledged_first_and_its_last_follow_up,
+    a_declared_absence_counts_from_its_declaration_until_it_ends_or_its_referent_cancels_it,
+    declared_absences_are_forgotten_once_ended_or_cancelled_longer_ago_than_the_retention,
     each_delivery_keeps_what_its_alert_said_of_consent,
     a_hand_back_is_kept_until_done_and_its_referent_no_longer_counts_as_acknowledging,
     parameters_bind_by_their_numbers_whatever_their_order_in_the_statement,
@@ -1000,6 +1002,178 @@ async fn a_referent_sees_who_of_their_network_acknowledged_first_and_its_last_fo
     );
     assert_eq!(never_emailed, Handling::default());
     assert_eq!(other_publisher, Handling::default());
+}
+
+/// An absence of `referent` from `from` to `to` (`YYYY-MM-DD`), declared at `at`.
+fn declaration<'a>(
+    referent: &'a str,
+    (from, to): (&str, &str),
+    deputy: Option<&'a str>,
+    at: OffsetDateTime,
+) -> AbsenceDeclaration<'a> {
+    let absence = crate::availability::Absence::parse(from, to).unwrap();
+    AbsenceDeclaration {
+        referent_id: referent,
+        from: absence.from,
+        to: absence.to,
+        deputy_id: deputy,
+        declared_by: referent,
+        declared_at: at,
+    }
+}
+
+fn date(text: &str) -> Date {
+    Date::parse(text, crate::availability::DATE).unwrap()
+}
+
+async fn a_declared_absence_counts_from_its_declaration_until_it_ends_or_its_referent_cancels_it(
+    place: &Place,
+) {
+    // Arrange: Camille away 10-12 December with Dominique standing in,
+    // Sacha away 1-5 December; both declared at noon on 1 December.
+    let store = place.open().await;
+    let declared_at = OffsetDateTime::from_unix_timestamp(1_796_126_400).unwrap();
+    let camille = declaration(
+        "camille",
+        ("2026-12-10", "2026-12-12"),
+        Some("dominique"),
+        declared_at,
+    );
+    store.declare_absence(camille).await.unwrap();
+    store
+        .declare_absence(declaration(
+            "sacha",
+            ("2026-12-01", "2026-12-05"),
+            None,
+            declared_at,
+        ))
+        .await
+        .unwrap();
+    let later = declared_at + time::Duration::hours(1);
+
+    // Act: Sacha tries to cancel Camille's; Camille cancels hers, twice.
+    let all = store
+        .declared_absences(date("2026-12-01"), later)
+        .await
+        .unwrap();
+    let camille_id = all[1].id;
+    let by_another = store
+        .cancel_absence("sacha", camille_id, later)
+        .await
+        .unwrap();
+    let cancelled = store
+        .cancel_absence("camille", camille_id, later)
+        .await
+        .unwrap();
+    let again = store
+        .cancel_absence("camille", camille_id, later + time::Duration::hours(1))
+        .await
+        .unwrap();
+    drop(store);
+    let store = place.open().await;
+    let in_force = |from: &'static str, at: OffsetDateTime| {
+        let store = store.clone();
+        async move {
+            store
+                .declared_absences(date(from), at)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| a.referent_id)
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // Assert: kept with who, when and what; first day first; in force from
+    // its declaration until its end or its cancellation.
+    assert_eq!(
+        all[1],
+        DeclaredAbsence {
+            id: camille_id,
+            referent_id: "camille".into(),
+            from: date("2026-12-10"),
+            to: date("2026-12-12"),
+            deputy_id: Some("dominique".into()),
+            declared_by: "camille".into(),
+            declared_at,
+            cancelled_at: None,
+        }
+    );
+    assert_eq!(all[0].referent_id, "sacha");
+    assert_eq!(all[0].deputy_id, None);
+    assert_ne!(all[0].id, camille_id);
+    assert_eq!((by_another, cancelled, again), (false, true, false));
+    let before_cancel = store
+        .declared_absences(date("2026-12-06"), declared_at)
+        .await
+        .unwrap();
+    assert_eq!(before_cancel.len(), 1);
+    assert_eq!(before_cancel[0].cancelled_at, Some(later));
+    assert_eq!(in_force("2026-12-06", declared_at).await, ["camille"]);
+    assert_eq!(in_force("2026-12-06", later).await, Vec::<String>::new());
+    assert_eq!(in_force("2026-12-05", later).await, ["sacha"]);
+    assert_eq!(
+        in_force("2026-12-01", declared_at - time::Duration::seconds(1)).await,
+        Vec::<String>::new(),
+        "not declared yet"
+    );
+    let audit = AuditReader::open(&place.settings).await.unwrap();
+    assert_eq!(
+        audit
+            .declared_absences(date("2026-12-01"), later)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn declared_absences_are_forgotten_once_ended_or_cancelled_longer_ago_than_the_retention(
+    place: &Place,
+) {
+    // Arrange: with a retention reaching back to noon on 6 November 2026
+    // (UTC, 13:00 in Paris).
+    let store = place.open().await;
+    let before = OffsetDateTime::from_unix_timestamp(1_793_966_400).unwrap();
+    let long_ago = before - time::Duration::days(40);
+    for (referent, dates) in [
+        ("ended-long-ago", ("2026-10-01", "2026-11-05")),
+        ("ended-that-day", ("2026-10-01", "2026-11-06")),
+        ("to-come", ("2027-01-01", "2027-01-02")),
+        ("cancelled-long-ago", ("2027-01-01", "2027-01-02")),
+        ("cancelled-since", ("2027-01-01", "2027-01-02")),
+    ] {
+        store
+            .declare_absence(declaration(referent, dates, None, long_ago))
+            .await
+            .unwrap();
+    }
+    let ids = store
+        .declared_absences(date("2026-01-01"), long_ago)
+        .await
+        .unwrap();
+    for (referent, at) in [
+        ("cancelled-long-ago", before - time::Duration::seconds(1)),
+        ("cancelled-since", before),
+    ] {
+        let id = ids.iter().find(|a| a.referent_id == referent).unwrap().id;
+        assert!(store.cancel_absence(referent, id, at).await.unwrap());
+    }
+
+    // Act
+    store.prune(before).await.unwrap();
+
+    // Assert: what the page or a resolution of the retention's span may
+    // still read is kept.
+    let mut kept: Vec<String> = store
+        .declared_absences(date("2026-01-01"), long_ago)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.referent_id)
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["cancelled-since", "ended-that-day", "to-come"]);
 }
 
 async fn each_delivery_keeps_what_its_alert_said_of_consent(place: &Place) {

@@ -6,9 +6,10 @@
 //! in the SQL both understand. A value that is not of the kind an
 //! operation reads is an error ([`StoreError::Shape`]), never a panic.
 
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 use super::StoreError;
+use crate::availability::DATE;
 
 /// One value of a column, or of a statement's parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,14 @@ impl From<OffsetDateTime> for Value {
     /// Times are stored as seconds since the Unix epoch, by both engines.
     fn from(value: OffsetDateTime) -> Self {
         Self::Int(value.unix_timestamp())
+    }
+}
+
+impl From<Date> for Value {
+    /// Dates (an absence's) are stored as `YYYY-MM-DD` text, by both
+    /// engines: text orders as the dates do.
+    fn from(value: Date) -> Self {
+        Self::Text(value.format(DATE).unwrap_or_default())
     }
 }
 
@@ -117,6 +126,19 @@ impl Row {
     /// [`StoreError::Shape`] when it is something else.
     pub fn time_or_null(&mut self, index: usize) -> Result<Option<OffsetDateTime>, StoreError> {
         Ok(self.int_or_null(index)?.map(instant))
+    }
+
+    /// Column `index`, a date (`YYYY-MM-DD` text).
+    ///
+    /// # Errors
+    /// [`StoreError::Shape`] when it is not such a date.
+    pub fn date(&mut self, index: usize) -> Result<Date, StoreError> {
+        let text = self.text(index)?;
+        Date::parse(&text, DATE).map_err(|_| {
+            StoreError::Shape(format!(
+                "column {index} holds text that is no date, where YYYY-MM-DD was expected"
+            ))
+        })
     }
 
     /// Column `index`, text.

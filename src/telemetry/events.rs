@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 use tracing::{debug, error, info, warn};
 
 use crate::alert::Alert;
@@ -304,6 +304,54 @@ impl Events {
             referent = %referent.id(),
             error = %failure,
             "email sent but not recorded in the store: a redelivery could email this référent again"
+        );
+    }
+
+    /// The declared absences cannot be read: alerts are resolved with the
+    /// registry's absences alone meanwhile (logged at the first failure and
+    /// every sixtieth after it).
+    pub fn absences_unreadable(&self, error: &StoreError, failures: u32) {
+        if failures == 1 || failures.is_multiple_of(60) {
+            warn!(
+                %error,
+                failures,
+                "cannot read the declared absences: alerts go by the registry's absences alone"
+            );
+        }
+    }
+
+    /// The declared absences are read again after `failures` failures.
+    pub fn absences_read_again(&self, failures: u32) {
+        info!(failures, "the declared absences are read again");
+    }
+
+    /// A référent declared an absence on its page (`deputy`: the one it
+    /// chose to stand in).
+    pub fn absence_declared(
+        &self,
+        referent: &Referent,
+        from: Date,
+        to: Date,
+        deputy: Option<&str>,
+    ) {
+        info!(
+            referent = %referent.id(),
+            network = referent.network(),
+            %from,
+            %to,
+            deputy = deputy.unwrap_or("-"),
+            "absence declared by the référent"
+        );
+    }
+
+    /// A référent cancelled an absence it had declared.
+    pub fn absence_cancelled(&self, referent: &Referent, from: Date, to: Date) {
+        info!(
+            referent = %referent.id(),
+            network = referent.network(),
+            %from,
+            %to,
+            "absence cancelled by the référent"
         );
     }
 

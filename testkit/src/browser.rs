@@ -1,6 +1,6 @@
 //! A real browser for the tests of web pages: Debian's Chromium, headless,
 //! driven through chromedriver's W3C WebDriver protocol (a few JSON calls
-//! over HTTP on a loopback port; `scripts/browser` installs both).
+//! over HTTP on a loopback port; `scripts/tools` installs both).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ impl Browser {
     pub async fn start() -> Self {
         assert!(
             std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
-            "Chromium and chromedriver (scripts/browser installs them)"
+            "Chromium and chromedriver (scripts/tools installs them)"
         );
         let port = crate::rabbitmq::free_port();
         let driver = Command::new(CHROMEDRIVER)
@@ -111,6 +111,21 @@ impl Browser {
 
     /// Clicks the first element `selector` finds.
     pub async fn click(&self, selector: &str) {
+        let element = self.element(selector).await;
+        let path = format!("/session/{}/element/{element}/click", self.session);
+        self.call("POST", &path, json!({})).await;
+    }
+
+    /// Types `keys` into the first element `selector` finds, as a keyboard
+    /// would (WebDriver's codes for special keys: `\u{E007}` is Enter).
+    pub async fn type_keys(&self, selector: &str, keys: &str) {
+        let element = self.element(selector).await;
+        let path = format!("/session/{}/element/{element}/value", self.session);
+        self.call("POST", &path, json!({ "text": keys })).await;
+    }
+
+    /// The WebDriver reference of the first element `selector` finds.
+    async fn element(&self, selector: &str) -> String {
         let path = format!("/session/{}/element", self.session);
         let found = self
             .call(
@@ -119,14 +134,12 @@ impl Browser {
                 json!({ "using": "css selector", "value": selector }),
             )
             .await;
-        let element = found
+        found
             .as_object()
             .and_then(|object| object.values().next())
             .and_then(Value::as_str)
             .unwrap_or_else(|| panic!("no element {selector}: {found}"))
-            .to_owned();
-        let path = format!("/session/{}/element/{element}/click", self.session);
-        self.call("POST", &path, json!({})).await;
+            .to_owned()
     }
 
     /// One WebDriver command; its `value`.

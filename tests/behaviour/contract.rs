@@ -376,7 +376,7 @@ fn header_names(alert: &Alert) -> BTreeSet<String> {
             },
             &relais_testkit::france().describe(alert.territory()),
             Addressed::Directly,
-            None,
+            relais::mail::PageLinks::default(),
         )
         .unwrap();
     let raw = String::from_utf8(message.bytes().to_vec()).unwrap();

@@ -13,6 +13,7 @@
 //! `tests/mta.rs`, `tests/cluster.rs`, `tests/postgresql.rs`), and cargo
 //! runs test binaries one after the other.
 
+mod absence;
 mod acknowledgement;
 mod broker;
 mod consent;

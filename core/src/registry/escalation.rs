@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use super::absences::{Day, ExtraAbsences};
 use super::{ANY_KIND, Referent, ReferentIndex, Registry, Unroutable};
 use crate::alert::{Kind, Priority};
 use crate::availability::paris_date;
@@ -75,13 +76,23 @@ impl Registry {
         territory: Territory,
         at: OffsetDateTime,
     ) -> Result<Vec<EscalationTiers<'_>>, Unroutable> {
-        let date = paris_date(at);
-        let resolution = self.resolve_at(kind, territory, at)?;
-        let absent = |index: &ReferentIndex| {
-            self.availability
-                .get(index)
-                .is_some_and(|a| a.absences.iter().any(|absence| absence.covers(date)))
-        };
+        self.escalation_tiers_with(kind, territory, at, &ExtraAbsences::default())
+    }
+
+    /// As [`Registry::escalation_tiers`], with `extra`'s absences (those
+    /// the référents declared themselves) counted beside the registry's.
+    ///
+    /// # Errors
+    /// As [`Registry::resolve_at`].
+    pub fn escalation_tiers_with(
+        &self,
+        kind: &Kind,
+        territory: Territory,
+        at: OffsetDateTime,
+        extra: &ExtraAbsences,
+    ) -> Result<Vec<EscalationTiers<'_>>, Unroutable> {
+        let day = Day::new(self, paris_date(at), extra);
+        let resolution = self.resolve_with(kind, territory, at, extra)?;
         let index_of = |referent: &Referent| self.position(referent).map(|i| i as ReferentIndex);
         let tiers = resolution
             .matched
@@ -90,16 +101,13 @@ impl Registry {
                 let first: Vec<ReferentIndex> =
                     found.referents.iter().filter_map(|r| index_of(r)).collect();
                 let mut deputies: Vec<ReferentIndex> = Vec::new();
-                for index in &first {
-                    let listed = self
-                        .availability
-                        .get(index)
-                        .map(|a| a.deputies.as_slice())
-                        .unwrap_or_default();
-                    for deputy in listed {
-                        if !absent(deputy) && !first.contains(deputy) && !deputies.contains(deputy)
+                for &index in &first {
+                    for &deputy in day.deputies(index) {
+                        if !day.absent(deputy)
+                            && !first.contains(&deputy)
+                            && !deputies.contains(&deputy)
                         {
-                            deputies.push(*deputy);
+                            deputies.push(deputy);
                         }
                     }
                 }
@@ -110,7 +118,7 @@ impl Registry {
                     .unwrap_or_default();
                 let fallback = self.fallback[network]
                     .iter()
-                    .filter(|f| !absent(f) && !first.contains(f))
+                    .filter(|&&f| !day.absent(f) && !first.contains(&f))
                     .map(|&f| &self.referents[f as usize])
                     .collect();
                 EscalationTiers {

@@ -14,8 +14,10 @@
 //!
 //! The files: the checked values of a référent (`referent`), the file as
 //! written (`raw`), its checks (`build`), resolution (`resolve`), escalation
-//! (`escalation`) and the summary (`summary`).
+//! (`escalation`), the absences declared outside the file and who stands
+//! in (`absences`) and the summary (`summary`).
 
+mod absences;
 mod build;
 mod escalation;
 mod office_hours;
@@ -34,6 +36,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+pub use absences::{ExtraAbsence, ExtraAbsences, StandIn};
 pub use escalation::{EscalateAfter, EscalationTiers};
 pub use referent::{Referent, ReferentId};
 pub use resolve::{Level, NetworkMatch, Resolution, Unroutable};

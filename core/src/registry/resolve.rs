@@ -6,6 +6,7 @@
 use thiserror::Error;
 use time::{Date, OffsetDateTime};
 
+use super::absences::{Day, ExtraAbsences, StandInIndexes};
 use super::{NetworkIndex, Referent, ReferentIndex, Registry};
 use crate::alert::Kind;
 use crate::availability::paris_date;
@@ -126,15 +127,29 @@ impl Registry {
     /// Paris).
     ///
     /// # Errors
-    /// As [`Registry::resolve`]; a network whose every référent for the
-    /// territory, deputy and fallback is absent counts as unmatched.
+    /// As [`Registry::resolve`].
     pub fn resolve_at(
         &self,
         kind: &Kind,
         territory: Territory,
         at: OffsetDateTime,
     ) -> Result<Resolution<'_>, Unroutable> {
-        let date = paris_date(at);
+        self.resolve_with(kind, territory, at, &ExtraAbsences::default())
+    }
+
+    /// As [`Registry::resolve_at`], with `extra`'s absences (those the
+    /// référents declared themselves) counted beside the registry's.
+    ///
+    /// # Errors
+    /// As [`Registry::resolve`].
+    pub fn resolve_with(
+        &self,
+        kind: &Kind,
+        territory: Territory,
+        at: OffsetDateTime,
+        extra: &ExtraAbsences,
+    ) -> Result<Resolution<'_>, Unroutable> {
+        let day = Day::new(self, paris_date(at), extra);
         let routed = self.routes.get(kind.as_str());
         if routed.is_none() && self.any_kind.is_empty() {
             return Err(Unroutable::NoRoute(kind.as_str().to_owned()));
@@ -154,7 +169,7 @@ impl Registry {
             let name = self.networks[usize::from(network)].as_str();
             let found = self
                 .match_network(network, &location)
-                .map(|(level, indexes)| (level, self.present(network, indexes, date)))
+                .map(|(level, indexes)| (level, self.present(network, indexes, &day)))
                 .filter(|(_, (referents, _))| !referents.is_empty());
             match found {
                 Some((level, (referents, standing_in))) => resolution.matched.push(NetworkMatch {
@@ -179,52 +194,37 @@ impl Registry {
         Ok(resolution)
     }
 
-    /// Who receives for `found` on `date`: each present référent, and for
-    /// each absent one its present deputies, else the network's present
-    /// fallback référents; each once, in that order.
+    /// Who receives for `found` on `day`: each present référent, and for
+    /// each absent one its chosen deputy, else its present deputies, else
+    /// the network's present fallback référents, else itself; each once,
+    /// in that order.
     #[allow(clippy::type_complexity)]
     fn present(
         &self,
         network: NetworkIndex,
         found: &[ReferentIndex],
-        date: Date,
+        day: &Day<'_>,
     ) -> (Vec<&Referent>, Vec<(&Referent, &Referent)>) {
         let referent = |index: ReferentIndex| &self.referents[index as usize];
-        if self.availability.is_empty() {
+        if day.nobody_ever_away() {
             return (found.iter().map(|&i| referent(i)).collect(), Vec::new());
         }
-        let absent = |index: &ReferentIndex| {
-            self.availability
-                .get(index)
-                .is_some_and(|a| a.absences.iter().any(|absence| absence.covers(date)))
-        };
         let mut chosen: Vec<ReferentIndex> = Vec::with_capacity(found.len());
         let mut standing_in = Vec::new();
-        for index in found {
-            if !absent(index) {
-                if !chosen.contains(index) {
-                    chosen.push(*index);
+        for &index in found {
+            let instead = match day.stand_in(network, index) {
+                StandInIndexes::Present | StandInIndexes::Nobody => {
+                    if !chosen.contains(&index) {
+                        chosen.push(index);
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let deputies = self
-                .availability
-                .get(index)
-                .map(|a| a.deputies.as_slice())
-                .unwrap_or_default();
-            let mut instead: Vec<ReferentIndex> =
-                deputies.iter().filter(|d| !absent(d)).copied().collect();
-            if instead.is_empty() {
-                instead = self.fallback[usize::from(network)]
-                    .iter()
-                    .filter(|f| !absent(f) && *f != index)
-                    .copied()
-                    .collect();
-            }
+                StandInIndexes::Deputies(instead) | StandInIndexes::Fallback(instead) => instead,
+            };
             for deputy in instead {
                 if !chosen.contains(&deputy) {
                     chosen.push(deputy);
-                    standing_in.push((referent(deputy), referent(*index)));
+                    standing_in.push((referent(deputy), referent(index)));
                 }
             }
         }
@@ -266,15 +266,29 @@ impl Registry {
             })
     }
 
-    /// Which level of each network would serve `location`, `None` where
-    /// none would (for `relais coverage`).
-    pub fn level_per_network(&self, location: &Location) -> Vec<(&str, Option<Level>)> {
+    /// Which level of each network would serve `location` for the alerts
+    /// of `date`, `None` where none would (for `relais coverage`). With the
+    /// absences of that day (the registry's and `extra`'s): where every
+    /// référent found is away and only fallback référents stand in, the
+    /// level is [`Level::Fallback`].
+    pub fn level_per_network_on(
+        &self,
+        location: &Location,
+        date: Date,
+        extra: &ExtraAbsences,
+    ) -> Vec<(&str, Option<Level>)> {
+        let day = Day::new(self, date, extra);
         (0..self.networks.len())
             .map(|index| {
                 let network = index as NetworkIndex;
-                let level = self
-                    .match_network(network, location)
-                    .map(|(level, _)| level);
+                let level = self.match_network(network, location).map(|(level, found)| {
+                    let by_fallback = level != Level::Fallback
+                        && !day.nobody_ever_away()
+                        && found.iter().all(|&referent| {
+                            matches!(day.stand_in(network, referent), StandInIndexes::Fallback(_))
+                        });
+                    if by_fallback { Level::Fallback } else { level }
+                });
                 (self.networks[index].as_str(), level)
             })
             .collect()

@@ -855,3 +855,190 @@ fn an_alert_s_author_is_its_route_s_else_its_publisher_s_and_a_contact_must_be_a
         ]
     );
 }
+
+/// An absence declared outside the registry file.
+fn declared(referent: &str, from: &str, to: &str, deputy: Option<&str>) -> ExtraAbsence {
+    ExtraAbsence {
+        referent: ReferentId::parse(referent).unwrap(),
+        absence: crate::availability::Absence::parse(from, to).unwrap(),
+        deputy: deputy.map(|d| ReferentId::parse(d).unwrap()),
+    }
+}
+
+#[test]
+fn a_declared_absence_counts_as_the_registry_s_and_its_chosen_deputy_stands_in() {
+    use time::macros::datetime;
+    let registry = Registry::from_toml(ABSENCES, france()).unwrap();
+    let resolve = |extra: &ExtraAbsences| {
+        let resolution = registry
+            .resolve_with(
+                &kind("orientation_sociale"),
+                commune("75113"),
+                datetime!(2026-12-10 10:00:00 +01:00),
+                extra,
+            )
+            .unwrap();
+        let behalf: Vec<Option<String>> = resolution
+            .referents()
+            .map(|r| resolution.on_behalf_of(r).map(|a| a.id().to_string()))
+            .collect();
+        (ids(&resolution).join(","), behalf)
+    };
+    let camille = Some("camille".to_owned());
+
+    let none = resolve(&ExtraAbsences::default());
+    let away = resolve(&ExtraAbsences::new([declared(
+        "camille",
+        "2026-12-10",
+        "2026-12-10",
+        None,
+    )]));
+    let chosen = resolve(&ExtraAbsences::new([declared(
+        "camille",
+        "2026-12-09",
+        "2026-12-11",
+        Some("sacha"),
+    )]));
+    // The chosen deputy away too: the other present deputies.
+    let chosen_away = resolve(&ExtraAbsences::new([
+        declared("camille", "2026-12-09", "2026-12-11", Some("sacha")),
+        declared("sacha", "2026-12-10", "2026-12-10", None),
+    ]));
+    // A choice that is not one of its deputies counts as no choice.
+    let not_a_deputy = resolve(&ExtraAbsences::new([declared(
+        "camille",
+        "2026-12-10",
+        "2026-12-10",
+        Some("permanence"),
+    )]));
+    // The day after the absence, or an absence of someone else: no change.
+    let other_day = resolve(&ExtraAbsences::new([declared(
+        "camille",
+        "2026-12-11",
+        "2026-12-12",
+        Some("sacha"),
+    )]));
+
+    assert_eq!(none, ("camille".into(), vec![None]));
+    assert_eq!(
+        away,
+        (
+            "dominique,sacha".into(),
+            vec![camille.clone(), camille.clone()]
+        )
+    );
+    assert_eq!(chosen, ("sacha".into(), vec![camille.clone()]));
+    assert_eq!(chosen_away, ("dominique".into(), vec![camille.clone()]));
+    assert_eq!(
+        not_a_deputy,
+        (
+            "dominique,sacha".into(),
+            vec![camille.clone(), camille.clone()]
+        )
+    );
+    assert_eq!(other_day, ("camille".into(), vec![None]));
+}
+
+#[test]
+fn declared_and_registry_absences_add_up_and_nobody_to_stand_in_leaves_the_referent_receiving() {
+    use time::macros::{date, datetime};
+    let registry = Registry::from_toml(ABSENCES, france()).unwrap();
+    // Camille is away in the registry from 2026-12-24; Dominique declares
+    // herself away on the 26th: Sacha alone stands in.
+    let extra = ExtraAbsences::new([declared("dominique", "2026-12-26", "2026-12-26", None)]);
+    let on = |instant, extra: &ExtraAbsences| {
+        let resolution = registry
+            .resolve_with(
+                &kind("orientation_sociale"),
+                commune("75113"),
+                instant,
+                extra,
+            )
+            .unwrap();
+        ids(&resolution).join(",")
+    };
+    // Everyone of the network away that day: the registry's fallback too.
+    let everyone = ExtraAbsences::new(
+        ["camille", "dominique", "sacha", "permanence"]
+            .map(|id| declared(id, "2026-12-10", "2026-12-10", None)),
+    );
+    let camille = registry.referent("camille").unwrap();
+
+    assert_eq!(on(datetime!(2026-12-26 10:00:00 +01:00), &extra), "sacha");
+    assert_eq!(
+        on(datetime!(2026-12-10 10:00:00 +01:00), &everyone),
+        "camille"
+    );
+    assert!(matches!(
+        registry.stand_in(camille, date!(2026 - 12 - 10), &everyone),
+        StandIn::Nobody
+    ));
+    assert!(matches!(
+        registry.stand_in(camille, date!(2026 - 12 - 09), &everyone),
+        StandIn::Present
+    ));
+    let StandIn::Fallback(fallback) =
+        registry.stand_in(camille, date!(2027 - 01 - 02), &ExtraAbsences::default())
+    else {
+        panic!("the fallback stands in when every deputy is away");
+    };
+    assert_eq!(fallback[0].id().as_str(), "permanence");
+    let StandIn::Deputies(deputies) = registry.stand_in(camille, date!(2026 - 12 - 26), &extra)
+    else {
+        panic!("a present deputy stands in");
+    };
+    assert_eq!(deputies[0].id().as_str(), "sacha");
+    assert_eq!(
+        registry
+            .deputies_of(camille)
+            .iter()
+            .map(|d| d.id().as_str())
+            .collect::<Vec<_>>(),
+        ["dominique", "sacha"]
+    );
+    assert_eq!(
+        registry.absences_of(camille),
+        [crate::availability::Absence::parse("2026-12-24", "2027-01-02").unwrap()]
+    );
+}
+
+#[test]
+fn a_declared_absence_takes_the_referent_out_of_the_escalation_and_the_coverage() {
+    use time::macros::{date, datetime};
+    let text = ABSENCES.replacen(
+        "networks = [\"ccas\"]",
+        "networks = [\"ccas\"]\n        escalate_after = { urgent = \"2h\", normal = \"2d\" }",
+        1,
+    );
+    let registry = Registry::from_toml(&text, france()).unwrap();
+    let extra = ExtraAbsences::new([declared("dominique", "2026-12-01", "2026-12-01", None)]);
+    let sacha_away = ExtraAbsences::new([
+        declared("dominique", "2026-12-01", "2026-12-01", None),
+        declared("sacha", "2026-12-01", "2026-12-01", None),
+        declared("camille", "2026-12-01", "2026-12-01", None),
+    ]);
+    let tiers = registry
+        .escalation_tiers_with(
+            &kind("orientation_sociale"),
+            commune("75113"),
+            datetime!(2026-12-01 10:00:00 +01:00),
+            &extra,
+        )
+        .unwrap();
+    let location = france().location(commune("75113"));
+
+    assert_eq!(tiers[0].deputies.len(), 1);
+    assert_eq!(tiers[0].deputies[0].id().as_str(), "sacha");
+    assert_eq!(
+        registry.level_per_network_on(&location, date!(2026 - 12 - 01), &extra),
+        [("ccas", Some(Level::Arrondissement))]
+    );
+    assert_eq!(
+        registry.level_per_network_on(&location, date!(2026 - 12 - 01), &sacha_away),
+        [("ccas", Some(Level::Fallback))]
+    );
+    assert_eq!(
+        registry.level_per_network_on(&location, date!(2026 - 12 - 01), &ExtraAbsences::default()),
+        [("ccas", Some(Level::Arrondissement))]
+    );
+}

@@ -186,6 +186,16 @@ pub enum Addressed<'a> {
     HandedBack(&'a Referent),
 }
 
+/// The référent's personal links that an email carries, when the pages
+/// are served (`ack.listen`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageLinks<'a> {
+    /// To acknowledge this alert.
+    pub ack: Option<&'a str>,
+    /// To the référent's absence page.
+    pub absence: Option<&'a str>,
+}
+
 /// A wait as people write it: `2 h`, `1 j 12 h`, `30 min`, `45 s`.
 fn french_duration(wait: Duration) -> String {
     let seconds = wait.as_secs();
@@ -269,6 +279,8 @@ struct View<'a> {
     handed_back_by: Option<String>,
     /// The référent's personal acknowledgement link.
     ack_link: Option<&'a str>,
+    /// The référent's personal link to its absence page.
+    absence_link: Option<&'a str>,
     emitted_at: String,
     /// Whether the person agreed, in one sentence (see [`consent_sentence`]).
     consent: String,
@@ -324,7 +336,7 @@ impl Renderer {
         wording: Wording<'_>,
         place: &Description,
         addressed: Addressed<'_>,
-        ack_link: Option<&str>,
+        links: PageLinks<'_>,
     ) -> Result<Email, RenderError> {
         let Published { alert, publisher } = published;
         let Wording {
@@ -357,7 +369,8 @@ impl Renderer {
             territory: &place.place,
             departement: &place.departement,
             mapped: place.mapped.as_deref(),
-            ack_link,
+            ack_link: links.ack,
+            absence_link: links.absence,
             on_behalf_of: match addressed {
                 Addressed::OnBehalfOf(absent) => Some(
                     absent

@@ -63,7 +63,7 @@ fn render(alert: &Alert) -> String {
             WORDING,
             &france().describe(alert.territory()),
             Addressed::Directly,
-            None,
+            PageLinks::default(),
         )
         .unwrap();
     String::from_utf8(email.bytes().to_vec()).unwrap()
@@ -93,7 +93,7 @@ fn without_patient_details_the_email_gives_whom_to_call_and_the_dossier_only() {
             WORDING,
             &france().describe(alert(serde_json::json!({})).territory()),
             Addressed::Directly,
-            None,
+            PageLinks::default(),
         )
         .unwrap();
     let raw = String::from_utf8(message.bytes().to_vec()).unwrap();
@@ -236,7 +236,7 @@ fn the_subject_says_urgent_the_kind_and_the_territory() {
             WORDING,
             &france().describe(normal.territory()),
             Addressed::Directly,
-            None,
+            PageLinks::default(),
         )
         .unwrap();
     let parsed = mail_parser::MessageParser::default()
@@ -442,7 +442,7 @@ fn the_email_names_its_author_gives_the_territory_s_time_in_words_and_replies_to
             wording,
             &france().describe(alert.territory()),
             Addressed::Directly,
-            None,
+            PageLinks::default(),
         )
         .unwrap();
 
@@ -465,4 +465,45 @@ fn the_email_names_its_author_gives_the_territory_s_time_in_words_and_replies_to
     }
     assert!(html.contains("par un m&#233;decin de garde"), "{html}");
     assert!(!text.contains("merci de ne pas y répondre"), "{text}");
+}
+
+#[test]
+fn the_email_links_to_the_referent_s_absence_page_in_one_line() {
+    let registry = registry();
+    let renderer = Renderer::new("relais@sos75.example.org".parse().unwrap(), false).unwrap();
+    let alert = alert(serde_json::json!({}));
+    let links = PageLinks {
+        ack: Some("https://relais.example.org/ack/A"),
+        absence: Some("https://relais.example.org/absence/B"),
+    };
+
+    let message = renderer
+        .render(
+            Published {
+                alert: &alert,
+                publisher: "",
+            },
+            &registry.referents()[0],
+            WORDING,
+            &france().describe(alert.territory()),
+            Addressed::Directly,
+            links,
+        )
+        .unwrap();
+    let (text, html) = parts(std::str::from_utf8(message.bytes()).unwrap());
+
+    assert!(
+        text.contains(
+            "https://relais.example.org/ack/A\n\nAbsent·e ? Indiquez vos dates d'absence : \
+             https://relais.example.org/absence/B\n\nRéférence de l'alerte"
+        ),
+        "{text}"
+    );
+    assert!(
+        html.contains(
+            "<p>Absent&#183;e ? <a href=\"https:&#x2f;&#x2f;relais.example.org&#x2f;absence&#x2f;B\">\
+             Indiquez vos dates d'absence</a></p>"
+        ),
+        "{html}"
+    );
 }
