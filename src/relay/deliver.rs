@@ -93,15 +93,6 @@ impl Relay {
             self.events.duplicate_skipped(alert, referent);
         }
 
-        // Kept, sealed, for a référent who hands it back from the page.
-        if let Some(links) = self.ack.as_ref().filter(|_| !to_send.is_empty())
-            && let Some((sealed, until)) = links.seal_copy(message.body)
-            && let Err(error) = self.store.keep_copy(key(this), &sealed, until).await
-        {
-            tracing::warn!(alert_id = %alert.id(), %error,
-                "cannot keep the alert's sealed copy: a hand-back of it would reach nobody");
-        }
-
         // Named in words only for the emails that go out.
         let label = registry.kind_label(alert.kind());
         let wording = Wording {
@@ -116,7 +107,18 @@ impl Relay {
                 .map_or(Addressed::Directly, Addressed::OnBehalfOf);
             self.send(this, referent, wording, &place, addressed, digest)
         });
-        let results = join_all(sends).await;
+        // Kept, sealed, for a référent who hands it back from the page:
+        // written while the emails go out, and done before the alert is.
+        let copy = async {
+            if let Some(links) = self.ack.as_ref().filter(|_| !to_send.is_empty())
+                && let Some((sealed, until)) = links.seal_copy(message.body)
+                && let Err(error) = self.store.keep_copy(key(this), sealed, until).await
+            {
+                tracing::warn!(alert_id = %alert.id(), %error,
+                    "cannot keep the alert's sealed copy: a hand-back of it would reach nobody");
+            }
+        };
+        let ((), results) = futures_util::future::join(copy, join_all(sends)).await;
         let mut failures = Vec::new();
         for (referent, result) in to_send.iter().zip(results) {
             match result {

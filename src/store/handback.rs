@@ -11,6 +11,7 @@
 
 use time::OffsetDateTime;
 
+use super::value::Value;
 use super::{AlertKey, Store, StoreError};
 
 /// A référent's hand-back of an alert, not carried out yet.
@@ -24,30 +25,29 @@ pub struct HandBack {
 
 impl Store {
     /// Keeps `alert`'s sealed copy until `expires_at` (the first copy
-    /// stays: every copy of one alert seals the same content).
+    /// stays: every copy of one alert seals the same content), in the group
+    /// commit with the deliveries.
     ///
     /// # Errors
     /// [`StoreError`] if the write failed.
     pub async fn keep_copy(
         &self,
         alert: AlertKey<'_>,
-        sealed: &[u8],
+        sealed: Vec<u8>,
         expires_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.engine
-            .execute(
-                "INSERT INTO alert_copies (publisher, alert_id, sealed, expires_at)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (alert_id, publisher) DO NOTHING",
-                vec![
-                    alert.publisher.into(),
-                    alert.id.into(),
-                    sealed.into(),
-                    expires_at.into(),
-                ],
-            )
-            .await
-            .map(|_| ())
+        self.commit((
+            "INSERT INTO alert_copies (publisher, alert_id, sealed, expires_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (alert_id, publisher) DO NOTHING",
+            vec![
+                alert.publisher.into(),
+                alert.id.into(),
+                Value::Blob(sealed),
+                expires_at.into(),
+            ],
+        ))
+        .await
     }
 
     /// `alert`'s sealed copy, if it is still kept.

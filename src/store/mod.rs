@@ -264,14 +264,47 @@ impl Store {
     /// # Errors
     /// [`StoreError`] if the write failed.
     pub async fn record(&self, delivery: SentEmail, digest: Digest) -> Result<(), StoreError> {
+        // The delivery's fields move into the statement.
+        let SentEmail {
+            publisher,
+            alert_id,
+            referent_id,
+            network,
+            email,
+            message_id,
+            smtp_reply,
+            delivered_at,
+            consent,
+        } = delivery;
+        self.commit((
+            "INSERT INTO deliveries
+                 (publisher, alert_id, referent_id, email, message_id, smtp_reply,
+                  delivered_at, digest, network, consent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (alert_id, publisher, referent_id) DO NOTHING",
+            vec![
+                publisher.into(),
+                alert_id.into(),
+                referent_id.into(),
+                email.into(),
+                message_id.into(),
+                smtp_reply.into(),
+                delivered_at.into(),
+                digest.as_slice().into(),
+                network.into(),
+                consent.into(),
+            ],
+        ))
+        .await
+    }
+
+    /// Runs `statement` in the group commit's next transaction; stored for
+    /// good when this returns.
+    async fn commit(&self, statement: Statement) -> Result<(), StoreError> {
         let writes = self.writes.as_ref().ok_or(StoreError::ReadOnly)?;
         let (reply, answer) = oneshot::channel();
         writes
-            .send(Write {
-                delivery,
-                digest,
-                reply,
-            })
+            .send(Write { statement, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?

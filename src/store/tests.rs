@@ -1263,7 +1263,11 @@ async fn a_hand_back_is_kept_until_done_and_its_referent_no_longer_counts_as_ack
             .unwrap();
     }
     store
-        .keep_copy(key("A-1"), b"sealed bytes", at + time::Duration::days(14))
+        .keep_copy(
+            key("A-1"),
+            b"sealed bytes".to_vec(),
+            at + time::Duration::days(14),
+        )
         .await
         .unwrap();
     store.acknowledge(key("A-1"), "r1", at).await.unwrap();
