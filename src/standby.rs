@@ -157,10 +157,15 @@ impl Lease {
         let mut said_standby = false;
         let mut client: Option<tokio_postgres::Client> = None;
         loop {
+            // A PostgreSQL restart closes the connection between two tries.
             if client
                 .as_ref()
-                .is_none_or(tokio_postgres::Client::is_closed)
+                .is_some_and(tokio_postgres::Client::is_closed)
             {
+                self.failed("the connection to PostgreSQL closed", epoch.is_some());
+                client = None;
+            }
+            if client.is_none() {
                 client = match tokio::time::timeout(QUERY_TIMEOUT, postgres::connect(&self.store))
                     .await
                 {
