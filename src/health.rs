@@ -7,7 +7,7 @@
 //! reason (never a secret, never patient data) is kept for `/readyz`. A
 //! mail server that is merely down does not make relais unready: that is a
 //! transient failure, retried. A PostgreSQL store that cannot be reached
-//! does. A standby (`standby`: another relais holds the lock) is ready: it
+//! does. A standby (`standby`: another relais holds the lease) is ready: it
 //! is doing its job, waiting to take over; `role` says which it is.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -122,7 +122,7 @@ impl Health {
             .take();
     }
 
-    /// Whether this relais is a standby (another one holds the lock).
+    /// Whether this relais is a standby (another one holds the lease).
     pub fn standby(&self, standby: bool) {
         self.standby.store(standby, Ordering::Relaxed);
     }

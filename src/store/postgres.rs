@@ -75,7 +75,8 @@ fn reach(
 }
 
 /// A connection of its own to the database `settings` name, outside the
-/// pool (for the standby lock, which lives as long as its session).
+/// pool (for the standby lease, renewed every second whatever the pool's
+/// load).
 ///
 /// # Errors
 /// [`StoreError::Postgres`] when PostgreSQL cannot be reached.
