@@ -250,8 +250,28 @@ impl Cluster {
     }
 }
 
-/// A port nobody listens on at the time of the call.
+/// A port nobody listens on at the time of the call, below the kernel's
+/// ephemeral range (32768-60999 by default): a port the kernel gave out
+/// for `bind(0)` could be taken, before the test listens on it, by any of
+/// the tests' outgoing connections, which draw from that range. Each call
+/// in a process tries the next port of a sequence that starts at a place
+/// of its own, so that tests running at once do not pick the same one.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const PORTS: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % PORTS,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    loop {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % PORTS;
+        let port = u16::try_from(port).expect("a port below 32000");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }

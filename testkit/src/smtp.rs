@@ -174,8 +174,7 @@ impl SmtpServer {
 
     /// A free loopback port with nothing listening on it yet.
     pub async fn free_port() -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        listener.local_addr().unwrap().port()
+        crate::rabbitmq::free_port()
     }
 
     /// A server that speaks TLS as `mode` says.
