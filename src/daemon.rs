@@ -217,12 +217,16 @@ pub async fn run(
         }
     }
     stop.cancel();
+    tracing::debug!("the consumer has stopped");
     // The alerts in flight are done: give the lease to a standby, close the
     // idle SMTP connections, and let the last events out.
     standby.release().await;
+    tracing::debug!("the lease is released");
     relay.mailer().close().await;
+    tracing::debug!("the SMTP connections are closed");
     if let Some(publishing) = publishing {
         let _ = publishing.await;
+        tracing::debug!("the last events are published");
     }
     tracing::info!("stopped");
     Ok(())

@@ -47,6 +47,21 @@ async fn stream_survives(fault: impl FnOnce() + Send + 'static) {
             .await,
         0
     );
+
+    // The alerts' events flow again, on a connection of their own that
+    // went with the fault: the dispatch software hears of the next alert.
+    let events = world.bind_events("=.delivered").await;
+    world.publish_one("SOS75-BRK-AFTER").await;
+    assert_eq!(
+        world
+            .wait_for_depth(&events, 1, Duration::from_secs(30))
+            .await,
+        1,
+        "the event of an alert relayed after the fault"
+    );
+    let event: serde_json::Value =
+        serde_json::from_slice(&world.broker.take_all(&events).await[0].body).unwrap();
+    assert_eq!(event["alert_id"], "SOS75-BRK-AFTER");
     tokio::time::sleep(Duration::from_millis(500)).await;
     app.stop().await;
     let mut per_alert: BTreeMap<String, usize> = BTreeMap::new();
@@ -55,7 +70,7 @@ async fn stream_survives(fault: impl FnOnce() + Send + 'static) {
     }
     let twice: Vec<_> = per_alert.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "emailed more than once: {twice:?}");
-    assert_eq!(per_alert.len(), TOTAL, "every alert emailed");
+    assert_eq!(per_alert.len(), TOTAL + 1, "every alert emailed");
     assert_eq!(mails.len(), TOTAL);
     assert_eq!(world.broker.depth(&world.queue).await, 0);
     assert_eq!(world.broker.depth(&world.dead()).await, 0);

@@ -82,3 +82,37 @@ async fn connect_node(
         ),
     }
 }
+
+/// Closes `connection` cleanly if it is still open, and waits for the
+/// broker's answer no longer than the protocol gives a silent peer: two
+/// heartbeats (AMQP 0-9-1, 4.2.7). A connection the broker reset is left
+/// as it is: closing it would wait for an answer that never comes.
+///
+/// # Errors
+/// When the broker refused the close or did not answer in time.
+pub async fn close(
+    connection: &Connection,
+    reason: &str,
+    amqp: &AmqpSettings,
+) -> anyhow::Result<()> {
+    if !connection.status().connected() {
+        return Ok(());
+    }
+    let silent_peer = silent_peer(amqp);
+    match tokio::time::timeout(silent_peer, connection.close(200, reason.into())).await {
+        Ok(closed) => closed.context("the broker refused to close the connection"),
+        Err(_) => anyhow::bail!("the broker did not answer the close within {silent_peer:?}"),
+    }
+}
+
+/// How long the protocol lets a peer stay silent before it counts as gone:
+/// two heartbeats (AMQP 0-9-1, 4.2.7), or a node's connection timeout
+/// without heartbeats. Each wait for the broker's answer to a method
+/// relais sends on stopping is bounded by it.
+pub fn silent_peer(amqp: &AmqpSettings) -> std::time::Duration {
+    if amqp.heartbeat.is_zero() {
+        NODE_TIMEOUT
+    } else {
+        amqp.heartbeat * 2
+    }
+}

@@ -19,7 +19,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::amqp::headers;
 use crate::amqp::publisher::Publisher;
@@ -202,13 +202,16 @@ impl Session<'_> {
             // Take no new alert; those already received but not started stay
             // unacked and return to the queue when the channel closes.
             let tag = consumer.tag();
-            if let Err(error) = consuming
-                .basic_cancel(tag, BasicCancelOptions::default())
+            let cancel = consuming.basic_cancel(tag, BasicCancelOptions::default());
+            match tokio::time::timeout(crate::amqp::connection::silent_peer(self.amqp), cancel)
                 .await
             {
-                warn!(%error, "could not cancel the consumer");
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => warn!(%error, "could not cancel the consumer"),
+                Err(_) => warn!("the broker did not answer the consumer's cancel"),
             }
         }
+        debug!(in_flight = in_flight.len(), "the consumer is cancelled");
         in_flight.close();
         let finished = tokio::time::timeout(self.shutdown_timeout, in_flight.wait()).await;
         if finished.is_err() {
@@ -217,10 +220,11 @@ impl Session<'_> {
                 "alerts still in flight after shutdown_timeout; the broker will deliver them again"
             );
         }
-        if connection.status().connected()
-            && let Err(error) = connection.close(200, "relais stopping".into()).await
+        debug!("the alerts in flight are settled");
+        if let Err(error) =
+            crate::amqp::connection::close(&connection, "relais stopping", self.amqp).await
         {
-            warn!(%error, "could not close the broker connection cleanly");
+            warn!(error = %format!("{error:#}"), "could not close the broker connection cleanly");
         }
         Ok(end)
     }

@@ -105,7 +105,12 @@ pub async fn publish_events(
                 metrics.events_failed.inc();
                 warn!(%error, events = batch.len(), "could not publish alerts' events; trying again");
                 if let Some(broken) = link.take() {
-                    let _ = broken.connection.close(200, "reconnecting".into()).await;
+                    let _ = crate::amqp::connection::close(
+                        &broken.connection,
+                        "reconnecting",
+                        &settings.amqp,
+                    )
+                    .await;
                 }
                 let wait = waits.next().unwrap_or(backoff::LONGEST_WAIT);
                 if stop.is_cancelled() && deadline.is_none() {
@@ -124,7 +129,8 @@ pub async fn publish_events(
         }
     }
     if let Some(open) = link {
-        let _ = open.connection.close(200, "relais stopping".into()).await;
+        let _ = crate::amqp::connection::close(&open.connection, "relais stopping", &settings.amqp)
+            .await;
     }
     let left = batch.len() + events.len();
     if left > 0 {

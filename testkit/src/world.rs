@@ -258,6 +258,7 @@ delays = ["200ms", "400ms"]
 
     /// Runs relais in this process.
     pub fn spawn(&self) -> RunningApp {
+        log_to_the_test_output();
         let (stop, stopped) = oneshot::channel::<()>();
         let (reload, reloads) = mpsc::channel(1);
         let settings = self.settings();
@@ -417,6 +418,18 @@ delays = ["200ms", "400ms"]
                 .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                 .await;
         }
+    }
+}
+
+/// With `RELAIS_TEST_LOG` set (a filter, as `RUST_LOG`: `relais=debug`),
+/// the logs of relais running inside the test process go to the test's
+/// output, which cargo shows for a test that fails.
+fn log_to_the_test_output() {
+    if let Ok(filter) = std::env::var("RELAIS_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
     }
 }
 
