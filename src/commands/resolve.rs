@@ -75,6 +75,9 @@ pub(super) async fn resolve(config: Option<&Path>, args: &ResolveArgs) -> anyhow
     for matched in &resolution.matched {
         for referent in &matched.referents {
             println!("{} {}", referent.id(), referent.email());
+            if let Some(phone) = referent.phone() {
+                eprintln!("# {} answers the telephone at {phone}", referent.id());
+            }
         }
         for (deputy, absent) in &matched.standing_in {
             eprintln!(

@@ -17,7 +17,7 @@ use time::Date;
 use super::office_hours::{self, Openings};
 use super::raw::{RawNetwork, RawReferent, RawRegistry, RawRoute};
 use super::{
-    ANY_KIND, Availability, EscalateAfter, Index, NetworkIndex, Referent, ReferentId,
+    ANY_KIND, Availability, EscalateAfter, Index, NetworkIndex, Phone, Referent, ReferentId,
     ReferentIndex, Registry,
 };
 use crate::alert::Kind;
@@ -185,6 +185,12 @@ impl Builder {
                 self.check_line(at, field, value);
             }
         }
+        let phone = raw
+            .phone
+            .as_deref()
+            .map(Phone::parse)
+            .transpose()
+            .map_err(|problem| self.errors.push(format!("{at}: {problem}")));
         if self.errors.len() > errors_before {
             return None;
         }
@@ -196,6 +202,7 @@ impl Builder {
                 network,
                 organisation: raw.organisation.as_deref().map(str::to_owned),
                 mailbox: Mailbox::new(raw.name.as_deref().map(str::to_owned), email.ok()?),
+                phone: phone.ok()?,
             },
         ))
     }

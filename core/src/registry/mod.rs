@@ -38,7 +38,7 @@ use thiserror::Error;
 
 pub use absences::{ExtraAbsence, ExtraAbsences, StandIn};
 pub use escalation::{EscalateAfter, EscalationTiers};
-pub use referent::{Referent, ReferentId};
+pub use referent::{Phone, Referent, ReferentId};
 pub use resolve::{Level, NetworkMatch, Resolution, Unroutable};
 pub use summary::{NetworkSummary, Summary};
 

@@ -77,6 +77,10 @@ pub(super) struct RawReferent<'a> {
     pub(super) organisation: Option<Text<'a>>,
     #[serde(borrow)]
     pub(super) email: Text<'a>,
+    /// The office's telephone, for the operators who call about an alert
+    /// nobody acknowledged.
+    #[serde(default, borrow)]
+    pub(super) phone: Option<Text<'a>>,
     #[serde(default, borrow)]
     pub(super) communes: Vec<Text<'a>>,
     #[serde(default, borrow)]

@@ -56,6 +56,8 @@ pub struct Referent {
     pub(super) network: Arc<str>,
     pub(super) organisation: Option<String>,
     pub(super) mailbox: Mailbox,
+    /// For the operators only: never in an email, an event or a page.
+    pub(super) phone: Option<Phone>,
 }
 
 impl Referent {
@@ -85,6 +87,47 @@ impl Referent {
 
     pub fn email(&self) -> &Address {
         &self.mailbox.email
+    }
+
+    /// The office's telephone, for the operators.
+    pub fn phone(&self) -> Option<&Phone> {
+        self.phone.as_ref()
+    }
+}
+
+/// A telephone number as the registry writes it (`01 53 00 00 00`,
+/// `+33 1 53 00 00 00`): digits, with spaces, dots, hyphens, parentheses
+/// and one leading `+`; 3 to 15 digits (ITU-T E.164 allows 15; 3 for a
+/// short number such as `115`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phone(String);
+
+impl Phone {
+    /// # Errors
+    /// A description of the rule broken.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let digits = text.chars().filter(char::is_ascii_digit).count();
+        let body = text.strip_prefix('+').unwrap_or(text);
+        let allowed = |c: char| c.is_ascii_digit() || matches!(c, ' ' | '.' | '-' | '(' | ')');
+        if !body.chars().all(allowed) || !(3..=15).contains(&digits) {
+            return Err(
+                "phone must be 3 to 15 digits, with spaces, dots, hyphens, parentheses \
+                 and one leading + (e.g. \"01 53 00 00 00\")"
+                    .to_owned(),
+            );
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

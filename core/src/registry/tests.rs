@@ -1042,3 +1042,41 @@ fn a_declared_absence_takes_the_referent_out_of_the_escalation_and_the_coverage(
         [("ccas", Some(Level::Arrondissement))]
     );
 }
+
+#[test]
+fn a_referent_s_phone_is_kept_as_written_and_a_malformed_one_is_refused() {
+    let referent = |id: &str, phone: &str| {
+        format!(
+            "[[referent]]\nid = \"{id}\"\nnetwork = \"ccas\"\nemail = \"{id}@ccas.example.org\"\nphone = \"{phone}\"\ncommunes = [\"75113\"]\n"
+        )
+    };
+    let route = "[[route]]\nkind = \"orientation_sociale\"\nnetworks = [\"ccas\"]\n";
+    let good = [route.to_owned(), referent("a", "+33 1 53.00-00 (00)")].concat();
+    let registry = Registry::from_toml(&good, france()).unwrap();
+    assert_eq!(
+        registry.referents()[0].phone().map(Phone::as_str),
+        Some("+33 1 53.00-00 (00)")
+    );
+
+    let bad = [
+        route.to_owned(),
+        referent("letters", "01 53 OO 00 00"),
+        referent("short", "12"),
+        referent("long", "+33 1 53 00 00 00 00 00 00"),
+    ]
+    .concat();
+    let RegistryError::Invalid { errors, .. } = Registry::from_toml(&bad, france()).unwrap_err()
+    else {
+        panic!("expected validation errors");
+    };
+    let rule = r#"phone must be 3 to 15 digits, with spaces, dots, hyphens, parentheses and one leading + (e.g. "01 53 00 00 00")"#;
+    assert_eq!(
+        errors,
+        [
+            format!(r#"referent #1 ("letters"): {rule}"#),
+            format!(r#"referent #2 ("short"): {rule}"#),
+            format!(r#"referent #3 ("long"): {rule}"#),
+            r#"route #1 (kind "orientation_sociale"): network "ccas" has no référent"#.to_owned(),
+        ]
+    );
+}
