@@ -73,11 +73,15 @@ pub async fn run(
     );
     let registry_path = settings.registry.path.clone();
     let fences = live_registry::Fences::from(&settings);
-    let registry = live_registry::load(&registry_path, &geography, &fences)?;
-    events.registry_loaded(&registry, &registry_path, false);
+    let file = live_registry::fleet::read_file(&registry_path, &geography, &fences)?;
+    let store = open_store(&settings).await?.watched_by(health.clone());
+    let fleet = live_registry::fleet::Fleet {
+        store: store.clone(),
+        shared: settings.store.url.is_some(),
+    };
+    let registry = live_registry::fleet::start(file, &registry_path, &fleet, &fences, &events).await?;
     memory::return_freed();
     health.registry_loaded();
-    let store = open_store(&settings).await?.watched_by(health.clone());
     let sender = settings.smtp.sender().map_err(anyhow::Error::msg)?;
     let outbound = settings.smtp.outbound().map_err(SettingsError::Invalid)?;
     // With a store shared by a standby pair, this relais sends only while
@@ -176,6 +180,15 @@ pub async fn run(
         stop.clone(),
     ));
     tokio::spawn(expire_idle_connections(relay.clone(), stop.clone()));
+    if fleet.shared {
+        tokio::spawn(live_registry::fleet::follow(
+            relay.registry().clone(),
+            fleet.store.clone(),
+            fences.clone(),
+            events.clone(),
+            stop.clone(),
+        ));
+    }
     if settings.ack.enabled() {
         tokio::spawn(carry_out_hand_backs(relay.clone(), stop.clone()));
     }
@@ -207,7 +220,8 @@ pub async fn run(
             }
             Some(()) = reloads.recv() => {
                 systemd::notify(&[NotifyState::Reloading]);
-                live_registry::reload(relay.registry(), &registry_path, &fences, &events);
+                live_registry::reload(relay.registry(), &registry_path, &fences, &events, &fleet)
+                    .await;
                 systemd::notify(&[NotifyState::Ready]);
             }
             _ = beat.tick() => {

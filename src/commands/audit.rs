@@ -5,6 +5,7 @@
 //! recorded in the operations log before anything is printed; the trail is
 //! never changed.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -16,6 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use super::output::{printable, step_name};
 use super::trace::Trace;
 use crate::alert::AlertId;
+use crate::registry::short_digest;
 use crate::settings::Settings;
 use crate::store::AuditReader;
 
@@ -87,9 +89,26 @@ pub(super) async fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Re
         (None, None) => bail!("give --alert ID, --since DURATION or --operations"),
     };
     trace.done(&command, deliveries.len()).await?;
+    // Each registry's version label, once.
+    let versions: BTreeMap<String, Option<String>> = reader
+        .registry_versions()
+        .await?
+        .into_iter()
+        .map(|kept| (kept.digest, kept.version))
+        .collect();
+    let registry = |digest: Option<&str>| match digest {
+        // Recorded before relais kept it: not known.
+        None => "registry unknown".to_owned(),
+        Some(digest) => match versions.get(digest) {
+            Some(Some(version)) => {
+                format!("registry {} ({})", short_digest(digest), printable(version))
+            }
+            _ => format!("registry {}", short_digest(digest)),
+        },
+    };
     for delivery in &deliveries {
         println!(
-            "{}\t{}\t{}\t{}\t{}\t{}\tconsent {}{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\tconsent {}\t{}{}",
             delivery.delivered_at.format(&Rfc3339).unwrap_or_default(),
             printable(&delivery.alert_id),
             printable(&delivery.referent_id),
@@ -98,6 +117,7 @@ pub(super) async fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Re
             printable(&delivery.smtp_reply),
             // Recorded before relais kept it: not known.
             printable(delivery.consent.as_deref().unwrap_or("unknown")),
+            registry(delivery.registry.as_deref()),
             of_publisher(&delivery.publisher)
         );
     }

@@ -29,6 +29,7 @@ pub mod escalations;
 mod output;
 pub mod pending;
 pub mod publish;
+pub mod registry;
 pub mod resolve;
 pub mod run;
 pub mod status;
@@ -53,6 +54,7 @@ use dead_letters::DeadLettersCommand;
 use escalations::EscalationsCommand;
 use pending::PendingArgs;
 use publish::PublishArgs;
+use registry::RegistryCommand;
 use resolve::ResolveArgs;
 use status::StatusArgs;
 
@@ -86,6 +88,10 @@ pub enum Command {
     /// Look at, or purge of acknowledged alerts, the escalation queues.
     #[command(subcommand)]
     Escalations(EscalationsCommand),
+    /// The registry outside the daemon: publish it to every relais of a
+    /// shared store.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
 }
 
 /// Runs the subcommand with the settings file `config`; errors are
@@ -103,6 +109,7 @@ pub async fn dispatch(config: Option<&Path>, command: Command) -> ExitCode {
         Command::Status(args) => return status::status(config, args.json).await,
         Command::DeadLetters(command) => dead_letters::dead_letters(config, command).await,
         Command::Escalations(command) => escalations::escalations(config, command).await,
+        Command::Registry(command) => registry::registry(config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

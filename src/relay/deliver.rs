@@ -11,6 +11,7 @@
 //! here only: an escalation step (`escalate`) carries out what an earlier
 //! delivery accepted, and never refuses it for a setting changed since.
 
+use super::send::Origin;
 use std::time::Instant;
 
 use futures_util::future::join_all;
@@ -101,11 +102,15 @@ impl Relay {
             reply_to: registry.publishers().contact(this.publisher),
         };
         let place = geography.describe(alert.territory());
+        let origin = Origin {
+            content: digest,
+            registry: registry.digest(),
+        };
         let sends = to_send.iter().map(|referent| {
             let addressed = resolution
                 .on_behalf_of(referent)
                 .map_or(Addressed::Directly, Addressed::OnBehalfOf);
-            self.send(this, referent, wording, &place, addressed, digest)
+            self.send(this, referent, wording, &place, addressed, origin)
         });
         // Kept, sealed, for a référent who hands it back from the page:
         // written while the emails go out, and done before the alert is.

@@ -7,6 +7,7 @@
 //! A step is carried out once: a copy of its message finds it done in the
 //! store and emails nobody, and nobody who had the alert is emailed again.
 
+use super::send::Origin;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -125,9 +126,13 @@ impl Relay {
             unacknowledged_for: waited,
         };
         let digest = alert.digest(&self.digest_key);
+        let origin = Origin {
+            content: digest,
+            registry: registry.digest(),
+        };
         let sends = to_send
             .iter()
-            .map(|referent| self.send(this, referent, wording, &place, addressed, digest));
+            .map(|referent| self.send(this, referent, wording, &place, addressed, origin));
         let results = join_all(sends).await;
         let mut transient = None;
         let mut emails = 0;

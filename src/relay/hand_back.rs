@@ -8,6 +8,7 @@
 //! Carried out by the active relais only (the page may be served by any),
 //! from the store's list of hand-backs not done (`store::handback`).
 
+use super::send::Origin;
 use futures_util::future::join_all;
 use time::OffsetDateTime;
 
@@ -128,6 +129,10 @@ impl Relay {
         };
         let place = registry.geography().describe(alert.territory());
         let digest = alert.digest(&self.digest_key);
+        let origin = Origin {
+            content: digest,
+            registry: registry.digest(),
+        };
         let sends = to_send.iter().map(|referent| {
             self.send(
                 this,
@@ -135,7 +140,7 @@ impl Relay {
                 wording,
                 &place,
                 Addressed::HandedBack(by),
-                digest,
+                origin,
             )
         });
         let failures: Vec<_> = join_all(sends).await.into_iter().flatten().collect();

@@ -16,6 +16,15 @@ use crate::mail::{Addressed, PageLinks, Published, SendError, Wording};
 use crate::registry::Referent;
 use crate::store::{Digest, SentEmail, consent_record};
 
+/// What a delivery's record says of where it came from: the content of
+/// the alert (its keyed digest) and the registry that chose the référent.
+#[derive(Clone, Copy)]
+pub(super) struct Origin<'a> {
+    pub(super) content: Digest,
+    /// The registry's SHA-256 ([`crate::registry::Registry::digest`]).
+    pub(super) registry: &'a str,
+}
+
 impl Relay {
     /// Emails one référent, retrying transient failures in process, and
     /// records the delivery; `Some` is the failure that remains.
@@ -26,7 +35,7 @@ impl Relay {
         wording: Wording<'_>,
         place: &Description,
         addressed: Addressed<'_>,
-        digest: Digest,
+        origin: Origin<'_>,
     ) -> Option<SendError> {
         // A failure to build the email is relais's (or its registry's), not
         // a mail server's refusal: it is never `rejected`. It is retried, so
@@ -82,10 +91,11 @@ impl Relay {
                     smtp_reply: accepted.reply,
                     delivered_at: OffsetDateTime::now_utc(),
                     consent: Some(consent_record(alert.consent())),
+                    registry: Some(origin.registry.to_owned()),
                 };
                 // The email is delivered whatever happens to the record; a
                 // failed record only costs the dedup of a later redelivery.
-                if let Err(error) = self.store.record(sent, digest).await {
+                if let Err(error) = self.store.record(sent, origin.content).await {
                     self.events.record_failed(alert, referent, &error);
                 }
                 None

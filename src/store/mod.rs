@@ -26,6 +26,7 @@ mod group_commit;
 mod handback;
 pub mod postgres;
 mod records;
+mod registries;
 mod schema;
 mod sqlite;
 mod value;
@@ -49,7 +50,8 @@ pub use error::{PostgresCause, StoreError};
 pub use handback::HandBack;
 pub use records::{
     AbsenceDeclaration, Acknowledged, AlertKey, DeclaredAbsence, Digest, EscalationStep,
-    FollowUpRecord, FollowedUp, Handling, Operation, Pending, SentEmail, Served,
+    FollowUpRecord, FollowedUp, Handling, KeptRegistry, Operation, Pending, RegistryVersion,
+    SentEmail, Served,
     UNACKNOWLEDGED_STEP, consent_record,
 };
 
@@ -275,12 +277,13 @@ impl Store {
             smtp_reply,
             delivered_at,
             consent,
+            registry,
         } = delivery;
         self.commit((
             "INSERT INTO deliveries
                  (publisher, alert_id, referent_id, email, message_id, smtp_reply,
-                  delivered_at, digest, network, consent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                  delivered_at, digest, network, consent, registry)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (alert_id, publisher, referent_id) DO NOTHING",
             vec![
                 publisher.into(),
@@ -293,6 +296,7 @@ impl Store {
                 digest.as_slice().into(),
                 network.into(),
                 consent.into(),
+                registry.into(),
             ],
         ))
         .await
@@ -729,7 +733,7 @@ impl Store {
             .engine
             .scan(
                 "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at, network,
-                        publisher, consent
+                        publisher, consent, registry
                  FROM deliveries WHERE alert_id = $1
                  ORDER BY delivered_at, alert_id, publisher, referent_id",
                 vec![alert.as_str().into()],
@@ -747,7 +751,7 @@ impl Store {
             .engine
             .scan(
                 "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at, network,
-                        publisher, consent
+                        publisher, consent, registry
                  FROM deliveries WHERE delivered_at >= $1
                  ORDER BY delivered_at, alert_id, publisher, referent_id",
                 vec![since.into()],
@@ -1031,6 +1035,7 @@ fn sent_email(mut row: Row) -> Result<SentEmail, StoreError> {
         network: row.text_or_null(6)?,
         publisher: row.text(7)?,
         consent: row.text_or_null(8)?,
+        registry: row.text_or_null(9)?,
     })
 }
 
@@ -1079,6 +1084,23 @@ impl OperationLog {
             .escalation_done(alert, step, OffsetDateTime::now_utc())
             .await
             .map(|_| ())
+    }
+
+    /// Makes `registry` the one every relais of the store routes with
+    /// (`relais registry publish`).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the write failed.
+    pub async fn publish_registry(&self, registry: &KeptRegistry) -> Result<(), StoreError> {
+        self.store.publish_registry(registry).await
+    }
+
+    /// The digest of the registry published last, if any was.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the query fails.
+    pub async fn published_digest(&self) -> Result<Option<String>, StoreError> {
+        self.store.published_digest().await
     }
 
     /// Records `operation`; stored for good when this returns.

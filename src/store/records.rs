@@ -53,6 +53,33 @@ pub struct SentEmail {
     /// What the alert said of the person's agreement (see
     /// [`consent_record`]); `None` for a record older than consents.
     pub consent: Option<String>,
+    /// The SHA-256 of the registry that chose this référent (see
+    /// [`KeptRegistry`]); `None` for a record older than provenance.
+    pub registry: Option<String>,
+}
+
+/// A registry relais routed with, as the store keeps it: the file's bytes
+/// under their SHA-256 (hex), so that the audit can say which registry
+/// sent an alert to whom, and a fleet on one store can share one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptRegistry {
+    pub digest: String,
+    /// The file's `version` label, if it gives one.
+    pub version: Option<String>,
+    /// `toml` or `json`.
+    pub format: String,
+    pub body: Vec<u8>,
+}
+
+/// What the store knows of a registry, without its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryVersion {
+    pub digest: String,
+    pub version: Option<String>,
+    /// When a relais first routed with it.
+    pub first_used: OffsetDateTime,
+    /// When it was last made the fleet's (`relais registry publish`).
+    pub published_at: Option<OffsetDateTime>,
 }
 
 /// What the audit trail keeps of an alert's consent: its short form

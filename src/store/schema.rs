@@ -300,6 +300,30 @@ pub const STEPS: &[Step] = &[
                        PRIMARY KEY (alert_id, publisher, referent_id)
                    );",
     },
+    // 12. The registries relais routed with, by the SHA-256 of their file:
+    //     each delivery names the one that chose its référent, and with a
+    //     shared store the last one published is the fleet's.
+    Step {
+        sqlite: "ALTER TABLE deliveries ADD COLUMN registry TEXT;
+                 CREATE TABLE registries (
+                     digest       TEXT NOT NULL PRIMARY KEY,
+                     version      TEXT,
+                     format       TEXT NOT NULL,
+                     body         BLOB NOT NULL,
+                     first_used   INTEGER NOT NULL,
+                     published_at INTEGER
+                 ) WITHOUT ROWID;",
+        postgres: "ALTER TABLE deliveries ADD COLUMN registry TEXT;
+                   CREATE TABLE registries (
+                       digest       TEXT NOT NULL PRIMARY KEY,
+                       version      TEXT,
+                       format       TEXT NOT NULL,
+                       body         BYTEA NOT NULL,
+                       first_used   BIGINT NOT NULL,
+                       published_at BIGINT
+                   );
+                   CREATE INDEX registries_by_publication ON registries (published_at);",
+    },
 ];
 
 /// The first relais with a PostgreSQL store created the whole schema of

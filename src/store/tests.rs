@@ -198,6 +198,8 @@ conformance!(
     each_delivery_keeps_what_its_alert_said_of_consent,
     a_hand_back_is_kept_until_done_and_its_referent_no_longer_counts_as_acknowledging,
     parameters_bind_by_their_numbers_whatever_their_order_in_the_statement,
+    a_registry_is_kept_once_and_the_last_one_published_is_the_fleet_s,
+    each_delivery_names_the_registry_that_routed_it,
 );
 
 fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> SentEmail {
@@ -211,6 +213,7 @@ fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> SentEmail {
         smtp_reply: "2.0.0 Ok: queued as X".into(),
         delivered_at: at,
         consent: Some("given:person:2026-11-22T07:10:00Z".into()),
+        registry: Some("0123456789abcdef".into()),
     }
 }
 
@@ -1332,4 +1335,77 @@ async fn parameters_bind_by_their_numbers_whatever_their_order_in_the_statement(
         rows[0].blob_or_null(1).unwrap().as_deref(),
         Some(&b"secret"[..])
     );
+}
+
+/// A registry of `body`, as the store keeps it.
+fn kept(digest: &str, version: Option<&str>, body: &str) -> KeptRegistry {
+    KeptRegistry {
+        digest: digest.into(),
+        version: version.map(str::to_owned),
+        format: "toml".into(),
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+async fn a_registry_is_kept_once_and_the_last_one_published_is_the_fleet_s(place: &Place) {
+    let store = place.open().await;
+    let first = kept("aaaa", None, "[[route]]\n");
+    let second = kept("bbbb", Some("2026-12"), "[[referent]]\n");
+
+    let nothing_published = store.published_digest().await.unwrap();
+    store.keep_registry(&first).await.unwrap();
+    store
+        .keep_registry(&kept("aaaa", Some("later"), "other"))
+        .await
+        .unwrap();
+    let kept_only = store.published_digest().await.unwrap();
+    store.publish_registry(&second).await.unwrap();
+    store.publish_registry(&first).await.unwrap();
+    let last = store.published_digest().await.unwrap();
+    store.publish_registry(&second).await.unwrap();
+    let again = place.open().await.published_digest().await.unwrap();
+
+    assert_eq!(nothing_published, None);
+    assert_eq!(kept_only, None, "kept is not published");
+    assert_eq!(last.as_deref(), Some("aaaa"), "within one second too");
+    assert_eq!(again.as_deref(), Some("bbbb"));
+    assert_eq!(store.kept_registry("aaaa").await.unwrap(), Some(first));
+    assert_eq!(store.kept_registry("bbbb").await.unwrap(), Some(second));
+    assert_eq!(store.kept_registry("cccc").await.unwrap(), None);
+    let versions: Vec<(String, Option<String>, bool)> = store
+        .registry_versions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.digest, v.version, v.published_at.is_some()))
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            ("bbbb".to_owned(), Some("2026-12".to_owned()), true),
+            ("aaaa".to_owned(), None, true),
+        ]
+    );
+}
+
+async fn each_delivery_names_the_registry_that_routed_it(place: &Place) {
+    let store = place.open().await;
+    let now = OffsetDateTime::now_utc();
+    let mut old = delivery("SOS75-1-OLD", "ccas-paris", now);
+    old.registry = None;
+    store.record(old, [1; 32]).await.unwrap();
+    store
+        .record(delivery("SOS75-2-NEW", "ccas-paris", now), [2; 32])
+        .await
+        .unwrap();
+
+    let registries: Vec<Option<String>> = store
+        .since(now - Duration::from_secs(60))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|sent| sent.registry)
+        .collect();
+
+    assert_eq!(registries, [None, Some("0123456789abcdef".to_owned())]);
 }

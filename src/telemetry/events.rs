@@ -13,7 +13,7 @@ use crate::alert::Alert;
 use crate::follow_up::FollowUp;
 use crate::mail::{Accepted, SendError};
 use crate::outcome::{Outcome, Reason, Verdict};
-use crate::registry::{Referent, Registry};
+use crate::registry::{Referent, Registry, short_digest as short};
 use crate::store::{Acknowledged, StoreError};
 use crate::telemetry::metrics::{
     self, ActionLabel, ClassLabel, DelayLabel, FollowUpLabel, Metrics, NetworkLabel, QueueLabel,
@@ -74,7 +74,7 @@ impl Events {
     }
 
     /// A registry was loaded, at start-up or on reload.
-    pub fn registry_loaded(&self, registry: &Registry, path: &std::path::Path, reload: bool) {
+    pub fn registry_loaded(&self, registry: &Registry, origin: &str, reload: bool) {
         let referents = registry.referents().len();
         let publishers = registry.publishers().len();
         self.metrics
@@ -83,13 +83,54 @@ impl Events {
         self.metrics
             .registry_reload_success
             .set(metrics::now_seconds());
-        let registry = path.display();
+        self.metrics.registry_info.clear();
+        self.metrics
+            .registry_info
+            .get_or_create(&metrics::RegistryLabel {
+                digest: short(registry.digest()).to_owned(),
+                version: registry.version().unwrap_or_default().to_owned(),
+            })
+            .set(1);
+        let digest = short(registry.digest());
+        let version = registry.version().unwrap_or("-");
         if reload {
-            info!(%registry, referents, "registry reloaded");
+            info!(registry = %origin, digest, version, referents, "registry reloaded");
         } else {
-            info!(%registry, referents, "registry loaded");
+            info!(registry = %origin, digest, version, referents, "registry loaded");
         }
         self.publishers_declared(publishers);
+    }
+
+    /// A relais started on a shared store where no registry was published
+    /// yet: its file is now the fleet's.
+    pub fn registry_published_first(&self, registry: &Registry) {
+        info!(
+            digest = short(registry.digest()),
+            version = registry.version().unwrap_or("-"),
+            "no registry was published on this store yet: this relais's registry.path is now \
+             the one every relais of the store routes with"
+        );
+    }
+
+    /// This relais's `registry.path` is not the registry its fleet routes
+    /// with; the fleet's is in force.
+    pub fn registry_file_differs(&self, file: &Registry, fleet: &Registry) {
+        warn!(
+            file = short(file.digest()),
+            fleet = short(fleet.digest()),
+            fleet_version = fleet.version().unwrap_or("-"),
+            "registry.path differs from the registry published on the store: relais routes \
+             with the published one, as every relais of the store does; run `relais registry \
+             publish FILE` to make a file the fleet's (docs/operations.md, \"Maintaining the \
+             registry\")"
+        );
+    }
+
+    /// The store could not say which registry the fleet routes with; the
+    /// registry in force stays.
+    pub fn registry_unfollowed(&self, error: &dyn std::fmt::Display) {
+        let error = crate::telemetry::one_line(error);
+        warn!(%error, "cannot read the fleet's registry from the store; the registry in force stays");
     }
 
     /// How many publishers the registry in force declares; with none, a

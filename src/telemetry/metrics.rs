@@ -20,6 +20,14 @@ pub struct NetworkLabel {
     pub network: String,
 }
 
+/// Which registry is in force: its digest (12 hexadecimal digits of its
+/// SHA-256) and its `version` label (empty when it gives none).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegistryLabel {
+    pub digest: String,
+    pub version: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FollowUpLabel {
     /// A code of `follow_up::FollowUp`.
@@ -109,6 +117,8 @@ pub struct Metrics {
     /// Alerts to a référent past the hourly limit, per network.
     pub referent_floods: Family<NetworkLabel, Counter>,
     pub registry_referents: Gauge,
+    /// 1 for the registry in force, by digest and version.
+    pub registry_info: Family<RegistryLabel, Gauge>,
     /// `[[publisher]]` entries in the registry in force; 0: any broker
     /// user may alert any office.
     pub publishers_declared: Gauge,
@@ -154,6 +164,7 @@ impl Metrics {
             events_dropped: Counter::default(),
             referent_floods: Family::default(),
             registry_referents: Gauge::default(),
+            registry_info: Family::default(),
             publishers_declared: Gauge::default(),
             registry_reload_success: TimestampGauge::default(),
             registry_reload_failure: TimestampGauge::default(),
@@ -294,6 +305,11 @@ impl Metrics {
             "registry_referents",
             "Référents in the registry in force",
             metrics.registry_referents.clone(),
+        );
+        r.register(
+            "registry_info",
+            "1 for the registry in force, by the first 12 digits of its SHA-256 and its version label",
+            metrics.registry_info.clone(),
         );
         r.register(
             "publishers_declared",

@@ -322,6 +322,11 @@ async fn a_reload_routes_later_alerts_to_a_new_referent_and_a_broken_registry_is
 #[tokio::test]
 async fn sighup_reloads_a_valid_registry_and_refuses_a_broken_one_without_stopping() {
     let world = World::new(REGISTRY).await;
+    if world.database.is_some() {
+        // On a shared store the fleet's registry is the one published
+        // there, not the file: `provenance` checks it.
+        return world.cleanup().await;
+    }
     let mut relais = world.spawn_binary();
     let logs = Logs::collect(&mut relais);
     logs.expect("consuming alerts").await;

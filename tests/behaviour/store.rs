@@ -136,6 +136,7 @@ async fn the_postgresql_store_speaks_tls_with_the_authority_of_store_ca_file_and
                 smtp_reply: "250 2.0.0 Ok".into(),
                 delivered_at: time::OffsetDateTime::now_utc(),
                 consent: Some("given:person:2026-11-22T07:10:00Z".into()),
+                registry: Some("0123456789abcdef".into()),
             },
             [1; 32],
         )

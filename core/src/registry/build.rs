@@ -47,8 +47,12 @@ pub(super) fn build(
         referent: raw_referents,
         publisher: raw_publishers,
         network: raw_networks,
+        version,
     } = raw;
     let mut builder = Builder::new(geography);
+    if let Some(version) = &version {
+        builder.check_version(version);
+    }
     let referents = builder.referents(&raw_referents);
     let routes = builder.routes(raw_routes);
     let publishers = Publishers::build(raw_publishers, &builder.geography, &mut builder.errors);
@@ -59,6 +63,7 @@ pub(super) fn build(
     }
     let mut registry = builder.assemble(referents, routes, publishers, availability);
     registry.openings = openings;
+    registry.version = version;
     Ok(registry)
 }
 
@@ -477,6 +482,22 @@ impl Builder {
             geography: self.geography,
             availability,
             openings: Openings::default(),
+            digest: String::new(),
+            version: None,
+        }
+    }
+
+    /// The registry's `version` label: one printable line of at most 64
+    /// characters, as logs, metrics and the audit show it.
+    fn check_version(&mut self, version: &str) {
+        if version.is_empty()
+            || version.chars().count() > 64
+            || version.chars().any(char::is_control)
+        {
+            self.errors.push(
+                "version must be one line of 1 to 64 printable characters (e.g. \"2026-12 UNCCAS\")"
+                    .to_owned(),
+            );
         }
     }
 

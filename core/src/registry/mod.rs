@@ -70,6 +70,20 @@ pub enum RegistryError {
     Invalid { path: PathBuf, errors: Vec<String> },
 }
 
+/// The first 12 hexadecimal digits of a registry's digest, as people read
+/// and compare it (`sha256:` omitted).
+pub fn short_digest(digest: &str) -> &str {
+    digest.get(..12).unwrap_or(digest)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(64), |mut text, byte| {
+        let _ = write!(text, "{byte:02x}");
+        text
+    })
+}
+
 /// Index of a network in `Registry::networks`.
 type NetworkIndex = u16;
 /// Index of a référent in `Registry::referents`.
@@ -107,6 +121,11 @@ pub struct Registry {
     publishers: Publishers,
     /// The opening hours networks and référents declare.
     openings: office_hours::Openings,
+    /// The SHA-256 of the text it was read from, in hexadecimal: which
+    /// registry routed an alert, in logs, metrics and the audit.
+    digest: String,
+    /// The file's own label for this version, if it gives one.
+    version: Option<String>,
 }
 
 impl Registry {
@@ -160,10 +179,23 @@ impl Registry {
         } else {
             toml::from_str(text).map_err(|error| syntax(error.to_string()))?
         };
-        build::build(raw, geography.clone()).map_err(|errors| RegistryError::Invalid {
-            path: path.to_owned(),
-            errors,
-        })
+        let mut registry =
+            build::build(raw, geography.clone()).map_err(|errors| RegistryError::Invalid {
+                path: path.to_owned(),
+                errors,
+            })?;
+        registry.digest = hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref());
+        Ok(registry)
+    }
+
+    /// The SHA-256 of the registry's text, in hexadecimal.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The file's `version` label, if it gives one.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
     }
 
     /// The geography the registry was checked against.

@@ -18,6 +18,9 @@ use crate::publisher::RawPublisher;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRegistry<'a> {
+    /// A label people give this version of the file (`2026-12 UNCCAS`).
+    #[serde(default)]
+    pub(super) version: Option<String>,
     #[serde(default)]
     pub(super) route: Vec<RawRoute>,
     #[serde(default, borrow)]

@@ -10,13 +10,16 @@
 //! never decides anything about an alert; it only says which registry is
 //! the one to decide with.
 
+pub mod fleet;
+
+pub use fleet::FOLLOW_EVERY;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::geography::Geography;
 use crate::memory;
 use crate::registry::Registry;
 use crate::settings::Settings;
@@ -128,32 +131,46 @@ pub fn shared(registry: Registry) -> SharedRegistry {
     Arc::new(ArcSwap::from_pointee(registry))
 }
 
-/// Reads the registry at `path` for the daemon's start: valid, and fit
-/// for the settings behind `fences`.
-///
-/// # Errors
-/// The registry's own errors, or [`Unfit`].
-pub fn load(path: &Path, geography: &Arc<Geography>, fences: &Fences) -> anyhow::Result<Registry> {
-    let registry = Registry::load(path, geography)?;
-    admit(&registry, fences)?;
-    Ok(registry)
-}
-
 /// Replaces the registry with the file's current content if, and only if,
-/// it is valid and fit for the settings behind `fences`; alerts in flight
-/// finish with the registry they started with.
-pub fn reload(registry: &SharedRegistry, path: &Path, fences: &Fences, events: &Events) {
+/// it is valid and fit for the settings behind `fences` (and keeps it in
+/// the store); alerts in flight finish with the registry they started
+/// with. With a shared store, the file does not decide: the registry
+/// published on the store does, and a file that differs is only said.
+pub async fn reload(
+    registry: &SharedRegistry,
+    path: &Path,
+    fences: &Fences,
+    events: &Events,
+    fleet: &fleet::Fleet,
+) {
     let geography = registry.load().geography().clone();
-    match load(path, &geography, fences) {
-        Ok(new) => {
-            events.registry_loaded(&new, path, true);
-            registry.store(Arc::new(new));
-            // What alerts in flight still hold of the old registry is given
-            // back at a later reload.
-            memory::return_freed();
+    let file = match fleet::read_file(path, &geography, fences) {
+        Ok(file) => file,
+        Err(error) => {
+            events.registry_refused(&format!("{error:#}"));
+            if fleet.shared {
+                fleet::catch_up(registry, &fleet.store, fences, events).await;
+            }
+            return;
         }
-        Err(error) => events.registry_refused(&error),
+    };
+    if fleet.shared {
+        fleet::catch_up(registry, &fleet.store, fences, events).await;
+        let fleet_registry = registry.load();
+        if fleet_registry.digest() != file.registry.digest() {
+            events.registry_file_differs(&file.registry, &fleet_registry);
+        }
+        return;
     }
+    if let Err(error) = fleet.store.keep_registry(&file.kept).await {
+        events.registry_refused(&format!("cannot keep the registry in the store: {error}"));
+        return;
+    }
+    events.registry_loaded(&file.registry, &path.display().to_string(), true);
+    registry.store(Arc::new(file.registry));
+    // What alerts in flight still hold of the old registry is given back
+    // at a later reload.
+    memory::return_freed();
 }
 
 #[cfg(test)]
