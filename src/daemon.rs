@@ -79,9 +79,10 @@ pub async fn run(
         store: store.clone(),
         shared: settings.store.url.is_some(),
     };
-    let registry = live_registry::fleet::start(file, &registry_path, &fleet, &fences, &events).await?;
+    let registry =
+        live_registry::fleet::start(file, &registry_path, &fleet, &fences, &events).await?;
     memory::return_freed();
-    health.registry_loaded();
+    health.registry_loaded(registry.provenance());
     let sender = settings.smtp.sender().map_err(anyhow::Error::msg)?;
     let outbound = settings.smtp.outbound().map_err(SettingsError::Invalid)?;
     // With a store shared by a standby pair, this relais sends only while
@@ -185,7 +186,7 @@ pub async fn run(
             relay.registry().clone(),
             fleet.store.clone(),
             fences.clone(),
-            events.clone(),
+            (events.clone(), health.clone()),
             stop.clone(),
         ));
     }
@@ -222,6 +223,7 @@ pub async fn run(
                 systemd::notify(&[NotifyState::Reloading]);
                 live_registry::reload(relay.registry(), &registry_path, &fences, &events, &fleet)
                     .await;
+                health.registry_loaded(relay.registry().load().provenance());
                 systemd::notify(&[NotifyState::Ready]);
             }
             _ = beat.tick() => {

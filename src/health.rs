@@ -32,7 +32,9 @@ pub struct Health {
     started: Instant,
     /// Milliseconds since `started` at the last beat of the main loop.
     heartbeat: AtomicU64,
-    registry_loaded: AtomicBool,
+    /// The registry in force, as `/readyz` names it; `None` before the
+    /// first is loaded.
+    registry: Mutex<Option<String>>,
     consuming: AtomicBool,
     /// Why the consumer is not active, when it is not.
     consumer_down: Mutex<String>,
@@ -51,7 +53,7 @@ impl Default for Health {
         Self {
             started: Instant::now(),
             heartbeat: AtomicU64::new(0),
-            registry_loaded: AtomicBool::new(false),
+            registry: Mutex::new(None),
             consuming: AtomicBool::new(false),
             consumer_down: Mutex::new("not connected to the broker yet".into()),
             smtp_unusable: Mutex::new(None),
@@ -73,8 +75,9 @@ impl Health {
         self.started.elapsed().saturating_sub(last) <= silence
     }
 
-    pub fn registry_loaded(&self) {
-        self.registry_loaded.store(true, Ordering::Relaxed);
+    /// A registry is in force: `which` names it (its digest and version).
+    pub fn registry_loaded(&self, which: String) {
+        *self.registry.lock().unwrap_or_else(PoisonError::into_inner) = Some(which);
     }
 
     pub fn consuming(&self) {
@@ -133,7 +136,12 @@ impl Health {
 
     pub fn readiness(&self) -> Readiness {
         let consuming = self.is_consuming();
-        let loaded = self.registry_loaded.load(Ordering::Relaxed);
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let loaded = registry.is_some();
         let smtp = self.smtp_problem().clone();
         let store = self
             .store_unusable
@@ -162,7 +170,8 @@ impl Health {
                     .unwrap_or_else(PoisonError::into_inner)
                     .clone()
             },
-            registry: if loaded { "loaded" } else { "not loaded" }.into(),
+            registry: registry
+                .map_or_else(|| "not loaded".into(), |which| format!("loaded: {which}")),
             smtp: smtp.unwrap_or_else(|| "ok".into()),
         }
     }
@@ -186,7 +195,7 @@ mod tests {
                 role: "starting".into(),
             }
         );
-        health.registry_loaded();
+        health.registry_loaded("sha256:0123456789ab".into());
         health.consuming();
         assert!(health.readiness().ready);
         health.consumer_down("lost the broker: connection reset");
@@ -198,7 +207,7 @@ mod tests {
     #[test]
     fn an_unusable_mail_server_makes_relais_unready_until_a_connection_opens() {
         let health = Health::default();
-        health.registry_loaded();
+        health.registry_loaded("sha256:0123456789ab".into());
         health.consuming();
         health.smtp_unusable("the server does not offer STARTTLS");
         let readiness = health.readiness();
@@ -212,7 +221,7 @@ mod tests {
     #[test]
     fn a_standby_is_ready_and_says_so_and_an_unreachable_store_makes_relais_unready() {
         let health = Health::default();
-        health.registry_loaded();
+        health.registry_loaded("sha256:0123456789ab".into());
         health.standby(true);
         let standby = health.readiness();
         assert!(standby.ready);

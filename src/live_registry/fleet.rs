@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Fences, SharedRegistry, admit};
 use crate::geography::Geography;
+use crate::health::Health;
 use crate::memory;
 use crate::registry::{Registry, short_digest as short};
 use crate::store::{KeptRegistry, Store};
@@ -144,13 +145,14 @@ pub async fn start(
                 .await
                 .context("cannot read the fleet's registry")?
                 .context("the fleet's registry is missing from the store")?;
-            let registry = from_store(&kept, file.registry.geography(), fences).with_context(|| {
-                format!(
-                    "the registry published on the store (sha256:{}) cannot be used by this \
+            let registry =
+                from_store(&kept, file.registry.geography(), fences).with_context(|| {
+                    format!(
+                        "the registry published on the store (sha256:{}) cannot be used by this \
                      relais; publish one it can use (relais registry publish FILE)",
-                    short(&digest)
-                )
-            })?;
+                        short(&digest)
+                    )
+                })?;
             events.registry_loaded(&registry, PUBLISHED, false);
             events.registry_file_differs(&file.registry, &registry);
             Ok(registry)
@@ -168,7 +170,7 @@ pub async fn follow(
     registry: SharedRegistry,
     store: Store,
     fences: Fences,
-    events: Events,
+    (events, health): (Events, Arc<Health>),
     stop: CancellationToken,
 ) {
     let mut every = tokio::time::interval(FOLLOW_EVERY);
@@ -178,30 +180,39 @@ pub async fn follow(
             () = stop.cancelled() => return,
             _ = every.tick() => {}
         }
-        catch_up(&registry, &store, &fences, &events).await;
+        if catch_up(&registry, &store, &fences, &events).await {
+            health.registry_loaded(registry.load().provenance());
+        }
     }
 }
 
-/// Swaps in the registry published last, if it is not the one in force.
+/// Swaps in the registry published last, if it is not the one in force;
+/// whether it did.
 pub(super) async fn catch_up(
     registry: &SharedRegistry,
     store: &Store,
     fences: &Fences,
     events: &Events,
-) {
+) -> bool {
     let digest = match store.published_digest().await {
         Ok(Some(digest)) => digest,
-        Ok(None) => return,
-        Err(error) => return events.registry_unfollowed(&error),
+        Ok(None) => return false,
+        Err(error) => {
+            events.registry_unfollowed(&error);
+            return false;
+        }
     };
     let current = registry.load();
     if current.digest() == digest {
-        return;
+        return false;
     }
     let kept = match store.kept_registry(&digest).await {
         Ok(Some(kept)) => kept,
-        Ok(None) => return,
-        Err(error) => return events.registry_unfollowed(&error),
+        Ok(None) => return false,
+        Err(error) => {
+            events.registry_unfollowed(&error);
+            return false;
+        }
     };
     match from_store(&kept, current.geography(), fences) {
         Ok(new) => {
@@ -209,7 +220,11 @@ pub(super) async fn catch_up(
             drop(current);
             registry.store(Arc::new(new));
             memory::return_freed();
+            true
         }
-        Err(error) => events.registry_refused(&format!("{error:#}")),
+        Err(error) => {
+            events.registry_refused(&format!("{error:#}"));
+            false
+        }
     }
 }

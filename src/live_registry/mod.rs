@@ -149,13 +149,13 @@ pub async fn reload(
         Err(error) => {
             events.registry_refused(&format!("{error:#}"));
             if fleet.shared {
-                fleet::catch_up(registry, &fleet.store, fences, events).await;
+                let _ = fleet::catch_up(registry, &fleet.store, fences, events).await;
             }
             return;
         }
     };
     if fleet.shared {
-        fleet::catch_up(registry, &fleet.store, fences, events).await;
+        let _ = fleet::catch_up(registry, &fleet.store, fences, events).await;
         let fleet_registry = registry.load();
         if fleet_registry.digest() != file.registry.digest() {
             events.registry_file_differs(&file.registry, &fleet_registry);

@@ -51,8 +51,7 @@ pub use handback::HandBack;
 pub use records::{
     AbsenceDeclaration, Acknowledged, AlertKey, DeclaredAbsence, Digest, EscalationStep,
     FollowUpRecord, FollowedUp, Handling, KeptRegistry, Operation, Pending, RegistryVersion,
-    SentEmail, Served,
-    UNACKNOWLEDGED_STEP, consent_record,
+    SentEmail, Served, UNACKNOWLEDGED_STEP, consent_record,
 };
 
 /// One statement of a write, with its parameters.

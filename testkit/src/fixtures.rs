@@ -34,6 +34,16 @@ pub fn france() -> std::sync::Arc<relais::geography::Geography> {
         .clone()
 }
 
+/// The first 12 digits of the SHA-256 of a registry's text, as relais
+/// names the registry in its logs, `/readyz`, metrics and audit.
+pub fn registry_digest(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref()[..6]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
 /// A registry with the three levels, two networks for one kind, and Corsica.
 pub const REGISTRY: &str = r#"
 [[route]]

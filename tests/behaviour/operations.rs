@@ -84,6 +84,13 @@ async fn metrics_count_a_known_scenario_exactly_and_carry_no_patient_data() {
         ("relais_amqp_connected", 1.0),
         ("relais_registry_referents", 6.0),
         (
+            &format!(
+                "relais_registry_info{{digest=\"{}\",version=\"\"}}",
+                support::registry_digest(REGISTRY)
+            ),
+            1.0,
+        ),
+        (
             &format!("relais_queue_messages{{queue=\"{}\"}}", world.dead()),
             2.0,
         ),
@@ -119,10 +126,13 @@ async fn metrics_count_a_known_scenario_exactly_and_carry_no_patient_data() {
     }
     let (status, body) = http_get(port, "/readyz").await;
     assert_eq!(
-        (status, body.as_str()),
+        (status, body),
         (
             200,
-            r#"{"ready":true,"consumer":"consuming","registry":"loaded","smtp":"ok","store":"ok","role":"active"}"#
+            format!(
+                r#"{{"ready":true,"consumer":"consuming","registry":"loaded: sha256:{}","smtp":"ok","store":"ok","role":"active"}}"#,
+                support::registry_digest(REGISTRY)
+            )
         )
     );
     assert_eq!(http_get(port, "/healthz").await.0, 200);

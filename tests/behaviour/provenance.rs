@@ -9,16 +9,9 @@ use relais_testkit as support;
 
 use std::time::Duration;
 
-use support::{REGISTRY, STREAM_WAIT, World, signal, text, wait_exit, wait_for_role};
-
-/// The SHA-256 of `text`, as `relais audit` shows it (12 digits).
-fn short(text: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    digest.as_ref()[..6]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
-}
+use support::{
+    REGISTRY, STREAM_WAIT, World, registry_digest, signal, text, wait_exit, wait_for_role,
+};
 
 /// The registry column of each delivery line of `relais audit --alert id`.
 fn audited_registries(world: &World, id: &str) -> Vec<String> {
@@ -71,18 +64,20 @@ async fn each_delivery_names_the_registry_that_routed_it_across_a_change() {
     // Assert
     assert_eq!(
         audited_registries(&world, "SOS75-PROV-1"),
-        [format!("registry {}", short(REGISTRY))]
+        [format!("registry {}", registry_digest(REGISTRY))]
     );
     assert_eq!(
         audited_registries(&world, "SOS75-PROV-2"),
-        [format!("registry {} (2026-12 révision)", short(&moved()))]
+        [format!(
+            "registry {} (2026-12 révision)",
+            registry_digest(&moved())
+        )]
     );
     world.cleanup().await;
 }
 
 #[tokio::test]
-async fn a_standby_with_another_file_takes_over_with_the_fleet_s_registry_until_one_is_published()
-{
+async fn a_standby_with_another_file_takes_over_with_the_fleet_s_registry_until_one_is_published() {
     // Arrange: A starts first on an empty store, with REGISTRY: the
     // fleet's. B's file moves Camille to a new address.
     let world = World::on_postgres(REGISTRY).await;
@@ -153,8 +148,8 @@ async fn a_standby_with_another_file_takes_over_with_the_fleet_s_registry_until_
             "published registry sha256:{} (6 référents, version 2026-12 révision)\n\
              in place of sha256:{}\n\
              every relais on this store routes with it within 5s\n",
-            short(&moved()),
-            short(REGISTRY)
+            registry_digest(&moved()),
+            registry_digest(REGISTRY)
         )
     );
     let mut second: Vec<String> = after[2..].iter().flat_map(|mail| mail.to.clone()).collect();
@@ -165,7 +160,7 @@ async fn a_standby_with_another_file_takes_over_with_the_fleet_s_registry_until_
     );
     assert_eq!(
         audited_registries(&world, "SOS75-FLEET-2"),
-        vec![format!("registry {} (2026-12 révision)", short(&moved())); 2]
+        vec![format!("registry {} (2026-12 révision)", registry_digest(&moved())); 2]
     );
     assert_eq!(
         logs_b.count("registry reloaded"),

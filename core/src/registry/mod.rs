@@ -78,10 +78,12 @@ pub fn short_digest(digest: &str) -> &str {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(64), |mut text, byte| {
-        let _ = write!(text, "{byte:02x}");
-        text
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(64), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
 }
 
 /// Index of a network in `Registry::networks`.
@@ -184,7 +186,8 @@ impl Registry {
                 path: path.to_owned(),
                 errors,
             })?;
-        registry.digest = hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref());
+        registry.digest =
+            hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref());
         Ok(registry)
     }
 
@@ -196,6 +199,15 @@ impl Registry {
     /// The file's `version` label, if it gives one.
     pub fn version(&self) -> Option<&str> {
         self.version.as_deref()
+    }
+
+    /// Which registry this is, as people compare it:
+    /// `sha256:0123456789ab (version 2026-12 UNCCAS)`.
+    pub fn provenance(&self) -> String {
+        match &self.version {
+            Some(version) => format!("sha256:{} (version {version})", short_digest(&self.digest)),
+            None => format!("sha256:{}", short_digest(&self.digest)),
+        }
     }
 
     /// The geography the registry was checked against.

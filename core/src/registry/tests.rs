@@ -1080,3 +1080,51 @@ fn a_referent_s_phone_is_kept_as_written_and_a_malformed_one_is_refused() {
         ]
     );
 }
+
+#[test]
+fn a_registry_is_named_by_the_sha256_of_its_text_and_its_version_label() {
+    let text = format!("version = \"2026-12 UNCCAS\"\n{REGISTRY}");
+
+    let labelled = Registry::from_toml(&text, france()).unwrap();
+    let unlabelled = registry();
+
+    // `sha256sum` of the same text gives the same 64 digits.
+    let expected: String = ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    assert_eq!(labelled.digest(), expected);
+    assert_eq!(labelled.digest().len(), 64);
+    assert_eq!(labelled.version(), Some("2026-12 UNCCAS"));
+    assert_eq!(
+        labelled.provenance(),
+        format!(
+            "sha256:{} (version 2026-12 UNCCAS)",
+            &labelled.digest()[..12]
+        )
+    );
+    assert_eq!(unlabelled.version(), None);
+    assert_eq!(
+        unlabelled.provenance(),
+        format!("sha256:{}", &unlabelled.digest()[..12])
+    );
+    assert_ne!(labelled.digest(), unlabelled.digest());
+}
+
+#[test]
+fn a_version_label_must_be_one_short_printable_line() {
+    for version in ["", "two\\nlines", &"x".repeat(65)] {
+        let text = format!("version = \"{version}\"\n{REGISTRY}");
+        let RegistryError::Invalid { errors, .. } =
+            Registry::from_toml(&text, france()).unwrap_err()
+        else {
+            panic!("expected validation errors for {version:?}");
+        };
+        assert_eq!(
+            errors,
+            [r#"version must be one line of 1 to 64 printable characters (e.g. "2026-12 UNCCAS")"#],
+            "{version:?}"
+        );
+    }
+}

@@ -19,7 +19,10 @@ pub enum RegistryCommand {
 }
 
 /// Runs `relais registry <command>`.
-pub(super) async fn registry(config: Option<&Path>, command: RegistryCommand) -> anyhow::Result<()> {
+pub(super) async fn registry(
+    config: Option<&Path>,
+    command: RegistryCommand,
+) -> anyhow::Result<()> {
     match command {
         RegistryCommand::Publish(args) => publish::publish(config, &args).await,
     }

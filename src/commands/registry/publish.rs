@@ -34,7 +34,10 @@ pub(super) async fn publish(config: Option<&Path>, args: &PublishArgs) -> anyhow
     let trace = Trace::open(&settings).await?;
     let before = trace.log().published_digest().await?;
     trace.log().publish_registry(&read.kept).await?;
-    let command = format!("registry publish sha256:{}", short_digest(&read.kept.digest));
+    let command = format!(
+        "registry publish sha256:{}",
+        short_digest(&read.kept.digest)
+    );
     trace.done(&command, 1).await?;
     let version = read
         .registry
