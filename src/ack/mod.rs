@@ -28,6 +28,7 @@
 mod absence;
 pub mod copy;
 mod page;
+mod probe;
 pub mod token;
 
 use std::sync::Arc;
@@ -215,6 +216,7 @@ pub fn router(
     Ok(Router::new()
         .route("/ack/{token}", get(show).post(acknowledge))
         .route("/absence/{token}", get(absence::show).post(absence::change))
+        .route("/probe/{token}", get(probe::show).post(probe::confirm))
         .layer(DefaultBodyLimit::max(MAX_FORM))
         .with_state(pages))
 }

@@ -135,6 +135,30 @@ impl AbsencePage<'_> {
     }
 }
 
+/// One of the probe page's answers; the template's `page`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "page", rename_all = "snake_case")]
+pub(super) enum ProbePage<'a> {
+    /// The address, and the button.
+    Ask { email: &'a str },
+    /// Receipt confirmed (now or before).
+    Confirmed { email: &'a str },
+    /// The store could not be read or written.
+    RetryLater,
+    /// No probe has this token.
+    Unknown,
+}
+
+impl ProbePage<'_> {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Ask { .. } | Self::Confirmed { .. } => StatusCode::OK,
+            Self::RetryLater => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unknown => StatusCode::NOT_FOUND,
+        }
+    }
+}
+
 /// What the absence page shows of a référent: its name, its absences (the
 /// registry's and its own), its deputies, and what its last change did.
 /// Dates are written as people read them (`24/12/2026`); no patient data
@@ -214,6 +238,7 @@ impl Templates {
         // `.html`: every value is HTML-escaped (see `escape`).
         templates.add_template("ack.html", include_str!("../../templates/ack.html"))?;
         templates.add_template("absence.html", include_str!("../../templates/absence.html"))?;
+        templates.add_template("probe.html", include_str!("../../templates/probe.html"))?;
         Ok(Self { templates })
     }
 
@@ -225,6 +250,11 @@ impl Templates {
     /// The absence page `page`, as [`Templates::render`].
     pub(super) fn render_absence(&self, page: &AbsencePage<'_>) -> Response {
         self.render_as("absence.html", page.status(), page)
+    }
+
+    /// The probe page `page`, as [`Templates::render`].
+    pub(super) fn render_probe(&self, page: &ProbePage<'_>) -> Response {
+        self.render_as("probe.html", page.status(), page)
     }
 
     fn render_as(&self, name: &str, status: StatusCode, page: &impl Serialize) -> Response {

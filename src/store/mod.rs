@@ -25,6 +25,7 @@ mod error;
 mod group_commit;
 mod handback;
 pub mod postgres;
+mod probes;
 mod records;
 mod registries;
 mod schema;
@@ -50,7 +51,7 @@ pub use error::{PostgresCause, StoreError};
 pub use handback::HandBack;
 pub use records::{
     AbsenceDeclaration, Acknowledged, AlertKey, DeclaredAbsence, Digest, EscalationStep,
-    FollowUpRecord, FollowedUp, Handling, KeptRegistry, Operation, Pending, RegistryVersion,
+    FollowUpRecord, FollowedUp, Handling, KeptRegistry, Operation, Pending, Probe, RegistryVersion,
     SentEmail, Served, UNACKNOWLEDGED_STEP, consent_record,
 };
 
@@ -1100,6 +1101,11 @@ impl OperationLog {
     /// [`StoreError`] if the query fails.
     pub async fn published_digest(&self) -> Result<Option<String>, StoreError> {
         self.store.published_digest().await
+    }
+
+    /// The store, to record and read the probes (`relais registry probe`).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Records `operation`; stored for good when this returns.

@@ -82,6 +82,22 @@ pub struct RegistryVersion {
     pub published_at: Option<OffsetDateTime>,
 }
 
+/// A test email `relais registry probe` sent to a référent's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// The random token of its confirmation link.
+    pub token: String,
+    pub referent_id: String,
+    pub email: String,
+    pub sent_at: OffsetDateTime,
+    /// Whether the mail server refused it (or it could not be sent).
+    pub refused: bool,
+    /// The server's answer, or why it could not be sent.
+    pub reply: String,
+    /// When the office confirmed receipt from the email's link.
+    pub confirmed_at: Option<OffsetDateTime>,
+}
+
 /// What the audit trail keeps of an alert's consent: its short form
 /// ([`Consent::code`]), or `none` when the alert said nothing (delivered
 /// by a relais that does not require consent).

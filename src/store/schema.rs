@@ -324,6 +324,31 @@ pub const STEPS: &[Step] = &[
                    );
                    CREATE INDEX registries_by_publication ON registries (published_at);",
     },
+    // 13. The test emails `relais registry probe` sent to prove an
+    //     address: the mail server's answer, and when the office confirmed
+    //     receipt from the email's link (by its random token).
+    Step {
+        sqlite: "CREATE TABLE probes (
+                     token        TEXT NOT NULL PRIMARY KEY,
+                     referent_id  TEXT NOT NULL,
+                     email        TEXT NOT NULL,
+                     sent_at      INTEGER NOT NULL,
+                     refused      INTEGER NOT NULL,
+                     reply        TEXT NOT NULL,
+                     confirmed_at INTEGER
+                 ) WITHOUT ROWID;
+                 CREATE INDEX probes_by_referent ON probes (referent_id, sent_at);",
+        postgres: "CREATE TABLE probes (
+                       token        TEXT NOT NULL PRIMARY KEY,
+                       referent_id  TEXT NOT NULL,
+                       email        TEXT NOT NULL,
+                       sent_at      BIGINT NOT NULL,
+                       refused      BIGINT NOT NULL,
+                       reply        TEXT NOT NULL,
+                       confirmed_at BIGINT
+                   );
+                   CREATE INDEX probes_by_referent ON probes (referent_id, sent_at);",
+    },
 ];
 
 /// The first relais with a PostgreSQL store created the whole schema of

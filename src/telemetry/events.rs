@@ -126,6 +126,11 @@ impl Events {
         );
     }
 
+    /// An office confirmed receipt of a probe of its address.
+    pub fn probe_confirmed(&self, referent: &str) {
+        info!(referent, "an office confirmed receipt of a test email");
+    }
+
     /// The store could not say which registry the fleet routes with; the
     /// registry in force stays.
     pub fn registry_unfollowed(&self, error: &dyn std::fmt::Display) {

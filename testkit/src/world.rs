@@ -288,6 +288,22 @@ delays = ["200ms", "400ms"]
             .expect("run the relais binary")
     }
 
+    /// As [`World::cli`], on a thread of its own: for a subcommand that
+    /// talks to this world's SMTP server, which runs on the test's own
+    /// runtime and must keep answering meanwhile.
+    pub async fn cli_beside(&self, args: &[&str]) -> std::process::Output {
+        let mut command = Command::new(relais_binary());
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("the relais binary's thread")
+            .expect("run the relais binary")
+    }
+
     /// As [`World::cli`], with `input` on the subcommand's standard input
     /// (e.g. the alert that `relais publish` reads).
     pub fn cli_with_input(&self, args: &[&str], input: &[u8]) -> std::process::Output {

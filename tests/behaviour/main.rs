@@ -30,6 +30,7 @@ mod mail_tls;
 mod monitoring;
 mod operations;
 mod patient_data;
+mod probes;
 mod provenance;
 mod publishers;
 mod retries;

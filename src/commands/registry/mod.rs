@@ -1,13 +1,16 @@
 //! `relais registry …`: the registry's life outside the daemon, one file
 //! per subcommand: [`publish`] makes a checked file the one every relais
-//! of a shared store routes with.
+//! of a shared store routes with; [`probe`] proves référents' addresses
+//! with a test email.
 
+mod probe;
 mod publish;
 
 use std::path::Path;
 
 use clap::Subcommand;
 
+use probe::ProbeArgs;
 use publish::PublishArgs;
 
 /// The subcommands of `relais registry`.
@@ -16,6 +19,10 @@ pub enum RegistryCommand {
     /// Make a registry file the one every relais on the PostgreSQL store
     /// routes with, within seconds and without a restart.
     Publish(PublishArgs),
+    /// Send a test email to référents' addresses (those named, or those a
+    /// new registry adds or changes) and say which the mail server
+    /// refused; `--status`: who confirmed receipt.
+    Probe(ProbeArgs),
 }
 
 /// Runs `relais registry <command>`.
@@ -25,5 +32,6 @@ pub(super) async fn registry(
 ) -> anyhow::Result<()> {
     match command {
         RegistryCommand::Publish(args) => publish::publish(config, &args).await,
+        RegistryCommand::Probe(args) => probe::probe(config, &args).await,
     }
 }

@@ -13,6 +13,7 @@
 //! acknowledged an alert.
 
 pub mod notice;
+pub mod probe;
 
 use std::io::Write as _;
 use std::time::Duration;
