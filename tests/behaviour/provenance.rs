@@ -73,6 +73,33 @@ async fn each_delivery_names_the_registry_that_routed_it_across_a_change() {
             registry_digest(&moved())
         )]
     );
+    // The file behind each delivery can be taken out of the store again.
+    let versions = world.cli(&["registry", "versions"]);
+    // (Both may have been first used within one second: sorted.)
+    let mut listed: Vec<String> = text(&versions.stdout)
+        .lines()
+        .map(|line| line.split('\t').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    listed.sort();
+    let mut expected = [
+        format!("{} 2026-12 révision", registry_digest(&moved())),
+        format!("{} -", registry_digest(REGISTRY)),
+    ];
+    expected.sort();
+    assert_eq!(listed, expected);
+    let shown = world.cli(&["registry", "show", &registry_digest(&moved())]);
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    assert_eq!(text(&shown.stdout), moved());
+    let unknown = world.cli(&["registry", "show", "0000000000000"]);
+    assert_eq!(
+        (unknown.status.code(), text(&unknown.stderr)),
+        (
+            Some(1),
+            "relais: the store keeps no registry sha256:0000000000000…: relais registry versions \
+             lists those it keeps\n"
+                .to_owned()
+        )
+    );
     world.cleanup().await;
 }
 

@@ -1,10 +1,12 @@
 //! `relais registry …`: the registry's life outside the daemon, one file
 //! per subcommand: [`publish`] makes a checked file the one every relais
 //! of a shared store routes with; [`probe`] proves référents' addresses
-//! with a test email.
+//! with a test email; [`versions`] lists and shows the registries the
+//! store keeps.
 
 mod probe;
 mod publish;
+mod versions;
 
 use std::path::Path;
 
@@ -12,6 +14,7 @@ use clap::Subcommand;
 
 use probe::ProbeArgs;
 use publish::PublishArgs;
+use versions::ShowArgs;
 
 /// The subcommands of `relais registry`.
 #[derive(Debug, Subcommand)]
@@ -23,6 +26,12 @@ pub enum RegistryCommand {
     /// new registry adds or changes) and say which the mail server
     /// refused; `--status`: who confirmed receipt.
     Probe(ProbeArgs),
+    /// The registries the store keeps: every one relais routed with, and
+    /// those published, the last used first.
+    Versions,
+    /// Print a registry the store keeps, by its digest (as `relais audit`
+    /// names it), to question it with `relais resolve --registry`.
+    Show(ShowArgs),
 }
 
 /// Runs `relais registry <command>`.
@@ -33,5 +42,7 @@ pub(super) async fn registry(
     match command {
         RegistryCommand::Publish(args) => publish::publish(config, &args).await,
         RegistryCommand::Probe(args) => probe::probe(config, &args).await,
+        RegistryCommand::Versions => versions::versions(config).await,
+        RegistryCommand::Show(args) => versions::show(config, &args).await,
     }
 }
