@@ -58,9 +58,9 @@ pub struct Read {
 /// # Errors
 /// The registry's own errors, or [`super::Unfit`].
 pub fn read_file(path: &Path, geography: &Arc<Geography>, fences: &Fences) -> anyhow::Result<Read> {
-    let registry = Registry::load(path, geography)?;
+    let (registry, text) = Registry::load_with_text(path, geography)?;
     admit(&registry, fences)?;
-    let body = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let body = text.into_bytes();
     let json = path
         .extension()
         .is_some_and(|extension| extension.eq_ignore_ascii_case("json"));

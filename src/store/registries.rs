@@ -20,6 +20,18 @@ impl Store {
     /// # Errors
     /// [`StoreError`] if the write failed.
     pub async fn keep_registry(&self, registry: &KeptRegistry) -> Result<(), StoreError> {
+        // Most starts route with a registry already kept: its text (a few
+        // megabytes) is then not copied for the statement.
+        let kept = self
+            .engine
+            .read(
+                "SELECT 1 FROM registries WHERE digest = $1",
+                vec![registry.digest.as_str().into()],
+            )
+            .await?;
+        if !kept.is_empty() {
+            return Ok(());
+        }
         self.engine
             .execute(
                 "INSERT INTO registries (digest, version, format, body, first_used)

@@ -29,6 +29,7 @@ mod resolve;
 mod summary;
 #[cfg(test)]
 mod tests;
+mod toml_text;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -139,6 +140,18 @@ impl Registry {
     /// [`RegistryError`]: unreadable file, syntax or shape error, or the
     /// complete list of validation errors.
     pub fn load(path: &Path, geography: &Arc<Geography>) -> Result<Self, RegistryError> {
+        Self::load_with_text(path, geography).map(|(registry, _)| registry)
+    }
+
+    /// As [`Registry::load`], with the file's text (which the store keeps,
+    /// read once).
+    ///
+    /// # Errors
+    /// As [`Registry::load`].
+    pub fn load_with_text(
+        path: &Path,
+        geography: &Arc<Geography>,
+    ) -> Result<(Self, String), RegistryError> {
         let read = |source| RegistryError::Read {
             path: path.to_owned(),
             source,
@@ -147,7 +160,8 @@ impl Registry {
         let json = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        Self::from_text(&text, json, path, geography)
+        let registry = Self::from_text(&text, json, path, geography)?;
+        Ok((registry, text))
     }
 
     /// Validates a registry given as TOML text.
@@ -179,7 +193,10 @@ impl Registry {
         let raw: RawRegistry = if json {
             serde_json::from_str(text).map_err(|error| syntax(error.to_string()))?
         } else {
-            toml::from_str(text).map_err(|error| syntax(error.to_string()))?
+            match toml_text::by_entry(text) {
+                Some(raw) => raw,
+                None => toml::from_str(text).map_err(|error| syntax(error.to_string()))?,
+            }
         };
         let mut registry =
             build::build(raw, geography.clone()).map_err(|errors| RegistryError::Invalid {
