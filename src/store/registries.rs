@@ -11,7 +11,7 @@
 use time::OffsetDateTime;
 
 use super::value::Row;
-use super::{KeptRegistry, RegistryVersion, Store, StoreError};
+use super::{KeptRegistry, RegistryVersion, Statement, Store, StoreError};
 
 impl Store {
     /// Keeps `registry` if the store does not have it yet (the first use
@@ -22,29 +22,18 @@ impl Store {
     pub async fn keep_registry(&self, registry: &KeptRegistry) -> Result<(), StoreError> {
         // Most starts route with a registry already kept: its text (a few
         // megabytes) is then not copied for the statement.
-        let kept = self
+        let known = self
             .engine
             .read(
                 "SELECT 1 FROM registries WHERE digest = $1",
                 vec![registry.digest.as_str().into()],
             )
             .await?;
-        if !kept.is_empty() {
+        if !known.is_empty() {
             return Ok(());
         }
         self.engine
-            .execute(
-                "INSERT INTO registries (digest, version, format, body, first_used)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (digest) DO NOTHING",
-                vec![
-                    registry.digest.as_str().into(),
-                    registry.version.as_deref().into(),
-                    registry.format.as_str().into(),
-                    registry.body.as_slice().into(),
-                    OffsetDateTime::now_utc().into(),
-                ],
-            )
+            .write(vec![kept(registry, OffsetDateTime::now_utc())])
             .await?;
         Ok(())
     }
@@ -69,18 +58,7 @@ impl Store {
         });
         self.engine
             .write(vec![
-                (
-                    "INSERT INTO registries (digest, version, format, body, first_used)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (digest) DO NOTHING",
-                    vec![
-                        registry.digest.as_str().into(),
-                        registry.version.as_deref().into(),
-                        registry.format.as_str().into(),
-                        registry.body.as_slice().into(),
-                        now.into(),
-                    ],
-                ),
+                kept(registry, now),
                 (
                     "UPDATE registries SET published_at = $2 WHERE digest = $1",
                     vec![registry.digest.as_str().into(), at.into()],
@@ -147,6 +125,23 @@ impl Store {
             .await?;
         rows.into_iter().map(registry_version).collect()
     }
+}
+
+/// The statement that keeps `registry`, first used `now`, unless the
+/// store has it already.
+fn kept(registry: &KeptRegistry, now: OffsetDateTime) -> Statement {
+    (
+        "INSERT INTO registries (digest, version, format, body, first_used)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (digest) DO NOTHING",
+        vec![
+            registry.digest.as_str().into(),
+            registry.version.as_deref().into(),
+            registry.format.as_str().into(),
+            registry.body.as_slice().into(),
+            now.into(),
+        ],
+    )
 }
 
 fn registry_version(mut row: Row) -> Result<RegistryVersion, StoreError> {

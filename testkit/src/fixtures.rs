@@ -177,3 +177,12 @@ pub fn alert(id: &str, kind: &str, commune: &str) -> Vec<u8> {
     .to_string()
     .into_bytes()
 }
+
+/// The `http…` link of the email line that contains `marker`.
+pub fn link_in(text: &str, marker: &str) -> String {
+    let line = text
+        .lines()
+        .find(|line| line.contains(marker))
+        .unwrap_or_else(|| panic!("no {marker} link in:\n{text}"));
+    line[line.find("http").unwrap()..].trim().to_owned()
+}

@@ -32,7 +32,7 @@ pub use ca::TestCa;
 pub use dispatch::DispatchUser;
 pub use fixtures::{
     ACK_SECRET, REGISTRY, STREAM_WAIT, TERRITORIES, WAIT, alert, escalating, france,
-    registry_digest, registry_of, unique,
+    link_in, registry_digest, registry_of, unique,
 };
 pub use http::{http_get, http_request, sample, wait_for_role};
 pub use process::{Logs, relais_binary, signal, text, wait_exit};

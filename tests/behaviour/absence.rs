@@ -15,7 +15,7 @@ use std::time::Duration;
 use relais::ack::token::{AbsenceLink, Sealer};
 use relais::availability::paris_date;
 use support::browser::Browser;
-use support::{ACK_SECRET, WAIT, World, alert, http_request, text};
+use support::{ACK_SECRET, WAIT, World, alert, http_request, link_in, text};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -66,15 +66,6 @@ fallback = true
 "#
     );
     (registry, from, to)
-}
-
-/// The `http…` link of the email line that contains `marker`.
-fn link_in(text: &str, marker: &str) -> String {
-    let line = text
-        .lines()
-        .find(|line| line.contains(marker))
-        .unwrap_or_else(|| panic!("no {marker} link in:\n{text}"));
-    line[line.find("http").unwrap()..].trim().to_owned()
 }
 
 /// The page's text once it contains `expected` (a form was sent).

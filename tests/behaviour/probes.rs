@@ -10,16 +10,7 @@ use relais_testkit as support;
 use std::time::Duration;
 
 use support::browser::Browser;
-use support::{ACK_SECRET, REGISTRY, WAIT, World, text};
-
-/// The `http…` link of the email line that contains `marker`.
-fn link_in(text: &str, marker: &str) -> String {
-    let line = text
-        .lines()
-        .find(|line| line.contains(marker))
-        .unwrap_or_else(|| panic!("no {marker} link in:\n{text}"));
-    line[line.find("http").unwrap()..].trim().to_owned()
-}
+use support::{ACK_SECRET, REGISTRY, WAIT, World, link_in, text};
 
 #[tokio::test]
 async fn a_probe_reports_the_refused_address_and_the_office_confirms_receipt_from_its_link() {
