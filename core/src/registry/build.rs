@@ -32,6 +32,9 @@ use crate::territory::{Commune, Departement};
 const ESCALATION_MIN: Duration = Duration::from_secs(1);
 const ESCALATION_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// Longest `version` label, in characters.
+const VERSION_MAX: usize = 64;
+
 /// Checks a registry file as written against `geography`.
 ///
 /// # Errors
@@ -43,12 +46,16 @@ pub(super) fn build(
     geography: Arc<Geography>,
 ) -> Result<Registry, Vec<String>> {
     let RawRegistry {
+        version,
         route: raw_routes,
         referent: raw_referents,
         publisher: raw_publishers,
         network: raw_networks,
     } = raw;
     let mut builder = Builder::new(geography);
+    if let Some(version) = &version {
+        builder.check_version(version);
+    }
     let referents = builder.referents(&raw_referents);
     let routes = builder.routes(raw_routes);
     let publishers = Publishers::build(raw_publishers, &builder.geography, &mut builder.errors);
@@ -59,6 +66,7 @@ pub(super) fn build(
     }
     let mut registry = builder.assemble(referents, routes, publishers, availability);
     registry.openings = openings;
+    registry.version = version;
     Ok(registry)
 }
 
@@ -477,6 +485,8 @@ impl Builder {
             geography: self.geography,
             availability,
             openings: Openings::default(),
+            version: None,
+            digest: String::new(),
         }
     }
 
@@ -538,6 +548,20 @@ impl Builder {
                 ));
                 None
             }
+        }
+    }
+
+    /// The file's `version` label: one line of printable characters, short
+    /// enough to sit in a log line or a metric's label.
+    fn check_version(&mut self, version: &str) {
+        if version.trim().is_empty()
+            || version.chars().count() > VERSION_MAX
+            || version.chars().any(char::is_control)
+        {
+            self.errors.push(format!(
+                "`version` must be one line of 1 to {VERSION_MAX} printable characters \
+                 (e.g. \"2026-12-06 UNCCAS\")"
+            ));
         }
     }
 

@@ -15,10 +15,12 @@
 //! The files: the checked values of a référent (`referent`), the file as
 //! written (`raw`), its checks (`build`), resolution (`resolve`), escalation
 //! (`escalation`), the absences declared outside the file and who stands
-//! in (`absences`) and the summary (`summary`).
+//! in (`absences`), the summary (`summary`) and what changes from one
+//! registry to another (`diff`).
 
 mod absences;
 mod build;
+mod diff;
 mod escalation;
 mod office_hours;
 
@@ -37,6 +39,10 @@ use std::sync::Arc;
 use thiserror::Error;
 
 pub use absences::{ExtraAbsence, ExtraAbsences, StandIn};
+pub use diff::{
+    CommuneChange, FieldChange, RecipientChanges, Recipients, ReferentChange, ReferentEntry,
+    RegistryDiff, RouteChange,
+};
 pub use escalation::{EscalateAfter, EscalationTiers};
 pub use referent::{Phone, Referent, ReferentId};
 pub use resolve::{Level, NetworkMatch, Resolution, Unroutable};
@@ -68,6 +74,23 @@ pub enum RegistryError {
         errors.join("\n  - ")
     )]
     Invalid { path: PathBuf, errors: Vec<String> },
+}
+
+/// How many hex digits of [`Registry::digest`] people are shown: enough to
+/// tell two files apart at a glance.
+pub const DIGEST_SHOWN: usize = 12;
+
+/// SHA-256 of `bytes`, lowercase hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest
+        .as_ref()
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }
 
 /// Index of a network in `Registry::networks`.
@@ -107,6 +130,11 @@ pub struct Registry {
     publishers: Publishers,
     /// The opening hours networks and référents declare.
     openings: office_hours::Openings,
+    /// The file's own label (`version = "…"`), if it gives one.
+    version: Option<String>,
+    /// SHA-256 of the file's bytes, lowercase hex: which file this is,
+    /// whatever its name or label.
+    digest: String,
 }
 
 impl Registry {
@@ -160,10 +188,27 @@ impl Registry {
         } else {
             toml::from_str(text).map_err(|error| syntax(error.to_string()))?
         };
-        build::build(raw, geography.clone()).map_err(|errors| RegistryError::Invalid {
-            path: path.to_owned(),
-            errors,
-        })
+        let mut registry =
+            build::build(raw, geography.clone()).map_err(|errors| RegistryError::Invalid {
+                path: path.to_owned(),
+                errors,
+            })?;
+        registry.digest = sha256_hex(text.as_bytes());
+        Ok(registry)
+    }
+
+    /// SHA-256 of the file's bytes, 64 lowercase hex digits: names the
+    /// exact file in force (logs, metrics, the store), whatever its path or
+    /// its `version` label says. Operators are shown its first
+    /// [`DIGEST_SHOWN`] digits, as `registry sha256:abcdef123456`.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The file's own label (`version = "2026-12-06 UNCCAS"`), one line of
+    /// at most 64 printable characters, if the file gives one.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
     }
 
     /// The geography the registry was checked against.

@@ -18,6 +18,10 @@ use crate::publisher::RawPublisher;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRegistry<'a> {
+    /// The file's own label, e.g. `2026-12-06 UNCCAS`, said beside its
+    /// digest wherever the registry is named.
+    #[serde(default)]
+    pub(super) version: Option<String>,
     #[serde(default)]
     pub(super) route: Vec<RawRoute>,
     #[serde(default, borrow)]

@@ -1080,3 +1080,43 @@ fn a_referent_s_phone_is_kept_as_written_and_a_malformed_one_is_refused() {
         ]
     );
 }
+
+#[test]
+fn the_digest_is_the_sha_256_of_the_file_s_bytes_and_the_version_its_label() {
+    let text = format!("version = \"2026-12-06 UNCCAS\"\n{REGISTRY}");
+
+    let labelled = Registry::from_toml(&text, france()).unwrap();
+    let unlabelled = registry();
+
+    assert_eq!(labelled.version(), Some("2026-12-06 UNCCAS"));
+    assert_eq!(unlabelled.version(), None);
+    let expected = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    let hex: String = expected
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(labelled.digest(), hex);
+    assert_eq!(labelled.digest().len(), 64);
+    assert_ne!(unlabelled.digest(), labelled.digest());
+}
+
+#[test]
+fn a_version_label_must_be_one_short_printable_line() {
+    for bad in ["", "  ", "two\nlines", &"x".repeat(65)] {
+        let text = format!("version = {bad:?}\n{REGISTRY}");
+
+        let error = Registry::from_toml(&text, france())
+            .unwrap_err()
+            .to_string();
+
+        assert!(
+            error.contains(
+                "`version` must be one line of 1 to 64 printable characters (e.g. \"2026-12-06 UNCCAS\")"
+            ),
+            "{bad:?}: {error}"
+        );
+    }
+    let longest = format!("version = {:?}\n{REGISTRY}", "é".repeat(64));
+    assert!(Registry::from_toml(&longest, france()).is_ok());
+}

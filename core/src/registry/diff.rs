@@ -1,0 +1,734 @@
+//! What a registry change does before it is live, for `relais registry
+//! diff`: the référents added, removed and changed (by id), the routes
+//! changed, and, per network and routed kind, every commune whose
+//! recipients change. It reads two built registries and never changes
+//! them.
+//!
+//! Recipients are who the registry names for a commune, by the rule (the
+//! arrondissement municipal, the commune, its EPCI, its département, its
+//! région, the network's fallback), before anyone's absence: an absence
+//! lasts days, a registry change lasts until the next. Each commune is
+//! resolved once per network and registry through the indexes, not once
+//! per kind: a national registry is compared in well under a second.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::{ANY_KIND, EscalateAfter, Level, NetworkIndex, Referent, ReferentIndex, Registry};
+use crate::geography::Location;
+use crate::territory::Commune;
+
+/// What changes from one registry to another.
+#[derive(Debug, Default)]
+pub struct RegistryDiff {
+    /// Référents only the new registry has, by id.
+    pub added: Vec<ReferentEntry>,
+    /// Référents only the old registry has, by id.
+    pub removed: Vec<ReferentEntry>,
+    /// Référents of both whose entry changed, by id.
+    pub changed: Vec<ReferentChange>,
+    /// Routes added, removed or changed, by kind (`*` last).
+    pub routes: Vec<RouteChange>,
+    /// Per network and kind (in that order), the communes whose
+    /// recipients change; only those with any.
+    pub recipients: Vec<RecipientChanges>,
+}
+
+/// A référent by id, with its network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferentEntry {
+    pub id: String,
+    pub network: String,
+}
+
+/// What changed in the entry of a référent both registries have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferentChange {
+    pub id: String,
+    /// In this order: network, email, phone, name, organisation,
+    /// communes, epcis, departements, regions, deputies, fallback,
+    /// absences.
+    pub fields: Vec<FieldChange>,
+}
+
+/// One field's change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldChange {
+    /// A value, before and after (`None`: not given). Deputies are their
+    /// ids joined by `, `, absences their `from..to` spans, the fallback
+    /// `yes` or `no`.
+    Value {
+        field: &'static str,
+        old: Option<String>,
+        new: Option<String>,
+    },
+    /// Territory codes covered, added and removed (sorted).
+    Territories {
+        field: &'static str,
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
+}
+
+impl FieldChange {
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::Value { field, .. } | Self::Territories { field, .. } => field,
+        }
+    }
+}
+
+/// A route's change: one of its settings, before and after (`None`: the
+/// kind has no route, or the route does not set it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteChange {
+    pub kind: String,
+    /// `networks`, `label`, `author` or `escalate_after`.
+    pub field: &'static str,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// The communes whose recipients change for one network and kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientChanges {
+    pub network: String,
+    /// A routed kind, or `*` for the kinds without a route of their own.
+    pub kind: String,
+    /// In code order.
+    pub communes: Vec<CommuneChange>,
+}
+
+/// One commune whose recipients change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommuneChange {
+    /// A commune, or an arrondissement municipal of Paris, Lyon or
+    /// Marseille.
+    pub commune: Commune,
+    pub name: String,
+    pub population: u32,
+    /// `None`: nobody of the network receives (no route, or no référent).
+    pub old: Option<Recipients>,
+    pub new: Option<Recipients>,
+}
+
+/// Who a network's alerts about a commune go to, and at which level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipients {
+    pub level: Level,
+    /// Référent ids, in registry order.
+    pub referents: Vec<String>,
+}
+
+impl RegistryDiff {
+    /// What changes from `old` to `new`. Both must have been checked
+    /// against the same geography: its communes are those compared.
+    pub fn between(old: &Registry, new: &Registry) -> Self {
+        let (added, removed, changed) = referents(old, new);
+        Self {
+            added,
+            removed,
+            changed,
+            routes: routes(old, new),
+            recipients: recipients(old, new),
+        }
+    }
+
+    /// Whether nothing that decides who receives what changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+            && self.routes.is_empty()
+            && self.recipients.is_empty()
+    }
+
+    /// How many distinct communes change recipients (for any network or
+    /// kind), and their population.
+    pub fn communes_changed(&self) -> (usize, u64) {
+        let mut seen = BTreeMap::new();
+        for change in self.recipients.iter().flat_map(|r| &r.communes) {
+            seen.insert(change.commune, change.population);
+        }
+        (seen.len(), seen.values().map(|&p| u64::from(p)).sum())
+    }
+}
+
+/// The référents added, removed and changed, each list by id.
+fn referents(
+    old: &Registry,
+    new: &Registry,
+) -> (Vec<ReferentEntry>, Vec<ReferentEntry>, Vec<ReferentChange>) {
+    let entry = |referent: &Referent| ReferentEntry {
+        id: referent.id().to_string(),
+        network: referent.network().to_owned(),
+    };
+    let old_ids: HashMap<&str, usize> = ids(old);
+    let new_ids: HashMap<&str, usize> = ids(new);
+    let mut added: Vec<ReferentEntry> = new
+        .referents
+        .iter()
+        .filter(|r| !old_ids.contains_key(r.id().as_str()))
+        .map(entry)
+        .collect();
+    let mut removed: Vec<ReferentEntry> = old
+        .referents
+        .iter()
+        .filter(|r| !new_ids.contains_key(r.id().as_str()))
+        .map(entry)
+        .collect();
+    let (old_covers, new_covers) = (Covers::of(old), Covers::of(new));
+    let mut changed: Vec<ReferentChange> = old_ids
+        .iter()
+        .filter_map(|(id, &before)| {
+            let after = *new_ids.get(id)?;
+            let fields = fields((old, &old_covers, before), (new, &new_covers, after));
+            (!fields.is_empty()).then(|| ReferentChange {
+                id: (*id).to_owned(),
+                fields,
+            })
+        })
+        .collect();
+    added.sort_by(|a, b| a.id.cmp(&b.id));
+    removed.sort_by(|a, b| a.id.cmp(&b.id));
+    changed.sort_by(|a, b| a.id.cmp(&b.id));
+    (added, removed, changed)
+}
+
+fn ids(registry: &Registry) -> HashMap<&str, usize> {
+    registry
+        .referents
+        .iter()
+        .enumerate()
+        .map(|(index, r)| (r.id().as_str(), index))
+        .collect()
+}
+
+/// Each référent's territory codes, sorted, by level: the registry keeps
+/// référents by territory, this turns it round.
+struct Covers {
+    /// Per référent index: communes, EPCI, départements, régions.
+    codes: Vec<[Vec<String>; 4]>,
+}
+
+impl Covers {
+    fn of(registry: &Registry) -> Self {
+        let mut codes: Vec<[Vec<String>; 4]> = vec![Default::default(); registry.referents.len()];
+        let mut add = |level: usize, referents: &[ReferentIndex], code: String| {
+            for &referent in referents {
+                codes[referent as usize][level].push(code.clone());
+            }
+        };
+        for key in registry.by_commune.keys() {
+            let found = registry.by_commune.get(key).unwrap_or_default();
+            add(0, found, key.1.to_string());
+        }
+        for key in registry.by_epci.keys() {
+            let found = registry.by_epci.get(key).unwrap_or_default();
+            add(1, found, key.1.to_string());
+        }
+        for key in registry.by_departement.keys() {
+            let found = registry.by_departement.get(key).unwrap_or_default();
+            add(2, found, key.1.to_string());
+        }
+        for key in registry.by_region.keys() {
+            let found = registry.by_region.get(key).unwrap_or_default();
+            add(3, found, key.1.to_string());
+        }
+        for levels in &mut codes {
+            levels.iter_mut().for_each(|list| list.sort_unstable());
+        }
+        Self { codes }
+    }
+}
+
+/// A référent's fields that differ between its two entries, in the order
+/// [`ReferentChange::fields`] gives.
+fn fields(
+    (old, old_covers, before): (&Registry, &Covers, usize),
+    (new, new_covers, after): (&Registry, &Covers, usize),
+) -> Vec<FieldChange> {
+    let (a, b) = (&old.referents[before], &new.referents[after]);
+    let mut changes = Vec::new();
+    let mut value = |field: &'static str, old: Option<String>, new: Option<String>| {
+        if old != new {
+            changes.push(FieldChange::Value { field, old, new });
+        }
+    };
+    value(
+        "network",
+        Some(a.network().to_owned()),
+        Some(b.network().to_owned()),
+    );
+    value(
+        "email",
+        Some(a.email().to_string()),
+        Some(b.email().to_string()),
+    );
+    value(
+        "phone",
+        a.phone().map(ToString::to_string),
+        b.phone().map(ToString::to_string),
+    );
+    value(
+        "name",
+        a.name().map(str::to_owned),
+        b.name().map(str::to_owned),
+    );
+    value(
+        "organisation",
+        a.organisation().map(str::to_owned),
+        b.organisation().map(str::to_owned),
+    );
+    for (level, field) in ["communes", "epcis", "departements", "regions"]
+        .into_iter()
+        .enumerate()
+    {
+        let (was, is) = (
+            &old_covers.codes[before][level],
+            &new_covers.codes[after][level],
+        );
+        if was != is {
+            changes.push(FieldChange::Territories {
+                field,
+                added: is
+                    .iter()
+                    .filter(|c| was.binary_search(c).is_err())
+                    .cloned()
+                    .collect(),
+                removed: was
+                    .iter()
+                    .filter(|c| is.binary_search(c).is_err())
+                    .cloned()
+                    .collect(),
+            });
+        }
+    }
+    let mut value = |field: &'static str, old: Option<String>, new: Option<String>| {
+        if old != new {
+            changes.push(FieldChange::Value { field, old, new });
+        }
+    };
+    value("deputies", deputies(old, before), deputies(new, after));
+    value(
+        "fallback",
+        Some(yes_no(is_fallback(old, before))),
+        Some(yes_no(is_fallback(new, after))),
+    );
+    value("absences", absences(old, before), absences(new, after));
+    changes
+}
+
+fn deputies(registry: &Registry, index: usize) -> Option<String> {
+    let availability = registry.availability.get(&(index as ReferentIndex))?;
+    let ids: Vec<&str> = availability
+        .deputies
+        .iter()
+        .map(|&d| registry.referents[d as usize].id().as_str())
+        .collect();
+    (!ids.is_empty()).then(|| ids.join(", "))
+}
+
+fn absences(registry: &Registry, index: usize) -> Option<String> {
+    let availability = registry.availability.get(&(index as ReferentIndex))?;
+    let spans: Vec<String> = availability
+        .absences
+        .iter()
+        .map(|a| format!("{}..{}", a.from, a.to))
+        .collect();
+    (!spans.is_empty()).then(|| spans.join(", "))
+}
+
+fn is_fallback(registry: &Registry, index: usize) -> bool {
+    let network = registry.network_index(registry.referents[index].network());
+    network.is_some_and(|n| registry.fallback[usize::from(n)].contains(&(index as ReferentIndex)))
+}
+
+fn yes_no(yes: bool) -> String {
+    if yes { "yes" } else { "no" }.to_owned()
+}
+
+/// Every kind either registry routes, sorted, then `*` if either has it.
+fn kinds(old: &Registry, new: &Registry) -> Vec<String> {
+    let mut kinds: BTreeSet<&str> = old.routes.keys().map(String::as_str).collect();
+    kinds.extend(new.routes.keys().map(String::as_str));
+    let mut kinds: Vec<String> = kinds.into_iter().map(str::to_owned).collect();
+    if !old.any_kind.is_empty() || !new.any_kind.is_empty() {
+        kinds.push(ANY_KIND.to_owned());
+    }
+    kinds
+}
+
+/// The routes' settings that differ, by kind.
+fn routes(old: &Registry, new: &Registry) -> Vec<RouteChange> {
+    let mut changes = Vec::new();
+    for kind in kinds(old, new) {
+        let settings = |registry: &Registry| -> [Option<String>; 4] {
+            let networks = if kind == ANY_KIND {
+                (!registry.any_kind.is_empty()).then_some(registry.any_kind.as_slice())
+            } else {
+                registry.routes.get(&kind).map(Vec::as_slice)
+            };
+            [
+                networks.map(|n| registry.network_names(n).join(", ")),
+                registry.labels.get(&kind).cloned(),
+                registry.authors.get(&kind).cloned(),
+                registry.escalations.get(&kind).map(escalation),
+            ]
+        };
+        let (was, is) = (settings(old), settings(new));
+        for (field, (old, new)) in ["networks", "label", "author", "escalate_after"]
+            .into_iter()
+            .zip(was.into_iter().zip(is))
+        {
+            if old != new {
+                changes.push(RouteChange {
+                    kind: kind.clone(),
+                    field,
+                    old,
+                    new,
+                });
+            }
+        }
+    }
+    changes
+}
+
+fn escalation(escalate: &EscalateAfter) -> String {
+    let wait = |wait: Option<std::time::Duration>| {
+        wait.map_or_else(
+            || "never".to_owned(),
+            |wait| humantime::format_duration(wait).to_string(),
+        )
+    };
+    format!(
+        "urgent {}, normal {}",
+        wait(escalate.urgent),
+        wait(escalate.normal)
+    )
+}
+
+/// A commune of the geography, resolved once for both registries.
+struct Unit<'g> {
+    commune: Commune,
+    name: &'g str,
+    population: u32,
+    location: Location,
+}
+
+/// A network's référents for a commune, and at which level.
+type Found<'r> = Option<(Level, &'r [ReferentIndex])>;
+
+/// Per network and kind, the communes whose recipients change.
+fn recipients(old: &Registry, new: &Registry) -> Vec<RecipientChanges> {
+    let geography = &*new.geography;
+    let units: Vec<Unit<'_>> = geography
+        .units()
+        .filter_map(|unit| {
+            let territory = geography
+                .territory(Some(unit.commune.as_str()), None)
+                .ok()?;
+            Some(Unit {
+                commune: unit.commune,
+                name: unit.name,
+                population: unit.population,
+                location: geography.location(territory),
+            })
+        })
+        .collect();
+    let networks: BTreeSet<&str> = old
+        .networks
+        .iter()
+        .chain(&new.networks)
+        .map(String::as_str)
+        .collect();
+    let kinds = kinds(old, new);
+    let mut changes = Vec::new();
+    for network in networks {
+        let (old_index, old_found) = side(old, network, &units);
+        let (new_index, new_found) = side(new, network, &units);
+        // Where this network's recipients differ, whatever the kind.
+        let differ: Vec<usize> = (0..units.len())
+            .filter(|&unit| !same(old, old_found[unit], new, new_found[unit]))
+            .collect();
+        for kind in &kinds {
+            let routed_old = old_index.is_some_and(|n| old.routes_to(kind, n));
+            let routed_new = new_index.is_some_and(|n| new.routes_to(kind, n));
+            let recipients = |registry: &Registry, found: Found<'_>| {
+                found.map(|(level, referents)| Recipients {
+                    level,
+                    referents: referents
+                        .iter()
+                        .map(|&r| registry.referents[r as usize].id().to_string())
+                        .collect(),
+                })
+            };
+            let change = |unit: usize| {
+                let before = routed_old.then_some(old_found[unit]).flatten();
+                let after = routed_new.then_some(new_found[unit]).flatten();
+                (before.is_some() || after.is_some()).then(|| CommuneChange {
+                    commune: units[unit].commune,
+                    name: units[unit].name.to_owned(),
+                    population: units[unit].population,
+                    old: recipients(old, before),
+                    new: recipients(new, after),
+                })
+            };
+            let communes: Vec<CommuneChange> = match (routed_old, routed_new) {
+                (false, false) => continue,
+                (true, true) => differ.iter().filter_map(|&unit| change(unit)).collect(),
+                _ => (0..units.len()).filter_map(change).collect(),
+            };
+            if !communes.is_empty() {
+                changes.push(RecipientChanges {
+                    network: network.to_owned(),
+                    kind: kind.clone(),
+                    communes,
+                });
+            }
+        }
+    }
+    changes
+}
+
+/// The index of `network` in `registry`, and its référents for each unit.
+fn side<'r>(
+    registry: &'r Registry,
+    network: &str,
+    units: &[Unit<'_>],
+) -> (Option<NetworkIndex>, Vec<Found<'r>>) {
+    let index = registry.network_index(network);
+    let found = match index {
+        Some(index) => units
+            .iter()
+            .map(|unit| registry.match_network(index, &unit.location))
+            .collect(),
+        None => vec![None; units.len()],
+    };
+    (index, found)
+}
+
+/// Whether two findings name the same référents (by id, in any order).
+fn same(old: &Registry, before: Found<'_>, new: &Registry, after: Found<'_>) -> bool {
+    let (before, after) = match (before, after) {
+        (None, None) => return true,
+        (Some((_, before)), Some((_, after))) if before.len() == after.len() => (before, after),
+        _ => return false,
+    };
+    fn id<'r>(registry: &'r Registry, index: &ReferentIndex) -> &'r str {
+        registry.referents[*index as usize].id().as_str()
+    }
+    if before
+        .iter()
+        .zip(after)
+        .all(|(b, a)| id(old, b) == id(new, a))
+    {
+        return true;
+    }
+    let mut before: Vec<&str> = before.iter().map(|i| id(old, i)).collect();
+    let mut after: Vec<&str> = after.iter().map(|i| id(new, i)).collect();
+    before.sort_unstable();
+    after.sort_unstable();
+    before == after
+}
+
+impl Registry {
+    /// Whether an alert of `kind` (`*`: a kind without a route of its own)
+    /// goes to `network`, as resolution reads the routes.
+    fn routes_to(&self, kind: &str, network: NetworkIndex) -> bool {
+        self.any_kind.contains(&network)
+            || (kind != ANY_KIND
+                && self
+                    .routes
+                    .get(kind)
+                    .is_some_and(|networks| networks.contains(&network)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geography::tests::france;
+
+    const OLD: &str = r#"
+        [[route]]
+        kind = "orientation_sociale"
+        networks = ["ccas"]
+
+        [[referent]]
+        id = "ccas-beccas"
+        network = "ccas"
+        email = "ccas@beccas.example.org"
+        communes = ["32039"]
+
+        [[referent]]
+        id = "ccas-marciac"
+        network = "ccas"
+        email = "ccas@marciac.example.org"
+        phone = "05 62 00 00 00"
+        communes = ["32233"]
+
+        [[referent]]
+        id = "ccas-national"
+        network = "ccas"
+        email = "permanence@ccas.example.org"
+        fallback = true
+
+        [[referent]]
+        id = "cpam-gers"
+        network = "cpam"
+        email = "referent@cpam-gers.example.org"
+        departements = ["32"]
+    "#;
+
+    fn diff(old: &str, new: &str) -> RegistryDiff {
+        let old = Registry::from_toml(old, france()).unwrap();
+        let new = Registry::from_toml(new, france()).unwrap();
+        RegistryDiff::between(&old, &new)
+    }
+
+    #[test]
+    fn a_registry_compared_with_itself_changes_nothing() {
+        let diff = diff(OLD, OLD);
+
+        assert!(diff.is_empty(), "{diff:?}");
+        assert_eq!(diff.communes_changed(), (0, 0));
+    }
+
+    #[test]
+    fn a_commune_whose_referent_is_removed_falls_to_the_network_s_fallback() {
+        let new = OLD.replace(
+            r#"id = "ccas-beccas"
+        network = "ccas"
+        email = "ccas@beccas.example.org"
+        communes = ["32039"]"#,
+            r#"id = "ccas-sarragachies"
+        network = "ccas"
+        email = "ccas@sarragachies.example.org"
+        communes = ["32414"]"#,
+        );
+
+        let diff = diff(OLD, &new);
+
+        let entry = |id: &str| ReferentEntry {
+            id: id.to_owned(),
+            network: "ccas".to_owned(),
+        };
+        assert_eq!(diff.added, [entry("ccas-sarragachies")]);
+        assert_eq!(diff.removed, [entry("ccas-beccas")]);
+        assert!(diff.changed.is_empty());
+        let recipients = |level, ids: &[&str]| {
+            Some(Recipients {
+                level,
+                referents: ids.iter().map(|id| (*id).to_owned()).collect(),
+            })
+        };
+        let [changes] = diff.recipients.as_slice() else {
+            panic!("{:?}", diff.recipients);
+        };
+        assert_eq!(
+            (changes.network.as_str(), changes.kind.as_str()),
+            ("ccas", "orientation_sociale")
+        );
+        let communes: Vec<(String, &str, Option<Recipients>, Option<Recipients>)> = changes
+            .communes
+            .iter()
+            .map(|c| {
+                (
+                    c.commune.to_string(),
+                    c.name.as_str(),
+                    c.old.clone(),
+                    c.new.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            communes,
+            [
+                (
+                    "32039".to_owned(),
+                    "Beccas",
+                    recipients(Level::Commune, &["ccas-beccas"]),
+                    recipients(Level::Fallback, &["ccas-national"])
+                ),
+                (
+                    "32414".to_owned(),
+                    "Sarragachies",
+                    recipients(Level::Fallback, &["ccas-national"]),
+                    recipients(Level::Commune, &["ccas-sarragachies"])
+                ),
+            ]
+        );
+        assert_eq!(diff.communes_changed(), (2, 122 + 217));
+    }
+
+    #[test]
+    fn a_changed_email_phone_and_commune_list_are_said_field_by_field() {
+        let new = OLD
+            .replace("ccas@marciac.example.org", "accueil@marciac.example.org")
+            .replace("05 62 00 00 00", "05 62 11 11 11")
+            .replace(
+                r#"communes = ["32233"]"#,
+                r#"communes = ["32233", "32414"]"#,
+            );
+
+        let diff = diff(OLD, &new);
+
+        let [change] = diff.changed.as_slice() else {
+            panic!("{:?}", diff.changed);
+        };
+        assert_eq!(change.id, "ccas-marciac");
+        assert_eq!(
+            change.fields,
+            [
+                FieldChange::Value {
+                    field: "email",
+                    old: Some("ccas@marciac.example.org".into()),
+                    new: Some("accueil@marciac.example.org".into()),
+                },
+                FieldChange::Value {
+                    field: "phone",
+                    old: Some("05 62 00 00 00".into()),
+                    new: Some("05 62 11 11 11".into()),
+                },
+                FieldChange::Territories {
+                    field: "communes",
+                    added: vec!["32414".into()],
+                    removed: vec![],
+                },
+            ]
+        );
+        assert_eq!(diff.communes_changed(), (1, 217));
+    }
+
+    #[test]
+    fn a_network_added_to_a_route_changes_every_commune_it_serves_for_that_kind() {
+        let new = OLD.replace(r#"networks = ["ccas"]"#, r#"networks = ["ccas", "cpam"]"#);
+
+        let diff = diff(OLD, &new);
+
+        assert_eq!(
+            diff.routes,
+            [RouteChange {
+                kind: "orientation_sociale".into(),
+                field: "networks",
+                old: Some("ccas".into()),
+                new: Some("ccas, cpam".into()),
+            }]
+        );
+        let [changes] = diff.recipients.as_slice() else {
+            panic!("{:?}", diff.recipients);
+        };
+        assert_eq!(changes.network, "cpam");
+        let gers = france()
+            .units()
+            .filter(|u| u.commune.departement().as_str() == "32")
+            .count();
+        assert_eq!(changes.communes.len(), gers);
+        assert!(changes.communes.iter().all(|c| {
+            c.old.is_none()
+                && c.new
+                    .as_ref()
+                    .is_some_and(|r| r.level == Level::Departement)
+        }));
+    }
+}
