@@ -31,6 +31,7 @@ mod monitoring;
 mod operations;
 mod patient_data;
 mod publishers;
+mod registry_review;
 mod retries;
 mod routing;
 mod service;
