@@ -1,10 +1,12 @@
-//! `relais check`: the settings and the registry validated and summarised
-//! on one screen, with a warning for each choice that weakens relais (no
-//! declared publisher, escalations that cannot happen or outlive their
-//! links), and refusing a registry that the daemon would refuse with
-//! these settings (a publisher logged in as relais, escalation chains
-//! longer than the store remembers). It reads files only: never the
-//! broker, the store or a mail server.
+//! `relais check`: the settings and the registry (the settings', or a
+//! candidate file given with `--registry`) validated and summarised on one
+//! screen, the registry named by its digest and version label, with a
+//! warning for each choice that weakens relais (no declared publisher,
+//! escalations that cannot happen or outlive their links), and refusing a
+//! registry that the daemon would refuse with these settings (a publisher
+//! logged in as relais, escalation chains longer than the store
+//! remembers). It reads files only: never the broker, the store or a mail
+//! server.
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -11,7 +11,7 @@
 //! own), `postgres.rs` (the store's databases and a TLS server), `smtp.rs`
 //! (the scriptable SMTP server), `mta.rs` (Postfix and Exim), `browser.rs`
 //! (Chromium), `http.rs` (relais's HTTP endpoints), `ca.rs` (certificates);
-//! `fixtures.rs` holds the data and deadlines the tests share, `national.rs`
+//! `fixtures.rs` holds the data and deadlines the tests share, `national_changes.rs`
 //! a registry at national scale and a copy of it with changes. Each is
 //! defined once here, never again in a test file.
 
@@ -22,7 +22,7 @@ pub mod dispatch;
 pub mod fixtures;
 pub mod http;
 pub mod mta;
-pub mod national;
+pub mod national_changes;
 pub mod postgres;
 pub mod process;
 pub mod rabbitmq;

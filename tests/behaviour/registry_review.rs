@@ -10,7 +10,7 @@ use relais_testkit as support;
 use std::path::{Path, PathBuf};
 
 use relais::registry::Registry;
-use support::national::National;
+use support::national_changes::National;
 use support::{REGISTRY, World, france, text};
 
 /// The registry in force: two CCAS of the Gers at commune level, a

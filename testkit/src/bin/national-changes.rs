@@ -2,7 +2,7 @@
 //! measuring `relais registry diff` (docs/performance.md):
 //!
 //! ```sh
-//! cargo run -q -p relais-testkit --bin national-registry -- DIR [CHANGES]
+//! cargo run -q -p relais-testkit --bin national-changes -- DIR [CHANGES]
 //! ```
 //!
 //! gives `DIR/old.toml` and `DIR/new.toml` (500 changes by default), and
@@ -11,13 +11,13 @@
 use std::path::PathBuf;
 
 use relais::geography::Geography;
-use relais_testkit::national::National;
+use relais_testkit::national_changes::National;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(
         args.next()
-            .ok_or_else(|| anyhow::anyhow!("usage: national-registry DIR [CHANGES]"))?,
+            .ok_or_else(|| anyhow::anyhow!("usage: national-changes DIR [CHANGES]"))?,
     );
     let count: usize = args.next().map_or(Ok(500), |n| n.parse())?;
     let geography = Geography::built_in();

@@ -4,6 +4,9 @@
 //! in place of Paris, Lyon and Marseille) covered, some 20,000 référents.
 //! Deterministic: the same geography gives the same files.
 //!
+//! It stands alone: it uses nothing of the testkit, and nothing there
+//! uses it but the tests of `relais registry diff`.
+//!
 //! - `ccas`: a référent per two units, a second one for every eighth pair,
 //!   and a national fallback; route `orientation_sociale`;
 //! - `cpam` and `caf`: a référent per département, a national fallback;
