@@ -9,11 +9,13 @@
 //! store or the absences.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::super::output::{printable, provenance};
@@ -75,7 +77,15 @@ pub(super) fn diff(config: Option<&Path>, args: &DiffArgs) -> ExitCode {
     let diff = RegistryDiff::between(&old, &new);
     let files = [(&args.old, &old), (&args.new, &new)];
     if args.json {
-        println!("{}", report_json(files, &diff));
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let written = serde_json::to_writer(&mut out, &report_json(files, &diff))
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+            .and_then(|()| out.flush());
+        if let Err(error) = written {
+            eprintln!("relais: cannot write the report: {error}");
+            return ExitCode::FAILURE;
+        }
     } else {
         print!("{}", report(files, &diff, args.all));
     }
@@ -228,7 +238,7 @@ fn recipients(recipients: Option<&Recipients>) -> String {
 }
 
 /// The report for a review pipeline: every change, every commune.
-fn report_json(files: [(&PathBuf, &Registry); 2], diff: &RegistryDiff) -> Value {
+fn report_json<'d>(files: [(&PathBuf, &Registry); 2], diff: &'d RegistryDiff) -> Report<'d> {
     let file = |(path, registry): (&PathBuf, &Registry)| {
         json!({
             "path": path.display().to_string(),
@@ -268,44 +278,79 @@ fn report_json(files: [(&PathBuf, &Registry); 2], diff: &RegistryDiff) -> Value 
         .iter()
         .map(|r| json!({ "kind": r.kind, "field": r.field, "old": r.old, "new": r.new }))
         .collect();
-    let side = |recipients: Option<&Recipients>| {
-        recipients.map(|r| json!({ "level": r.level.as_str(), "referents": r.referents }))
-    };
-    let commune = |c: &CommuneChange| {
-        json!({
-            "code": c.commune.to_string(),
-            "name": c.name,
-            "population": c.population,
-            "old": side(c.old.as_ref()),
-            "new": side(c.new.as_ref()),
-        })
-    };
-    let recipients: Vec<Value> = diff
-        .recipients
-        .iter()
-        .map(|r| {
-            let communes: Vec<Value> = r.communes.iter().map(commune).collect();
-            json!({ "network": r.network, "kind": r.kind, "communes": communes })
-        })
-        .collect();
     let (communes, population) = diff.communes_changed();
-    json!({
-        "old": file(files[0]),
-        "new": file(files[1]),
-        "referents": {
+    Report {
+        old: file(files[0]),
+        new: file(files[1]),
+        referents: json!({
             "added": entries(&diff.added),
             "removed": entries(&diff.removed),
             "changed": changed,
-        },
-        "routes": routes,
-        "recipients": recipients,
-        "summary": {
+        }),
+        routes,
+        recipients: diff
+            .recipients
+            .iter()
+            .map(|r| NetworkKind {
+                network: &r.network,
+                kind: &r.kind,
+                communes: r.communes.iter().map(Commune).collect(),
+            })
+            .collect(),
+        summary: json!({
             "changed": !diff.is_empty(),
             "referents_added": diff.added.len(),
             "referents_removed": diff.removed.len(),
             "referents_changed": diff.changed.len(),
             "communes": communes,
             "population": population,
-        },
-    })
+        }),
+    }
+}
+
+/// The JSON report. The communes, which may be every commune of France
+/// for each kind, are written from the diff as they are, not copied into
+/// a tree of values first.
+#[derive(Serialize)]
+struct Report<'d> {
+    old: Value,
+    new: Value,
+    referents: Value,
+    routes: Vec<Value>,
+    recipients: Vec<NetworkKind<'d>>,
+    summary: Value,
+}
+
+#[derive(Serialize)]
+struct NetworkKind<'d> {
+    network: &'d str,
+    kind: &'d str,
+    communes: Vec<Commune<'d>>,
+}
+
+/// `{code, name, population, old, new}`, `old` and `new` each `{level,
+/// referents}` or `null`.
+struct Commune<'d>(&'d CommuneChange);
+
+impl Serialize for Commune<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        struct Side<'d>(&'d Recipients);
+        impl Serialize for Side<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut side = serializer.serialize_struct("Recipients", 2)?;
+                side.serialize_field("level", self.0.level.as_str())?;
+                side.serialize_field("referents", &self.0.referents)?;
+                side.end()
+            }
+        }
+        let change = self.0;
+        let mut commune = serializer.serialize_struct("Commune", 5)?;
+        commune.serialize_field("code", change.commune.as_str())?;
+        commune.serialize_field("name", &change.name)?;
+        commune.serialize_field("population", &change.population)?;
+        commune.serialize_field("old", &change.old.as_ref().map(Side))?;
+        commune.serialize_field("new", &change.new.as_ref().map(Side))?;
+        commune.end()
+    }
 }
