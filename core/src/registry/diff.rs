@@ -218,20 +218,16 @@ impl Covers {
                 codes[referent as usize][level].push(code.clone());
             }
         };
-        for key in registry.by_commune.keys() {
-            let found = registry.by_commune.get(key).unwrap_or_default();
+        for (key, found) in registry.by_commune.entries() {
             add(0, found, key.1.to_string());
         }
-        for key in registry.by_epci.keys() {
-            let found = registry.by_epci.get(key).unwrap_or_default();
+        for (key, found) in registry.by_epci.entries() {
             add(1, found, key.1.to_string());
         }
-        for key in registry.by_departement.keys() {
-            let found = registry.by_departement.get(key).unwrap_or_default();
+        for (key, found) in registry.by_departement.entries() {
             add(2, found, key.1.to_string());
         }
-        for key in registry.by_region.keys() {
-            let found = registry.by_region.get(key).unwrap_or_default();
+        for (key, found) in registry.by_region.entries() {
             add(3, found, key.1.to_string());
         }
         for levels in &mut codes {

@@ -287,4 +287,11 @@ impl<K: std::hash::Hash + Eq + Ord + Copy> Index<K> {
     fn keys(&self) -> impl Iterator<Item = &K> {
         self.runs.keys()
     }
+
+    /// Each key with its référents, in no order.
+    fn entries(&self) -> impl Iterator<Item = (&K, &[ReferentIndex])> {
+        self.runs.iter().map(|(key, &(start, len))| {
+            (key, &self.referents[start as usize..(start + len) as usize])
+        })
+    }
 }

@@ -117,6 +117,26 @@ fn report(files: [(&PathBuf, &Registry); 2], diff: &RegistryDiff, all: bool) -> 
             provenance(registry)
         );
     }
+    referent_lines(&mut out, diff);
+    route_lines(&mut out, diff);
+    recipient_lines(&mut out, diff, all);
+    if diff.is_empty() {
+        let _ = writeln!(out, "no change");
+    }
+    let (communes, population) = diff.communes_changed();
+    let _ = writeln!(
+        out,
+        "{} référents added, {} removed, {} changed; {communes} communes ({population} \
+         inhabitants) change recipients",
+        diff.added.len(),
+        diff.removed.len(),
+        diff.changed.len()
+    );
+    out
+}
+
+/// A line per référent added, removed or changed, by id.
+fn referent_lines(out: &mut String, diff: &RegistryDiff) {
     let mut referents: Vec<(&str, String)> = Vec::new();
     for (verb, entries) in [("added", &diff.added), ("removed", &diff.removed)] {
         referents.extend(entries.iter().map(|ReferentEntry { id, network }| {
@@ -137,6 +157,10 @@ fn report(files: [(&PathBuf, &Registry); 2], diff: &RegistryDiff, all: bool) -> 
     for (_, line) in referents {
         let _ = writeln!(out, "{line}");
     }
+}
+
+/// A line per route setting changed.
+fn route_lines(out: &mut String, diff: &RegistryDiff) {
     for route in &diff.routes {
         let verb = match (&route.old, &route.new) {
             (None, _) if route.field == "networks" => "added",
@@ -152,6 +176,11 @@ fn report(files: [(&PathBuf, &Registry); 2], diff: &RegistryDiff, all: bool) -> 
             or_none(route.new.as_deref())
         );
     }
+}
+
+/// Per network and kind, a line per commune whose recipients change (the
+/// first [`LISTED`] unless `all`, then how many more).
+fn recipient_lines(out: &mut String, diff: &RegistryDiff, all: bool) {
     for changes in &diff.recipients {
         let prefix = format!("{} {}", changes.network, changes.kind);
         let listed = if all { changes.communes.len() } else { LISTED };
@@ -176,19 +205,6 @@ fn report(files: [(&PathBuf, &Registry); 2], diff: &RegistryDiff, all: bool) -> 
             );
         }
     }
-    if diff.is_empty() {
-        let _ = writeln!(out, "no change");
-    }
-    let (communes, population) = diff.communes_changed();
-    let _ = writeln!(
-        out,
-        "{} référents added, {} removed, {} changed; {communes} communes ({population} \
-         inhabitants) change recipients",
-        diff.added.len(),
-        diff.removed.len(),
-        diff.changed.len()
-    );
-    out
 }
 
 /// One field's change in a référent's line: `email a → b`, `communes
