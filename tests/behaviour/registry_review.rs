@@ -1,7 +1,7 @@
 //! Reviewing a registry change before it is live: `relais registry diff`
 //! (the référents added, removed and changed, the routes, the communes
-//! whose recipients change, its exit status and its JSON), `relais check
-//! --registry` and `relais resolve --registry` on a candidate while the
+//! whose recipients change, its exit status and its JSON), `relais check`,
+//! `resolve` and `coverage` with `--registry` on a candidate while the
 //! settings name another registry, and the digest and version label that
 //! say which file is meant. The real binary, on real communes of the Gers.
 
@@ -234,7 +234,8 @@ async fn an_invalid_candidate_exits_1_with_every_error_listed_and_no_report() {
 }
 
 #[tokio::test]
-async fn check_and_resolve_read_a_candidate_with_registry_while_the_settings_name_another() {
+async fn check_resolve_and_coverage_read_a_candidate_with_registry_while_the_settings_name_another()
+{
     let world = World::new(REGISTRY).await;
     let candidate = write(&world, "candidate.toml", OLD);
 
@@ -256,6 +257,7 @@ async fn check_and_resolve_read_a_candidate_with_registry_while_the_settings_nam
         "--commune",
         "32039",
     ]);
+    let covered = world.cli(&["coverage", "--registry", arg(&candidate), "--json"]);
 
     assert!(checked.status.success(), "{}", text(&checked.stderr));
     let checked = text(&checked.stdout);
@@ -284,6 +286,19 @@ async fn check_and_resolve_read_a_candidate_with_registry_while_the_settings_nam
         "ccas-beccas ccas@beccas.example.org\n"
     );
     assert_eq!(resolved_in_force.status.code(), Some(1));
+    assert!(covered.status.success(), "{}", text(&covered.stderr));
+    let covered: serde_json::Value = serde_json::from_slice(&covered.stdout).unwrap();
+    let networks: Vec<&str> = covered["networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["network"].as_str().unwrap())
+        .collect();
+    assert_eq!(networks, ["ccas", "cpam"]);
+    assert_eq!(
+        covered["networks"][1]["levels"]["departement"]["communes"],
+        458
+    );
     world.cleanup().await;
 }
 
