@@ -117,10 +117,16 @@ async fn a_registry_diff_says_each_referent_changed_by_id_and_each_commune_whose
 }
 
 #[tokio::test]
-async fn a_network_added_to_a_route_lists_twenty_communes_then_how_many_more_unless_all() {
+async fn a_route_and_a_publisher_changed_are_said_and_twenty_communes_listed_unless_all() {
     let world = World::new(REGISTRY).await;
     let old = write(&world, "old.toml", OLD);
-    let routed = OLD.replace(r#"networks = ["ccas"]"#, r#"networks = ["ccas", "cpam"]"#);
+    let routed = OLD.replace(r#"networks = ["ccas"]"#, r#"networks = ["ccas", "cpam"]"#)
+        + r#"
+[[publisher]]
+user = "sos32-dispatch"
+association = "SOS Médecins Gers"
+departements = ["32"]
+"#;
     let new = write(&world, "new.toml", &routed);
     let gers: Vec<u32> = france()
         .units()
@@ -142,17 +148,22 @@ async fn a_network_added_to_a_route_lists_twenty_communes_then_how_many_more_unl
     );
     assert_eq!(
         lines[3],
+        "added publisher sos32-dispatch: association SOS Médecins Gers; territories \
+         departements 32; kinds all; author none; contact none"
+    );
+    assert_eq!(
+        lines[4],
         "cpam orientation_sociale: Aignan (32001, 720 inhabitants): nobody → cpam-gers (departement)"
     );
     assert_eq!(
-        lines[23],
+        lines[24],
         format!(
             "cpam orientation_sociale: … and {} more communes ({rest} inhabitants)",
             gers.len() - 20
         )
     );
     assert_eq!(
-        lines[24..],
+        lines[25..],
         [format!(
             "0 référents added, 0 removed, 0 changed; {} communes ({all} inhabitants) change \
              recipients",
@@ -335,6 +346,7 @@ async fn the_json_report_gives_a_review_pipeline_every_change_and_the_full_diges
                 }],
             },
             "routes": [],
+            "publishers": [],
             "recipients": [{
                 "network": "ccas",
                 "kind": "orientation_sociale",

@@ -1,6 +1,6 @@
 //! What a registry change does before it is live, for `relais registry
 //! diff`: the référents added, removed and changed (by id), the routes
-//! changed, and, per network and routed kind, every commune whose
+//! and the publishers changed, and, per network and routed kind, every commune whose
 //! recipients change. It reads two built registries and never changes
 //! them.
 //!
@@ -28,6 +28,8 @@ pub struct RegistryDiff {
     pub changed: Vec<ReferentChange>,
     /// Routes added, removed or changed, by kind (`*` last).
     pub routes: Vec<RouteChange>,
+    /// Publishers added, removed or changed, by user.
+    pub publishers: Vec<PublisherChange>,
     /// Per network and kind (in that order), the communes whose
     /// recipients change; only those with any.
     pub recipients: Vec<RecipientChanges>,
@@ -88,6 +90,19 @@ pub struct RouteChange {
     pub new: Option<String>,
 }
 
+/// A `[[publisher]]` added, removed or changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublisherChange {
+    /// Its RabbitMQ user.
+    pub user: String,
+    /// `added`, `removed` or `changed`.
+    pub change: &'static str,
+    /// Its fields that differ (every field, for one added or removed):
+    /// `association`, `territories`, `kinds`, `author`, `contact`, each a
+    /// [`FieldChange::Value`].
+    pub fields: Vec<FieldChange>,
+}
+
 /// The communes whose recipients change for one network and kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecipientChanges {
@@ -129,6 +144,7 @@ impl RegistryDiff {
             removed,
             changed,
             routes: routes(old, new),
+            publishers: publishers(old, new),
             recipients: recipients(old, new),
         }
     }
@@ -139,6 +155,7 @@ impl RegistryDiff {
             && self.removed.is_empty()
             && self.changed.is_empty()
             && self.routes.is_empty()
+            && self.publishers.is_empty()
             && self.recipients.is_empty()
     }
 
@@ -387,6 +404,38 @@ fn routes(old: &Registry, new: &Registry) -> Vec<RouteChange> {
         }
     }
     changes
+}
+
+/// The publishers added, removed or changed, by user.
+fn publishers(old: &Registry, new: &Registry) -> Vec<PublisherChange> {
+    let (was, is) = (old.publishers.described(), new.publishers.described());
+    let users: BTreeSet<&str> = was.keys().chain(is.keys()).copied().collect();
+    users
+        .into_iter()
+        .filter_map(|user| {
+            let (before, after) = (was.get(user), is.get(user));
+            let change = match (before, after) {
+                (None, _) => "added",
+                (_, None) => "removed",
+                _ => "changed",
+            };
+            let value = |fields: Option<&[(&'static str, String); 5]>, at: usize| {
+                fields.map(|fields| fields[at].1.clone())
+            };
+            let fields: Vec<FieldChange> = (0..5)
+                .filter_map(|at| {
+                    let (old, new) = (value(before, at), value(after, at));
+                    let field = before.or(after)?[at].0;
+                    (old != new).then_some(FieldChange::Value { field, old, new })
+                })
+                .collect();
+            (!fields.is_empty()).then(|| PublisherChange {
+                user: user.to_owned(),
+                change,
+                fields,
+            })
+        })
+        .collect()
 }
 
 fn escalation(escalate: &EscalateAfter) -> String {
@@ -726,5 +775,56 @@ mod tests {
                     .as_ref()
                     .is_some_and(|r| r.level == Level::Departement)
         }));
+    }
+
+    #[test]
+    fn a_publisher_s_narrowed_kinds_are_a_change_and_one_removed_is_said() {
+        let gers = r#"
+        [[publisher]]
+        user = "sos32-dispatch"
+        association = "SOS Médecins Gers"
+        departements = ["32"]
+        "#;
+        let toulouse = r#"
+        [[publisher]]
+        user = "sos31-dispatch"
+        association = "SOS Médecins Toulouse"
+        everywhere = true
+        "#;
+        let narrowed = format!("{gers}kinds = [\"orientation_sociale\"]\n");
+        let old = format!("{OLD}{gers}{toulouse}");
+        let new = format!("{OLD}{narrowed}");
+
+        let diff = diff(&old, &new);
+
+        assert_eq!(
+            diff.publishers,
+            [
+                PublisherChange {
+                    user: "sos31-dispatch".into(),
+                    change: "removed",
+                    fields: ["association", "territories", "kinds", "author", "contact"]
+                        .into_iter()
+                        .zip(["SOS Médecins Toulouse", "everywhere", "all", "none", "none"])
+                        .map(|(field, old)| FieldChange::Value {
+                            field,
+                            old: Some(old.into()),
+                            new: None,
+                        })
+                        .collect(),
+                },
+                PublisherChange {
+                    user: "sos32-dispatch".into(),
+                    change: "changed",
+                    fields: vec![FieldChange::Value {
+                        field: "kinds",
+                        old: Some("all".into()),
+                        new: Some("orientation_sociale".into()),
+                    }],
+                },
+            ]
+        );
+        assert!(diff.recipients.is_empty());
+        assert!(!diff.is_empty());
     }
 }

@@ -40,8 +40,8 @@ use thiserror::Error;
 
 pub use absences::{ExtraAbsence, ExtraAbsences, StandIn};
 pub use diff::{
-    CommuneChange, FieldChange, RecipientChanges, Recipients, ReferentChange, ReferentEntry,
-    RegistryDiff, RouteChange,
+    CommuneChange, FieldChange, PublisherChange, RecipientChanges, Recipients, ReferentChange,
+    ReferentEntry, RegistryDiff, RouteChange,
 };
 pub use escalation::{EscalateAfter, EscalationTiers};
 pub use referent::{Phone, Referent, ReferentId};

@@ -119,6 +119,7 @@ fn report(files: [(&PathBuf, &Registry); 2], diff: &RegistryDiff, all: bool) -> 
     }
     referent_lines(&mut out, diff);
     route_lines(&mut out, diff);
+    publisher_lines(&mut out, diff);
     recipient_lines(&mut out, diff, all);
     if diff.is_empty() {
         let _ = writeln!(out, "no change");
@@ -175,6 +176,33 @@ fn route_lines(out: &mut String, diff: &RegistryDiff) {
             or_none(route.old.as_deref()),
             or_none(route.new.as_deref())
         );
+    }
+}
+
+/// A line per publisher added, removed or changed, by user.
+fn publisher_lines(out: &mut String, diff: &RegistryDiff) {
+    for publisher in &diff.publishers {
+        let fields: Vec<String> = match publisher.change {
+            "removed" => Vec::new(),
+            "added" => publisher
+                .fields
+                .iter()
+                .filter_map(|f| match f {
+                    FieldChange::Value {
+                        field,
+                        new: Some(new),
+                        ..
+                    } => Some(format!("{field} {}", printable(new))),
+                    _ => None,
+                })
+                .collect(),
+            _ => publisher.fields.iter().map(field).collect(),
+        };
+        let _ = write!(out, "{} publisher {}", publisher.change, publisher.user);
+        if !fields.is_empty() {
+            let _ = write!(out, ": {}", fields.join("; "));
+        }
+        out.push('\n');
     }
 }
 
@@ -272,20 +300,7 @@ fn report_json<'d>(files: [(&PathBuf, &Registry); 2], diff: &'d RegistryDiff) ->
         .changed
         .iter()
         .map(|change| {
-            let fields: Vec<Value> = change
-                .fields
-                .iter()
-                .map(|field| match field {
-                    FieldChange::Value { field, old, new } => {
-                        json!({ "field": field, "old": old, "new": new })
-                    }
-                    FieldChange::Territories {
-                        field,
-                        added,
-                        removed,
-                    } => json!({ "field": field, "added": added, "removed": removed }),
-                })
-                .collect();
+            let fields: Vec<Value> = change.fields.iter().map(field_json).collect();
             json!({ "id": change.id, "fields": fields })
         })
         .collect();
@@ -293,6 +308,14 @@ fn report_json<'d>(files: [(&PathBuf, &Registry); 2], diff: &'d RegistryDiff) ->
         .routes
         .iter()
         .map(|r| json!({ "kind": r.kind, "field": r.field, "old": r.old, "new": r.new }))
+        .collect();
+    let publishers: Vec<Value> = diff
+        .publishers
+        .iter()
+        .map(|p| {
+            let fields: Vec<Value> = p.fields.iter().map(field_json).collect();
+            json!({ "user": p.user, "change": p.change, "fields": fields })
+        })
         .collect();
     let (communes, population) = diff.communes_changed();
     Report {
@@ -304,6 +327,7 @@ fn report_json<'d>(files: [(&PathBuf, &Registry); 2], diff: &'d RegistryDiff) ->
             "changed": changed,
         }),
         routes,
+        publishers,
         recipients: diff
             .recipients
             .iter()
@@ -324,6 +348,20 @@ fn report_json<'d>(files: [(&PathBuf, &Registry); 2], diff: &'d RegistryDiff) ->
     }
 }
 
+/// `{field, old, new}`, or `{field, added, removed}` for territory codes.
+fn field_json(field: &FieldChange) -> Value {
+    match field {
+        FieldChange::Value { field, old, new } => {
+            json!({ "field": field, "old": old, "new": new })
+        }
+        FieldChange::Territories {
+            field,
+            added,
+            removed,
+        } => json!({ "field": field, "added": added, "removed": removed }),
+    }
+}
+
 /// The JSON report. The communes, which may be every commune of France
 /// for each kind, are written from the diff as they are, not copied into
 /// a tree of values first.
@@ -333,6 +371,7 @@ struct Report<'d> {
     new: Value,
     referents: Value,
     routes: Vec<Value>,
+    publishers: Vec<Value>,
     recipients: Vec<NetworkKind<'d>>,
     summary: Value,
 }
