@@ -16,7 +16,7 @@
 //! written (`raw`), its checks (`build`), resolution (`resolve`), escalation
 //! (`escalation`), the absences declared outside the file and who stands
 //! in (`absences`), the summary (`summary`) and what changes from one
-//! registry to another (`diff`).
+//! registry to another (`diff/`).
 
 mod absences;
 mod build;
