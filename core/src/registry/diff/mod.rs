@@ -1,8 +1,8 @@
 //! What a registry change does before it is live, for `relais registry
 //! diff`: the référents added, removed and changed (by id), the routes
-//! and the publishers changed, and, per network and routed kind, every commune whose
-//! recipients change. It reads two built registries and never changes
-//! them.
+//! and the publishers changed, and, per network and routed kind, every
+//! commune whose recipients change. It reads two built registries and
+//! never changes them.
 //!
 //! Recipients are who the registry names for a commune, by the rule (the
 //! arrondissement municipal, the commune, its EPCI, its département, its
