@@ -18,7 +18,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::super::output::{printable, provenance};
+use crate::commands::output::{printable, provenance};
 use crate::geography::Geography;
 use crate::registry::{
     CommuneChange, FieldChange, Recipients, ReferentEntry, Registry, RegistryDiff,
@@ -100,7 +100,7 @@ pub(super) fn diff(config: Option<&Path>, args: &DiffArgs) -> ExitCode {
 /// built in: a review pipeline needs no settings.
 fn geography(config: Option<&Path>) -> anyhow::Result<Arc<Geography>> {
     match config {
-        Some(_) => super::super::load_geography(&Settings::load(config)?),
+        Some(_) => crate::commands::load_geography(&Settings::load(config)?),
         None => Ok(Arc::new(Geography::built_in())),
     }
 }
