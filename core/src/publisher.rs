@@ -14,7 +14,7 @@
 //! This module never reads an alert's patient data, and its errors never
 //! quote the alert's values: they name the rule and the publisher.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -225,6 +225,50 @@ impl Publishers {
     /// says.
     pub fn contact(&self, user: &str) -> Option<&lettre::message::Mailbox> {
         self.by_user.get(user)?.contact.as_ref()
+    }
+
+    /// Each declared publisher's entry as text, by user, field by field
+    /// (`association`, `territories`, `kinds`, `author`, `contact`; sets
+    /// sorted): what `relais registry diff` compares.
+    pub fn described(&self) -> BTreeMap<&str, [(&'static str, String); 5]> {
+        fn sorted<T: ToString>(items: impl Iterator<Item = T>) -> String {
+            let mut items: Vec<String> = items.map(|item| item.to_string()).collect();
+            items.sort_unstable();
+            items.join(", ")
+        }
+        let none = || "none".to_owned();
+        self.by_user
+            .iter()
+            .map(|(user, p)| {
+                let territories = if p.everywhere {
+                    "everywhere".to_owned()
+                } else {
+                    let communes = sorted(p.communes.iter());
+                    let departements = sorted(p.departements.iter());
+                    [("communes", communes), ("departements", departements)]
+                        .into_iter()
+                        .filter(|(_, codes)| !codes.is_empty())
+                        .map(|(level, codes)| format!("{level} {codes}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                let kinds = p.kinds.as_ref().map_or_else(
+                    || "all".to_owned(),
+                    |kinds| sorted(kinds.iter().map(Kind::as_str)),
+                );
+                let described = [
+                    ("association", p.association.clone()),
+                    ("territories", territories),
+                    ("kinds", kinds),
+                    ("author", p.author.clone().unwrap_or_else(none)),
+                    (
+                        "contact",
+                        p.contact.as_ref().map_or_else(none, ToString::to_string),
+                    ),
+                ];
+                (user.as_str(), described)
+            })
+            .collect()
     }
 
     /// Whether broker user `user` has a `[[publisher]]` entry.

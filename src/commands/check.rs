@@ -1,15 +1,21 @@
-//! `relais check`: the settings and the registry validated and summarised
-//! on one screen, with a warning for each choice that weakens relais (no
-//! declared publisher, escalations that cannot happen or outlive their
-//! links), and refusing a registry that the daemon would refuse with
-//! these settings (a publisher logged in as relais, escalation chains
-//! longer than the store remembers). It reads files only: never the
-//! broker, the store or a mail server.
+//! `relais check`: the settings and the registry (the settings', or a
+//! candidate file given with `--registry`) validated and summarised on one
+//! screen, the registry named by its digest and version label, with a
+//! warning for each choice that weakens relais (no declared publisher,
+//! escalations that cannot happen or outlive their links), and refusing a
+//! registry that the daemon would refuse with these settings (a publisher
+//! logged in as relais, escalation chains longer than the store
+//! remembers). It reads files only: never the broker, the store or a mail
+//! server.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use clap::Args;
+
+use super::output::provenance;
+use super::registry::RegistryFile;
 use crate::mail::outbound::Outbound;
 use crate::registry::Registry;
 use crate::settings::{AckSettings, Settings};
@@ -18,11 +24,18 @@ use crate::settings::{AckSettings, Settings};
 /// daemon does at each load.
 pub use crate::telemetry::events::NO_PUBLISHER;
 
+/// Which registry `relais check` reads.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub registry: RegistryFile,
+}
+
 /// `relais check`: validates settings and registry, prints a summary.
-pub(super) fn check(config: Option<&Path>) -> anyhow::Result<()> {
+pub(super) fn check(config: Option<&Path>, args: &CheckArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     let geography = super::load_geography(&settings)?;
-    let registry_path = &settings.registry.path;
+    let registry_path = args.registry.path(&settings);
     let registry = Registry::load(registry_path, &geography)?;
     crate::live_registry::admit(&registry, &(&settings).into())?;
     print!("{}", check_report(&settings, registry_path, &registry));
@@ -91,6 +104,7 @@ fn check_report(settings: &Settings, registry_path: &Path, registry: &Registry) 
         summary.networks.len(),
         registry.publishers().len()
     );
+    let _ = writeln!(out, "          {}", provenance(registry));
     if !registry.publishers().declared() {
         let _ = writeln!(out, "warning:  {NO_PUBLISHER}");
     }

@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use time::{Date, OffsetDateTime};
 
+use super::registry::RegistryFile;
 use crate::availability::paris_date;
 use crate::geography::Geography;
 use crate::registry::{ExtraAbsences, Level, Registry, StandIn};
@@ -39,13 +40,15 @@ pub struct CoverageArgs {
     /// Print JSON, for scripts: every commune of every gap.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryFile,
 }
 
 /// `relais coverage`: what the registry covers of France.
 pub(super) async fn coverage(config: Option<&Path>, args: &CoverageArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     let geography = super::load_geography(&settings)?;
-    let registry = Registry::load(&settings.registry.path, &geography)?;
+    let registry = Registry::load(args.registry.path(&settings), &geography)?;
     if let Some(network) = &args.network
         && !registry.summary().networks.contains_key(network)
     {

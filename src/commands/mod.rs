@@ -6,7 +6,9 @@
 //! - [`run`]: the daemon;
 //! - [`check`], [`resolve`], [`coverage`]: the settings and the registry,
 //!   read without the broker (the last two with the absences the référents
-//!   declared, from the store);
+//!   declared, from the store); each reads a candidate registry instead
+//!   with `--registry FILE`;
+//! - [`registry`]: the registry file before it is live (`diff`);
 //! - [`absences`]: the absences in force or to come, the registry's and the
 //!   declared ones;
 //! - [`publish`]: an alert published as the dispatch software does;
@@ -49,6 +51,7 @@ pub use check::NO_PUBLISHER;
 
 use absences::AbsencesArgs;
 use audit::AuditArgs;
+use check::CheckArgs;
 use coverage::CoverageArgs;
 use dead_letters::DeadLettersCommand;
 use escalations::EscalationsCommand;
@@ -64,12 +67,15 @@ pub enum Command {
     /// Run the daemon: consume alerts and email the référents.
     Run,
     /// Check the settings and the registry, and summarise them.
-    Check,
+    Check(CheckArgs),
     /// Show who would receive an alert of a kind about a territory.
     Resolve(ResolveArgs),
     /// What the registry covers of France: per network, the communes and
     /// population served at each level, and the gaps per département.
     Coverage(CoverageArgs),
+    /// The registry file before it is live: what a change would do.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
     /// The absences in force or to come: the registry's, and those the
     /// référents declared on their page.
     Absences(AbsencesArgs),
@@ -88,10 +94,6 @@ pub enum Command {
     /// Look at, or purge of acknowledged alerts, the escalation queues.
     #[command(subcommand)]
     Escalations(EscalationsCommand),
-    /// The registry outside the daemon: publish it to every relais of a
-    /// shared store.
-    #[command(subcommand)]
-    Registry(RegistryCommand),
 }
 
 /// Runs the subcommand with the settings file `config`; errors are
@@ -99,9 +101,10 @@ pub enum Command {
 pub async fn dispatch(config: Option<&Path>, command: Command) -> ExitCode {
     let result = match command {
         Command::Run => run::run(config).await,
-        Command::Check => check::check(config),
+        Command::Check(args) => check::check(config, &args),
         Command::Resolve(args) => resolve::resolve(config, &args).await,
         Command::Coverage(args) => coverage::coverage(config, &args).await,
+        Command::Registry(command) => return registry::registry(config, command).await,
         Command::Absences(args) => absences::absences(config, &args).await,
         Command::Publish(args) => publish::publish(config, &args).await,
         Command::Audit(args) => audit::audit(config, &args).await,
@@ -109,8 +112,13 @@ pub async fn dispatch(config: Option<&Path>, command: Command) -> ExitCode {
         Command::Status(args) => return status::status(config, args.json).await,
         Command::DeadLetters(command) => dead_letters::dead_letters(config, command).await,
         Command::Escalations(command) => escalations::escalations(config, command).await,
-        Command::Registry(command) => registry::registry(config, command).await,
     };
+    exit_code(result)
+}
+
+/// A command's result as its exit code: an error is printed, and becomes
+/// exit code 1.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

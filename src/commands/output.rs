@@ -1,11 +1,24 @@
 //! What the subcommands print in common: text from outside (a mail
 //! server's reply, a header a publisher wrote, a Unix user's name) made
-//! safe for a terminal, and the escalation steps' names as operators read
-//! them. It never prints anything itself.
+//! safe for a terminal, the escalation steps' names as operators read
+//! them, and which registry file is meant (its digest and label). It never
+//! prints anything itself.
 
 use std::fmt::Write as _;
 
+use crate::registry::{DIGEST_SHOWN, Registry};
 use crate::store::UNACKNOWLEDGED_STEP;
+
+/// Which registry file this is, as operators are shown it: `registry
+/// sha256:abcdef123456, version "2026-12-06 UNCCAS"` (or `, no version
+/// label`).
+pub(super) fn provenance(registry: &Registry) -> String {
+    let digest = &registry.digest()[..DIGEST_SHOWN];
+    match registry.version() {
+        Some(version) => format!("registry sha256:{digest}, version {version:?}"),
+        None => format!("registry sha256:{digest}, no version label"),
+    }
+}
 
 /// What a step of escalation does, as operators read it.
 pub(super) fn step_name(step: u8) -> &'static str {

@@ -10,6 +10,7 @@ use clap::Args;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::registry::RegistryFile;
 use crate::alert::{Kind, Priority};
 use crate::availability::paris_date;
 use crate::registry::Registry;
@@ -34,14 +35,15 @@ pub struct ResolveArgs {
     /// then); now by default.
     #[arg(long, value_name = "INSTANT")]
     pub at: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryFile,
 }
 
 /// `relais resolve`: who would receive an alert, one `<id> <email>` line each.
 pub(super) async fn resolve(config: Option<&Path>, args: &ResolveArgs) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     let geography = super::load_geography(&settings)?;
-    let registry_path = &settings.registry.path;
-    let registry = Registry::load(registry_path, &geography)?;
+    let registry = Registry::load(args.registry.path(&settings), &geography)?;
     let kind = Kind::parse(&args.kind).map_err(|problem| anyhow::anyhow!("--kind {problem}"))?;
     let territory = geography
         .territory(args.commune.as_deref(), args.departement.as_deref())

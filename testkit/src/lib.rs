@@ -11,7 +11,8 @@
 //! own), `postgres.rs` (the store's databases and a TLS server), `smtp.rs`
 //! (the scriptable SMTP server), `mta.rs` (Postfix and Exim), `browser.rs`
 //! (Chromium), `http.rs` (relais's HTTP endpoints), `ca.rs` (certificates);
-//! `fixtures.rs` holds the data and deadlines the tests share. Each is
+//! `fixtures.rs` holds the data and deadlines the tests share, `national_changes.rs`
+//! a registry at national scale and a copy of it with changes. Each is
 //! defined once here, never again in a test file.
 
 pub mod broker;
@@ -21,6 +22,7 @@ pub mod dispatch;
 pub mod fixtures;
 pub mod http;
 pub mod mta;
+pub mod national_changes;
 pub mod postgres;
 pub mod process;
 pub mod rabbitmq;
@@ -31,8 +33,8 @@ pub use broker::{BROKER, Broker, DeadLetter, rabbitmqctl};
 pub use ca::TestCa;
 pub use dispatch::DispatchUser;
 pub use fixtures::{
-    ACK_SECRET, REGISTRY, STREAM_WAIT, TERRITORIES, WAIT, alert, escalating, france,
-    link_in, registry_digest, registry_of, unique,
+    ACK_SECRET, REGISTRY, STREAM_WAIT, TERRITORIES, WAIT, alert, escalating, france, link_in,
+    registry_digest, registry_of, unique,
 };
 pub use http::{http_get, http_request, sample, wait_for_role};
 pub use process::{Logs, relais_binary, signal, text, wait_exit};

@@ -32,6 +32,9 @@ use crate::territory::{Commune, Departement};
 const ESCALATION_MIN: Duration = Duration::from_secs(1);
 const ESCALATION_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// Longest `version` label, in characters.
+const VERSION_MAX: usize = 64;
+
 /// Checks a registry file as written against `geography`.
 ///
 /// # Errors
@@ -43,11 +46,11 @@ pub(super) fn build(
     geography: Arc<Geography>,
 ) -> Result<Registry, Vec<String>> {
     let RawRegistry {
+        version,
         route: raw_routes,
         referent: raw_referents,
         publisher: raw_publishers,
         network: raw_networks,
-        version,
     } = raw;
     let mut builder = Builder::new(geography);
     if let Some(version) = &version {
@@ -482,22 +485,8 @@ impl Builder {
             geography: self.geography,
             availability,
             openings: Openings::default(),
-            digest: String::new(),
             version: None,
-        }
-    }
-
-    /// The registry's `version` label: one printable line of at most 64
-    /// characters, as logs, metrics and the audit show it.
-    fn check_version(&mut self, version: &str) {
-        if version.is_empty()
-            || version.chars().count() > 64
-            || version.chars().any(char::is_control)
-        {
-            self.errors.push(
-                "version must be one line of 1 to 64 printable characters (e.g. \"2026-12 UNCCAS\")"
-                    .to_owned(),
-            );
+            digest: String::new(),
         }
     }
 
@@ -559,6 +548,20 @@ impl Builder {
                 ));
                 None
             }
+        }
+    }
+
+    /// The file's `version` label: one line of printable characters, short
+    /// enough to sit in a log line or a metric's label.
+    fn check_version(&mut self, version: &str) {
+        if version.trim().is_empty()
+            || version.chars().count() > VERSION_MAX
+            || version.chars().any(char::is_control)
+        {
+            self.errors.push(format!(
+                "`version` must be one line of 1 to {VERSION_MAX} printable characters \
+                 (e.g. \"2026-12-06 UNCCAS\")"
+            ));
         }
     }
 

@@ -15,10 +15,12 @@
 //! The files: the checked values of a référent (`referent`), the file as
 //! written (`raw`), its checks (`build`), resolution (`resolve`), escalation
 //! (`escalation`), the absences declared outside the file and who stands
-//! in (`absences`) and the summary (`summary`).
+//! in (`absences`), the summary (`summary`) and what changes from one
+//! registry to another (`diff/`).
 
 mod absences;
 mod build;
+mod diff;
 mod escalation;
 mod office_hours;
 
@@ -38,6 +40,10 @@ use std::sync::Arc;
 use thiserror::Error;
 
 pub use absences::{ExtraAbsence, ExtraAbsences, StandIn};
+pub use diff::{
+    CommuneChange, FieldChange, PublisherChange, RecipientChanges, Recipients, ReferentChange,
+    ReferentEntry, RegistryDiff, RouteChange,
+};
 pub use escalation::{EscalateAfter, EscalationTiers};
 pub use referent::{Phone, Referent, ReferentId};
 pub use resolve::{Level, NetworkMatch, Resolution, Unroutable};
@@ -71,19 +77,26 @@ pub enum RegistryError {
     Invalid { path: PathBuf, errors: Vec<String> },
 }
 
-/// The first 12 hexadecimal digits of a registry's digest, as people read
-/// and compare it (`sha256:` omitted).
+/// How many hex digits of [`Registry::digest`] people are shown: enough to
+/// tell two files apart at a glance.
+pub const DIGEST_SHOWN: usize = 12;
+
+/// The first [`DIGEST_SHOWN`] hexadecimal digits of a registry's digest,
+/// as people read and compare it (`sha256:` omitted).
 pub fn short_digest(digest: &str) -> &str {
-    digest.get(..12).unwrap_or(digest)
+    digest.get(..DIGEST_SHOWN).unwrap_or(digest)
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// SHA-256 of `bytes`, lowercase hex.
+fn sha256_hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest
+        .as_ref()
         .iter()
-        .fold(String::with_capacity(64), |mut text, byte| {
-            let _ = write!(text, "{byte:02x}");
-            text
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
         })
 }
 
@@ -124,11 +137,11 @@ pub struct Registry {
     publishers: Publishers,
     /// The opening hours networks and référents declare.
     openings: office_hours::Openings,
-    /// The SHA-256 of the text it was read from, in hexadecimal: which
-    /// registry routed an alert, in logs, metrics and the audit.
-    digest: String,
-    /// The file's own label for this version, if it gives one.
+    /// The file's own label (`version = "…"`), if it gives one.
     version: Option<String>,
+    /// SHA-256 of the file's bytes, lowercase hex: which file this is,
+    /// whatever its name or label.
+    digest: String,
 }
 
 impl Registry {
@@ -203,17 +216,20 @@ impl Registry {
                 path: path.to_owned(),
                 errors,
             })?;
-        registry.digest =
-            hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref());
+        registry.digest = sha256_hex(text.as_bytes());
         Ok(registry)
     }
 
-    /// The SHA-256 of the registry's text, in hexadecimal.
+    /// SHA-256 of the file's bytes, 64 lowercase hex digits: names the
+    /// exact file in force (logs, metrics, the store), whatever its path or
+    /// its `version` label says. Operators are shown its first
+    /// [`DIGEST_SHOWN`] digits, as `registry sha256:abcdef123456`.
     pub fn digest(&self) -> &str {
         &self.digest
     }
 
-    /// The file's `version` label, if it gives one.
+    /// The file's own label (`version = "2026-12-06 UNCCAS"`), one line of
+    /// at most 64 printable characters, if the file gives one.
     pub fn version(&self) -> Option<&str> {
         self.version.as_deref()
     }
@@ -302,5 +318,12 @@ impl<K: std::hash::Hash + Eq + Ord + Copy> Index<K> {
 
     fn keys(&self) -> impl Iterator<Item = &K> {
         self.runs.keys()
+    }
+
+    /// Each key with its référents, in no order.
+    fn entries(&self) -> impl Iterator<Item = (&K, &[ReferentIndex])> {
+        self.runs.iter().map(|(key, &(start, len))| {
+            (key, &self.referents[start as usize..(start + len) as usize])
+        })
     }
 }

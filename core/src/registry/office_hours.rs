@@ -194,7 +194,7 @@ impl Registry {
         !self.openings.networks.is_empty() || !self.openings.referents.is_empty()
     }
 
-    fn network_index(&self, name: &str) -> Option<NetworkIndex> {
+    pub(super) fn network_index(&self, name: &str) -> Option<NetworkIndex> {
         self.networks
             .iter()
             .position(|n| n == name)

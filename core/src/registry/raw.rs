@@ -18,7 +18,8 @@ use crate::publisher::RawPublisher;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRegistry<'a> {
-    /// A label people give this version of the file (`2026-12 UNCCAS`).
+    /// The file's own label, e.g. `2026-12-06 UNCCAS`, said beside its
+    /// digest wherever the registry is named.
     #[serde(default)]
     pub(super) version: Option<String>,
     #[serde(default)]

@@ -231,7 +231,7 @@ impl Registry {
         (chosen.into_iter().map(referent).collect(), standing_in)
     }
 
-    fn match_network(
+    pub(super) fn match_network(
         &self,
         network: NetworkIndex,
         location: &Location,

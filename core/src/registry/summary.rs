@@ -63,7 +63,7 @@ impl Registry {
         }
     }
 
-    fn network_names(&self, networks: &[NetworkIndex]) -> Vec<String> {
+    pub(super) fn network_names(&self, networks: &[NetworkIndex]) -> Vec<String> {
         networks
             .iter()
             .map(|&n| self.networks[usize::from(n)].clone())

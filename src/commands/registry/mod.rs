@@ -1,17 +1,25 @@
-//! `relais registry …`: the registry's life outside the daemon, one file
-//! per subcommand: [`publish`] makes a checked file the one every relais
-//! of a shared store routes with; [`probe`] proves référents' addresses
-//! with a test email; [`versions`] lists and shows the registries the
-//! store keeps.
+//! `relais registry …`: the registry outside the daemon, one file per
+//! subcommand. Before a change is live: [`diff`] says what it would do,
+//! and [`probe`] proves the addresses it adds or changes with a test
+//! email. Putting it live on a shared store: [`publish`]. Afterwards:
+//! [`versions`] lists and shows the registries the store keeps, so that
+//! the file behind a delivery can be questioned again. And `--registry
+//! FILE`, which `check`, `resolve` and `coverage` take to read a
+//! candidate file in place of the settings' `registry.path`.
 
+mod diff;
 mod probe;
 mod publish;
 mod versions;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
+use crate::settings::Settings;
+
+pub use diff::DiffArgs;
 use probe::ProbeArgs;
 use publish::PublishArgs;
 use versions::ShowArgs;
@@ -19,13 +27,17 @@ use versions::ShowArgs;
 /// The subcommands of `relais registry`.
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {
-    /// Make a registry file the one every relais on the PostgreSQL store
-    /// routes with, within seconds and without a restart.
-    Publish(PublishArgs),
+    /// What a registry change does before it is live: the référents added,
+    /// removed and changed, the routes, and the communes whose recipients
+    /// change. Exit 0: no change; 1: trouble (an invalid file); 2: changes.
+    Diff(DiffArgs),
     /// Send a test email to référents' addresses (those named, or those a
     /// new registry adds or changes) and say which the mail server
     /// refused; `--status`: who confirmed receipt.
     Probe(ProbeArgs),
+    /// Make a registry file the one every relais on the PostgreSQL store
+    /// routes with, within seconds and without a restart.
+    Publish(PublishArgs),
     /// The registries the store keeps: every one relais routed with, and
     /// those published, the last used first.
     Versions,
@@ -34,15 +46,32 @@ pub enum RegistryCommand {
     Show(ShowArgs),
 }
 
-/// Runs `relais registry <command>`.
-pub(super) async fn registry(
-    config: Option<&Path>,
-    command: RegistryCommand,
-) -> anyhow::Result<()> {
-    match command {
-        RegistryCommand::Publish(args) => publish::publish(config, &args).await,
+/// Runs a `relais registry` subcommand.
+pub(super) async fn registry(config: Option<&Path>, command: RegistryCommand) -> ExitCode {
+    let done = match command {
+        RegistryCommand::Diff(args) => return diff::diff(config, &args),
         RegistryCommand::Probe(args) => probe::probe(config, &args).await,
+        RegistryCommand::Publish(args) => publish::publish(config, &args).await,
         RegistryCommand::Versions => versions::versions(config).await,
         RegistryCommand::Show(args) => versions::show(config, &args).await,
+    };
+    super::exit_code(done)
+}
+
+/// Which registry file a command reads: a candidate named on the command
+/// line, else the settings' `registry.path`.
+#[derive(Debug, Args)]
+pub struct RegistryFile {
+    /// Read this registry file instead of the settings' registry.path (a
+    /// candidate, checked before it is live); relative to the current
+    /// directory.
+    #[arg(long, value_name = "FILE")]
+    pub registry: Option<PathBuf>,
+}
+
+impl RegistryFile {
+    /// The file to read with `settings`.
+    pub fn path<'a>(&'a self, settings: &'a Settings) -> &'a Path {
+        self.registry.as_deref().unwrap_or(&settings.registry.path)
     }
 }

@@ -21,6 +21,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::super::output::printable;
 use super::super::trace::Trace;
+use super::RegistryFile;
 use crate::fence::Fence;
 use crate::health::Health;
 use crate::mail::Mailer;
@@ -38,10 +39,8 @@ pub struct ProbeArgs {
     /// registry file (the one in force before a change).
     #[arg(long, value_name = "OLD", conflicts_with = "referents")]
     pub changed_from: Option<PathBuf>,
-    /// The registry to take the référents from, instead of the settings'
-    /// (a candidate, before it is live).
-    #[arg(long, value_name = "FILE")]
-    pub registry: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: RegistryFile,
     /// List the last probe of each address: refused, confirmed or not.
     #[arg(long, conflicts_with_all = ["referents", "changed_from"])]
     pub status: bool,
@@ -53,8 +52,7 @@ pub(super) async fn probe(config: Option<&Path>, args: &ProbeArgs) -> anyhow::Re
         return status(&settings).await;
     }
     let geography = super::super::load_geography(&settings)?;
-    let path = args.registry.as_ref().unwrap_or(&settings.registry.path);
-    let registry = Registry::load(path, &geography)?;
+    let registry = Registry::load(args.registry.path(&settings), &geography)?;
     let targets: Vec<&Referent> = match &args.changed_from {
         Some(old) => changed(&Registry::load(old, &geography)?, &registry),
         None if args.referents.is_empty() => anyhow::bail!(
