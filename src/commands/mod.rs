@@ -14,6 +14,8 @@
 //!   acknowledgement;
 //! - [`status`], [`dead_letters`], [`escalations`]: the queues, the dead
 //!   letters, and the copies waiting for a step of escalation;
+//! - [`registry`]: the registry file published to a fleet, made from a
+//!   spreadsheet and exported to one;
 //! - `trace`: the record of each operator command in the store's
 //!   operations log; `output`: what the commands print, escaped.
 //!
@@ -89,7 +91,8 @@ pub enum Command {
     #[command(subcommand)]
     Escalations(EscalationsCommand),
     /// The registry outside the daemon: publish it to every relais of a
-    /// shared store.
+    /// shared store; import its référents from a spreadsheet, export them
+    /// to one.
     #[command(subcommand)]
     Registry(RegistryCommand),
 }

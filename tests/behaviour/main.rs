@@ -33,6 +33,7 @@ mod patient_data;
 mod probes;
 mod provenance;
 mod publishers;
+mod registry;
 mod retries;
 mod routing;
 mod service;
