@@ -462,3 +462,48 @@ async fn an_export_imported_back_into_its_registry_gives_the_same_coverage() {
     );
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_national_spreadsheet_is_imported_whole() {
+    // Arrange: a CCAS per commune, four caisses per département.
+    let routes = "[[route]]\nkind = \"orientation_sociale\"\nnetworks = [\"ccas\"]\n\n\
+                  [[route]]\nkind = \"acces_aux_droits\"\n\
+                  networks = [\"cpam\", \"caf\", \"carsat\", \"msa\"]\n";
+    let world = World::new(routes).await;
+    let registry = world.dir.path().join("referents.toml");
+    let (csv, referents) = support::spreadsheet::national_spreadsheet(&support::france());
+    let file = write(&world, "national.csv", csv.as_bytes());
+    let output = world.dir.path().join("national.toml");
+
+    // Act
+    let import = world.cli(&[
+        "registry",
+        "import",
+        arg(&file),
+        "--into",
+        arg(&registry),
+        "--output",
+        arg(&output),
+    ]);
+
+    // Assert
+    assert!(import.status.success(), "{}", text(&import.stderr));
+    assert_eq!(
+        text(&import.stderr),
+        format!(
+            "relais: {referents} référent(s) of caf, carsat, ccas, cpam, msa imported in place \
+             of 0 in {}\n",
+            registry.display()
+        )
+    );
+    let written = std::fs::read_to_string(&output).unwrap();
+    assert_eq!(written.matches("[[referent]]").count(), referents);
+    assert_eq!(referents, support::france().units().count() + 4 * 109);
+    assert!(written.contains(
+        "[[referent]]\nid = \"ccas-75113\"\nnetwork = \"ccas\"\n\
+         organisation = \"CCAS de Paris 13e Arrondissement\"\n\
+         email = \"ccas-75113@ccas.example.org\"\nphone = \"01 53 00 00 00\"\n\
+         communes = [\"75113\"]\n"
+    ));
+    world.cleanup().await;
+}
