@@ -12,10 +12,12 @@ use std::path::PathBuf;
 
 use support::{REGISTRY, World, text};
 
-/// A registry with what a spreadsheet cannot say: a network's hours, a
-/// publisher, a référent's absences, hours and time zone; and every level
+/// A registry with what a spreadsheet cannot say: its version label, a
+/// network's hours, a publisher, a référent's absences, hours and time zone; and every level
 /// of territory, deputies and a fallback.
 const FULL: &str = r#"
+version = "2026-12 UNCCAS"
+
 [[route]]
 kind = "orientation_sociale"
 networks = ["ccas"]
@@ -336,7 +338,7 @@ async fn an_unknown_column_is_named_with_the_columns_there_are() {
 #[tokio::test]
 async fn an_import_into_a_registry_replaces_only_the_networks_it_names() {
     // Arrange: a new ccas list; the registry's cpam and caf référents, its
-    // routes, network hours and publisher stay; ccas-paris, imported again,
+    // version label, routes, network hours and publisher stay; ccas-paris, imported again,
     // keeps its hours and time zone.
     let world = World::new(FULL).await;
     let registry = world.dir.path().join("referents.toml");
@@ -352,7 +354,9 @@ async fn an_import_into_a_registry_replaces_only_the_networks_it_names() {
     assert!(import.status.success(), "{}", text(&import.stderr));
     assert_eq!(
         text(&import.stdout),
-        r#"[[route]]
+        r#"version = "2026-12 UNCCAS"
+
+[[route]]
 kind = "orientation_sociale"
 label = "Orientation sociale"
 networks = ["ccas"]
