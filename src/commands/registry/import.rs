@@ -668,3 +668,62 @@ fn candidates(communes: &[CommuneInfo<'_>]) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, network: &str) -> ReferentEntry {
+        ReferentEntry {
+            id: id.into(),
+            network: network.into(),
+            email: format!("{id}@example.org"),
+            ..ReferentEntry::default()
+        }
+    }
+
+    #[test]
+    fn deputies_are_separated_by_spaces_or_bars() {
+        assert_eq!(deputies(" a | b  c|d "), ["a", "b", "c", "d"]);
+        assert!(deputies("").is_empty());
+    }
+
+    #[test]
+    fn a_merge_replaces_the_imported_networks_only_and_keeps_what_the_sheet_cannot_say() {
+        // Arrange
+        let mut kept = entry("ccas-a", "ccas");
+        kept.time_zone = Some("Europe/Paris".into());
+        kept.absences = vec![toml::Table::new()];
+        let mut document = RegistryDocument {
+            referent: vec![entry("cpam-75", "cpam"), kept, entry("ccas-gone", "ccas")],
+            ..RegistryDocument::default()
+        };
+
+        // Act
+        let replaced = merge(
+            &mut document,
+            vec![entry("ccas-b", "ccas"), entry("ccas-a", "ccas")],
+        );
+
+        // Assert
+        assert_eq!(replaced, 2);
+        let ids: Vec<&str> = document.referent.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["ccas-a", "ccas-b", "cpam-75"]);
+        assert_eq!(
+            document.referent[0].time_zone.as_deref(),
+            Some("Europe/Paris")
+        );
+        assert_eq!(document.referent[0].absences.len(), 1);
+        assert_eq!(document.referent[1].time_zone, None);
+    }
+
+    #[test]
+    fn a_registry_error_s_referent_and_line_are_read_back() {
+        assert_eq!(
+            referent_of(r#"referent #3 ("ccas-a"): email "x" is not a valid address"#),
+            Some("ccas-a")
+        );
+        assert_eq!(referent_of("the registry has no [[route]]"), None);
+        assert_eq!(line_of("line 12: no territory"), 12);
+    }
+}
