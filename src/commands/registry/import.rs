@@ -455,6 +455,9 @@ pub(super) fn read(text: &str, geography: &Geography) -> Result<Imported, Vec<St
         imported.lines.insert(id, pending.lines);
         imported.referents.push(entry);
     }
+    if imported.count == 0 && errors.is_empty() {
+        errors.push("no référent: the spreadsheet has a header and no row".to_owned());
+    }
     if !errors.is_empty() {
         errors.sort_by_key(|error| line_of(error));
         return Err(errors);
