@@ -511,3 +511,41 @@ async fn a_national_spreadsheet_is_imported_whole() {
     ));
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_registry_relais_would_refuse_is_not_exported() {
+    // Arrange: a commune code that is a postal code.
+    let world = World::new(REGISTRY).await;
+    let broken = write(
+        &world,
+        "broken.toml",
+        REGISTRY.replace("\"2A004\"", "\"75013\"").as_bytes(),
+    );
+    let output = world.dir.path().join("export.csv");
+
+    // Act
+    let export = world.cli(&[
+        "registry",
+        "export",
+        "--csv",
+        "--registry",
+        arg(&broken),
+        "--output",
+        arg(&output),
+    ]);
+
+    // Assert
+    assert_eq!(export.status.code(), Some(1));
+    assert!(!output.exists());
+    assert_eq!(
+        text(&export.stderr),
+        format!(
+            "relais: the registry {} has 1 error(s), nothing was exported:\n  \
+             - referent #4 (\"ccas-ajaccio\"): commune \"75013\" is a postal code, not an \
+             INSEE commune code: give the commune's code from the Code officiel géographique \
+             (Paris 13e is 75113, its postal code 75013)\n",
+            broken.display()
+        )
+    );
+    world.cleanup().await;
+}

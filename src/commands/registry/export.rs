@@ -14,7 +14,6 @@ use clap::Args;
 
 use super::document::{ReferentEntry, RegistryDocument};
 use super::spreadsheet::Column;
-use crate::registry::Registry;
 use crate::settings::Settings;
 
 /// What `relais registry export` reads and where it writes.
@@ -56,8 +55,15 @@ pub(super) fn export(config: Option<&Path>, args: &ExportArgs) -> anyhow::Result
     let settings = Settings::load(config)?;
     let geography = super::super::load_geography(&settings)?;
     let path = args.registry.as_ref().unwrap_or(&settings.registry.path);
-    Registry::load(path, &geography)?;
     let (document, _) = RegistryDocument::read(path)?;
+    if let Err(errors) = document.check(&geography) {
+        bail!(
+            "the registry {} has {} error(s), nothing was exported:\n  - {}",
+            path.display(),
+            errors.len(),
+            errors.join("\n  - ")
+        );
+    }
     let csv = spreadsheet(&document.referent)?;
     match &args.output {
         Some(output) => std::fs::write(output, &csv)

@@ -26,7 +26,7 @@ use clap::Args;
 use super::document::{ReferentEntry, RegistryDocument};
 use super::spreadsheet::{self, Column};
 use crate::geography::{CommuneInfo, CommuneNames, Epci, Geography, Region, normalise};
-use crate::registry::{ReferentId, Registry, RegistryError};
+use crate::registry::ReferentId;
 use crate::settings::Settings;
 use crate::territory::{Commune, Departement};
 
@@ -134,9 +134,7 @@ fn merge(document: &mut RegistryDocument, imported: Vec<ReferentEntry>) -> usize
 }
 
 /// Checks the registry made as relais would load it; its errors name the
-/// référent, and here its rows too. The check reads the document as JSON
-/// (the same keys as TOML): a national registry parses in a fraction of
-/// the time and memory. A registry without routes is refused, so
+/// référent, and here its rows too. A registry without routes is refused, so
 /// référents imported alone are checked under a route to every network
 /// they name, which nothing writes.
 fn check(
@@ -159,13 +157,13 @@ fn check(
         );
         document.route.push(route);
     }
-    let json = serde_json::to_string(&*document);
+    let checked = document.check(geography);
     if routed {
         document.route.clear();
     }
-    match Registry::from_json(&json?, geography) {
-        Ok(_) => Ok(()),
-        Err(RegistryError::Invalid { errors, .. }) => {
+    match checked {
+        Ok(()) => Ok(()),
+        Err(errors) => {
             let errors: Vec<String> = errors
                 .into_iter()
                 .filter(|e| !(routed && ADDED_ROUTE_ERRORS.iter().any(|a| e.starts_with(a))))
@@ -185,7 +183,6 @@ fn check(
                 errors.join("\n  - ")
             )
         }
-        Err(error) => Err(error.into()),
     }
 }
 
