@@ -8,9 +8,11 @@ Only what relais uses is kept: each current commune and arrondissement
 municipal with its name and population, each commune déléguée or associée
 whose code is not a current commune's (with its chef-lieu), each former code
 that survives only in a commune's `anciensCodes` and is not a postal code in
-use, the postal codes in use that are not INSEE codes, the EPCI à fiscalité
-propre with their members, the départements and the régions. The output is
-sorted, so that the same package always gives the same file.
+use, every postal code in use with the communes it serves (so that relais
+can refuse a postal code given as an INSEE code, and `relais registry import`
+can read one), the EPCI à fiscalité propre with their members, the
+départements and the régions. The output is sorted, so that the same package
+always gives the same file.
 """
 
 import json
@@ -21,6 +23,25 @@ from pathlib import Path
 def clean(text):
     """A name as one field: no tab, no line break."""
     return " ".join(str(text).split())
+
+
+def postal_communes(current, arrondissements, linked, postal):
+    """Each postal code's current communes and arrondissements, sorted. A
+    commune divided in arrondissements (Paris, Lyon, Marseille) is left out
+    where one of its arrondissements has the code: 75013 is Paris 13e. A
+    code that only communes déléguées carry serves their chef-lieu."""
+    served = {code: set() for code in postal}
+    for place in list(current.values()) + list(arrondissements.values()):
+        for p in place.get("codesPostaux", []):
+            served[p].add(place["code"])
+    for a in arrondissements.values():
+        for p in a.get("codesPostaux", []):
+            served[p].discard(a["commune"])
+    for l in linked.values():
+        for p in l.get("codesPostaux", []):
+            if not served[p]:
+                served[p].add(l["chefLieu"])
+    return {code: sorted(places) for code, places in served.items() if places}
 
 
 def main():
@@ -41,6 +62,7 @@ def main():
             linked[c["code"]] = c
     live |= set(linked)
     postal = {p for c in communes for p in c.get("codesPostaux", [])}
+    served = postal_communes(current, arrondissements, linked, postal)
     former = {}
     for c in current.values():
         for old in c.get("anciensCodes", []):
@@ -73,8 +95,8 @@ def main():
         out.write(f"L\t{code}\t{l['chefLieu']}\t{clean(l['nom'])}\n")
     for code in sorted(former):
         out.write(f"F\t{code}\t{former[code]}\n")
-    for code in sorted(postal - live):
-        out.write(f"P\t{code}\n")
+    for code in sorted(served):
+        out.write(f"P\t{code}\t{' '.join(served[code])}\n")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ pub async fn run(
 
     let mut geography = settings.territories.geography()?;
     geography.forget_populations();
+    geography.forget_postal_communes();
     let geography = Arc::new(geography);
     memory::release_pages(Geography::built_in_text().as_bytes());
     tracing::info!(

@@ -16,6 +16,8 @@
 //!   acknowledgement;
 //! - [`status`], [`dead_letters`], [`escalations`]: the queues, the dead
 //!   letters, and the copies waiting for a step of escalation;
+//! - [`registry`]: the registry file published to a fleet, made from a
+//!   spreadsheet and exported to one;
 //! - `trace`: the record of each operator command in the store's
 //!   operations log; `output`: what the commands print, escaped.
 //!

@@ -10,7 +10,8 @@
 //! machine's broker), `rabbitmq.rs` (nodes and a cluster of the tests'
 //! own), `postgres.rs` (the store's databases and a TLS server), `smtp.rs`
 //! (the scriptable SMTP server), `mta.rs` (Postfix and Exim), `browser.rs`
-//! (Chromium), `http.rs` (relais's HTTP endpoints), `ca.rs` (certificates);
+//! (Chromium), `http.rs` (relais's HTTP endpoints), `ca.rs` (certificates),
+//! `spreadsheet.rs` (a national registry as a spreadsheet);
 //! `fixtures.rs` holds the data and deadlines the tests share, `national_changes.rs`
 //! a registry at national scale and a copy of it with changes. Each is
 //! defined once here, never again in a test file.
@@ -27,6 +28,7 @@ pub mod postgres;
 pub mod process;
 pub mod rabbitmq;
 pub mod smtp;
+pub mod spreadsheet;
 pub mod world;
 
 pub use broker::{BROKER, Broker, DeadLetter, rabbitmqctl};

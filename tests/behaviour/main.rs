@@ -33,6 +33,7 @@ mod patient_data;
 mod probes;
 mod provenance;
 mod publishers;
+mod registry;
 mod registry_review;
 mod retries;
 mod routing;

@@ -139,7 +139,11 @@ struct Parser {
     parents: Vec<(Code, Code)>,
     linked: Vec<(Code, Name, Code)>,
     former: Vec<(Code, Code)>,
+    /// Every postal code, with the communes it serves (none in a file
+    /// written before they were listed).
     postal: Vec<Code>,
+    /// (postal code, a commune it serves), until the communes are read.
+    served: Vec<(Code, Code)>,
 }
 
 impl Parser {
@@ -244,6 +248,13 @@ impl Parser {
             }
             ["F", former, current] => self.former.push((code(former)?, code(current)?)),
             ["P", postal] => self.postal.push(code(postal)?),
+            ["P", postal, communes] => {
+                let postal = code(postal)?;
+                self.postal.push(postal);
+                for commune in communes.split(' ') {
+                    self.served.push((postal, code_of(commune)?));
+                }
+            }
             _ => return Err("not a line of a territories file".into()),
         }
         Ok(())
@@ -293,9 +304,22 @@ impl Parser {
         for (code, current) in std::mem::take(&mut self.former) {
             former.push((code, index_of(&places, &current)?));
         }
+        let mut postal_communes = Vec::with_capacity(self.served.len());
+        for (postal, commune) in std::mem::take(&mut self.served) {
+            postal_communes.push((postal, index_of(&places, &commune)? as u16));
+        }
+        postal_communes.sort_unstable();
         linked.sort_by_key(|l| l.code);
         former.sort_by_key(|f| f.0);
+        // The postal codes that name no commune, current or linked: given
+        // as a commune code, they are refused as postal codes.
+        let is_place = |code: &Code| index_of(&places, code).is_ok();
+        let is_linked = |code: &Code| linked.binary_search_by_key(code, |l| l.code).is_ok();
+        self.postal
+            .retain(|code| !is_place(code) && !is_linked(code));
         self.postal.sort_unstable();
+        self.postal.dedup();
+        self.postal.shrink_to_fit();
         self.names.shrink_to_fit();
         let names = self.names;
         Ok(Geography {
@@ -308,6 +332,7 @@ impl Parser {
             linked,
             former,
             postal: self.postal,
+            postal_communes,
             departements: self.departements,
             regions: self.regions,
             epcis: self.epcis,

@@ -21,11 +21,13 @@
 
 mod areas;
 mod file;
+mod search;
 #[cfg(test)]
 pub(crate) mod tests;
 
 pub use areas::{Epci, Region};
 pub use file::{GeographyError, Origin};
+pub use search::{CommuneNames, normalise};
 
 use crate::territory::{
     Commune, Departement, Mapped, MappedCode, Mapping, Territory, TerritoryError,
@@ -101,6 +103,9 @@ pub struct Geography {
     former: Vec<(Code, u32)>,
     /// Postal codes in use that are no INSEE code.
     postal: Vec<Code>,
+    /// (postal code, index in `places` of a commune it serves), sorted;
+    /// empty once forgotten (only `relais registry import` reads it).
+    postal_communes: Vec<(Code, u16)>,
     departements: Vec<(Area<Departement>, Region)>,
     regions: Vec<Area<Region>>,
     epcis: Vec<Area<Epci>>,
@@ -131,6 +136,12 @@ impl Geography {
     /// (`relais coverage`): 140 KB less for the daemon.
     pub fn forget_populations(&mut self) {
         self.populations = Vec::new();
+    }
+
+    /// Forgets which communes each postal code serves, which only
+    /// `relais registry import` reads: 280 KB less for the daemon.
+    pub fn forget_postal_communes(&mut self) {
+        self.postal_communes = Vec::new();
     }
 
     /// The millésime, e.g. 2026: the year of the Code officiel géographique.

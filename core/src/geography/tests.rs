@@ -171,3 +171,136 @@ fn the_built_in_geography_is_the_shipped_file_read_from_its_path() {
         );
     }
 }
+
+fn codes(communes: &[CommuneInfo<'_>]) -> Vec<String> {
+    communes
+        .iter()
+        .map(|c| format!("{} {}", c.commune, c.name))
+        .collect()
+}
+
+#[test]
+fn a_postal_code_serves_its_communes_and_an_arrondissement_not_its_city() {
+    let france = france();
+
+    let bourg = france.communes_of_postal_code("01000");
+    let paris_13 = france.communes_of_postal_code("75013");
+    let paris_16 = france.communes_of_postal_code("75016");
+    let ajaccio = france.communes_of_postal_code("20000");
+    let none = france.communes_of_postal_code("00000");
+
+    assert_eq!(
+        codes(&bourg),
+        ["01053 Bourg-en-Bresse", "01344 Saint-Denis-lès-Bourg"]
+    );
+    assert_eq!(codes(&paris_13), ["75113 Paris 13e Arrondissement"]);
+    assert_eq!(codes(&paris_16), ["75116 Paris 16e Arrondissement"]);
+    assert_eq!(codes(&ajaccio), ["2A004 Ajaccio"]);
+    assert!(none.is_empty());
+    assert_eq!(france.communes_of_postal_code("32390").len(), 10);
+}
+
+#[test]
+fn every_current_commune_with_a_postal_code_is_found_by_it() {
+    let france = france();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../data/territories.tsv"
+    ))
+    .unwrap();
+    let mut served = std::collections::BTreeSet::new();
+    for line in text.lines().filter(|l| l.starts_with("P\t")) {
+        let postal = line.split('\t').nth(1).unwrap();
+        for info in france.communes_of_postal_code(postal) {
+            served.insert(info.commune);
+        }
+    }
+
+    // Five communes have no postal code (the villages "morts pour la
+    // France" of the Meuse, among others); Paris, Lyon and Marseille are
+    // served through their arrondissements.
+    let units = france.units().count();
+    assert_eq!(served.len(), units - 5, "{units} units");
+}
+
+#[test]
+fn a_postal_code_given_as_a_commune_code_is_still_refused() {
+    assert_eq!(commune("75013"), Err(TerritoryError::PostalCode));
+    assert_eq!(commune("01000"), Err(TerritoryError::PostalCode));
+}
+
+#[test]
+fn a_commune_is_found_by_its_name_in_any_case_and_accent_and_saint_as_st() {
+    let names = france().commune_names();
+    let loire = Departement::parse("42").unwrap();
+    let marne = Departement::parse("08").unwrap();
+
+    for written in ["Saint-Étienne", "ST ETIENNE", "saint etienne", "St-Étienne"] {
+        assert_eq!(
+            codes(&names.find(written, loire)),
+            ["42218 Saint-Étienne"],
+            "{written}"
+        );
+    }
+    assert_eq!(
+        codes(&names.find("sainte marie", marne)),
+        ["08390 Sainte-Marie"]
+    );
+    assert!(names.find("Saint-Étienne", marne).is_empty());
+}
+
+#[test]
+fn an_arrondissement_is_found_by_its_name() {
+    let names = france().commune_names();
+
+    let found = names.find(
+        "Paris 13e arrondissement",
+        Departement::parse("75").unwrap(),
+    );
+
+    assert_eq!(codes(&found), ["75113 Paris 13e Arrondissement"]);
+}
+
+#[test]
+fn a_departement_is_found_by_its_code_or_its_name() {
+    let france = france();
+    let code = |text: &str| france.find_departement(text).map(|d| d.to_string());
+
+    assert_eq!(code("07"), Some("07".into()));
+    assert_eq!(code("7"), Some("07".into()));
+    assert_eq!(code("2a"), Some("2A".into()));
+    assert_eq!(code("974"), Some("974".into()));
+    assert_eq!(code("Ardèche"), Some("07".into()));
+    assert_eq!(code("cotes d'armor"), Some("22".into()));
+    assert_eq!(code("la reunion"), Some("974".into()));
+    assert_eq!(code("20"), None);
+    assert_eq!(code("Atlantide"), None);
+}
+
+#[test]
+fn a_region_and_an_epci_are_found_by_code_and_the_region_by_name() {
+    let france = france();
+
+    assert_eq!(
+        france.find_region("84").map(|r| r.to_string()),
+        Some("84".into())
+    );
+    assert_eq!(
+        france.find_region("ile-de-france").map(|r| r.to_string()),
+        Some("11".into())
+    );
+    assert_eq!(france.find_region("99"), None);
+    assert_eq!(
+        france.find_epci("200046977").map(|e| e.to_string()),
+        Some("200046977".into())
+    );
+    assert_eq!(france.find_epci("123456789"), None);
+}
+
+#[test]
+fn names_are_compared_in_one_normal_form() {
+    assert_eq!(normalise("Saint-Étienne"), "st etienne");
+    assert_eq!(normalise("  L'Haÿ-les-Roses "), "l hay les roses");
+    assert_eq!(normalise("Sainte-Mère-Église"), "ste mere eglise");
+    assert_eq!(normalise("Œuilly"), "oeuilly");
+}

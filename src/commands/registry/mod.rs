@@ -1,6 +1,12 @@
 //! `relais registry …`: the registry outside the daemon, one file per
-//! subcommand. Before a change is live: [`diff`] says what it would do,
-//! and [`probe`] proves the addresses it adds or changes with a test
+//! subcommand, in the order an operator meets them. From the spreadsheet:
+//! [`import`] makes a registry's référents from a CSV, alone or in place of
+//! their networks' in an existing registry, and [`export`] writes them as
+//! one (`document` is the registry file as these two read and rewrite it,
+//! `spreadsheet` the columns and encodings of its CSV form; they write a
+//! file or standard output that an operator reviews, never the registry
+//! relais runs on). Before a change is live: [`diff`] says what it would
+//! do, and [`probe`] proves the addresses it adds or changes with a test
 //! email. Putting it live on a shared store: [`publish`]. Afterwards:
 //! [`versions`] lists and shows the registries the store keeps, so that
 //! the file behind a delivery can be questioned again. And `--registry
@@ -8,8 +14,12 @@
 //! candidate file in place of the settings' `registry.path`.
 
 mod diff;
+mod document;
+pub mod export;
+pub mod import;
 mod probe;
 mod publish;
+mod spreadsheet;
 mod versions;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +30,8 @@ use clap::{Args, Subcommand};
 use crate::settings::Settings;
 
 pub use diff::DiffArgs;
+use export::ExportArgs;
+use import::ImportArgs;
 use probe::ProbeArgs;
 use publish::PublishArgs;
 use versions::ShowArgs;
@@ -27,6 +39,10 @@ use versions::ShowArgs;
 /// The subcommands of `relais registry`.
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {
+    /// Make a registry's référents from a spreadsheet (CSV).
+    Import(ImportArgs),
+    /// Write a registry's référents as a spreadsheet (CSV).
+    Export(ExportArgs),
     /// What a registry change does before it is live: the référents added,
     /// removed and changed, the routes, and the communes whose recipients
     /// change. Exit 0: no change; 1: trouble (an invalid file); 2: changes.
@@ -54,6 +70,8 @@ pub(super) async fn registry(config: Option<&Path>, command: RegistryCommand) ->
         RegistryCommand::Publish(args) => publish::publish(config, &args).await,
         RegistryCommand::Versions => versions::versions(config).await,
         RegistryCommand::Show(args) => versions::show(config, &args).await,
+        RegistryCommand::Import(args) => import::import(config, &args),
+        RegistryCommand::Export(args) => export::export(config, &args),
     };
     super::exit_code(done)
 }
