@@ -33,6 +33,8 @@ mod summary;
 mod tests;
 mod toml_text;
 
+pub use toml_text::entries as toml_entries;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

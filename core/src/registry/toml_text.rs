@@ -40,8 +40,10 @@ pub(super) fn by_entry(text: &str) -> Option<RawRegistry<'_>> {
 }
 
 /// `text` cut before each line that is a header of a top-level array of
-/// tables: the top-level keys first, then one entry per piece.
-fn entries(text: &str) -> impl Iterator<Item = &str> {
+/// tables: the top-level keys first, then one entry per piece. (Also for
+/// the commands that rewrite a registry file, which read it as this
+/// module does.)
+pub fn entries(text: &str) -> impl Iterator<Item = &str> {
     let mut starts = vec![0];
     let mut offset = 0;
     for line in text.split_inclusive('\n') {

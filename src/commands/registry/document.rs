@@ -86,10 +86,36 @@ impl RegistryDocument {
         let document = if json {
             serde_json::from_str(&text).map_err(|e| anyhow::anyhow!(e.to_string()))
         } else {
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!(e.to_string()))
+            Self::by_entry(&text)
+                .map_or_else(|| toml::from_str(&text), Ok)
+                .map_err(|e| anyhow::anyhow!(e.to_string()))
         }
         .with_context(|| format!("the registry {} is not a registry's TOML", path.display()))?;
         Ok((document, text))
+    }
+
+    /// A TOML registry read one `[[…]]` entry at a time, as relais reads
+    /// one (`registry::toml_entries`): a national file's whole tree is
+    /// some 120 MB. `None` when an entry does not parse alone: the whole
+    /// file's parse then gives the error, with its line.
+    fn by_entry(text: &str) -> Option<Self> {
+        let mut document: Option<Self> = None;
+        for entry in crate::registry::toml_entries(text) {
+            let part: Self = toml::from_str(entry).ok()?;
+            match &mut document {
+                None => document = Some(part),
+                Some(whole) => {
+                    if part.version.is_some() {
+                        return None;
+                    }
+                    whole.route.extend(part.route);
+                    whole.network.extend(part.network);
+                    whole.publisher.extend(part.publisher);
+                    whole.referent.extend(part.referent);
+                }
+            }
+        }
+        document
     }
 
     /// Checks the document as relais checks a registry file, read in its
