@@ -244,12 +244,29 @@ fn read_only() -> OpenFlags {
 /// Brings the store's schema up to date; returns the version it had (a
 /// version past the last step is left alone: a newer relais wrote it).
 fn migrate(connection: &Connection) -> Result<usize, rusqlite::Error> {
-    let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    let version = usize::try_from(version).unwrap_or(usize::MAX);
-    if version >= VERSION {
-        return Ok(version);
+    let version = |connection: &Connection| -> Result<usize, rusqlite::Error> {
+        let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        Ok(usize::try_from(version).unwrap_or(usize::MAX))
+    };
+    let before = version(connection)?;
+    if before >= VERSION {
+        return Ok(before);
     }
     connection.execute_batch("BEGIN IMMEDIATE")?;
+    // Read again under the write lock: another relais (or an operator's
+    // command) that opened the store at the same time may have migrated it
+    // while this one waited for the lock.
+    let version = match version(connection) {
+        Ok(version) if version >= VERSION => {
+            connection.execute_batch("COMMIT")?;
+            return Ok(version);
+        }
+        Ok(version) => version,
+        Err(error) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            return Err(error);
+        }
+    };
     let applied = STEPS[version..]
         .iter()
         .try_for_each(|step| connection.execute_batch(step.sqlite))
@@ -334,5 +351,46 @@ pub fn give_to_folder_owner(path: &Path) {
         if owned_by_root {
             let _ = std::os::unix::fs::chown(&file, Some(folder.uid()), Some(folder.gid()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_two_processes_create_at_once_is_migrated_once() {
+        // Arrange: a new store, its write lock held by a first relais that
+        // is about to migrate it; a second one starts meanwhile.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relais.db");
+        let first = Connection::open(&path).unwrap();
+        first.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let second = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let connection = Connection::open(&path).unwrap();
+                connection.busy_timeout(Duration::from_secs(5)).unwrap();
+                migrate(&connection)
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+
+        // Act: the first one migrates and commits; the second goes on.
+        for step in STEPS {
+            first.execute_batch(step.sqlite).unwrap();
+        }
+        first
+            .pragma_update(None, "user_version", VERSION as i64)
+            .unwrap();
+        first.execute_batch("COMMIT").unwrap();
+        let second = second.join().unwrap();
+
+        // Assert: the second found the store up to date, and left it so.
+        assert_eq!(second.unwrap(), VERSION);
+        let version: i64 = first
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION as i64);
     }
 }
