@@ -1,0 +1,15 @@
+//! Bounces, read without acting on them: what a returned message says
+//! ([`dsn`]), and which email it returns ([`tag`], the return path that
+//! names one email without any readable data).
+//!
+//! Both read text that strangers write (any mail server on the way may
+//! send a bounce to relais's return path): they refuse what they cannot
+//! read with a typed error and never panic. They do no I/O and decide
+//! nothing: marking an address as failing, retrying or telling an operator
+//! is the caller's choice.
+
+pub mod dsn;
+pub mod tag;
+
+pub use dsn::{Action, Bounce, Class, DsnError, Problem, RecipientReport, Report, Status};
+pub use tag::{BounceAddress, TagError};
