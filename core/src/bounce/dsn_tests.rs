@@ -413,3 +413,44 @@ fn every_sample_is_read_without_a_panic_when_cut_at_any_length() {
         }
     }
 }
+
+#[test]
+fn a_report_or_a_status_inside_the_returned_message_is_not_read_as_the_bounce() {
+    let raw = "From: postmaster@mx.example.net\n\
+               Subject: Returned mail\n\
+               Content-Type: multipart/mixed; boundary=\"OUTER\"\n\
+               \n\
+               --OUTER\n\
+               Content-Type: text/plain\n\
+               \n\
+               Your message could not be delivered: 550 5.1.1 no such user.\n\
+               --OUTER\n\
+               Content-Type: message/rfc822\n\
+               \n\
+               From: someone@example.org\n\
+               Content-Type: multipart/report; report-type=delivery-status; boundary=\"INNER\"\n\
+               \n\
+               --INNER\n\
+               Content-Type: text/plain\n\
+               \n\
+               452 4.2.2 over quota\n\
+               --INNER\n\
+               Content-Type: message/delivery-status\n\
+               \n\
+               Reporting-MTA: dns; elsewhere.example.org\n\
+               \n\
+               Final-Recipient: rfc822; other@example.org\n\
+               Action: delayed\n\
+               Status: 4.2.2\n\
+               --INNER--\n\
+               --OUTER--\n";
+
+    let bounce = Bounce::parse(raw.as_bytes());
+
+    assert_eq!(
+        bounce,
+        Ok(Bounce::Unstructured {
+            status: Status::parse("5.1.1")
+        })
+    );
+}
