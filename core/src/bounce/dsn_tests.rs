@@ -454,3 +454,57 @@ fn a_report_or_a_status_inside_the_returned_message_is_not_read_as_the_bounce() 
         })
     );
 }
+
+#[test]
+fn a_boundary_that_never_starts_a_line_is_malformed_mime() {
+    let raw = "From: x@example.net\nContent-Type: multipart/report; boundary=\"B\"\n\n \
+               --B is not at the start of a line\n";
+
+    let bounce = Bounce::parse(raw.as_bytes());
+
+    assert_eq!(
+        bounce,
+        Err(DsnError::MalformedMime(
+            "the multipart boundary never appears"
+        ))
+    );
+}
+
+#[test]
+fn a_boundary_too_long_to_search_quickly_is_refused_before_parsing() {
+    // The MIME parser compares a boundary whole at each dash: 200,000
+    // characters over a megabyte of dashes would take seconds.
+    let long = "-".repeat(200_000);
+    let dashes = "-".repeat(700_000);
+    let inputs = [
+        format!("From: x@example.net\nContent-Type: multipart/report; boundary=\"{long}x\"\n\n{dashes}\n"),
+        format!("From: x@example.net\nContent-Type: multipart/mixed; BOUNDARY={long}x\n\n{dashes}\n"),
+        format!(
+            "From: x@example.net\nContent-Type: multipart/mixed; boundary=\"A\"\n\n--A\n\
+             Content-Type: multipart/alternative; boundary=\"{}\"\n\n{dashes}\n--A--\n",
+            "-".repeat(301)
+        ),
+        "From: x@example.net\nContent-Type: multipart/mixed; boundary*0=\"a\"; boundary*1=\"b\"\n\n--ab\n"
+            .to_owned(),
+    ];
+    let started = std::time::Instant::now();
+
+    let read: Vec<_> = inputs
+        .iter()
+        .map(|raw| Bounce::parse(raw.as_bytes()))
+        .collect();
+
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    for bounce in read {
+        assert_eq!(
+            bounce,
+            Err(DsnError::MalformedMime(
+                "a multipart boundary over 300 characters, or in RFC 2231 pieces"
+            ))
+        );
+    }
+}
