@@ -11,5 +11,7 @@
 pub mod dsn;
 pub mod tag;
 
-pub use dsn::{Action, Bounce, Class, DsnError, Problem, RecipientReport, Report, Status};
+pub use dsn::{
+    Action, Bounce, Class, DsnError, MAX_SIZE, Problem, Recipient, RecipientReport, Report, Status,
+};
 pub use tag::{BounceAddress, TagError};
