@@ -1,6 +1,7 @@
 //! Bounces, read without acting on them: what a returned message says
-//! ([`dsn`]), and which email it returns ([`tag`], the return path that
-//! names one email without any readable data).
+//! ([`dsn`], with its enhanced status codes, [`status`]), and which email it
+//! returns ([`tag`], the return path that names one email without any
+//! readable data).
 //!
 //! Both read text that strangers write (any mail server on the way may
 //! send a bounce to relais's return path): they refuse what they cannot
@@ -9,9 +10,9 @@
 //! is the caller's choice.
 
 pub mod dsn;
+pub mod status;
 pub mod tag;
 
-pub use dsn::{
-    Action, Bounce, Class, DsnError, MAX_SIZE, Problem, Recipient, RecipientReport, Report, Status,
-};
+pub use dsn::{Action, Bounce, DsnError, MAX_SIZE, Problem, Recipient, RecipientReport, Report};
+pub use status::{Class, Status};
 pub use tag::{BounceAddress, TagError};

@@ -1,3 +1,4 @@
+use super::fields::strip_comments;
 use super::*;
 
 fn sample(name: &str) -> Vec<u8> {
