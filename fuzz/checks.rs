@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use relais_core::alert::{Alert, Kind};
+use relais_core::bounce::{Bounce, Status};
 use relais_core::geography::Geography;
 use relais_core::registry::Registry;
 
@@ -95,4 +96,28 @@ pub fn registry(data: &[u8]) {
         let _ = registry.resolve(&kind, territory);
     }
     let _ = registry.resolve(&kind, france().territory(None, Some("2B")).unwrap());
+}
+
+/// Any bytes as a bounce message: a report, an unstructured bounce or a
+/// refusal, never a panic; a report names at least one recipient, each
+/// with an address type and an address, and its statuses print as codes
+/// that read back the same.
+pub fn dsn(raw: &[u8]) {
+    match Bounce::parse(raw) {
+        Ok(Bounce::Report(report)) => {
+            assert!(!report.recipients.is_empty());
+            for recipient in &report.recipients {
+                let address = &recipient.final_recipient;
+                assert!(!address.address_type.is_empty() && !address.address.is_empty());
+                let status = recipient.status;
+                assert_eq!(Status::parse(&status.to_string()), Some(status));
+            }
+        }
+        Ok(Bounce::Unstructured { status }) => {
+            if let Some(status) = status {
+                assert_eq!(Status::parse(&status.to_string()), Some(status));
+            }
+        }
+        Err(_) => {}
+    }
 }

@@ -42,3 +42,13 @@ fn every_registry_seed_passes_the_fuzz_checks() {
         checks::registry(&data);
     }
 }
+
+#[test]
+fn every_bounce_seed_passes_the_fuzz_checks() {
+    let seeds = seeds("dsn");
+    assert!(seeds.len() >= 4, "{seeds:?}");
+    for (name, raw) in seeds {
+        eprintln!("{name}");
+        checks::dsn(&raw);
+    }
+}
