@@ -23,7 +23,7 @@ use crate::fence::Fence;
 use crate::flood::FloodGuard;
 use crate::geography::Geography;
 use crate::health::Health;
-use crate::mail::{Mailer, Renderer};
+use crate::mail::{Mailer, Renderer, ReturnPaths};
 use crate::relay::{Relay, RelayParts};
 use crate::settings::{Settings, SettingsError};
 use crate::store::Store;
@@ -111,6 +111,16 @@ pub async fn run(
         events: events.clone(),
         digest_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &digest_key),
     });
+    let relay = match settings.smtp.bounce_address().map_err(anyhow::Error::msg)? {
+        Some(address) => {
+            tracing::info!(
+                "each email leaves with its own return path, and its bounce comes back to relais bounce"
+            );
+            let key = store.key("bounce").await?;
+            relay.with_return_paths(Arc::new(ReturnPaths::new(address, &key)))
+        }
+        None => relay,
+    };
     let stop = CancellationToken::new();
     let relay = if settings.ack.enabled() {
         let key = settings.ack.key().map_err(anyhow::Error::msg)?;
@@ -192,7 +202,7 @@ pub async fn run(
         ));
     }
     if settings.ack.enabled() {
-        tokio::spawn(carry_out_hand_backs(relay.clone(), stop.clone()));
+        tokio::spawn(send_on(relay.clone(), stop.clone()));
     }
     let standby = crate::standby::start(&settings.store, &settings.amqp.queue, fence);
     let consumer = amqp::consumer::consume(
@@ -249,14 +259,18 @@ pub async fn run(
     Ok(())
 }
 
-/// Carries out the hand-backs the acknowledgement pages recorded (on any
-/// relais of the store), every two seconds, while this relais may send.
-async fn carry_out_hand_backs(relay: Arc<Relay>, stop: CancellationToken) {
+/// Sends on the alerts that the acknowledgement pages recorded handed back
+/// and those whose mailbox bounced (`relais bounce`), recorded on any relais
+/// of the store, every two seconds, while this relais may send.
+async fn send_on(relay: Arc<Relay>, stop: CancellationToken) {
     const EVERY: Duration = Duration::from_secs(2);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(EVERY) => relay.hand_backs().await,
+            () = tokio::time::sleep(EVERY) => {
+                relay.hand_backs().await;
+                relay.bounces().await;
+            }
         }
     }
 }

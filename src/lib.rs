@@ -42,7 +42,9 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 
-pub use relais_core::{alert, availability, calendar, geography, publisher, registry, territory};
+pub use relais_core::{
+    alert, availability, bounce, calendar, geography, publisher, registry, territory,
+};
 
 /// What the unit tests share.
 #[cfg(test)]

@@ -77,12 +77,14 @@ pub(super) async fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Re
     let mut acknowledged = Vec::new();
     let mut follow_ups = Vec::new();
     let mut escalation = Vec::new();
+    let mut bounces = Vec::new();
     let (deliveries, command) = match (&args.alert, since) {
         (Some(id), _) => {
             let id = AlertId::parse(id).map_err(|problem| anyhow::anyhow!("--alert {problem}"))?;
             acknowledged = reader.acknowledgements(&id).await?;
             follow_ups = reader.follow_ups(&id).await?;
             escalation = reader.escalations(&id).await?;
+            bounces = reader.bounces_of(id.as_str()).await?;
             (reader.alert(&id).await?, format!("audit --alert {id}"))
         }
         (None, Some(since)) => (reader.since(since).await?, operations_command(args)),
@@ -150,6 +152,21 @@ pub(super) async fn audit(config: Option<&Path>, args: &AuditArgs) -> anyhow::Re
             printable(args.alert.as_deref().unwrap_or_default()),
             step_name(step.step),
             of_publisher(publisher)
+        );
+    }
+    for bounce in &bounces {
+        println!(
+            "{}\t{}\t{}\tbounced {} {}{}{}",
+            bounce.received_at.format(&Rfc3339).unwrap_or_default(),
+            printable(&bounce.email.alert_id),
+            printable(&bounce.email.referent_id),
+            bounce.action.as_str(),
+            printable(&bounce.status),
+            match bounce.acted_at {
+                Some(at) => format!(", sent on {}", at.format(&Rfc3339).unwrap_or_default()),
+                None => String::new(),
+            },
+            of_publisher(&bounce.email.publisher)
         );
     }
     if deliveries.is_empty() {

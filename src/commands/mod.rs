@@ -14,6 +14,7 @@
 //! - [`publish`]: an alert published as the dispatch software does;
 //! - [`audit`], [`pending`]: the store's trail, and the alerts awaiting
 //!   acknowledgement;
+//! - [`bounce`]: one bounce, handed over by the mail server;
 //! - [`status`], [`dead_letters`], [`escalations`]: the queues, the dead
 //!   letters, and the copies waiting for a step of escalation;
 //! - [`registry`]: the registry file published to a fleet, made from a
@@ -26,6 +27,7 @@
 
 pub mod absences;
 pub mod audit;
+pub mod bounce;
 pub mod check;
 pub mod coverage;
 pub mod dead_letters;
@@ -53,6 +55,7 @@ pub use check::NO_PUBLISHER;
 
 use absences::AbsencesArgs;
 use audit::AuditArgs;
+use bounce::BounceArgs;
 use check::CheckArgs;
 use coverage::CoverageArgs;
 use dead_letters::DeadLettersCommand;
@@ -85,6 +88,9 @@ pub enum Command {
     Publish(PublishArgs),
     /// Show who was emailed about an alert, or every delivery since a time.
     Audit(AuditArgs),
+    /// Read one bounce on standard input (for the mail server's pipe):
+    /// a mailbox that refused an alert for good sends it on.
+    Bounce(BounceArgs),
     /// The alerts awaiting acknowledgement: who has them, since when, the
     /// next step of their escalation.
     Pending(PendingArgs),
@@ -110,6 +116,7 @@ pub async fn dispatch(config: Option<&Path>, command: Command) -> ExitCode {
         Command::Absences(args) => absences::absences(config, &args).await,
         Command::Publish(args) => publish::publish(config, &args).await,
         Command::Audit(args) => audit::audit(config, &args).await,
+        Command::Bounce(args) => return bounce::bounce(config, &args).await,
         Command::Pending(args) => pending::pending(config, &args).await,
         Command::Status(args) => return status::status(config, args.json).await,
         Command::DeadLetters(command) => dead_letters::dead_letters(config, command).await,

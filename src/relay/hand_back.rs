@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use super::{Relay, key};
 use crate::alert::Alert;
 use crate::mail::{Addressed, Published, Wording};
+use crate::registry::Registry;
 use crate::store::{AlertKey, HandBack};
 
 /// Why a hand-back could not be carried out now; it is tried again.
@@ -59,10 +60,6 @@ impl Relay {
 
     /// Emails `hand_back`'s network's fallback référents the alert.
     async fn hand_back(&self, hand_back: &HandBack) -> Result<(), NotYet> {
-        let alert_key = AlertKey {
-            publisher: &hand_back.publisher,
-            id: &hand_back.alert_id,
-        };
         let registry = self.registry.load_full();
         let Some(by) = registry
             .referents()
@@ -74,26 +71,12 @@ impl Relay {
                  nobody else was emailed: call the office");
             return Ok(());
         };
-        let (Some(links), Some(sealed)) = (
-            self.ack.as_ref(),
-            self.store
-                .copy(alert_key)
-                .await
-                .map_err(|e| NotYet(e.to_string()))?,
-        ) else {
-            tracing::error!(alert_id = %hand_back.alert_id, referent = %hand_back.referent_id,
-                "an alert was handed back after its copy was forgotten (ack.link_ttl): \
-                 nobody else was emailed: call the office");
+        let Some(alert) = self
+            .kept_copy(&hand_back.publisher, &hand_back.alert_id, &registry)
+            .await?
+        else {
             return Ok(());
         };
-        let Some(body) = links.open_copy(&sealed) else {
-            tracing::error!(alert_id = %hand_back.alert_id,
-                "the copy of a handed-back alert opens with no key of this relais; \
-                 nobody else was emailed: call the office");
-            return Ok(());
-        };
-        let alert = Alert::parse(&body, usize::MAX, registry.geography())
-            .map_err(|e| NotYet(format!("the copy is not an alert any more: {e}")))?;
         let this = Published {
             alert: &alert,
             publisher: &hand_back.publisher,
@@ -148,5 +131,49 @@ impl Relay {
             Some(transient) => Err(NotYet(transient.to_string())),
             None => Ok(()),
         }
+    }
+}
+
+impl Relay {
+    /// The alert `alert_id` of `publisher` from the sealed copy the store
+    /// keeps of it, to send it on (a hand-back, a bounce); `None`, logged
+    /// as an error for the operators to call the office, when no copy can
+    /// be opened any more (forgotten after `ack.link_ttl`, or sealed with
+    /// a key this relais no longer has).
+    pub(super) async fn kept_copy(
+        &self,
+        publisher: &str,
+        alert_id: &str,
+        registry: &Registry,
+    ) -> Result<Option<Alert>, NotYet> {
+        let alert_key = AlertKey {
+            publisher,
+            id: alert_id,
+        };
+        let (Some(links), Some(sealed)) = (
+            self.ack.as_ref(),
+            self.store
+                .copy(alert_key)
+                .await
+                .map_err(|e| NotYet(e.to_string()))?,
+        ) else {
+            tracing::error!(
+                alert_id,
+                "an alert to send on has no copy any more (forgotten after ack.link_ttl): \
+                 nobody else was emailed: call the office"
+            );
+            return Ok(None);
+        };
+        let Some(body) = links.open_copy(&sealed) else {
+            tracing::error!(
+                alert_id,
+                "the copy of an alert to send on opens with no key of this relais; \
+                 nobody else was emailed: call the office"
+            );
+            return Ok(None);
+        };
+        Alert::parse(&body, usize::MAX, registry.geography())
+            .map(Some)
+            .map_err(|e| NotYet(format!("the copy is not an alert any more: {e}")))
     }
 }

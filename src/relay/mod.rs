@@ -16,6 +16,7 @@
 //! timer of an escalation step, to the next people of a network that has not
 //! acknowledged it); both email through `send`.
 
+mod bounce;
 mod deliver;
 mod escalate;
 mod hand_back;
@@ -34,7 +35,7 @@ use crate::ack::Links;
 use crate::alert::Alert;
 use crate::flood::FloodGuard;
 use crate::live_registry::SharedRegistry;
-use crate::mail::{Mailer, Published, Renderer};
+use crate::mail::{Mailer, Published, Renderer, ReturnPaths};
 use crate::outcome::{NextStep, Outcome, Reason, Verdict};
 use crate::settings::RetrySettings;
 use crate::store::{AlertKey, Store};
@@ -102,6 +103,8 @@ pub struct Relay {
     digest_key: ring::hmac::Key,
     /// The emails' acknowledgement links, when `ack.listen` is set.
     ack: Option<Arc<Links>>,
+    /// Each email's own return path, when `smtp.bounce_address` is set.
+    return_paths: Option<Arc<ReturnPaths>>,
     /// The absences référents declared on their page, read from the store
     /// and counted beside the registry's.
     absences: DeclaredAbsences,
@@ -187,6 +190,7 @@ impl Relay {
             events,
             digest_key,
             ack: None,
+            return_paths: None,
         }
     }
 
@@ -194,6 +198,14 @@ impl Relay {
     #[must_use]
     pub fn with_ack(mut self, links: Arc<Links>) -> Self {
         self.ack = Some(links);
+        self
+    }
+
+    /// This relay, with each email's envelope sender its own return path,
+    /// whose bounce `relais bounce` reads.
+    #[must_use]
+    pub fn with_return_paths(mut self, return_paths: Arc<ReturnPaths>) -> Self {
+        self.return_paths = Some(return_paths);
         self
     }
 

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::Relay;
 use crate::geography::Description;
-use crate::mail::{Addressed, PageLinks, Published, SendError, Wording};
+use crate::mail::{Addressed, PageLinks, Published, ReturnPaths, SendError, Wording};
 use crate::registry::Referent;
 use crate::store::{Digest, SentEmail, consent_record};
 
@@ -67,6 +67,10 @@ impl Relay {
                 return Some(error);
             }
         };
+        let (email, return_path) = match self.return_paths.as_deref().and_then(ReturnPaths::fresh) {
+            Some((number, address)) => (email.returning_to(address), Some(number)),
+            None => (email, None),
+        };
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.base)
             .with_max_times(self.retry.attempts.saturating_sub(1) as usize)
@@ -92,6 +96,7 @@ impl Relay {
                     delivered_at: OffsetDateTime::now_utc(),
                     consent: Some(consent_record(alert.consent())),
                     registry: Some(origin.registry.to_owned()),
+                    return_path,
                 };
                 // The email is delivered whatever happens to the record; a
                 // failed record only costs the dedup of a later redelivery.

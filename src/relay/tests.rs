@@ -370,6 +370,7 @@ async fn a_delivery_recorded_before_the_digests_were_keyed_still_tells_a_copy_fr
         delivered_at: time::OffsetDateTime::now_utc(),
         consent: None,
         registry: Some("0123456789abcdef".into()),
+        return_path: None,
     };
     earlier.record(sent, parsed.unkeyed_digest()).await.unwrap();
     drop(earlier);

@@ -172,6 +172,42 @@ mod tests {
     }
 
     #[test]
+    fn a_bounce_address_is_read_with_the_pages_and_refused_without_them_saying_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), MINIMAL);
+        let bounces = [("RELAIS__SMTP__BOUNCE_ADDRESS", "bounces@relais.test")];
+
+        let with_pages = with_ack(dir.path(), &bounces).unwrap();
+        let without = Settings::load_with_env(Some(&file), env(&bounces));
+        let tagged = with_ack(
+            dir.path(),
+            &[("RELAIS__SMTP__BOUNCE_ADDRESS", "bounces+x@relais.test")],
+        );
+
+        assert!(with_pages.smtp.bounce_address().unwrap().is_some());
+        let Err(SettingsError::Invalid(errors)) = without else {
+            panic!("a bounce address without the pages accepted");
+        };
+        assert_eq!(
+            errors,
+            [
+                "smtp.bounce_address needs the acknowledgement pages (ack.listen and \
+              ack.key_file): relais sends a bounced alert on from the copy it keeps sealed \
+              under ack.key_file, and keeps none without it"
+            ]
+        );
+        let Err(SettingsError::Invalid(errors)) = tagged else {
+            panic!("a bounce address with a `+` accepted");
+        };
+        assert_eq!(
+            errors,
+            [
+                "smtp.bounce_address must have no `+` in its local part: relais adds `+` and a tag to it"
+            ]
+        );
+    }
+
+    #[test]
     fn a_link_works_for_fourteen_days_unless_set() {
         let dir = tempfile::tempdir().unwrap();
 

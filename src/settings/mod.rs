@@ -124,6 +124,14 @@ impl Settings {
         self.ack.check(&mut errors);
         self.http.check(&mut errors);
         self.log.check(&mut errors);
+        if self.smtp.bounce_address.is_some() && !self.ack.enabled() {
+            errors.push(
+                "smtp.bounce_address needs the acknowledgement pages (ack.listen and \
+                 ack.key_file): relais sends a bounced alert on from the copy it keeps sealed \
+                 under ack.key_file, and keeps none without it"
+                    .into(),
+            );
+        }
         if errors.is_empty() {
             Ok(())
         } else {

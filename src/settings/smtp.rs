@@ -16,6 +16,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::is_loopback;
+use crate::bounce::BounceAddress;
 use crate::mail::outbound::{Credentials, MailServer, Outbound, SmtpTls};
 use crate::mail::smtp::{Timeouts, is_domain};
 use crate::secret::Password;
@@ -58,6 +59,12 @@ pub struct SmtpSettings {
     /// Connections kept open to the server and reused.
     pub pool_size: u32,
     pub file_dir: Option<PathBuf>,
+    /// Where bounces come back, e.g. `relais-bounces@sos-medecins.example.org`:
+    /// each email leaves with the envelope sender `<local>+<tag>@<domain>`,
+    /// the tag naming that one email (`relais bounce` reads what comes back
+    /// there). Unset: the envelope sender is `smtp.from`'s address, and
+    /// bounces go wherever it reads its mail.
+    pub bounce_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -85,6 +92,7 @@ impl Default for SmtpSettings {
             helo_name: None,
             pool_size: 8,
             file_dir: None,
+            bounce_address: None,
         }
     }
 }
@@ -99,6 +107,21 @@ impl SmtpSettings {
         if let Err(mail) = self.outbound() {
             errors.extend(mail);
         }
+        if let Err(error) = self.bounce_address() {
+            errors.push(error);
+        }
+    }
+
+    /// The return path's base address, checked (see
+    /// [`BounceAddress::parse`]); `None` when bounces are not read.
+    ///
+    /// # Errors
+    /// A sentence naming the rule `smtp.bounce_address` breaks.
+    pub fn bounce_address(&self) -> Result<Option<BounceAddress>, String> {
+        self.bounce_address
+            .as_deref()
+            .map(BounceAddress::parse)
+            .transpose()
     }
 
     /// The `From` of every email.

@@ -21,6 +21,7 @@
 //! transaction (group commit), so that durability does not cost one disk
 //! flush per email under load.
 
+mod bounces;
 mod error;
 mod group_commit;
 mod handback;
@@ -47,6 +48,7 @@ use crate::settings::StoreSettings;
 use group_commit::Write;
 use value::{Row, Value};
 
+pub use bounces::{BounceAction, BounceRecord, ReturnedEmail};
 pub use error::{PostgresCause, StoreError};
 pub use handback::HandBack;
 pub use records::{
@@ -278,12 +280,13 @@ impl Store {
             delivered_at,
             consent,
             registry,
+            return_path,
         } = delivery;
         self.commit((
             "INSERT INTO deliveries
                  (publisher, alert_id, referent_id, email, message_id, smtp_reply,
-                  delivered_at, digest, network, consent, registry)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                  delivered_at, digest, network, consent, registry, return_path)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (alert_id, publisher, referent_id) DO NOTHING",
             vec![
                 publisher.into(),
@@ -297,6 +300,7 @@ impl Store {
                 network.into(),
                 consent.into(),
                 registry.into(),
+                return_path.map(bounces::stored).into(),
             ],
         ))
         .await
@@ -699,6 +703,7 @@ impl Store {
             ),
         ];
         statements.extend(Self::prune_hand_backs(before));
+        statements.push(Self::prune_bounces(before));
         let deleted = self.engine.write(statements).await?;
         Ok(deleted
             .first()
@@ -733,7 +738,7 @@ impl Store {
             .engine
             .scan(
                 "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at, network,
-                        publisher, consent, registry
+                        publisher, consent, registry, return_path
                  FROM deliveries WHERE alert_id = $1
                  ORDER BY delivered_at, alert_id, publisher, referent_id",
                 vec![alert.as_str().into()],
@@ -751,7 +756,7 @@ impl Store {
             .engine
             .scan(
                 "SELECT alert_id, referent_id, email, message_id, smtp_reply, delivered_at, network,
-                        publisher, consent, registry
+                        publisher, consent, registry, return_path
                  FROM deliveries WHERE delivered_at >= $1
                  ORDER BY delivered_at, alert_id, publisher, referent_id",
                 vec![since.into()],
@@ -1036,6 +1041,7 @@ fn sent_email(mut row: Row) -> Result<SentEmail, StoreError> {
         publisher: row.text(7)?,
         consent: row.text_or_null(8)?,
         registry: row.text_or_null(9)?,
+        return_path: row.int_or_null(10)?.map(bounces::number),
     })
 }
 

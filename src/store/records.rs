@@ -56,6 +56,10 @@ pub struct SentEmail {
     /// The SHA-256 of the registry that chose this référent (see
     /// [`KeptRegistry`]); `None` for a record older than provenance.
     pub registry: Option<String>,
+    /// The number the email's return path was tagged with
+    /// (`smtp.bounce_address`, see [`crate::bounce::tag`]); `None` when
+    /// bounces are not read.
+    pub return_path: Option<u64>,
 }
 
 /// A registry relais routed with, as the store keeps it: the file's bytes

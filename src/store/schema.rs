@@ -349,6 +349,42 @@ pub const STEPS: &[Step] = &[
                    );
                    CREATE INDEX probes_by_referent ON probes (referent_id, sent_at);",
     },
+    // 14. Bounces: the number each email's return path is tagged with
+    //     (`smtp.bounce_address`), and what came back to it: per email and
+    //     action (`failed`, `delayed`), the status code, and when the
+    //     active relais sent the alert on.
+    Step {
+        sqlite: "ALTER TABLE deliveries ADD COLUMN return_path INTEGER;
+                 CREATE INDEX deliveries_by_return_path ON deliveries (return_path);
+                 CREATE TABLE bounces (
+                     return_path INTEGER NOT NULL,
+                     action      TEXT NOT NULL,
+                     publisher   TEXT NOT NULL,
+                     alert_id    TEXT NOT NULL,
+                     referent_id TEXT NOT NULL,
+                     network     TEXT,
+                     status      TEXT NOT NULL,
+                     received_at INTEGER NOT NULL,
+                     acted_at    INTEGER,
+                     PRIMARY KEY (return_path, action)
+                 ) WITHOUT ROWID;
+                 CREATE INDEX bounces_by_alert ON bounces (alert_id, publisher);",
+        postgres: "ALTER TABLE deliveries ADD COLUMN return_path BIGINT;
+                   CREATE INDEX deliveries_by_return_path ON deliveries (return_path);
+                   CREATE TABLE bounces (
+                       return_path BIGINT NOT NULL,
+                       action      TEXT NOT NULL,
+                       publisher   TEXT NOT NULL,
+                       alert_id    TEXT NOT NULL,
+                       referent_id TEXT NOT NULL,
+                       network     TEXT,
+                       status      TEXT NOT NULL,
+                       received_at BIGINT NOT NULL,
+                       acted_at    BIGINT,
+                       PRIMARY KEY (return_path, action)
+                   );
+                   CREATE INDEX bounces_by_alert ON bounces (alert_id, publisher);",
+    },
 ];
 
 /// The first relais with a PostgreSQL store created the whole schema of

@@ -214,6 +214,7 @@ fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> SentEmail {
         delivered_at: at,
         consent: Some("given:person:2026-11-22T07:10:00Z".into()),
         registry: Some("0123456789abcdef".into()),
+        return_path: None,
     }
 }
 

@@ -17,7 +17,7 @@ use crate::registry::{Referent, Registry, short_digest as short};
 use crate::store::{Acknowledged, StoreError};
 use crate::telemetry::metrics::{
     self, ActionLabel, ClassLabel, DelayLabel, FollowUpLabel, Metrics, NetworkLabel, QueueLabel,
-    ReasonLabel, StepLabel,
+    ReasonLabel, ReferentLabel, StepLabel,
 };
 use crate::telemetry::status::{ReferentRef, Status, StatusEvent, StatusSink};
 
@@ -516,6 +516,39 @@ impl Events {
             StatusEvent::new(publisher, Some(alert.id().as_str()), Status::Escalated)
                 .for_referent(referent),
         );
+    }
+
+    /// `referent`'s mailbox refused its email about `alert_id` for good
+    /// (a bounce of status `status`), and the alert was sent on to
+    /// `sent_to` people (its deputies, else the network's fallback).
+    pub fn referent_bounced(
+        &self,
+        publisher: &str,
+        alert_id: &str,
+        referent: &Referent,
+        status: &str,
+        sent_to: usize,
+    ) {
+        self.metrics
+            .referent_bounces
+            .get_or_create(&ReferentLabel {
+                referent: referent.id().to_string(),
+                network: referent.network().to_owned(),
+            })
+            .inc();
+        warn!(
+            alert_id,
+            referent = %referent.id(),
+            network = referent.network(),
+            status,
+            sent_to,
+            "a référent's mailbox refused an alert for good: it was sent on; fix the address \
+             in the registry"
+        );
+        let mut event =
+            StatusEvent::new(publisher, Some(alert_id), Status::Bounced).for_referent(referent);
+        event.smtp_status = Some(status);
+        self.status(event);
     }
 
     /// The escalation chain ended with nobody in `network` acknowledging.

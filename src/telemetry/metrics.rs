@@ -36,6 +36,12 @@ pub struct FollowUpLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReferentLabel {
+    pub referent: String,
+    pub network: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StepLabel {
     pub step: &'static str,
 }
@@ -114,6 +120,10 @@ pub struct Metrics {
     pub events_failed: Counter,
     /// Events dropped: the buffer was full, or relais stopped first.
     pub events_dropped: Counter,
+    /// Emails to a référent whose mailbox refused them for good (a bounce
+    /// read by `relais bounce`), per référent and network: the address to
+    /// fix in the registry.
+    pub referent_bounces: Family<ReferentLabel, Counter>,
     /// Alerts to a référent past the hourly limit, per network.
     pub referent_floods: Family<NetworkLabel, Counter>,
     pub registry_referents: Gauge,
@@ -158,6 +168,7 @@ impl Metrics {
             follow_ups: Family::default(),
             alerts_pending: Gauge::default(),
             escalations: Family::default(),
+            referent_bounces: Family::default(),
             alerts_unacknowledged: Family::default(),
             events_published: Counter::default(),
             events_failed: Counter::default(),
@@ -275,6 +286,12 @@ impl Metrics {
             "escalations",
             "Escalation steps that emailed someone, per step (deputies, fallback)",
             metrics.escalations.clone(),
+        );
+        r.register(
+            "referent_bounces",
+            "Emails whose référent's mailbox refused them for good (a bounce), per référent: \
+             the address to fix",
+            metrics.referent_bounces.clone(),
         );
         r.register(
             "alerts_unacknowledged",

@@ -39,6 +39,9 @@ pub enum Status {
     DeadLettered,
     /// The chain ended with nobody acknowledging.
     Unacknowledged,
+    /// A référent's mailbox refused its email for good (a bounce, with its
+    /// status code): the alert was sent on.
+    Bounced,
 }
 
 impl Status {
@@ -50,6 +53,7 @@ impl Status {
             Self::Escalated => "escalated",
             Self::DeadLettered => "dead_lettered",
             Self::Unacknowledged => "unacknowledged",
+            Self::Bounced => "bounced",
         }
     }
 }
@@ -80,6 +84,9 @@ pub struct StatusEvent<'a> {
     /// of `follow_up::FollowUp`, never free text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<&'a str>,
+    /// The bounce's enhanced status code (`bounced`), e.g. `5.1.1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_status: Option<&'a str>,
 }
 
 /// Who, by the registry's ids: never an address.
@@ -112,6 +119,7 @@ impl<'a> StatusEvent<'a> {
             network: None,
             reason: None,
             outcome: None,
+            smtp_status: None,
         }
     }
 

@@ -15,6 +15,7 @@
 
 mod absence;
 mod acknowledgement;
+mod bounces;
 mod broker;
 mod consent;
 mod contract;

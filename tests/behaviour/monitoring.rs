@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use relais::telemetry::metrics::{
-    ActionLabel, ClassLabel, DelayLabel, Metrics, NetworkLabel, QueueLabel, ReasonLabel, StepLabel,
+    ActionLabel, ClassLabel, DelayLabel, Metrics, NetworkLabel, QueueLabel, ReasonLabel,
+    ReferentLabel, StepLabel,
 };
 
 /// The metric families relais exposes, from `# TYPE` lines (labelled
@@ -17,6 +18,13 @@ fn exposed() -> BTreeSet<String> {
     metrics.alerts_delivered.get_or_create(&network).inc();
     metrics.referent_floods.get_or_create(&network).inc();
     metrics.alerts_unacknowledged.get_or_create(&network).inc();
+    metrics
+        .referent_bounces
+        .get_or_create(&ReferentLabel {
+            referent: "camille".into(),
+            network: "ccas".into(),
+        })
+        .inc();
     metrics
         .acknowledgement_time
         .get_or_create(&network)

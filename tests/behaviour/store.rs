@@ -137,6 +137,7 @@ async fn the_postgresql_store_speaks_tls_with_the_authority_of_store_ca_file_and
                 delivered_at: time::OffsetDateTime::now_utc(),
                 consent: Some("given:person:2026-11-22T07:10:00Z".into()),
                 registry: Some("0123456789abcdef".into()),
+                return_path: None,
             },
             [1; 32],
         )

@@ -79,6 +79,16 @@ impl Email {
         &self.envelope
     }
 
+    /// The email with `return_path` as its envelope sender, where its
+    /// bounce comes back (see [`crate::mail::ReturnPaths`]).
+    #[must_use]
+    pub fn returning_to(mut self, return_path: Address) -> Self {
+        if let Ok(envelope) = Envelope::new(Some(return_path), self.envelope.to().to_vec()) {
+            self.envelope = envelope;
+        }
+        self
+    }
+
     /// The message as sent: headers and body, CRLF line endings.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
@@ -185,6 +195,18 @@ pub enum Addressed<'a> {
     /// This référent handed the alert back ("ne relève pas de notre
     /// service"): it goes to the network's fallback référents.
     HandedBack(&'a Referent),
+    /// This référent's mailbox refused the alert for good (a bounce): it
+    /// goes to its deputies, else to the network's fallback référents.
+    Bounced(&'a Referent),
+}
+
+/// A référent as an email names them to a colleague: `organisation — name`.
+fn who(referent: &Referent) -> String {
+    match (referent.organisation(), referent.name()) {
+        (Some(organisation), Some(name)) => format!("{organisation} — {name}"),
+        (Some(one), None) | (None, Some(one)) => one.to_owned(),
+        (None, None) => referent.id().to_string(),
+    }
 }
 
 /// The référent's personal links that an email carries, when the pages
@@ -278,6 +300,7 @@ struct View<'a> {
     /// Who handed the alert back (`CCAS de Paris 13e — Camille Martin`),
     /// when it reaches this référent so.
     handed_back_by: Option<String>,
+    bounced_at: Option<String>,
     /// The référent's personal acknowledgement link.
     ack_link: Option<&'a str>,
     /// The référent's personal link to its absence page.
@@ -388,11 +411,11 @@ impl Renderer {
                 _ => None,
             },
             handed_back_by: match addressed {
-                Addressed::HandedBack(by) => Some(match (by.organisation(), by.name()) {
-                    (Some(organisation), Some(name)) => format!("{organisation} — {name}"),
-                    (Some(one), None) | (None, Some(one)) => one.to_owned(),
-                    (None, None) => by.id().to_string(),
-                }),
+                Addressed::HandedBack(by) => Some(who(by)),
+                _ => None,
+            },
+            bounced_at: match addressed {
+                Addressed::Bounced(at) => Some(who(at)),
                 _ => None,
             },
             emitted_at: local_time(alert.emitted_at(), zone),
