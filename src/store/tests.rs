@@ -200,6 +200,7 @@ conformance!(
     parameters_bind_by_their_numbers_whatever_their_order_in_the_statement,
     a_registry_is_kept_once_and_the_last_one_published_is_the_fleet_s,
     each_delivery_names_the_registry_that_routed_it,
+    a_bounce_finds_its_email_by_return_path_once_per_action_until_acted_on,
 );
 
 fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> SentEmail {
@@ -1409,4 +1410,77 @@ async fn each_delivery_names_the_registry_that_routed_it(place: &Place) {
         .collect();
 
     assert_eq!(registries, [None, Some("0123456789abcdef".to_owned())]);
+}
+
+async fn a_bounce_finds_its_email_by_return_path_once_per_action_until_acted_on(place: &Place) {
+    let store = place.open().await;
+    let now = now();
+    // The top bit set: a number past i64::MAX is kept and found as it is.
+    let number = u64::MAX - 41;
+    let mut sent = delivery("A-BOUNCE", "camille", now);
+    sent.return_path = Some(number);
+    store.record(sent, DIGEST).await.unwrap();
+    store
+        .record(delivery("A-BOUNCE", "dominique", now), DIGEST)
+        .await
+        .unwrap();
+
+    let returned = store.returned_email(number).await.unwrap().unwrap();
+    let unknown = store.returned_email(number - 1).await.unwrap();
+    let delayed = store
+        .record_bounce(&returned, BounceAction::Delayed, "4.4.1", now)
+        .await
+        .unwrap();
+    let failed = store
+        .record_bounce(&returned, BounceAction::Failed, "5.1.1", now)
+        .await
+        .unwrap();
+    let replayed = store
+        .record_bounce(&returned, BounceAction::Failed, "5.2.2", now)
+        .await
+        .unwrap();
+    let due = store.bounces_to_act_on().await.unwrap();
+    store.bounce_acted_on(&due[0], now).await.unwrap();
+    let due_after = store.bounces_to_act_on().await.unwrap();
+    let audit = AuditReader::open(&place.settings)
+        .await
+        .unwrap()
+        .bounces_of("A-BOUNCE")
+        .await
+        .unwrap();
+
+    assert_eq!(
+        returned,
+        ReturnedEmail {
+            return_path: number,
+            publisher: SOS75.into(),
+            alert_id: "A-BOUNCE".into(),
+            referent_id: "camille".into(),
+            network: Some("ccas".into()),
+        }
+    );
+    assert_eq!(unknown, None);
+    assert!(delayed && failed && !replayed);
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].action, due[0].status.as_str()),
+        (BounceAction::Failed, "5.1.1")
+    );
+    assert!(due_after.is_empty());
+    let seen: Vec<_> = audit
+        .iter()
+        .map(|b| (b.action, b.status.as_str(), b.acted_at))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (BounceAction::Delayed, "4.4.1", None),
+            (BounceAction::Failed, "5.1.1", Some(now)),
+        ]
+    );
+    let alert = store.alert(&id("A-BOUNCE")).await.unwrap();
+    assert_eq!(
+        alert.iter().map(|d| d.return_path).collect::<Vec<_>>(),
+        [Some(number), None]
+    );
 }
