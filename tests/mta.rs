@@ -490,3 +490,128 @@ async fn a_connection_exim_closed_for_idleness_is_replaced_and_nothing_is_lost()
     assert_eq!(world.broker.depth(&world.dead()).await, 0);
     world.cleanup().await;
 }
+
+/// Two offices whose mailboxes are gone, each with a deputy: one behind
+/// this Postfix (its local delivery says "no such user"), one behind a
+/// relay that accepts, then meets a next hop that refuses.
+fn bouncing_registry(domain: &str) -> String {
+    format!(
+        r#"
+[[route]]
+kind = "orientation_sociale"
+networks = ["ccas"]
+label = "Orientation sociale"
+
+[[referent]]
+id = "ccas-gone"
+network = "ccas"
+organisation = "CCAS de Paris 13e"
+email = "closed@{domain}"
+communes = ["75113"]
+deputies = ["ccas-gone-deputy"]
+
+[[referent]]
+id = "ccas-gone-deputy"
+network = "ccas"
+email = "deputy@{domain}"
+communes = ["75116"]
+
+[[referent]]
+id = "ccas-relayed"
+network = "ccas"
+organisation = "CCAS de Paris 14e"
+email = "closed@relayed.test"
+communes = ["75114"]
+deputies = ["ccas-relayed-deputy"]
+
+[[referent]]
+id = "ccas-relayed-deputy"
+network = "ccas"
+email = "deputy-relayed@{domain}"
+communes = ["75116"]
+"#
+    )
+}
+
+#[tokio::test]
+async fn postfix_bounces_a_closed_mailbox_and_a_failure_after_its_250_back_to_relais_and_the_deputies_have_the_alerts()
+ {
+    let _one_at_a_time = serial().await;
+    let postfix = mta::postfix();
+    let domain = format!("{}.test", unique("bounce"));
+    let port = postfix.port("PORT_PLAIN").to_string();
+    let (world, _) = World::with_ack(
+        &bouncing_registry(&domain),
+        support::ACK_SECRET,
+        &[
+            ("RELAIS__SMTP__PORT", port.as_str()),
+            ("RELAIS__SMTP__TIMEOUT", "10s"),
+            ("RELAIS__SMTP__BOUNCE_ADDRESS", "bounces@relais.test"),
+        ],
+    )
+    .await;
+    let app = world.spawn();
+    world.wait_for_depth(&world.queue, 0, WAIT).await;
+    world.share_with_every_user();
+    postfix.pipe_bounces_to(&world);
+
+    // Act: an alert for each office; Postfix accepts both (250), then
+    // bounces each back to its return path, which it pipes to relais.
+    for (id, commune) in [("SOS75-GONE", "75113"), ("SOS75-RELAYED", "75114")] {
+        world
+            .publish(
+                "orientation_sociale",
+                &alert(id, "orientation_sociale", commune),
+            )
+            .await;
+    }
+    let deputy = postfix
+        .wait_for(&format!("deputy@{domain}"), 1, Duration::from_secs(60))
+        .await;
+    let relayed_deputy = postfix
+        .wait_for(
+            &format!("deputy-relayed@{domain}"),
+            1,
+            Duration::from_secs(60),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    app.stop().await;
+
+    // Assert: each deputy has its alert once, told whose mailbox refused
+    // it; the closed mailboxes have nothing; the audit names each bounce
+    // and its status.
+    assert_eq!(deputy.len(), 1);
+    assert_eq!(relayed_deputy.len(), 1);
+    assert_eq!(
+        header(&deputy[0], "X-Relais-Alert-Id").as_deref(),
+        Some("SOS75-GONE")
+    );
+    assert_eq!(
+        header(&relayed_deputy[0], "X-Relais-Alert-Id").as_deref(),
+        Some("SOS75-RELAYED")
+    );
+    let told = String::from_utf8_lossy(&deputy[0]).replace("=\r\n", "");
+    assert!(told.contains("Adresse refus"), "{told}");
+    assert!(postfix.mails(&format!("closed@{domain}")).is_empty());
+    assert_eq!(postfix.mails(&format!("deputy@{domain}")).len(), 1, "once");
+    for (id, referent, status) in [
+        ("SOS75-GONE", "ccas-gone", "5.1.1"),
+        ("SOS75-RELAYED", "ccas-relayed", "5.1.1"),
+    ] {
+        let audit = world.cli(&["audit", "--alert", id]);
+        let lines: Vec<String> = support::text(&audit.stdout)
+            .lines()
+            .filter(|line| line.contains("\tbounced "))
+            .map(|line| line.split('\t').skip(1).collect::<Vec<_>>().join("\t"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{id}: {lines:?}");
+        assert!(
+            lines[0].starts_with(&format!(
+                "{id}\t{referent}\tbounced failed {status}, sent on "
+            )),
+            "{lines:?}"
+        );
+    }
+    world.cleanup().await;
+}

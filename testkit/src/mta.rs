@@ -165,6 +165,28 @@ impl Mta {
         );
     }
 
+    /// Hands the bounces that come back to relais's return paths
+    /// (`bounces+<tag>@relais.test`) to `relais bounce`, run as the mail
+    /// server runs its pipes (user nobody) on `world`'s settings.
+    pub fn pipe_bounces_to(&self, world: &crate::World) {
+        use std::fmt::Write as _;
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut script = String::from("#!/bin/sh\nexec env -i");
+        for (key, value) in &world.env {
+            let _ = write!(script, " '{key}={value}'");
+        }
+        let _ = writeln!(
+            script,
+            " '{}' --config '{}' bounce --recipient \"$1\"",
+            crate::relais_binary().display(),
+            world.config.display()
+        );
+        let path = Path::new(self.value("DIR")).join("etc/relais-bounce");
+        std::fs::write(&path, script).expect("write the bounce pipe's script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("make the bounce pipe's script executable");
+    }
+
     /// The messages `address` received so far, in no particular order.
     pub fn mails(&self, address: &str) -> Vec<Vec<u8>> {
         let address = address.to_lowercase();

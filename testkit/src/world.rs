@@ -330,6 +330,21 @@ delays = ["200ms", "400ms"]
         child.wait_with_output().expect("run the relais binary")
     }
 
+    /// Opens this world's folders (settings, registry, store, keys) to
+    /// every user, for a `relais` that a mail server runs as another user
+    /// (see [`crate::mta::Mta::pipe_bounces_to`]).
+    pub fn share_with_every_user(&self) {
+        let folders = std::iter::once(self.dir.path()).chain(self.keys.as_ref().map(TempDir::path));
+        for folder in folders {
+            let status = Command::new("chmod")
+                .args(["-R", "a+rwX"])
+                .arg(folder)
+                .status()
+                .expect("run chmod");
+            assert!(status.success(), "chmod -R a+rwX {}", folder.display());
+        }
+    }
+
     /// Runs the real `relais run` binary on this world's settings.
     pub fn spawn_binary(&self) -> Child {
         self.spawn_binary_with(&[])
