@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use relais::bounce::BounceAddress;
 use relais::mail::ReturnPaths;
+use serde_json::{Value, json};
 use support::smtp::{Mail, SmtpServer};
 use support::{ACK_SECRET, WAIT, World, alert, http_get, text};
 
@@ -131,8 +132,10 @@ async fn world_reading_bounces() -> (World, u16) {
 
 #[tokio::test]
 async fn a_closed_mailbox_s_bounce_sends_the_alert_to_the_deputy_at_once_and_once() {
-    // Arrange: relais reading bounces; an alert for Camille's commune.
+    // Arrange: relais reading bounces; an alert for Camille's commune; a
+    // queue of the dispatch software's, bound to the bounces.
     let (world, metrics) = world_reading_bounces().await;
+    let events = world.bind_events("#.bounced").await;
     let app = world.spawn();
     world
         .publish(
@@ -160,7 +163,19 @@ async fn a_closed_mailbox_s_bounce_sends_the_alert_to_the_deputy_at_once_and_onc
     .await;
     let after = world.smtp.wait_for(3, Duration::from_secs(4)).await;
     let (_, exposed) = http_get(metrics, "/metrics").await;
+    world.wait_for_depth(&events, 1, WAIT).await;
     app.stop().await;
+    let told: Vec<(String, Value)> = world
+        .broker
+        .take_all(&events)
+        .await
+        .into_iter()
+        .map(|message| {
+            let mut event: Value = serde_json::from_slice(&message.body).unwrap();
+            event.as_object_mut().unwrap().remove("at");
+            (message.routing_key, event)
+        })
+        .collect();
 
     // Assert: a return path of its own; Dominique, Camille's deputy, has
     // the whole alert at once, told why; the second bounce changed
@@ -203,6 +218,21 @@ async fn a_closed_mailbox_s_bounce_sends_the_alert_to_the_deputy_at_once_and_onc
         "relais: failed 5.1.1 for alert SOS75-BOUNCE to référent camille was recorded already; \
          nothing changed"
     );
+    let schema: Value = serde_json::from_str(include_str!("../../schema/event.v2.json")).unwrap();
+    let schema = jsonschema::validator_for(&schema).unwrap();
+    assert_eq!(
+        told,
+        [(
+            "=.bounced".to_owned(),
+            json!({ "publisher": "", "alert_id": "SOS75-BOUNCE", "status": "bounced",
+                    "referent": { "id": "camille", "organisation": "CCAS de Paris 13e",
+                                  "network": "ccas" },
+                    "smtp_status": "5.1.1" })
+        )]
+    );
+    let mut with_time = told[0].1.clone();
+    with_time["at"] = json!("2026-12-06T08:12:03Z");
+    assert!(schema.is_valid(&with_time), "{with_time}");
     let audit = bounces_in_audit(&world, "SOS75-BOUNCE");
     assert_eq!(audit.len(), 1, "{audit:?}");
     assert!(
