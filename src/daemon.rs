@@ -53,6 +53,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     mut reloads: mpsc::Receiver<()>,
 ) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
     let metrics = Arc::new(Metrics::new());
     let (status, status_events) = StatusSink::new();
     let events = if settings.events.enabled() {
@@ -75,7 +76,11 @@ pub async fn run(
     let registry_path = settings.registry.path.clone();
     let fences = live_registry::Fences::from(&settings);
     let file = live_registry::fleet::read_file(&registry_path, &geography, &fences)?;
-    let store = open_store(&settings).await?.watched_by(health.clone());
+    let Some(store) = open_store(&settings, shutdown.as_mut()).await? else {
+        tracing::info!("stopped while waiting for the store");
+        return Ok(());
+    };
+    let store = store.watched_by(health.clone());
     let fleet = live_registry::fleet::Fleet {
         store: store.clone(),
         shared: settings.store.url.is_some(),
@@ -214,7 +219,6 @@ pub async fn run(
         stop.clone(),
     );
     tokio::pin!(consumer);
-    tokio::pin!(shutdown);
 
     systemd::notify(&[NotifyState::Ready]);
     let watchdog =
@@ -348,16 +352,27 @@ async fn count_pending(store: Store, link_ttl: Duration, events: Events, stop: C
 }
 
 /// Opens the store; a PostgreSQL store that cannot be reached yet is
-/// waited for (relais takes no alert meanwhile), as the broker is.
-async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+/// waited for (relais takes no alert meanwhile), as the broker is, until
+/// `shutdown` completes: `None`.
+async fn open_store(
+    settings: &Settings,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> anyhow::Result<Option<Store>> {
     let mut waits = backoff::waits(Duration::from_millis(500));
     loop {
-        match Store::open(&settings.store).await {
-            Ok(store) => return Ok(store),
+        let opened = tokio::select! {
+            opened = Store::open(&settings.store) => opened,
+            () = shutdown.as_mut() => return Ok(None),
+        };
+        match opened {
+            Ok(store) => return Ok(Some(store)),
             Err(error @ crate::store::StoreError::Postgres { .. }) => {
                 let wait = waits.next().unwrap_or(backoff::LONGEST_WAIT);
                 tracing::warn!(%error, ?wait, "cannot open the store; trying again");
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = shutdown.as_mut() => return Ok(None),
+                }
             }
             Err(error) => return Err(error.into()),
         }

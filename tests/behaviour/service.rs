@@ -186,3 +186,95 @@ async fn a_second_relais_on_the_same_queue_with_a_sqlite_store_is_warned_of_at_s
     assert!(!first_logs.all().contains(warned), "{}", first_logs.all());
     world.cleanup().await;
 }
+
+/// Starts the real binary with `env`, waits until its log says `waiting`,
+/// sends SIGTERM and returns how long it took to end, its exit status and
+/// its logs.
+async fn stopped_while(
+    world: &World,
+    env: &[(&str, &str)],
+    waiting: &str,
+) -> (Duration, std::process::ExitStatus, String) {
+    let mut relais = world.spawn_binary_with(env);
+    let logs = Logs::collect(&mut relais);
+    assert!(
+        logs.wait_for(waiting, 1, WAIT).await,
+        "never {waiting:?}:\n{}",
+        logs.all()
+    );
+    let asked = std::time::Instant::now();
+    signal(&relais, "TERM");
+    let exit = wait_exit(&mut relais, WAIT).await;
+    (asked.elapsed(), exit, logs.all())
+}
+
+#[tokio::test]
+async fn sigterm_ends_relais_waiting_for_a_store_that_cannot_be_reached() {
+    // A PostgreSQL store, moved where nothing answers.
+    let world = World::on_postgres(REGISTRY).await;
+
+    let (took, exit, logs) = stopped_while(
+        &world,
+        &[("RELAIS__STORE__URL", "postgres://relais@127.0.0.1:1/relais")],
+        "cannot open the store; trying again",
+    )
+    .await;
+
+    assert!(exit.success(), "{exit:?}\n{logs}");
+    assert!(took < Duration::from_secs(5), "{took:?}\n{logs}");
+    assert!(
+        logs.contains("stopped while waiting for the store"),
+        "{logs}"
+    );
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn sigterm_ends_relais_waiting_for_a_broker_that_cannot_be_reached() {
+    let world = World::new(REGISTRY).await;
+
+    let (took, exit, logs) = stopped_while(
+        &world,
+        &[("RELAIS__AMQP__URL", "amqp://guest:guest@127.0.0.1:1/%2f")],
+        "cannot consume from the broker",
+    )
+    .await;
+
+    assert!(exit.success(), "{exit:?}\n{logs}");
+    assert!(took < Duration::from_secs(5), "{took:?}\n{logs}");
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn sigterm_ends_relais_draining_an_email_the_server_never_answers_within_its_timeout() {
+    // Arrange: a mail server that takes the message and never answers its
+    // end; 2 s to finish the alerts in flight.
+    let world = World::new(REGISTRY).await;
+    world.smtp.hold();
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-HELD", "orientation_sociale", "75113"),
+        )
+        .await;
+
+    // Act: SIGTERM while the email is held.
+    let mut relais = world.spawn_binary_with(&[("RELAIS__SHUTDOWN_TIMEOUT", "2s")]);
+    let logs = Logs::collect(&mut relais);
+    while world.smtp.hold_in_flight().await == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let asked = std::time::Instant::now();
+    signal(&relais, "TERM");
+    let exit = wait_exit(&mut relais, WAIT).await;
+    let took = asked.elapsed();
+    world.smtp.drop_held();
+
+    // Assert: ended within its 2 s and the grace; the alert is still
+    // queued for the next relais.
+    let logs = logs.all();
+    assert!(took < Duration::from_secs(2 + 5 + 1), "{took:?}\n{logs}");
+    assert!(exit.code().is_some(), "{exit:?}\n{logs}");
+    assert_eq!(world.wait_for_depth(&world.queue, 1, WAIT).await, 1);
+    world.cleanup().await;
+}
