@@ -28,13 +28,14 @@ pub mod postgres;
 mod probes;
 mod records;
 mod registries;
+mod report;
 mod schema;
 mod sqlite;
 mod value;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use time::{Date, OffsetDateTime};
@@ -49,6 +50,7 @@ use value::{Row, Value};
 
 pub use error::{PostgresCause, StoreError};
 pub use handback::HandBack;
+pub use report::{AlertFacts, Fact, ReportFact};
 pub use records::{
     AbsenceDeclaration, Acknowledged, AlertKey, DeclaredAbsence, Digest, EscalationStep,
     FollowUpRecord, FollowedUp, Handling, KeptRegistry, Operation, Pending, Probe, RegistryVersion,
@@ -111,6 +113,9 @@ pub struct Store {
     engine: Engine,
     /// To the group commit, when this handle records deliveries.
     writes: Option<mpsc::Sender<Write>>,
+    /// The key of the report's pseudonyms (the store's `report` key), read
+    /// at the first fact written (see `report`).
+    report_key: Arc<OnceLock<ring::hmac::Key>>,
 }
 
 impl Store {
@@ -148,6 +153,7 @@ impl Store {
         Ok(Self {
             engine,
             writes: None,
+            report_key: Arc::default(),
         })
     }
 
@@ -172,6 +178,7 @@ impl Store {
             store: Self {
                 engine,
                 writes: None,
+                report_key: Arc::default(),
             },
             file,
         })
@@ -184,6 +191,7 @@ impl Store {
         Self {
             engine,
             writes: Some(writes),
+            report_key: Arc::default(),
         }
     }
 
