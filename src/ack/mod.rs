@@ -325,8 +325,7 @@ impl Pages {
         if acknowledged.first
             && let Some(network) = &acknowledged.network
         {
-            self.store
-                .note(Fact::acknowledged(key(link), network, now));
+            self.store.note(Fact::acknowledged(key(link), network, now));
         }
         if acknowledged.first {
             let registry = self.registry.load();

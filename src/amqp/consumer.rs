@@ -267,7 +267,11 @@ async fn process(relay: &Relay, settler: &Settler, mut delivery: Delivery) {
             .await;
     }
     if let Some(reason) = settled.dead_lettered {
-        let named = delivery.properties.message_id().as_ref().map(|id| id.as_str());
+        let named = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.as_str());
         relay.dead_lettered(message, &outcome, named, reason);
     }
 }

@@ -50,12 +50,12 @@ use value::{Row, Value};
 
 pub use error::{PostgresCause, StoreError};
 pub use handback::HandBack;
-pub use report::{AlertFacts, Fact, ReportFact};
 pub use records::{
     AbsenceDeclaration, Acknowledged, AlertKey, DeclaredAbsence, Digest, EscalationStep,
     FollowUpRecord, FollowedUp, Handling, KeptRegistry, Operation, Pending, Probe, RegistryVersion,
     SentEmail, Served, UNACKNOWLEDGED_STEP, consent_record,
 };
+pub use report::{AlertFacts, Fact, ReportFact};
 
 /// One statement of a write, with its parameters.
 type Statement = (&'static str, Vec<Value>);

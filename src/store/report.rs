@@ -363,4 +363,3 @@ fn report_fact(mut row: Row) -> Result<ReportFact, StoreError> {
         outcome: row.text_or_null(12)?,
     })
 }
-
