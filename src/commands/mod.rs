@@ -14,6 +14,8 @@
 //! - [`publish`]: an alert published as the dispatch software does;
 //! - [`audit`], [`pending`]: the store's trail, and the alerts awaiting
 //!   acknowledgement;
+//! - [`report`]: the convention's yearly report, from the store's facts
+//!   that name nobody;
 //! - [`status`], [`dead_letters`], [`escalations`]: the queues, the dead
 //!   letters, and the copies waiting for a step of escalation;
 //! - [`registry`]: the registry file published to a fleet, made from a
@@ -34,6 +36,7 @@ mod output;
 pub mod pending;
 pub mod publish;
 pub mod registry;
+pub mod report;
 pub mod resolve;
 pub mod run;
 pub mod status;
@@ -60,6 +63,7 @@ use escalations::EscalationsCommand;
 use pending::PendingArgs;
 use publish::PublishArgs;
 use registry::RegistryCommand;
+use report::ReportArgs;
 use resolve::ResolveArgs;
 use status::StatusArgs;
 
@@ -88,6 +92,10 @@ pub enum Command {
     /// The alerts awaiting acknowledgement: who has them, since when, the
     /// next step of their escalation.
     Pending(PendingArgs),
+    /// The convention's yearly report: per association (or network,
+    /// département, kind, month), the alerts received, delivered,
+    /// acknowledged and how fast, escalated, and what became of them.
+    Report(ReportArgs),
     /// One screen on the queues: exit 2 when dead letters wait.
     Status(StatusArgs),
     /// Look at, replay or purge the dead letters.
@@ -111,6 +119,7 @@ pub async fn dispatch(config: Option<&Path>, command: Command) -> ExitCode {
         Command::Publish(args) => publish::publish(config, &args).await,
         Command::Audit(args) => audit::audit(config, &args).await,
         Command::Pending(args) => pending::pending(config, &args).await,
+        Command::Report(args) => report::report(config, &args).await,
         Command::Status(args) => return status::status(config, args.json).await,
         Command::DeadLetters(command) => dead_letters::dead_letters(config, command).await,
         Command::Escalations(command) => escalations::escalations(config, command).await,
