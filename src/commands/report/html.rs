@@ -247,31 +247,29 @@ fn waits(facts: &[ReportFact]) -> String {
     if lines.is_empty() {
         return "<p>Aucun accusé de réception sur la période.</p>\n".to_owned();
     }
-    let bars: Vec<(String, Vec<(f64, String, &str)>)> = lines
+    let bars: Vec<Group> = lines
         .iter()
-        .map(|(network, median, p90)| {
-            (
-                (*network).to_owned(),
-                vec![
-                    (
-                        *median as f64,
-                        format!("médiane {}", duration(Some(*median))),
-                        PALETTE[0],
-                    ),
-                    (
-                        *p90 as f64,
-                        format!("90e centile {}", duration(Some(*p90))),
-                        PALETTE[1],
-                    ),
-                ],
-            )
+        .map(|(network, median, p90)| Group {
+            name: (*network).to_owned(),
+            bars: vec![
+                Bar {
+                    value: *median as f64,
+                    words: format!("médiane {}", duration(Some(*median))),
+                    colour: PALETTE[0],
+                },
+                Bar {
+                    value: *p90 as f64,
+                    words: format!("90e centile {}", duration(Some(*p90))),
+                    colour: PALETTE[1],
+                },
+            ],
         })
         .collect();
     let mut html = bar_chart(&bars, "Délai d'accusé de réception par réseau");
-    let _ = write!(
+    let _ = writeln!(
         html,
         "<ul class=\"legend\"><li><span style=\"background:{}\"></span>médiane</li>\
-         <li><span style=\"background:{}\"></span>90<sup>e</sup> centile</li></ul>\n",
+         <li><span style=\"background:{}\"></span>90<sup>e</sup> centile</li></ul>",
         PALETTE[0], PALETTE[1]
     );
     html
@@ -280,7 +278,7 @@ fn waits(facts: &[ReportFact]) -> String {
 /// Horizontal bars: per follow-up, the alerts of the period it was the
 /// last one recorded of a network.
 fn outcomes(figured: &Figured) -> String {
-    let bars: Vec<(String, Vec<(f64, String, &str)>)> = FollowUp::ALL
+    let bars: Vec<Group> = FollowUp::ALL
         .iter()
         .map(|choice| {
             let count = figured
@@ -289,32 +287,50 @@ fn outcomes(figured: &Figured) -> String {
                 .get(choice.code())
                 .copied()
                 .unwrap_or(0);
-            (
-                choice.label().to_owned(),
-                vec![(count as f64, count.to_string(), PALETTE[2])],
-            )
+            Group {
+                name: choice.label().to_owned(),
+                bars: vec![Bar {
+                    value: count as f64,
+                    words: count.to_string(),
+                    colour: PALETTE[2],
+                }],
+            }
         })
         .collect();
     bar_chart(&bars, "Suites données")
 }
 
+/// One bar of a chart: its length's value, the words at its end, its
+/// colour.
+struct Bar {
+    value: f64,
+    words: String,
+    colour: &'static str,
+}
+
+/// The bars of one label.
+struct Group {
+    name: String,
+    bars: Vec<Bar>,
+}
+
 /// Horizontal bars, a group of bars per label, each bar with its value's
 /// words at its end.
-fn bar_chart(groups: &[(String, Vec<(f64, String, &str)>)], title: &str) -> String {
+fn bar_chart(groups: &[Group], title: &str) -> String {
     let (width, label, gap, thickness) = (600.0, 200.0, 10.0, 16.0);
     let highest = groups
         .iter()
-        .flat_map(|(_, bars)| bars.iter().map(|(value, _, _)| *value))
+        .flat_map(|group| group.bars.iter().map(|bar| bar.value))
         .fold(0.0_f64, f64::max)
         .max(1.0);
     let room = width - label - 130.0;
-    let per_group = groups.first().map_or(1, |(_, bars)| bars.len()) as f64 * thickness + gap;
+    let per_group = groups.first().map_or(1, |group| group.bars.len()) as f64 * thickness + gap;
     let height = per_group * groups.len() as f64 + gap;
     let mut svg = format!(
         "<svg viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{}\">\n",
         escape(title)
     );
-    for (index, (name, bars)) in groups.iter().enumerate() {
+    for (index, Group { name, bars }) in groups.iter().enumerate() {
         let y = gap + per_group * index as f64;
         let _ = writeln!(
             svg,
@@ -323,8 +339,16 @@ fn bar_chart(groups: &[(String, Vec<(f64, String, &str)>)], title: &str) -> Stri
             y + thickness * bars.len() as f64 / 2.0 + 4.0,
             escape(name)
         );
-        for (bar, (value, words, colour)) in bars.iter().enumerate() {
-            let top = y + thickness * bar as f64;
+        for (
+            place,
+            Bar {
+                value,
+                words,
+                colour,
+            },
+        ) in bars.iter().enumerate()
+        {
+            let top = y + thickness * place as f64;
             let length = room * value / highest;
             let _ = writeln!(
                 svg,
