@@ -1,7 +1,8 @@
 //! The store: which référent was emailed about which alert, and when; who
 //! acknowledged it, and what they did about it; the steps of its
 //! escalation; what operators did; the absences référents declared
-//! themselves.
+//! themselves; and, kept longer, the yearly report's facts, which name
+//! nobody ([`report`]).
 //!
 //! It is both the dedup record (a référent receives a given alert at most
 //! once, across redeliveries, restarts and duplicate publishes) and the audit
