@@ -190,12 +190,7 @@ pub async fn run(
             stop.clone(),
         ));
     }
-    tokio::spawn(prune(
-        store,
-        settings.store.retention,
-        settings.store.operations_retention,
-        stop.clone(),
-    ));
+    tokio::spawn(prune(store, Retentions::of(&settings.store), stop.clone()));
     tokio::spawn(expire_idle_connections(relay.clone(), stop.clone()));
     if fleet.shared {
         tokio::spawn(live_registry::fleet::follow(
@@ -379,26 +374,49 @@ async fn open_store(
     }
 }
 
-/// Forgets deliveries older than `retention`, and operators' commands
-/// older than `operations_retention` (the operator trace), now and then.
-async fn prune(
-    store: Store,
-    retention: Duration,
-    operations_retention: Duration,
-    stop: CancellationToken,
-) {
-    let every = PRUNE_EVERY.min(retention / 10).max(Duration::from_secs(1));
+/// How long each part of the store is kept (`[store]`).
+#[derive(Clone, Copy)]
+struct Retentions {
+    /// Deliveries and what hangs on them (`store.retention`).
+    deliveries: Duration,
+    /// The operator trace (`store.operations_retention`).
+    operations: Duration,
+    /// The yearly report's facts (`store.report_retention`).
+    report: Duration,
+}
+
+impl Retentions {
+    fn of(store: &crate::settings::StoreSettings) -> Self {
+        Self {
+            deliveries: store.retention,
+            operations: store.operations_retention,
+            report: store.report_retention,
+        }
+    }
+}
+
+/// Forgets deliveries, operators' commands (the operator trace) and the
+/// yearly report's facts older than their retentions, now and then.
+async fn prune(store: Store, retentions: Retentions, stop: CancellationToken) {
+    let every = PRUNE_EVERY
+        .min(retentions.deliveries / 10)
+        .max(Duration::from_secs(1));
     loop {
         let now = OffsetDateTime::now_utc();
-        match store.prune(now - retention).await {
+        match store.prune(now - retentions.deliveries).await {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "store pruned"),
             Err(error) => tracing::warn!(%error, "cannot prune the store"),
         }
-        match store.prune_operations(now - operations_retention).await {
+        match store.prune_operations(now - retentions.operations).await {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "operator trace pruned"),
             Err(error) => tracing::warn!(%error, "cannot prune the operator trace"),
+        }
+        match store.prune_report(now - retentions.report).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "yearly report's facts pruned"),
+            Err(error) => tracing::warn!(%error, "cannot prune the yearly report's facts"),
         }
         tokio::select! {
             () = stop.cancelled() => return,

@@ -48,7 +48,7 @@ use crate::live_registry::SharedRegistry;
 use crate::mail::render::notice;
 use crate::mail::{Mailer, Published};
 use crate::registry::{Referent, Registry};
-use crate::store::{AlertKey, Handling, Store};
+use crate::store::{AlertKey, Fact, Handling, Store};
 use crate::telemetry::events::Events;
 use page::{Colleague, Page, Templates};
 use token::{AbsenceLink, Link, Sealer, TokenError};
@@ -322,6 +322,11 @@ impl Pages {
             }
         };
         let handling = self.store.handling(key(link), &link.referent_id).await;
+        if acknowledged.first
+            && let Some(network) = &acknowledged.network
+        {
+            self.store.note(Fact::acknowledged(key(link), network, now));
+        }
         if acknowledged.first {
             let registry = self.registry.load();
             self.events.alert_acknowledged(
@@ -385,6 +390,12 @@ impl Pages {
                 return self.templates.render(&Page::RetryLater);
             }
         };
+        if followed.recorded
+            && let Some(network) = &followed.acknowledged.network
+        {
+            self.store
+                .note(Fact::followed_up(key(link), network, follow_up, now));
+        }
         let registry = self.registry.load();
         let referent = referent(&registry, &link.referent_id);
         if followed.acknowledged.first {

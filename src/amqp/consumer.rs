@@ -260,9 +260,18 @@ async fn process(relay: &Relay, settler: &Settler, mut delivery: Delivery) {
         }
         return;
     }
-    if settler.settle(&delivery, &outcome).await {
+    let settled = settler.settle(&delivery, &outcome).await;
+    if settled.scheduled {
         relay
             .escalation_scheduled(publisher.as_deref(), &outcome)
             .await;
+    }
+    if let Some(reason) = settled.dead_lettered {
+        let named = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.as_str());
+        relay.dead_lettered(message, &outcome, named, reason);
     }
 }

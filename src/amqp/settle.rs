@@ -26,6 +26,16 @@ use crate::amqp::topology::Topology;
 use crate::outcome::{NextStep, Outcome, Reason, Verdict};
 use crate::telemetry::events::Events;
 
+/// What settling a delivery did that is recorded once the broker
+/// confirmed it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// The next step of the alert's escalation waits in the broker.
+    pub scheduled: bool,
+    /// The alert is in the dead-letter queue, for this reason.
+    pub dead_lettered: Option<Reason>,
+}
+
 /// Applies outcomes to deliveries.
 #[derive(Clone)]
 pub struct Settler {
@@ -60,27 +70,42 @@ impl Settler {
     }
 
     /// Acks, requeues, retries or dead-letters `delivery` as `outcome` says,
-    /// scheduling its next step of escalation first if it has one; `true`
-    /// when that step is scheduled. Failures are logged, not returned: in
-    /// every failure case the delivery stays with the broker, which delivers
-    /// it again.
-    pub async fn settle(&self, delivery: &Delivery, outcome: &Outcome) -> bool {
+    /// scheduling its next step of escalation first if it has one; says
+    /// whether that step is scheduled, and whether the alert is in the
+    /// dead-letter queue. Failures are logged, not returned: in every
+    /// failure case the delivery stays with the broker, which delivers it
+    /// again.
+    pub async fn settle(&self, delivery: &Delivery, outcome: &Outcome) -> Settled {
         let alert_id = alert_id(outcome, delivery);
         match &outcome.verdict {
             Verdict::Delivered { .. } => match outcome.next {
-                Some(next) => return self.escalate_then_ack(delivery, &alert_id, next).await,
+                Some(next) => {
+                    return Settled {
+                        scheduled: self.escalate_then_ack(delivery, &alert_id, next).await,
+                        dead_lettered: None,
+                    };
+                }
                 None => self.ack(delivery, &alert_id).await,
             },
             Verdict::Retry { error } => {
-                self.retry(delivery, &alert_id, error, &outcome.served)
-                    .await;
+                return Settled {
+                    scheduled: false,
+                    dead_lettered: self
+                        .retry(delivery, &alert_id, error, &outcome.served)
+                        .await,
+                };
             }
             Verdict::DeadLetter { reason, error } => {
-                self.dead_letter_then_ack(delivery, &alert_id, *reason, error, &outcome.served)
+                let dead = self
+                    .dead_letter_then_ack(delivery, &alert_id, *reason, error, &outcome.served)
                     .await;
+                return Settled {
+                    scheduled: false,
+                    dead_lettered: dead.then_some(*reason),
+                };
             }
         }
-        false
+        Settled::default()
     }
 
     /// Puts a copy of the alert in the queue of `next`'s wait, then acks.
@@ -124,15 +149,23 @@ impl Settler {
     }
 
     /// Sends the alert one step down the ladder, or dead-letters it as
-    /// `exhausted` past the last step.
-    async fn retry(&self, delivery: &Delivery, alert_id: &str, error: &str, served: &[String]) {
+    /// `exhausted` past the last step (then `Some`, once the broker
+    /// confirmed the dead letter).
+    async fn retry(
+        &self,
+        delivery: &Delivery,
+        alert_id: &str,
+        error: &str,
+        served: &[String],
+    ) -> Option<Reason> {
         let original = delivery.properties.headers().clone().unwrap_or_default();
         let attempts = headers::attempts(&original, self.topology.retries.len()) + 1;
         let step = usize::try_from(attempts - 1).unwrap_or(usize::MAX);
         let Some(queue) = self.topology.retries.get(step) else {
-            return self
+            let dead = self
                 .dead_letter_then_ack(delivery, alert_id, Reason::Exhausted, error, served)
                 .await;
+            return dead.then_some(Reason::Exhausted);
         };
         let routing_key = headers::routing_key(&original, delivery.routing_key.as_str());
         let properties = headers::republish(
@@ -149,8 +182,11 @@ impl Settler {
         }
         self.ack_once_published(delivery, alert_id, "retry", published)
             .await;
+        None
     }
 
+    /// Dead-letters the alert, then acks it; `true` once the broker
+    /// confirmed the dead letter.
     async fn dead_letter_then_ack(
         &self,
         delivery: &Delivery,
@@ -158,7 +194,7 @@ impl Settler {
         reason: Reason,
         error: &str,
         served: &[String],
-    ) {
+    ) -> bool {
         let original = delivery.properties.headers().clone().unwrap_or_default();
         let attempts = headers::attempts(&original, self.topology.retries.len()) + 1;
         let routing_key = headers::routing_key(&original, delivery.routing_key.as_str());
@@ -176,13 +212,15 @@ impl Settler {
                 properties,
             )
             .await;
-        if published.is_ok() {
+        let confirmed = published.is_ok();
+        if confirmed {
             let publisher = headers::publisher(&delivery.properties, self.login.as_deref());
             self.events
                 .dead_lettered(publisher.as_deref().unwrap_or(""), alert_id, reason);
         }
         self.ack_once_published(delivery, alert_id, "dead-letter", published)
             .await;
+        confirmed
     }
 
     async fn ack_once_published(

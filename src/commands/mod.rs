@@ -15,6 +15,8 @@
 //! - [`audit`], [`pending`]: the store's trail, and the alerts awaiting
 //!   acknowledgement;
 //! - [`bounce`]: one bounce, handed over by the mail server;
+//! - [`report`]: the convention's yearly report, from the store's facts
+//!   that name nobody;
 //! - [`status`], [`dead_letters`], [`escalations`]: the queues, the dead
 //!   letters, and the copies waiting for a step of escalation;
 //! - [`registry`]: the registry file published to a fleet, made from a
@@ -36,6 +38,7 @@ mod output;
 pub mod pending;
 pub mod publish;
 pub mod registry;
+pub mod report;
 pub mod resolve;
 pub mod run;
 pub mod status;
@@ -63,6 +66,7 @@ use escalations::EscalationsCommand;
 use pending::PendingArgs;
 use publish::PublishArgs;
 use registry::RegistryCommand;
+use report::ReportArgs;
 use resolve::ResolveArgs;
 use status::StatusArgs;
 
@@ -94,6 +98,10 @@ pub enum Command {
     /// The alerts awaiting acknowledgement: who has them, since when, the
     /// next step of their escalation.
     Pending(PendingArgs),
+    /// The convention's yearly report: per association (or network,
+    /// département, kind, month), the alerts received, delivered,
+    /// acknowledged and how fast, escalated, and what became of them.
+    Report(ReportArgs),
     /// One screen on the queues: exit 2 when dead letters wait.
     Status(StatusArgs),
     /// Look at, replay or purge the dead letters.
@@ -118,6 +126,7 @@ pub async fn dispatch(config: Option<&Path>, command: Command) -> ExitCode {
         Command::Audit(args) => audit::audit(config, &args).await,
         Command::Bounce(args) => return bounce::bounce(config, &args).await,
         Command::Pending(args) => pending::pending(config, &args).await,
+        Command::Report(args) => report::report(config, &args).await,
         Command::Status(args) => return status::status(config, args.json).await,
         Command::DeadLetters(command) => dead_letters::dead_letters(config, command).await,
         Command::Escalations(command) => escalations::escalations(config, command).await,

@@ -16,7 +16,7 @@ use super::Relay;
 use super::hand_back::NotYet;
 use super::send::Origin;
 use crate::mail::{Addressed, Published, Wording};
-use crate::store::{AlertKey, BounceRecord};
+use crate::store::{AlertKey, BounceRecord, Fact};
 
 impl Relay {
     /// Acts on the failures recorded and not acted on, oldest first. Does
@@ -136,6 +136,14 @@ impl Relay {
                 return Err(NotYet(transient.to_string()));
             }
         }
+        self.store.note(Fact::bounced(
+            AlertKey {
+                publisher: &returned.publisher,
+                id: &returned.alert_id,
+            },
+            bounced.network(),
+            bounce.received_at,
+        ));
         self.events.referent_bounced(
             &returned.publisher,
             &returned.alert_id,

@@ -23,6 +23,7 @@ use crate::flood::Flood;
 use crate::mail::{Addressed, Published, Wording};
 use crate::outcome::{NextStep, Reason, Verdict};
 use crate::registry::{Referent, Registry};
+use crate::store::{AlertFacts, Fact};
 
 /// Why an alert without `consent` is refused while `consent.required` is
 /// on: for the dispatch software's developers, in `x-relais-error`.
@@ -125,11 +126,13 @@ impl Relay {
         };
         let ((), results) = futures_util::future::join(copy, join_all(sends)).await;
         let mut failures = Vec::new();
+        let mut delivered_to: Vec<&str> = Vec::new();
         for (referent, result) in to_send.iter().zip(results) {
             match result {
                 Some(failure) => failures.push(failure),
                 None => {
                     served.push(referent.id().to_string());
+                    delivered_to.push(referent.network());
                     let flood = self.flood.count(registry, referent, Instant::now());
                     if let Flood::Over { count, first } = flood {
                         self.events.referent_flooded(
@@ -145,6 +148,7 @@ impl Relay {
         }
         served.sort_unstable();
         served.dedup();
+        self.note_delivered(this, &mut delivered_to, now);
 
         if let Some(transient) = failures.iter().find(|f| f.is_transient()) {
             return Decision::retry(transient.to_string(), served);
@@ -171,6 +175,29 @@ impl Relay {
             },
             served,
             next_step: self.first_step(registry, this).await,
+        }
+    }
+
+    /// The yearly report's facts of `this`, received at `received_at` and
+    /// just delivered to `networks` (in the background: best effort).
+    fn note_delivered(
+        &self,
+        this: Published<'_>,
+        networks: &mut Vec<&str>,
+        received_at: OffsetDateTime,
+    ) {
+        networks.sort_unstable();
+        networks.dedup();
+        let departement = this.alert.territory().departement();
+        let about = AlertFacts {
+            departement: departement.as_str(),
+            kind: this.alert.kind().as_str(),
+            received_at,
+        };
+        let delivered_at = OffsetDateTime::now_utc();
+        for network in networks.iter() {
+            self.store
+                .note(Fact::delivered(key(this), network, about, delivered_at));
         }
     }
 

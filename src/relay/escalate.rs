@@ -18,7 +18,7 @@ use crate::alert::Alert;
 use crate::mail::{Addressed, Wording};
 use crate::outcome::{NextStep, Verdict};
 use crate::registry::{EscalationTiers, Referent, Registry};
-use crate::store::UNACKNOWLEDGED_STEP;
+use crate::store::{Fact, UNACKNOWLEDGED_STEP};
 
 impl Relay {
     /// Carries out step `step` of `alert`'s escalation: if a network it
@@ -93,6 +93,8 @@ impl Relay {
                 for tier in &waiting {
                     self.events
                         .alert_unacknowledged(this.publisher, alert, tier.network);
+                    self.store
+                        .note(Fact::escalated(key(this), tier.network, step, now));
                 }
             }
             return nothing(served, None);
@@ -160,9 +162,15 @@ impl Relay {
         if let Some(failure) = transient {
             return Decision::retry(failure.to_string(), served);
         }
-        if let Err(error) = self.store.escalation_done(key(this), step, now).await {
-            tracing::warn!(alert_id = %alert.id(), step, %error,
-                "cannot record the escalation step carried out");
+        match self.store.escalation_done(key(this), step, now).await {
+            Ok(_) => {
+                for tier in &waiting {
+                    self.store
+                        .note(Fact::escalated(key(this), tier.network, step, now));
+                }
+            }
+            Err(error) => tracing::warn!(alert_id = %alert.id(), step, %error,
+                "cannot record the escalation step carried out"),
         }
         Decision {
             verdict: Verdict::Delivered {

@@ -32,13 +32,13 @@ use std::time::{Duration, Instant};
 
 use crate::absences::DeclaredAbsences;
 use crate::ack::Links;
-use crate::alert::Alert;
+use crate::alert::{Alert, AlertId};
 use crate::flood::FloodGuard;
 use crate::live_registry::SharedRegistry;
 use crate::mail::{Mailer, Published, Renderer, ReturnPaths};
 use crate::outcome::{NextStep, Outcome, Reason, Verdict};
 use crate::settings::RetrySettings;
-use crate::store::{AlertKey, Store};
+use crate::store::{AlertFacts, AlertKey, Fact, Store};
 use crate::telemetry::events::Events;
 use locks::AlertLocks;
 
@@ -284,6 +284,43 @@ impl Relay {
         }
     }
 
+    /// Writes the yearly report's fact of a message the broker confirmed in
+    /// the dead-letter queue for `reason` (in the background: best
+    /// effort): its publisher, and what could be read of it. A message
+    /// that is not a valid alert is named by `named` (its `message_id`)
+    /// when that is a valid id, else counted as an alert of its own.
+    pub fn dead_lettered(
+        &self,
+        message: Incoming<'_>,
+        outcome: &Outcome,
+        named: Option<&str>,
+        reason: Reason,
+    ) {
+        let now = time::OffsetDateTime::now_utc();
+        let registry = self.registry.load();
+        let alert = Alert::parse(message.body, self.max_message_bytes, registry.geography()).ok();
+        let departement = alert.as_ref().map(|alert| alert.territory().departement());
+        let about = alert
+            .as_ref()
+            .zip(departement.as_ref())
+            .map(|(alert, departement)| AlertFacts {
+                departement: departement.as_str(),
+                kind: alert.kind().as_str(),
+                received_at: now,
+            });
+        let id = match (&outcome.alert_id, named.map(AlertId::parse)) {
+            (Some(id), _) => id.as_str().to_owned(),
+            (None, Some(Ok(id))) => id.as_str().to_owned(),
+            _ => unnamed(),
+        };
+        let key = AlertKey {
+            publisher: message.publisher.unwrap_or(""),
+            id: &id,
+        };
+        self.store
+            .note(Fact::dead_lettered(key, reason.as_str(), about, now));
+    }
+
     /// What `read` reads from the store, however long the store takes to
     /// answer again: an alert is held (unacked, in the broker's hands)
     /// while the store cannot be read, never retried down the ladder nor
@@ -316,6 +353,16 @@ impl Relay {
             }
         }
     }
+}
+
+/// A name for a dead letter that names no alert, so that it counts as an
+/// alert of its own in the yearly report: random, and never a valid id.
+fn unnamed() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0_u8; 16];
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("unnamed {hex}")
 }
 
 /// A message as the broker delivered it, with what the broker vouches for.

@@ -57,6 +57,13 @@ pub struct StoreSettings {
     /// `retention` (the trace of a read must outlive what was read).
     #[serde(with = "humantime_serde")]
     pub operations_retention: Duration,
+    /// How long the facts of the convention's yearly report are kept
+    /// (`relais report`): what became of each alert in each network, with
+    /// no référent, address or patient data. Default: 13 months (396
+    /// days), so that a year's report can be made a month after it ends;
+    /// never shorter than `retention`.
+    #[serde(with = "humantime_serde")]
+    pub report_retention: Duration,
 }
 
 impl Default for StoreSettings {
@@ -68,6 +75,7 @@ impl Default for StoreSettings {
             ca_file: None,
             retention: Duration::from_secs(30 * 24 * 3600),
             operations_retention: Duration::from_secs(365 * 24 * 3600),
+            report_retention: Duration::from_secs(396 * 24 * 3600),
         }
     }
 }
@@ -92,6 +100,14 @@ impl StoreSettings {
                 "store.operations_retention ({}) must be at least store.retention ({}): the \
                  trace of who read or purged the deliveries must outlive them",
                 humantime::format_duration(self.operations_retention),
+                humantime::format_duration(self.retention)
+            ));
+        }
+        if self.report_retention < self.retention {
+            errors.push(format!(
+                "store.report_retention ({}) must be at least store.retention ({}): the \
+                 report's facts are written as the deliveries are, and kept longer",
+                humantime::format_duration(self.report_retention),
                 humantime::format_duration(self.retention)
             ));
         }
@@ -504,6 +520,34 @@ mod tests {
         assert!(
             Settings::load_with_env(Some(&file), env(&[("RELAIS__STORE__RETENTION", "2days")]))
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_report_facts_are_kept_thirteen_months_and_never_less_than_the_deliveries() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), MINIMAL);
+        let settings = Settings::load_with_env(Some(&file), env(&[])).unwrap();
+        assert_eq!(
+            settings.store.report_retention,
+            std::time::Duration::from_secs(396 * 86_400)
+        );
+
+        let Err(SettingsError::Invalid(errors)) = Settings::load_with_env(
+            Some(&file),
+            env(&[
+                ("RELAIS__STORE__RETENTION", "2days"),
+                ("RELAIS__STORE__REPORT_RETENTION", "1day"),
+            ]),
+        ) else {
+            panic!("accepted");
+        };
+        assert_eq!(
+            errors,
+            [
+                "store.report_retention (1day) must be at least store.retention (2days): the \
+                 report's facts are written as the deliveries are, and kept longer"
+            ]
         );
     }
 

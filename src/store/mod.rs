@@ -1,7 +1,8 @@
 //! The store: which référent was emailed about which alert, and when; who
 //! acknowledged it, and what they did about it; the steps of its
 //! escalation; what operators did; the absences référents declared
-//! themselves.
+//! themselves; and, kept longer, the yearly report's facts, which name
+//! nobody ([`report`]).
 //!
 //! It is both the dedup record (a référent receives a given alert at most
 //! once, across redeliveries, restarts and duplicate publishes) and the audit
@@ -29,13 +30,14 @@ pub mod postgres;
 mod probes;
 mod records;
 mod registries;
+mod report;
 mod schema;
 mod sqlite;
 mod value;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use time::{Date, OffsetDateTime};
@@ -56,6 +58,7 @@ pub use records::{
     FollowUpRecord, FollowedUp, Handling, KeptRegistry, Operation, Pending, Probe, RegistryVersion,
     SentEmail, Served, UNACKNOWLEDGED_STEP, consent_record,
 };
+pub use report::{AlertFacts, Fact, ReportFact};
 
 /// One statement of a write, with its parameters.
 type Statement = (&'static str, Vec<Value>);
@@ -113,6 +116,9 @@ pub struct Store {
     engine: Engine,
     /// To the group commit, when this handle records deliveries.
     writes: Option<mpsc::Sender<Write>>,
+    /// The key of the report's pseudonyms (the store's `report` key), read
+    /// at the first fact written (see `report`).
+    report_key: Arc<OnceLock<ring::hmac::Key>>,
 }
 
 impl Store {
@@ -150,6 +156,7 @@ impl Store {
         Ok(Self {
             engine,
             writes: None,
+            report_key: Arc::default(),
         })
     }
 
@@ -174,6 +181,7 @@ impl Store {
             store: Self {
                 engine,
                 writes: None,
+                report_key: Arc::default(),
             },
             file,
         })
@@ -186,6 +194,7 @@ impl Store {
         Self {
             engine,
             writes: Some(writes),
+            report_key: Arc::default(),
         }
     }
 

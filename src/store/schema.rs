@@ -385,6 +385,49 @@ pub const STEPS: &[Step] = &[
                    );
                    CREATE INDEX bounces_by_alert ON bounces (alert_id, publisher);",
     },
+    // 15. The convention's yearly report: one row per alert per network it
+    //     went to ('' for an alert dead-lettered before any network), kept
+    //     `store.report_retention` (13 months) where deliveries are kept
+    //     30 days. Only what is not about a person: the alert's pseudonym
+    //     (a keyed hash of its publisher and id, never the id), its
+    //     publisher, network, département and kind, the times of its life,
+    //     codes. No référent, address, patient or free text.
+    Step {
+        sqlite: "CREATE TABLE report_facts (
+                     alert           TEXT NOT NULL,
+                     network         TEXT NOT NULL,
+                     publisher       TEXT NOT NULL,
+                     departement     TEXT,
+                     kind            TEXT,
+                     received_at     INTEGER NOT NULL,
+                     delivered_at    INTEGER,
+                     bounced_at      INTEGER,
+                     dead_reason     TEXT,
+                     acknowledged_at INTEGER,
+                     escalated       INTEGER NOT NULL DEFAULT 0,
+                     unacknowledged  INTEGER NOT NULL DEFAULT 0,
+                     outcome         TEXT,
+                     PRIMARY KEY (alert, network)
+                 ) WITHOUT ROWID;
+                 CREATE INDEX report_facts_by_time ON report_facts (received_at);",
+        postgres: "CREATE TABLE report_facts (
+                       alert           TEXT NOT NULL,
+                       network         TEXT NOT NULL,
+                       publisher       TEXT NOT NULL,
+                       departement     TEXT,
+                       kind            TEXT,
+                       received_at     BIGINT NOT NULL,
+                       delivered_at    BIGINT,
+                       bounced_at      BIGINT,
+                       dead_reason     TEXT,
+                       acknowledged_at BIGINT,
+                       escalated       BIGINT NOT NULL DEFAULT 0,
+                       unacknowledged  BIGINT NOT NULL DEFAULT 0,
+                       outcome         TEXT,
+                       PRIMARY KEY (alert, network)
+                   );
+                   CREATE INDEX report_facts_by_time ON report_facts (received_at);",
+    },
 ];
 
 /// The first relais with a PostgreSQL store created the whole schema of

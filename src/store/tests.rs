@@ -201,6 +201,10 @@ conformance!(
     a_registry_is_kept_once_and_the_last_one_published_is_the_fleet_s,
     each_delivery_names_the_registry_that_routed_it,
     a_bounce_finds_its_email_by_return_path_once_per_action_until_acted_on,
+    the_report_keeps_one_row_per_alert_and_network_with_the_first_times,
+    a_dead_letter_marks_the_alert_s_networks_or_a_row_of_no_network,
+    a_bounce_is_a_fact_of_its_network_and_the_first_one_stays,
+    the_report_facts_are_pruned_by_their_own_retention,
 );
 
 fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> SentEmail {
@@ -1483,4 +1487,258 @@ async fn a_bounce_finds_its_email_by_return_path_once_per_action_until_acted_on(
         alert.iter().map(|d| d.return_path).collect::<Vec<_>>(),
         [Some(number), None]
     );
+}
+
+/// What the report's facts say of `alert` of [`SOS75`] received at `at`.
+fn about(at: OffsetDateTime) -> AlertFacts<'static> {
+    AlertFacts {
+        departement: "75",
+        kind: "orientation_sociale",
+        received_at: at,
+    }
+}
+
+async fn the_report_keeps_one_row_per_alert_and_network_with_the_first_times(place: &Place) {
+    let store = place.open().await;
+    let t = now() - time::Duration::hours(2);
+    let minutes = |n: i64| t + time::Duration::minutes(n);
+    store
+        .fact(Fact::delivered(key("A-1"), "ccas", about(t), minutes(1)))
+        .await
+        .unwrap();
+    store
+        .fact(Fact::delivered(key("A-1"), "caf", about(t), minutes(1)))
+        .await
+        .unwrap();
+    // A second email of the network (a deputy), and a redelivery: the
+    // first times stay.
+    store
+        .fact(Fact::delivered(
+            key("A-1"),
+            "ccas",
+            about(minutes(30)),
+            minutes(31),
+        ))
+        .await
+        .unwrap();
+    store
+        .fact(Fact::acknowledged(key("A-1"), "ccas", minutes(10)))
+        .await
+        .unwrap();
+    store
+        .fact(Fact::acknowledged(key("A-1"), "ccas", minutes(20)))
+        .await
+        .unwrap();
+    store
+        .fact(Fact::escalated(key("A-1"), "caf", 1, minutes(40)))
+        .await
+        .unwrap();
+    store
+        .fact(Fact::escalated(
+            key("A-1"),
+            "caf",
+            UNACKNOWLEDGED_STEP,
+            minutes(80),
+        ))
+        .await
+        .unwrap();
+    store
+        .fact(Fact::escalated(key("A-1"), "caf", 1, minutes(81)))
+        .await
+        .unwrap();
+    store
+        .fact(Fact::followed_up(
+            key("A-1"),
+            "ccas",
+            FollowUp::Oriente,
+            minutes(50),
+        ))
+        .await
+        .unwrap();
+    store
+        .fact(Fact::followed_up(
+            key("A-1"),
+            "ccas",
+            FollowUp::ContactEtabli,
+            minutes(60),
+        ))
+        .await
+        .unwrap();
+
+    let facts = store.report_facts(t, minutes(1)).await.unwrap();
+
+    let alert = store.pseudonym(SOS75, "A-1").await.unwrap();
+    assert_eq!(alert.len(), 32);
+    assert!(!alert.contains("A-1"));
+    assert_ne!(
+        alert,
+        store.pseudonym("sos13-dispatch", "A-1").await.unwrap()
+    );
+    let row = |network: &str| ReportFact {
+        alert: alert.clone(),
+        network: network.into(),
+        publisher: SOS75.into(),
+        departement: Some("75".into()),
+        kind: Some("orientation_sociale".into()),
+        received_at: t,
+        delivered_at: Some(minutes(1)),
+        bounced_at: None,
+        dead_reason: None,
+        acknowledged_at: None,
+        escalated: 0,
+        unacknowledged: false,
+        outcome: None,
+    };
+    assert_eq!(
+        facts,
+        [
+            ReportFact {
+                escalated: UNACKNOWLEDGED_STEP,
+                unacknowledged: true,
+                ..row("caf")
+            },
+            ReportFact {
+                acknowledged_at: Some(minutes(10)),
+                outcome: Some("contact_etabli".into()),
+                ..row("ccas")
+            },
+        ]
+    );
+    // Only the alerts received in the period; another handle on the store
+    // makes the same pseudonyms.
+    assert!(
+        store
+            .report_facts(t + time::Duration::seconds(1), minutes(90))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let reader = Store::open_reader(&place.settings).await.unwrap();
+    assert_eq!(reader.report_facts(t, minutes(1)).await.unwrap(), facts);
+    drop(store);
+    let again = place.open().await;
+    assert_eq!(again.pseudonym(SOS75, "A-1").await.unwrap(), alert);
+}
+
+async fn a_dead_letter_marks_the_alert_s_networks_or_a_row_of_no_network(place: &Place) {
+    let store = place.open().await;
+    let t = now() - time::Duration::hours(1);
+    store
+        .fact(Fact::delivered(key("A-1"), "ccas", about(t), t))
+        .await
+        .unwrap();
+    store
+        .fact(Fact::dead_lettered(
+            key("A-1"),
+            "rejected",
+            Some(about(t)),
+            t + time::Duration::minutes(1),
+        ))
+        .await
+        .unwrap();
+    store
+        .fact(Fact::dead_lettered(
+            key("A-2"),
+            "unroutable",
+            Some(about(t)),
+            t,
+        ))
+        .await
+        .unwrap();
+    // Not a valid alert: its publisher, and nothing more is known.
+    store
+        .fact(Fact::dead_lettered(key("unnamed 00"), "invalid", None, t))
+        .await
+        .unwrap();
+
+    let facts = store
+        .report_facts(t, t + time::Duration::seconds(1))
+        .await
+        .unwrap();
+
+    let shown: Vec<(String, Option<&str>, Option<&str>, bool)> = facts
+        .iter()
+        .map(|f| {
+            (
+                f.network.clone(),
+                f.dead_reason.as_deref(),
+                f.departement.as_deref(),
+                f.delivered_at.is_some(),
+            )
+        })
+        .collect();
+    let mut expected = vec![
+        ("ccas".to_owned(), Some("rejected"), Some("75"), true),
+        (String::new(), Some("unroutable"), Some("75"), false),
+        (String::new(), Some("invalid"), None, false),
+    ];
+    let mut shown_sorted = shown.clone();
+    shown_sorted.sort();
+    expected.sort();
+    assert_eq!(shown_sorted, expected);
+    assert!(facts.iter().all(|f| f.publisher == SOS75));
+}
+
+async fn a_bounce_is_a_fact_of_its_network_and_the_first_one_stays(place: &Place) {
+    let store = place.open().await;
+    let t = now() - time::Duration::hours(1);
+    store
+        .fact(Fact::delivered(key("A-1"), "cpam", about(t), t))
+        .await
+        .unwrap();
+
+    store
+        .fact_bounced(key("A-1"), "cpam", t + time::Duration::minutes(5))
+        .await
+        .unwrap();
+    store
+        .fact_bounced(key("A-1"), "cpam", t + time::Duration::minutes(9))
+        .await
+        .unwrap();
+
+    let facts = store
+        .report_facts(t, t + time::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(facts.len(), 1);
+    assert_eq!(facts[0].network, "cpam");
+    assert_eq!(facts[0].delivered_at, Some(t));
+    assert_eq!(facts[0].bounced_at, Some(t + time::Duration::minutes(5)));
+}
+
+async fn the_report_facts_are_pruned_by_their_own_retention(place: &Place) {
+    let store = place.open().await;
+    let t = now();
+    let old = t - time::Duration::days(400);
+    store
+        .fact(Fact::delivered(key("A-1"), "ccas", about(old), old))
+        .await
+        .unwrap();
+    store
+        .fact(Fact::delivered(key("A-2"), "ccas", about(t), t))
+        .await
+        .unwrap();
+    // The deliveries' pruning leaves the facts alone.
+    store.prune(t - time::Duration::days(30)).await.unwrap();
+    assert_eq!(
+        store
+            .report_facts(old, t + time::Duration::seconds(1))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let pruned = store
+        .prune_report(t - time::Duration::days(396))
+        .await
+        .unwrap();
+
+    assert_eq!(pruned, 1);
+    let left = store
+        .report_facts(old, t + time::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].received_at, t);
 }

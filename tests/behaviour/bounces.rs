@@ -244,6 +244,32 @@ async fn a_closed_mailbox_s_bounce_sends_the_alert_to_the_deputy_at_once_and_onc
             .contains("relais_referent_bounces_total{referent=\"camille\",network=\"ccas\"} 1\n"),
         "{exposed}"
     );
+    let total = reported_total(&world).await;
+    assert_eq!(
+        (&total["received"], &total["delivered"], &total["bounced"]),
+        (&json!(1), &json!(1), &json!(1)),
+        "{total}"
+    );
+}
+
+/// The yearly report's total line around today, once it counts the bounce
+/// (its facts are written beside the work, a moment later).
+async fn reported_total(world: &World) -> Value {
+    let today = time::OffsetDateTime::now_utc().date();
+    let (from, to) = (
+        today.previous_day().unwrap().to_string(),
+        today.next_day().unwrap().to_string(),
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let out = world.cli(&["report", "--from", &from, "--to", &to, "--json"]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let total = report["total"].clone();
+        if total["bounced"] == json!(1) || tokio::time::Instant::now() >= deadline {
+            return total;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]

@@ -36,6 +36,7 @@ mod provenance;
 mod publishers;
 mod registry;
 mod registry_review;
+mod report;
 mod retries;
 mod routing;
 mod service;

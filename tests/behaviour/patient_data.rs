@@ -3,7 +3,8 @@
 //! duplicate, retried through the ladder, refused for good, invalid) in the
 //! real binary, logging everything relais logs (`relais=debug`), as JSON
 //! and as text; the sentinel must appear in none of the logs, `/metrics`,
-//! `relais status` or `relais dead-letters list`, in any format.
+//! `relais status`, `relais dead-letters list` or `relais report`, in any
+//! format.
 
 use relais_testkit as support;
 
@@ -106,6 +107,48 @@ async fn everything_operators_see(format: &str, level: &str) -> Vec<(String, Str
     }
     signal(&relais, "TERM");
     assert!(wait_exit(&mut relais, WAIT).await.success());
+    // The yearly report, in every format, over the days around now.
+    let today = relais::availability::paris_date(time::OffsetDateTime::now_utc());
+    let (from, to) = (
+        today.previous_day().unwrap().to_string(),
+        today.next_day().unwrap().to_string(),
+    );
+    let page = world.dir.path().join("report.html");
+    for format in [
+        &[][..],
+        &["--csv"],
+        &["--json"],
+        &["--by", "association,network,departement,kind,month"],
+        &["--html", page.to_str().unwrap()],
+    ] {
+        let args = [&["report", "--from", &from, "--to", &to][..], format].concat();
+        let output = world.cli(&args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut shown = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        if format.first() == Some(&"--html") {
+            shown = std::fs::read_to_string(&page).unwrap();
+        }
+        // It counted the scenario's four alerts (two delivered, one
+        // refused for good, one invalid).
+        let counted = match format.first() {
+            Some(&"--csv") => shown.contains("\r\ntotal;4;"),
+            Some(&"--json") => {
+                shown.contains("\"total\":{\"acknowledged\"") && shown.contains("\"received\":4")
+            }
+            Some(&"--html") => shown.contains("<td>total</td><td class=\"n\">4</td>"),
+            _ => shown
+                .lines()
+                .last()
+                .is_some_and(|line| line.split_whitespace().take(2).eq(["total", "4"])),
+        };
+        assert!(counted, "{args:?} reports the four alerts: {shown}");
+        seen.push((format!("relais {}", args.join(" ")), shown));
+    }
     let all = logs.all();
     // The scenario went where it should: each path was logged.
     for event in [
