@@ -255,28 +255,28 @@ impl Store {
         self.fact(Fact::bounced(alert, network, at)).await
     }
 
+    /// In the group commit's next transaction, with the deliveries: a
+    /// fact costs no transaction of its own.
     async fn upsert(&self, alert: String, network: String, fact: Fact) -> Result<(), StoreError> {
-        self.engine
-            .execute(
-                UPSERT,
-                vec![
-                    alert.into(),
-                    network.into(),
-                    fact.publisher.into(),
-                    fact.departement.into(),
-                    fact.kind.into(),
-                    fact.received_at.into(),
-                    fact.delivered_at.into(),
-                    fact.bounced_at.into(),
-                    fact.dead_reason.into(),
-                    fact.acknowledged_at.into(),
-                    fact.escalated.into(),
-                    i64::from(fact.unacknowledged).into(),
-                    fact.outcome.into(),
-                ],
-            )
-            .await
-            .map(drop)
+        self.commit((
+            UPSERT,
+            vec![
+                alert.into(),
+                network.into(),
+                fact.publisher.into(),
+                fact.departement.into(),
+                fact.kind.into(),
+                fact.received_at.into(),
+                fact.delivered_at.into(),
+                fact.bounced_at.into(),
+                fact.dead_reason.into(),
+                fact.acknowledged_at.into(),
+                fact.escalated.into(),
+                i64::from(fact.unacknowledged).into(),
+                fact.outcome.into(),
+            ],
+        ))
+        .await
     }
 
     /// The pseudonym of `publisher`'s alert `id`: the first 16 bytes, in
