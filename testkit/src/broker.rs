@@ -13,13 +13,45 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use relais::amqp::Publisher;
 
-/// The machine's broker, as every test reaches it.
+/// The machine's broker, as every test reaches it unless
+/// `RELAIS_TEST_BROKER` names another (the pass on RabbitMQ 4.0,
+/// `scripts/rabbitmq4`).
 pub const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-/// Runs `rabbitmqctl` on the machine's broker (as root, like `.ci/run`);
+/// The broker the tests use: `RELAIS_TEST_BROKER`, else [`BROKER`].
+pub fn broker_url() -> String {
+    std::env::var("RELAIS_TEST_BROKER")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| BROKER.to_owned())
+}
+
+/// The host and port of [`broker_url`], e.g. `127.0.0.1:5672`.
+pub fn broker_address() -> String {
+    let url = broker_url();
+    let after_login = url.rsplit_once('@').map_or(url.as_str(), |(_, rest)| rest);
+    after_login.split('/').next().unwrap_or_default().to_owned()
+}
+
+/// `rabbitmqctl` of the tests' broker: the machine's, or the command that
+/// `RELAIS_TEST_RABBITMQCTL` gives (e.g. `scripts/rabbitmq4 ctl`).
+pub fn rabbitmqctl_command() -> Command {
+    let given = std::env::var("RELAIS_TEST_RABBITMQCTL").unwrap_or_default();
+    let mut words = given.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words);
+            command
+        }
+        None => Command::new("rabbitmqctl"),
+    }
+}
+
+/// Runs `rabbitmqctl` on the tests' broker (as root, like `.ci/run`);
 /// fails the test with the tool's error when it fails.
 pub fn rabbitmqctl(args: &[&str]) {
-    let output = Command::new("rabbitmqctl")
+    let output = rabbitmqctl_command()
         .args(args)
         .output()
         .expect("rabbitmqctl is installed (see scripts/rabbitmq)");
@@ -60,7 +92,7 @@ pub struct Broker {
 
 impl Broker {
     pub async fn connect() -> Self {
-        Self::connect_url(BROKER).await
+        Self::connect_url(&broker_url()).await
     }
 
     /// The test's connection to the machine's broker with another login,

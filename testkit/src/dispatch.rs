@@ -2,7 +2,6 @@
 //! own (deleted when dropped), publishing alerts with its login in
 //! `user_id`, as the broker checks it.
 
-use std::process::Command;
 
 use lapin::BasicProperties;
 use lapin::types::FieldTable;
@@ -25,9 +24,13 @@ impl DispatchUser {
         Self { name }
     }
 
-    /// Its URL on the machine's broker.
+    /// Its URL on the tests' broker.
     pub fn url(&self) -> String {
-        format!("amqp://{}:dispatch-secret@127.0.0.1:5672/%2f", self.name)
+        format!(
+            "amqp://{}:dispatch-secret@{}/%2f",
+            self.name,
+            crate::broker::broker_address()
+        )
     }
 
     /// Publishes as the dispatch software does, its login in `user_id`.
@@ -51,7 +54,7 @@ impl DispatchUser {
 
 impl Drop for DispatchUser {
     fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
+        let _ = crate::broker::rabbitmqctl_command()
             .args(["delete_user", &self.name])
             .output();
     }

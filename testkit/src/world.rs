@@ -19,7 +19,7 @@ use tempfile::TempDir;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::broker::{BROKER, Broker};
+use crate::broker::{Broker, broker_url};
 use crate::fixtures::{TERRITORIES, alert, unique};
 use crate::postgres;
 use crate::process::relais_binary;
@@ -102,7 +102,7 @@ impl World {
         broker: Broker,
         env: &[(&str, &str)],
     ) -> Self {
-        let amqp = format!("url = \"{BROKER}\"");
+        let amqp = format!("url = \"{}\"", broker_url());
         Self::build(registry, smtp, broker, env, &amqp, test_store()).await
     }
 
@@ -110,7 +110,7 @@ impl World {
     /// `RELAIS_TEST_STORE` says (for what only it does: the standby).
     pub async fn on_postgres(registry: &str) -> Self {
         let server = postgres::server();
-        let amqp = format!("url = \"{BROKER}\"");
+        let amqp = format!("url = \"{}\"", broker_url());
         let smtp = SmtpServer::start().await;
         Self::build(
             registry,

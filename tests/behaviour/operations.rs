@@ -619,3 +619,34 @@ async fn a_copy_the_purge_keeps_falls_due_when_it_was_due_not_a_wait_later() {
         .await;
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_dead_letter_listed_again_and_again_stays_until_replayed_or_purged() {
+    // Arrange: one alert dead-lettered (a commune that does not exist).
+    // Each listing takes it and gives it back, which counts as a delivery
+    // on a quorum queue; RabbitMQ 4.0 drops a message past 20 by default.
+    let world = World::new(REGISTRY).await;
+    let app = world.spawn();
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-KEPT", "orientation_sociale", "7511X"),
+        )
+        .await;
+    assert_eq!(world.wait_for_depth(&world.dead(), 1, WAIT).await, 1);
+    app.stop().await;
+
+    // Act: an operator lists the dead letters 25 times.
+    let mut listed = Vec::new();
+    for _ in 0..25 {
+        let list = world.cli(&["dead-letters", "list", "--json"]);
+        assert!(list.status.success(), "{}", text(&list.stderr));
+        let letters: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+        listed.push(letters.as_array().map_or(0, Vec::len));
+    }
+
+    // Assert: it was there each time, and still is.
+    assert_eq!(listed, [1; 25]);
+    assert_eq!(world.broker.depth(&world.dead()).await, 1);
+    world.cleanup().await;
+}
