@@ -131,6 +131,7 @@ impl Session<'_> {
         // Publishing (dead letters) and consuming use separate channels, so a
         // slow confirm never holds up deliveries and acks.
         let publisher = Publisher::open(&connection, self.amqp.confirm_timeout).await?;
+        self.topology.adopt_dead_queue(&connection).await?;
         self.topology.declare(publisher.channel()).await?;
         let settler = Settler::new(
             publisher,

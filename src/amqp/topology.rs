@@ -33,9 +33,11 @@
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use lapin::{Channel, ErrorKind, ExchangeKind};
+use lapin::{Channel, Connection, ErrorKind, ExchangeKind};
 use thiserror::Error;
 
 use crate::amqp::headers::long_string;
@@ -74,7 +76,19 @@ pub struct Topology {
     max_queue_length: u32,
     /// `x-quorum-initial-group-size` of every queue, when set.
     replicas: Option<u8>,
+    /// Whether `.dead` was declared by a relais older than its delivery
+    /// limit (see [`Topology::adopt_dead_queue`]): it is then declared as
+    /// it is, and an operator on RabbitMQ 4.x sets the limit by a policy.
+    legacy_dead: Arc<AtomicBool>,
 }
+
+/// `.dead`'s delivery limit: none, in effect. Nothing consumes it, but
+/// `relais dead-letters` reads it by taking and giving back, which a
+/// quorum queue counts as a delivery: RabbitMQ 4.0 gives a queue without
+/// `x-delivery-limit` a limit of 20, and drops a dead letter past it
+/// (`.dead` has nowhere to dead-letter to). RabbitMQ 3.x has no default,
+/// and refuses a negative limit: the largest one both take.
+const UNLIMITED_DELIVERIES: i32 = i32::MAX;
 
 /// One step of the retry ladder.
 #[derive(Debug, Clone)]
@@ -104,6 +118,48 @@ impl Topology {
             delivery_limit: amqp.delivery_limit,
             max_queue_length: amqp.max_queue_length,
             replicas: amqp.quorum_replicas(),
+            legacy_dead: Arc::default(),
+        }
+    }
+
+    /// Looks at `.dead` before [`Topology::declare`], on channels of its
+    /// own (a declaration refused closes its channel): when it exists
+    /// without the delivery limit relais now gives it (declared by an older
+    /// relais), relais keeps it as it is and says what to set on RabbitMQ
+    /// 4.x, rather than refusing to start over a queue that holds dead
+    /// letters.
+    ///
+    /// # Errors
+    /// [`TopologyError::Broker`] when the broker cannot be asked.
+    pub async fn adopt_dead_queue(&self, connection: &Connection) -> Result<(), TopologyError> {
+        let broker = |source| TopologyError::Broker {
+            name: self.dead.clone(),
+            source,
+        };
+        let channel = connection.create_channel().await.map_err(broker)?;
+        match self
+            .declare_queue(&channel, &self.dead, self.dead_queue_arguments())
+            .await
+        {
+            Ok(()) => {
+                self.legacy_dead.store(false, Ordering::Relaxed);
+                let _ = channel.close(200, "declared".into()).await;
+                Ok(())
+            }
+            Err(TopologyError::Mismatch { .. }) => {
+                let legacy = connection.create_channel().await.map_err(broker)?;
+                self.declare_queue(&legacy, &self.dead, self.quorum())
+                    .await?;
+                let _ = legacy.close(200, "declared".into()).await;
+                self.legacy_dead.store(true, Ordering::Relaxed);
+                tracing::warn!(queue = %self.dead,
+                    "the dead-letter queue was declared by an older relais, without a delivery \
+                     limit of its own: on RabbitMQ 4.x, which drops a message delivered more than \
+                     20 times, each `relais dead-letters list` counts one; set the policy of the \
+                     operators' guide (RabbitMQ versions) so that no dead letter is lost");
+                Ok(())
+            }
+            Err(other) => Err(other),
         }
     }
 
@@ -273,8 +329,18 @@ impl Topology {
         arguments
     }
 
+    /// `.dead`: kept until an operator replays or purges it, however often
+    /// it is read ([`UNLIMITED_DELIVERIES`]), unless an older relais
+    /// declared it (see [`Topology::adopt_dead_queue`]).
     fn dead_queue_arguments(&self) -> FieldTable {
-        self.quorum()
+        let mut arguments = self.quorum();
+        if !self.legacy_dead.load(Ordering::Relaxed) {
+            arguments.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongInt(UNLIMITED_DELIVERIES),
+            );
+        }
+        arguments
     }
 
     /// A quorum queue, replicated on `replicas` nodes of the cluster when

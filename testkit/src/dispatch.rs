@@ -2,7 +2,6 @@
 //! own (deleted when dropped), publishing alerts with its login in
 //! `user_id`, as the broker checks it.
 
-
 use lapin::BasicProperties;
 use lapin::types::FieldTable;
 

@@ -357,3 +357,70 @@ async fn a_mistyped_broker_url_is_refused_without_printing_its_password() {
     }
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_dead_letter_queue_an_older_relais_declared_is_kept_and_what_to_set_is_said() {
+    // Arrange: `.dead` as a relais before its delivery limit declared it.
+    let queue = unique("older");
+    let dead = format!("{queue}.dead");
+    let mut world = World::new(REGISTRY).await;
+    world
+        .env
+        .push(("RELAIS__AMQP__QUEUE".into(), queue.clone()));
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        lapin::types::AMQPValue::LongString("quorum".into()),
+    );
+    world
+        .broker
+        .channel
+        .queue_declare(
+            dead.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            arguments,
+        )
+        .await
+        .unwrap();
+
+    // Act: relais starts, and an invalid alert comes.
+    let mut relais = world.spawn_binary();
+    let logs = Logs::collect(&mut relais);
+    assert!(
+        logs.wait_for("consuming alerts", 1, WAIT).await,
+        "{}",
+        logs.all()
+    );
+    world
+        .publish(
+            "orientation_sociale",
+            &support::alert("SOS75-OLDER", "orientation_sociale", "7511X"),
+        )
+        .await;
+    let depth = world.wait_for_depth(&dead, 1, WAIT).await;
+    signal(&relais, "TERM");
+    let exit = wait_exit(&mut relais, WAIT).await;
+
+    // Assert: relais consumed with the queue as it was, dead-lettered the
+    // alert into it, and said what to set on RabbitMQ 4.x.
+    let all = logs.all();
+    assert_eq!(depth, 1, "{all}");
+    assert!(exit.success(), "{all}");
+    assert_eq!(
+        all.matches("the dead-letter queue was declared by an older relais")
+            .count(),
+        1,
+        "{all}"
+    );
+    for name in [queue.as_str(), dead.as_str()] {
+        let _ = world
+            .broker
+            .channel
+            .queue_delete(name.into(), lapin::options::QueueDeleteOptions::default())
+            .await;
+    }
+    world.cleanup().await;
+}
