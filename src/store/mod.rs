@@ -119,6 +119,9 @@ pub struct Store {
     /// The key of the report's pseudonyms (the store's `report` key), read
     /// at the first fact written (see `report`).
     report_key: Arc<OnceLock<ring::hmac::Key>>,
+    /// To the task that writes the report's facts, when this handle
+    /// records deliveries (see `report::write_facts`).
+    facts: Option<mpsc::Sender<Fact>>,
 }
 
 impl Store {
@@ -157,6 +160,7 @@ impl Store {
             engine,
             writes: None,
             report_key: Arc::default(),
+            facts: None,
         })
     }
 
@@ -182,6 +186,7 @@ impl Store {
                 engine,
                 writes: None,
                 report_key: Arc::default(),
+                facts: None,
             },
             file,
         })
@@ -191,10 +196,17 @@ impl Store {
     fn writing(engine: Engine) -> Self {
         let (writes, receiver) = mpsc::channel(group_commit::QUEUE);
         tokio::spawn(group_commit::run(engine.clone(), receiver));
-        Self {
+        let (facts, noted) = mpsc::channel(report::FACTS_QUEUE);
+        let store = Self {
             engine,
             writes: Some(writes),
             report_key: Arc::default(),
+            facts: None,
+        };
+        tokio::spawn(report::write_facts(store.clone(), noted));
+        Self {
+            facts: Some(facts),
+            ..store
         }
     }
 

@@ -9,9 +9,12 @@
 //! codes (the dead letter's reason, the follow-up). Never a référent, an
 //! address, patient data or free text.
 //!
-//! Facts are best effort: each is written where relais records the event
-//! it comes from, in the background ([`Store::note`]); a failure is logged
-//! and never delays or fails a delivery, an acknowledgement or a page.
+//! Facts are best effort: each is noted where relais records the event it
+//! comes from ([`Store::note`]), and written by one task beside the work,
+//! many in one transaction ([`write_facts`]), from a bounded queue: a
+//! failure, or a queue full because the store is slower than the alerts,
+//! is logged and never delays or fails a delivery, an acknowledgement or a
+//! page.
 //! Every fact is an upsert keyed by (pseudonym, network) that keeps the
 //! first received, delivered, bounced and acknowledged times, the highest
 //! escalation step and the last follow-up.
@@ -20,6 +23,7 @@ use std::fmt::Write as _;
 
 use ring::hmac;
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
 
 use super::value::Row;
 use super::{AlertKey, Store, StoreError, UNACKNOWLEDGED_STEP};
@@ -203,19 +207,66 @@ const UPSERT: &str = "INSERT INTO report_facts
                                THEN excluded.unacknowledged ELSE report_facts.unacknowledged END,
          outcome = COALESCE(excluded.outcome, report_facts.outcome)";
 
-impl Store {
-    /// Writes `fact` in the background: a failure is logged, never
-    /// returned (the report's facts are best effort, and never hold up
-    /// what they record).
-    pub fn note(&self, fact: Fact) {
-        let store = self.clone();
-        tokio::spawn(async move {
+/// Facts noted and not written yet: beyond, a fact is dropped (and
+/// logged) rather than memory growing while the store lags.
+pub(super) const FACTS_QUEUE: usize = 16_384;
+/// Most facts written in one transaction.
+const FACTS_BATCH: usize = 512;
+
+/// Writes the facts noted on a store (see [`Store::note`]), those that
+/// have arrived together in one transaction, until every handle that
+/// notes them is gone. `store` is a handle that notes none.
+pub(super) async fn write_facts(store: Store, mut facts: mpsc::Receiver<Fact>) {
+    let mut batch = Vec::with_capacity(FACTS_BATCH);
+    while facts.recv_many(&mut batch, FACTS_BATCH).await > 0 {
+        let mut statements = Vec::with_capacity(batch.len());
+        for fact in batch.drain(..) {
             let (publisher, alert_id) = (fact.publisher.clone(), fact.alert_id.clone());
-            if let Err(error) = store.fact(fact).await {
+            // A dead letter reads the alert's rows first: on its own.
+            let written = if fact.network.is_none() {
+                store.fact(fact).await
+            } else {
+                store.upsert_statement(fact).await.map(|statement| {
+                    statements.push(statement);
+                })
+            };
+            if let Err(error) = written {
                 tracing::warn!(%alert_id, publisher, %error,
                     "cannot write a fact of the yearly report; the report will miss it");
             }
-        });
+        }
+        let count = statements.len();
+        if count > 0
+            && let Err(error) = store.engine.write(statements).await
+        {
+            tracing::warn!(count, %error,
+                "cannot write facts of the yearly report; the report will miss them");
+        }
+    }
+}
+
+impl Store {
+    /// Notes `fact`, written beside the work ([`write_facts`]); never
+    /// waits and never fails: the report's facts are best effort, and
+    /// never hold up what they record.
+    pub fn note(&self, fact: Fact) {
+        let Some(facts) = &self.facts else {
+            // A handle that writes no deliveries: written at once.
+            let store = self.clone();
+            tokio::spawn(async move {
+                let (publisher, alert_id) = (fact.publisher.clone(), fact.alert_id.clone());
+                if let Err(error) = store.fact(fact).await {
+                    tracing::warn!(%alert_id, publisher, %error,
+                        "cannot write a fact of the yearly report; the report will miss it");
+                }
+            });
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(fact)) = facts.try_send(fact) {
+            tracing::warn!(alert_id = %fact.alert_id, publisher = fact.publisher,
+                "too many facts of the yearly report wait for the store; this one is not \
+                 written, and the report will miss it");
+        }
     }
 
     /// Writes `fact`; stored for good when this returns.
@@ -255,28 +306,17 @@ impl Store {
         self.fact(Fact::bounced(alert, network, at)).await
     }
 
-    /// In the group commit's next transaction, with the deliveries: a
-    /// fact costs no transaction of its own.
+    /// Writes `fact` on its own.
     async fn upsert(&self, alert: String, network: String, fact: Fact) -> Result<(), StoreError> {
-        self.commit((
-            UPSERT,
-            vec![
-                alert.into(),
-                network.into(),
-                fact.publisher.into(),
-                fact.departement.into(),
-                fact.kind.into(),
-                fact.received_at.into(),
-                fact.delivered_at.into(),
-                fact.bounced_at.into(),
-                fact.dead_reason.into(),
-                fact.acknowledged_at.into(),
-                fact.escalated.into(),
-                i64::from(fact.unacknowledged).into(),
-                fact.outcome.into(),
-            ],
-        ))
-        .await
+        let statement = upsert(alert, network, fact);
+        self.engine.write(vec![statement]).await.map(drop)
+    }
+
+    /// The statement that writes `fact` (not a dead letter's).
+    async fn upsert_statement(&self, fact: Fact) -> Result<super::Statement, StoreError> {
+        let alert = self.pseudonym(&fact.publisher, &fact.alert_id).await?;
+        let network = fact.network.clone().unwrap_or_default();
+        Ok(upsert(alert, network, fact))
     }
 
     /// The pseudonym of `publisher`'s alert `id`: the first 16 bytes, in
@@ -362,4 +402,26 @@ fn report_fact(mut row: Row) -> Result<ReportFact, StoreError> {
         unacknowledged: row.int(11)? != 0,
         outcome: row.text_or_null(12)?,
     })
+}
+
+/// The upsert of `fact` as the row of `alert` in `network`.
+fn upsert(alert: String, network: String, fact: Fact) -> super::Statement {
+    (
+        UPSERT,
+        vec![
+            alert.into(),
+            network.into(),
+            fact.publisher.into(),
+            fact.departement.into(),
+            fact.kind.into(),
+            fact.received_at.into(),
+            fact.delivered_at.into(),
+            fact.bounced_at.into(),
+            fact.dead_reason.into(),
+            fact.acknowledged_at.into(),
+            fact.escalated.into(),
+            i64::from(fact.unacknowledged).into(),
+            fact.outcome.into(),
+        ],
+    )
 }
