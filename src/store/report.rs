@@ -209,7 +209,7 @@ const UPSERT: &str = "INSERT INTO report_facts
 
 /// Facts noted and not written yet: beyond, a fact is dropped (and
 /// logged) rather than memory growing while the store lags.
-pub(super) const FACTS_QUEUE: usize = 16_384;
+pub(super) const FACTS_QUEUE: usize = 4096;
 /// Most facts written in one transaction.
 const FACTS_BATCH: usize = 512;
 
@@ -222,14 +222,10 @@ pub(super) async fn write_facts(store: Store, mut facts: mpsc::Receiver<Fact>) {
         let mut statements = Vec::with_capacity(batch.len());
         for fact in batch.drain(..) {
             let (publisher, alert_id) = (fact.publisher.clone(), fact.alert_id.clone());
-            // A dead letter reads the alert's rows first: on its own.
-            let written = if fact.network.is_none() {
-                store.fact(fact).await
-            } else {
-                store.upsert_statement(fact).await.map(|statement| {
-                    statements.push(statement);
-                })
-            };
+            let written = store
+                .statements(fact)
+                .await
+                .map(|written| statements.extend(written));
             if let Err(error) = written {
                 tracing::warn!(%alert_id, publisher, %error,
                     "cannot write a fact of the yearly report; the report will miss it");
@@ -274,22 +270,41 @@ impl Store {
     /// # Errors
     /// [`StoreError`] if the store's key cannot be read or the write failed.
     pub async fn fact(&self, fact: Fact) -> Result<(), StoreError> {
+        let statements = self.statements(fact).await?;
+        self.engine.write(statements).await.map(drop)
+    }
+
+    /// The statements that write `fact`, in one transaction with others.
+    /// A dead letter marks the rows of the networks the alert went to, or,
+    /// when it has none, makes its row of no network.
+    async fn statements(&self, fact: Fact) -> Result<Vec<super::Statement>, StoreError> {
         let alert = self.pseudonym(&fact.publisher, &fact.alert_id).await?;
-        let Some(network) = fact.network.clone() else {
-            // A dead letter: on the rows of the networks the alert went to.
-            let changed = self
-                .engine
-                .execute(
-                    "UPDATE report_facts SET dead_reason = $2 WHERE alert = $1",
-                    vec![alert.as_str().into(), fact.dead_reason.clone().into()],
-                )
-                .await?;
-            if changed > 0 {
-                return Ok(());
-            }
-            return self.upsert(alert, String::new(), fact).await;
-        };
-        self.upsert(alert, network, fact).await
+        if fact.network.is_some() {
+            let network = fact.network.clone().unwrap_or_default();
+            return Ok(vec![upsert(alert, network, fact)]);
+        }
+        Ok(vec![
+            (
+                "UPDATE report_facts SET dead_reason = $2 WHERE alert = $1",
+                vec![alert.as_str().into(), fact.dead_reason.clone().into()],
+            ),
+            (
+                "INSERT INTO report_facts
+                     (alert, network, publisher, departement, kind, received_at, dead_reason,
+                      escalated, unacknowledged)
+                 SELECT CAST($1 AS TEXT), '', CAST($2 AS TEXT), CAST($3 AS TEXT),
+                        CAST($4 AS TEXT), CAST($5 AS BIGINT), CAST($6 AS TEXT), 0, 0
+                 WHERE NOT EXISTS (SELECT 1 FROM report_facts WHERE alert = CAST($1 AS TEXT))",
+                vec![
+                    alert.into(),
+                    fact.publisher.into(),
+                    fact.departement.into(),
+                    fact.kind.into(),
+                    fact.received_at.into(),
+                    fact.dead_reason.into(),
+                ],
+            ),
+        ])
     }
 
     /// Records that `alert`'s email to `network` bounced at `at` (the
@@ -304,19 +319,6 @@ impl Store {
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         self.fact(Fact::bounced(alert, network, at)).await
-    }
-
-    /// Writes `fact` on its own.
-    async fn upsert(&self, alert: String, network: String, fact: Fact) -> Result<(), StoreError> {
-        let statement = upsert(alert, network, fact);
-        self.engine.write(vec![statement]).await.map(drop)
-    }
-
-    /// The statement that writes `fact` (not a dead letter's).
-    async fn upsert_statement(&self, fact: Fact) -> Result<super::Statement, StoreError> {
-        let alert = self.pseudonym(&fact.publisher, &fact.alert_id).await?;
-        let network = fact.network.clone().unwrap_or_default();
-        Ok(upsert(alert, network, fact))
     }
 
     /// The pseudonym of `publisher`'s alert `id`: the first 16 bytes, in
