@@ -115,6 +115,20 @@ fn bounces_in_audit(world: &World, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// As [`bounces_in_audit`], once the failure is recorded as sent on (a
+/// moment after the email that sends it on: its record follows).
+async fn bounces_sent_on(world: &World, id: &str) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let lines = bounces_in_audit(world, id);
+        let sent_on = lines.iter().any(|line| line.contains(", sent on "));
+        if sent_on || tokio::time::Instant::now() >= deadline {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn world_reading_bounces() -> (World, u16) {
     let metrics = SmtpServer::free_port().await;
     let listen = format!("127.0.0.1:{metrics}");
@@ -233,7 +247,7 @@ async fn a_closed_mailbox_s_bounce_sends_the_alert_to_the_deputy_at_once_and_onc
     let mut with_time = told[0].1.clone();
     with_time["at"] = json!("2026-12-06T08:12:03Z");
     assert!(schema.is_valid(&with_time), "{with_time}");
-    let audit = bounces_in_audit(&world, "SOS75-BOUNCE");
+    let audit = bounces_sent_on(&world, "SOS75-BOUNCE").await;
     assert_eq!(audit.len(), 1, "{audit:?}");
     assert!(
         audit[0].starts_with("SOS75-BOUNCE\tcamille\tbounced failed 5.1.1, sent on "),
@@ -320,7 +334,7 @@ async fn without_a_deputy_the_fallback_has_it_and_a_delay_only_shows() {
         "{}",
         both[1].text()
     );
-    let audit = bounces_in_audit(&world, "SOS75-BOUNCE-2");
+    let audit = bounces_sent_on(&world, "SOS75-BOUNCE-2").await;
     assert_eq!(audit.len(), 2, "{audit:?}");
     assert!(
         audit[0].starts_with("SOS75-BOUNCE-2\tdominique\tbounced delayed 4.4.1\t")

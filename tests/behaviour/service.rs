@@ -221,7 +221,7 @@ async fn sigterm_ends_relais_waiting_for_a_store_that_cannot_be_reached() {
     .await;
 
     assert!(exit.success(), "{exit:?}\n{logs}");
-    assert!(took < Duration::from_secs(5), "{took:?}\n{logs}");
+    assert!(took < Duration::from_secs(10), "{took:?}\n{logs}");
     assert!(
         logs.contains("stopped while waiting for the store"),
         "{logs}"
@@ -241,7 +241,7 @@ async fn sigterm_ends_relais_waiting_for_a_broker_that_cannot_be_reached() {
     .await;
 
     assert!(exit.success(), "{exit:?}\n{logs}");
-    assert!(took < Duration::from_secs(5), "{took:?}\n{logs}");
+    assert!(took < Duration::from_secs(10), "{took:?}\n{logs}");
     world.cleanup().await;
 }
 
@@ -270,10 +270,11 @@ async fn sigterm_ends_relais_draining_an_email_the_server_never_answers_within_i
     let took = asked.elapsed();
     world.smtp.drop_held();
 
-    // Assert: ended within its 2 s and the grace; the alert is still
-    // queued for the next relais.
+    // Assert: ended within its 2 s and the 5 s of grace (with room for a
+    // loaded machine), not after the 10 min an email's end may take; the
+    // alert is still queued for the next relais.
     let logs = logs.all();
-    assert!(took < Duration::from_secs(2 + 5 + 1), "{took:?}\n{logs}");
+    assert!(took < Duration::from_secs(2 + 5 + 5), "{took:?}\n{logs}");
     assert!(exit.code().is_some(), "{exit:?}\n{logs}");
     assert_eq!(world.wait_for_depth(&world.queue, 1, WAIT).await, 1);
     world.cleanup().await;
