@@ -552,7 +552,15 @@ async fn postfix_bounces_a_closed_mailbox_and_a_failure_after_its_250_back_to_re
     )
     .await;
     let app = world.spawn();
-    world.wait_for_depth(&world.queue, 0, WAIT).await;
+    // The pipe runs relais as another user: the store's files must exist
+    // (relais opened them) before they are opened to every user.
+    let db = world.dir.path().join("state/relais.db");
+    let opened = tokio::time::Instant::now() + WAIT;
+    while !(db.with_extension("db-wal").exists() && db.with_extension("db-shm").exists())
+        && tokio::time::Instant::now() < opened
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     world.share_with_every_user();
     postfix.pipe_bounces_to(&world);
 
