@@ -210,8 +210,9 @@ const UPSERT: &str = "INSERT INTO report_facts
 /// Facts noted and not written yet: beyond, a fact is dropped (and
 /// logged) rather than memory growing while the store lags.
 pub(super) const FACTS_QUEUE: usize = 4096;
-/// Most facts written in one transaction.
-const FACTS_BATCH: usize = 512;
+/// Most facts written in one transaction: short, so that a batch of
+/// facts never holds the store long beside the deliveries' records.
+const FACTS_BATCH: usize = 64;
 
 /// Writes the facts noted on a store (see [`Store::note`]), those that
 /// have arrived together in one transaction, until every handle that
