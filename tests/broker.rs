@@ -10,7 +10,7 @@ use relais_testkit as support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use support::{Broker, REGISTRY, World, rabbitmqctl};
+use support::{Broker, REGISTRY, StoppedBroker, World, rabbitmqctl};
 
 static BROKER_FAULTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -91,12 +91,7 @@ async fn every_connection_force_closed_in_the_middle_of_500_alerts_loses_none_an
 #[tokio::test]
 async fn the_broker_restarted_in_the_middle_of_500_alerts_loses_none_and_doubles_none() {
     let _alone = BROKER_FAULTS.lock().await;
-    stream_survives(|| {
-        rabbitmqctl(&["stop_app"]);
-        rabbitmqctl(&["start_app"]);
-        rabbitmqctl(&["await_startup"]);
-    })
-    .await;
+    stream_survives(|| StoppedBroker::stop().start()).await;
 }
 
 /// Polls `/readyz` until it answers `status`, at most `within`.
@@ -124,7 +119,7 @@ async fn readiness_turns_503_while_the_broker_is_down_and_200_when_it_is_back() 
     let app = world.spawn();
     readyz_becomes(port, 200, Duration::from_secs(20)).await;
 
-    tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"]))
+    let stopped = tokio::task::spawn_blocking(StoppedBroker::stop)
         .await
         .unwrap();
     let down = readyz_becomes(port, 503, Duration::from_secs(20)).await;
@@ -151,12 +146,9 @@ async fn readiness_turns_503_while_the_broker_is_down_and_200_when_it_is_back() 
         "alive all the same"
     );
 
-    tokio::task::spawn_blocking(|| {
-        rabbitmqctl(&["start_app"]);
-        rabbitmqctl(&["await_startup"]);
-    })
-    .await
-    .unwrap();
+    tokio::task::spawn_blocking(|| stopped.start())
+        .await
+        .unwrap();
     readyz_becomes(port, 200, Duration::from_secs(60)).await;
     let (_, metrics) = support::http_get(port, "/metrics").await;
     assert_eq!(

@@ -62,6 +62,36 @@ pub fn rabbitmqctl(args: &[&str]) {
     );
 }
 
+/// The tests' broker with its application stopped (`rabbitmqctl stop_app`).
+/// Dropped unstarted, as by a failing test, it starts the application again,
+/// so that no test leaves the machine's broker stopped behind it.
+/// (`scripts/rabbitmq` heals what a killed test run leaves.)
+pub struct StoppedBroker {
+    started: bool,
+}
+
+impl StoppedBroker {
+    pub fn stop() -> Self {
+        rabbitmqctl(&["stop_app"]);
+        Self { started: false }
+    }
+
+    /// Starts the application and waits until it has booted.
+    pub fn start(mut self) {
+        self.started = true;
+        rabbitmqctl(&["start_app"]);
+        rabbitmqctl(&["await_startup"]);
+    }
+}
+
+impl Drop for StoppedBroker {
+    fn drop(&mut self) {
+        if !self.started {
+            let _ = rabbitmqctl_command().arg("start_app").status();
+        }
+    }
+}
+
 /// A dead letter as found in `<queue>.dead`.
 #[derive(Debug)]
 pub struct DeadLetter {

@@ -31,7 +31,7 @@ pub mod smtp;
 pub mod spreadsheet;
 pub mod world;
 
-pub use broker::{BROKER, Broker, DeadLetter, broker_url, rabbitmqctl};
+pub use broker::{BROKER, Broker, DeadLetter, StoppedBroker, broker_url, rabbitmqctl};
 pub use ca::TestCa;
 pub use dispatch::DispatchUser;
 pub use fixtures::{
