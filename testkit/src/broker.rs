@@ -134,6 +134,23 @@ impl Broker {
         Self::on(connection).await
     }
 
+    /// As [`Broker::connect_url`], `None` when the broker cannot be
+    /// reached or refuses (a node stopped), instead of failing the test.
+    pub async fn try_connect_url(url: &str) -> Option<Self> {
+        let connection = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .ok()?;
+        let channel = connection.create_channel().await.ok()?;
+        let publisher = Publisher::open(&connection, Duration::from_secs(10))
+            .await
+            .ok()?;
+        Some(Self {
+            connection,
+            channel,
+            publisher,
+        })
+    }
+
     /// The test's connection to a broker speaking TLS.
     pub async fn connect_tls(url: &str, tls: lapin::tcp::OwnedTLSConfig) -> Self {
         let runtime = lapin::runtime::default_runtime().unwrap();
@@ -178,6 +195,26 @@ impl Broker {
             .publish_confirmed(exchange, routing_key, body, properties)
             .await
             .expect("the broker confirms the test publish");
+    }
+
+    /// As [`Broker::publish`], saying when the broker did not confirm
+    /// (a node stopped, the connection cut) instead of failing the test: for
+    /// a publisher that carries on, as a dispatch software does.
+    ///
+    /// # Errors
+    /// The publish's failure.
+    pub async fn try_publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+    ) -> Result<(), relais::amqp::PublishError> {
+        let properties = BasicProperties::default()
+            .with_content_type(ShortString::from("application/json"))
+            .with_delivery_mode(2);
+        self.publisher
+            .publish_confirmed(exchange, routing_key, body, properties)
+            .await
     }
 
     /// Messages in a queue (ready and unacked).
