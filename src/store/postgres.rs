@@ -33,6 +33,15 @@ const POOL_SIZE: usize = 8;
 /// Longest wait for a connection of the pool (PostgreSQL unreachable: the
 /// caller gets an error, and relais holds the alert).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long what relais sent to PostgreSQL may stay unacknowledged by the
+/// server's TCP before the connection is closed (`TCP_USER_TIMEOUT`, RFC
+/// 5482). A link that went silent (a partition, a dead switch) otherwise
+/// holds a statement for the kernel's retransmissions, some 15 minutes;
+/// with it, the statement fails within seconds: a delivery's record is
+/// said failed and the alert acknowledged to the broker while this relais
+/// still holds the lease (half of it), instead of the alert going back to
+/// the queue and its référents being emailed again by the standby.
+const SILENT_LINK: Duration = Duration::from_secs(5);
 
 /// The advisory lock key under which the schema is migrated ("relais" in
 /// ASCII).
@@ -63,6 +72,7 @@ fn reach(
         |message: String| postgres_error(&settings.describe(), PostgresCause::Settings(message));
     let mut config = settings.postgres_config().map_err(failed)?;
     config.connect_timeout(CONNECT_TIMEOUT);
+    config.tcp_user_timeout(SILENT_LINK);
     config.application_name(session_name());
     let tls = match &settings.ca_file {
         Some(ca_file) => Some(MakeRustlsConnect::new(

@@ -8,7 +8,13 @@ use std::time::Duration;
 /// `GET path` on a loopback HTTP server: the status code and the body;
 /// status 0 when nothing listens (yet).
 pub async fn http_get(port: u16, path: &str) -> (u16, String) {
-    let (status, response) = http_request(port, "GET", path).await;
+    http_get_at(std::net::Ipv4Addr::LOCALHOST, port, path).await
+}
+
+/// As [`http_get`], at another address (a relais on a host of the test's
+/// own listens on its address there).
+pub async fn http_get_at(address: std::net::Ipv4Addr, port: u16, path: &str) -> (u16, String) {
+    let (status, response) = http_request_at(address, port, "GET", path).await;
     let body = response
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
@@ -20,8 +26,17 @@ pub async fn http_get(port: u16, path: &str) -> (u16, String) {
 /// code and the whole response, head included; status 0 when nothing
 /// listens (yet).
 pub async fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
+    http_request_at(std::net::Ipv4Addr::LOCALHOST, port, method, path).await
+}
+
+async fn http_request_at(
+    address: std::net::Ipv4Addr,
+    port: u16,
+    method: &str,
+    path: &str,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+    let Ok(mut stream) = tokio::net::TcpStream::connect((address, port)).await else {
         return (0, "nothing listens".into());
     };
     let request = format!(
@@ -53,10 +68,15 @@ pub fn sample(metrics: &str, name: &str) -> Option<f64> {
 /// The `role` that `/readyz` on `port` says (`active`, `standby`), once
 /// it is `role`, or the last one seen after a minute.
 pub async fn wait_for_role(port: u16, role: &str) -> String {
+    wait_for_role_at(std::net::Ipv4Addr::LOCALHOST, port, role).await
+}
+
+/// As [`wait_for_role`], at another address.
+pub async fn wait_for_role_at(address: std::net::Ipv4Addr, port: u16, role: &str) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut seen = String::new();
     while tokio::time::Instant::now() < deadline {
-        let (_, body) = http_get(port, "/readyz").await;
+        let (_, body) = http_get_at(address, port, "/readyz").await;
         if let Ok(readiness) = serde_json::from_str::<serde_json::Value>(&body) {
             seen = readiness["role"].as_str().unwrap_or_default().to_owned();
             if seen == role {

@@ -24,6 +24,7 @@ pub mod fixtures;
 pub mod http;
 pub mod mta;
 pub mod national_changes;
+pub mod netns;
 pub mod postgres;
 pub mod process;
 pub mod rabbitmq;
@@ -38,6 +39,6 @@ pub use fixtures::{
     ACK_SECRET, REGISTRY, STREAM_WAIT, TERRITORIES, WAIT, alert, escalating, france, link_in,
     registry_digest, registry_of, unique,
 };
-pub use http::{http_get, http_request, sample, wait_for_role};
+pub use http::{http_get, http_get_at, http_request, sample, wait_for_role, wait_for_role_at};
 pub use process::{Logs, relais_binary, signal, text, wait_exit};
 pub use world::{RunningApp, World, test_store};

@@ -94,16 +94,29 @@ impl Server {
     /// and key `key_pem`, trust authentication for `postgres` from
     /// 127.0.0.1 over TLS only.
     pub fn with_tls(cert_pem: &str, key_pem: &str) -> Self {
-        Self::start(Some((cert_pem, key_pem)))
+        Self::start(Some((cert_pem, key_pem)), false)
     }
 
     /// Starts it without TLS (it answers "no" to a client asking for it),
     /// trust authentication for `postgres` from 127.0.0.1.
     pub fn in_clear() -> Self {
-        Self::start(None)
+        Self::start(None, false)
     }
 
-    fn start(tls: Option<(&str, &str)>) -> Self {
+    /// As [`Server::with_tls`], listening on every address: `postgres`
+    /// trusted over TLS from the test's own hosts (`10.0.0.0/8`:
+    /// [`crate::netns::Host`]), and in clear from 127.0.0.1 (the test's own
+    /// sessions, which make the databases).
+    pub fn with_tls_for_hosts(cert_pem: &str, key_pem: &str) -> Self {
+        Self::start(Some((cert_pem, key_pem)), true)
+    }
+
+    /// The URL of its `postgres` role at `address`, database `name`.
+    pub fn url_at(&self, address: std::net::Ipv4Addr, name: &str) -> String {
+        format!("postgres://postgres@{address}:{}/{name}", self.port)
+    }
+
+    fn start(tls: Option<(&str, &str)>, hosts: bool) -> Self {
         use std::os::unix::fs::PermissionsExt as _;
         use std::os::unix::process::CommandExt as _;
         let bin = std::fs::read_dir("/usr/lib/postgresql")
@@ -156,12 +169,21 @@ impl Server {
             ),
             None => ("hostnossl all postgres 127.0.0.1/32 trust\n", "-c ssl=off"),
         };
+        let (hba, listen) = if hosts {
+            (
+                "host all postgres 127.0.0.1/32 trust\nhostssl all postgres 10.0.0.0/8 trust\n"
+                    .to_owned(),
+                "'*'",
+            )
+        } else {
+            (hba.to_owned(), "127.0.0.1")
+        };
         std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
         let port = crate::rabbitmq::free_port();
         let script = format!(
             r#"
             runuser -u postgres -- "$0" -D "$1/data" -p "$2" -k "$1" \
-              -c listen_addresses=127.0.0.1 {ssl} >"$1/server.log" 2>&1 &
+              -c listen_addresses={listen} {ssl} >"$1/server.log" 2>&1 &
             trap '' TERM
             while kill -0 "$PPID" 2>/dev/null; do sleep 1; done
             kill -TERM $!; wait; rm -rf "$1""#

@@ -144,7 +144,14 @@ impl Node {
 
     /// The URL of the node's default virtual host, as `guest`, in clear.
     pub fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+        self.url_at(std::net::Ipv4Addr::LOCALHOST)
+    }
+
+    /// Its URL at another address of the machine's (a node listening on
+    /// every address, with `loopback_users = none`: for a relais on a host
+    /// of the test's own).
+    pub fn url_at(&self, address: std::net::Ipv4Addr) -> String {
+        format!("amqp://guest:guest@{address}:{}/%2f", self.port)
     }
 }
 

@@ -14,6 +14,7 @@
 //! one write.
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,6 +70,8 @@ pub struct Mail {
     pub data: Vec<u8>,
     /// When the server accepted it.
     pub at: Instant,
+    /// The address of the client that sent it.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl Mail {
@@ -162,6 +165,8 @@ struct State {
 #[derive(Clone)]
 pub struct SmtpServer {
     addr: SocketAddr,
+    /// The client's address, in a session's copy.
+    peer: Option<std::net::IpAddr>,
     state: Arc<Mutex<State>>,
     received: Arc<Notify>,
     released: Arc<Notify>,
@@ -186,20 +191,33 @@ impl SmtpServer {
         Self::start_with(port, None).await
     }
 
+    /// As [`SmtpServer::start`], listening on every address of the
+    /// machine, for a relais on a host of the test's own
+    /// ([`crate::netns::Host`]); [`SmtpServer::port`] is still its port.
+    pub async fn start_on_every_address() -> Self {
+        Self::listening(Ipv4Addr::UNSPECIFIED, 0, None).await
+    }
+
     async fn start_with(port: u16, tls: Option<TlsMode>) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port))
+        Self::listening(Ipv4Addr::LOCALHOST, port, tls).await
+    }
+
+    async fn listening(address: Ipv4Addr, port: u16, tls: Option<TlsMode>) -> Self {
+        let listener = TcpListener::bind((address, port))
             .await
-            .expect("bind a loopback port");
+            .expect("bind a port");
         let server = Self {
             addr: listener.local_addr().expect("a local address"),
+            peer: None,
             state: Arc::default(),
             received: Arc::default(),
             released: Arc::default(),
         };
         let accepting = server.clone();
         tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let session = accepting.clone();
+            while let Ok((stream, peer)) = listener.accept().await {
+                let mut session = accepting.clone();
+                session.peer = Some(peer.ip());
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     // Each reply is its own write; without this, the replies
@@ -708,6 +726,7 @@ impl SmtpServer {
             to: to.to_vec(),
             data,
             at: Instant::now(),
+            peer: self.peer,
         });
         let id = state.mails.len();
         drop(state);

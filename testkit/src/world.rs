@@ -144,6 +144,23 @@ impl World {
         Self::build(registry, smtp, broker, env, &amqp, postgres).await
     }
 
+    /// As [`World::on_cluster_with_store`], with a given SMTP server, and a
+    /// connection of the test's own to `inspect` (a URL of one of the
+    /// brokers that the test reaches whatever the partitions).
+    pub async fn on_brokers_with_server(
+        registry: &str,
+        urls: &[String],
+        inspect: &str,
+        smtp: SmtpServer,
+        env: &[(&str, &str)],
+        postgres: Option<String>,
+    ) -> Self {
+        let broker = Broker::connect_url(inspect).await;
+        let listed: Vec<String> = urls.iter().map(|url| format!("{url:?}")).collect();
+        let amqp = format!("urls = [{}]", listed.join(", "));
+        Self::build(registry, smtp, broker, env, &amqp, postgres).await
+    }
+
     async fn build(
         registry: &str,
         smtp: SmtpServer,
@@ -353,7 +370,17 @@ delays = ["200ms", "400ms"]
     /// As [`World::spawn_binary`], with more settings overridden (e.g. a
     /// second instance's `http.listen`).
     pub fn spawn_binary_with(&self, env: &[(&str, &str)]) -> Child {
-        Command::new(relais_binary())
+        self.spawn_command(Command::new(relais_binary()), env)
+    }
+
+    /// As [`World::spawn_binary_with`], on a host of the test's own: relais
+    /// reaches the machine only through that host's links.
+    pub fn spawn_binary_on(&self, host: &crate::netns::Host, env: &[(&str, &str)]) -> Child {
+        self.spawn_command(host.command(relais_binary()), env)
+    }
+
+    fn spawn_command(&self, mut command: Command, env: &[(&str, &str)]) -> Child {
+        command
             .args(["run", "--config"])
             .arg(&self.config)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
