@@ -62,6 +62,9 @@ const SHAPES: &[(&str, &str, &[&str])] = &[
 
 /// relais's `shutdown_timeout` in the soak's settings (the tests' world).
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a relais may take to exit after SIGTERM: its
+/// `shutdown_timeout`, and a little for the process to end.
+const STOP_WITHIN: Duration = SHUTDOWN_TIMEOUT.saturating_add(Duration::from_secs(5));
 /// How long the count waits, once everything has healed, for the last
 /// alerts (the retry ladder's longest wait is 20 s).
 const SETTLE: Duration = Duration::from_secs(240);
@@ -182,6 +185,26 @@ impl Relais {
         }
         let readiness: serde_json::Value = serde_json::from_str(&body).ok()?;
         readiness["role"].as_str().map(str::to_owned)
+    }
+
+    /// Waits, from `asked` (its SIGTERM), until it exits, at most
+    /// [`STOP_WITHIN`]; past that, it is a breach, and it is killed. It is
+    /// down afterwards.
+    async fn stopped(&mut self, asked: Instant, breaches: &mut Vec<String>) {
+        while !self.exited() && asked.elapsed() < STOP_WITHIN {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !self.exited() {
+            breaches.push(format!(
+                "relais {} did not stop within {SHUTDOWN_TIMEOUT:?} of SIGTERM (its start {})",
+                self.name, self.starts
+            ));
+            let child = self.child.as_mut().expect("running");
+            signal(child, "KILL");
+            let _ = child.wait();
+        }
+        self.child = None;
+        self.terminating = None;
     }
 
     fn exited(&mut self) -> bool {
@@ -361,21 +384,11 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
             false
         });
         for relais in &mut pair {
-            if let Some(asked) = relais.terminating {
-                if relais.exited() {
-                    relais.terminating = None;
-                    relais.child = None;
-                    relais.restart_at = Some(now + Duration::from_secs(1));
-                } else if now.duration_since(asked) > SHUTDOWN_TIMEOUT + Duration::from_secs(5) {
-                    breaches.push(format!(
-                        "relais {} did not stop within {SHUTDOWN_TIMEOUT:?} of SIGTERM (start {})",
-                        relais.name, relais.starts
-                    ));
-                    signal(relais.child.as_ref().unwrap(), "KILL");
-                    relais.terminating = None;
-                    relais.child = None;
-                    relais.restart_at = Some(now + Duration::from_secs(1));
-                }
+            if let Some(asked) = relais.terminating
+                && (relais.exited() || asked.elapsed() >= STOP_WITHIN)
+            {
+                relais.stopped(asked, &mut breaches).await;
+                relais.restart_at = Some(now + Duration::from_secs(1));
             }
             if relais.child.is_none() && relais.restart_at.is_some_and(|at| now >= at) {
                 relais.start(&world, &logs);
@@ -488,18 +501,7 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
     world.smtp.heal();
     for relais in &mut pair {
         if let Some(asked) = relais.terminating {
-            while !relais.exited() && asked.elapsed() < SHUTDOWN_TIMEOUT + Duration::from_secs(5) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            if !relais.exited() {
-                breaches.push(format!(
-                    "relais {} did not stop within {SHUTDOWN_TIMEOUT:?} of SIGTERM (start {})",
-                    relais.name, relais.starts
-                ));
-                signal(relais.child.as_ref().unwrap(), "KILL");
-            }
-            relais.child = None;
-            relais.terminating = None;
+            relais.stopped(asked, &mut breaches).await;
         }
         if relais.child.is_none() {
             relais.start(&world, &logs);
@@ -617,18 +619,8 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
         }
     }
     for relais in &mut pair {
-        let asked = Instant::now();
         signal(relais.child.as_ref().unwrap(), "TERM");
-        while !relais.exited() && asked.elapsed() < SHUTDOWN_TIMEOUT + Duration::from_secs(5) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if !relais.exited() {
-            breaches.push(format!(
-                "relais {} did not stop within {SHUTDOWN_TIMEOUT:?} of SIGTERM at the end",
-                relais.name
-            ));
-            signal(relais.child.as_ref().unwrap(), "KILL");
-        }
+        relais.stopped(Instant::now(), &mut breaches).await;
     }
 
     // The figures.
