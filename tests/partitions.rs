@@ -83,6 +83,23 @@ async fn world_on(host: &Host, node: &Node) -> World {
     world
 }
 
+/// relais started on `host`, its world's alerts published: the world, the
+/// process, and its logs.
+async fn relais_on(host: &Host) -> (World, std::process::Child, support::Logs) {
+    let world = world_on(host, node().await).await;
+    let smtp_host = host.links[MAIL].machine.to_string();
+    let smtp_port = world.smtp.port().to_string();
+    let mut relais = world.spawn_binary_on(
+        host,
+        &[
+            ("RELAIS__SMTP__HOST", &smtp_host),
+            ("RELAIS__SMTP__PORT", &smtp_port),
+        ],
+    );
+    let logs = support::Logs::collect(&mut relais);
+    (world, relais, logs)
+}
+
 /// Each alert's number of emails, and those emailed twice.
 fn per_alert(mails: &[support::smtp::Mail]) -> (usize, Vec<String>) {
     let mut counted: BTreeMap<String, usize> = BTreeMap::new();
@@ -114,19 +131,8 @@ async fn relais_cut_from_the_broker_and_healed_emails_every_alert_once() {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(30);
-    let node = node().await;
     let host = Host::new(2);
-    let world = world_on(&host, node).await;
-    let smtp_host = host.links[MAIL].machine.to_string();
-    let smtp_port = world.smtp.port().to_string();
-    let mut relais = world.spawn_binary_on(
-        &host,
-        &[
-            ("RELAIS__SMTP__HOST", &smtp_host),
-            ("RELAIS__SMTP__PORT", &smtp_port),
-        ],
-    );
-    let logs = support::Logs::collect(&mut relais);
+    let (world, mut relais, logs) = relais_on(&host).await;
 
     // Act: the broker's link cut once 200 alerts are emailed, for
     // `seconds`, then healed.
@@ -165,19 +171,8 @@ async fn relais_cut_from_the_broker_and_healed_emails_every_alert_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relais_cut_from_the_mail_server_in_the_middle_of_a_data_emails_every_alert_once() {
     let _turn = TURN.lock().await;
-    let node = node().await;
     let host = Host::new(2);
-    let world = world_on(&host, node).await;
-    let smtp_host = host.links[MAIL].machine.to_string();
-    let smtp_port = world.smtp.port().to_string();
-    let mut relais = world.spawn_binary_on(
-        &host,
-        &[
-            ("RELAIS__SMTP__HOST", &smtp_host),
-            ("RELAIS__SMTP__PORT", &smtp_port),
-        ],
-    );
-    let logs = support::Logs::collect(&mut relais);
+    let (world, mut relais, logs) = relais_on(&host).await;
 
     // Act: the server holds its answers to the ends of DATA; the link to
     // it is cut with those in flight; the server then drops them unanswered
