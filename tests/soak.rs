@@ -152,6 +152,19 @@ struct Relais {
 }
 
 impl Relais {
+    /// Not started yet, with a port of its own for `/readyz`.
+    async fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            port: support::smtp::SmtpServer::free_port().await,
+            child: None,
+            starts: 0,
+            frozen: false,
+            terminating: None,
+            restart_at: None,
+        }
+    }
+
     fn start(&mut self, world: &World, logs: &std::path::Path) {
         let listen = format!("127.0.0.1:{}", self.port);
         let mut child = world.spawn_binary_with(&[("RELAIS__HTTP__LISTEN", &listen)]);
@@ -323,26 +336,7 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
     world.set_retry_delays(&["1s", "5s", "20s"]);
     world.smtp.keep_headers_only();
     world.smtp.set_latency(Duration::from_millis(2));
-    let mut pair = [
-        Relais {
-            name: "a",
-            port: support::smtp::SmtpServer::free_port().await,
-            child: None,
-            starts: 0,
-            frozen: false,
-            terminating: None,
-            restart_at: None,
-        },
-        Relais {
-            name: "b",
-            port: support::smtp::SmtpServer::free_port().await,
-            child: None,
-            starts: 0,
-            frozen: false,
-            terminating: None,
-            restart_at: None,
-        },
-    ];
+    let mut pair = [Relais::new("a").await, Relais::new("b").await];
     pair[0].start(&world, &logs);
     assert_eq!(wait_for_role(pair[0].port, "active").await, "active");
     pair[1].start(&world, &logs);
