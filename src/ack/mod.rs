@@ -305,13 +305,24 @@ impl Pages {
         })
     }
 
+    /// The network of the link's référent, as the registry says now: what
+    /// an acknowledgement counts for when its email's record is not (yet)
+    /// in the store.
+    fn network_of(&self, link: &Link) -> Option<String> {
+        let registry = self.registry.load();
+        registry
+            .referent(&link.referent_id)
+            .map(|referent| referent.network().to_owned())
+    }
+
     /// The button pressed: the acknowledgement recorded (the first time
     /// told to the association), and the follow-ups offered.
     async fn acknowledge(&self, link: &Link) -> Response {
         let now = OffsetDateTime::now_utc();
+        let network = self.network_of(link);
         let acknowledged = match self
             .store
-            .acknowledge(key(link), &link.referent_id, now)
+            .acknowledge(key(link), &link.referent_id, network.as_deref(), now)
             .await
         {
             Ok(acknowledged) => acknowledged,
@@ -378,9 +389,16 @@ impl Pages {
     /// with it, if it was not), each told to the association once.
     async fn follow_up(&self, link: &Link, follow_up: FollowUp) -> Response {
         let now = OffsetDateTime::now_utc();
+        let network = self.network_of(link);
         let followed = match self
             .store
-            .follow_up(key(link), &link.referent_id, follow_up, now)
+            .follow_up(
+                key(link),
+                &link.referent_id,
+                network.as_deref(),
+                follow_up,
+                now,
+            )
             .await
         {
             Ok(followed) => followed,

@@ -339,8 +339,8 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Records that `referent_id` acknowledged `alert` at `at` (the first
-    /// time stays).
+    /// Records that `referent_id`, of `network` as the registry says now,
+    /// acknowledged `alert` at `at` (the first time stays).
     ///
     /// # Errors
     /// [`StoreError`] if the write failed.
@@ -348,14 +348,19 @@ impl Store {
         &self,
         alert: AlertKey<'_>,
         referent_id: &str,
+        network: Option<&str>,
         at: OffsetDateTime,
     ) -> Result<Acknowledged, StoreError> {
         let first = self
             .engine
-            .execute(ACKNOWLEDGE, acknowledgement(alert, referent_id, at))
+            .execute(
+                ACKNOWLEDGE,
+                acknowledgement(alert, referent_id, network, at),
+            )
             .await?
             == 1;
-        self.acknowledged(alert, referent_id, at, first).await
+        self.acknowledged(alert, referent_id, network, at, first)
+            .await
     }
 
     /// Records that `referent_id` did `follow_up` about `alert` at `at`,
@@ -369,6 +374,7 @@ impl Store {
         &self,
         alert: AlertKey<'_>,
         referent_id: &str,
+        network: Option<&str>,
         follow_up: FollowUp,
         at: OffsetDateTime,
     ) -> Result<FollowedUp, StoreError> {
@@ -386,7 +392,10 @@ impl Store {
             last = Some(follow_up_code(&row.text(0)?)?);
         }
         let recorded = last != Some(follow_up);
-        let mut statements = vec![(ACKNOWLEDGE, acknowledgement(alert, referent_id, at))];
+        let mut statements = vec![(
+            ACKNOWLEDGE,
+            acknowledgement(alert, referent_id, network, at),
+        )];
         if recorded {
             statements.push((
                 "INSERT INTO follow_ups (publisher, alert_id, referent_id, outcome, recorded_at)
@@ -403,18 +412,21 @@ impl Store {
         let changed = self.engine.write(statements).await?;
         let first = changed.first() == Some(&1);
         Ok(FollowedUp {
-            acknowledged: self.acknowledged(alert, referent_id, at, first).await?,
+            acknowledged: self
+                .acknowledged(alert, referent_id, network, at, first)
+                .await?,
             recorded,
         })
     }
 
     /// What an acknowledgement of `alert` by `referent_id` at `at`
-    /// changed: its network, as recorded with its email, and how long the
-    /// network waited for it.
+    /// changed: its network, as recorded with its email (else `network`,
+    /// the registry's), and how long the network waited for it.
     async fn acknowledged(
         &self,
         alert: AlertKey<'_>,
         referent_id: &str,
+        network: Option<&str>,
         at: OffsetDateTime,
         first: bool,
     ) -> Result<Acknowledged, StoreError> {
@@ -433,7 +445,8 @@ impl Store {
         let network = emails
             .iter()
             .find(|(referent, _, _)| referent == referent_id)
-            .and_then(|(_, network, _)| network.clone());
+            .and_then(|(_, network, _)| network.clone())
+            .or_else(|| network.map(str::to_owned));
         let since = emails
             .iter()
             .filter(|(_, other, _)| *other == network)
@@ -663,10 +676,11 @@ impl Store {
         let rows = self
             .engine
             .read(
-                "SELECT DISTINCT d.network FROM acknowledgements a
-                 JOIN deliveries d ON d.alert_id = a.alert_id AND d.referent_id = a.referent_id
-                                  AND d.publisher = a.publisher
-                 WHERE a.alert_id = $1 AND a.publisher IN ($2, '') AND d.network IS NOT NULL
+                "SELECT DISTINCT COALESCE(d.network, a.network) FROM acknowledgements a
+                 LEFT JOIN deliveries d ON d.alert_id = a.alert_id AND d.referent_id = a.referent_id
+                                       AND d.publisher = a.publisher
+                 WHERE a.alert_id = $1 AND a.publisher IN ($2, '')
+                   AND COALESCE(d.network, a.network) IS NOT NULL
                    AND NOT EXISTS (SELECT 1 FROM handbacks h
                                    WHERE h.alert_id = a.alert_id AND h.publisher = a.publisher
                                      AND h.referent_id = a.referent_id)",
@@ -854,10 +868,11 @@ impl Store {
                  WHERE d.delivered_at >= $1 AND d.network IS NOT NULL
                    AND NOT EXISTS (
                        SELECT 1 FROM acknowledgements a
-                       JOIN deliveries o ON o.alert_id = a.alert_id AND o.referent_id = a.referent_id
-                                        AND o.publisher = a.publisher
+                       LEFT JOIN deliveries o ON o.alert_id = a.alert_id
+                                             AND o.referent_id = a.referent_id
+                                             AND o.publisher = a.publisher
                        WHERE a.alert_id = d.alert_id AND a.publisher IN (d.publisher, '')
-                         AND o.network = d.network
+                         AND COALESCE(o.network, a.network) = d.network
                          AND NOT EXISTS (SELECT 1 FROM handbacks h
                                          WHERE h.alert_id = a.alert_id
                                            AND h.publisher = a.publisher
@@ -925,15 +940,21 @@ impl Store {
 
 /// An acknowledgement, recorded once (the first time stays).
 const ACKNOWLEDGE: &str =
-    "INSERT INTO acknowledgements (publisher, alert_id, referent_id, acknowledged_at)
-     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+    "INSERT INTO acknowledgements (publisher, alert_id, referent_id, acknowledged_at, network)
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
 
-fn acknowledgement(alert: AlertKey<'_>, referent_id: &str, at: OffsetDateTime) -> Vec<Value> {
+fn acknowledgement(
+    alert: AlertKey<'_>,
+    referent_id: &str,
+    network: Option<&str>,
+    at: OffsetDateTime,
+) -> Vec<Value> {
     vec![
         alert.publisher.into(),
         alert.id.into(),
         referent_id.into(),
         at.into(),
+        network.into(),
     ]
 }
 

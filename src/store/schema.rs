@@ -428,6 +428,15 @@ pub const STEPS: &[Step] = &[
                    );
                    CREATE INDEX report_facts_by_time ON report_facts (received_at);",
     },
+    // 16. The network of the référent who acknowledged, as the registry
+    //     said at the click: the acknowledgement stops its network's chain
+    //     even when its email's record is not in the store (a click before
+    //     the group commit, or a record lost with the store between the
+    //     server's "250" and its write). NULL: recorded before.
+    Step {
+        sqlite: "ALTER TABLE acknowledgements ADD COLUMN network TEXT;",
+        postgres: "ALTER TABLE acknowledgements ADD COLUMN network TEXT;",
+    },
 ];
 
 /// The first relais with a PostgreSQL store created the whole schema of

@@ -197,6 +197,7 @@ conformance!(
     declared_absences_are_forgotten_once_ended_or_cancelled_longer_ago_than_the_retention,
     each_delivery_keeps_what_its_alert_said_of_consent,
     a_hand_back_is_kept_until_done_and_its_referent_no_longer_counts_as_acknowledging,
+    an_acknowledgement_counts_for_its_network_though_its_email_was_never_recorded,
     parameters_bind_by_their_numbers_whatever_their_order_in_the_statement,
     a_registry_is_kept_once_and_the_last_one_published_is_the_fleet_s,
     each_delivery_names_the_registry_that_routed_it,
@@ -327,14 +328,14 @@ async fn pruning_forgets_only_what_is_older_than_the_retention(place: &Place) {
         .record(delivery("NEW", "r", new), DIGEST)
         .await
         .unwrap();
-    store.acknowledge(key("OLD"), "r", old).await.unwrap();
-    store.acknowledge(key("NEW"), "r", new).await.unwrap();
+    store.acknowledge(key("OLD"), "r", None, old).await.unwrap();
+    store.acknowledge(key("NEW"), "r", None, new).await.unwrap();
     store
-        .follow_up(key("OLD"), "r", FollowUp::Refus, old)
+        .follow_up(key("OLD"), "r", None, FollowUp::Refus, old)
         .await
         .unwrap();
     store
-        .follow_up(key("NEW"), "r", FollowUp::Refus, new)
+        .follow_up(key("NEW"), "r", None, FollowUp::Refus, new)
         .await
         .unwrap();
     store
@@ -390,9 +391,17 @@ async fn an_acknowledgement_counts_for_its_network_and_the_chain_state_is_kept(p
         .await
         .unwrap();
 
-    let acknowledged = store.acknowledge(key("A-1"), "ccas-14", now).await.unwrap();
+    let acknowledged = store
+        .acknowledge(key("A-1"), "ccas-14", None, now)
+        .await
+        .unwrap();
     let again = store
-        .acknowledge(key("A-1"), "ccas-14", now + time::Duration::minutes(1))
+        .acknowledge(
+            key("A-1"),
+            "ccas-14",
+            None,
+            now + time::Duration::minutes(1),
+        )
         .await
         .unwrap();
 
@@ -480,7 +489,10 @@ async fn pending_alerts_are_grouped_by_network_oldest_first(place: &Place) {
     let mut no_network = delivery("D-4", "ccas-13", at(1));
     no_network.network = None;
     store.record(no_network, DIGEST).await.unwrap();
-    store.acknowledge(key("C-3"), "ccas-13", now).await.unwrap();
+    store
+        .acknowledge(key("C-3"), "ccas-13", None, now)
+        .await
+        .unwrap();
 
     let pending = store.pending(now - time::Duration::days(1)).await.unwrap();
 
@@ -745,7 +757,10 @@ async fn two_publishers_may_use_one_id_and_neither_sees_the_other_s_records(plac
         .await
         .unwrap();
 
-    let acknowledged = store.acknowledge(other, "ccas-13", now).await.unwrap();
+    let acknowledged = store
+        .acknowledge(other, "ccas-13", None, now)
+        .await
+        .unwrap();
 
     assert_eq!(
         store.served(key("A-1")).await.unwrap(),
@@ -848,19 +863,19 @@ async fn a_follow_up_acknowledges_and_the_last_choice_of_each_referent_stands(pl
         .unwrap();
 
     let first = store
-        .follow_up(key("A-1"), "ccas-13", FollowUp::Oriente, at(0))
+        .follow_up(key("A-1"), "ccas-13", None, FollowUp::Oriente, at(0))
         .await
         .unwrap();
     let same = store
-        .follow_up(key("A-1"), "ccas-13", FollowUp::Oriente, at(1))
+        .follow_up(key("A-1"), "ccas-13", None, FollowUp::Oriente, at(1))
         .await
         .unwrap();
     let changed = store
-        .follow_up(key("A-1"), "ccas-13", FollowUp::Injoignable, at(2))
+        .follow_up(key("A-1"), "ccas-13", None, FollowUp::Injoignable, at(2))
         .await
         .unwrap();
     let within_the_second = store
-        .follow_up(key("A-1"), "ccas-13", FollowUp::HorsPerimetre, at(2))
+        .follow_up(key("A-1"), "ccas-13", None, FollowUp::HorsPerimetre, at(2))
         .await
         .unwrap();
 
@@ -928,24 +943,24 @@ async fn a_referent_sees_who_of_their_network_acknowledged_first_and_its_last_fo
 
     // Another network acts first: it is not the ccas's.
     store
-        .follow_up(key("A-1"), "caf-75", FollowUp::Refus, at(1))
+        .follow_up(key("A-1"), "caf-75", None, FollowUp::Refus, at(1))
         .await
         .unwrap();
     store
-        .acknowledge(key("A-1"), "ccas-13", at(2))
+        .acknowledge(key("A-1"), "ccas-13", None, at(2))
         .await
         .unwrap();
     store
-        .acknowledge(key("A-1"), "ccas-14", at(3))
+        .acknowledge(key("A-1"), "ccas-14", None, at(3))
         .await
         .unwrap();
     let acknowledged = store.handling(key("A-1"), "ccas-14").await.unwrap();
     store
-        .follow_up(key("A-1"), "ccas-14", FollowUp::Injoignable, at(4))
+        .follow_up(key("A-1"), "ccas-14", None, FollowUp::Injoignable, at(4))
         .await
         .unwrap();
     store
-        .follow_up(key("A-1"), "ccas-13", FollowUp::ContactEtabli, at(5))
+        .follow_up(key("A-1"), "ccas-13", None, FollowUp::ContactEtabli, at(5))
         .await
         .unwrap();
 
@@ -1258,6 +1273,41 @@ async fn each_delivery_keeps_what_its_alert_said_of_consent(place: &Place) {
     assert_eq!(kept(audit.since(now).await.unwrap()), expected[1..]);
 }
 
+/// The acknowledgement page can be clicked before its email's record is
+/// written (the group commit) or when that record was lost (the store
+/// went away between the server's "250" and the record): the network
+/// the pages found the référent in counts, so that the chain stops.
+async fn an_acknowledgement_counts_for_its_network_though_its_email_was_never_recorded(
+    place: &Place,
+) {
+    // Arrange: A-1's email to ccas-13 was sent, its record lost; B-2's
+    // email to caf-75 was recorded.
+    let store = place.open().await;
+    let at = now();
+    let mut recorded = delivery("B-2", "caf-75", at);
+    recorded.network = Some("caf".into());
+    store.record(recorded, DIGEST).await.unwrap();
+
+    // Act: both acknowledged from their links; B-2's page named another
+    // network (the registry changed since): the email's record wins.
+    let first = store
+        .acknowledge(key("A-1"), "ccas-13", Some("ccas"), at)
+        .await
+        .unwrap();
+    store
+        .acknowledge(key("B-2"), "caf-75", Some("cpam"), at)
+        .await
+        .unwrap();
+    let a1 = store.acknowledged_networks(key("A-1")).await.unwrap();
+    let b2 = store.acknowledged_networks(key("B-2")).await.unwrap();
+
+    // Assert
+    assert!(first.first);
+    assert_eq!(first.network.as_deref(), Some("ccas"));
+    assert_eq!(a1, ["ccas"]);
+    assert_eq!(b2, ["caf"]);
+}
+
 async fn a_hand_back_is_kept_until_done_and_its_referent_no_longer_counts_as_acknowledging(
     place: &Place,
 ) {
@@ -1279,7 +1329,7 @@ async fn a_hand_back_is_kept_until_done_and_its_referent_no_longer_counts_as_ack
         )
         .await
         .unwrap();
-    store.acknowledge(key("A-1"), "r1", at).await.unwrap();
+    store.acknowledge(key("A-1"), "r1", None, at).await.unwrap();
 
     // Act
     let first = store.hand_back(key("A-1"), "r1", at).await.unwrap();
@@ -1288,7 +1338,7 @@ async fn a_hand_back_is_kept_until_done_and_its_referent_no_longer_counts_as_ack
     let acknowledging = store.acknowledged_networks(key("A-1")).await.unwrap();
     store.hand_back_done(&due[0], at).await.unwrap();
     let after = store.hand_backs_due().await.unwrap();
-    store.acknowledge(key("A-1"), "r2", at).await.unwrap();
+    store.acknowledge(key("A-1"), "r2", None, at).await.unwrap();
     let by_the_other = store.acknowledged_networks(key("A-1")).await.unwrap();
 
     // Assert
