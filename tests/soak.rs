@@ -2,22 +2,31 @@
 //! asked, and then the count.
 //!
 //! The deployment's shape: a three-node RabbitMQ cluster of the test's own,
-//! two relais (active and standby) on one PostgreSQL store, and a mail
-//! server that sometimes stalls or refuses. A publisher sends a steady
-//! stream of alerts of mixed kinds and territories (20 a second unless
-//! told), confirmed, moving to another node when its own stops, as a
-//! dispatch software does. Meanwhile a chaos loop picks, at random moments,
-//! one of: SIGKILL, SIGSTOP (then SIGCONT) or SIGTERM of a relais, a broker
-//! node stopped then started, PostgreSQL restarted, the mail server
-//! stalling past `smtp.timeout` or refusing with 421, a registry reload.
-//! Each lasts a few seconds, so they overlap.
+//! two relais (active and standby) on one PostgreSQL store, sending through
+//! a real Postfix whose content filter is sometimes slow (a delay policy
+//! on the end of DATA, where a before-queue filter holds the reply), which
+//! relays to a test server that counts. Acknowledgement links are on, and
+//! a client clicks those of half the escalating alerts; the others climb
+//! to the network's fallback référent after a short wait. A publisher
+//! sends a steady stream of alerts of mixed kinds and territories (20 a
+//! second unless told), confirmed, moving to another node when its own
+//! stops, as a dispatch software does. Meanwhile a chaos loop picks, at
+//! random moments, one of: SIGKILL, SIGSTOP (then SIGCONT) or SIGTERM of a
+//! relais, a broker node stopped then started, PostgreSQL restarted,
+//! Postfix stopped then started, its filter slow or stalling past
+//! `smtp.final_reply_timeout`, its next hop refusing with 421, a registry
+//! reload. Each lasts a few seconds, so they overlap.
 //!
 //! Then everything heals, and the soak counts. It fails on any breach:
 //! - an alert lost: some référent of it never emailed, and the alert not in
 //!   `.dead` either;
+//! - an escalation lost (an alert nobody acknowledged whose fallback
+//!   référent was never emailed) or made though the alert was acknowledged
+//!   well before its wait ran out;
 //! - an email sent twice outside RFC 1047's window (a relais killed, frozen
-//!   or cut from its store between the server's "250" and its record of
-//!   it: that window is counted and printed, not a breach);
+//!   or cut from its store, or Postfix stopped or stalling, between the
+//!   server's "250" and the sender's record of it: that window is counted
+//!   and printed, not a breach);
 //! - a queue left with messages;
 //! - a relais that does not answer `/readyz` at the end, or does not stop
 //!   on SIGTERM within its `shutdown_timeout` (during the soak or at the end).
@@ -30,14 +39,15 @@
 
 use relais_testkit as support;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::Child;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use support::mta::Mta;
 use support::rabbitmq::Cluster;
-use support::smtp::Fault;
+use support::smtp::{Fault, Mail, SmtpServer};
 use support::{Broker, REGISTRY, World, signal, wait_for_role};
 
 /// What each alert of the soak must reach: its kind, its commune, and the
@@ -60,14 +70,72 @@ const SHAPES: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// How long an `orientation_sociale` alert waits for an acknowledgement
+/// before it climbs to the fallback référent.
+const ESCALATE_AFTER: Duration = Duration::from_secs(20);
+
+/// The fallback référent of the `ccas` network, who receives the alerts
+/// nobody acknowledged.
+const FALLBACK: &str = "permanence@paris.test";
+
+/// [`REGISTRY`], its `orientation_sociale` alerts escalating after
+/// [`ESCALATE_AFTER`] to [`FALLBACK`].
+fn registry() -> String {
+    let label = "label = \"Orientation sociale\"\n";
+    assert!(REGISTRY.contains(label));
+    let escalating = REGISTRY.replacen(
+        label,
+        &format!(
+            "{label}escalate_after = {{ urgent = \"{}s\" }}\n",
+            ESCALATE_AFTER.as_secs()
+        ),
+        1,
+    );
+    format!(
+        r#"{escalating}
+[[referent]]
+id = "ccas-permanence"
+network = "ccas"
+organisation = "CCAS de Paris, permanence"
+email = "{FALLBACK}"
+fallback = true
+"#
+    )
+}
+
+/// Whether the alert escalates when nobody acknowledges it.
+fn escalates(shape: usize) -> bool {
+    SHAPES[shape].0 == "orientation_sociale"
+}
+
+/// Whether the client acknowledges the `n`th alert: every other round of
+/// the shapes, the escalating ones.
+fn clicked(n: usize) -> bool {
+    escalates(n % SHAPES.len()) && (n / SHAPES.len()).is_multiple_of(2)
+}
+
+fn alert_id(n: usize) -> String {
+    format!("SOAK-{n:07}")
+}
+
+fn alert_number(id: &str) -> Option<usize> {
+    id.strip_prefix("SOAK-")?.parse().ok()
+}
+
 /// relais's `shutdown_timeout` in the soak's settings (the tests' world).
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a relais may take to exit after SIGTERM: its
 /// `shutdown_timeout`, and a little for the process to end.
 const STOP_WITHIN: Duration = SHUTDOWN_TIMEOUT.saturating_add(Duration::from_secs(5));
 /// How long the count waits, once everything has healed, for the last
-/// alerts (the retry ladder's longest wait is 20 s).
-const SETTLE: Duration = Duration::from_secs(240);
+/// alerts (the retry ladder's longest wait is 60 s) and the last
+/// escalation chains (three waits).
+const SETTLE: Duration = Duration::from_secs(300);
+/// relais's `smtp.final_reply_timeout` in the tests' world.
+const FINAL_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How far from a fault, on Postfix's clock (whole seconds), the first
+/// copy of an email sent twice may be for the window to be that fault's.
+const NEAR: Duration = Duration::from_secs(3);
 
 fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -107,27 +175,36 @@ enum Kind {
     Term,
     BrokerNode,
     Postgres,
-    SmtpStall,
-    SmtpRefuse,
+    PostfixStop,
+    FilterSlow,
+    FilterStall,
+    NextHopRefuse,
     Reload,
 }
 
 impl Kind {
-    const ALL: [Kind; 8] = [
+    const ALL: [Kind; 10] = [
         Kind::Kill,
         Kind::Freeze,
         Kind::Term,
         Kind::BrokerNode,
         Kind::Postgres,
-        Kind::SmtpStall,
-        Kind::SmtpRefuse,
+        Kind::PostfixStop,
+        Kind::FilterSlow,
+        Kind::FilterStall,
+        Kind::NextHopRefuse,
         Kind::Reload,
     ];
 
     /// Whether a duplicate whose first copy was accepted near this fault
-    /// is RFC 1047's window (the sender could not record the "250").
+    /// is RFC 1047's window (the sender could not record the "250": it was
+    /// killed, frozen, cut from its store, or gave up waiting; or Postfix
+    /// stopped between its next hop's "250" and its own record).
     fn opens_the_window(self) -> bool {
-        matches!(self, Kind::Kill | Kind::Freeze | Kind::Postgres)
+        matches!(
+            self,
+            Kind::Kill | Kind::Freeze | Kind::Postgres | Kind::PostfixStop | Kind::FilterStall
+        )
     }
 }
 
@@ -138,10 +215,38 @@ struct Happened {
     healed: Option<Instant>,
 }
 
+/// The soak's clock on the wall's: Postfix stamps what it accepted in
+/// whole seconds of the wall clock.
+struct Clocks {
+    instant: Instant,
+    wall: SystemTime,
+}
+
+impl Clocks {
+    fn now() -> Self {
+        Self {
+            instant: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    /// `at` in seconds since the epoch.
+    fn wall(&self, at: Instant) -> f64 {
+        let wall = if at >= self.instant {
+            self.wall + (at - self.instant)
+        } else {
+            self.wall - (self.instant - at)
+        };
+        wall.duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+    }
+}
+
 /// One relais of the pair, restarted as often as the chaos kills it.
 struct Relais {
     name: &'static str,
     port: u16,
+    /// Where it serves the acknowledgement pages.
+    ack_port: u16,
     child: Option<Child>,
     starts: usize,
     frozen: bool,
@@ -152,11 +257,12 @@ struct Relais {
 }
 
 impl Relais {
-    /// Not started yet, with a port of its own for `/readyz`.
+    /// Not started yet, with ports of its own for `/readyz` and the pages.
     async fn new(name: &'static str) -> Self {
         Self {
             name,
-            port: support::smtp::SmtpServer::free_port().await,
+            port: SmtpServer::free_port().await,
+            ack_port: SmtpServer::free_port().await,
             child: None,
             starts: 0,
             frozen: false,
@@ -167,7 +273,11 @@ impl Relais {
 
     fn start(&mut self, world: &World, logs: &std::path::Path) {
         let listen = format!("127.0.0.1:{}", self.port);
-        let mut child = world.spawn_binary_with(&[("RELAIS__HTTP__LISTEN", &listen)]);
+        let pages = format!("127.0.0.1:{}", self.ack_port);
+        let mut child = world.spawn_binary_with(&[
+            ("RELAIS__HTTP__LISTEN", &listen),
+            ("RELAIS__ACK__LISTEN", &pages),
+        ]);
         self.starts += 1;
         let path = logs.join(format!("{}-{}.log", self.name, self.starts));
         let mut stderr = child.stderr.take().expect("stderr is piped");
@@ -228,11 +338,17 @@ impl Relais {
     }
 }
 
-/// What the publisher sent, confirmed by the broker: each alert's id and
-/// shape.
+/// One alert the broker confirmed.
+struct Sent {
+    id: String,
+    shape: usize,
+    at: Instant,
+}
+
+/// What the publisher sent.
 #[derive(Default)]
 struct Published {
-    alerts: Vec<(String, usize)>,
+    alerts: Vec<Sent>,
     reconnections: usize,
 }
 
@@ -255,8 +371,9 @@ async fn publish(
     while Instant::now() < until {
         let shape = n % SHAPES.len();
         let (kind, commune, _) = SHAPES[shape];
-        let id = format!("SOAK-{n:07}");
+        let id = alert_id(n);
         let body = support::alert(&id, kind, commune);
+        let first_try = Instant::now();
         loop {
             if broker.is_none() {
                 broker = Broker::try_connect_url(&urls[node % urls.len()]).await;
@@ -280,11 +397,85 @@ async fn publish(
                 _ => broker = None,
             }
         }
-        published.lock().unwrap().alerts.push((id, shape));
+        published.lock().unwrap().alerts.push(Sent {
+            id,
+            shape,
+            at: first_try,
+        });
         n += 1;
         next += period;
         tokio::time::sleep_until(next).await;
     }
+}
+
+/// What the client did with the links.
+#[derive(Default)]
+struct Clicks {
+    /// Each alert it acknowledged, and when the page said so.
+    acknowledged: HashMap<String, Instant>,
+    /// Clicks that got no "200" (relais down, frozen, or its store), tried
+    /// again on the other relais and later.
+    failed: usize,
+}
+
+/// A référent's click, as soon as the email comes, on the link of each
+/// alert [`clicked`] says to acknowledge: a POST on the page of either
+/// relais (the same link works on both), again every half second, on one
+/// and then the other, until one says "200". Each click goes its own way:
+/// one that waits on a frozen relais holds back no other.
+async fn click(
+    smtp: SmtpServer,
+    pages: [u16; 2],
+    until: Arc<Mutex<bool>>,
+    clicks: Arc<Mutex<Clicks>>,
+) {
+    let mut seen = 0;
+    let mut clicked_once: HashSet<String> = HashSet::new();
+    let mut going = tokio::task::JoinSet::new();
+    while !*until.lock().unwrap() {
+        let mails = smtp.mails_after(seen);
+        seen += mails.len();
+        for mail in mails {
+            let id = mail.alert_id();
+            if !alert_number(&id).is_some_and(clicked) || mail.to == [FALLBACK] {
+                continue;
+            }
+            let Some(path) = mail
+                .link
+                .as_deref()
+                .and_then(|link| Some(link[link.find("/ack/")?..].to_owned()))
+            else {
+                continue;
+            };
+            if !clicked_once.insert(id.clone()) {
+                continue;
+            }
+            let (until, clicks) = (Arc::clone(&until), Arc::clone(&clicks));
+            going.spawn(async move {
+                for turn in 0.. {
+                    let page = pages[turn % 2];
+                    let answer = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        support::http_request(page, "POST", &path),
+                    )
+                    .await;
+                    if matches!(answer, Ok((200, _))) {
+                        let mut clicks = clicks.lock().unwrap();
+                        clicks.acknowledged.insert(id, Instant::now());
+                        return;
+                    }
+                    clicks.lock().unwrap().failed += 1;
+                    if *until.lock().unwrap() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            });
+        }
+        while going.try_join_next().is_some() {}
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    going.join_all().await;
 }
 
 /// A connection to any node that answers.
@@ -299,14 +490,37 @@ async fn any_node(cluster: &Cluster) -> Broker {
     }
 }
 
+/// One copy of an email, as the counting server got it from Postfix.
+struct Copy {
+    /// When Postfix accepted it from relais, in seconds since the epoch
+    /// (its `Received:` field).
+    accepted: Option<i64>,
+    /// Postfix's queue id: two copies with one id are Postfix's own
+    /// delivery made twice, two ids are relais's sending twice.
+    queue_id: Option<String>,
+    at: Instant,
+}
+
+fn copy(mail: &Mail) -> Copy {
+    let parsed = mail.parsed();
+    let received = parsed.received();
+    Copy {
+        accepted: received
+            .and_then(|received| received.date)
+            .map(|date| date.to_timestamp()),
+        queue_id: received.and_then(|received| received.id.as_deref().map(str::to_owned)),
+        at: mail.at,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window() {
     let minutes: f64 = setting("RELAIS_SOAK_MINUTES", 2.0);
     let rate: u32 = setting("RELAIS_SOAK_RATE", 20);
     let seed: u64 = setting(
         "RELAIS_SOAK_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_nanos() as u64,
     );
@@ -322,27 +536,47 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
         logs.display()
     );
 
-    // Arrange: the cluster, the store, the mail server, the pair.
+    // Arrange: the cluster, the store, the pair with their pages, Postfix
+    // in front of the counting server.
     let cluster = tokio::task::spawn_blocking(|| Cluster::start("relais-soak", 3))
         .await
         .unwrap();
-    let world = World::on_cluster_with_store(
-        REGISTRY,
+    let mut pair = [Relais::new("a").await, Relais::new("b").await];
+    let key = logs.join("ack-key");
+    std::fs::write(&key, support::ACK_SECRET).unwrap();
+    let pages = format!("127.0.0.1:{}", pair[0].ack_port);
+    let public = format!("http://{pages}");
+    let mut world = World::on_cluster_with_store(
+        &registry(),
         &cluster.urls(),
-        &[],
+        &[
+            ("RELAIS__ACK__LISTEN", pages.as_str()),
+            ("RELAIS__ACK__PUBLIC_URL", public.as_str()),
+            ("RELAIS__ACK__KEY_FILE", key.to_str().unwrap()),
+        ],
         Some(support::postgres::server()),
     )
     .await;
-    world.set_retry_delays(&["1s", "5s", "20s"]);
-    world.smtp.keep_headers_only();
+    world.set_retry_delays(&["1s", "5s", "20s", "60s"]);
+    world.smtp.keep_headers_and_link("/ack/");
     world.smtp.set_latency(Duration::from_millis(2));
-    let mut pair = [Relais::new("a").await, Relais::new("b").await];
+    let next_hop = world.smtp.port();
+    let postfix: Mta =
+        tokio::task::spawn_blocking(move || support::mta::postfix_relaying_to(next_hop))
+            .await
+            .unwrap();
+    let mail_port = postfix.port("PORT_DELAY_SHORT");
+    postfix.set_end_of_data_delay(mail_port, Duration::ZERO);
+    world
+        .env
+        .push(("RELAIS__SMTP__PORT".to_owned(), mail_port.to_string()));
     pair[0].start(&world, &logs);
     assert_eq!(wait_for_role(pair[0].port, "active").await, "active");
     pair[1].start(&world, &logs);
     assert_eq!(wait_for_role(pair[1].port, "standby").await, "standby");
 
-    // Act: the stream, and the chaos beside it.
+    // Act: the stream, the client, and the chaos beside them.
+    let clocks = Clocks::now();
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(minutes * 60.0);
     let published = Arc::new(Mutex::new(Published::default()));
@@ -353,9 +587,19 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
         until,
         Arc::clone(&published),
     ));
+    let clicks = Arc::new(Mutex::new(Clicks::default()));
+    let client_done = Arc::new(Mutex::new(false));
+    let client = tokio::spawn(click(
+        world.smtp.clone(),
+        [pair[0].ack_port, pair[1].ack_port],
+        Arc::clone(&client_done),
+        Arc::clone(&clicks),
+    ));
     let mut faults: Vec<Happened> = Vec::new();
     let mut breaches: Vec<String> = Vec::new();
     let mut stopped_node: Option<(usize, Instant, usize)> = None;
+    let mut postfix_down: Option<(Instant, usize)> = None;
+    let mut slow_filter: Option<(Instant, usize)> = None;
     let mut thawing: Vec<(usize, Instant, usize)> = Vec::new();
     let mut next_fault = Instant::now() + dice.seconds(2.0, 6.0);
     while Instant::now() < until {
@@ -367,6 +611,20 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
             tokio::task::block_in_place(|| cluster.nodes[node].start_app());
             faults[fault].healed = Some(Instant::now());
             stopped_node = None;
+        }
+        if let Some((at, fault)) = postfix_down
+            && now >= at
+        {
+            tokio::task::block_in_place(|| postfix.ctl("start"));
+            faults[fault].healed = Some(Instant::now());
+            postfix_down = None;
+        }
+        if let Some((at, fault)) = slow_filter
+            && now >= at
+        {
+            postfix.set_end_of_data_delay(mail_port, Duration::ZERO);
+            faults[fault].healed = Some(now);
+            slow_filter = None;
         }
         thawing.retain(|&(which, at, fault)| {
             if now < at {
@@ -455,15 +713,27 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
                     tokio::task::block_in_place(support::postgres::restart);
                     healed = Some(Instant::now());
                 }
-                Kind::SmtpStall => {
-                    // Past smtp.timeout (2 s): relais gives up on them.
-                    let count = 1 + dice.below(6);
-                    world
-                        .smtp
-                        .fail_next(count, Fault::Stall(Duration::from_secs(3)));
-                    healed = Some(now);
+                Kind::PostfixStop => {
+                    if postfix_down.is_some() {
+                        continue;
+                    }
+                    tokio::task::block_in_place(|| postfix.ctl("stop"));
+                    postfix_down = Some((now + dice.seconds(2.0, 12.0), index));
                 }
-                Kind::SmtpRefuse => {
+                Kind::FilterSlow | Kind::FilterStall => {
+                    if slow_filter.is_some() {
+                        continue;
+                    }
+                    // Slow: within smtp.final_reply_timeout. Stalling:
+                    // past it, so relais gives up on each message.
+                    let delay = match kind {
+                        Kind::FilterSlow => dice.seconds(0.2, 1.0),
+                        _ => FINAL_REPLY_TIMEOUT + Duration::from_secs(1),
+                    };
+                    postfix.set_end_of_data_delay(mail_port, delay);
+                    slow_filter = Some((now + dice.seconds(2.0, 10.0), index));
+                }
+                Kind::NextHopRefuse => {
                     let count = 5 + dice.below(40);
                     world
                         .smtp
@@ -481,10 +751,19 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
     }
     publisher.await.unwrap();
 
-    // Heal everything: the node, the frozen, the stopped; the mail server.
+    // Heal everything: the node, the frozen, the stopped; Postfix, its
+    // filter and its next hop.
     let chaos_ended = Instant::now();
     if let Some((node, _, fault)) = stopped_node.take() {
         tokio::task::block_in_place(|| cluster.nodes[node].start_app());
+        faults[fault].healed = Some(Instant::now());
+    }
+    if let Some((_, fault)) = postfix_down.take() {
+        tokio::task::block_in_place(|| postfix.ctl("start"));
+        faults[fault].healed = Some(Instant::now());
+    }
+    if let Some((_, fault)) = slow_filter.take() {
+        postfix.set_end_of_data_delay(mail_port, Duration::ZERO);
         faults[fault].healed = Some(Instant::now());
     }
     for (which, _, fault) in thawing.drain(..) {
@@ -505,23 +784,40 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
         fault.healed.get_or_insert(chaos_ended);
     }
 
-    // Wait until every alert is in one of its two places.
+    // Wait until every alert is in one of its two places, every chain has
+    // ended, and the queues are empty.
     let published = std::mem::take(&mut *published.lock().unwrap());
-    let expected: usize = published
-        .alerts
-        .iter()
-        .map(|(_, shape)| SHAPES[*shape].2.len())
-        .sum();
     let inspect = any_node(&cluster).await;
+    let topology = relais::amqp::Topology::new(&world.settings());
+    let mut queues: Vec<String> = topology.queues().map(str::to_owned).collect();
+    queues.push(format!(
+        "{}.escalation.{}s",
+        world.queue,
+        ESCALATE_AFTER.as_secs()
+    ));
+    // The alerts in `.dead`, with the reason; apart, the escalation steps
+    // in `.dead` (a step whose emails could not be sent).
     let mut dead: BTreeMap<String, String> = BTreeMap::new();
+    let mut dead_steps: BTreeMap<String, String> = BTreeMap::new();
     let deadline = Instant::now() + SETTLE;
+    let mut depths: Vec<(String, u32)>;
     loop {
         for letter in inspect.take_all(&world.dead()).await {
             let alert: serde_json::Value = serde_json::from_slice(&letter.body).unwrap_or_default();
-            dead.insert(
-                alert["id"].as_str().unwrap_or("?").to_owned(),
-                letter.header("x-relais-reason").unwrap_or_default(),
-            );
+            let reason = letter.header("x-relais-reason").unwrap_or_else(|| {
+                // Not relais's: the broker's (its delivery limit, a TTL);
+                // x-death says which.
+                format!(
+                    "none, the broker's: {} in {}",
+                    letter.header("x-first-death-reason").unwrap_or_default(),
+                    letter.header("x-first-death-queue").unwrap_or_default(),
+                )
+            });
+            let id = alert["id"].as_str().unwrap_or("?").to_owned();
+            match letter.header("x-relais-escalation") {
+                Some(step) => dead_steps.insert(id, format!("step {step}: {reason}")),
+                None => dead.insert(id, reason),
+            };
         }
         let emailed: HashSet<(String, String)> = world
             .smtp
@@ -532,84 +828,150 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
                 mail.to.iter().map(move |to| (alert.clone(), to.clone()))
             })
             .collect();
+        let acknowledged: HashSet<String> = clicks
+            .lock()
+            .unwrap()
+            .acknowledged
+            .keys()
+            .cloned()
+            .collect();
         let missing = published
             .alerts
             .iter()
-            .filter(|(id, shape)| {
-                !dead.contains_key(id)
-                    && SHAPES[*shape]
-                        .2
-                        .iter()
-                        .any(|to| !emailed.contains(&(id.clone(), (*to).to_owned())))
+            .filter(|sent| {
+                let reached = |to: &str| emailed.contains(&(sent.id.clone(), to.to_owned()));
+                !dead.contains_key(&sent.id)
+                    && (SHAPES[sent.shape].2.iter().any(|to| !reached(to))
+                        || (escalates(sent.shape)
+                            && !acknowledged.contains(&sent.id)
+                            && !reached(FALLBACK)
+                            && !dead_steps.contains_key(&sent.id)))
             })
             .count();
-        if missing == 0 || Instant::now() > deadline {
+        depths = Vec::new();
+        for queue in &queues {
+            depths.push((queue.clone(), inspect.depth(queue).await));
+        }
+        let empty = depths.iter().all(|(_, depth)| *depth == 0);
+        if (missing == 0 && empty) || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     // Late copies, if any, have a few seconds to show.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    *client_done.lock().unwrap() = true;
+    client.await.unwrap();
+    let clicks = std::mem::take(&mut *clicks.lock().unwrap());
     let settled = chaos_ended.elapsed();
+    for (queue, depth) in depths {
+        if depth != 0 {
+            breaches.push(format!("{queue} holds {depth} messages"));
+        }
+    }
 
     // Assert: the count.
     let mails = world.smtp.mails();
-    let mut per_email: BTreeMap<(String, String), Vec<Instant>> = BTreeMap::new();
+    let mut per_email: BTreeMap<(String, String), Vec<Copy>> = BTreeMap::new();
     for mail in &mails {
         for to in &mail.to {
             per_email
                 .entry((mail.alert_id(), to.clone()))
                 .or_default()
-                .push(mail.at);
+                .push(copy(mail));
         }
     }
-    let known: HashSet<&str> = published.alerts.iter().map(|(id, _)| id.as_str()).collect();
+    let known: HashSet<&str> = published
+        .alerts
+        .iter()
+        .map(|sent| sent.id.as_str())
+        .collect();
     let mut lost = Vec::new();
     let mut partly_dead = Vec::new();
-    for (id, shape) in &published.alerts {
-        let reached = SHAPES[*shape]
-            .2
-            .iter()
-            .filter(|to| per_email.contains_key(&(id.clone(), (**to).to_owned())))
-            .count();
-        match (reached == SHAPES[*shape].2.len(), dead.contains_key(id)) {
+    let mut escalation_lost = Vec::new();
+    let mut escalated_though_acknowledged = Vec::new();
+    let (mut escalated, mut acknowledged_late) = (0, 0);
+    for sent in &published.alerts {
+        let reached = |to: &str| per_email.contains_key(&(sent.id.clone(), to.to_owned()));
+        let referents = SHAPES[sent.shape].2;
+        let all = referents.iter().all(|to| reached(to));
+        match (all, dead.contains_key(&sent.id)) {
             (true, false) => {}
-            (false, true) => {}
-            (true, true) => partly_dead.push(id.clone()),
-            (false, false) => lost.push(id.clone()),
+            (false, true) => continue,
+            (true, true) => partly_dead.push(sent.id.clone()),
+            (false, false) => lost.push(sent.id.clone()),
+        }
+        if !escalates(sent.shape) {
+            if reached(FALLBACK) {
+                escalated_though_acknowledged.push(format!("{} (does not escalate)", sent.id));
+            }
+            continue;
+        }
+        escalated += usize::from(reached(FALLBACK));
+        // Acknowledged well before its wait could have run out (it starts
+        // no sooner than the alert was published), or later.
+        let early = |at: &Instant| *at + Duration::from_secs(1) < sent.at + ESCALATE_AFTER;
+        match clicks.acknowledged.get(&sent.id) {
+            None if !reached(FALLBACK) && !dead_steps.contains_key(&sent.id) => {
+                escalation_lost.push(sent.id.clone());
+            }
+            Some(at) if early(at) && reached(FALLBACK) => {
+                escalated_though_acknowledged.push(sent.id.clone());
+            }
+            Some(at) if !early(at) => acknowledged_late += 1,
+            _ => {}
         }
     }
     let strangers: Vec<_> = per_email
         .keys()
         .filter(|(id, _)| !known.contains(id.as_str()))
         .collect();
+    // Which fault's window a repeat's first copy falls in, on Postfix's
+    // clock.
+    let window = |copies: &[Copy], kinds: &dyn Fn(Kind) -> bool| {
+        let first = copies
+            .iter()
+            .map(|copy| copy.accepted.map_or(clocks.wall(copy.at), |s| s as f64))
+            .fold(f64::INFINITY, f64::min);
+        faults
+            .iter()
+            .find(|fault| {
+                kinds(fault.kind)
+                    && first + NEAR.as_secs_f64() >= clocks.wall(fault.at)
+                    && first <= clocks.wall(fault.healed.unwrap()) + NEAR.as_secs_f64()
+            })
+            .map(|fault| fault.kind)
+    };
     let mut in_window = BTreeMap::<Kind, usize>::new();
+    let mut postfix_repeats = 0;
     let mut doubled = Vec::new();
-    for ((id, to), at) in &per_email {
-        if at.len() < 2 {
+    for ((id, to), copies) in &per_email {
+        let sent_by_relais: HashSet<Option<&str>> =
+            copies.iter().map(|copy| copy.queue_id.as_deref()).collect();
+        let by_postfix = copies.len() - sent_by_relais.len();
+        if by_postfix > 0 {
+            postfix_repeats += by_postfix;
+            if window(copies, &|kind| kind == Kind::PostfixStop).is_none() {
+                doubled.push(format!(
+                    "{id} to {to}: Postfix delivered it {} times",
+                    copies.len()
+                ));
+            }
+        }
+        if sent_by_relais.len() < 2 {
             continue;
         }
-        let first = at.iter().min().unwrap();
-        let window = faults.iter().find(|fault| {
-            fault.kind.opens_the_window()
-                && *first + Duration::from_secs(2) >= fault.at
-                && *first <= fault.healed.unwrap() + Duration::from_secs(2)
-        });
-        match window {
-            Some(fault) => *in_window.entry(fault.kind).or_default() += at.len() - 1,
-            None => doubled.push(format!("{id} to {to}: {} copies", at.len())),
+        match window(copies, &Kind::opens_the_window) {
+            Some(kind) => *in_window.entry(kind).or_default() += sent_by_relais.len() - 1,
+            None => doubled.push(format!(
+                "{id} to {to}: relais sent it {} times",
+                sent_by_relais.len()
+            )),
         }
     }
     for relais in &pair {
         if relais.role().await.is_none() {
             breaches.push(format!("relais {} does not answer /readyz", relais.name));
-        }
-    }
-    let topology = relais::amqp::Topology::new(&world.settings());
-    for queue in topology.queues() {
-        let depth = inspect.depth(queue).await;
-        if depth != 0 {
-            breaches.push(format!("{queue} holds {depth} messages"));
         }
     }
     for relais in &mut pair {
@@ -630,11 +992,27 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
             entry.1.push(at.duration_since(healed));
         }
     }
+    let expected: usize = published
+        .alerts
+        .iter()
+        .map(|sent| SHAPES[sent.shape].2.len())
+        .sum();
+    let escalating = published
+        .alerts
+        .iter()
+        .filter(|sent| escalates(sent.shape))
+        .count();
     let mut report = format!(
         "soak: {:.1} min of chaos, seed {seed}, logs in {}\n\
-         alerts published: {} ({} publisher reconnections); emails expected: {expected}, accepted: {}\n\
+         alerts published: {} ({} publisher reconnections); emails to référents expected: {expected}, \
+         emails accepted (escalations included): {}\n\
          lost: {}; in .dead: {} ({:?}); both emailed and in .dead: {}; emails for unknown alerts: {}\n\
-         emailed twice outside RFC 1047's window: {}; inside it: {:?}\n\
+         escalating alerts: {escalating}; acknowledged by the client: {} ({} of them late), \
+         clicks tried again: {}; escalated to the fallback: {escalated}; \
+         escalation steps in .dead: {} ({:?}); \
+         escalations lost: {}; escalated though acknowledged: {}\n\
+         emailed twice outside RFC 1047's window: {}; inside it: {:?}; \
+         delivered twice by Postfix itself: {postfix_repeats}\n\
          settled {:.1} s after the chaos ended\n\
          faults (count, then time from each one's end to the next email: median, max):\n",
         started.elapsed().as_secs_f64() / 60.0 - settled.as_secs_f64() / 60.0,
@@ -647,6 +1025,13 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
         dead.values().collect::<HashSet<_>>(),
         partly_dead.len(),
         strangers.len(),
+        clicks.acknowledged.len(),
+        acknowledged_late,
+        clicks.failed,
+        dead_steps.len(),
+        dead_steps.values().collect::<HashSet<_>>(),
+        escalation_lost.len(),
+        escalated_though_acknowledged.len(),
         doubled.len(),
         in_window,
         settled.as_secs_f64(),
@@ -669,6 +1054,14 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
     world.cleanup().await;
 
     assert!(lost.is_empty(), "lost: {lost:?}\n{report}");
+    assert!(
+        escalation_lost.is_empty(),
+        "escalations lost: {escalation_lost:?}\n{report}"
+    );
+    assert!(
+        escalated_though_acknowledged.is_empty(),
+        "escalated though acknowledged: {escalated_though_acknowledged:?}\n{report}"
+    );
     assert!(doubled.is_empty(), "emailed twice: {doubled:?}\n{report}");
     assert!(
         partly_dead.is_empty(),

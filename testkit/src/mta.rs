@@ -65,6 +65,21 @@ pub fn exim() -> &'static Mta {
     EXIM.get_or_init(|| Mta::set_up(Kind::Exim, &[("EXIM_PORT_BASE", "26250")]))
 }
 
+/// Another private Postfix, as [`postfix`], that relays every message to
+/// the SMTP server on `127.0.0.1:<port>` instead of delivering it: a real
+/// MTA in the path, in front of a test server that counts. Its own, not
+/// shared: the chaos soak stops and starts it.
+pub fn postfix_relaying_to(port: u16) -> Mta {
+    let relay_to = format!("127.0.0.1:{port}");
+    Mta::set_up(
+        Kind::Postfix,
+        &[
+            ("PF_PORT_BASE", "27250"),
+            ("PF_RELAY_TO", relay_to.as_str()),
+        ],
+    )
+}
+
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("mta").join(name)
 }
@@ -163,6 +178,20 @@ impl Mta {
             ctl.display(),
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// Makes the listener on `port` (one whose end of DATA goes through
+    /// the delay policy, `PORT_DELAY_SHORT` or `PORT_DELAY_LONG`) answer
+    /// the end of each message after `delay`, from now on: a content
+    /// filter that is slow, as a before-queue filter makes the reply wait.
+    pub fn set_end_of_data_delay(&self, port: u16, delay: Duration) {
+        // Written beside, then renamed: the policy never reads half a file.
+        let folder = Path::new(self.value("POLICY"));
+        let next = folder.join(format!(".delay.{port}"));
+        std::fs::write(&next, format!("{:.3}", delay.as_secs_f64()))
+            .expect("write the delay policy's file");
+        std::fs::rename(&next, folder.join(format!("delay.{port}")))
+            .expect("put the delay policy's file in place");
     }
 
     /// Hands the bounces that come back to relais's return paths

@@ -72,6 +72,9 @@ pub struct Mail {
     pub at: Instant,
     /// The address of the client that sent it.
     pub peer: Option<std::net::IpAddr>,
+    /// The link of its text's line that holds the marker given to
+    /// [`SmtpServer::keep_headers_and_link`], kept before its body went.
+    pub link: Option<String>,
 }
 
 impl Mail {
@@ -126,6 +129,9 @@ struct Script {
     /// Keep only each message's header section (for the benchmark's many
     /// thousands of emails).
     headers_only: bool,
+    /// With `headers_only`, keep the link of the text's line that holds
+    /// this marker.
+    link: Option<&'static str>,
     /// Do not offer SMTPUTF8 (RFC 6531).
     no_smtputf8: bool,
     /// Close the connection right after refusing a recipient, as some
@@ -359,9 +365,10 @@ impl SmtpServer {
     /// Back to accepting everything at once.
     pub fn heal(&self) {
         let mut state = self.state.lock().unwrap();
-        let headers_only = state.script.headers_only;
+        let (headers_only, link) = (state.script.headers_only, state.script.link);
         state.script = Script {
             headers_only,
+            link,
             ..Script::default()
         };
     }
@@ -401,6 +408,21 @@ impl SmtpServer {
     /// From now on, keep only the header section of each message.
     pub fn keep_headers_only(&self) {
         self.state.lock().unwrap().script.headers_only = true;
+    }
+
+    /// As [`SmtpServer::keep_headers_only`], and each message's link on
+    /// the line of its text that holds `marker` (e.g. `"/ack/"`), in
+    /// [`Mail::link`]: a client follows it long after.
+    pub fn keep_headers_and_link(&self, marker: &'static str) {
+        let mut state = self.state.lock().unwrap();
+        state.script.headers_only = true;
+        state.script.link = Some(marker);
+    }
+
+    /// The messages accepted after the first `count`.
+    pub fn mails_after(&self, count: usize) -> Vec<Mail> {
+        let state = self.state.lock().unwrap();
+        state.mails.get(count..).unwrap_or_default().to_vec()
     }
 
     pub fn mails(&self) -> Vec<Mail> {
@@ -714,6 +736,13 @@ impl SmtpServer {
     }
 
     fn accept(&self, tls: bool, from: &str, to: &[String], mut data: Vec<u8>) -> String {
+        let marker = self.state.lock().unwrap().script.link;
+        let link = marker.and_then(|marker| {
+            let message = mail_parser::MessageParser::default().parse(&data)?;
+            let text = message.body_text(0)?;
+            let line = text.lines().find(|line| line.contains(marker))?;
+            Some(line[line.find("http")?..].trim().to_owned())
+        });
         let mut state = self.state.lock().unwrap();
         if state.script.headers_only
             && let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n")
@@ -727,6 +756,7 @@ impl SmtpServer {
             data,
             at: Instant::now(),
             peer: self.peer,
+            link,
         });
         let id = state.mails.len();
         drop(state);
