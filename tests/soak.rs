@@ -19,7 +19,8 @@
 //!
 //! Then everything heals, and the soak counts. It fails on any breach:
 //! - an alert lost: some référent of it never emailed, and the alert not in
-//!   `.dead` either;
+//!   `.dead` either; or both emailed and in `.dead` outside RFC 1047's
+//!   window (inside it, Postfix took an email relais thought failed);
 //! - an escalation lost (an alert nobody acknowledged whose fallback
 //!   référent was never emailed) or made though the alert was acknowledged
 //!   well before its wait ran out;
@@ -886,8 +887,25 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
         .iter()
         .map(|sent| sent.id.as_str())
         .collect();
+    // Which fault's window a repeat's first copy falls in, on Postfix's
+    // clock.
+    let window = |copies: &[Copy], kinds: &dyn Fn(Kind) -> bool| {
+        let first = copies
+            .iter()
+            .map(|copy| copy.accepted.map_or(clocks.wall(copy.at), |s| s as f64))
+            .fold(f64::INFINITY, f64::min);
+        faults
+            .iter()
+            .find(|fault| {
+                kinds(fault.kind)
+                    && first + NEAR.as_secs_f64() >= clocks.wall(fault.at)
+                    && first <= clocks.wall(fault.healed.unwrap()) + NEAR.as_secs_f64()
+            })
+            .map(|fault| fault.kind)
+    };
     let mut lost = Vec::new();
     let mut partly_dead = Vec::new();
+    let mut emailed_and_dead_in_window = 0;
     let mut escalation_lost = Vec::new();
     let mut escalated_though_acknowledged = Vec::new();
     let (mut escalated, mut acknowledged_late) = (0, 0);
@@ -898,6 +916,20 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
         match (all, dead.contains_key(&sent.id)) {
             (true, false) => {}
             (false, true) => continue,
+            // Emailed, but relais did not know it: Postfix accepted the
+            // email after relais gave up waiting (or could not record
+            // the "250"), and the retries ran out: RFC 1047's window.
+            (true, true)
+                if referents.iter().any(|to| {
+                    window(
+                        &per_email[&(sent.id.clone(), (*to).to_owned())],
+                        &Kind::opens_the_window,
+                    )
+                    .is_some()
+                }) =>
+            {
+                emailed_and_dead_in_window += 1;
+            }
             (true, true) => partly_dead.push(sent.id.clone()),
             (false, false) => lost.push(sent.id.clone()),
         }
@@ -926,22 +958,6 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
         .keys()
         .filter(|(id, _)| !known.contains(id.as_str()))
         .collect();
-    // Which fault's window a repeat's first copy falls in, on Postfix's
-    // clock.
-    let window = |copies: &[Copy], kinds: &dyn Fn(Kind) -> bool| {
-        let first = copies
-            .iter()
-            .map(|copy| copy.accepted.map_or(clocks.wall(copy.at), |s| s as f64))
-            .fold(f64::INFINITY, f64::min);
-        faults
-            .iter()
-            .find(|fault| {
-                kinds(fault.kind)
-                    && first + NEAR.as_secs_f64() >= clocks.wall(fault.at)
-                    && first <= clocks.wall(fault.healed.unwrap()) + NEAR.as_secs_f64()
-            })
-            .map(|fault| fault.kind)
-    };
     let mut in_window = BTreeMap::<Kind, usize>::new();
     let mut postfix_repeats = 0;
     let mut doubled = Vec::new();
@@ -1006,7 +1022,8 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
         "soak: {:.1} min of chaos, seed {seed}, logs in {}\n\
          alerts published: {} ({} publisher reconnections); emails to référents expected: {expected}, \
          emails accepted (escalations included): {}\n\
-         lost: {}; in .dead: {} ({:?}); both emailed and in .dead: {}; emails for unknown alerts: {}\n\
+         lost: {}; in .dead: {} ({:?}); both emailed and in .dead: {} \
+         (and {emailed_and_dead_in_window} inside RFC 1047's window); emails for unknown alerts: {}\n\
          escalating alerts: {escalating}; acknowledged by the client: {} ({} of them late), \
          clicks tried again: {}; escalated to the fallback: {escalated}; \
          escalation steps in .dead: {} ({:?}); \
