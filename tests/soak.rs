@@ -1089,6 +1089,9 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
     for doubled in doubled.iter().take(20) {
         report.push_str(&format!("  twice outside the window: {doubled}\n"));
     }
+    for breach in &breaches {
+        report.push_str(&format!("  breach: {breach}\n"));
+    }
     eprintln!("{report}");
     std::fs::write(logs.join("report.txt"), &report).unwrap();
     world.cleanup().await;
