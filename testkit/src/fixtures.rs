@@ -180,9 +180,11 @@ pub fn alert(id: &str, kind: &str, commune: &str) -> Vec<u8> {
 
 /// The `http…` link of the email line that contains `marker`.
 pub fn link_in(text: &str, marker: &str) -> String {
-    let line = text
-        .lines()
-        .find(|line| line.contains(marker))
-        .unwrap_or_else(|| panic!("no {marker} link in:\n{text}"));
-    line[line.find("http").unwrap()..].trim().to_owned()
+    find_link(text, marker).unwrap_or_else(|| panic!("no {marker} link in:\n{text}"))
+}
+
+/// As [`link_in`], `None` when no line holds one.
+pub fn find_link(text: &str, marker: &str) -> Option<String> {
+    let line = text.lines().find(|line| line.contains(marker))?;
+    Some(line[line.find("http")?..].trim().to_owned())
 }

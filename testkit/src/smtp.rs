@@ -739,9 +739,7 @@ impl SmtpServer {
         let marker = self.state.lock().unwrap().script.link;
         let link = marker.and_then(|marker| {
             let message = mail_parser::MessageParser::default().parse(&data)?;
-            let text = message.body_text(0)?;
-            let line = text.lines().find(|line| line.contains(marker))?;
-            Some(line[line.find("http")?..].trim().to_owned())
+            crate::fixtures::find_link(&message.body_text(0)?, marker)
         });
         let mut state = self.state.lock().unwrap();
         if state.script.headers_only
