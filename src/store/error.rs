@@ -46,6 +46,39 @@ pub enum StoreError {
     Closed,
 }
 
+impl StoreError {
+    /// Whether the store could not be reached at that moment, so that the
+    /// same work may succeed later: no PostgreSQL connection could be had,
+    /// one broke or was ended by the server (a restart, a failover), or
+    /// the SQLite file stayed locked by another writer past the wait.
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Postgres {
+                cause: PostgresCause::Pool(_),
+                ..
+            } => true,
+            Self::Postgres {
+                cause: PostgresCause::Query(error),
+                ..
+            } => {
+                error.is_closed()
+                    || error.code().is_none_or(|code| {
+                        // Connection exception; admin, crash shutdown or
+                        // cannot connect now.
+                        code.code().starts_with("08") || code.code().starts_with("57P0")
+                    })
+            }
+            Self::Sqlite(error) => matches!(
+                error.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            Self::Write(cause) => cause.is_unavailable(),
+            _ => false,
+        }
+    }
+}
+
 /// Why the PostgreSQL store failed.
 #[derive(Debug, Error)]
 pub enum PostgresCause {

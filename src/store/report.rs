@@ -11,15 +11,17 @@
 //!
 //! Facts are best effort: each is noted where relais records the event it
 //! comes from ([`Store::note`]), and written by one task beside the work,
-//! many in one transaction ([`write_facts`]), from a bounded queue: a
-//! failure, or a queue full because the store is slower than the alerts,
-//! is logged and never delays or fails a delivery, an acknowledgement or a
-//! page.
+//! many in one transaction ([`write_facts`]), from a bounded queue. A
+//! store out of reach (a restart, a failover) holds them back until it
+//! comes back; any other failure, or a queue full because the store is
+//! slower than the alerts, is logged. None of it ever delays or fails a
+//! delivery, an acknowledgement or a page.
 //! Every fact is an upsert keyed by (pseudonym, network) that keeps the
 //! first received, delivered, bounced and acknowledged times, the highest
 //! escalation step and the last follow-up.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use ring::hmac;
 use time::OffsetDateTime;
@@ -214,31 +216,51 @@ pub(super) const FACTS_QUEUE: usize = 4096;
 /// facts never holds the store long beside the deliveries' records.
 const FACTS_BATCH: usize = 64;
 
+/// The wait before a batch of facts is written again when the store could
+/// not be reached (a restart, a failover): doubling from the first to the
+/// longest, for as long as the store stays out of reach. The facts noted
+/// meanwhile wait in the queue ([`FACTS_QUEUE`]).
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_LONGEST: Duration = Duration::from_secs(5);
+
 /// Writes the facts noted on a store (see [`Store::note`]), those that
 /// have arrived together in one transaction, until every handle that
-/// notes them is gone. `store` is a handle that notes none.
+/// notes them is gone. `store` is a handle that notes none. A batch the
+/// store could not take because it could not be reached is written again
+/// once it can; one it refused for any other reason is logged and left.
 pub(super) async fn write_facts(store: Store, mut facts: mpsc::Receiver<Fact>) {
     let mut batch = Vec::with_capacity(FACTS_BATCH);
     while facts.recv_many(&mut batch, FACTS_BATCH).await > 0 {
-        let mut statements = Vec::with_capacity(batch.len());
-        for fact in batch.drain(..) {
-            let (publisher, alert_id) = (fact.publisher.clone(), fact.alert_id.clone());
-            let written = store
-                .statements(fact)
-                .await
-                .map(|written| statements.extend(written));
-            if let Err(error) = written {
-                tracing::warn!(%alert_id, publisher, %error,
-                    "cannot write a fact of the yearly report; the report will miss it");
+        let mut wait = RETRY_FIRST;
+        let mut waited = false;
+        loop {
+            match store.write_batch(&mut batch).await {
+                Ok(()) => {
+                    if waited {
+                        tracing::info!(
+                            "facts of the yearly report written, now that the store can be reached"
+                        );
+                    }
+                    break;
+                }
+                Err(error) if error.is_unavailable() => {
+                    if !waited {
+                        tracing::warn!(count = batch.len(), %error,
+                            "cannot write facts of the yearly report: the store cannot be \
+                             reached; they will be written once it can");
+                        waited = true;
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(RETRY_LONGEST);
+                }
+                Err(error) => {
+                    tracing::warn!(count = batch.len(), %error,
+                        "cannot write facts of the yearly report; the report will miss them");
+                    break;
+                }
             }
         }
-        let count = statements.len();
-        if count > 0
-            && let Err(error) = store.engine.write(statements).await
-        {
-            tracing::warn!(count, %error,
-                "cannot write facts of the yearly report; the report will miss them");
-        }
+        batch.clear();
     }
 }
 
@@ -264,6 +286,34 @@ impl Store {
                 "too many facts of the yearly report wait for the store; this one is not \
                  written, and the report will miss it");
         }
+    }
+
+    /// Writes `batch` in one transaction. A fact whose statements cannot
+    /// be made for a reason other than the store being out of reach is
+    /// logged and left out of `batch`.
+    async fn write_batch(&self, batch: &mut Vec<Fact>) -> Result<(), StoreError> {
+        let mut statements = Vec::with_capacity(batch.len());
+        let mut made = Vec::with_capacity(batch.len());
+        for fact in batch.iter() {
+            match self.statements(fact.clone()).await {
+                Ok(written) => {
+                    statements.extend(written);
+                    made.push(true);
+                }
+                Err(error) if error.is_unavailable() => return Err(error),
+                Err(error) => {
+                    tracing::warn!(alert_id = %fact.alert_id, publisher = fact.publisher, %error,
+                        "cannot write a fact of the yearly report; the report will miss it");
+                    made.push(false);
+                }
+            }
+        }
+        let mut made = made.into_iter();
+        batch.retain(|_| made.next().unwrap_or(false));
+        if statements.is_empty() {
+            return Ok(());
+        }
+        self.engine.write(statements).await.map(drop)
     }
 
     /// Writes `fact`; stored for good when this returns.

@@ -110,6 +110,43 @@ impl Place {
         }
     }
 
+    /// Puts the store out of reach for `outage`, as a restart of its
+    /// server would: PostgreSQL ends the store's connections and refuses
+    /// new ones; the SQLite file is held by another writer longer than the
+    /// store waits for its lock.
+    async fn out_of_reach_for(&self, outage: std::time::Duration) {
+        match &self.database {
+            None => {
+                let path = self.settings.path.clone();
+                tokio::task::spawn_blocking(move || {
+                    let other = rusqlite::Connection::open(path).unwrap();
+                    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+                    std::thread::sleep(outage);
+                    other.execute_batch("COMMIT").unwrap();
+                })
+                .await
+                .unwrap();
+            }
+            Some((server, name)) => {
+                admin(
+                    server,
+                    &format!(
+                        "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+                         SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                          WHERE datname = '{name}'"
+                    ),
+                )
+                .await;
+                tokio::time::sleep(outage).await;
+                admin(
+                    server,
+                    &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
+                )
+                .await;
+            }
+        }
+    }
+
     async fn clean_up(self) {
         if let Some((server, name)) = &self.database {
             admin(
@@ -206,6 +243,7 @@ conformance!(
     a_dead_letter_marks_the_alert_s_networks_or_a_row_of_no_network,
     a_bounce_is_a_fact_of_its_network_and_the_first_one_stays,
     the_report_facts_are_pruned_by_their_own_retention,
+    facts_noted_while_the_store_is_out_of_reach_are_written_once_it_is_back,
 );
 
 fn delivery(alert: &str, referent: &str, at: OffsetDateTime) -> SentEmail {
@@ -1791,4 +1829,57 @@ async fn the_report_facts_are_pruned_by_their_own_retention(place: &Place) {
         .unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].received_at, t);
+}
+
+/// The report's facts are written beside the work ([`Store::note`]): one
+/// noted while the store cannot be reached (its server restarting) is
+/// written once it can, not dropped.
+async fn facts_noted_while_the_store_is_out_of_reach_are_written_once_it_is_back(place: &Place) {
+    let store = place.open().await;
+    let t = now() - time::Duration::hours(1);
+    let delivered = |facts: &[ReportFact]| {
+        facts
+            .iter()
+            .map(|fact| (fact.network.clone(), fact.delivered_at))
+            .collect::<Vec<_>>()
+    };
+    let written = |count: usize| {
+        let store = store.clone();
+        async move {
+            for _ in 0..600 {
+                let facts = store
+                    .report_facts(t, t + time::Duration::seconds(1))
+                    .await
+                    .unwrap_or_default();
+                if facts.len() >= count {
+                    return facts;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            store
+                .report_facts(t, t + time::Duration::seconds(1))
+                .await
+                .unwrap()
+        }
+    };
+    store.note(Fact::delivered(key("A-BEFORE"), "ccas", about(t), t));
+    assert_eq!(delivered(&written(1).await), [("ccas".to_owned(), Some(t))]);
+
+    // Out of reach longer than SQLite's wait for its lock (5 s).
+    let outage = std::time::Duration::from_secs(7);
+    let later = t + time::Duration::minutes(1);
+    tokio::join!(place.out_of_reach_for(outage), async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        store.note(Fact::delivered(key("A-DURING"), "caf", about(t), later));
+    });
+
+    let mut facts = delivered(&written(2).await);
+    facts.sort();
+    assert_eq!(
+        facts,
+        [
+            ("caf".to_owned(), Some(later)),
+            ("ccas".to_owned(), Some(t))
+        ]
+    );
 }
