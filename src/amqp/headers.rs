@@ -314,9 +314,13 @@ pub fn routing_key(headers: &FieldTable, current: &str) -> String {
 }
 
 /// Why a dead letter is there: relais's reason, or the broker's when the
-/// broker dead-lettered it itself.
+/// broker dead-lettered it itself: that of its last death (`x-death` lists
+/// them the most recent first), not its first, which for an alert that
+/// went through the retry ladder is its wait's end ("expired").
 pub fn reason(headers: &FieldTable) -> Option<String> {
-    text(headers, REASON).or_else(|| text(headers, FIRST_DEATH_REASON))
+    text(headers, REASON)
+        .or_else(|| last_death(headers).and_then(|death| text(death, "reason")))
+        .or_else(|| text(headers, FIRST_DEATH_REASON))
 }
 
 /// When relais gave up on a dead letter, or when the broker dead-lettered
@@ -348,14 +352,19 @@ pub fn long_string(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
 }
 
-fn death_time(headers: &FieldTable) -> Option<String> {
+/// The broker's record of the last time it dead-lettered the message.
+fn last_death(headers: &FieldTable) -> Option<&FieldTable> {
     let AMQPValue::FieldArray(deaths) = headers.inner().get("x-death")? else {
         return None;
     };
-    let AMQPValue::FieldTable(first) = deaths.as_slice().first()? else {
-        return None;
-    };
-    let AMQPValue::Timestamp(seconds) = first.inner().get("time")? else {
+    match deaths.as_slice().first()? {
+        AMQPValue::FieldTable(last) => Some(last),
+        _ => None,
+    }
+}
+
+fn death_time(headers: &FieldTable) -> Option<String> {
+    let AMQPValue::Timestamp(seconds) = last_death(headers)?.inner().get("time")? else {
         return None;
     };
     let time = OffsetDateTime::from_unix_timestamp(i64::try_from(*seconds).ok()?).ok()?;

@@ -413,6 +413,32 @@ delays = ["200ms", "400ms"]
         }
     }
 
+    /// Takes the alert waiting in the main queue and dies with it
+    /// `crashes` times, as a consumer that crashes would: each time the
+    /// broker gives it back and counts one more delivery (past
+    /// `amqp.delivery_limit`, it dead-letters it itself).
+    pub async fn crash_with_the_next_alert(&self, crashes: usize) {
+        use futures_util::StreamExt;
+        for _ in 0..crashes {
+            let channel = self.broker.connection.create_channel().await.unwrap();
+            let mut consumer = channel
+                .basic_consume(
+                    self.queue.as_str().into(),
+                    "".into(),
+                    lapin::options::BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+            tokio::time::timeout(crate::WAIT, consumer.next())
+                .await
+                .expect("an alert in the main queue")
+                .unwrap()
+                .unwrap();
+            channel.close(200, "crash".into()).await.unwrap();
+        }
+    }
+
     /// Waits until `queue` holds `count` ready messages (unacked ones are
     /// not counted by the broker), or `within` passed; returns the count.
     pub async fn wait_for_depth(&self, queue: &str, count: u32, within: Duration) -> u32 {

@@ -17,8 +17,6 @@ use relais_testkit as support;
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lapin::options::BasicConsumeOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use serde_json::Value;
 use support::smtp::Fault;
@@ -120,24 +118,7 @@ const DEAD_LETTER_AFTER_A_RETRY: [&str; 6] = [
 /// (`amqp.delivery_limit` 2): the dead letter keeps the publisher's
 /// `user_id` and headers.
 async fn poison(world: &World) {
-    for _ in 0..3 {
-        let channel = world.broker.connection.create_channel().await.unwrap();
-        let mut consumer = channel
-            .basic_consume(
-                world.queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        tokio::time::timeout(WAIT, consumer.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        channel.close(200, "crash".into()).await.unwrap();
-    }
+    world.crash_with_the_next_alert(3).await;
     assert_eq!(world.wait_for_depth(&world.dead(), 1, WAIT).await, 1);
 }
 

@@ -10,7 +10,7 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
 use relais::alert::AlertId;
 use support::smtp::{Fault, SmtpServer};
-use support::{REGISTRY, WAIT, World, alert};
+use support::{REGISTRY, WAIT, World, alert, text};
 
 fn retry_queue(world: &World, delay: &str) -> String {
     format!("{}.retry.{delay}", world.queue)
@@ -269,10 +269,6 @@ async fn a_message_redelivered_beyond_the_delivery_limit_ends_in_the_dead_letter
     // A consumer that dies with the message each time (as a crash would)
     // makes the broker redeliver it; past the limit the broker itself
     // dead-letters it, through the arguments relais declared.
-    use futures_util::StreamExt;
-    use lapin::options::BasicConsumeOptions;
-    use lapin::types::FieldTable;
-
     let world = World::with_env(REGISTRY, &[("RELAIS__AMQP__DELIVERY_LIMIT", "2")]).await;
     world
         .publish(
@@ -281,37 +277,79 @@ async fn a_message_redelivered_beyond_the_delivery_limit_ends_in_the_dead_letter
         )
         .await;
 
-    for _ in 0..3 {
-        let channel = world.broker.connection.create_channel().await.unwrap();
-        let mut consumer = channel
-            .basic_consume(
-                world.queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let delivery = tokio::time::timeout(WAIT, consumer.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            delivery.data,
-            alert("SOS75-POISON", "orientation_sociale", "75115")
-        );
-        channel.close(200, "crash".into()).await.unwrap();
-    }
+    world.crash_with_the_next_alert(3).await;
 
     assert_eq!(world.wait_for_depth(&world.dead(), 1, WAIT).await, 1);
     assert_eq!(world.broker.depth(&world.queue).await, 0);
     let dead = world.broker.take_all(&world.dead()).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].body,
+        alert("SOS75-POISON", "orientation_sociale", "75115")
+    );
     assert_eq!(dead[0].routing_key, "orientation_sociale");
     assert_eq!(
         dead[0].header("x-first-death-reason").as_deref(),
         Some("delivery_limit")
     );
+    world.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_retried_alert_the_broker_dead_letters_past_the_delivery_limit_is_listed_and_replayed_as_such()
+ {
+    // Arrange: an alert whose email the server defers, so that it waits in
+    // the retry queue and comes back to the main queue (the broker's first
+    // death of it: "expired"); relais is stopped meanwhile, and consumers
+    // that crash with it make the broker dead-letter it past the limit
+    // (its last death: "delivery_limit").
+    let world = World::with_env(REGISTRY, &[("RELAIS__AMQP__DELIVERY_LIMIT", "2")]).await;
+    world.set_retry_delays(&["5s"]);
+    world
+        .smtp
+        .fail_next(10, Fault::Reply(451, "4.3.0 try again later"));
+    let app = world.spawn();
+    world
+        .publish(
+            "orientation_sociale",
+            &alert("SOS75-RETRIED-POISON", "orientation_sociale", "75115"),
+        )
+        .await;
+    assert_eq!(
+        world
+            .wait_for_depth(&retry_queue(&world, "5s"), 1, WAIT)
+            .await,
+        1
+    );
+    app.stop().await;
+    assert_eq!(world.wait_for_depth(&world.queue, 1, WAIT).await, 1);
+    world.crash_with_the_next_alert(3).await;
+    assert_eq!(world.wait_for_depth(&world.dead(), 1, WAIT).await, 1);
+
+    // Act: the operator lists the dead letters, then replays those the
+    // delivery limit put there.
+    let listed = world.cli(&["dead-letters", "list", "--json"]);
+    let replay = world.cli(&["dead-letters", "replay", "--reason", "delivery_limit"]);
+
+    // Assert: listed with the reason it is in `.dead` for, and replayed.
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["alert_id"], "SOS75-RETRIED-POISON", "{listed}");
+    assert_eq!(listed[0]["reason"], "delivery_limit", "{listed}");
+    assert!(replay.status.success(), "{}", text(&replay.stderr));
+    assert!(
+        text(&replay.stdout).contains("replayed 1 dead letter(s)"),
+        "{}",
+        text(&replay.stdout)
+    );
+    assert_eq!(world.broker.depth(&world.dead()).await, 0);
+    assert_eq!(world.broker.depth(&world.queue).await, 1);
+    let replayed = world.broker.consume_one(&world.queue).await;
+    assert_eq!(
+        replayed.data,
+        alert("SOS75-RETRIED-POISON", "orientation_sociale", "75115")
+    );
+    assert!(world.smtp.mails().is_empty());
     world.cleanup().await;
 }
 
