@@ -514,6 +514,31 @@ fn copy(mail: &Mail) -> Copy {
     }
 }
 
+/// How many times each reason comes.
+fn counted<'a>(reasons: impl Iterator<Item = &'a String>) -> BTreeMap<&'a str, usize> {
+    let mut counts = BTreeMap::new();
+    for reason in reasons {
+        *counts.entry(reason.as_str()).or_default() += 1;
+    }
+    counts
+}
+
+/// Seconds, as their median, 90th and 99th percentiles, and maximum.
+fn spread(mut seconds: Vec<f64>) -> String {
+    if seconds.is_empty() {
+        return "none".to_owned();
+    }
+    seconds.sort_by(f64::total_cmp);
+    let at = |share: f64| seconds[((seconds.len() - 1) as f64 * share).round() as usize];
+    format!(
+        "median {:.1} s, 90% {:.1} s, 99% {:.1} s, max {:.1} s",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window() {
     let minutes: f64 = setting("RELAIS_SOAK_MINUTES", 2.0);
@@ -806,12 +831,16 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
         for letter in inspect.take_all(&world.dead()).await {
             let alert: serde_json::Value = serde_json::from_slice(&letter.body).unwrap_or_default();
             let reason = letter.header("x-relais-reason").unwrap_or_else(|| {
-                // Not relais's: the broker's (its delivery limit, a TTL);
-                // x-death says which.
+                // Not relais's: the broker's (its delivery limit), as
+                // `relais dead-letters list` says it.
                 format!(
-                    "none, the broker's: {} in {}",
-                    letter.header("x-first-death-reason").unwrap_or_default(),
-                    letter.header("x-first-death-queue").unwrap_or_default(),
+                    "the broker's {}",
+                    letter
+                        .properties
+                        .headers()
+                        .as_ref()
+                        .and_then(relais::amqp::headers::reason)
+                        .unwrap_or_default()
                 )
             });
             let id = alert["id"].as_str().unwrap_or("?").to_owned();
@@ -974,6 +1003,25 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
             _ => {}
         }
     }
+    // How long the référents waited for their email: from the alert's
+    // publication to its first copy at the counting server, and the part
+    // of it before Postfix took the email from relais (its `Received:`
+    // date, in whole seconds).
+    let (mut waited, mut before_postfix) = (Vec::new(), Vec::new());
+    for sent in &published.alerts {
+        for to in SHAPES[sent.shape].2 {
+            let Some(copies) = per_email.get(&(sent.id.clone(), (*to).to_owned())) else {
+                continue;
+            };
+            let Some(first) = copies.iter().min_by_key(|copy| copy.at) else {
+                continue;
+            };
+            waited.push(first.at.saturating_duration_since(sent.at).as_secs_f64());
+            if let Some(accepted) = first.accepted {
+                before_postfix.push((accepted as f64 - clocks.wall(sent.at)).max(0.0));
+            }
+        }
+    }
     let strangers: Vec<_> = per_email
         .keys()
         .filter(|(id, _)| !known.contains(id.as_str()))
@@ -1050,6 +1098,8 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
          escalations lost: {}; escalated though acknowledged: {}\n\
          emailed twice outside RFC 1047's window: {}; inside it: {:?}; \
          delivered twice by Postfix itself: {postfix_repeats}\n\
+         from publication to the référent's first copy: {}; \
+         of it, before Postfix took the email: {}\n\
          settled {:.1} s after the chaos ended\n\
          faults (count, then time from each one's end to the next email: median, max):\n",
         started.elapsed().as_secs_f64() / 60.0 - settled.as_secs_f64() / 60.0,
@@ -1059,18 +1109,20 @@ async fn a_chaos_soak_loses_nothing_and_doubles_nothing_outside_rfc_1047s_window
         mails.len(),
         lost.len(),
         dead.len(),
-        dead.values().collect::<HashSet<_>>(),
+        counted(dead.values()),
         partly_dead.len(),
         strangers.len(),
         clicks.acknowledged.len(),
         acknowledged_late,
         clicks.failed,
         dead_steps.len(),
-        dead_steps.values().collect::<HashSet<_>>(),
+        counted(dead_steps.values()),
         escalation_lost.len(),
         escalated_though_acknowledged.len(),
         doubled.len(),
         in_window,
+        spread(waited),
+        spread(before_postfix),
         settled.as_secs_f64(),
     );
     for (kind, (count, mut recoveries)) in per_kind {
