@@ -62,10 +62,15 @@ impl StoreError {
                 cause: PostgresCause::Query(error),
                 ..
             } => {
+                // The connection closed or failed under the statement; or
+                // the server said: connection exception, admin or crash
+                // shutdown, cannot connect now. Not a statement it refused,
+                // nor a value that could not be converted: those would
+                // fail again.
                 error.is_closed()
-                    || error.code().is_none_or(|code| {
-                        // Connection exception; admin, crash shutdown or
-                        // cannot connect now.
+                    || std::error::Error::source(error)
+                        .is_some_and(|cause| cause.is::<std::io::Error>())
+                    || error.code().is_some_and(|code| {
                         code.code().starts_with("08") || code.code().starts_with("57P0")
                     })
             }
