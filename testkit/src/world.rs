@@ -439,6 +439,25 @@ delays = ["200ms", "400ms"]
         }
     }
 
+    /// Waits until relais has recorded `count` emails of the alert `id` as
+    /// delivered, or `within` passed; returns the count. relais records an
+    /// email once the mail server has answered its end of data, a moment
+    /// after the test's server counted it: a référent's click comes later
+    /// than that, and a test acting on a link as soon as the server has
+    /// the email waits for this first.
+    pub async fn wait_for_recorded(&self, id: &str, count: usize, within: Duration) -> usize {
+        let id = relais::alert::AlertId::parse(id).expect("an alert id");
+        let audit = self.audit().await;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let recorded = audit.alert(&id).await.map_or(0, |emails| emails.len());
+            if recorded >= count || tokio::time::Instant::now() >= deadline {
+                return recorded;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until `queue` holds `count` ready messages (unacked ones are
     /// not counted by the broker), or `within` passed; returns the count.
     pub async fn wait_for_depth(&self, queue: &str, count: u32, within: Duration) -> u32 {

@@ -265,6 +265,7 @@ async fn a_co_recipient_sees_who_of_their_network_acknowledged_first_and_what_wa
         )
         .await;
     let mails = world.smtp.wait_for(2, WAIT).await;
+    assert_eq!(world.wait_for_recorded("SOS75-COLLEGUES", 2, WAIT).await, 2);
     let browser = Browser::start().await;
     browser.resize(PHONE, 800).await;
     browser.open(&link_for(&mails, "ccas-paris-13", port)).await;
@@ -360,6 +361,7 @@ async fn with_notify_colleagues_the_first_acknowledgement_in_a_network_is_emaile
         .publish(&world, &alert("SOS75-AVIS", "orientation_sociale", "75113"))
         .await;
     let mails = world.smtp.wait_for(2, WAIT).await;
+    assert_eq!(world.wait_for_recorded("SOS75-AVIS", 2, WAIT).await, 2);
     let link = link_for(&mails, "ccas-paris-13", port);
     let path = link.trim_start_matches(&format!("http://127.0.0.1:{port}"));
 
