@@ -202,13 +202,7 @@ async fn an_acknowledgement_stops_the_chain() {
 
     // Act: Camille acknowledges before the wait ends (once her email is
     // in the store, as it is long before a person clicks).
-    let id = relais::alert::AlertId::parse("SOS75-ESC").unwrap();
-    for _ in 0..100 {
-        if !world.audit().await.alert(&id).await.unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(world.wait_for_recorded("SOS75-ESC", 1, WAIT).await, 1);
     let (status, page) = http_request(port, "POST", path).await;
     assert_eq!(status, 200, "{page}");
     // The step falls due and is carried out: nobody to email.
